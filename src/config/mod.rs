@@ -1,0 +1,235 @@
+//! Loading: `meridian.toml` and the zone files it names, validated, into an immutable
+//! [`Snapshot`] that the query path reads through an atomic pointer swap.
+//!
+//! Every problem is a [`Diagnostic`] with file, line and reason; loading goes on after an
+//! error so that `meridian check` can report all of them in one run.
+
+pub mod zonefile;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+pub use zonefile::Diagnostic;
+
+use crate::zone::name::wire_lower;
+use crate::zone::{Zone, ZoneBuilder, ZoneSet};
+
+/// Largest UDP payload we advertise and send (the DNS flag day 2020 value).
+pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+
+/// `meridian.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// A directory whose `*.zone` files are zones named after the file (`example.com.zone`).
+    #[serde(default)]
+    pub zones_dir: Option<PathBuf>,
+    /// Zones listed one by one.
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to answer on, UDP and TCP both.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// Server identity for NSID (RFC 5001) and `id.server`/`hostname.bind` CH TXT.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// UDP receive threads per listen address; 0 means one per CPU core.
+    #[serde(default)]
+    pub udp_threads: usize,
+    /// Largest UDP response, also advertised in our OPT record.
+    #[serde(default = "default_udp_payload")]
+    pub max_udp_payload: u16,
+    /// Seconds a TCP connection may stay idle between queries (RFC 7766 §6.2.3).
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout_secs: u64,
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_udp_payload() -> u16 {
+    DEFAULT_UDP_PAYLOAD
+}
+fn default_tcp_idle() -> u64 {
+    10
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            identity: None,
+            udp_threads: 0,
+            max_udp_payload: DEFAULT_UDP_PAYLOAD,
+            tcp_idle_timeout_secs: default_tcp_idle(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// The zone's apex, e.g. `example.com.`
+    pub origin: String,
+    /// Its RFC 1035 master file, relative to the config file.
+    pub file: PathBuf,
+}
+
+/// Everything the query path needs, frozen. Swapped whole on reload.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub zones: ZoneSet,
+    /// Identity as TXT RDATA-ready bytes (NSID payload).
+    pub identity: Option<Box<[u8]>>,
+    pub max_udp_payload: u16,
+}
+
+/// A loaded configuration: the listener settings and the first snapshot.
+#[derive(Debug)]
+pub struct Loaded {
+    pub server: ServerConfig,
+    pub snapshot: Snapshot,
+    pub warnings: Vec<Diagnostic>,
+}
+
+fn toml_line(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    span.map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+        .unwrap_or(0)
+}
+
+/// Reads and validates the config file and every zone. Returns all errors found.
+pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let diag = |line: usize, message: String| Diagnostic {
+        file: config_path.to_path_buf(),
+        line,
+        message,
+    };
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| vec![diag(0, format!("cannot read: {e}"))])?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let line = toml_line(&text, e.span());
+        vec![diag(line, e.message().to_string())]
+    })?;
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    if file.server.listen.is_empty() {
+        errors.push(diag(0, "server.listen names no address".into()));
+    }
+    if file.server.max_udp_payload < 512 {
+        errors.push(diag(
+            0,
+            "server.max_udp_payload must be at least 512".into(),
+        ));
+    }
+
+    let mut sources: Vec<(Name, PathBuf)> = Vec::new();
+    if let Some(dir) = &file.zones_dir {
+        let dir = base.join(dir);
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                let mut paths: Vec<PathBuf> = rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "zone"))
+                    .collect();
+                paths.sort();
+                for p in paths {
+                    let stem = p
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    match Name::from_str(&format!("{}.", stem.trim_end_matches('.'))) {
+                        Ok(origin) => sources.push((origin, p)),
+                        Err(e) => errors.push(Diagnostic {
+                            file: p.clone(),
+                            line: 0,
+                            message: format!("file name is not a zone name: {e}"),
+                        }),
+                    }
+                }
+            }
+            Err(e) => errors.push(diag(
+                0,
+                format!("zones_dir {}: cannot read: {e}", dir.display()),
+            )),
+        }
+    }
+    for z in &file.zones {
+        match Name::parse(&z.origin, Some(&Name::root())) {
+            Ok(origin) => sources.push((origin, base.join(&z.file))),
+            Err(e) => errors.push(diag(0, format!("zone origin {:?}: {e}", z.origin))),
+        }
+    }
+
+    let mut zones: Vec<Zone> = Vec::new();
+    for (origin, path) in sources {
+        match load_zone(&origin, &path) {
+            Ok((zone, w)) => {
+                warnings.extend(w);
+                zones.push(zone);
+            }
+            Err((e, w)) => {
+                errors.extend(e);
+                warnings.extend(w);
+            }
+        }
+    }
+    let zones = match ZoneSet::new(zones) {
+        Ok(z) => z,
+        Err(e) => {
+            errors.push(diag(0, e));
+            ZoneSet::default()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let identity = file
+        .server
+        .identity
+        .as_ref()
+        .map(|s| s.as_bytes().to_vec().into_boxed_slice());
+    Ok(Loaded {
+        snapshot: Snapshot {
+            zones,
+            identity,
+            max_udp_payload: file.server.max_udp_payload,
+        },
+        server: file.server,
+        warnings,
+    })
+}
+
+type ZoneResult = Result<(Zone, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnostic>)>;
+
+/// Loads one master file as the zone `origin`.
+pub fn load_zone(origin: &Name, path: &Path) -> ZoneResult {
+    let mut builder = ZoneBuilder::new(wire_lower(origin));
+    let (mut errors, warnings) = zonefile::load_zone_file(path, origin, &mut builder);
+    if !errors.is_empty() {
+        return Err((errors, warnings));
+    }
+    match builder.finish() {
+        Ok(zone) => Ok((zone, warnings)),
+        Err(message) => {
+            errors.push(Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                message,
+            });
+            Err((errors, warnings))
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! RFC 1035 §5 master files: `$ORIGIN`, `$TTL`, `$INCLUDE`, relative names, parentheses,
+//! quoted strings, escapes, comments, and RFC 3597 unknown-type syntax.
+//!
+//! hickory-proto parses the RDATA of each known type; this module does the tokenizing itself
+//! so that every error carries its file and line, and so that loading goes on after an error
+//! and reports all of them at once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::txt::parse_ttl;
+
+use crate::zone::name::wire_lower;
+use crate::zone::{ZoneBuilder, rtype};
+
+/// Deepest `$INCLUDE` nesting accepted (also stops include cycles).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// A problem in a file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
+/// One token as written (quotes and escapes kept), so that RDATA parsers see the original.
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    quoted: bool,
+}
+
+/// One logical entry: a directive or a record, possibly spanning lines in parentheses.
+#[derive(Debug)]
+struct Entry {
+    line: usize,
+    /// The entry began with white space: the owner is the previous one.
+    blank_owner: bool,
+    tokens: Vec<Token>,
+}
+
+/// Splits master-file text into entries. Errors carry the line where they were found.
+fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut line = 1usize;
+    let mut depth = 0usize;
+    let mut paren_line = 0usize;
+    let mut cur: Option<Entry> = None;
+    let mut at_line_start = true;
+    let mut chars = text.chars().peekable();
+
+    let flush = |cur: &mut Option<Entry>, entries: &mut Vec<Entry>| {
+        if let Some(e) = cur.take()
+            && !e.tokens.is_empty()
+        {
+            entries.push(e);
+        }
+    };
+
+    while let Some(c) = chars.next() {
+        let line_start = at_line_start;
+        at_line_start = false;
+        match c {
+            '\n' => {
+                line += 1;
+                at_line_start = true;
+                if depth == 0 {
+                    flush(&mut cur, &mut entries);
+                }
+            }
+            ';' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        at_line_start = true;
+                        if depth == 0 {
+                            flush(&mut cur, &mut entries);
+                        }
+                        break;
+                    }
+                }
+            }
+            ' ' | '\t' | '\r' => {
+                if line_start && depth == 0 && cur.is_none() {
+                    cur = Some(Entry {
+                        line,
+                        blank_owner: true,
+                        tokens: Vec::new(),
+                    });
+                }
+            }
+            '(' => {
+                if depth == 0 {
+                    paren_line = line;
+                }
+                depth += 1;
+                cur.get_or_insert(Entry {
+                    line,
+                    blank_owner: line_start,
+                    tokens: Vec::new(),
+                });
+            }
+            ')' => {
+                if depth == 0 {
+                    errors.push((line, "unbalanced ')'".into()));
+                } else {
+                    depth -= 1;
+                }
+            }
+            _ => {
+                let entry = cur.get_or_insert(Entry {
+                    line,
+                    blank_owner: false,
+                    tokens: Vec::new(),
+                });
+                let mut text = String::new();
+                let quoted = c == '"';
+                text.push(c);
+                if quoted {
+                    let start_line = line;
+                    let mut closed = false;
+                    while let Some(c) = chars.next() {
+                        text.push(c);
+                        match c {
+                            '\\' => {
+                                if let Some(n) = chars.next() {
+                                    if n == '\n' {
+                                        line += 1;
+                                    }
+                                    text.push(n);
+                                }
+                            }
+                            '\n' => line += 1,
+                            '"' => {
+                                closed = true;
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !closed {
+                        errors.push((start_line, "unterminated quoted string".into()));
+                    }
+                } else {
+                    if c == '\\'
+                        && let Some(n) = chars.next()
+                    {
+                        text.push(n);
+                    }
+                    while let Some(&n) = chars.peek() {
+                        if matches!(n, ' ' | '\t' | '\r' | '\n' | ';' | '(' | ')') {
+                            break;
+                        }
+                        chars.next();
+                        text.push(n);
+                        if n == '\\'
+                            && let Some(e) = chars.next()
+                        {
+                            text.push(e);
+                        } else if n == '"' {
+                            // key="value" (RFC 9460 SvcParams): the quoted part is one token.
+                            while let Some(q) = chars.next() {
+                                text.push(q);
+                                match q {
+                                    '\\' => {
+                                        if let Some(e) = chars.next() {
+                                            text.push(e);
+                                        }
+                                    }
+                                    '\n' => line += 1,
+                                    '"' => break,
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                }
+                entry.tokens.push(Token { text, quoted });
+            }
+        }
+    }
+    if depth > 0 {
+        errors.push((paren_line, "'(' is never closed".into()));
+    }
+    flush(&mut cur, &mut entries);
+    entries
+}
+
+/// Parser state that carries across entries and into `$INCLUDE`d files.
+struct State {
+    origin: Name,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    last_owner: Option<Name>,
+}
+
+/// Loads a zone's master file into `builder`. Returns every problem found; warnings are
+/// returned separately and do not stop loading.
+pub fn load_zone_file(
+    path: &Path,
+    origin: &Name,
+    builder: &mut ZoneBuilder,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut state = State {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+    };
+    let mut stack = Vec::new();
+    load_file(
+        path,
+        &mut state,
+        builder,
+        &mut errors,
+        &mut warnings,
+        &mut stack,
+    );
+    (errors, warnings)
+}
+
+fn load_file(
+    path: &Path,
+    state: &mut State,
+    builder: &mut ZoneBuilder,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+    stack: &mut Vec<PathBuf>,
+) {
+    let diag = |line: usize, message: String| Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(diag(0, format!("cannot read: {e}")));
+            return;
+        }
+    };
+    stack.push(path.to_path_buf());
+    let mut lex_errors = Vec::new();
+    let entries = tokenize(&text, &mut lex_errors);
+    errors.extend(lex_errors.into_iter().map(|(l, m)| diag(l, m)));
+
+    for entry in entries {
+        let result = match entry.tokens.first().map(|t| t.text.as_str()) {
+            Some(d) if d.starts_with('$') && !entry.blank_owner => {
+                directive(&entry, path, state, builder, errors, warnings, stack)
+            }
+            _ => record(&entry, state, builder),
+        };
+        if let Err(message) = result {
+            errors.push(diag(entry.line, message));
+        }
+        for w in builder.take_warnings() {
+            warnings.push(diag(entry.line, w));
+        }
+    }
+    stack.pop();
+}
+
+fn directive(
+    entry: &Entry,
+    path: &Path,
+    state: &mut State,
+    builder: &mut ZoneBuilder,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+    stack: &mut Vec<PathBuf>,
+) -> Result<(), String> {
+    let args = &entry.tokens[1..];
+    match entry.tokens[0].text.to_ascii_uppercase().as_str() {
+        "$ORIGIN" => {
+            let [name] = args else {
+                return Err("$ORIGIN takes exactly one domain name".into());
+            };
+            state.origin = parse_name(&name.text, &state.origin)?;
+            Ok(())
+        }
+        "$TTL" => {
+            let [ttl] = args else {
+                return Err("$TTL takes exactly one TTL".into());
+            };
+            let ttl = parse_ttl_value(&ttl.text)?;
+            state.default_ttl = Some(ttl);
+            Ok(())
+        }
+        "$INCLUDE" => {
+            let (file, origin) = match args {
+                [file] => (file, None),
+                [file, origin] => (file, Some(origin)),
+                _ => return Err("$INCLUDE takes a file name and an optional origin".into()),
+            };
+            let file_name = unquote(&file.text);
+            let target = path
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(&file_name);
+            if stack.len() >= MAX_INCLUDE_DEPTH || stack.contains(&target) {
+                return Err(format!(
+                    "$INCLUDE {file_name}: include cycle or nesting deeper than {MAX_INCLUDE_DEPTH}"
+                ));
+            }
+            // The included file starts with the given origin; ours is restored afterwards.
+            let saved_origin = state.origin.clone();
+            let saved_owner = state.last_owner.clone();
+            if let Some(o) = origin {
+                state.origin = parse_name(&o.text, &state.origin)?;
+            }
+            load_file(&target, state, builder, errors, warnings, stack);
+            state.origin = saved_origin;
+            state.last_owner = saved_owner;
+            Ok(())
+        }
+        other => Err(format!("unsupported directive {other}")),
+    }
+}
+
+fn unquote(s: &str) -> String {
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+        .to_string()
+}
+
+fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+    if text == "@" {
+        return Ok(origin.clone());
+    }
+    let mut name = Name::parse(text, Some(origin))
+        .map_err(|e| format!("invalid domain name {text:?}: {e}"))?;
+    name.set_fqdn(true);
+    if name.len() > 255 {
+        return Err(format!("domain name {text:?} is longer than 255 octets"));
+    }
+    Ok(name)
+}
+
+fn parse_ttl_value(text: &str) -> Result<u32, String> {
+    let ttl = parse_ttl(text).map_err(|_| format!("invalid TTL {text:?}"))?;
+    if ttl > i32::MAX as u32 {
+        return Err(format!("TTL {text} is above 2^31-1 (RFC 2181 §8)"));
+    }
+    Ok(ttl)
+}
+
+/// The record type named by a token: a mnemonic or `TYPEnnn` (RFC 3597 §5).
+fn parse_type(text: &str) -> Option<RecordType> {
+    let upper = text.to_ascii_uppercase();
+    if let Some(num) = upper.strip_prefix("TYPE") {
+        return num.parse::<u16>().ok().map(RecordType::from);
+    }
+    // Some mnemonics hickory does not know by name.
+    match upper.as_str() {
+        "DNAME" => return Some(RecordType::from(rtype::DNAME)),
+        "DS" => return Some(RecordType::from(rtype::DS)),
+        _ => {}
+    }
+    match RecordType::from_str(&upper) {
+        Ok(RecordType::Unknown(_)) | Err(_) => None,
+        Ok(t) => Some(t),
+    }
+}
+
+fn is_class(text: &str) -> bool {
+    text.eq_ignore_ascii_case("IN")
+        || text.eq_ignore_ascii_case("CH")
+        || text.eq_ignore_ascii_case("HS")
+        || text.eq_ignore_ascii_case("CS")
+        || text.to_ascii_uppercase().starts_with("CLASS")
+}
+
+fn record(entry: &Entry, state: &mut State, builder: &mut ZoneBuilder) -> Result<(), String> {
+    let mut tokens = entry.tokens.iter().peekable();
+    let owner = if entry.blank_owner {
+        state
+            .last_owner
+            .clone()
+            .ok_or_else(|| "record has no owner name and none came before".to_string())?
+    } else {
+        let t = tokens.next().ok_or("empty record")?;
+        let owner = parse_name(&t.text, &state.origin)?;
+        state.last_owner = Some(owner.clone());
+        owner
+    };
+
+    // TTL and class come in either order before the type (RFC 1035 §5.1).
+    let mut ttl = None;
+    let mut rtype = None;
+    for _ in 0..3 {
+        let Some(t) = tokens.next() else {
+            return Err("record has no type".into());
+        };
+        if t.text.starts_with(|c: char| c.is_ascii_digit()) && ttl.is_none() {
+            ttl = Some(parse_ttl_value(&t.text)?);
+        } else if is_class(&t.text) {
+            if !t.text.eq_ignore_ascii_case("IN") {
+                return Err(format!("class {} is not supported (only IN)", t.text));
+            }
+        } else {
+            rtype = Some(
+                parse_type(&t.text).ok_or_else(|| format!("unknown record type {:?}", t.text))?,
+            );
+            break;
+        }
+    }
+    let rtype = rtype.ok_or("record has no type")?;
+    let ttl = match ttl.or(state.default_ttl).or(state.last_ttl) {
+        Some(t) => t,
+        None => return Err("record has no TTL and no $TTL came before".into()),
+    };
+    state.last_ttl = Some(ttl);
+    let rdata_tokens: Vec<&Token> = tokens.collect();
+    let rdata = encode_rdata(rtype, &rdata_tokens, &state.origin)?;
+    builder.add(&wire_lower(&owner), u16::from(rtype), ttl, rdata)
+}
+
+/// RDATA in uncompressed wire form.
+fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<Vec<u8>, String> {
+    let code = u16::from(rtype);
+    if tokens.first().is_some_and(|t| t.text == "\\#") {
+        return generic_rdata(tokens);
+    }
+    if tokens.is_empty() {
+        return Err(format!("{rtype} record has no data"));
+    }
+    match code {
+        rtype::DNAME => {
+            let [target] = tokens else {
+                return Err("DNAME takes exactly one domain name".into());
+            };
+            return Ok(name_wire(&parse_name(&target.text, origin)?));
+        }
+        rtype::DS => return ds_rdata(tokens),
+        _ => {}
+    }
+
+    // Names inside RDATA are made absolute here, since hickory's string parser has no origin.
+    let name_positions: &[usize] = match rtype {
+        RecordType::NS | RecordType::CNAME | RecordType::PTR => &[0],
+        RecordType::MX => &[1],
+        RecordType::SRV => &[3],
+        RecordType::SOA => &[0, 1],
+        RecordType::NAPTR => &[5],
+        RecordType::SVCB | RecordType::HTTPS => &[1],
+        _ => &[],
+    };
+    let mut text = String::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        if name_positions.contains(&i) && !t.quoted {
+            let name = parse_name(&t.text, origin)?;
+            text.push_str(&name.to_ascii());
+        } else {
+            text.push_str(&t.text);
+        }
+    }
+    let rdata =
+        RData::try_from_str(rtype, &text).map_err(|e| format!("invalid {rtype} data: {e}"))?;
+    let mut buf = Vec::new();
+    let mut encoder = BinEncoder::new(&mut buf);
+    encoder.set_canonical_form(true);
+    rdata
+        .emit(&mut encoder)
+        .map_err(|e| format!("cannot encode {rtype} data: {e}"))?;
+    if buf.len() > u16::MAX as usize {
+        return Err(format!("{rtype} data is longer than 65535 octets"));
+    }
+    Ok(buf)
+}
+
+fn name_wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out
+}
+
+/// RFC 3597 §5: `\# <length> <hex>...`.
+fn generic_rdata(tokens: &[&Token]) -> Result<Vec<u8>, String> {
+    let len: usize = tokens
+        .get(1)
+        .and_then(|t| t.text.parse().ok())
+        .ok_or("\\# must be followed by the RDATA length")?;
+    let hex: String = tokens[2..].iter().map(|t| t.text.as_str()).collect();
+    let bytes = decode_hex(&hex)?;
+    if bytes.len() != len {
+        return Err(format!(
+            "\\# says {len} octets but {} are given",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
+    if !hex.len().is_multiple_of(2) {
+        return Err("odd number of hex digits".into());
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("invalid hex {:?}", hex.get(i..i + 2).unwrap_or("")))
+        })
+        .collect()
+}
+
+/// DS (RFC 4034 §5.3): key tag, algorithm, digest type, hex digest (may be split).
+fn ds_rdata(tokens: &[&Token]) -> Result<Vec<u8>, String> {
+    if tokens.len() < 4 {
+        return Err("DS takes key tag, algorithm, digest type and digest".into());
+    }
+    let tag: u16 = tokens[0]
+        .text
+        .parse()
+        .map_err(|_| format!("invalid DS key tag {:?}", tokens[0].text))?;
+    let alg: u8 = tokens[1]
+        .text
+        .parse()
+        .map_err(|_| format!("invalid DS algorithm {:?}", tokens[1].text))?;
+    let digest_type: u8 = tokens[2]
+        .text
+        .parse()
+        .map_err(|_| format!("invalid DS digest type {:?}", tokens[2].text))?;
+    let hex: String = tokens[3..].iter().map(|t| t.text.as_str()).collect();
+    let digest = decode_hex(&hex)?;
+    let mut out = Vec::with_capacity(4 + digest.len());
+    out.extend_from_slice(&tag.to_be_bytes());
+    out.push(alg);
+    out.push(digest_type);
+    out.extend_from_slice(&digest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
+        let mut errors = Vec::new();
+        let entries = tokenize(text, &mut errors);
+        (entries, errors)
+    }
+
+    #[test]
+    fn parentheses_span_lines_and_keep_the_first_line() {
+        let (entries, errors) = toks("@ IN SOA ns hm (\n 1 ; serial\n 2 3 4 5 )\nwww A 1.2.3.4\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].line, 1);
+        assert_eq!(entries[0].tokens.len(), 10);
+        assert_eq!(entries[1].line, 4);
+    }
+
+    #[test]
+    fn blank_owner_and_quotes() {
+        let (entries, errors) = toks("  TXT \"a ; b\" c\\ d\n");
+        assert!(errors.is_empty());
+        assert!(entries[0].blank_owner);
+        assert_eq!(entries[0].tokens[1].text, "\"a ; b\"");
+        assert_eq!(entries[0].tokens[2].text, "c\\ d");
+    }
+
+    #[test]
+    fn reports_unclosed_paren_and_quote_lines() {
+        let (_, errors) = toks("a A (\n1.2.3.4\n");
+        assert_eq!(errors, vec![(1, "'(' is never closed".to_string())]);
+        let (_, errors) = toks("\n\na TXT \"open\n");
+        assert_eq!(errors[0].0, 3);
+    }
+
+    #[test]
+    fn quoted_value_inside_a_token() {
+        let (entries, errors) = toks("svc HTTPS 1 . alpn=\"h2,h3\" port=443\n");
+        assert!(errors.is_empty());
+        assert_eq!(entries[0].tokens[4].text, "alpn=\"h2,h3\"");
+        let rd = RData::try_from_str(RecordType::HTTPS, "1 . alpn=\"h2,h3\" port=443");
+        assert!(rd.is_ok(), "{rd:?}");
+    }
+
+    #[test]
+    fn generic_and_ds_rdata() {
+        let t = |s: &str| Token {
+            text: s.into(),
+            quoted: false,
+        };
+        let v = [t("\\#"), t("3"), t("0a0B"), t("0c")];
+        let refs: Vec<&Token> = v.iter().collect();
+        assert_eq!(generic_rdata(&refs), Ok(vec![10, 11, 12]));
+        let v = [t("\\#"), t("4"), t("0a0b")];
+        let refs: Vec<&Token> = v.iter().collect();
+        assert!(generic_rdata(&refs).is_err());
+        let v = [t("60485"), t("5"), t("1"), t("2BB1"), t("83AF")];
+        let refs: Vec<&Token> = v.iter().collect();
+        assert_eq!(
+            ds_rdata(&refs),
+            Ok(vec![0xec, 0x45, 5, 1, 0x2b, 0xb1, 0x83, 0xaf])
+        );
+    }
+}

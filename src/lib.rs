@@ -1,0 +1,12 @@
+//! meridian: an authoritative DNS server for global traffic steering.
+//!
+//! The rooms (see docs/architecture.md): `config` loads files into an immutable snapshot,
+//! `zone` holds authoritative data and answers RFC 1034 lookups, `geo` locates clients,
+//! `routing` picks answers for dynamic names, `health` runs checks, `server` speaks the wire
+//! protocol, `api` is the HTTP admin surface.
+
+pub mod cli;
+pub mod config;
+pub mod geo;
+pub mod server;
+pub mod zone;

@@ -1,0 +1,43 @@
+//! Command line only: parse arguments and call into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "meridian",
+    version,
+    about = "Authoritative DNS server for global traffic steering"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the zones of a configuration.
+    Serve {
+        #[arg(short, long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and every zone; print every error with file and line.
+    Check {
+        #[arg(short, long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    meridian::cli::init_logging(&cli.log_format);
+    match cli.command {
+        Command::Serve { config } => meridian::cli::serve(config),
+        Command::Check { config } => meridian::cli::check(&config),
+    }
+}

@@ -1,0 +1,141 @@
+//! One request in, one response out: the whole answer path without I/O, shared by UDP, TCP,
+//! the benchmarks and the fuzz target.
+
+use crate::config::Snapshot;
+use crate::zone::name::MAX_NAME_LEN;
+use crate::zone::{Transport, rcode, rtype};
+
+use super::wire::{self, CLASS_CH, CLASS_IN, HEADER_LEN, OptOut, ParseError, Writer};
+
+/// Smallest buffer `answer` needs for a response (the largest TCP message).
+pub const MAX_MESSAGE: usize = 65535;
+
+/// Names that return the server identity in class CH (RFC 4892).
+const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
+const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
+
+/// Builds the response to `request` in `response`; `None` means send nothing.
+pub fn answer(
+    snapshot: &Snapshot,
+    request: &[u8],
+    response: &mut [u8],
+    transport: Transport,
+) -> Option<usize> {
+    let query = match wire::parse_query(request) {
+        Ok(q) => q,
+        Err(ParseError::Drop) => return None,
+        Err(ParseError::Reply {
+            id,
+            opcode,
+            recursion_desired,
+            rcode,
+            question_end,
+        }) => {
+            let question = request.get(HEADER_LEN..question_end).unwrap_or(&[]);
+            let mut w = Writer::new(response, id, opcode, recursion_desired, question, 512);
+            w.set_rcode(rcode);
+            return Some(w.finish(None));
+        }
+    };
+
+    let max_size = match (transport, &query.edns) {
+        (Transport::Tcp, _) => MAX_MESSAGE,
+        (Transport::Udp, Some(e)) => e.udp_size.clamp(512, snapshot.max_udp_payload) as usize,
+        (Transport::Udp, None) => 512,
+    };
+    let question = &request[HEADER_LEN..HEADER_LEN + query.qname.len() + 4];
+    let mut w = Writer::new(
+        response,
+        query.id,
+        query.opcode,
+        query.recursion_desired,
+        question,
+        max_size,
+    );
+    w.set_checking_disabled(query.checking_disabled);
+    let opt = query.edns.map(|e| OptOut {
+        udp_size: snapshot.max_udp_payload,
+        extended_rcode: 0,
+        dnssec_ok: e.dnssec_ok,
+        nsid: if e.nsid {
+            snapshot.identity.as_deref()
+        } else {
+            None
+        },
+        // Static data does not depend on the client: scope 0 (RFC 7871 §7.2.1).
+        ecs: e.ecs.map(|mut s| {
+            s.scope_prefix = 0;
+            s
+        }),
+    });
+    if let Some(opt) = &opt {
+        w.reserve_opt(opt);
+    }
+    if query.edns.is_some_and(|e| e.version > 0) {
+        // BADVERS (16) lives in the OPT record's extended rcode bits (RFC 6891 §6.1.3).
+        let opt = opt.map(|mut o| {
+            o.extended_rcode = (rcode::BADVERS >> 4) as u8;
+            o.nsid = None;
+            o.ecs = None;
+            o
+        });
+        return Some(w.finish(opt.as_ref()));
+    }
+
+    match query.qtype {
+        rtype::OPT => {
+            w.set_rcode(rcode::FORMERR);
+            return Some(w.finish(opt.as_ref()));
+        }
+        rtype::AXFR | rtype::IXFR => {
+            w.set_rcode(rcode::REFUSED);
+            return Some(w.finish(opt.as_ref()));
+        }
+        // Other meta types (MAILA, MAILB, TKEY, TSIG...) are not questions we answer.
+        128..=254 => {
+            w.set_rcode(rcode::NOTIMP);
+            return Some(w.finish(opt.as_ref()));
+        }
+        _ => {}
+    }
+
+    let mut key = [0u8; MAX_NAME_LEN];
+    let len = query.qname.len();
+    key[..len].copy_from_slice(query.qname);
+    key[..len].make_ascii_lowercase();
+    let key = &key[..len];
+
+    match query.qclass {
+        CLASS_IN => {}
+        CLASS_CH => {
+            let identity = snapshot.identity.as_deref();
+            match identity {
+                Some(id)
+                    if matches!(query.qtype, rtype::TXT | rtype::ANY)
+                        && (key == ID_SERVER || key == HOSTNAME_BIND) =>
+                {
+                    w.chaos_txt(query.qname, id);
+                    w.set_authoritative(true);
+                }
+                _ => w.set_rcode(rcode::REFUSED),
+            }
+            return Some(w.finish(opt.as_ref()));
+        }
+        _ => {
+            w.set_rcode(rcode::REFUSED);
+            return Some(w.finish(opt.as_ref()));
+        }
+    }
+
+    let Some(zone) = snapshot.zones.find(key, query.qtype) else {
+        // Not ours, and we never recurse.
+        w.set_rcode(rcode::REFUSED);
+        return Some(w.finish(opt.as_ref()));
+    };
+    let outcome = snapshot
+        .zones
+        .resolve(zone, query.qname, query.qtype, transport, &mut w);
+    w.set_rcode(outcome.rcode);
+    w.set_authoritative(outcome.authoritative);
+    Some(w.finish(opt.as_ref()))
+}

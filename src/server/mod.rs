@@ -1,0 +1,127 @@
+//! The wire side: sockets, the answer path, and the shared snapshot it reads.
+//!
+//! UDP runs on plain threads, one `SO_REUSEPORT` socket each, with reused buffers: no task,
+//! lock or allocation per query. TCP runs on tokio. Both read the current [`Snapshot`]
+//! through `arc-swap`, which a reload replaces atomically.
+
+pub mod answer;
+mod tcp;
+mod udp;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{self, Loaded, Snapshot};
+
+/// The snapshot every listener reads; replaced whole on reload.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+/// Runs the server until it is stopped. Prints one `listening on` line per address to
+/// stdout once every socket is bound (tests and scripts read the actual ports from it).
+pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
+    let server = loaded.server.clone();
+    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
+
+    let threads = if server.udp_threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        server.udp_threads
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("meridian-io")
+        .build()?;
+
+    let mut bound: Vec<SocketAddr> = Vec::new();
+    for addr in &server.listen {
+        let (udp_sockets, tcp_listener, actual) = bind_pair(*addr, threads)?;
+        for (i, sock) in udp_sockets.into_iter().enumerate() {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("meridian-udp-{i}"))
+                .spawn(move || udp::serve(sock, shared))?;
+        }
+        let shared = shared.clone();
+        let idle = std::time::Duration::from_secs(server.tcp_idle_timeout_secs);
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(tcp_listener)?
+        };
+        runtime.spawn(tcp::serve(listener, shared, idle));
+        bound.push(actual);
+    }
+    for addr in &bound {
+        println!("meridian: listening on {addr} (udp, tcp)");
+    }
+    tracing::info!(addresses = ?bound, udp_threads = threads, "serving");
+
+    runtime.block_on(reload_on_sighup(config_path, shared))
+}
+
+/// Binds `threads` UDP sockets and one TCP listener on the same address and port. With
+/// port 0 the kernel picks the UDP port and TCP follows it; a busy TCP port retries.
+fn bind_pair(
+    addr: SocketAddr,
+    threads: usize,
+) -> std::io::Result<(Vec<std::net::UdpSocket>, std::net::TcpListener, SocketAddr)> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let first = udp::bind(addr)?;
+        let actual = first.local_addr()?;
+        match tcp::bind(actual) {
+            Ok(listener) => {
+                let mut sockets = vec![first];
+                for _ in 1..threads {
+                    sockets.push(udp::bind(actual)?);
+                }
+                return Ok((sockets, listener, actual));
+            }
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("cannot bind")))
+}
+
+async fn reload_on_sighup(config_path: PathBuf, shared: SharedSnapshot) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&config_path, &shared),
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+    }
+}
+
+/// Loads everything again; on any error the current snapshot stays in service.
+pub fn reload(config_path: &std::path::Path, shared: &SharedSnapshot) {
+    match config::load(config_path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            let zones = loaded.snapshot.zones.zones().len();
+            shared.store(Arc::new(loaded.snapshot));
+            tracing::info!(zones, "reloaded");
+        }
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                errors = errors.len(),
+                "reload failed; still serving the previous data"
+            );
+        }
+    }
+}

@@ -1,0 +1,643 @@
+//! Authoritative data and the RFC 1034 §4.3.2 lookup.
+//!
+//! This room does no I/O: a [`ZoneSet`] is built once per load and is immutable afterwards;
+//! [`ZoneSet::resolve`] walks it for one question and hands the RRsets to a [`Sink`] (the
+//! server's response writer). Names are lowercase wire-form byte slices, so a lookup hashes
+//! slices of the query's own name and never allocates.
+
+pub mod name;
+
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+
+use name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
+
+/// Record type codes the lookup needs to know about.
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const DNAME: u16 = 39;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const ANY: u16 = 255;
+}
+
+/// Response codes produced by the lookup.
+pub mod rcode {
+    pub const NOERROR: u8 = 0;
+    pub const FORMERR: u8 = 1;
+    pub const SERVFAIL: u8 = 2;
+    pub const NXDOMAIN: u8 = 3;
+    pub const NOTIMP: u8 = 4;
+    pub const REFUSED: u8 = 5;
+    pub const YXDOMAIN: u8 = 6;
+    /// Extended (16): carried in the OPT record's upper bits.
+    pub const BADVERS: u16 = 16;
+}
+
+/// Longest CNAME/DNAME chain followed inside one zone before giving up.
+const MAX_CHAIN: usize = 12;
+
+/// One RRset: all records of one type at one owner, in wire form without compression.
+#[derive(Debug, Clone)]
+pub struct RRset {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<Box<[u8]>>,
+}
+
+/// Everything stored at one owner name. An empty node is an empty non-terminal.
+#[derive(Debug, Default, Clone)]
+pub struct Node {
+    /// Sorted by type.
+    pub rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub fn get(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+}
+
+/// Where a record goes in the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Answer,
+    Authority,
+    Additional,
+}
+
+/// The response writer the lookup reports to. Owner names are wire form; the writer
+/// compresses them. A `false` return means the data did not fit in the response.
+pub trait Sink {
+    fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
+    fn record(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> bool;
+}
+
+/// What the lookup decided about the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub rcode: u8,
+    pub authoritative: bool,
+}
+
+/// One zone: the apex and every owner name below it, empty non-terminals included.
+#[derive(Debug)]
+pub struct Zone {
+    origin: Box<[u8]>,
+    origin_labels: usize,
+    nodes: FxHashMap<Box<[u8]>, Node>,
+    /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.
+    negative_ttl: u32,
+}
+
+impl Zone {
+    pub fn origin(&self) -> &[u8] {
+        &self.origin
+    }
+
+    pub fn node(&self, name: &[u8]) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    pub fn apex(&self) -> &Node {
+        // A zone is only built with an SOA at its apex (checked in ZoneBuilder::finish).
+        self.nodes.get(&self.origin).unwrap_or(&EMPTY_NODE)
+    }
+
+    pub fn soa(&self) -> Option<&RRset> {
+        self.apex().get(rtype::SOA)
+    }
+
+    /// The SOA serial, for logs and reload warnings.
+    pub fn serial(&self) -> u32 {
+        self.soa()
+            .and_then(|s| s.rdata.first())
+            .and_then(|rd| soa_field(rd, 0))
+            .unwrap_or(0)
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.nodes
+            .values()
+            .flat_map(|n| n.rrsets.iter())
+            .map(|s| s.rdata.len())
+            .sum()
+    }
+
+    /// All owner names with their nodes (order unspecified).
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(k, v)| (&k[..], v))
+    }
+}
+
+static EMPTY_NODE: Node = Node { rrsets: Vec::new() };
+
+/// Reads the u32 field `index` after the two names of SOA RDATA (0 = serial, 4 = minimum).
+fn soa_field(rdata: &[u8], index: usize) -> Option<u32> {
+    let mut pos = 0usize;
+    for _ in 0..2 {
+        pos = skip_wire_name(rdata, pos)?;
+    }
+    let at = pos + index * 4;
+    let b = rdata.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Position after an uncompressed wire name that starts at `pos`.
+fn skip_wire_name(data: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *data.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            return Some(pos);
+        }
+        if len > 63 {
+            return None;
+        }
+        pos += len;
+    }
+}
+
+/// The domain name inside RDATA that additional-section processing and chains follow.
+pub fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
+    let start = match rtype {
+        rtype::NS | rtype::CNAME | rtype::DNAME | rtype::PTR => 0,
+        rtype::MX => 2,
+        rtype::SRV => 6,
+        _ => return None,
+    };
+    let end = skip_wire_name(rdata, start)?;
+    rdata.get(start..end)
+}
+
+/// Collects records for one zone, checks RFC consistency rules, then freezes it.
+pub struct ZoneBuilder {
+    origin: Box<[u8]>,
+    nodes: FxHashMap<Box<[u8]>, Node>,
+    warnings: Vec<String>,
+}
+
+impl ZoneBuilder {
+    pub fn new(origin: Vec<u8>) -> Self {
+        Self {
+            origin: origin.into_boxed_slice(),
+            nodes: FxHashMap::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn origin(&self) -> &[u8] {
+        &self.origin
+    }
+
+    /// Adds one record. `owner` is lowercase wire form. Errors are reasons, without location.
+    pub fn add(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: Vec<u8>,
+    ) -> Result<(), String> {
+        if !is_subdomain(owner, &self.origin) {
+            return Err(format!(
+                "owner {} is outside the zone {}",
+                name::to_text(owner),
+                name::to_text(&self.origin)
+            ));
+        }
+        if rtype == rtype::SOA && owner != &self.origin[..] {
+            return Err("SOA record is only allowed at the zone apex".into());
+        }
+        let node = self.nodes.entry(owner.into()).or_default();
+        let has_cname = node.get(rtype::CNAME).is_some();
+        if rtype == rtype::CNAME {
+            if node.get(rtype::CNAME).is_some() {
+                return Err("a name can have only one CNAME record".into());
+            }
+            if node
+                .rrsets
+                .iter()
+                .any(|s| !matches!(s.rtype, rtype::CNAME | 46 | 47))
+            {
+                return Err("CNAME and other data at the same name (RFC 1034 §3.6.2)".into());
+            }
+        } else if has_cname && !matches!(rtype, 46 | 47) {
+            return Err("CNAME and other data at the same name (RFC 1034 §3.6.2)".into());
+        }
+        if rtype == rtype::DNAME && node.get(rtype::DNAME).is_some() {
+            return Err("a name can have only one DNAME record (RFC 6672 §2.4)".into());
+        }
+        if rtype == rtype::SOA && node.get(rtype::SOA).is_some() {
+            return Err("a zone can have only one SOA record".into());
+        }
+        match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+            Some(set) => {
+                if set.ttl != ttl {
+                    self.warnings.push(format!(
+                        "TTL {ttl} differs from {} for the same RRset {} type {rtype}; using {}",
+                        set.ttl,
+                        name::to_text(owner),
+                        set.ttl
+                    ));
+                }
+                // Duplicate records collapse into one (RFC 2181 §5).
+                if !set.rdata.iter().any(|r| r[..] == rdata[..]) {
+                    set.rdata.push(rdata.into_boxed_slice());
+                }
+            }
+            None => {
+                node.rrsets.push(RRset {
+                    rtype,
+                    ttl,
+                    rdata: vec![rdata.into_boxed_slice()],
+                });
+                node.rrsets.sort_by_key(|s| s.rtype);
+            }
+        }
+        Ok(())
+    }
+
+    /// Warnings collected so far (TTL mismatches), without location.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Checks the zone as a whole and freezes it.
+    pub fn finish(mut self) -> Result<Zone, String> {
+        let apex = self
+            .nodes
+            .get(&self.origin)
+            .ok_or_else(|| "the zone has no records at its apex (SOA missing)".to_string())?;
+        let soa = apex
+            .get(rtype::SOA)
+            .ok_or_else(|| "the zone has no SOA record at its apex".to_string())?;
+        let soa_rdata = soa
+            .rdata
+            .first()
+            .ok_or_else(|| "the zone has an empty SOA RRset".to_string())?;
+        let minimum = soa_field(soa_rdata, 4).ok_or_else(|| "malformed SOA RDATA".to_string())?;
+        let negative_ttl = soa.ttl.min(minimum);
+        if apex.get(rtype::NS).is_none() {
+            return Err("the zone has no NS records at its apex".into());
+        }
+        if apex.get(rtype::CNAME).is_some() {
+            return Err("a CNAME at the zone apex is not allowed".into());
+        }
+
+        // Every ancestor between an owner and the apex exists as an empty non-terminal, so
+        // that "the name exists" is a single hash lookup and wildcards are blocked correctly.
+        let owners: Vec<Box<[u8]>> = self.nodes.keys().cloned().collect();
+        for owner in owners {
+            let mut cur: &[u8] = &owner;
+            while let Some(p) = name::parent(cur) {
+                if p.len() < self.origin.len() {
+                    break;
+                }
+                self.nodes.entry(p.into()).or_default();
+                cur = p;
+            }
+        }
+        let origin_labels = name::label_count(&self.origin);
+        Ok(Zone {
+            origin: self.origin,
+            origin_labels,
+            nodes: self.nodes,
+            negative_ttl,
+        })
+    }
+}
+
+/// All zones served, found by the longest matching origin.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    by_origin: FxHashMap<Box<[u8]>, usize>,
+}
+
+/// Whether the client asked over a transport where a full ANY answer is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl ZoneSet {
+    pub fn new(zones: Vec<Zone>) -> Result<Self, String> {
+        let mut by_origin = FxHashMap::default();
+        for (i, z) in zones.iter().enumerate() {
+            if by_origin.insert(z.origin.clone(), i).is_some() {
+                return Err(format!(
+                    "zone {} is defined twice",
+                    name::to_text(&z.origin)
+                ));
+            }
+        }
+        Ok(Self { zones, by_origin })
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The most specific zone containing `qname` (lowercase wire). A DS question at a zone
+    /// apex belongs to the parent side of the cut (RFC 4035 §3.1.4.1) when we serve the parent.
+    pub fn find(&self, qname: &[u8], qtype: u16) -> Option<&Zone> {
+        let mut offsets = [0u8; MAX_LABELS];
+        let n = label_offsets(qname, &mut offsets);
+        let mut skip_exact = qtype == rtype::DS;
+        for &off in &offsets[..n] {
+            let suffix = &qname[off as usize..];
+            if let Some(&i) = self.by_origin.get(suffix) {
+                if skip_exact && suffix.len() == qname.len() && suffix.len() > 1 {
+                    skip_exact = false;
+                    continue;
+                }
+                return self.zones.get(i);
+            }
+            skip_exact = false;
+        }
+        // Only the apex itself was found (no parent zone): answer DS from it after all.
+        if qtype == rtype::DS {
+            return self.by_origin.get(qname).and_then(|&i| self.zones.get(i));
+        }
+        None
+    }
+
+    /// Answers one question from `zone`. `qname` is the question name as received (its case
+    /// is preserved in answers); it must be a valid uncompressed wire name inside `zone`.
+    pub fn resolve<S: Sink>(
+        &self,
+        zone: &Zone,
+        qname: &[u8],
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+    ) -> Outcome {
+        let mut cur = [0u8; MAX_NAME_LEN];
+        let mut cur_len = qname.len().min(MAX_NAME_LEN);
+        cur[..cur_len].copy_from_slice(&qname[..cur_len]);
+        let mut visited = [0u64; MAX_CHAIN];
+        let mut out = Outcome {
+            rcode: rcode::NOERROR,
+            authoritative: true,
+        };
+
+        for hop in 0..MAX_CHAIN {
+            let mut key = [0u8; MAX_NAME_LEN];
+            key[..cur_len].copy_from_slice(&cur[..cur_len]);
+            key[..cur_len].make_ascii_lowercase();
+            let key = &key[..cur_len];
+            let name = &cur[..cur_len];
+            visited[hop] = hash_name(key);
+
+            let step = zone.step(key, qtype);
+            let next: Option<Next> = match step {
+                Step::Referral { cut, node } => {
+                    if let Some(ns) = node.get(rtype::NS) {
+                        if hop == 0 {
+                            out.authoritative = false;
+                        }
+                        if sink.rrset(Section::Authority, cut, ns, ns.ttl) {
+                            zone.add_additional(ns, sink);
+                        }
+                    }
+                    None
+                }
+                Step::Dname { owner_off, node } => {
+                    let Some(dname) = node.get(rtype::DNAME) else {
+                        break;
+                    };
+                    let Some(target) = dname.rdata.first() else {
+                        break;
+                    };
+                    sink.rrset(Section::Answer, &key[owner_off..], dname, dname.ttl);
+                    let new_len = owner_off + target.len();
+                    if new_len > MAX_NAME_LEN {
+                        out.rcode = rcode::YXDOMAIN;
+                        None
+                    } else {
+                        let mut synth = [0u8; MAX_NAME_LEN];
+                        synth[..owner_off].copy_from_slice(&name[..owner_off]);
+                        synth[owner_off..new_len].copy_from_slice(target);
+                        sink.record(
+                            Section::Answer,
+                            name,
+                            rtype::CNAME,
+                            dname.ttl,
+                            &synth[..new_len],
+                        );
+                        cur[..new_len].copy_from_slice(&synth[..new_len]);
+                        cur_len = new_len;
+                        Some(Next::Continue)
+                    }
+                }
+                Step::Node(node) | Step::Wildcard(node) => zone
+                    .answer_node(node, name, qtype, transport, sink, &mut out)
+                    .map(|target| {
+                        cur_len = target.len().min(MAX_NAME_LEN);
+                        cur[..cur_len].copy_from_slice(&target[..cur_len]);
+                        Next::Continue
+                    }),
+                Step::NxDomain => {
+                    out.rcode = rcode::NXDOMAIN;
+                    zone.add_negative_soa(sink);
+                    None
+                }
+            };
+            if next.is_none() {
+                return out;
+            }
+            // Follow the chain only inside this zone, and never around a loop.
+            let mut lower = [0u8; MAX_NAME_LEN];
+            lower[..cur_len].copy_from_slice(&cur[..cur_len]);
+            lower[..cur_len].make_ascii_lowercase();
+            let lower = &lower[..cur_len];
+            if !is_subdomain(lower, &zone.origin) || visited[..=hop].contains(&hash_name(lower)) {
+                return out;
+            }
+        }
+        out
+    }
+}
+
+enum Next {
+    Continue,
+}
+
+/// Where one name leads inside a zone.
+enum Step<'z> {
+    Node(&'z Node),
+    Wildcard(&'z Node),
+    Referral { cut: &'z [u8], node: &'z Node },
+    Dname { owner_off: usize, node: &'z Node },
+    NxDomain,
+}
+
+fn hash_name(name: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    name.hash(&mut h);
+    h.finish()
+}
+
+impl Zone {
+    /// Walks down from the apex to `key` (lowercase wire, inside this zone), stopping at a
+    /// delegation or DNAME on the way, then finds the node, a wildcard, or nothing.
+    fn step(&self, key: &[u8], qtype: u16) -> Step<'_> {
+        let mut offsets = [0u8; MAX_LABELS];
+        let n = label_offsets(key, &mut offsets);
+        let key_labels = n - 1;
+        // DNAME at the apex redirects everything below it.
+        if key_labels > self.origin_labels {
+            let apex_off = offsets[key_labels - self.origin_labels] as usize;
+            if let Some(apex) = self.nodes.get(&key[apex_off..])
+                && apex.get(rtype::DNAME).is_some()
+            {
+                return Step::Dname {
+                    owner_off: apex_off,
+                    node: apex,
+                };
+            }
+        }
+        for depth in self.origin_labels + 1..=key_labels {
+            let off = offsets[key_labels - depth] as usize;
+            let anc = &key[off..];
+            let Some((stored, node)) = self.nodes.get_key_value(anc) else {
+                // Closest encloser is one level up: try its wildcard.
+                let encloser = &key[offsets[key_labels - depth + 1] as usize..];
+                return self.wildcard(encloser);
+            };
+            if node.get(rtype::NS).is_some() {
+                // DS lives on the parent side of the cut.
+                if !(depth == key_labels && qtype == rtype::DS) {
+                    return Step::Referral { cut: stored, node };
+                }
+            }
+            if depth < key_labels && node.get(rtype::DNAME).is_some() {
+                return Step::Dname {
+                    owner_off: off,
+                    node,
+                };
+            }
+        }
+        match self.nodes.get(key) {
+            Some(node) => Step::Node(node),
+            None => Step::NxDomain,
+        }
+    }
+
+    fn wildcard(&self, encloser: &[u8]) -> Step<'_> {
+        let mut wild = [0u8; MAX_NAME_LEN];
+        let len = encloser.len() + 2;
+        if len > MAX_NAME_LEN {
+            return Step::NxDomain;
+        }
+        wild[0] = 1;
+        wild[1] = b'*';
+        wild[2..len].copy_from_slice(encloser);
+        match self.nodes.get(&wild[..len]) {
+            Some(node) => Step::Wildcard(node),
+            None => Step::NxDomain,
+        }
+    }
+
+    /// Answers from an existing node. Returns the CNAME target when the chain goes on.
+    fn answer_node<'z, S: Sink>(
+        &'z self,
+        node: &'z Node,
+        owner: &[u8],
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+        out: &mut Outcome,
+    ) -> Option<&'z [u8]> {
+        if qtype == rtype::ANY {
+            if node.rrsets.is_empty() {
+                self.add_negative_soa(sink);
+            } else if transport == Transport::Udp {
+                // RFC 8482 §4.1: one RRset is enough over UDP.
+                if let Some(set) = node.get(rtype::CNAME).or(node.rrsets.first()) {
+                    sink.rrset(Section::Answer, owner, set, set.ttl);
+                }
+            } else {
+                for set in &node.rrsets {
+                    sink.rrset(Section::Answer, owner, set, set.ttl);
+                }
+            }
+            return None;
+        }
+        if let Some(set) = node.get(qtype) {
+            if sink.rrset(Section::Answer, owner, set, set.ttl) {
+                self.add_additional(set, sink);
+            }
+            return None;
+        }
+        if let Some(cname) = node.get(rtype::CNAME) {
+            let _ = out;
+            sink.rrset(Section::Answer, owner, cname, cname.ttl);
+            return cname
+                .rdata
+                .first()
+                .and_then(|rd| rdata_target(rtype::CNAME, rd));
+        }
+        self.add_negative_soa(sink);
+        None
+    }
+
+    fn add_negative_soa<S: Sink>(&self, sink: &mut S) {
+        if let Some(soa) = self.soa() {
+            sink.rrset(Section::Authority, &self.origin, soa, self.negative_ttl);
+        }
+    }
+
+    /// A/AAAA for the targets of NS, MX and SRV records that we hold in this zone,
+    /// glue below a cut included.
+    fn add_additional<S: Sink>(&self, set: &RRset, sink: &mut S) {
+        if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+            return;
+        }
+        for (i, rd) in set.rdata.iter().enumerate() {
+            let Some(target) = rdata_target(set.rtype, rd) else {
+                continue;
+            };
+            let mut key = [0u8; MAX_NAME_LEN];
+            let len = target.len().min(MAX_NAME_LEN);
+            key[..len].copy_from_slice(&target[..len]);
+            key[..len].make_ascii_lowercase();
+            let key = &key[..len];
+            if !is_subdomain(key, &self.origin) {
+                continue;
+            }
+            // Skip targets already handled for an earlier record of this RRset.
+            let seen = set.rdata[..i].iter().any(|prev| {
+                rdata_target(set.rtype, prev).is_some_and(|t| t.eq_ignore_ascii_case(target))
+            });
+            if seen {
+                continue;
+            }
+            if let Some(node) = self.nodes.get(key) {
+                for t in [rtype::A, rtype::AAAA] {
+                    if let Some(addr) = node.get(t) {
+                        sink.rrset(Section::Additional, key, addr, addr.ttl);
+                    }
+                }
+            }
+        }
+    }
+}
