@@ -1,0 +1,207 @@
+//! Building a [`NetTable`] from GeoIP databases, the gdnsd way: walk every database once at
+//! load time, classify each network into a result id, overlay CIDR overrides, and merge
+//! neighbours with the same id. The per-query work is then one binary search, and the prefix
+//! length found is the fitted ECS scope.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
+use maxminddb::WithinOptions;
+
+use super::cidr::{self, GapFill, Item, Merger};
+use super::db::{GeoDb, GeoSources};
+use super::error::GeoError;
+use super::location::Location;
+use super::table::{NetTable, Slot, V4Alias, alias_partition, normalize_net};
+
+/// Distinct records of one database seen during a walk, decoded once each.
+#[derive(Default)]
+struct RecordCache {
+    by_offset: HashMap<usize, usize>,
+    locations: Vec<Location>,
+}
+
+type Walk<'a> = Box<dyn Iterator<Item = Result<Item, GeoError>> + 'a>;
+
+/// Streams one database's networks of one family in address order as (start, len, record
+/// index), decoding each distinct record into `cache` the first time it is seen.
+fn walk<'a>(
+    db: &'a GeoDb,
+    v6: bool,
+    cache: &'a RefCell<RecordCache>,
+) -> Result<Walk<'a>, GeoError> {
+    if v6 && db.ip_version() == 4 {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    let root = if v6 {
+        IpNetwork::V6(
+            Ipv6Network::new(Ipv6Addr::UNSPECIFIED, 0)
+                .map_err(|e| GeoError::new(db.path(), e.to_string()))?,
+        )
+    } else {
+        IpNetwork::V4(
+            Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0)
+                .map_err(|e| GeoError::new(db.path(), e.to_string()))?,
+        )
+    };
+    // Aliased ranges (::ffff:0:0/96, 6to4, Teredo) are skipped by the reader; they become
+    // gaps, and the table answers them from the IPv4 side.
+    let opts = WithinOptions::default().include_networks_without_data();
+    let iter = db
+        .reader()
+        .within(root, opts)
+        .map_err(|e| GeoError::new(db.path(), format!("walking the tree: {e}")))?;
+    Ok(Box::new(iter.filter_map(move |res| {
+        let result = match res {
+            Ok(r) => r,
+            Err(e) => {
+                return Some(Err(GeoError::new(
+                    db.path(),
+                    format!("walking the tree: {e}"),
+                )));
+            }
+        };
+        let (start, len) = match result.network() {
+            // The IPv4 subtree of an IPv6 database is walked separately, as IPv4.
+            Ok(IpNetwork::V4(n)) if v6 => {
+                let _ = n;
+                return None;
+            }
+            Ok(IpNetwork::V4(n)) => (u128::from(u32::from(n.network())), n.prefix()),
+            // Walking IPv4 in an IPv6 database without an IPv4 subtree: one IPv6 record
+            // covers all of IPv4.
+            Ok(IpNetwork::V6(_)) if !v6 => (0, 0),
+            Ok(IpNetwork::V6(n)) => (u128::from(n.network()), n.prefix()),
+            Err(e) => return Some(Err(GeoError::new(db.path(), format!("bad network: {e}")))),
+        };
+        let record = match result.offset() {
+            None => None,
+            Some(offset) => {
+                let mut cache = cache.borrow_mut();
+                match cache.by_offset.get(&offset) {
+                    Some(&i) => Some(i),
+                    None => {
+                        let loc = match db.decode(&result) {
+                            Ok(loc) => loc,
+                            Err(e) => return Some(Err(e)),
+                        };
+                        let i = cache.locations.len();
+                        cache.locations.push(loc);
+                        cache.by_offset.insert(offset, i);
+                        Some(i)
+                    }
+                }
+            }
+        };
+        Some(Ok((start, len, record)))
+    })))
+}
+
+/// Walks all `sources` once, classifies every network with `classify`, lets `overrides`
+/// (most specific wins; for the same network the later entry wins) take precedence over the
+/// databases, and merges neighbours with the same id. Addresses no database knows get
+/// `classify(&Location::default())`.
+///
+/// `classify` sees each distinct combination of records once; it should depend on the
+/// location's fields, not on `prefix_len` (which is 0 here).
+///
+/// IPv4 lives in the IPv4 table; `::/96`, `::ffff:0:0/96`, and 6to4/Teredo when a database
+/// aliases them to its IPv4 data, are answered from it.
+pub fn build_table(
+    sources: &GeoSources,
+    overrides: &[(IpNet, u32)],
+    mut classify: impl FnMut(&Location) -> u32,
+) -> Result<NetTable<u32>, GeoError> {
+    let dbs = sources.dbs();
+    let unknown = classify(&Location::default());
+
+    let mut aliases = vec![V4Alias::COMPAT, V4Alias::MAPPED];
+    for extra in [V4Alias::SIX_TO_FOUR, V4Alias::TEREDO] {
+        if dbs.iter().any(|db| db.aliases(extra)) {
+            aliases.push(extra);
+        }
+    }
+
+    let mut over4 = Vec::new();
+    let mut over6 = Vec::new();
+    for (i, (net, _)) in overrides.iter().enumerate() {
+        match normalize_net(*net) {
+            IpNet::V4(n) => over4.push((u128::from(u32::from(n.network())), n.prefix_len(), i)),
+            IpNet::V6(n) => over6.push((u128::from(n.network()), n.prefix_len(), i)),
+        }
+    }
+
+    let caches: Vec<RefCell<RecordCache>> = dbs.iter().map(|_| RefCell::default()).collect();
+    // Ids per distinct combination of records (one record index per database).
+    let mut ids: HashMap<Box<[Option<usize>]>, u32> = HashMap::new();
+    let mut db_networks = 0;
+
+    let mut family = |v6: bool| -> Result<Merger<Slot<u32>>, GeoError> {
+        let width = if v6 { 128 } else { 32 };
+        let mut walks = Vec::with_capacity(dbs.len());
+        for (db, cache) in dbs.iter().zip(&caches) {
+            walks.push(GapFill::new(walk(db, v6, cache)?, width, db.path()));
+        }
+        let alias_parts = if v6 {
+            alias_partition(&aliases)
+        } else {
+            Vec::new()
+        };
+        let override_parts = cidr::partition(width, if v6 { over6.clone() } else { over4.clone() });
+        let mut alias_iter = alias_parts.into_iter().map(Ok);
+        let mut override_iter = override_parts.into_iter().map(Ok);
+
+        let mut sources: Vec<&mut dyn Iterator<Item = Result<Item, GeoError>>> = Vec::new();
+        for w in walks.iter_mut() {
+            sources.push(w);
+        }
+        let n_dbs = sources.len();
+        sources.push(&mut override_iter);
+        if v6 {
+            sources.push(&mut alias_iter);
+        }
+
+        let mut merger = Merger::new(width);
+        cidr::sweep(width, &mut sources, |start, len, payloads| {
+            let (records, rest) = payloads.split_at(n_dbs);
+            let alias = rest.get(1).copied().flatten();
+            let over = rest.first().copied().flatten();
+            let slot = if alias.is_some() {
+                Slot::Alias
+            } else if let Some(i) = over {
+                Slot::Value(overrides.get(i).map_or(unknown, |o| o.1))
+            } else if records.iter().all(Option::is_none) {
+                Slot::Value(unknown)
+            } else if let Some(&id) = ids.get(records) {
+                Slot::Value(id)
+            } else {
+                let mut loc: Option<Location> = None;
+                for (cache, record) in caches.iter().zip(records) {
+                    let cache = cache.borrow();
+                    let part = record
+                        .and_then(|r| cache.locations.get(r))
+                        .cloned()
+                        .unwrap_or_default();
+                    match loc.as_mut() {
+                        None => loc = Some(part),
+                        Some(l) => l.merge_from(&part),
+                    }
+                }
+                let id = classify(&loc.unwrap_or_default());
+                ids.insert(records.into(), id);
+                Slot::Value(id)
+            };
+            merger.push(start, len, slot);
+            Ok(())
+        })?;
+        drop(sources);
+        db_networks += walks.iter().map(|w| w.yielded).sum::<usize>();
+        Ok(merger)
+    };
+    let m4 = family(false)?;
+    let m6 = family(true)?;
+    Ok(NetTable::from_merged(m4, m6, aliases, unknown, db_networks))
+}

@@ -1,0 +1,276 @@
+//! Opening MaxMind DB files and looking addresses up in one or several of them.
+//!
+//! Direct lookups here decode the record on every call; they serve `explain`, tests and table
+//! building. The query path uses a prebuilt [`NetTable`](super::NetTable) instead.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use maxminddb::{LookupResult, PathElement, Reader};
+use serde::Deserialize;
+
+use super::cidr;
+use super::error::GeoError;
+use super::location::{
+    CompiledPaths, ContinentCode, CountryCode, FieldPath, GeoFieldPaths, Location, Segment,
+    SubdivisionCode,
+};
+use super::table::V4Alias;
+
+/// One opened MaxMind DB (City, Country, ASN, or any database with configured field paths).
+pub struct GeoDb {
+    path: PathBuf,
+    reader: Reader<Vec<u8>>,
+    paths: CompiledPaths,
+}
+
+impl std::fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoDb")
+            .field("path", &self.path)
+            .field("database_type", &self.database_type())
+            .field("ip_version", &self.ip_version())
+            .finish()
+    }
+}
+
+impl GeoDb {
+    /// Reads and opens the database at `path`, reading fields from `fields`.
+    pub fn open(path: impl AsRef<Path>, fields: &GeoFieldPaths) -> Result<Self, GeoError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| GeoError::new(path, e.to_string()))?;
+        Self::from_bytes(path, bytes, fields)
+    }
+
+    /// Opens a database already in memory; `name` is used in errors.
+    pub fn from_bytes(
+        name: impl AsRef<Path>,
+        bytes: Vec<u8>,
+        fields: &GeoFieldPaths,
+    ) -> Result<Self, GeoError> {
+        let path = name.as_ref().to_path_buf();
+        let paths = fields.compile(&path)?;
+        let reader = Reader::from_source(bytes)
+            .map_err(|e| GeoError::new(&path, format!("not a valid MaxMind DB: {e}")))?;
+        let version = reader.metadata().ip_version;
+        if version != 4 && version != 6 {
+            return Err(GeoError::new(
+                &path,
+                format!("unknown ip_version {version}"),
+            ));
+        }
+        Ok(Self {
+            path,
+            reader,
+            paths,
+        })
+    }
+
+    /// The file this database came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `database_type` from the metadata, e.g. `GeoLite2-City`.
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// 4 or 6.
+    pub fn ip_version(&self) -> u16 {
+        self.reader.metadata().ip_version
+    }
+
+    pub(crate) fn reader(&self) -> &Reader<Vec<u8>> {
+        &self.reader
+    }
+
+    /// Locates `ip`. `prefix_len` is the length of the database network the answer came
+    /// from (for an address with no data, the network with no data). IPv4-mapped and
+    /// IPv4-compatible IPv6 addresses are answered as their IPv4 address, with the prefix
+    /// counted in IPv6 bits (96 + the IPv4 prefix).
+    pub fn lookup(&self, ip: IpAddr) -> Result<Location, GeoError> {
+        match ip {
+            IpAddr::V4(v4) => self.lookup_v4(v4),
+            IpAddr::V6(v6) => {
+                let addr = u128::from(v6);
+                let embedded = [V4Alias::MAPPED, V4Alias::COMPAT]
+                    .iter()
+                    .find_map(|a| a.embedded(addr));
+                match embedded {
+                    Some(v4) => {
+                        let mut loc = self.lookup_v4(Ipv4Addr::from(v4))?;
+                        loc.prefix_len += 96;
+                        Ok(loc)
+                    }
+                    None if self.ip_version() == 4 => Ok(Location {
+                        prefix_len: cidr::widest_outside(
+                            addr,
+                            128,
+                            &[(V4Alias::COMPAT.prefix, 96), (V4Alias::MAPPED.prefix, 96)],
+                        ),
+                        ..Location::default()
+                    }),
+                    None => self.lookup_v6(v6),
+                }
+            }
+        }
+    }
+
+    fn lookup_v4(&self, ip: Ipv4Addr) -> Result<Location, GeoError> {
+        let result = self
+            .reader
+            .lookup(IpAddr::V4(ip))
+            .map_err(|e| self.err(ip, e))?;
+        let mut loc = self.decode(&result)?;
+        // The reader reports IPv4 networks in IPv4 bits; a record found above the IPv4
+        // subtree of an IPv6 database comes back as an IPv6 network and covers all of IPv4.
+        loc.prefix_len = match result.network() {
+            Ok(ipnetwork::IpNetwork::V4(n)) => n.prefix(),
+            Ok(ipnetwork::IpNetwork::V6(_)) | Err(_) => 0,
+        };
+        Ok(loc)
+    }
+
+    fn lookup_v6(&self, ip: Ipv6Addr) -> Result<Location, GeoError> {
+        let result = self
+            .reader
+            .lookup(IpAddr::V6(ip))
+            .map_err(|e| self.err(ip, e))?;
+        let mut loc = self.decode(&result)?;
+        loc.prefix_len = network_len(&result);
+        Ok(loc)
+    }
+
+    fn err(&self, ip: impl std::fmt::Display, e: maxminddb::MaxMindDbError) -> GeoError {
+        GeoError::new(&self.path, format!("lookup of {ip}: {e}"))
+    }
+
+    /// Decodes the configured fields of one record (prefix_len left at 0). Malformed or
+    /// out-of-range values become `None`; values of the wrong type are errors, since they
+    /// mean the field paths do not fit this database.
+    pub(crate) fn decode<'a>(
+        &'a self,
+        result: &LookupResult<'a, Vec<u8>>,
+    ) -> Result<Location, GeoError> {
+        if !result.has_data() {
+            return Ok(Location::default());
+        }
+        let p = &self.paths;
+        let continent: Option<&str> = self.field(result, &p.continent, "continent")?;
+        let country: Option<&str> = self.field(result, &p.country, "country")?;
+        let subdivision: Option<&str> = self.field(result, &p.subdivision, "subdivision")?;
+        let city: Option<&str> = self.field(result, &p.city, "city")?;
+        let lat: Option<f64> = self.field(result, &p.latitude, "latitude")?;
+        let lon: Option<f64> = self.field(result, &p.longitude, "longitude")?;
+        let asn: Option<u32> = self.field(result, &p.asn, "asn")?;
+        let coords = match (lat, lon) {
+            (Some(lat), Some(lon))
+                if lat.is_finite()
+                    && lon.is_finite()
+                    && (-90.0..=90.0).contains(&lat)
+                    && (-180.0..=180.0).contains(&lon) =>
+            {
+                Some((lat, lon))
+            }
+            _ => None,
+        };
+        Ok(Location {
+            continent: continent.and_then(ContinentCode::parse),
+            country: country.and_then(CountryCode::parse),
+            subdivision: subdivision.and_then(SubdivisionCode::parse),
+            city: city.filter(|c| !c.is_empty()).map(Arc::from),
+            asn,
+            coords,
+            prefix_len: 0,
+        })
+    }
+
+    fn field<'a, T: Deserialize<'a>>(
+        &self,
+        result: &LookupResult<'a, Vec<u8>>,
+        path: &FieldPath,
+        name: &str,
+    ) -> Result<Option<T>, GeoError> {
+        if path.0.is_empty() {
+            return Ok(None);
+        }
+        let elements: Vec<PathElement<'_>> = path
+            .0
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => PathElement::Key(k),
+                Segment::Index(i) => PathElement::Index(*i),
+            })
+            .collect();
+        result.decode_path(&elements).map_err(|e| {
+            let at = result
+                .network()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
+            GeoError::new(&self.path, format!("record for {at}: field {name}: {e}"))
+        })
+    }
+
+    /// Whether this database answers `alias` from its IPv4 subtree (MaxMind's writers alias
+    /// 6to4 and Teredo this way). A walk of an aliased range yields nothing, since the
+    /// reader skips aliases; any real range yields at least its containing network.
+    pub(crate) fn aliases(&self, alias: V4Alias) -> bool {
+        if self.ip_version() != 6 {
+            return false;
+        }
+        let Ok(net) = ipnetwork::Ipv6Network::new(Ipv6Addr::from(alias.prefix), alias.len) else {
+            return false;
+        };
+        let opts = maxminddb::WithinOptions::default().include_networks_without_data();
+        match self.reader.within(ipnetwork::IpNetwork::V6(net), opts) {
+            Ok(mut it) => it.next().is_none(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The tree depth of a lookup result, without the reader's panicking edge cases.
+fn network_len<S: AsRef<[u8]>>(result: &LookupResult<'_, S>) -> u8 {
+    result.network().map(|n| n.prefix()).unwrap_or(0)
+}
+
+/// Several databases answering together, e.g. City + ASN: each field comes from the first
+/// database that has it, and `prefix_len` is the narrowest network involved, since the
+/// combined answer is only known to be constant over the intersection.
+#[derive(Debug, Default)]
+pub struct GeoSources {
+    dbs: Vec<GeoDb>,
+}
+
+impl GeoSources {
+    /// Combines `dbs`, in order of precedence.
+    pub fn new(dbs: Vec<GeoDb>) -> Self {
+        Self { dbs }
+    }
+
+    /// The databases, in order of precedence.
+    pub fn dbs(&self) -> &[GeoDb] {
+        &self.dbs
+    }
+
+    /// Locates `ip` in every database and merges the answers.
+    pub fn lookup(&self, ip: IpAddr) -> Result<Location, GeoError> {
+        let mut merged: Option<Location> = None;
+        for db in &self.dbs {
+            let loc = db.lookup(ip)?;
+            match merged.as_mut() {
+                None => merged = Some(loc),
+                Some(m) => m.merge_from(&loc),
+            }
+        }
+        Ok(merged.unwrap_or_default())
+    }
+}
+
+impl From<GeoDb> for GeoSources {
+    fn from(db: GeoDb) -> Self {
+        Self::new(vec![db])
+    }
+}
