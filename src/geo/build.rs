@@ -205,3 +205,54 @@ pub fn build_table(
     let m6 = family(true)?;
     Ok(NetTable::from_merged(m4, m6, aliases, unknown, db_networks))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::writer::{CityRow, city_mmdb};
+    use crate::geo::{GeoFieldPaths, check_table};
+
+    /// 1024 consecutive /24s in 100.64.0.0/14, each with its own ASN (so the database keeps
+    /// them apart), countries alternating every 4 networks: a country map must come out as
+    /// 256 /22s, an ASN map must keep all 1024.
+    #[test]
+    fn merging_counts() {
+        let rows: Vec<CityRow> = (0u32..1024)
+            .map(|i| {
+                let net = Ipv4Addr::from(0x6440_0000 + (i << 8));
+                let country = if (i / 4) % 2 == 0 { "US" } else { "GB" };
+                CityRow::new(IpNet::new(net.into(), 24).unwrap())
+                    .country(country)
+                    .asn(64_512 + i)
+            })
+            .collect();
+        let bytes = city_mmdb("Test-Merge", &rows).unwrap();
+        let db = GeoDb::from_bytes("merge.mmdb", bytes, &GeoFieldPaths::default()).unwrap();
+        let sources = GeoSources::from(db);
+
+        let by_country = build_table(&sources, &[], |l| match l.country {
+            Some(c) if c.as_str() == "US" => 1,
+            Some(_) => 2,
+            None => 0,
+        })
+        .unwrap();
+        check_table(&by_country).unwrap();
+        let s = by_country.stats();
+        println!(
+            "country map: {} networks read, IPv4 {} blocks -> {} after merge, IPv6 {} -> {}",
+            s.db_networks, s.v4_blocks, s.v4_entries, s.v6_blocks, s.v6_entries
+        );
+        assert_eq!(s.v4_blocks - s.v4_entries, 1024 - 256);
+        assert_eq!(by_country.lookup("100.64.1.1".parse().unwrap()), (&1, 22));
+        assert_eq!(by_country.lookup("100.64.4.1".parse().unwrap()), (&2, 22));
+
+        let by_asn = build_table(&sources, &[], |l| l.asn.unwrap_or(0)).unwrap();
+        let a = by_asn.stats();
+        println!(
+            "ASN map: IPv4 {} blocks -> {} after merge",
+            a.v4_blocks, a.v4_entries
+        );
+        assert_eq!(a.v4_blocks, a.v4_entries);
+        assert_eq!(by_asn.lookup("100.64.1.1".parse().unwrap()), (&64_513, 24));
+    }
+}
