@@ -28,76 +28,79 @@ type Walk<'a> = Box<dyn Iterator<Item = Result<Item, GeoError>> + 'a>;
 
 /// Streams one database's networks of one family in address order as (start, len, record
 /// index), decoding each distinct record into `cache` the first time it is seen.
+///
+/// IPv6 is walked as the blocks around `::/96`, so the IPv4 subtree of an IPv6 database is
+/// walked once (as IPv4), not twice. Aliased ranges (`::ffff:0:0/96`, 6to4, Teredo) are
+/// skipped by the reader; they become gaps, and the table answers them from the IPv4 side.
 fn walk<'a>(
     db: &'a GeoDb,
     v6: bool,
     cache: &'a RefCell<RecordCache>,
 ) -> Result<Walk<'a>, GeoError> {
-    if v6 && db.ip_version() == 4 {
-        return Ok(Box::new(std::iter::empty()));
-    }
-    let root = if v6 {
-        IpNetwork::V6(
-            Ipv6Network::new(Ipv6Addr::UNSPECIFIED, 0)
-                .map_err(|e| GeoError::new(db.path(), e.to_string()))?,
-        )
+    let bad = |e: String| GeoError::new(db.path(), e);
+    let roots: Vec<(IpNetwork, u128, u8)> = if !v6 {
+        let root = Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).map_err(|e| bad(e.to_string()))?;
+        vec![(IpNetwork::V4(root), 0, 0)]
+    } else if db.ip_version() == 4 {
+        Vec::new()
     } else {
-        IpNetwork::V4(
-            Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0)
-                .map_err(|e| GeoError::new(db.path(), e.to_string()))?,
-        )
+        let compat = V4Alias::COMPAT;
+        let mut roots = Vec::new();
+        for (start, len, inside) in cidr::partition(128, vec![(compat.prefix, compat.len, 0)]) {
+            if inside.is_none() {
+                let net =
+                    Ipv6Network::new(Ipv6Addr::from(start), len).map_err(|e| bad(e.to_string()))?;
+                roots.push((IpNetwork::V6(net), start, len));
+            }
+        }
+        roots
     };
-    // Aliased ranges (::ffff:0:0/96, 6to4, Teredo) are skipped by the reader; they become
-    // gaps, and the table answers them from the IPv4 side.
     let opts = WithinOptions::default().include_networks_without_data();
-    let iter = db
-        .reader()
-        .within(root, opts)
-        .map_err(|e| GeoError::new(db.path(), format!("walking the tree: {e}")))?;
-    Ok(Box::new(iter.filter_map(move |res| {
-        let result = match res {
-            Ok(r) => r,
-            Err(e) => {
-                return Some(Err(GeoError::new(
-                    db.path(),
-                    format!("walking the tree: {e}"),
-                )));
-            }
-        };
-        let (start, len) = match result.network() {
-            // The IPv4 subtree of an IPv6 database is walked separately, as IPv4.
-            Ok(IpNetwork::V4(n)) if v6 => {
-                let _ = n;
-                return None;
-            }
-            Ok(IpNetwork::V4(n)) => (u128::from(u32::from(n.network())), n.prefix()),
-            // Walking IPv4 in an IPv6 database without an IPv4 subtree: one IPv6 record
-            // covers all of IPv4.
-            Ok(IpNetwork::V6(_)) if !v6 => (0, 0),
-            Ok(IpNetwork::V6(n)) => (u128::from(n.network()), n.prefix()),
-            Err(e) => return Some(Err(GeoError::new(db.path(), format!("bad network: {e}")))),
-        };
-        let record = match result.offset() {
-            None => None,
-            Some(offset) => {
-                let mut cache = cache.borrow_mut();
-                match cache.by_offset.get(&offset) {
-                    Some(&i) => Some(i),
-                    None => {
-                        let loc = match db.decode(&result) {
-                            Ok(loc) => loc,
-                            Err(e) => return Some(Err(e)),
-                        };
-                        let i = cache.locations.len();
-                        cache.locations.push(loc);
-                        cache.by_offset.insert(offset, i);
-                        Some(i)
+    let mut iters = Vec::with_capacity(roots.len());
+    for (root, root_start, root_len) in roots {
+        let iter = db
+            .reader()
+            .within(root, opts)
+            .map_err(|e| bad(format!("walking the tree: {e}")))?;
+        iters.push(iter.map(move |res| (res, root_start, root_len)));
+    }
+    Ok(Box::new(iters.into_iter().flatten().map(
+        move |(res, root_start, root_len)| {
+            let result = res.map_err(|e| bad(format!("walking the tree: {e}")))?;
+            let (start, len) = match result.network() {
+                Ok(IpNetwork::V4(n)) if !v6 => (u128::from(u32::from(n.network())), n.prefix()),
+                Ok(IpNetwork::V6(n)) if v6 => (u128::from(n.network()), n.prefix()),
+                // An IPv6 database without an IPv4 subtree: one IPv6 record covers all of
+                // IPv4.
+                Ok(IpNetwork::V6(_)) => (0, 0),
+                Ok(IpNetwork::V4(n)) => return Err(bad(format!("IPv4 network {n} in IPv6 walk"))),
+                Err(e) => return Err(bad(format!("bad network: {e}"))),
+            };
+            // A record found above the walked block covers the whole block.
+            let (start, len) = if len < root_len {
+                (root_start, root_len)
+            } else {
+                (start, len)
+            };
+            let record = match result.offset() {
+                None => None,
+                Some(offset) => {
+                    let mut cache = cache.borrow_mut();
+                    match cache.by_offset.get(&offset) {
+                        Some(&i) => Some(i),
+                        None => {
+                            let loc = db.decode(&result)?;
+                            let i = cache.locations.len();
+                            cache.locations.push(loc);
+                            cache.by_offset.insert(offset, i);
+                            Some(i)
+                        }
                     }
                 }
-            }
-        };
-        Some(Ok((start, len, record)))
-    })))
+            };
+            Ok((start, len, record))
+        },
+    )))
 }
 
 /// Walks all `sources` once, classifies every network with `classify`, lets `overrides`

@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn sweep_intersects_partitions() {
         let mut a = ok(vec![(0, 1, Some(0)), (8, 1, Some(1))]);
-        let mut b = ok(vec![(0, 2, None), (4, 2, Some(5)), (8, 0 + 1, Some(6))]);
+        let mut b = ok(vec![(0, 2, None), (4, 2, Some(5)), (8, 1, Some(6))]);
         let mut seen = Vec::new();
         sweep(4, &mut [&mut a, &mut b], |s, l, p| {
             seen.push((s, l, p.to_vec()));

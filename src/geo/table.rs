@@ -285,10 +285,10 @@ pub(crate) fn normalize_net(net: IpNet) -> IpNet {
         let addr = u128::from(n.network());
         if n.prefix_len() >= 96 {
             for alias in [V4Alias::COMPAT, V4Alias::MAPPED] {
-                if let Some(v4) = alias.embedded(addr) {
-                    if let Ok(v4net) = Ipv4Net::new(Ipv4Addr::from(v4), n.prefix_len() - 96) {
-                        return IpNet::V4(v4net.trunc());
-                    }
+                if let Some(v4) = alias.embedded(addr)
+                    && let Ok(v4net) = Ipv4Net::new(Ipv4Addr::from(v4), n.prefix_len() - 96)
+                {
+                    return IpNet::V4(v4net.trunc());
                 }
             }
         }
@@ -306,26 +306,51 @@ pub(crate) fn alias_partition(aliases: &[V4Alias]) -> Vec<cidr::Item> {
     cidr::partition(128, nets)
 }
 
-/// Rejects a table whose lookups would not be total: used by tests and by callers that
-/// want to assert their build (cheap: linear in the entries).
+/// Checks the table's invariants: blocks aligned, in order, not overlapping, and covering
+/// the whole space except the IPv6 ranges answered as IPv4. Cheap (linear in the entries);
+/// for tests and for callers that want to assert a build.
 pub fn check_table<T>(table: &NetTable<T>) -> Result<(), GeoError> {
+    let fail = |why: String| Err(GeoError::new("<table>", why));
+    let mut aliases: Vec<V4Alias> = table.v6_aliases.clone();
+    aliases.sort_by_key(|a| a.prefix);
+    // A gap [from, to] is allowed only if it is exactly a run of alias ranges.
+    let gap_ok = |width: u8, from: u128, to: u128| {
+        let mut cursor = from;
+        while cursor <= to {
+            let Some(alias) = aliases.iter().find(|a| width == 128 && a.prefix == cursor) else {
+                return false;
+            };
+            let last = cidr::block_last(alias.prefix, alias.len, 128);
+            if last >= to {
+                return last == to;
+            }
+            cursor = last + 1;
+        }
+        true
+    };
     let check = |starts: Vec<u128>, lens: &[u8], width: u8, fam: &str| {
-        let mut prev_end: Option<u128> = None;
+        let mut next = Some(0u128);
         for (s, l) in starts.iter().zip(lens) {
             if *l > width || s & cidr::host_mask(*l, width) != 0 {
-                return Err(GeoError::new("<table>", format!("{fam}: misaligned block")));
+                return fail(format!("{fam}: misaligned block {s:#x}/{l}"));
             }
-            if let Some(end) = prev_end {
-                if *s <= end {
-                    return Err(GeoError::new(
-                        "<table>",
-                        format!("{fam}: overlapping blocks"),
-                    ));
+            match next {
+                None => return fail(format!("{fam}: block {s:#x}/{l} after the end")),
+                Some(n) if *s < n => return fail(format!("{fam}: overlap at {s:#x}/{l}")),
+                Some(n) if *s > n && !gap_ok(width, n, s - 1) => {
+                    return fail(format!("{fam}: gap before {s:#x}/{l}"));
                 }
+                _ => {}
             }
-            prev_end = Some(cidr::block_last(*s, *l, width));
+            let last = cidr::block_last(*s, *l, width);
+            next = (last != cidr::space_max(width)).then(|| last + 1);
         }
-        Ok(())
+        match next {
+            Some(n) if !gap_ok(width, n, cidr::space_max(width)) => {
+                fail(format!("{fam}: space not covered from {n:#x}"))
+            }
+            _ => Ok(()),
+        }
     };
     check(
         table.v4.starts.iter().map(|s| u128::from(*s)).collect(),
@@ -379,6 +404,17 @@ mod tests {
             t.stats().v4_entries,
             t.entries().filter(|(n, _)| n.addr().is_ipv4()).count()
         );
+    }
+
+    #[test]
+    fn check_table_catches_holes() {
+        let mut t = NetTable::from_nets(0u32, [(net("10.0.0.0/8"), 1)]);
+        check_table(&t).unwrap();
+        t.v4.starts.remove(1);
+        t.v4.lens.remove(1);
+        t.v4.values.remove(1);
+        let err = check_table(&t).unwrap_err();
+        assert!(err.reason.contains("gap"), "{err}");
     }
 
     #[test]
