@@ -8,5 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod geo;
+pub mod health;
+pub mod routing;
 pub mod server;
 pub mod zone;

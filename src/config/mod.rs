@@ -4,6 +4,7 @@
 //! Every problem is a [`Diagnostic`] with file, line and reason; loading goes on after an
 //! error so that `meridian check` can report all of them in one run.
 
+pub mod dynamic;
 pub mod zonefile;
 
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ use serde::Deserialize;
 
 pub use zonefile::Diagnostic;
 
+use crate::geo::{GeoDb, GeoFieldPaths, GeoSources};
+use crate::routing::Routing;
 use crate::zone::name::wire_lower;
 use crate::zone::{Zone, ZoneBuilder, ZoneSet};
 
@@ -33,6 +36,39 @@ pub struct ConfigFile {
     /// Zones listed one by one.
     #[serde(default, rename = "zone")]
     pub zones: Vec<ZoneConfig>,
+    /// GeoIP databases for geo, nearest and latency policies.
+    #[serde(default)]
+    pub geoip: GeoIpConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// MaxMind DB files (City, Country, ASN), merged field by field, first one first.
+    #[serde(default)]
+    pub databases: Vec<GeoDbConfig>,
+    /// Where the fields live in the records, for all databases that don't say otherwise
+    /// (defaults: MaxMind's GeoIP2 layout, which DB-IP uses too).
+    #[serde(default)]
+    pub fields: Option<GeoFieldPaths>,
+    /// Honour EDNS Client Subnet (RFC 7871) server-wide; names can opt out too.
+    #[serde(default = "yes")]
+    pub ecs: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A database path, or a path with its own field paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum GeoDbConfig {
+    Path(PathBuf),
+    WithFields {
+        path: PathBuf,
+        fields: GeoFieldPaths,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,12 +120,18 @@ pub struct ZoneConfig {
     pub origin: String,
     /// Its RFC 1035 master file, relative to the config file.
     pub file: PathBuf,
+    /// Its dynamic names (TOML); default: the master file's name with `.toml`, if present.
+    #[serde(default)]
+    pub dynamic: Option<PathBuf>,
 }
 
 /// Everything the query path needs, frozen. Swapped whole on reload.
 #[derive(Debug)]
 pub struct Snapshot {
     pub zones: ZoneSet,
+    pub routing: Routing,
+    /// Use ECS addresses to locate clients.
+    pub ecs: bool,
     /// Identity as TXT RDATA-ready bytes (NSID payload).
     pub identity: Option<Box<[u8]>>,
     pub max_udp_payload: u16,
@@ -135,7 +177,23 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         ));
     }
 
-    let mut sources: Vec<(Name, PathBuf)> = Vec::new();
+    // GeoIP first: dynamic names compile their tables against it.
+    let default_fields = file.geoip.fields.clone().unwrap_or_default();
+    let mut dbs = Vec::new();
+    for db in &file.geoip.databases {
+        let (path, fields) = match db {
+            GeoDbConfig::Path(p) => (p, &default_fields),
+            GeoDbConfig::WithFields { path, fields } => (path, fields),
+        };
+        match GeoDb::open(base.join(path), fields) {
+            Ok(d) => dbs.push(d),
+            Err(e) => errors.push(diag(0, format!("geoip: {e}"))),
+        }
+    }
+    let geo = (!dbs.is_empty()).then(|| GeoSources::new(dbs));
+    let mut routing = dynamic::RoutingBuilder::new(geo.as_ref());
+
+    let mut sources: Vec<(Name, PathBuf, Option<PathBuf>)> = Vec::new();
     if let Some(dir) = &file.zones_dir {
         let dir = base.join(dir);
         match std::fs::read_dir(&dir) {
@@ -151,7 +209,11 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
                         .map(|s| s.to_string_lossy().into_owned())
                         .unwrap_or_default();
                     match Name::from_str(&format!("{}.", stem.trim_end_matches('.'))) {
-                        Ok(origin) => sources.push((origin, p)),
+                        Ok(origin) => {
+                            let dynamic = p.with_extension("toml");
+                            let dynamic = dynamic.is_file().then_some(dynamic);
+                            sources.push((origin, p, dynamic))
+                        }
                         Err(e) => errors.push(Diagnostic {
                             file: p.clone(),
                             line: 0,
@@ -168,14 +230,24 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     }
     for z in &file.zones {
         match Name::parse(&z.origin, Some(&Name::root())) {
-            Ok(origin) => sources.push((origin, base.join(&z.file))),
+            Ok(origin) => {
+                let file = base.join(&z.file);
+                let dynamic = match &z.dynamic {
+                    Some(d) => Some(base.join(d)),
+                    None => {
+                        let d = file.with_extension("toml");
+                        d.is_file().then_some(d)
+                    }
+                };
+                sources.push((origin, file, dynamic))
+            }
             Err(e) => errors.push(diag(0, format!("zone origin {:?}: {e}", z.origin))),
         }
     }
 
     let mut zones: Vec<Zone> = Vec::new();
-    for (origin, path) in sources {
-        match load_zone(&origin, &path) {
+    for (origin, path, dynamic) in sources {
+        match load_zone(&origin, &path, dynamic.as_deref(), &mut routing) {
             Ok((zone, w)) => {
                 warnings.extend(w);
                 zones.push(zone);
@@ -204,6 +276,12 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     Ok(Loaded {
         snapshot: Snapshot {
             zones,
+            routing: {
+                let mut r = routing.routing;
+                r.geo = geo;
+                r
+            },
+            ecs: file.geoip.ecs,
             identity,
             max_udp_payload: file.server.max_udp_payload,
         },
@@ -214,10 +292,20 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 
 type ZoneResult = Result<(Zone, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnostic>)>;
 
-/// Loads one master file as the zone `origin`.
-pub fn load_zone(origin: &Name, path: &Path) -> ZoneResult {
+/// Loads one master file as the zone `origin`, and its dynamic names when it has them.
+pub fn load_zone(
+    origin: &Name,
+    path: &Path,
+    dynamic: Option<&Path>,
+    routing: &mut dynamic::RoutingBuilder<'_>,
+) -> ZoneResult {
     let mut builder = ZoneBuilder::new(wire_lower(origin));
     let (mut errors, warnings) = zonefile::load_zone_file(path, origin, &mut builder);
+    if let Some(d) = dynamic
+        && let Err(e) = routing.load_file(d, origin, &mut builder)
+    {
+        errors.extend(e);
+    }
     if !errors.is_empty() {
         return Err((errors, warnings));
     }

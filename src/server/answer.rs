@@ -1,11 +1,30 @@
 //! One request in, one response out: the whole answer path without I/O, shared by UDP, TCP,
 //! the benchmarks and the fuzz target.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::config::Snapshot;
+use crate::health::HealthView;
+use crate::routing::{Client, Router};
 use crate::zone::name::MAX_NAME_LEN;
 use crate::zone::{Transport, rcode, rtype};
 
 use super::wire::{self, CLASS_CH, CLASS_IN, HEADER_LEN, OptOut, ParseError, Writer};
+
+/// The address and source prefix of an ECS option.
+fn ecs_address(ecs: &wire::ClientSubnet) -> Option<(IpAddr, u8)> {
+    let addr = match ecs.family {
+        1 => IpAddr::V4(Ipv4Addr::new(
+            ecs.addr[0],
+            ecs.addr[1],
+            ecs.addr[2],
+            ecs.addr[3],
+        )),
+        2 => IpAddr::V6(Ipv6Addr::from(ecs.addr)),
+        _ => return None,
+    };
+    Some((addr, ecs.source_prefix))
+}
 
 /// Smallest buffer `answer` needs for a response (the largest TCP message).
 pub const MAX_MESSAGE: usize = 65535;
@@ -14,12 +33,31 @@ pub const MAX_MESSAGE: usize = 65535;
 const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
 const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
 
-/// Builds the response to `request` in `response`; `None` means send nothing.
+/// [`answer_from`] for a client with no address and every endpoint up (tests, fuzzing).
 pub fn answer(
     snapshot: &Snapshot,
     request: &[u8],
     response: &mut [u8],
     transport: Transport,
+) -> Option<usize> {
+    answer_from(
+        snapshot,
+        &HealthView::all_up(),
+        request,
+        response,
+        transport,
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    )
+}
+
+/// Builds the response to `request` from `source` in `response`; `None` means send nothing.
+pub fn answer_from(
+    snapshot: &Snapshot,
+    health: &HealthView,
+    request: &[u8],
+    response: &mut [u8],
+    transport: Transport,
+    source: IpAddr,
 ) -> Option<usize> {
     let query = match wire::parse_query(request) {
         Ok(q) => q,
@@ -53,7 +91,7 @@ pub fn answer(
         max_size,
     );
     w.set_checking_disabled(query.checking_disabled);
-    let opt = query.edns.map(|e| OptOut {
+    let mut opt = query.edns.map(|e| OptOut {
         udp_size: snapshot.max_udp_payload,
         extended_rcode: 0,
         dnssec_ok: e.dnssec_ok,
@@ -132,10 +170,32 @@ pub fn answer(
         w.set_rcode(rcode::REFUSED);
         return Some(w.finish(opt.as_ref()));
     };
-    let outcome = snapshot
-        .zones
-        .resolve(zone, query.qname, query.qtype, transport, &mut w);
+    let subnet = match query.edns.and_then(|e| e.ecs) {
+        Some(ecs) if snapshot.ecs => ecs_address(&ecs),
+        _ => None,
+    };
+    let mut router = Router {
+        routing: &snapshot.routing,
+        health,
+        client: Client { source, subnet },
+        scope: None,
+    };
+    let outcome = snapshot.zones.resolve(
+        zone,
+        query.qname,
+        query.qtype,
+        transport,
+        &mut w,
+        &mut router,
+    );
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
+    // The answer depended on the client over this many bits (RFC 7871 §7.2.1).
+    if let (Some(scope), Some(o)) = (router.scope, opt.as_mut())
+        && let Some(ecs) = o.ecs.as_mut()
+        && subnet.is_some()
+    {
+        ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
+    }
     Some(w.finish(opt.as_ref()))
 }

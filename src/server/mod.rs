@@ -16,15 +16,19 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{self, Loaded, Snapshot};
+use crate::health::HealthView;
 
 /// The snapshot every listener reads; replaced whole on reload.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+/// The health view every listener reads; replaced whole when a state changes.
+pub type SharedHealth = Arc<ArcSwap<HealthView>>;
 
 /// Runs the server until it is stopped. Prints one `listening on` line per address to
 /// stdout once every socket is bound (tests and scripts read the actual ports from it).
 pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     let server = loaded.server.clone();
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
+    let health: SharedHealth = Arc::new(ArcSwap::from_pointee(HealthView::all_up()));
 
     let threads = if server.udp_threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -43,9 +47,10 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         let (udp_sockets, tcp_listener, actual) = bind_pair(*addr, threads)?;
         for (i, sock) in udp_sockets.into_iter().enumerate() {
             let shared = shared.clone();
+            let health = health.clone();
             std::thread::Builder::new()
                 .name(format!("meridian-udp-{i}"))
-                .spawn(move || udp::serve(sock, shared))?;
+                .spawn(move || udp::serve(sock, shared, health))?;
         }
         let shared = shared.clone();
         let idle = std::time::Duration::from_secs(server.tcp_idle_timeout_secs);
@@ -53,7 +58,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(tcp_listener)?
         };
-        runtime.spawn(tcp::serve(listener, shared, idle));
+        runtime.spawn(tcp::serve(listener, shared, health.clone(), idle));
         bound.push(actual);
     }
     for addr in &bound {

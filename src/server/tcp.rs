@@ -8,8 +8,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::SharedSnapshot;
-use super::answer::{MAX_MESSAGE, answer};
+use super::answer::{MAX_MESSAGE, answer_from};
+use super::{SharedHealth, SharedSnapshot};
 use crate::zone::Transport;
 
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -24,13 +24,19 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-pub async fn serve(listener: TcpListener, shared: SharedSnapshot, idle: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: SharedSnapshot,
+    health: SharedHealth,
+    idle: Duration,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let shared = shared.clone();
+                let health = health.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, shared, idle).await {
+                    if let Err(e) = connection(stream, peer, shared, health, idle).await {
                         tracing::debug!("tcp {peer}: {e}");
                     }
                 });
@@ -45,7 +51,9 @@ pub async fn serve(listener: TcpListener, shared: SharedSnapshot, idle: Duration
 
 async fn connection(
     mut stream: TcpStream,
+    peer: SocketAddr,
     shared: SharedSnapshot,
+    health: SharedHealth,
     idle: Duration,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
@@ -64,16 +72,20 @@ async fn connection(
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow query"))??;
         let snapshot = shared.load();
-        let Some(n) = answer(
+        let view = health.load();
+        let Some(n) = answer_from(
             &snapshot,
+            &view,
             &request[..len],
             &mut response[2..],
             Transport::Tcp,
+            peer.ip(),
         ) else {
             // Nothing to say to a message we cannot parse: end the connection.
             return Ok(());
         };
         drop(snapshot);
+        drop(view);
         response[..2].copy_from_slice(&(n as u16).to_be_bytes());
         stream.write_all(&response[..n + 2]).await?;
     }

@@ -4,8 +4,8 @@ use std::net::{SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::SharedSnapshot;
-use super::answer::{MAX_MESSAGE, answer};
+use super::answer::{MAX_MESSAGE, answer_from};
+use super::{SharedHealth, SharedSnapshot};
 use crate::zone::Transport;
 
 /// A UDP socket with SO_REUSEPORT, so each thread has its own and the kernel spreads load.
@@ -19,7 +19,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-pub fn serve(socket: UdpSocket, shared: SharedSnapshot) {
+pub fn serve(socket: UdpSocket, shared: SharedSnapshot, health: SharedHealth) {
     let mut request = [0u8; MAX_MESSAGE];
     let mut response = vec![0u8; MAX_MESSAGE];
     loop {
@@ -31,8 +31,15 @@ pub fn serve(socket: UdpSocket, shared: SharedSnapshot) {
             }
         };
         let snapshot = shared.load();
-        if let Some(n) = answer(&snapshot, &request[..len], &mut response, Transport::Udp)
-            && let Err(e) = socket.send_to(&response[..n], peer)
+        let view = health.load();
+        if let Some(n) = answer_from(
+            &snapshot,
+            &view,
+            &request[..len],
+            &mut response,
+            Transport::Udp,
+            peer.ip(),
+        ) && let Err(e) = socket.send_to(&response[..n], peer)
         {
             tracing::debug!("udp send to {peer}: {e}");
         }

@@ -653,6 +653,17 @@ impl Sink for Writer<'_> {
     ) -> bool {
         self.write_set(section, owner, rtype, CLASS_IN, ttl, std::iter::once(rdata))
     }
+
+    fn records<'r>(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdatas: impl Iterator<Item = &'r [u8]>,
+    ) -> bool {
+        self.write_set(section, owner, rtype, CLASS_IN, ttl, rdatas)
+    }
 }
 
 #[cfg(test)]

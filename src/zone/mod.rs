@@ -60,6 +60,8 @@ pub struct RRset {
 pub struct Node {
     /// Sorted by type.
     pub rrsets: Vec<RRset>,
+    /// A dynamic name: its answers come from `routing`, by this index.
+    pub dynamic: Option<u32>,
 }
 
 impl Node {
@@ -88,6 +90,47 @@ pub trait Sink {
         ttl: u32,
         rdata: &[u8],
     ) -> bool;
+    /// Several records of one RRset, written all or none.
+    fn records<'r>(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdatas: impl Iterator<Item = &'r [u8]>,
+    ) -> bool;
+}
+
+/// What a dynamic name answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicOutcome<'d> {
+    /// Records were written to the answer section.
+    Answered,
+    /// A CNAME was written; the chain goes on at this target.
+    Cname(&'d [u8]),
+    /// The name has nothing of this type.
+    NoData,
+}
+
+/// Answers for dynamic names (the routing room implements it; static-only users pass
+/// [`NoDynamic`]).
+pub trait Dynamic {
+    fn answer<S: Sink>(
+        &mut self,
+        index: u32,
+        owner: &[u8],
+        qtype: u16,
+        sink: &mut S,
+    ) -> DynamicOutcome<'_>;
+}
+
+/// For zone sets without dynamic names.
+pub struct NoDynamic;
+
+impl Dynamic for NoDynamic {
+    fn answer<S: Sink>(&mut self, _: u32, _: &[u8], _: u16, _: &mut S) -> DynamicOutcome<'_> {
+        DynamicOutcome::NoData
+    }
 }
 
 /// What the lookup decided about the header.
@@ -147,7 +190,10 @@ impl Zone {
     }
 }
 
-static EMPTY_NODE: Node = Node { rrsets: Vec::new() };
+static EMPTY_NODE: Node = Node {
+    rrsets: Vec::new(),
+    dynamic: None,
+};
 
 /// Reads the u32 field `index` after the two names of SOA RDATA (0 = serial, 4 = minimum).
 fn soa_field(rdata: &[u8], index: usize) -> Option<u32> {
@@ -226,6 +272,12 @@ impl ZoneBuilder {
             return Err("SOA record is only allowed at the zone apex".into());
         }
         let node = self.nodes.entry(owner.into()).or_default();
+        if node.dynamic.is_some() {
+            return Err(format!(
+                "{} is a dynamic name; it cannot have static records too",
+                name::to_text(owner)
+            ));
+        }
         let has_cname = node.get(rtype::CNAME).is_some();
         if rtype == rtype::CNAME {
             if node.get(rtype::CNAME).is_some() {
@@ -271,6 +323,54 @@ impl ZoneBuilder {
                 node.rrsets.sort_by_key(|s| s.rtype);
             }
         }
+        Ok(())
+    }
+
+    /// Marks `owner` (lowercase wire) as dynamic name number `index`.
+    pub fn add_dynamic(&mut self, owner: &[u8], index: u32) -> Result<(), String> {
+        if !is_subdomain(owner, &self.origin) {
+            return Err(format!(
+                "dynamic name {} is outside the zone {}",
+                name::to_text(owner),
+                name::to_text(&self.origin)
+            ));
+        }
+        if owner == &self.origin[..] {
+            return Err("the zone apex cannot be a dynamic name".into());
+        }
+        // Below a delegation the data would be occluded.
+        let mut cur = name::parent(owner);
+        while let Some(p) = cur {
+            if p.len() <= self.origin.len() {
+                break;
+            }
+            if self
+                .nodes
+                .get(p)
+                .is_some_and(|n| n.get(rtype::NS).is_some())
+            {
+                return Err(format!(
+                    "dynamic name {} is below the delegation {}",
+                    name::to_text(owner),
+                    name::to_text(p)
+                ));
+            }
+            cur = name::parent(p);
+        }
+        let node = self.nodes.entry(owner.into()).or_default();
+        if !node.rrsets.is_empty() {
+            return Err(format!(
+                "{} is defined in the zone file and as a dynamic name; keep one",
+                name::to_text(owner)
+            ));
+        }
+        if node.dynamic.is_some() {
+            return Err(format!(
+                "dynamic name {} is defined twice",
+                name::to_text(owner)
+            ));
+        }
+        node.dynamic = Some(index);
         Ok(())
     }
 
@@ -382,13 +482,14 @@ impl ZoneSet {
 
     /// Answers one question from `zone`. `qname` is the question name as received (its case
     /// is preserved in answers); it must be a valid uncompressed wire name inside `zone`.
-    pub fn resolve<S: Sink>(
+    pub fn resolve<S: Sink, D: Dynamic>(
         &self,
         zone: &Zone,
         qname: &[u8],
         qtype: u16,
         transport: Transport,
         sink: &mut S,
+        dynamic: &mut D,
     ) -> Outcome {
         let mut cur = [0u8; MAX_NAME_LEN];
         let mut cur_len = qname.len().min(MAX_NAME_LEN);
@@ -446,6 +547,21 @@ impl ZoneSet {
                         cur[..new_len].copy_from_slice(&synth[..new_len]);
                         cur_len = new_len;
                         Some(Next::Continue)
+                    }
+                }
+                Step::Node(node) | Step::Wildcard(node) if node.dynamic.is_some() => {
+                    let index = node.dynamic.unwrap_or_default();
+                    match dynamic.answer(index, name, qtype, sink) {
+                        DynamicOutcome::Answered => None,
+                        DynamicOutcome::NoData => {
+                            zone.add_negative_soa(sink);
+                            None
+                        }
+                        DynamicOutcome::Cname(target) => {
+                            cur_len = target.len().min(MAX_NAME_LEN);
+                            cur[..cur_len].copy_from_slice(&target[..cur_len]);
+                            Some(Next::Continue)
+                        }
                     }
                 }
                 Step::Node(node) | Step::Wildcard(node) => zone

@@ -1,0 +1,35 @@
+//! Health of endpoints and datacenters, as the query path sees it.
+//!
+//! The query path reads an immutable [`HealthView`] through an atomic pointer swap; whatever
+//! runs the checks builds a new view and publishes it. Indices are those of the routing
+//! tables of the snapshot the view was built for; an index the view does not know counts as
+//! up, so a view that lags a reload never takes a site out by mistake.
+
+/// Up/down of every endpoint and every datacenter group, by routing index.
+#[derive(Debug, Clone, Default)]
+pub struct HealthView {
+    endpoint_up: Box<[bool]>,
+    group_up: Box<[bool]>,
+}
+
+impl HealthView {
+    /// Everything up: the state before any check has run.
+    pub fn all_up() -> Self {
+        Self::default()
+    }
+
+    pub fn new(endpoint_up: Vec<bool>, group_up: Vec<bool>) -> Self {
+        Self {
+            endpoint_up: endpoint_up.into_boxed_slice(),
+            group_up: group_up.into_boxed_slice(),
+        }
+    }
+
+    pub fn endpoint_up(&self, index: usize) -> bool {
+        self.endpoint_up.get(index).copied().unwrap_or(true)
+    }
+
+    pub fn group_up(&self, index: usize) -> bool {
+        self.group_up.get(index).copied().unwrap_or(true)
+    }
+}

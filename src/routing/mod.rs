@@ -1,0 +1,624 @@
+//! Answers for dynamic names: policies as functions of (client, health view) → records,
+//! TTL and ECS scope. No I/O, no locks, no allocation per query.
+//!
+//! A policy orders the datacenters of a name's pool for one client; the first healthy
+//! ones (as many as `datacenters` says) answer, each with all, the first N, or a weighted
+//! pick of its healthy endpoints. Client-dependent policies (geo, nearest, latency) are
+//! precomputed at load time into network tables (client network → datacenter order), so a
+//! query costs one longest-prefix lookup and the table's network is the ECS scope.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::ops::Range;
+
+use crate::geo::{GeoSources, NetTable};
+use crate::health::HealthView;
+use crate::zone::{Dynamic, DynamicOutcome, Section, Sink, rtype};
+
+/// Most datacenters one answer may draw from.
+pub const MAX_DATACENTERS: usize = 8;
+/// Most records in one dynamic answer.
+pub const MAX_RECORDS: usize = 32;
+/// Sticky hashing looks at this much of an IPv4 client address...
+pub const STICKY_PREFIX_V4: u8 = 24;
+/// ...and this much of an IPv6 one: a resolver keeps its answer, caches stay warm.
+pub const STICKY_PREFIX_V6: u8 = 56;
+
+#[derive(Debug, Clone)]
+pub struct Datacenter {
+    pub name: String,
+    pub coords: Option<(f64, f64)>,
+}
+
+/// One answer target: an address of each family and/or a CNAME target.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub group: u32,
+    pub weight: u32,
+    pub a: Option<[u8; 4]>,
+    pub aaaa: Option<[u8; 16]>,
+    /// Wire form.
+    pub cname: Option<Box<[u8]>>,
+}
+
+impl Endpoint {
+    fn rdata(&self, qtype: u16) -> Option<&[u8]> {
+        match qtype {
+            rtype::A => self.a.as_ref().map(|a| &a[..]),
+            rtype::AAAA => self.aaaa.as_ref().map(|a| &a[..]),
+            rtype::CNAME => self.cname.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The endpoints of one pool in one datacenter: the unit that is up or down as a whole.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub pool: u32,
+    pub datacenter: u32,
+    pub endpoints: Range<u32>,
+    /// Share of endpoints that must be up for the group to be up (health checks use it).
+    pub up_share: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub name: String,
+    /// Groups of this pool, in configuration order (the default order).
+    pub groups: Range<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Policy {
+    /// geo, nearest, latency: a network table of order ids.
+    Table { table: u32, kind: TableKind },
+    /// A fixed order of groups.
+    Failover { order: u32 },
+    /// Weighted choice among the pool's groups (rendezvous hashing, so that a datacenter
+    /// going down moves only its own clients). Sticky: hashed by client subnet.
+    Weighted { sticky: bool, weights: Box<[u32]> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Geo,
+    Nearest,
+    Latency,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// Every healthy endpoint of the chosen datacenter(s).
+    All,
+    /// The first N healthy endpoints, in configuration order.
+    First(u16),
+    /// One endpoint per datacenter, weighted (sticky when the policy is).
+    Weighted,
+}
+
+#[derive(Debug, Clone)]
+pub enum AllDown {
+    /// Answer as if everything were up (Route 53 and gdnsd do this).
+    FailOpen,
+    /// Answer NODATA.
+    NoData,
+    /// Answer these records instead (A, AAAA and/or a CNAME), from the config.
+    Fallback {
+        a: Vec<[u8; 4]>,
+        aaaa: Vec<[u8; 16]>,
+        cname: Option<Box<[u8]>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamicName {
+    /// Wire form, lowercase.
+    pub owner: Box<[u8]>,
+    pub ttl: u32,
+    pub pool: u32,
+    pub policy: Policy,
+    pub select: Select,
+    /// How many datacenters contribute to one answer.
+    pub datacenters: u8,
+    pub all_down: AllDown,
+    pub ignore_ecs: bool,
+    /// Record types this name serves (some of A, AAAA, CNAME).
+    pub serves_a: bool,
+    pub serves_aaaa: bool,
+    pub serves_cname: bool,
+}
+
+/// Everything dynamic in one snapshot.
+#[derive(Debug, Default)]
+pub struct Routing {
+    pub datacenters: Vec<Datacenter>,
+    pub pools: Vec<Pool>,
+    pub groups: Vec<Group>,
+    pub endpoints: Vec<Endpoint>,
+    pub names: Vec<DynamicName>,
+    pub tables: Vec<NetTable<u32>>,
+    /// Datacenter orders as group indices; tables and failover policies point here.
+    pub orders: Vec<Box<[u32]>>,
+    pub geo: Option<GeoSources>,
+}
+
+/// Who is asking: the packet's source, and the ECS subnet when one came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub source: IpAddr,
+    /// ECS address and source prefix length.
+    pub subnet: Option<(IpAddr, u8)>,
+}
+
+/// The datacenters chosen for one answer, and what the answer depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    groups: [u32; MAX_DATACENTERS],
+    len: usize,
+    /// ECS scope: the prefix over which this decision is the same.
+    pub scope: u8,
+    /// No candidate was up: the answer follows `all_down`.
+    pub all_down: bool,
+    /// The ordered candidates (before health), for `explain`.
+    candidates: [u32; MAX_DATACENTERS],
+    candidates_len: usize,
+}
+
+impl Decision {
+    pub fn groups(&self) -> &[u32] {
+        &self.groups[..self.len]
+    }
+    pub fn candidates(&self) -> &[u32] {
+        &self.candidates[..self.candidates_len]
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9E37_79B9_7F4A_7C15);
+    let local = 0u8;
+    splitmix(t ^ (&local as *const u8 as u64))
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn random_u64() -> u64 {
+    RNG.with(|r| {
+        let v = splitmix(r.get());
+        r.set(v);
+        v
+    })
+}
+
+/// A uniform number in (0, 1] from 64 random bits.
+fn unit(bits: u64) -> f64 {
+    ((bits >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+}
+
+/// The client address truncated to `prefix` bits, as a number (IPv4 in the low 32 bits).
+fn truncated(addr: IpAddr, prefix: u8) -> u128 {
+    match addr {
+        IpAddr::V4(a) => {
+            let v = u32::from(a);
+            let p = prefix.min(32);
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            u128::from(v & mask)
+        }
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            let p = prefix.min(128);
+            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            v & mask
+        }
+    }
+}
+
+impl Routing {
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The address a name locates its client by, and how many bits of it are known.
+    fn locate(name: &DynamicName, client: &Client) -> (IpAddr, u8) {
+        match client.subnet {
+            Some((addr, prefix)) if !name.ignore_ecs && prefix > 0 => (addr, prefix),
+            _ => (
+                client.source,
+                if client.source.is_ipv4() { 32 } else { 128 },
+            ),
+        }
+    }
+
+    fn group_has(&self, g: u32, qtype: u16, health: &HealthView, open: bool) -> bool {
+        let Some(group) = self.groups.get(g as usize) else {
+            return false;
+        };
+        if !open && !health.group_up(g as usize) {
+            return false;
+        }
+        group.endpoints.clone().any(|e| {
+            (open || health.endpoint_up(e as usize))
+                && self
+                    .endpoints
+                    .get(e as usize)
+                    .is_some_and(|ep| ep.rdata(qtype).is_some())
+        })
+    }
+
+    /// Orders the candidates for `client` and picks the first healthy ones.
+    pub fn decide(
+        &self,
+        name: &DynamicName,
+        client: &Client,
+        qtype: u16,
+        health: &HealthView,
+    ) -> Decision {
+        let (addr, known) = Self::locate(name, client);
+        let mut d = Decision {
+            groups: [0; MAX_DATACENTERS],
+            len: 0,
+            scope: 0,
+            all_down: false,
+            candidates: [0; MAX_DATACENTERS],
+            candidates_len: 0,
+        };
+        let want = (name.datacenters.max(1) as usize).min(MAX_DATACENTERS);
+        let serve_type = if name.serves_cname {
+            rtype::CNAME
+        } else {
+            qtype
+        };
+
+        match &name.policy {
+            Policy::Table { table, .. } => {
+                let (order, prefix) = match self.tables.get(*table as usize) {
+                    Some(t) => {
+                        let (id, prefix) = t.lookup(addr);
+                        (self.orders.get(*id as usize), prefix)
+                    }
+                    None => (None, 0),
+                };
+                d.scope = prefix;
+                self.fill(
+                    &mut d,
+                    order.map(|o| &o[..]).unwrap_or(&[]),
+                    serve_type,
+                    health,
+                    want,
+                );
+            }
+            Policy::Failover { order } => {
+                let order = self
+                    .orders
+                    .get(*order as usize)
+                    .map(|o| &o[..])
+                    .unwrap_or(&[]);
+                self.fill(&mut d, order, serve_type, health, want);
+            }
+            Policy::Weighted { sticky, weights } => {
+                let Some(pool) = self.pools.get(name.pool as usize) else {
+                    return d;
+                };
+                let key = if *sticky {
+                    let prefix = if addr.is_ipv4() {
+                        STICKY_PREFIX_V4
+                    } else {
+                        STICKY_PREFIX_V6
+                    };
+                    d.scope = prefix;
+                    Some(truncated(addr, prefix.min(known)))
+                } else {
+                    None
+                };
+                // Rendezvous: each group scores weight / -ln(u); highest scores first.
+                let mut scored: [(f64, u32); MAX_DATACENTERS] = [(0.0, 0); MAX_DATACENTERS];
+                let mut n = 0;
+                for (i, g) in pool.groups.clone().enumerate() {
+                    if n == MAX_DATACENTERS {
+                        break;
+                    }
+                    let w = weights.get(i).copied().unwrap_or(1);
+                    if w == 0 {
+                        continue;
+                    }
+                    let bits = match key {
+                        Some(k) => splitmix(splitmix(k as u64 ^ (k >> 64) as u64) ^ g as u64),
+                        None => random_u64(),
+                    };
+                    scored[n] = (f64::from(w) / -unit(bits).ln().min(-f64::MIN_POSITIVE), g);
+                    n += 1;
+                }
+                scored[..n].sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                let mut order = [0u32; MAX_DATACENTERS];
+                for (slot, (_, g)) in order.iter_mut().zip(&scored[..n]) {
+                    *slot = *g;
+                }
+                self.fill(&mut d, &order[..n], serve_type, health, want);
+            }
+        }
+        d
+    }
+
+    fn fill(&self, d: &mut Decision, order: &[u32], qtype: u16, health: &HealthView, want: usize) {
+        d.candidates_len = order.len().min(MAX_DATACENTERS);
+        d.candidates[..d.candidates_len].copy_from_slice(&order[..d.candidates_len]);
+        for &g in order {
+            if d.len == want {
+                return;
+            }
+            if self.group_has(g, qtype, health, false) {
+                d.groups[d.len] = g;
+                d.len += 1;
+            }
+        }
+        if d.len == 0 {
+            d.all_down = true;
+        }
+    }
+
+    /// Picks endpoints inside the chosen groups. `open` treats every endpoint as up.
+    fn pick(
+        &self,
+        name: &DynamicName,
+        d: &Decision,
+        qtype: u16,
+        how: Pick<'_>,
+        out: &mut [u32; MAX_RECORDS],
+    ) -> usize {
+        let Pick {
+            client_key,
+            health,
+            open,
+        } = how;
+        let mut n = 0;
+        let groups: &[u32] = if open && d.len == 0 {
+            &d.candidates[..d.candidates_len]
+        } else {
+            d.groups()
+        };
+        let want_groups = (name.datacenters.max(1) as usize).min(MAX_DATACENTERS);
+        let mut used_groups = 0;
+        for &g in groups {
+            if used_groups == want_groups || n == MAX_RECORDS {
+                break;
+            }
+            let Some(group) = self.groups.get(g as usize) else {
+                continue;
+            };
+            let usable = |e: &u32| {
+                (open || health.endpoint_up(*e as usize))
+                    && self
+                        .endpoints
+                        .get(*e as usize)
+                        .is_some_and(|ep| ep.rdata(qtype).is_some())
+            };
+            let before = n;
+            match name.select {
+                Select::All | Select::First(_) => {
+                    let limit = match name.select {
+                        Select::First(k) => k as usize,
+                        _ => usize::MAX,
+                    };
+                    for e in group.endpoints.clone().filter(usable).take(limit) {
+                        if n == MAX_RECORDS {
+                            break;
+                        }
+                        out[n] = e;
+                        n += 1;
+                    }
+                }
+                Select::Weighted => {
+                    let mut best = None;
+                    let mut best_score = f64::NEG_INFINITY;
+                    for e in group.endpoints.clone().filter(usable) {
+                        let w = self.endpoints[e as usize].weight;
+                        if w == 0 {
+                            continue;
+                        }
+                        let bits = match client_key {
+                            Some(k) => {
+                                splitmix(splitmix(k as u64 ^ (k >> 64) as u64) ^ (e as u64) << 20)
+                            }
+                            None => random_u64(),
+                        };
+                        let score = f64::from(w) / -unit(bits).ln().min(-f64::MIN_POSITIVE);
+                        if score > best_score {
+                            best_score = score;
+                            best = Some(e);
+                        }
+                    }
+                    if let Some(e) = best {
+                        out[n] = e;
+                        n += 1;
+                    }
+                }
+            }
+            if n > before {
+                used_groups += 1;
+            }
+        }
+        n
+    }
+
+    /// Writes the answer of dynamic name `index` for `client`; returns the outcome and the
+    /// ECS scope of the decision.
+    pub fn answer<S: Sink>(
+        &self,
+        index: u32,
+        owner: &[u8],
+        qtype: u16,
+        client: &Client,
+        health: &HealthView,
+        sink: &mut S,
+    ) -> (DynamicOutcome<'_>, u8) {
+        let Some(name) = self.names.get(index as usize) else {
+            return (DynamicOutcome::NoData, 0);
+        };
+        let serve_type = if name.serves_cname {
+            rtype::CNAME
+        } else {
+            match qtype {
+                rtype::A if name.serves_a => rtype::A,
+                rtype::AAAA if name.serves_aaaa => rtype::AAAA,
+                _ => return (DynamicOutcome::NoData, 0),
+            }
+        };
+        let d = self.decide(name, client, serve_type, health);
+        let client_key = match &name.policy {
+            Policy::Weighted { sticky: true, .. } => {
+                let (addr, known) = Self::locate(name, client);
+                let p = if addr.is_ipv4() {
+                    STICKY_PREFIX_V4
+                } else {
+                    STICKY_PREFIX_V6
+                };
+                Some(truncated(addr, p.min(known)))
+            }
+            _ => None,
+        };
+        let mut chosen = [0u32; MAX_RECORDS];
+        let n = if d.all_down {
+            match &name.all_down {
+                AllDown::FailOpen => self.pick(
+                    name,
+                    &d,
+                    serve_type,
+                    Pick {
+                        client_key,
+                        health,
+                        open: true,
+                    },
+                    &mut chosen,
+                ),
+                AllDown::NoData => return (DynamicOutcome::NoData, d.scope),
+                AllDown::Fallback { a, aaaa, cname } => {
+                    return (
+                        Self::fallback(name, owner, qtype, a, aaaa, cname.as_deref(), sink),
+                        d.scope,
+                    );
+                }
+            }
+        } else {
+            self.pick(
+                name,
+                &d,
+                serve_type,
+                Pick {
+                    client_key,
+                    health,
+                    open: false,
+                },
+                &mut chosen,
+            )
+        };
+        if n == 0 {
+            return (DynamicOutcome::NoData, d.scope);
+        }
+        if serve_type == rtype::CNAME {
+            // A CNAME RRset has exactly one record: the first pick.
+            let Some(target) = self.endpoints[chosen[0] as usize].cname.as_deref() else {
+                return (DynamicOutcome::NoData, d.scope);
+            };
+            sink.record(Section::Answer, owner, rtype::CNAME, name.ttl, target);
+            if qtype == rtype::CNAME {
+                return (DynamicOutcome::Answered, d.scope);
+            }
+            return (DynamicOutcome::Cname(target), d.scope);
+        }
+        let rdatas = chosen[..n]
+            .iter()
+            .filter_map(|&e| self.endpoints[e as usize].rdata(serve_type));
+        sink.records(Section::Answer, owner, serve_type, name.ttl, rdatas);
+        (DynamicOutcome::Answered, d.scope)
+    }
+
+    fn fallback<'a, S: Sink>(
+        name: &DynamicName,
+        owner: &[u8],
+        qtype: u16,
+        a: &[[u8; 4]],
+        aaaa: &[[u8; 16]],
+        cname: Option<&'a [u8]>,
+        sink: &mut S,
+    ) -> DynamicOutcome<'a> {
+        if let Some(target) = cname {
+            sink.record(Section::Answer, owner, rtype::CNAME, name.ttl, target);
+            return if qtype == rtype::CNAME {
+                DynamicOutcome::Answered
+            } else {
+                DynamicOutcome::Cname(target)
+            };
+        }
+        match qtype {
+            rtype::A if !a.is_empty() => {
+                sink.records(
+                    Section::Answer,
+                    owner,
+                    rtype::A,
+                    name.ttl,
+                    a.iter().map(|x| &x[..]),
+                );
+                DynamicOutcome::Answered
+            }
+            rtype::AAAA if !aaaa.is_empty() => {
+                sink.records(
+                    Section::Answer,
+                    owner,
+                    rtype::AAAA,
+                    name.ttl,
+                    aaaa.iter().map(|x| &x[..]),
+                );
+                DynamicOutcome::Answered
+            }
+            _ => DynamicOutcome::NoData,
+        }
+    }
+}
+
+/// How endpoints are picked: by hash of the client (sticky) or at random, and whether
+/// health counts (`open`: all down, answer as if all were up).
+#[derive(Clone, Copy)]
+struct Pick<'h> {
+    client_key: Option<u128>,
+    health: &'h HealthView,
+    open: bool,
+}
+
+/// The routing room seen from the zone lookup for one query: it remembers the narrowest
+/// ECS scope any dynamic decision in the answer needed.
+pub struct Router<'a> {
+    pub routing: &'a Routing,
+    pub health: &'a HealthView,
+    pub client: Client,
+    /// `None` until a dynamic name answered.
+    pub scope: Option<u8>,
+}
+
+impl Dynamic for Router<'_> {
+    fn answer<S: Sink>(
+        &mut self,
+        index: u32,
+        owner: &[u8],
+        qtype: u16,
+        sink: &mut S,
+    ) -> DynamicOutcome<'_> {
+        let (outcome, scope) =
+            self.routing
+                .answer(index, owner, qtype, &self.client, self.health, sink);
+        self.scope = Some(self.scope.map_or(scope, |s| s.max(scope)));
+        outcome
+    }
+}
