@@ -67,3 +67,221 @@ pub fn check(config_path: &Path) -> ExitCode {
         }
     }
 }
+
+/// `meridian explain`: what would be answered to this client, and why.
+pub fn explain(config_path: &Path, qname: &str, qtype: &str, client: &str) -> ExitCode {
+    match explain_text(config_path, qname, qtype, client) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The explanation as text (also used by tests).
+pub fn explain_text(
+    config_path: &Path,
+    qname: &str,
+    qtype: &str,
+    client: &str,
+) -> Result<String, String> {
+    use std::fmt::Write;
+    use std::net::IpAddr;
+    use std::str::FromStr;
+
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{Name, RecordType};
+
+    use crate::health::HealthView;
+    use crate::routing::{Client, Policy};
+    use crate::server::answer::{MAX_MESSAGE, answer_from};
+    use crate::zone::Transport;
+
+    let loaded = config::load(config_path).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let snap = loaded.snapshot;
+    let name = Name::from_str(qname)
+        .map(|mut n| {
+            n.set_fqdn(true);
+            n
+        })
+        .map_err(|e| format!("{qname}: {e}"))?;
+    let rtype = RecordType::from_str(&qtype.to_ascii_uppercase())
+        .map_err(|_| format!("unknown type {qtype}"))?;
+    let (addr_text, prefix) = match client.split_once('/') {
+        Some((a, p)) => (
+            a,
+            Some(p.parse::<u8>().map_err(|_| format!("bad prefix {p}"))?),
+        ),
+        None => (client, None),
+    };
+    let addr = IpAddr::from_str(addr_text).map_err(|_| format!("bad client address {client}"))?;
+    let prefix = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
+    let key = name::wire_lower(&name);
+    let health = HealthView::all_up();
+
+    let mut out = String::new();
+    let _ = writeln!(out, "question: {name} {rtype}");
+    let _ = writeln!(
+        out,
+        "client:   {addr}/{prefix} (sent as EDNS Client Subnet)"
+    );
+    if let Some(geo) = &snap.routing.geo {
+        match geo.lookup(addr) {
+            Ok(loc) => {
+                let _ = writeln!(
+                    out,
+                    "location: continent {} country {} subdivision {} city {} asn {} coords {} (network /{})",
+                    opt(loc.continent.map(|c| c.to_string())),
+                    opt(loc.country.map(|c| c.to_string())),
+                    opt(loc.subdivision.map(|c| c.to_string())),
+                    opt(loc.city.as_ref().map(|c| c.to_string())),
+                    opt(loc.asn.map(|a| format!("AS{a}"))),
+                    opt(loc.coords.map(|(a, b)| format!("{a:.2},{b:.2}"))),
+                    loc.prefix_len
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "location: lookup failed: {e}");
+            }
+        }
+    } else {
+        let _ = writeln!(out, "location: no GeoIP database configured");
+    }
+
+    let zone = snap.zones.find(&key, u16::from(rtype));
+    let dynamic = zone.and_then(|z| z.node(&key)).and_then(|n| n.dynamic);
+    match (zone, dynamic) {
+        (None, _) => {
+            let _ = writeln!(out, "zone:     none of ours (REFUSED)");
+        }
+        (Some(z), None) => {
+            let _ = writeln!(out, "zone:     {} (static data)", name::to_text(z.origin()));
+        }
+        (Some(z), Some(index)) => {
+            let routing = &snap.routing;
+            let Some(dn) = routing.names.get(index as usize) else {
+                return Err("dynamic name index out of range".into());
+            };
+            let policy = match &dn.policy {
+                Policy::Table { kind, .. } => format!("{kind:?}").to_lowercase(),
+                Policy::Failover { .. } => "failover".into(),
+                Policy::Weighted { sticky: true, .. } => "weighted (sticky)".into(),
+                Policy::Weighted { .. } => "weighted (random)".into(),
+            };
+            let pool = routing
+                .pools
+                .get(dn.pool as usize)
+                .map_or("?", |p| p.name.as_str());
+            let _ = writeln!(
+                out,
+                "zone:     {} (dynamic name: policy {policy}, pool {pool}, ttl {}, select {:?}, datacenters {})",
+                name::to_text(z.origin()),
+                dn.ttl,
+                dn.select,
+                dn.datacenters
+            );
+            let c = Client {
+                source: addr,
+                subnet: Some((addr, prefix)),
+            };
+            let serve = match rtype {
+                _ if dn.serves_cname => crate::zone::rtype::CNAME,
+                RecordType::AAAA => crate::zone::rtype::AAAA,
+                _ => crate::zone::rtype::A,
+            };
+            let d = routing.decide(dn, &c, serve, &health);
+            let _ = writeln!(
+                out,
+                "candidates, in policy order (health: all up until checks run):"
+            );
+            for (i, &g) in d.candidates().iter().enumerate() {
+                let Some(group) = routing.groups.get(g as usize) else {
+                    continue;
+                };
+                let dc = &routing.datacenters[group.datacenter as usize];
+                let chosen = if d.groups().contains(&g) {
+                    "  <- chosen"
+                } else {
+                    ""
+                };
+                let eps: Vec<String> = group
+                    .endpoints
+                    .clone()
+                    .filter_map(|e| routing.endpoints.get(e as usize).map(|ep| (e, ep)))
+                    .map(|(e, ep)| {
+                        let up = if health.endpoint_up(e as usize) {
+                            "up"
+                        } else {
+                            "down"
+                        };
+                        format!("{} {up}", ep.id)
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {}. {} [{}] {}{chosen}",
+                    i + 1,
+                    dc.name,
+                    if health.group_up(g as usize) {
+                        "up"
+                    } else {
+                        "down"
+                    },
+                    eps.join(", ")
+                );
+            }
+            if d.all_down {
+                let _ = writeln!(out, "all candidates down: {:?}", dn.all_down);
+            }
+            let _ = writeln!(out, "ecs scope: /{}", d.scope);
+        }
+    }
+
+    let request = crate::server::wire::build_query(
+        0x4d45,
+        &key,
+        u16::from(rtype),
+        true,
+        Some((addr, prefix)),
+    );
+    let mut response = vec![0u8; MAX_MESSAGE];
+    let n = answer_from(
+        &snap,
+        &health,
+        &request,
+        &mut response,
+        Transport::Udp,
+        addr,
+    )
+    .ok_or("no response")?;
+    let msg = Message::from_vec(&response[..n]).map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        out,
+        "response: {} aa={}",
+        msg.metadata.response_code, msg.metadata.authoritative
+    );
+    for r in &msg.answers {
+        let _ = writeln!(out, "  answer     {r}");
+    }
+    for r in &msg.authorities {
+        let _ = writeln!(out, "  authority  {r}");
+    }
+    for r in &msg.additionals {
+        let _ = writeln!(out, "  additional {r}");
+    }
+    Ok(out)
+}
+
+fn opt(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".into())
+}

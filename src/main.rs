@@ -31,6 +31,19 @@ enum Command {
         #[arg(short, long, default_value = "meridian.toml")]
         config: PathBuf,
     },
+    /// Show what would be answered to a client, and why: location, candidates, scope.
+    Explain {
+        /// The name asked for, e.g. www.example.com
+        name: String,
+        /// The record type.
+        #[arg(default_value = "A")]
+        rtype: String,
+        /// The client address, optionally with an ECS prefix: 81.2.69.160 or 81.2.69.0/24
+        #[arg(long)]
+        client: String,
+        #[arg(short, long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,5 +52,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => meridian::cli::serve(config),
         Command::Check { config } => meridian::cli::check(&config),
+        Command::Explain {
+            name,
+            rtype,
+            client,
+            config,
+        } => meridian::cli::explain(&config, &name, &rtype, &client),
     }
 }

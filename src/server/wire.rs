@@ -244,6 +244,53 @@ fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
     })
 }
 
+/// A query message (for `explain` and tools; allocates, not for the query path).
+/// `ecs` adds an EDNS Client Subnet option with that address and source prefix.
+pub fn build_query(
+    id: u16,
+    qname: &[u8],
+    qtype: u16,
+    edns: bool,
+    ecs: Option<(std::net::IpAddr, u8)>,
+) -> Vec<u8> {
+    let mut q = Vec::with_capacity(64 + qname.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns || ecs.is_some())]);
+    q.extend_from_slice(qname);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&CLASS_IN.to_be_bytes());
+    if edns || ecs.is_some() {
+        let mut options = Vec::new();
+        if let Some((addr, prefix)) = ecs {
+            let (family, bytes, max): (u16, Vec<u8>, u8) = match addr {
+                std::net::IpAddr::V4(a) => (1, a.octets().to_vec(), 32),
+                std::net::IpAddr::V6(a) => (2, a.octets().to_vec(), 128),
+            };
+            let prefix = prefix.min(max);
+            let n = (prefix as usize).div_ceil(8);
+            let mut addr_bytes = bytes[..n].to_vec();
+            if prefix % 8 != 0
+                && let Some(last) = addr_bytes.last_mut()
+            {
+                *last &= 0xFFu8 << (8 - prefix % 8);
+            }
+            options.extend_from_slice(&OPT_ECS.to_be_bytes());
+            options.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            options.extend_from_slice(&family.to_be_bytes());
+            options.push(prefix);
+            options.push(0);
+            options.extend_from_slice(&addr_bytes);
+        }
+        q.push(0);
+        q.extend_from_slice(&rtype::OPT.to_be_bytes());
+        q.extend_from_slice(&1232u16.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0]);
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(&options);
+    }
+    q
+}
+
 /// What goes into the OPT record of a response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptOut<'a> {
