@@ -14,18 +14,71 @@ use super::cidr::{self, Merger};
 use super::error::GeoError;
 
 /// One family's blocks. `starts` is sorted; the block for an address is the last start not
-/// above it.
+/// above it. `buckets` narrows the binary search by the top 16 bits of the address (the
+/// search stays within a few cache lines instead of the whole array): for bucket `b`, the
+/// answer lies between `buckets[b]` and `buckets[b + 1]`, inclusive.
 #[derive(Debug, Clone)]
 struct Family<K, T> {
     starts: Vec<K>,
     lens: Vec<u8>,
     values: Vec<T>,
+    buckets: Vec<u32>,
 }
 
-impl<K: Copy + Ord, T> Family<K, T> {
+/// An address as a search key: IPv4 as `u32`, IPv6 as `u128`.
+trait Key: Copy + Ord {
+    /// The top 16 bits.
+    fn bucket(self) -> usize;
+    /// The first address of a bucket.
+    fn bucket_start(bucket: usize) -> Self;
+}
+
+impl Key for u32 {
+    #[inline]
+    fn bucket(self) -> usize {
+        (self >> 16) as usize
+    }
+    fn bucket_start(bucket: usize) -> Self {
+        (bucket as u32) << 16
+    }
+}
+
+impl Key for u128 {
+    #[inline]
+    fn bucket(self) -> usize {
+        (self >> 112) as usize
+    }
+    fn bucket_start(bucket: usize) -> Self {
+        (bucket as u128) << 112
+    }
+}
+
+const BUCKETS: usize = 1 << 16;
+
+impl<K: Key, T> Family<K, T> {
+    fn new(starts: Vec<K>, lens: Vec<u8>, values: Vec<T>) -> Self {
+        let mut buckets = Vec::with_capacity(BUCKETS + 1);
+        for b in 0..BUCKETS {
+            let first = K::bucket_start(b);
+            let i = starts.partition_point(|s| *s <= first).saturating_sub(1);
+            buckets.push(u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        buckets.push(u32::try_from(starts.len().saturating_sub(1)).unwrap_or(u32::MAX));
+        Self {
+            starts,
+            lens,
+            values,
+            buckets,
+        }
+    }
+
     #[inline]
     fn find(&self, key: K) -> Option<(&T, u8)> {
-        let i = self.starts.partition_point(|s| *s <= key).checked_sub(1)?;
+        let b = key.bucket();
+        let lo = *self.buckets.get(b)? as usize;
+        let hi = *self.buckets.get(b + 1)? as usize;
+        let within = self.starts.get(lo..=hi)?;
+        let i = lo + within.partition_point(|s| *s <= key).checked_sub(1)?;
         Some((self.values.get(i)?, *self.lens.get(i)?))
     }
 }
@@ -156,30 +209,24 @@ impl<T> NetTable<T> {
         T: PartialEq,
     {
         let (v4_blocks, v6_blocks) = (m4.pushed, m6.pushed);
-        let mut v4 = Family {
-            starts: Vec::new(),
-            lens: Vec::new(),
-            values: Vec::new(),
-        };
+        let (mut starts, mut lens, mut values) = (Vec::new(), Vec::new(), Vec::new());
         for (start, len, slot) in m4.finish() {
             if let Slot::Value(v) = slot {
-                v4.starts.push(start as u32);
-                v4.lens.push(len);
-                v4.values.push(v);
+                starts.push(start as u32);
+                lens.push(len);
+                values.push(v);
             }
         }
-        let mut v6 = Family {
-            starts: Vec::new(),
-            lens: Vec::new(),
-            values: Vec::new(),
-        };
+        let v4 = Family::new(starts, lens, values);
+        let (mut starts, mut lens, mut values) = (Vec::new(), Vec::new(), Vec::new());
         for (start, len, slot) in m6.finish() {
             if let Slot::Value(v) = slot {
-                v6.starts.push(start);
-                v6.lens.push(len);
-                v6.values.push(v);
+                starts.push(start);
+                lens.push(len);
+                values.push(v);
             }
         }
+        let v6 = Family::new(starts, lens, values);
         let stats = TableStats {
             db_networks,
             v4_blocks,
