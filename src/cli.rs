@@ -19,8 +19,8 @@ pub fn init_logging(format: &str) {
     }
 }
 
-pub fn serve(config_path: PathBuf) -> ExitCode {
-    let loaded = match config::load(&config_path) {
+pub fn serve(config_path: PathBuf, api_listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let mut loaded = match config::load(&config_path) {
         Ok(l) => l,
         Err(errors) => {
             for e in &errors {
@@ -31,6 +31,13 @@ pub fn serve(config_path: PathBuf) -> ExitCode {
     };
     for w in &loaded.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(addr) = api_listen {
+        if let Err(e) = crate::api::validate(addr, loaded.api.token.as_deref()) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        loaded.api.listen = Some(addr);
     }
     match crate::server::run(config_path, loaded) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! `routing` picks answers for dynamic names, `health` runs checks, `server` speaks the wire
 //! protocol, `api` is the HTTP admin surface.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod geo;

@@ -25,6 +25,9 @@ enum Command {
     Serve {
         #[arg(short, long, default_value = "meridian.toml")]
         config: PathBuf,
+        /// Listen for the admin API here instead of the config's api.listen.
+        #[arg(long)]
+        api_listen: Option<std::net::SocketAddr>,
     },
     /// Validate the configuration and every zone; print every error with file and line.
     Check {
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     meridian::cli::init_logging(&cli.log_format);
     match cli.command {
-        Command::Serve { config } => meridian::cli::serve(config),
+        Command::Serve { config, api_listen } => meridian::cli::serve(config, api_listen),
         Command::Check { config } => meridian::cli::check(&config),
         Command::Explain {
             name,

@@ -27,6 +27,7 @@ use toml::Spanned;
 
 use super::Diagnostic;
 use crate::geo::{GeoSources, Location, build_table, great_circle_km};
+use crate::health::{CheckKind, CheckSpec, Timing};
 use crate::routing::{
     AllDown, Datacenter, DynamicName, Endpoint, Group, Policy, Pool, Routing, Select, TableKind,
 };
@@ -34,7 +35,7 @@ use crate::zone::ZoneBuilder;
 use crate::zone::name::wire_lower;
 
 /// Default TTL of dynamic answers: short, so failover reaches clients quickly.
-pub const DEFAULT_TTL: u32 = 30;
+pub const DEFAULT_TTL: u32 = 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +68,62 @@ fn default_up_share() -> f64 {
 #[serde(deny_unknown_fields)]
 struct PoolConf {
     endpoints: Vec<Spanned<EndpointConf>>,
+    /// How the pool's endpoints are health-checked; none: always up.
+    #[serde(default)]
+    check: Option<Spanned<CheckConf>>,
+}
+
+/// Defaults that bound failover near 30 s: 2 × 4 s + 2 s + TTL 20 s.
+pub const DEFAULT_INTERVAL: f64 = 4.0;
+pub const DEFAULT_TIMEOUT: f64 = 2.0;
+pub const DEFAULT_RISE: u32 = 2;
+pub const DEFAULT_FALL: u32 = 2;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckConf {
+    /// tcp | http | https | dns | exec | file
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    expect_status: Vec<u16>,
+    #[serde(default)]
+    body_contains: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    qtype: Option<String>,
+    #[serde(default)]
+    expect_rcode: Option<String>,
+    #[serde(default)]
+    expect_answer: bool,
+    /// exec: argv; `{address}`, `{port}` and `{id}` are substituted.
+    #[serde(default)]
+    command: Vec<String>,
+    /// file: path; `{id}` is substituted.
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    interval: Option<f64>,
+    #[serde(default)]
+    timeout: Option<f64>,
+    #[serde(default)]
+    rise: Option<u32>,
+    #[serde(default)]
+    fall: Option<u32>,
+    /// up | down: the state before the first result (default up).
+    #[serde(default)]
+    initial: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +139,12 @@ struct EndpointConf {
     cname: Option<String>,
     #[serde(default = "default_weight")]
     weight: u32,
+    /// Check this address instead of the answer's (e.g. a management interface).
+    #[serde(default)]
+    check_address: Option<IpAddr>,
+    /// Check this port instead of the check's.
+    #[serde(default)]
+    check_port: Option<u16>,
 }
 
 fn default_weight() -> u32 {
@@ -112,6 +175,9 @@ struct NameConf {
     policy: Spanned<String>,
     #[serde(default)]
     ttl: Option<u32>,
+    /// TTL while the first-choice datacenter is down.
+    #[serde(default)]
+    degraded_ttl: Option<u32>,
     /// geo: the map to use.
     #[serde(default)]
     map: Option<Spanned<String>>,
@@ -167,6 +233,7 @@ pub struct RoutingBuilder<'g> {
     table_ids: HashMap<String, u32>,
     /// Stands in when no database is configured: every client is "unknown".
     no_geo: GeoSources,
+    check_ids: HashMap<CheckSpec, u32>,
 }
 
 impl<'g> RoutingBuilder<'g> {
@@ -177,7 +244,18 @@ impl<'g> RoutingBuilder<'g> {
             order_ids: HashMap::new(),
             table_ids: HashMap::new(),
             no_geo: GeoSources::new(Vec::new()),
+            check_ids: HashMap::new(),
         }
+    }
+
+    fn intern_check(&mut self, spec: CheckSpec) -> u32 {
+        if let Some(&id) = self.check_ids.get(&spec) {
+            return id;
+        }
+        let id = self.routing.checks.len() as u32;
+        self.routing.checks.push(spec.clone());
+        self.check_ids.insert(spec, id);
+        id
     }
 
     fn intern(&mut self, order: Vec<u32>) -> u32 {
@@ -231,11 +309,13 @@ impl<'g> RoutingBuilder<'g> {
             }
             self.routing.datacenters.push(Datacenter {
                 name: name.clone(),
+                key: format!("{}/{name}", zone_key(origin)),
                 coords: dc.coords.map(|[a, b]| (a, b)),
             });
             dc_index.insert(name.as_str(), (i, dc.up_share));
         }
 
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
         // Pools: endpoints grouped by datacenter, groups in first-mention order.
         let mut pool_index: HashMap<&str, u32> = HashMap::new();
         for (pool_name, pool) in &file.pools {
@@ -273,7 +353,21 @@ impl<'g> RoutingBuilder<'g> {
                 for ep in eps {
                     let conf = ep.get_ref();
                     let line = at(&ep.span());
-                    match endpoint(conf, group_idx, origin) {
+                    let key = format!("{}/{pool_name}/{}", zone_key(origin), conf.id);
+                    let check = match &pool.check {
+                        Some(c) => match check_spec(c.get_ref(), conf, base) {
+                            Ok(spec) => Some(self.intern_check(spec)),
+                            Err(m) => {
+                                errors.push(diag(
+                                    at(&c.span()),
+                                    format!("pool {pool_name}, check for {}: {m}", conf.id),
+                                ));
+                                None
+                            }
+                        },
+                        None => None,
+                    };
+                    match endpoint(conf, group_idx, origin, key, check) {
                         Ok(e) => self.routing.endpoints.push(e),
                         Err(m) => errors.push(diag(
                             line,
@@ -295,7 +389,6 @@ impl<'g> RoutingBuilder<'g> {
             pool_index.insert(pool_name.as_str(), pool_idx);
         }
 
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
         for (owner_text, spanned) in &file.names {
             let line = at(&spanned.span());
             let conf = spanned.get_ref();
@@ -608,6 +701,7 @@ impl<'g> RoutingBuilder<'g> {
         Ok(DynamicName {
             owner: wire_lower(&owner).into_boxed_slice(),
             ttl,
+            degraded_ttl: conf.degraded_ttl,
             pool,
             policy,
             select,
@@ -940,7 +1034,161 @@ fn name_wire(name: &Name) -> Vec<u8> {
     out
 }
 
-fn endpoint(conf: &EndpointConf, group: u32, origin: &Name) -> Result<Endpoint, String> {
+fn zone_key(origin: &Name) -> String {
+    let s = origin.to_ascii().to_ascii_lowercase();
+    s.trim_end_matches('.').to_string()
+}
+
+fn seconds(v: f64, what: &str) -> Result<std::time::Duration, String> {
+    if !(0.01..=86400.0).contains(&v) {
+        return Err(format!("{what} must be between 0.01 and 86400 seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
+
+/// The check of one endpoint: the pool's check with the endpoint's address and port.
+fn check_spec(c: &CheckConf, ep: &EndpointConf, base: &Path) -> Result<CheckSpec, String> {
+    let interval = seconds(c.interval.unwrap_or(DEFAULT_INTERVAL), "interval")?;
+    let timeout = seconds(
+        c.timeout
+            .unwrap_or(DEFAULT_TIMEOUT.min(interval.as_secs_f64() / 2.0)),
+        "timeout",
+    )?;
+    if timeout > interval {
+        return Err("timeout must not exceed the interval".into());
+    }
+    let initially_up = match c.initial.as_deref() {
+        None | Some("up") => true,
+        Some("down") => false,
+        Some(other) => return Err(format!("initial must be up or down, not {other:?}")),
+    };
+    let timing = Timing {
+        interval,
+        timeout,
+        rise: c.rise.unwrap_or(DEFAULT_RISE).max(1),
+        fall: c.fall.unwrap_or(DEFAULT_FALL).max(1),
+        initially_up,
+    };
+    let answer_addr = ep.address.or_else(|| ep.addresses.first().copied());
+    let address = ep.check_address.or(answer_addr);
+    let sock = |default_port: u16| -> Result<std::net::SocketAddr, String> {
+        let ip = address.ok_or("needs an address to check (check_address for CNAME endpoints)")?;
+        Ok(std::net::SocketAddr::new(
+            ip,
+            ep.check_port.or(c.port).unwrap_or(default_port),
+        ))
+    };
+    let subst = |s: &str| -> Result<String, String> {
+        let addr = address.map(|a| a.to_string()).unwrap_or_default();
+        let port = ep
+            .check_port
+            .or(c.port)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        Ok(s.replace("{address}", &addr)
+            .replace("{port}", &port)
+            .replace("{id}", &ep.id))
+    };
+    let kind = match c.kind.as_str() {
+        "tcp" => {
+            if c.port.is_none() && ep.check_port.is_none() {
+                return Err("a tcp check needs port".into());
+            }
+            CheckKind::Tcp { addr: sock(0)? }
+        }
+        "http" | "https" => {
+            let tls = c.kind == "https";
+            let addr = sock(if tls { 443 } else { 80 })?;
+            CheckKind::Http {
+                addr,
+                tls,
+                host: c.host.clone().unwrap_or_else(|| match addr.ip() {
+                    IpAddr::V4(a) => a.to_string(),
+                    IpAddr::V6(a) => format!("[{a}]"),
+                }),
+                path: {
+                    let p = c.path.clone().unwrap_or_else(|| "/".into());
+                    if p.starts_with('/') {
+                        p
+                    } else {
+                        format!("/{p}")
+                    }
+                },
+                expect_status: c.expect_status.clone(),
+                body_contains: c.body_contains.clone(),
+                insecure: c.insecure,
+                ca_file: c.ca_file.as_ref().map(|f| base.join(f)),
+            }
+        }
+        "dns" => {
+            let qname = c
+                .query
+                .clone()
+                .ok_or("a dns check needs query = \"name\"")?;
+            let qtype = match &c.qtype {
+                Some(t) => u16::from(
+                    hickory_proto::rr::RecordType::from_str(&t.to_ascii_uppercase())
+                        .map_err(|_| format!("unknown qtype {t:?}"))?,
+                ),
+                None => 1,
+            };
+            let rcode = match c
+                .expect_rcode
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
+                None | Some("NOERROR") => 0,
+                Some("NXDOMAIN") => 3,
+                Some("REFUSED") => 5,
+                Some("SERVFAIL") => 2,
+                Some(other) => return Err(format!("unknown expect_rcode {other:?}")),
+            };
+            CheckKind::Dns {
+                addr: sock(53)?,
+                qname,
+                qtype,
+                rcode,
+                need_answer: c.expect_answer,
+            }
+        }
+        "exec" => {
+            if c.command.is_empty() {
+                return Err("an exec check needs command = [\"program\", \"args\"...]".into());
+            }
+            CheckKind::Exec {
+                command: c
+                    .command
+                    .iter()
+                    .map(|a| subst(a))
+                    .collect::<Result<_, _>>()?,
+            }
+        }
+        "file" => {
+            let f = c
+                .file
+                .as_ref()
+                .ok_or("a file check needs file = \"path\"")?;
+            CheckKind::File {
+                path: base.join(subst(f)?),
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown check type {other:?} (tcp, http, https, dns, exec, file)"
+            ));
+        }
+    };
+    Ok(CheckSpec { kind, timing })
+}
+
+fn endpoint(
+    conf: &EndpointConf,
+    group: u32,
+    origin: &Name,
+    key: String,
+    check: Option<u32>,
+) -> Result<Endpoint, String> {
     let mut addrs = conf.addresses.clone();
     if let Some(a) = conf.address {
         addrs.insert(0, a);
@@ -974,6 +1222,8 @@ fn endpoint(conf: &EndpointConf, group: u32, origin: &Name) -> Result<Endpoint, 
     }
     Ok(Endpoint {
         id: conf.id.clone(),
+        key,
+        check,
         group,
         weight: conf.weight,
         a,

@@ -39,6 +39,43 @@ pub struct ConfigFile {
     /// GeoIP databases for geo, nearest and latency policies.
     #[serde(default)]
     pub geoip: GeoIpConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// The HTTP admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where it listens; anything but loopback needs `token`. Absent: no API.
+    #[serde(default = "default_api_listen")]
+    pub listen: Option<SocketAddr>,
+    /// Bearer token required on every call but /health.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+fn default_api_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8053)))
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Where admin overrides are kept across restarts (relative to this file).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -141,13 +178,24 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Loaded {
     pub server: ServerConfig,
+    pub api: ApiConfig,
+    /// Absolute (or config-relative resolved) path of the overrides state file.
+    pub state_file: Option<PathBuf>,
     pub snapshot: Snapshot,
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The 1-based line where a TOML error's span starts (0 when it has none).
 fn toml_line(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
-    span.map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-        .unwrap_or(0)
+    // Counting newlines, not `lines()`: a span at the very start of a line is on that line.
+    span.map(|s| {
+        text.as_bytes()[..s.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    })
+    .unwrap_or(0)
 }
 
 /// Reads and validates the config file and every zone. Returns all errors found.
@@ -161,12 +209,19 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         .map_err(|e| vec![diag(0, format!("cannot read: {e}"))])?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         let line = toml_line(&text, e.span());
-        vec![diag(line, e.message().to_string())]
+        // toml's messages can span lines ("invalid array\nexpected `]`"): keep one line.
+        let message = e.message().trim().replace('\n', ": ");
+        vec![diag(line, message)]
     })?;
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
+    if let Some(listen) = file.api.listen
+        && let Err(e) = crate::api::validate(listen, file.api.token.as_deref())
+    {
+        errors.push(diag(0, e));
+    }
     if file.server.listen.is_empty() {
         errors.push(diag(0, "server.listen names no address".into()));
     }
@@ -286,6 +341,8 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             max_udp_payload: file.server.max_udp_payload,
         },
         server: file.server,
+        api: file.api,
+        state_file: file.health.state_file.map(|p| base.join(p)),
         warnings,
     })
 }

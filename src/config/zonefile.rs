@@ -224,14 +224,20 @@ pub fn load_zone_file(
         last_owner: None,
     };
     let mut stack = Vec::new();
-    load_file(
+    if let Err(e) = load_file(
         path,
         &mut state,
         builder,
         &mut errors,
         &mut warnings,
         &mut stack,
-    );
+    ) {
+        errors.push(Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        });
+    }
     (errors, warnings)
 }
 
@@ -242,19 +248,15 @@ fn load_file(
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
     stack: &mut Vec<PathBuf>,
-) {
+) -> std::io::Result<()> {
     let diag = |line: usize, message: String| Diagnostic {
         file: path.to_path_buf(),
         line,
         message,
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(diag(0, format!("cannot read: {e}")));
-            return;
-        }
-    };
+    // A file that cannot be read is reported by the caller: for an `$INCLUDE`, at the line
+    // of the directive.
+    let text = std::fs::read_to_string(path)?;
     stack.push(path.to_path_buf());
     let mut lex_errors = Vec::new();
     let entries = tokenize(&text, &mut lex_errors);
@@ -275,6 +277,7 @@ fn load_file(
         }
     }
     stack.pop();
+    Ok(())
 }
 
 fn directive(
@@ -314,9 +317,15 @@ fn directive(
                 .parent()
                 .unwrap_or_else(|| Path::new("."))
                 .join(&file_name);
-            if stack.len() >= MAX_INCLUDE_DEPTH || stack.contains(&target) {
+            if stack.contains(&target) {
                 return Err(format!(
-                    "$INCLUDE {file_name}: include cycle or nesting deeper than {MAX_INCLUDE_DEPTH}"
+                    "$INCLUDE {file_name}: include cycle ({} is already being read)",
+                    target.display()
+                ));
+            }
+            if stack.len() >= MAX_INCLUDE_DEPTH {
+                return Err(format!(
+                    "$INCLUDE {file_name}: includes nested deeper than {MAX_INCLUDE_DEPTH}"
                 ));
             }
             // The included file starts with the given origin; ours is restored afterwards.
@@ -325,10 +334,15 @@ fn directive(
             if let Some(o) = origin {
                 state.origin = parse_name(&o.text, &state.origin)?;
             }
-            load_file(&target, state, builder, errors, warnings, stack);
+            let read = load_file(&target, state, builder, errors, warnings, stack);
             state.origin = saved_origin;
             state.last_owner = saved_owner;
-            Ok(())
+            read.map_err(|e| {
+                format!(
+                    "$INCLUDE {file_name}: cannot read {}: {e}",
+                    target.display()
+                )
+            })
         }
         other => Err(format!("unsupported directive {other}")),
     }
@@ -450,6 +464,8 @@ fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<V
             return Ok(name_wire(&parse_name(&target.text, origin)?));
         }
         rtype::DS => return ds_rdata(tokens),
+        // hickory decodes `\DDD` escapes in character-strings wrongly (as a code point).
+        rtype::TXT => return character_strings(tokens),
         _ => {}
     }
 
@@ -497,6 +513,48 @@ fn name_wire(name: &Name) -> Vec<u8> {
     }
     out.push(0);
     out
+}
+
+/// RFC 1035 §5.1 <character-string>s, one per token, quoted or not, with `\X` and `\DDD`
+/// (a decimal octet) escapes; at most 255 octets each.
+fn character_strings(tokens: &[&Token]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for t in tokens {
+        let text = if t.quoted {
+            unquote(&t.text)
+        } else {
+            t.text.clone()
+        };
+        let bytes = text.as_bytes();
+        let start = out.len();
+        out.push(0);
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] != b'\\' {
+                out.push(bytes[i]);
+                i += 1;
+                continue;
+            }
+            match bytes.get(i + 1..i + 4) {
+                Some(d) if d.iter().all(u8::is_ascii_digit) => {
+                    let v = d.iter().fold(0u32, |v, b| v * 10 + u32::from(b - b'0'));
+                    let v = u8::try_from(v)
+                        .map_err(|_| format!("escape \\{} is above 255", &text[i + 1..i + 4]))?;
+                    out.push(v);
+                    i += 4;
+                }
+                _ => {
+                    let e = bytes.get(i + 1).ok_or("a backslash ends the string")?;
+                    out.push(*e);
+                    i += 2;
+                }
+            }
+        }
+        let len = out.len() - start - 1;
+        out[start] = u8::try_from(len)
+            .map_err(|_| format!("character-string of {len} octets is longer than 255"))?;
+    }
+    Ok(out)
 }
 
 /// RFC 3597 §5: `\# <length> <hex>...`.
@@ -621,5 +679,21 @@ mod tests {
             ds_rdata(&refs),
             Ok(vec![0xec, 0x45, 5, 1, 0x2b, 0xb1, 0x83, 0xaf])
         );
+    }
+
+    #[test]
+    fn character_strings_decode_escapes() {
+        let (entries, errors) = toks("t TXT \"a\\059b\\\"c;\" d\\ e \"\" \\200\n");
+        assert!(errors.is_empty());
+        let refs: Vec<&Token> = entries[0].tokens[2..].iter().collect();
+        assert_eq!(
+            character_strings(&refs),
+            Ok(b"\x06a;b\"c;\x03d e\x00\x01\xc8".to_vec())
+        );
+        let v = [Token {
+            text: "\\256".into(),
+            quoted: false,
+        }];
+        assert!(character_strings(&[&v[0]]).is_err());
     }
 }

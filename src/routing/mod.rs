@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use crate::geo::{GeoSources, NetTable};
-use crate::health::HealthView;
+use crate::health::{CheckSpec, HealthView};
 use crate::zone::{Dynamic, DynamicOutcome, Section, Sink, rtype};
 
 /// Most datacenters one answer may draw from.
@@ -27,6 +27,8 @@ pub const STICKY_PREFIX_V6: u8 = 56;
 #[derive(Debug, Clone)]
 pub struct Datacenter {
     pub name: String,
+    /// `zone/name`: how overrides and the API name it.
+    pub key: String,
     pub coords: Option<(f64, f64)>,
 }
 
@@ -34,6 +36,10 @@ pub struct Datacenter {
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub id: String,
+    /// `zone/pool/id`: how overrides and the API name it.
+    pub key: String,
+    /// Index into `Routing::checks`; no check: always up.
+    pub check: Option<u32>,
     pub group: u32,
     pub weight: u32,
     pub a: Option<[u8; 4]>,
@@ -117,6 +123,8 @@ pub struct DynamicName {
     /// Wire form, lowercase.
     pub owner: Box<[u8]>,
     pub ttl: u32,
+    /// TTL while the first choice is down, so clients come back sooner once it recovers.
+    pub degraded_ttl: Option<u32>,
     pub pool: u32,
     pub policy: Policy,
     pub select: Select,
@@ -141,6 +149,8 @@ pub struct Routing {
     pub tables: Vec<NetTable<u32>>,
     /// Datacenter orders as group indices; tables and failover policies point here.
     pub orders: Vec<Box<[u32]>>,
+    /// Distinct health checks; endpoints point here.
+    pub checks: Vec<CheckSpec>,
     pub geo: Option<GeoSources>,
 }
 
@@ -527,12 +537,17 @@ impl Routing {
         if n == 0 {
             return (DynamicOutcome::NoData, d.scope);
         }
+        let degraded = d.all_down || d.groups().first() != d.candidates().first();
+        let ttl = match name.degraded_ttl {
+            Some(t) if degraded => t,
+            _ => name.ttl,
+        };
         if serve_type == rtype::CNAME {
             // A CNAME RRset has exactly one record: the first pick.
             let Some(target) = self.endpoints[chosen[0] as usize].cname.as_deref() else {
                 return (DynamicOutcome::NoData, d.scope);
             };
-            sink.record(Section::Answer, owner, rtype::CNAME, name.ttl, target);
+            sink.record(Section::Answer, owner, rtype::CNAME, ttl, target);
             if qtype == rtype::CNAME {
                 return (DynamicOutcome::Answered, d.scope);
             }
@@ -541,7 +556,7 @@ impl Routing {
         let rdatas = chosen[..n]
             .iter()
             .filter_map(|&e| self.endpoints[e as usize].rdata(serve_type));
-        sink.records(Section::Answer, owner, serve_type, name.ttl, rdatas);
+        sink.records(Section::Answer, owner, serve_type, ttl, rdatas);
         (DynamicOutcome::Answered, d.scope)
     }
 
@@ -554,8 +569,9 @@ impl Routing {
         cname: Option<&'a [u8]>,
         sink: &mut S,
     ) -> DynamicOutcome<'a> {
+        let ttl = name.degraded_ttl.unwrap_or(name.ttl);
         if let Some(target) = cname {
-            sink.record(Section::Answer, owner, rtype::CNAME, name.ttl, target);
+            sink.record(Section::Answer, owner, rtype::CNAME, ttl, target);
             return if qtype == rtype::CNAME {
                 DynamicOutcome::Answered
             } else {
@@ -568,7 +584,7 @@ impl Routing {
                     Section::Answer,
                     owner,
                     rtype::A,
-                    name.ttl,
+                    ttl,
                     a.iter().map(|x| &x[..]),
                 );
                 DynamicOutcome::Answered
@@ -578,7 +594,7 @@ impl Routing {
                     Section::Answer,
                     owner,
                     rtype::AAAA,
-                    name.ttl,
+                    ttl,
                     aaaa.iter().map(|x| &x[..]),
                 );
                 DynamicOutcome::Answered

@@ -36,6 +36,8 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         server.udp_threads
     };
 
+    // Health checks over HTTPS use rustls with ring; once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,12 +63,35 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         runtime.spawn(tcp::serve(listener, shared, health.clone(), idle));
         bound.push(actual);
     }
+    let monitor = {
+        let _guard = runtime.enter();
+        crate::health::Monitor::start(shared.clone(), health.clone(), loaded.state_file.clone())
+            .map_err(std::io::Error::other)?
+    };
+    let api_state = Arc::new(crate::api::ApiState {
+        monitor: monitor.clone(),
+        token: loaded.api.token.clone(),
+        draining: std::sync::atomic::AtomicBool::new(false),
+    });
+    let api_addr = match loaded.api.listen {
+        Some(addr) => {
+            let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+            let actual = listener.local_addr()?;
+            runtime.spawn(crate::api::serve(listener, api_state.clone()));
+            Some(actual)
+        }
+        None => None,
+    };
+
     for addr in &bound {
         println!("meridian: listening on {addr} (udp, tcp)");
     }
-    tracing::info!(addresses = ?bound, udp_threads = threads, "serving");
+    if let Some(a) = api_addr {
+        println!("meridian: api on http://{a}");
+    }
+    tracing::info!(addresses = ?bound, udp_threads = threads, api = ?api_addr, "serving");
 
-    runtime.block_on(reload_on_sighup(config_path, shared))
+    runtime.block_on(reload_on_sighup(config_path, shared, monitor, api_state))
 }
 
 /// Binds `threads` UDP sockets and one TCP listener on the same address and port. With
@@ -94,14 +119,34 @@ fn bind_pair(
     Err(last_err.unwrap_or_else(|| std::io::Error::other("cannot bind")))
 }
 
-async fn reload_on_sighup(config_path: PathBuf, shared: SharedSnapshot) -> std::io::Result<()> {
+async fn reload_on_sighup(
+    config_path: PathBuf,
+    shared: SharedSnapshot,
+    monitor: crate::health::Monitor,
+    api: Arc<crate::api::ApiState>,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // SIGUSR1 drains for anycast maintenance; SIGUSR2 undrains.
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&config_path, &shared),
+            _ = hup.recv() => {
+                if reload(&config_path, &shared) {
+                    monitor.reconcile();
+                }
+            }
+            _ = usr1.recv() => {
+                api.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!("drained by SIGUSR1: /health reports down, DNS still answered");
+            }
+            _ = usr2.recv() => {
+                api.draining.store(false, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!("undrained by SIGUSR2");
+            }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         }
@@ -109,7 +154,8 @@ async fn reload_on_sighup(config_path: PathBuf, shared: SharedSnapshot) -> std::
 }
 
 /// Loads everything again; on any error the current snapshot stays in service.
-pub fn reload(config_path: &std::path::Path, shared: &SharedSnapshot) {
+/// Returns whether the new data went live.
+pub fn reload(config_path: &std::path::Path, shared: &SharedSnapshot) -> bool {
     match config::load(config_path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -118,6 +164,7 @@ pub fn reload(config_path: &std::path::Path, shared: &SharedSnapshot) {
             let zones = loaded.snapshot.zones.zones().len();
             shared.store(Arc::new(loaded.snapshot));
             tracing::info!(zones, "reloaded");
+            true
         }
         Err(errors) => {
             for e in &errors {
@@ -127,6 +174,7 @@ pub fn reload(config_path: &std::path::Path, shared: &SharedSnapshot) {
                 errors = errors.len(),
                 "reload failed; still serving the previous data"
             );
+            false
         }
     }
 }

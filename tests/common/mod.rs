@@ -16,6 +16,8 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The admin API (always on a free loopback port in tests).
+    pub api: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
 }
@@ -40,7 +42,7 @@ impl Server {
     /// Starts the server on an existing config file inside `dir`.
     pub fn start_with_config(dir: tempfile::TempDir, config: PathBuf) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-            .args(["serve", "--config"])
+            .args(["serve", "--api-listen", "127.0.0.1:0", "--config"])
             .arg(&config)
             .env("MERIDIAN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -63,11 +65,18 @@ impl Server {
                 }
             }
         };
+        let mut api = None;
+        if let Some(Ok(line)) = lines.next()
+            && let Some(rest) = line.strip_prefix("meridian: api on http://")
+        {
+            api = SocketAddr::from_str(rest.trim()).ok();
+        }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             addr,
+            api,
             dir,
             config,
         }
@@ -120,7 +129,8 @@ pub fn query_class(name: &str, rtype: RecordType, class: DNSClass) -> Message {
 
 pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     for _ in 0..3 {
         sock.send_to(bytes, addr).expect("send");
         let mut buf = [0u8; 65535];
@@ -141,7 +151,8 @@ pub fn udp_query(addr: SocketAddr, m: &Message) -> Message {
 
 pub fn tcp_query(addr: SocketAddr, m: &Message) -> Message {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let bytes = m.to_vec().expect("encode");
     tcp_send(&mut s, &bytes);
     let resp = tcp_read(&mut s).expect("no TCP answer");

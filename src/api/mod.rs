@@ -1,0 +1,231 @@
+//! The HTTP admin surface: health for load balancers and BGP speakers, endpoint and
+//! datacenter state as JSON, admin overrides, Prometheus metrics, and `explain`.
+//!
+//! Bound to localhost by default; anywhere else it requires a bearer token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+use crate::health::{AdminState, Monitor, OverrideTarget};
+
+/// What the API handlers share.
+pub struct ApiState {
+    pub monitor: Monitor,
+    pub token: Option<String>,
+    /// Set to make /health report down (anycast withdrawal) while still answering DNS.
+    pub draining: AtomicBool,
+}
+
+pub type SharedApi = Arc<ApiState>;
+
+/// Refuses a non-loopback listener without a token (an open admin API is a hijack).
+pub fn validate(listen: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !listen.ip().is_loopback() && token.is_none_or(str::is_empty) {
+        return Err(format!(
+            "api.listen {listen} is not a loopback address: set api.token to expose it"
+        ));
+    }
+    Ok(())
+}
+
+pub fn router(state: SharedApi) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/overrides", get(overrides).post(set_override))
+        .route("/drain", post(drain))
+        .with_state(state)
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, state: SharedApi) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        tracing::error!("api: {e}");
+    }
+}
+
+fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(token) = state.token.as_deref().filter(|t| !t.is_empty()) else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response()
+}
+
+/// 200 while serving, 503 while drained: what an anycast health check should watch.
+async fn health(State(state): State<SharedApi>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+async fn status(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    axum::Json(state.monitor.status()).into_response()
+}
+
+async fn overrides(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    axum::Json(state.monitor.overrides()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideRequest {
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    datacenter: Option<String>,
+    /// up | down | drain; absent or null clears the override.
+    #[serde(default)]
+    state: Option<AdminState>,
+}
+
+async fn set_override(
+    State(state): State<SharedApi>,
+    headers: HeaderMap,
+    axum::Json(req): axum::Json<OverrideRequest>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let (kind, key) = match (&req.endpoint, &req.datacenter) {
+        (Some(k), None) => (OverrideTarget::Endpoint, k),
+        (None, Some(k)) => (OverrideTarget::Datacenter, k),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "give exactly one of endpoint or datacenter\n",
+            )
+                .into_response();
+        }
+    };
+    match state.monitor.set_override(kind, key, req.state) {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DrainRequest {
+    /// true to drain (health reports down), false to undrain.
+    on: bool,
+}
+
+async fn drain(
+    State(state): State<SharedApi>,
+    headers: HeaderMap,
+    Query(q): Query<DrainRequest>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    state.draining.store(q.on, Ordering::Relaxed);
+    tracing::warn!(draining = q.on, "server drain");
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+type Labels = Vec<(String, String)>;
+
+async fn metrics(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let mut reg = Registry::with_prefix("meridian");
+    let endpoint_up = Family::<Labels, Gauge>::default();
+    let dc_up = Family::<Labels, Gauge>::default();
+    let check_up = Family::<Labels, Gauge>::default();
+    let check_latency = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let check_total = Family::<Labels, Gauge>::default();
+    let check_failures = Family::<Labels, Gauge>::default();
+    reg.register(
+        "endpoint_up",
+        "1 when the endpoint gets answers (checks and overrides)",
+        endpoint_up.clone(),
+    );
+    reg.register(
+        "datacenter_up",
+        "1 when the datacenter of a pool gets answers",
+        dc_up.clone(),
+    );
+    reg.register("check_up", "State of each check target", check_up.clone());
+    reg.register(
+        "check_latency_seconds",
+        "Duration of the last probe",
+        check_latency.clone(),
+    );
+    reg.register("check_probes", "Probes run", check_total.clone());
+    reg.register(
+        "check_failed_probes",
+        "Probes failed",
+        check_failures.clone(),
+    );
+    let status = state.monitor.status();
+    for e in &status.endpoints {
+        endpoint_up
+            .get_or_create(&vec![
+                ("endpoint".into(), e.key.clone()),
+                ("datacenter".into(), e.datacenter.clone()),
+            ])
+            .set(i64::from(e.up));
+    }
+    for d in &status.datacenters {
+        dc_up
+            .get_or_create(&vec![
+                ("datacenter".into(), d.key.clone()),
+                ("pool".into(), d.pool.clone()),
+            ])
+            .set(i64::from(d.up));
+    }
+    for (target, up, latency, checks, failures) in state.monitor.target_metrics() {
+        let l = vec![("target".to_string(), target)];
+        check_up.get_or_create(&l).set(i64::from(up));
+        check_latency.get_or_create(&l).set(latency);
+        check_total.get_or_create(&l).set(checks as i64);
+        check_failures.get_or_create(&l).set(failures as i64);
+    }
+    let draining = Gauge::<i64>::default();
+    draining.set(i64::from(state.draining.load(Ordering::Relaxed)));
+    reg.register("draining", "1 while the server is drained", draining);
+    let mut body = String::new();
+    if encode(&mut body, &reg).is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
