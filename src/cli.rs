@@ -62,6 +62,10 @@ pub fn check(config_path: &Path) -> ExitCode {
                     z.record_count()
                 );
             }
+            let routing = &loaded.snapshot.routing;
+            for dn in &routing.names {
+                println!("{}", failover_line(routing, dn));
+            }
             println!("ok");
             ExitCode::SUCCESS
         }
@@ -134,7 +138,16 @@ pub fn explain_text(
     let addr = IpAddr::from_str(addr_text).map_err(|_| format!("bad client address {client}"))?;
     let prefix = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
     let key = name::wire_lower(&name);
-    let health = HealthView::all_up();
+    let live = loaded
+        .api
+        .listen
+        .and_then(|api| live_health(api, loaded.api.token.as_deref(), &snap.routing));
+    let health_note = if live.is_some() {
+        "live health from the running server"
+    } else {
+        "server not reachable: health assumed up"
+    };
+    let health = live.unwrap_or_else(HealthView::all_up);
 
     let mut out = String::new();
     let _ = writeln!(out, "question: {name} {rtype}");
@@ -207,10 +220,7 @@ pub fn explain_text(
                 _ => crate::zone::rtype::A,
             };
             let d = routing.decide(dn, &c, serve, &health);
-            let _ = writeln!(
-                out,
-                "candidates, in policy order (health: all up until checks run):"
-            );
+            let _ = writeln!(out, "candidates, in policy order ({health_note}):");
             for (i, &g) in d.candidates().iter().enumerate() {
                 let Some(group) = routing.groups.get(g as usize) else {
                     continue;
@@ -291,4 +301,109 @@ pub fn explain_text(
 
 fn opt(v: Option<String>) -> String {
     v.unwrap_or_else(|| "-".into())
+}
+
+/// One dynamic name's worst case from a site's failure to the last cached answer that
+/// still points at it: fall × interval + timeout (detection) + TTL (caches).
+pub fn failover_line(
+    routing: &crate::routing::Routing,
+    dn: &crate::routing::DynamicName,
+) -> String {
+    let owner = name::to_text(&dn.owner);
+    let worst = routing
+        .pools
+        .get(dn.pool as usize)
+        .into_iter()
+        .flat_map(|p| p.groups.clone())
+        .filter_map(|g| routing.groups.get(g as usize))
+        .flat_map(|g| g.endpoints.clone())
+        .filter_map(|e| routing.endpoints.get(e as usize))
+        .filter_map(|e| e.check.and_then(|c| routing.checks.get(c as usize)))
+        .max_by_key(|c| c.timing.detection_bound());
+    match worst {
+        Some(c) => {
+            let t = &c.timing;
+            let total = t.detection_bound().as_secs_f64() + f64::from(dn.ttl);
+            format!(
+                "name {owner}: worst-case failover {total:.1} s = fall {} x interval {:.1} s + timeout {:.1} s + TTL {} s",
+                t.fall,
+                t.interval.as_secs_f64(),
+                t.timeout.as_secs_f64(),
+                dn.ttl
+            )
+        }
+        None => format!(
+            "name {owner}: no health check: answers never fail over (TTL {} s)",
+            dn.ttl
+        ),
+    }
+}
+
+/// Health as the running server sees it, from its API's /status (None if unreachable).
+fn live_health(
+    api: std::net::SocketAddr,
+    token: Option<&str>,
+    routing: &crate::routing::Routing,
+) -> Option<crate::health::HealthView> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_millis(500);
+    let mut s = std::net::TcpStream::connect_timeout(&api, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET /status HTTP/1.1\r\nHost: {api}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let up_by_key = |list: &str| -> std::collections::HashMap<String, bool> {
+        v[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e["key"].as_str()?.to_string() + "|" + e["pool"].as_str().unwrap_or(""),
+                    e["up"].as_bool()?,
+                ))
+            })
+            .collect()
+    };
+    let endpoints = up_by_key("endpoints");
+    let groups = up_by_key("datacenters");
+    let endpoint_up = routing
+        .endpoints
+        .iter()
+        .map(|e| {
+            endpoints
+                .get(&format!("{}|", e.key))
+                .copied()
+                .unwrap_or(true)
+        })
+        .collect();
+    let group_up = routing
+        .groups
+        .iter()
+        .map(|g| {
+            let dc = routing
+                .datacenters
+                .get(g.datacenter as usize)
+                .map_or("", |d| d.key.as_str());
+            let pool = routing
+                .pools
+                .get(g.pool as usize)
+                .map_or("", |p| p.name.as_str());
+            groups.get(&format!("{dc}|{pool}")).copied().unwrap_or(true)
+        })
+        .collect();
+    Some(crate::health::HealthView::new(endpoint_up, group_up))
 }

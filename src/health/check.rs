@@ -161,6 +161,7 @@ impl Prober {
                 Ok(())
             }
             CheckKind::Http {
+                addr,
                 tls,
                 host,
                 path,
@@ -169,7 +170,12 @@ impl Prober {
                 ..
             } => {
                 let client = self.http.as_ref().ok_or("no http client")?;
-                let url = format!("{}://{host}{path}", if *tls { "https" } else { "http" });
+                // The host names the site (Host header, SNI); `resolve` sends it to `addr`.
+                let url = format!(
+                    "{}://{host}:{}{path}",
+                    if *tls { "https" } else { "http" },
+                    addr.port()
+                );
                 let mut resp = client.get(&url).send().await.map_err(http_error)?;
                 let status = resp.status().as_u16();
                 let accepted = if expect_status.is_empty() {
