@@ -546,7 +546,9 @@ impl ZoneSet {
                         );
                         cur[..new_len].copy_from_slice(&synth[..new_len]);
                         cur_len = new_len;
-                        Some(Next::Continue)
+                        // The synthesized CNAME answers a CNAME question (RFC 1034 §4.3.2
+                        // step 3a follows a CNAME only when QTYPE is not CNAME).
+                        (qtype != rtype::CNAME).then_some(Next::Continue)
                     }
                 }
                 Step::Node(node) | Step::Wildcard(node) if node.dynamic.is_some() => {
