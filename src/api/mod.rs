@@ -19,10 +19,12 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
 use crate::health::{AdminState, Monitor, OverrideTarget};
+use crate::server::reload::Reloader;
 
 /// What the API handlers share.
 pub struct ApiState {
     pub monitor: Monitor,
+    pub reloader: Arc<Reloader>,
     pub token: Option<String>,
     /// Set to make /health report down (anycast withdrawal) while still answering DNS.
     pub draining: AtomicBool,
@@ -47,6 +49,7 @@ pub fn router(state: SharedApi) -> Router {
         .route("/metrics", get(metrics))
         .route("/overrides", get(overrides).post(set_override))
         .route("/drain", post(drain))
+        .route("/reload", get(reload_status).post(reload))
         .with_state(state)
 }
 
@@ -135,6 +138,28 @@ async fn set_override(
     }
 }
 
+/// Reloads now; 200 with warnings, or 422 with every error (the old data stays live).
+async fn reload(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let result = state.reloader.reload("api").await;
+    let last = state.reloader.stats.last();
+    let code = if result.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (code, axum::Json(last)).into_response()
+}
+
+async fn reload_status(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    axum::Json(state.reloader.stats.last()).into_response()
+}
+
 #[derive(Debug, Deserialize)]
 struct DrainRequest {
     /// true to drain (health reports down), false to undrain.
@@ -213,6 +238,30 @@ async fn metrics(State(state): State<SharedApi>, headers: HeaderMap) -> Response
         check_total.get_or_create(&l).set(checks as i64);
         check_failures.get_or_create(&l).set(failures as i64);
     }
+    let reloads = Family::<Labels, Gauge>::default();
+    reg.register("reloads", "Reloads by result since start", reloads.clone());
+    let stats = &state.reloader.stats;
+    reloads
+        .get_or_create(&vec![("result".into(), "ok".into())])
+        .set(stats.ok.load(Ordering::Relaxed) as i64);
+    reloads
+        .get_or_create(&vec![("result".into(), "failed".into())])
+        .set(stats.failed.load(Ordering::Relaxed) as i64);
+    let last_ok = Gauge::<i64>::default();
+    last_ok.set(i64::from(
+        stats.last().ok
+            || stats.ok.load(Ordering::Relaxed) + stats.failed.load(Ordering::Relaxed) == 0,
+    ));
+    reg.register(
+        "last_reload_ok",
+        "1 when the last reload succeeded (or none ran)",
+        last_ok,
+    );
+    let build = Family::<Labels, Gauge>::default();
+    reg.register("build_info", "Version of this build", build.clone());
+    build
+        .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
+        .set(1);
     let draining = Gauge::<i64>::default();
     draining.set(i64::from(state.draining.load(Ordering::Relaxed)));
     reg.register("draining", "1 while the server is drained", draining);

@@ -183,6 +183,8 @@ pub struct Loaded {
     pub state_file: Option<PathBuf>,
     pub snapshot: Snapshot,
     pub warnings: Vec<Diagnostic>,
+    /// Files and directories whose change should trigger a reload.
+    pub watch: Vec<PathBuf>,
 }
 
 /// The 1-based line where a TOML error's span starts (0 when it has none).
@@ -300,6 +302,27 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         }
     }
 
+    let mut watch: Vec<PathBuf> = vec![config_path.to_path_buf()];
+    if let Some(dir) = &file.zones_dir {
+        watch.push(base.join(dir));
+    }
+    for db in &file.geoip.databases {
+        watch.push(base.join(match db {
+            GeoDbConfig::Path(p) => p,
+            GeoDbConfig::WithFields { path, .. } => path,
+        }));
+    }
+    for (_, path, dynamic) in &sources {
+        // The zone's directory also holds its includes, nets files and latency tables.
+        for p in std::iter::once(path).chain(dynamic.iter()) {
+            let dir = p
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            if !watch.contains(&dir) {
+                watch.push(dir);
+            }
+        }
+    }
     let mut zones: Vec<Zone> = Vec::new();
     for (origin, path, dynamic) in sources {
         match load_zone(&origin, &path, dynamic.as_deref(), &mut routing) {
@@ -344,6 +367,7 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         api: file.api,
         state_file: file.health.state_file.map(|p| base.join(p)),
         warnings,
+        watch,
     })
 }
 

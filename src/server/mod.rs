@@ -5,6 +5,7 @@
 //! through `arc-swap`, which a reload replaces atomically.
 
 pub mod answer;
+pub mod reload;
 mod tcp;
 mod udp;
 pub mod wire;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{self, Loaded, Snapshot};
+use crate::config::{Loaded, Snapshot};
 use crate::health::HealthView;
 
 /// The snapshot every listener reads; replaced whole on reload.
@@ -68,8 +69,11 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         crate::health::Monitor::start(shared.clone(), health.clone(), loaded.state_file.clone())
             .map_err(std::io::Error::other)?
     };
+    let reloader = reload::Reloader::new(config_path, shared.clone(), monitor.clone());
+    runtime.spawn(reloader.clone().watch(loaded.watch.clone()));
     let api_state = Arc::new(crate::api::ApiState {
         monitor: monitor.clone(),
+        reloader: reloader.clone(),
         token: loaded.api.token.clone(),
         draining: std::sync::atomic::AtomicBool::new(false),
     });
@@ -91,7 +95,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     }
     tracing::info!(addresses = ?bound, udp_threads = threads, api = ?api_addr, "serving");
 
-    runtime.block_on(reload_on_sighup(config_path, shared, monitor, api_state))
+    runtime.block_on(signals(reloader, api_state))
 }
 
 /// Binds `threads` UDP sockets and one TCP listener on the same address and port. With
@@ -119,10 +123,8 @@ fn bind_pair(
     Err(last_err.unwrap_or_else(|| std::io::Error::other("cannot bind")))
 }
 
-async fn reload_on_sighup(
-    config_path: PathBuf,
-    shared: SharedSnapshot,
-    monitor: crate::health::Monitor,
+async fn signals(
+    reloader: Arc<reload::Reloader>,
     api: Arc<crate::api::ApiState>,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -135,9 +137,7 @@ async fn reload_on_sighup(
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                if reload(&config_path, &shared) {
-                    monitor.reconcile();
-                }
+                let _ = reloader.reload("SIGHUP").await;
             }
             _ = usr1.recv() => {
                 api.draining.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -149,32 +149,6 @@ async fn reload_on_sighup(
             }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-        }
-    }
-}
-
-/// Loads everything again; on any error the current snapshot stays in service.
-/// Returns whether the new data went live.
-pub fn reload(config_path: &std::path::Path, shared: &SharedSnapshot) -> bool {
-    match config::load(config_path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            let zones = loaded.snapshot.zones.zones().len();
-            shared.store(Arc::new(loaded.snapshot));
-            tracing::info!(zones, "reloaded");
-            true
-        }
-        Err(errors) => {
-            for e in &errors {
-                tracing::error!("{e}");
-            }
-            tracing::error!(
-                errors = errors.len(),
-                "reload failed; still serving the previous data"
-            );
-            false
         }
     }
 }

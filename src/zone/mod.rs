@@ -148,6 +148,8 @@ pub struct Zone {
     nodes: FxHashMap<Box<[u8]>, Node>,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.
     negative_ttl: u32,
+    /// Hash of all records (SOA serial excluded): tells a reload whether content changed.
+    fingerprint: u64,
 }
 
 impl Zone {
@@ -174,6 +176,11 @@ impl Zone {
             .and_then(|s| s.rdata.first())
             .and_then(|rd| soa_field(rd, 0))
             .unwrap_or(0)
+    }
+
+    /// Hash of the zone's records other than the SOA serial.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     pub fn record_count(&self) -> usize {
@@ -415,13 +422,47 @@ impl ZoneBuilder {
             }
         }
         let origin_labels = name::label_count(&self.origin);
+        let fingerprint = fingerprint(&self.nodes);
         Ok(Zone {
             origin: self.origin,
             origin_labels,
             nodes: self.nodes,
             negative_ttl,
+            fingerprint,
         })
     }
+}
+
+/// Order-independent hash of every record, with SOA serials left out.
+fn fingerprint(nodes: &FxHashMap<Box<[u8]>, Node>) -> u64 {
+    let mut total = 0u64;
+    for (owner, node) in nodes {
+        for set in &node.rrsets {
+            for rd in &set.rdata {
+                let mut h = FxHasher::default();
+                owner.hash(&mut h);
+                set.rtype.hash(&mut h);
+                set.ttl.hash(&mut h);
+                if set.rtype == rtype::SOA {
+                    // Names, then serial (4 bytes), then the rest.
+                    let names_end = skip_wire_name(rd, 0).and_then(|p| skip_wire_name(rd, p));
+                    match names_end {
+                        Some(p) if rd.len() >= p + 4 => {
+                            rd[..p].hash(&mut h);
+                            rd[p + 4..].hash(&mut h);
+                        }
+                        _ => rd.hash(&mut h),
+                    }
+                } else {
+                    rd.hash(&mut h);
+                }
+                node.dynamic.hash(&mut h);
+                // Sum: the same records in any order give the same value.
+                total = total.wrapping_add(h.finish());
+            }
+        }
+    }
+    total
 }
 
 /// All zones served, found by the longest matching origin.
