@@ -126,6 +126,30 @@ pub struct ServerConfig {
     /// Seconds a TCP connection may stay idle between queries (RFC 7766 §6.2.3).
     #[serde(default = "default_tcp_idle")]
     pub tcp_idle_timeout_secs: u64,
+    /// Seconds a query (or its answer) may take on the wire once begun: slow clients lose.
+    #[serde(default = "default_tcp_query")]
+    pub tcp_query_timeout_secs: u64,
+    /// Open TCP connections, in total and per client address.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+    #[serde(default = "default_tcp_per_client")]
+    pub tcp_max_per_client: usize,
+    /// Seconds to let open TCP connections finish on shutdown.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_tcp_query() -> u64 {
+    5
+}
+fn default_tcp_max() -> usize {
+    4096
+}
+fn default_tcp_per_client() -> usize {
+    64
+}
+fn default_shutdown_grace() -> u64 {
+    5
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -146,6 +170,10 @@ impl Default for ServerConfig {
             udp_threads: 0,
             max_udp_payload: DEFAULT_UDP_PAYLOAD,
             tcp_idle_timeout_secs: default_tcp_idle(),
+            tcp_query_timeout_secs: default_tcp_query(),
+            tcp_max_connections: default_tcp_max(),
+            tcp_max_per_client: default_tcp_per_client(),
+            shutdown_grace_secs: default_shutdown_grace(),
         }
     }
 }

@@ -45,6 +45,16 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         .thread_name("meridian-io")
         .build()?;
 
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let tcp_state = tcp::Tcp::new(
+        tcp::Limits {
+            max_connections: server.tcp_max_connections,
+            max_per_client: server.tcp_max_per_client,
+            idle: std::time::Duration::from_secs(server.tcp_idle_timeout_secs),
+            query: std::time::Duration::from_secs(server.tcp_query_timeout_secs.max(1)),
+        },
+        shutdown_rx,
+    );
     let mut bound: Vec<SocketAddr> = Vec::new();
     for addr in &server.listen {
         let (udp_sockets, tcp_listener, actual) = bind_pair(*addr, threads)?;
@@ -55,13 +65,16 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
                 .name(format!("meridian-udp-{i}"))
                 .spawn(move || udp::serve(sock, shared, health))?;
         }
-        let shared = shared.clone();
-        let idle = std::time::Duration::from_secs(server.tcp_idle_timeout_secs);
         let listener = {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(tcp_listener)?
         };
-        runtime.spawn(tcp::serve(listener, shared, health.clone(), idle));
+        runtime.spawn(tcp::serve(
+            listener,
+            tcp_state.clone(),
+            shared.clone(),
+            health.clone(),
+        ));
         bound.push(actual);
     }
     let monitor = {
@@ -95,7 +108,22 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     }
     tracing::info!(addresses = ?bound, udp_threads = threads, api = ?api_addr, "serving");
 
-    runtime.block_on(signals(reloader, api_state))
+    runtime.block_on(async {
+        signals(reloader, api_state).await?;
+        // Graceful stop: no new TCP connections, open ones finish the query in hand.
+        tracing::info!(open_tcp = tcp_state.open(), "shutting down");
+        let _ = shutdown_tx.send(true);
+        let grace = std::time::Duration::from_secs(server.shutdown_grace_secs);
+        let deadline = tokio::time::Instant::now() + grace;
+        while tcp_state.open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::info!("stopped");
+        Ok::<(), std::io::Error>(())
+    })?;
+    // UDP threads block in receive; the process exit ends them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
 }
 
 /// Binds `threads` UDP sockets and one TCP listener on the same address and port. With

@@ -1,12 +1,17 @@
 //! DNS over TCP (RFC 7766): length-prefixed messages, several per connection, pipelined
-//! queries answered in order, and an idle timeout.
+//! queries answered in order, and limits that keep abusive clients from holding the server:
+//! connections in total and per client, an idle timeout between queries, and a deadline for
+//! a query once its first byte arrived (slowloris).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 
 use super::answer::{MAX_MESSAGE, answer_from};
 use super::{SharedHealth, SharedSnapshot};
@@ -24,59 +29,145 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// TCP limits, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_per_client: usize,
+    pub idle: Duration,
+    pub query: Duration,
+}
+
+/// Shared by every TCP listener: the connection budget and the shutdown signal.
+pub struct Tcp {
+    pub limits: Limits,
+    slots: Arc<Semaphore>,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Tcp {
+    pub fn new(limits: Limits, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_client: Mutex::new(HashMap::new()),
+            shutdown,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.limits.max_connections.max(1) - self.slots.available_permits()
+    }
+
+    fn claim_client(&self, ip: IpAddr) -> bool {
+        let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.limits.max_per_client.max(1) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release_client(&self, ip: IpAddr) {
+        let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
+    tcp: Arc<Tcp>,
     shared: SharedSnapshot,
     health: SharedHealth,
-    idle: Duration,
 ) {
+    let mut shutdown = tcp.shutdown.clone();
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let shared = shared.clone();
-                let health = health.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection(stream, peer, shared, health, idle).await {
-                        tracing::debug!("tcp {peer}: {e}");
-                    }
-                });
-            }
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return, // stop accepting; open connections finish
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!("tcp accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
+        };
+        // Over the limits: close at once rather than queue (the client retries elsewhere).
+        let Ok(permit) = tcp.slots.clone().try_acquire_owned() else {
+            tracing::debug!("tcp {peer}: connection limit reached");
+            continue;
+        };
+        if !tcp.claim_client(peer.ip()) {
+            tracing::debug!("tcp {peer}: per-client connection limit reached");
+            continue;
         }
+        let tcp = tcp.clone();
+        let shared = shared.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, peer, &tcp, shared, health).await {
+                tracing::debug!("tcp {peer}: {e}");
+            }
+            tcp.release_client(peer.ip());
+            drop(permit);
+        });
     }
 }
 
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    tcp: &Tcp,
     shared: SharedSnapshot,
     health: SharedHealth,
-    idle: Duration,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let mut shutdown = tcp.shutdown.clone();
     let mut request = vec![0u8; MAX_MESSAGE];
     let mut response = vec![0u8; MAX_MESSAGE + 2];
     loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
-            Err(_) => return Ok(()), // idle: close quietly
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(r) => r.map(|_| ())?,
+        if *shutdown.borrow() {
+            return Ok(());
         }
-        let len = u16::from_be_bytes(len) as usize;
-        // A message already begun must arrive within the idle timeout too.
-        tokio::time::timeout(idle, stream.read_exact(&mut request[..len]))
+        // Between queries: wait for the first byte, at most the idle timeout, and stop
+        // waiting when the server shuts down.
+        let mut len = [0u8; 2];
+        let first = tokio::select! {
+            r = tokio::time::timeout(tcp.limits.idle, stream.read(&mut len[..1])) => r,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        match first {
+            Err(_) => return Ok(()), // idle: close quietly
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+        // Once a query has begun, all of it must arrive within the query deadline.
+        let rest = async {
+            stream.read_exact(&mut len[1..]).await?;
+            let n = u16::from_be_bytes(len) as usize;
+            stream.read_exact(&mut request[..n]).await?;
+            Ok::<usize, std::io::Error>(n)
+        };
+        let n = tokio::time::timeout(tcp.limits.query, rest)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow query"))??;
         let snapshot = shared.load();
         let view = health.load();
-        let Some(n) = answer_from(
+        let Some(out) = answer_from(
             &snapshot,
             &view,
-            &request[..len],
+            &request[..n],
             &mut response[2..],
             Transport::Tcp,
             peer.ip(),
@@ -86,7 +177,9 @@ async fn connection(
         };
         drop(snapshot);
         drop(view);
-        response[..2].copy_from_slice(&(n as u16).to_be_bytes());
-        stream.write_all(&response[..n + 2]).await?;
+        response[..2].copy_from_slice(&(out as u16).to_be_bytes());
+        tokio::time::timeout(tcp.limits.query, stream.write_all(&response[..out + 2]))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow reader"))??;
     }
 }
