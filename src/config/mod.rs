@@ -5,6 +5,7 @@
 //! error so that `meridian check` can report all of them in one run.
 
 pub mod dynamic;
+pub mod transfer;
 pub mod zonefile;
 
 use std::net::SocketAddr;
@@ -43,6 +44,15 @@ pub struct ConfigFile {
     pub api: ApiConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    /// TSIG keys for zone transfers and NOTIFY (`[tsig_keys] name = { algorithm, secret }`).
+    #[serde(default)]
+    pub tsig_keys: std::collections::BTreeMap<String, toml::Spanned<transfer::TsigKeyConfig>>,
+    /// Zone transfer out, per zone (`[transfer."example.com."]`); off by default.
+    #[serde(default)]
+    pub transfer: std::collections::BTreeMap<String, toml::Spanned<transfer::TransferConfig>>,
+    /// Response rate limiting on UDP (off unless a rate is set).
+    #[serde(default)]
+    pub rrl: crate::server::rrl::RrlConfig,
 }
 
 /// The HTTP admin API.
@@ -200,6 +210,8 @@ pub struct Snapshot {
     /// Identity as TXT RDATA-ready bytes (NSID payload).
     pub identity: Option<Box<[u8]>>,
     pub max_udp_payload: u16,
+    /// Who may transfer which zone (AXFR/IXFR), TSIG keys, NOTIFY targets.
+    pub transfer: transfer::Transfers,
 }
 
 /// A loaded configuration: the listener settings and the first snapshot.
@@ -207,6 +219,7 @@ pub struct Snapshot {
 pub struct Loaded {
     pub server: ServerConfig,
     pub api: ApiConfig,
+    pub rrl: crate::server::rrl::RrlConfig,
     /// Absolute (or config-relative resolved) path of the overrides state file.
     pub state_file: Option<PathBuf>,
     pub snapshot: Snapshot,
@@ -250,6 +263,9 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     if let Some(listen) = file.api.listen
         && let Err(e) = crate::api::validate(listen, file.api.token.as_deref())
     {
+        errors.push(diag(0, e));
+    }
+    if let Err(e) = file.rrl.validate() {
         errors.push(diag(0, e));
     }
     if file.server.listen.is_empty() {
@@ -371,6 +387,21 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             ZoneSet::default()
         }
     };
+    let transfer = {
+        let (mut errs, mut warns) = (Vec::new(), Vec::new());
+        let line = |span: std::ops::Range<usize>| toml_line(&text, Some(span));
+        let t = transfer::build(
+            &file.tsig_keys,
+            &file.transfer,
+            &zones,
+            &line,
+            &mut errs,
+            &mut warns,
+        );
+        errors.extend(errs.into_iter().map(|(l, m)| diag(l, m)));
+        warnings.extend(warns.into_iter().map(|(l, m)| diag(l, m)));
+        t
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -390,9 +421,11 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             ecs: file.geoip.ecs,
             identity,
             max_udp_payload: file.server.max_udp_payload,
+            transfer,
         },
         server: file.server,
         api: file.api,
+        rrl: file.rrl,
         state_file: file.health.state_file.map(|p| base.join(p)),
         warnings,
         watch,

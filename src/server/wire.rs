@@ -9,6 +9,7 @@ pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
 const OPT_NSID: u16 = 3;
 const OPT_ECS: u16 = 8;
+const TYPE_TSIG: u16 = 250;
 
 /// EDNS Client Subnet (RFC 7871) as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// Offset of a TSIG record (RFC 8945), the message's last record, if there is one.
+    pub tsig: Option<usize>,
 }
 
 /// Why a message could not be answered normally.
@@ -144,6 +147,7 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
 
     let mut pos = question_end;
     let mut edns = None;
+    let mut tsig = None;
     let total = ancount as usize + nscount as usize + arcount as usize;
     for i in 0..total {
         let name_start = pos;
@@ -162,6 +166,12 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
                 return Err(formerr);
             }
             edns = Some(parse_opt(class, ttl_hi, ttl_lo, rdata).ok_or(formerr)?);
+        } else if rr_type == TYPE_TSIG {
+            // Only as the very last record (RFC 8945 §5.1).
+            if i + 1 != total || i < ancount as usize + nscount as usize {
+                return Err(formerr);
+            }
+            tsig = Some(name_start);
         }
     }
     if pos != buf.len() {
@@ -176,6 +186,7 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
         qtype,
         qclass,
         edns,
+        tsig,
     })
 }
 
@@ -242,6 +253,26 @@ fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
         scope_prefix,
         addr,
     })
+}
+
+/// Cuts a response down to header and question with TC set: what rate limiting "slips"
+/// (the client retries over TCP). Returns the new length.
+pub fn truncate_to_question(response: &mut [u8], len: usize) -> usize {
+    if len < HEADER_LEN {
+        return len;
+    }
+    let qdcount = u16::from_be_bytes([response[4], response[5]]);
+    let end = if qdcount == 1 {
+        read_question_name(&response[..len], HEADER_LEN).map_or(HEADER_LEN, |p| (p + 4).min(len))
+    } else {
+        HEADER_LEN
+    };
+    response[2] |= 0x02;
+    response[6..12].fill(0);
+    if end == HEADER_LEN {
+        response[4..6].fill(0);
+    }
+    end
 }
 
 /// A query message (for `explain` and tools; allocates, not for the query path).
@@ -793,6 +824,24 @@ mod tests {
         // header + question + pointer(2) + fixed(10) + rdata(4)
         assert_eq!(len, 12 + NAME.len() + 4 + 2 + 10 + 4);
         assert_eq!(&buf[12 + NAME.len() + 4..12 + NAME.len() + 6], &[0xC0, 12]);
+    }
+
+    #[test]
+    fn truncate_to_question_keeps_header_and_question() {
+        let q = query(NAME, 1, &[], 0);
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 7, 0, false, &q[12..], 512);
+        let set = RRset {
+            rtype: 1,
+            ttl: 60,
+            rdata: vec![vec![192, 0, 2, 1].into_boxed_slice()],
+        };
+        w.rrset(Section::Answer, NAME, &set, 60);
+        let len = w.finish(None);
+        let cut = truncate_to_question(&mut buf, len);
+        assert_eq!(cut, 12 + NAME.len() + 4);
+        assert_eq!(buf[2] & 0x02, 0x02, "TC");
+        assert_eq!(&buf[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]
