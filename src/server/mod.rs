@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod reload;
+pub mod rrl;
 mod tcp;
 mod udp;
 pub mod wire;
