@@ -86,6 +86,17 @@ impl Server {
         self.child.id()
     }
 
+    /// Waits (at most 10 s) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        for _ in 0..500 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// True while the process is alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

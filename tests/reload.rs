@@ -1,0 +1,151 @@
+//! Reload under load: queries keep flowing while the zone is rewritten and reloaded many
+//! times; every query gets an answer, and every answer is the old data or the new, never a mix.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use hickory_proto::rr::RecordType;
+
+fn zone(version: u32, a: &str, b: &str) -> String {
+    format!(
+        "$ORIGIN example.com.\n$TTL 60\n@ IN SOA ns1 hostmaster {version} 3600 600 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A {a}\n    IN A {b}\n"
+    )
+}
+
+fn post(api: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(api).expect("api");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+#[test]
+fn reloads_under_a_steady_query_stream_lose_nothing_and_never_mix() {
+    let s = Server::start(
+        &[("example.com.zone", &zone(1, "192.0.2.11", "192.0.2.12"))],
+        "",
+    );
+    let api = s.api.expect("api address");
+    let path = s.dir.path().join("zones/example.com.zone");
+    let addr = s.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let client = std::thread::spawn(move || {
+        let mut sent = 0u32;
+        let mut answered = 0u32;
+        let mut versions = [0u32; 2];
+        let mut mixed = Vec::new();
+        while !stop2.load(Ordering::Relaxed) || sent < 2000 {
+            if sent >= 20_000 {
+                break;
+            }
+            sent += 1;
+            let m = udp_query(addr, &query("www.example.com.", RecordType::A, true));
+            answered += 1;
+            let got = answers(&m).join(" ");
+            if got.contains("192.0.2.11") && got.contains("192.0.2.12") {
+                versions[0] += 1;
+            } else if got.contains("198.51.100.21") && got.contains("198.51.100.22") {
+                versions[1] += 1;
+            } else {
+                mixed.push(got);
+            }
+        }
+        (sent, answered, versions, mixed)
+    });
+
+    let mut ok = 0;
+    for i in 0..40u32 {
+        let text = if i % 2 == 0 {
+            zone(i + 2, "198.51.100.21", "198.51.100.22")
+        } else {
+            zone(i + 2, "192.0.2.11", "192.0.2.12")
+        };
+        // Editors and git replace files by rename: do the same.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, &path).expect("rename");
+        let (code, body) = post(api, "/reload");
+        assert_eq!(code, 200, "{body}");
+        ok += 1;
+        if i == 20 {
+            // A broken zone in the middle: refused, old data keeps serving.
+            std::fs::write(&path, "$ORIGIN example.com.\n@ IN SOA broken\n").expect("write");
+            let (code, body) = post(api, "/reload");
+            assert_eq!(code, 422, "{body}");
+            assert!(body.contains("example.com.zone:2"), "{body}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (sent, answered, versions, mixed) = client.join().expect("client");
+    eprintln!(
+        "reload under load: {ok} reloads, {sent} queries, {answered} answered, versions {versions:?}"
+    );
+    assert_eq!(sent, answered, "every query answered");
+    assert!(mixed.is_empty(), "mixed answers: {mixed:?}");
+    assert!(
+        versions[0] > 0 && versions[1] > 0,
+        "both versions served: {versions:?}"
+    );
+    // The last good version is what is served now (i = 39 wrote the 192.0.2.x version).
+    let m = s.udp("www.example.com.", RecordType::A);
+    assert_eq!(
+        answers(&m),
+        vec![
+            "www.example.com. 60 IN A 192.0.2.11",
+            "www.example.com. 60 IN A 192.0.2.12"
+        ]
+    );
+}
+
+#[test]
+fn sighup_reload_with_errors_keeps_serving() {
+    let mut s = Server::start(
+        &[("example.com.zone", &zone(1, "192.0.2.11", "192.0.2.12"))],
+        "",
+    );
+    let path = s.dir.path().join("zones/example.com.zone");
+    std::fs::write(&path, "$ORIGIN example.com.\nwww IN A 999.1.1.1\n").expect("write");
+    let pid = s.pid();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(s.is_running());
+    let m = s.udp("www.example.com.", RecordType::A);
+    assert_eq!(m.answers.len(), 2, "old data still served");
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_code_zero() {
+    let mut s = Server::start(
+        &[("example.com.zone", &zone(1, "192.0.2.11", "192.0.2.12"))],
+        "",
+    );
+    let pid = s.pid();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = s.wait_exit();
+    assert_eq!(code, Some(0));
+}
