@@ -1482,3 +1482,124 @@ ttl = 30
         .unwrap_or_else(|| panic!("no line for plain.example.com: {text}"));
     assert!(plain.contains("no health check"), "{plain}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Edge cases found while writing the above
+// ---------------------------------------------------------------------------------------
+
+/// Runs `meridian check` on a config with `dynamic` as example.com's dynamic names.
+fn check_output(dynamic: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones");
+    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run meridian check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn unreadable_ca_file_is_a_configuration_error() {
+    // Before: the config loaded, the check never started (logged once), and the endpoint
+    // stayed up forever with no probe at all.
+    let dynamic = r#"
+[datacenters]
+dc = {}
+
+[pools.web]
+check = { type = "https", ca_file = "no-such-ca.pem" }
+endpoints = [{ id = "a", datacenter = "dc", address = "127.0.0.93" }]
+
+[names.www]
+pool = "web"
+policy = "failover"
+order = ["dc"]
+"#;
+    let (ok, text) = check_output(dynamic);
+    assert!(!ok, "{text}");
+    assert!(text.contains("no-such-ca.pem"), "{text}");
+    let not_pem = dynamic.replace("no-such-ca.pem", "example.com.zone");
+    let (ok, text) = check_output(&not_pem);
+    assert!(!ok, "a file without certificates: {text}");
+    assert!(text.contains("ca_file"), "{text}");
+}
+
+#[test]
+fn override_that_cannot_be_saved_changes_nothing() {
+    let s = start(
+        OVERRIDE_NAMES,
+        &[],
+        "[health]\nstate_file = \"no/such/dir/state.toml\"\n",
+    );
+    let all = set(&["127.0.0.81", "127.0.0.82", "127.0.0.83"]);
+    let (code, body) = post(
+        &s,
+        "/overrides",
+        r#"{"endpoint": "example.com/web/o1", "state": "down"}"#,
+    );
+    assert_ne!(code, 200, "{body}");
+    let (_, body) = get(&s, "/overrides");
+    let o: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        o["endpoints"],
+        serde_json::json!({}),
+        "not kept in memory: {o}"
+    );
+    assert_eq!(
+        endpoint(&status(&s), "example.com/web/o1")["admin"],
+        Value::Null
+    );
+    assert_eq!(addrs(&s, "www.example.com."), all);
+}
+
+#[test]
+fn degraded_ttl_only_when_the_first_choice_is_down() {
+    // Datacenter one has no IPv6 endpoint: for AAAA the first choice is two, and a healthy
+    // answer from it is not degraded.
+    let dynamic = r#"
+[datacenters]
+one = {}
+two = {}
+
+[pools.mixed]
+endpoints = [
+  { id = "x", datacenter = "one", address = "127.0.0.73" },
+  { id = "y", datacenter = "two", addresses = ["127.0.0.74", "2001:db8::74"] },
+]
+
+[names.mixed]
+pool = "mixed"
+policy = "failover"
+order = ["one", "two"]
+ttl = 60
+degraded_ttl = 5
+"#;
+    let s = start(dynamic, &[], "");
+    let ttls = |m: &Message| -> Vec<u32> { m.answers.iter().map(|r| r.ttl).collect() };
+    let m = ask(&s, "mixed.example.com.");
+    assert_eq!(values(&m), set(&["127.0.0.73"]));
+    assert_eq!(ttls(&m), [60]);
+    let m = s.udp("mixed.example.com.", RecordType::AAAA);
+    assert_eq!(values(&m), set(&["2001:db8::74"]));
+    assert_eq!(ttls(&m), [60], "AAAA from the only datacenter that has it");
+    // The first choice for A goes down: A is degraded, AAAA is not.
+    let (code, _) = post(
+        &s,
+        "/overrides",
+        r#"{"endpoint": "example.com/mixed/x", "state": "down"}"#,
+    );
+    assert_eq!(code, 200);
+    let m = ask(&s, "mixed.example.com.");
+    assert_eq!(values(&m), set(&["127.0.0.74"]));
+    assert_eq!(ttls(&m), [5]);
+    let m = s.udp("mixed.example.com.", RecordType::AAAA);
+    assert_eq!(ttls(&m), [60]);
+}

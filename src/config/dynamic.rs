@@ -1099,6 +1099,23 @@ fn check_spec(c: &CheckConf, ep: &EndpointConf, base: &Path) -> Result<CheckSpec
         "http" | "https" => {
             let tls = c.kind == "https";
             let addr = sock(if tls { 443 } else { 80 })?;
+            // Read now, so that `meridian check` and a reload catch it: a check that cannot
+            // build its client never runs, and its endpoint would stay up unchecked.
+            let ca_file = match &c.ca_file {
+                Some(f) => {
+                    let path = base.join(f);
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    match reqwest::Certificate::from_pem_bundle(&pem) {
+                        Ok(certs) if !certs.is_empty() => Some(path),
+                        Ok(_) => {
+                            return Err(format!("ca_file {}: no PEM certificate", path.display()));
+                        }
+                        Err(e) => return Err(format!("ca_file {}: {e}", path.display())),
+                    }
+                }
+                None => None,
+            };
             CheckKind::Http {
                 addr,
                 tls,
@@ -1117,7 +1134,7 @@ fn check_spec(c: &CheckConf, ep: &EndpointConf, base: &Path) -> Result<CheckSpec
                 expect_status: c.expect_status.clone(),
                 body_contains: c.body_contains.clone(),
                 insecure: c.insecure,
-                ca_file: c.ca_file.as_ref().map(|f| base.join(f)),
+                ca_file,
             }
         }
         "dns" => {

@@ -237,7 +237,10 @@ impl Monitor {
             return Err(format!("unknown {kind:?} {key:?}").to_lowercase());
         }
         {
-            let mut o = lock(&self.inner.overrides);
+            let mut current = lock(&self.inner.overrides);
+            // Saved first, applied after: an override that cannot be saved changes nothing
+            // (it would otherwise take effect at the next publish and be lost on restart).
+            let mut o = current.clone();
             let map = match kind {
                 OverrideTarget::Endpoint => &mut o.endpoints,
                 OverrideTarget::Datacenter => &mut o.datacenters,
@@ -249,6 +252,7 @@ impl Monitor {
             if let Some(path) = &self.inner.state_file {
                 o.save(path)?;
             }
+            *current = o;
         }
         tracing::warn!(target_key = key, state = ?state, "admin override");
         self.publish();

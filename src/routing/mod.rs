@@ -537,9 +537,18 @@ impl Routing {
         if n == 0 {
             return (DynamicOutcome::NoData, d.scope);
         }
-        let degraded = d.all_down || d.groups().first() != d.candidates().first();
+        // The first choice is the first candidate with records of this type at all: a
+        // datacenter without IPv6 endpoints is not down for AAAA clients.
+        let degraded = || {
+            let first_choice = d
+                .candidates()
+                .iter()
+                .copied()
+                .find(|&g| self.group_has(g, serve_type, health, true));
+            d.all_down || d.groups().first().copied() != first_choice
+        };
         let ttl = match name.degraded_ttl {
-            Some(t) if degraded => t,
+            Some(t) if degraded() => t,
             _ => name.ttl,
         };
         if serve_type == rtype::CNAME {
