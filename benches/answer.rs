@@ -1,0 +1,182 @@
+//! The answer path without I/O: parse, look up, route, encode, one query per iteration.
+//!
+//! Loads the shipped example (`meridian.toml`, `zones/`, the demo GeoIP database) and runs
+//! `answer_from` on one reused response buffer, as the UDP loop does. Criterion's time per
+//! iteration is the time per query (ns/query); the throughput line is queries per second.
+//!
+//!     cargo bench --bench answer
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::str::FromStr;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hickory_proto::rr::Name;
+
+use meridian::config::{self, Snapshot};
+use meridian::health::HealthView;
+use meridian::server::answer::{MAX_MESSAGE, answer_from};
+use meridian::server::wire::{build_query, parse_query};
+use meridian::zone::name::wire_lower;
+use meridian::zone::{Transport, rtype};
+
+fn snapshot() -> Snapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("meridian.toml");
+    match config::load(&path) {
+        Ok(loaded) => loaded.snapshot,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            panic!("cannot load {}", path.display());
+        }
+    }
+}
+
+fn wire(name: &str) -> Vec<u8> {
+    wire_lower(&Name::from_str(name).expect("benchmark name"))
+}
+
+struct Case {
+    label: &'static str,
+    query: Vec<u8>,
+    /// Packet source address.
+    source: IpAddr,
+}
+
+fn cases() -> Vec<Case> {
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let local = v4(127, 0, 0, 1);
+    let q = |name: &str, qtype: u16, ecs: Option<(IpAddr, u8)>| {
+        build_query(0x4242, &wire(name), qtype, true, ecs)
+    };
+    vec![
+        Case {
+            label: "static A",
+            query: q("static.example.com.", rtype::A, None),
+            source: local,
+        },
+        Case {
+            label: "static A, no EDNS",
+            query: build_query(0x4242, &wire("static.example.com."), rtype::A, false, None),
+            source: local,
+        },
+        Case {
+            label: "MX with additional",
+            query: q("example.com.", rtype::MX, None),
+            source: local,
+        },
+        Case {
+            label: "CNAME chain",
+            query: q("alias.example.com.", rtype::A, None),
+            source: local,
+        },
+        Case {
+            label: "wildcard",
+            query: q("anything.apps.example.com.", rtype::A, None),
+            source: local,
+        },
+        Case {
+            label: "NXDOMAIN",
+            query: q("nonexistent.example.com.", rtype::A, None),
+            source: local,
+        },
+        Case {
+            label: "geo A, ECS IPv4",
+            query: q("www.example.com.", rtype::A, Some((v4(81, 2, 69, 0), 24))),
+            source: local,
+        },
+        Case {
+            label: "geo AAAA, ECS IPv6",
+            query: q(
+                "www.example.com.",
+                rtype::AAAA,
+                Some((
+                    IpAddr::V6(Ipv6Addr::from_str("2600:6c00:1::").expect("v6")),
+                    56,
+                )),
+            ),
+            source: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        },
+        Case {
+            label: "geo A, no ECS",
+            query: q("www.example.com.", rtype::A, None),
+            source: v4(81, 2, 69, 7),
+        },
+        Case {
+            label: "geo CNAME, ECS IPv4",
+            query: q(
+                "assets.example.com.",
+                rtype::A,
+                Some((v4(192, 0, 2, 0), 24)),
+            ),
+            source: local,
+        },
+        Case {
+            label: "weighted sticky",
+            query: q(
+                "api.example.com.",
+                rtype::A,
+                Some((v4(198, 51, 100, 0), 24)),
+            ),
+            source: local,
+        },
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let snapshot = snapshot();
+    let health = HealthView::all_up();
+    let mut response = vec![0u8; MAX_MESSAGE];
+
+    let mut group = c.benchmark_group("answer");
+    group.throughput(Throughput::Elements(1));
+    for case in cases() {
+        // Every case must produce an answer; catch a broken fixture before timing it.
+        let n = answer_from(
+            &snapshot,
+            &health,
+            &case.query,
+            &mut response,
+            Transport::Udp,
+            case.source,
+        )
+        .unwrap_or_else(|| panic!("{}: no response", case.label));
+        assert!(n > 12, "{}: short response", case.label);
+        group.bench_function(case.label, |b| {
+            b.iter(|| {
+                answer_from(
+                    black_box(&snapshot),
+                    &health,
+                    black_box(&case.query),
+                    &mut response,
+                    Transport::Udp,
+                    black_box(case.source),
+                )
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("parse");
+    group.throughput(Throughput::Elements(1));
+    let plain = build_query(0x4242, &wire("www.example.com."), rtype::A, true, None);
+    let ecs = build_query(
+        0x4242,
+        &wire("www.example.com."),
+        rtype::A,
+        true,
+        Some((IpAddr::V4(Ipv4Addr::new(81, 2, 69, 0)), 24)),
+    );
+    group.bench_function("query with OPT", |b| {
+        b.iter(|| parse_query(black_box(&plain)).is_ok())
+    });
+    group.bench_function("query with OPT + ECS", |b| {
+        b.iter(|| parse_query(black_box(&ecs)).is_ok())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
