@@ -75,6 +75,12 @@ pub fn answer_from(
             return Some(w.finish(None));
         }
     };
+    if let Some(at) = query.tsig {
+        // Signed (TSIG): verified, answered and signed on a path of its own.
+        return super::tsig::answer_signed(
+            snapshot, health, request, &query, at, response, transport, source,
+        );
+    }
 
     let max_size = match (transport, &query.edns) {
         (Transport::Tcp, _) => MAX_MESSAGE,

@@ -5,11 +5,14 @@
 //! through `arc-swap`, which a reload replaces atomically.
 
 pub mod answer;
+pub mod notify;
 pub mod reload;
 pub mod rrl;
 mod tcp;
+pub mod tsig;
 mod udp;
 pub mod wire;
+pub mod xfr;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +86,11 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         crate::health::Monitor::start(shared.clone(), health.clone(), loaded.state_file.clone())
             .map_err(std::io::Error::other)?
     };
+    {
+        // Secondaries learn the serials we start with (RFC 1996 NOTIFY, in the background).
+        let _guard = runtime.enter();
+        notify::send_changed(None, &shared.load_full());
+    }
     let reloader = reload::Reloader::new(config_path, shared.clone(), monitor.clone());
     runtime.spawn(reloader.clone().watch(loaded.watch.clone()));
     let api_state = Arc::new(crate::api::ApiState {

@@ -92,7 +92,10 @@ impl Reloader {
                 }
                 let zones = loaded.snapshot.zones.zones().len();
                 let names = loaded.snapshot.routing.names.len();
-                self.snapshot.store(Arc::new(loaded.snapshot));
+                let new = Arc::new(loaded.snapshot);
+                self.snapshot.store(new.clone());
+                // Secondaries of zones whose serial changed hear of it (in the background).
+                super::notify::send_changed(Some(&old), &new);
                 self.monitor.reconcile();
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut l) = self.stats.last.lock() {

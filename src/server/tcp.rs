@@ -162,6 +162,19 @@ async fn connection(
         let n = tokio::time::timeout(tcp.limits.query, rest)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow query"))??;
+        if super::xfr::is_transfer(&request[..n]) {
+            // AXFR/IXFR: several messages, from a snapshot held for the whole transfer.
+            let snapshot = shared.load_full();
+            super::xfr::serve(
+                &mut stream,
+                snapshot,
+                &request[..n],
+                peer.ip(),
+                tcp.limits.query,
+            )
+            .await?;
+            continue;
+        }
         let snapshot = shared.load();
         let view = health.load();
         let Some(out) = answer_from(

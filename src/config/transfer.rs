@@ -1,0 +1,269 @@
+//! Zone transfer out: `[tsig_keys]` and `[transfer."zone."]` in meridian.toml, validated
+//! into [`Transfers`], which the snapshot carries for the AXFR/IXFR, TSIG and NOTIFY code.
+//!
+//! ```toml
+//! [tsig_keys]
+//! xfr = { algorithm = "hmac-sha256", secret = "base64..." }
+//!
+//! [transfer."example.com."]
+//! allow = ["192.0.2.0/24", "2001:db8::/32"]   # source networks (empty: any, with tsig)
+//! tsig = "xfr"                                # requests must be signed with this key
+//! notify = ["192.0.2.53", "192.0.2.54:5300"]  # secondaries told of new serials
+//! ```
+//!
+//! Transfers are off unless a zone has an entry, and an entry must say `allow`, `tsig` or
+//! both (both: the address must match and the request be signed).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::zone::ZoneSet;
+use crate::zone::name::{to_text, wire_lower};
+
+/// The only TSIG algorithm supported (RFC 8945 §6: mandatory to implement).
+pub const HMAC_SHA256: &str = "hmac-sha256";
+
+/// `[tsig_keys] name = { algorithm, secret }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsigKeyConfig {
+    pub algorithm: Spanned<String>,
+    /// Base64, as `tsig-keygen` and `keymgr` print it.
+    pub secret: Spanned<String>,
+}
+
+/// `[transfer."zone."]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Networks allowed to transfer the zone (CIDR, or a bare address).
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Name of a key in `[tsig_keys]` that requests must be signed with.
+    #[serde(default)]
+    pub tsig: Option<Spanned<String>>,
+    /// Secondaries to NOTIFY (RFC 1996) when the serial changes: `addr` (port 53) or
+    /// `addr:port`.
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
+}
+
+/// A TSIG key ready for signing and verifying.
+#[derive(Clone)]
+pub struct TsigKey {
+    /// Lowercase wire form of the key name (the TSIG record's owner).
+    pub name: Box<[u8]>,
+    pub key: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("TsigKey")
+            .field("name", &to_text(&self.name))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who may transfer one zone, and whom to notify.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneTransfer {
+    /// Empty: any address (then `tsig` is set).
+    pub allow: Vec<IpNet>,
+    /// Index into [`Transfers::keys`].
+    pub tsig: Option<usize>,
+    pub notify: Vec<SocketAddr>,
+}
+
+impl ZoneTransfer {
+    pub fn allows_address(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&addr))
+    }
+}
+
+/// Every key and every zone's transfer policy. Empty by default: no transfers.
+#[derive(Debug, Default)]
+pub struct Transfers {
+    pub keys: Vec<TsigKey>,
+    zones: FxHashMap<Box<[u8]>, ZoneTransfer>,
+}
+
+impl Transfers {
+    /// The policy of the zone with this lowercase wire origin, if transfers are configured.
+    pub fn zone(&self, origin: &[u8]) -> Option<&ZoneTransfer> {
+        self.zones.get(origin)
+    }
+
+    /// Every configured zone (lowercase wire origin) and its policy.
+    pub fn zones(&self) -> impl Iterator<Item = (&[u8], &ZoneTransfer)> {
+        self.zones.iter().map(|(k, v)| (&k[..], v))
+    }
+
+    /// The key with this lowercase wire name.
+    pub fn key(&self, name: &[u8]) -> Option<(usize, &TsigKey)> {
+        self.keys
+            .iter()
+            .enumerate()
+            .find(|(_, k)| &k.name[..] == name)
+    }
+}
+
+/// A problem at a line of the config file (0: no line).
+pub type Problem = (usize, String);
+
+/// Validates `[tsig_keys]` and `[transfer]` against the zones loaded. `line` turns a span
+/// into a line number of the config file.
+pub fn build(
+    keys: &BTreeMap<String, Spanned<TsigKeyConfig>>,
+    transfer: &BTreeMap<String, Spanned<TransferConfig>>,
+    zones: &ZoneSet,
+    line: &dyn Fn(std::ops::Range<usize>) -> usize,
+    errors: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Transfers {
+    let mut out = Transfers::default();
+    let mut key_index: FxHashMap<&str, usize> = FxHashMap::default();
+    for (name, spanned) in keys {
+        let at = line(spanned.span());
+        let k = spanned.get_ref();
+        let wire = match Name::parse(name, Some(&Name::root())) {
+            Ok(n) => wire_lower(&n),
+            Err(e) => {
+                errors.push((at, format!("tsig_keys: {name:?} is not a domain name: {e}")));
+                continue;
+            }
+        };
+        let algorithm = k.algorithm.get_ref().trim_end_matches('.');
+        if !algorithm.eq_ignore_ascii_case(HMAC_SHA256) {
+            errors.push((
+                line(k.algorithm.span()),
+                format!(
+                    "tsig_keys.{name}: algorithm {:?} is not supported (use \"{HMAC_SHA256}\")",
+                    k.algorithm.get_ref()
+                ),
+            ));
+            continue;
+        }
+        let secret = match data_encoding::BASE64.decode(k.secret.get_ref().trim().as_bytes()) {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => {
+                errors.push((
+                    line(k.secret.span()),
+                    format!("tsig_keys.{name}: secret is empty"),
+                ));
+                continue;
+            }
+            Err(e) => {
+                errors.push((
+                    line(k.secret.span()),
+                    format!("tsig_keys.{name}: secret is not valid base64: {e}"),
+                ));
+                continue;
+            }
+        };
+        if out.keys.iter().any(|x| x.name[..] == wire[..]) {
+            errors.push((at, format!("tsig_keys: {name:?} is defined twice")));
+            continue;
+        }
+        key_index.insert(name.as_str(), out.keys.len());
+        out.keys.push(TsigKey {
+            name: wire.into_boxed_slice(),
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+        });
+    }
+
+    for (zone_name, spanned) in transfer {
+        let at = line(spanned.span());
+        let t = spanned.get_ref();
+        let origin = match Name::parse(zone_name, Some(&Name::root())) {
+            Ok(n) => wire_lower(&n),
+            Err(e) => {
+                errors.push((
+                    at,
+                    format!("transfer: {zone_name:?} is not a zone name: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(zone) = zones.zones().iter().find(|z| z.origin() == &origin[..]) else {
+            errors.push((
+                at,
+                format!("transfer: zone {} is not served here", to_text(&origin)),
+            ));
+            continue;
+        };
+        let mut zt = ZoneTransfer::default();
+        for a in &t.allow {
+            let text = a.get_ref().trim();
+            let net = IpNet::from_str(text)
+                .or_else(|_| IpAddr::from_str(text).map(IpNet::from))
+                .map(|n| n.trunc());
+            match net {
+                Ok(n) => zt.allow.push(n),
+                Err(_) => errors.push((
+                    line(a.span()),
+                    format!(
+                        "transfer.\"{zone_name}\": allow: {text:?} is not a network (CIDR) or address"
+                    ),
+                )),
+            }
+        }
+        if let Some(k) = &t.tsig {
+            match key_index.get(k.get_ref().as_str()) {
+                Some(&i) => zt.tsig = Some(i),
+                None => errors.push((
+                    line(k.span()),
+                    format!(
+                        "transfer.\"{zone_name}\": tsig: no key {:?} in [tsig_keys]",
+                        k.get_ref()
+                    ),
+                )),
+            }
+        }
+        for n in &t.notify {
+            let text = n.get_ref().trim();
+            let addr = SocketAddr::from_str(text)
+                .or_else(|_| IpAddr::from_str(text).map(|ip| SocketAddr::new(ip, 53)));
+            match addr {
+                Ok(a) => zt.notify.push(a),
+                Err(_) => errors.push((
+                    line(n.span()),
+                    format!(
+                        "transfer.\"{zone_name}\": notify: {text:?} is not an address or address:port"
+                    ),
+                )),
+            }
+        }
+        if t.allow.is_empty() && t.tsig.is_none() {
+            errors.push((
+                at,
+                format!(
+                    "transfer.\"{zone_name}\": set allow (networks), tsig (a key) or both; \
+                     to allow anyone say allow = [\"0.0.0.0/0\", \"::/0\"]"
+                ),
+            ));
+        }
+        if zone.nodes().any(|(_, n)| n.dynamic.is_some()) {
+            warnings.push((
+                at,
+                format!(
+                    "transfer.\"{zone_name}\": the zone has dynamic names; transfers carry only \
+                     its static records"
+                ),
+            ));
+        }
+        out.zones.insert(origin.into_boxed_slice(), zt);
+    }
+    out
+}
