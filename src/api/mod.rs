@@ -23,6 +23,7 @@ use crate::server::reload::Reloader;
 
 /// What the API handlers share.
 pub struct ApiState {
+    pub snapshot: crate::server::SharedSnapshot,
     pub monitor: Monitor,
     pub reloader: Arc<Reloader>,
     pub token: Option<String>,
@@ -181,6 +182,133 @@ async fn drain(
 
 type Labels = Vec<(String, String)>;
 
+/// Counters are exported as gauges of running totals: the per-zone and per-name ones
+/// restart at a reload (a counter reset, which Prometheus' rate() handles).
+fn query_metrics(reg: &mut Registry, state: &ApiState) {
+    use crate::server::rrl;
+    use crate::server::stats::{QTYPES, STATS};
+    let total = |name: &str, help: &str, reg: &mut Registry, rows: Vec<(Labels, u64)>| {
+        let fam = Family::<Labels, Gauge>::default();
+        for (l, v) in rows {
+            fam.get_or_create(&l).set(v as i64);
+        }
+        reg.register(name, help, fam);
+    };
+    let l = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    total(
+        "queries_total",
+        "Queries by transport",
+        reg,
+        vec![
+            (l("transport", "udp"), STATS.udp.get()),
+            (l("transport", "tcp"), STATS.tcp.get()),
+        ],
+    );
+    const RCODES: [&str; 16] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE", "11", "12", "13", "14", "15",
+    ];
+    total(
+        "responses_total",
+        "Responses by rcode",
+        reg,
+        RCODES
+            .iter()
+            .zip(STATS.rcode.iter())
+            .map(|(n, c)| (l("rcode", n), c.get()))
+            .collect(),
+    );
+    total(
+        "queries_by_type_total",
+        "Queries by type",
+        reg,
+        QTYPES
+            .iter()
+            .map(|(_, n)| *n)
+            .chain(std::iter::once("other"))
+            .zip(STATS.qtype.iter())
+            .map(|(n, c)| (l("qtype", n), c.get()))
+            .collect(),
+    );
+    let snap = state.snapshot.load();
+    total(
+        "zone_queries_total",
+        "Queries by zone since the last reload",
+        reg,
+        snap.zones
+            .zones()
+            .iter()
+            .zip(snap.zone_queries.iter())
+            .map(|(z, c)| (l("zone", &crate::zone::name::to_text(z.origin())), c.get()))
+            .collect(),
+    );
+    let mut rows = Vec::new();
+    for n in &snap.routing.names {
+        let name = crate::zone::name::to_text(&n.owner);
+        let groups = snap
+            .routing
+            .pools
+            .get(n.pool as usize)
+            .map(|p| p.groups.clone())
+            .unwrap_or(0..0);
+        for (i, c) in n.answers.iter().enumerate() {
+            let dc = groups
+                .clone()
+                .nth(i)
+                .and_then(|g| snap.routing.groups.get(g as usize))
+                .and_then(|g| snap.routing.datacenters.get(g.datacenter as usize))
+                .map_or("all-down", |d| d.name.as_str());
+            rows.push((
+                vec![
+                    ("name".to_string(), name.clone()),
+                    ("datacenter".to_string(), dc.to_string()),
+                ],
+                c.get(),
+            ));
+        }
+    }
+    total(
+        "dynamic_answers_total",
+        "Dynamic answers by name and the datacenter chosen, since the last reload",
+        reg,
+        rows,
+    );
+    total(
+        "truncated_total",
+        "Responses truncated (TC)",
+        reg,
+        vec![(Vec::new(), STATS.truncated.get())],
+    );
+    total(
+        "dropped_total",
+        "Messages dropped unanswered (no header, or not a query)",
+        reg,
+        vec![(Vec::new(), STATS.dropped.get())],
+    );
+    total(
+        "ecs_queries_total",
+        "Queries with an EDNS Client Subnet option",
+        reg,
+        vec![(Vec::new(), STATS.ecs.get())],
+    );
+    total(
+        "ecs_scope_sum",
+        "Sum of ECS scope prefix lengths returned (divide by ecs_queries_total for the mean)",
+        reg,
+        vec![(Vec::new(), STATS.ecs_scope_sum.get())],
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    total(
+        "rrl_total",
+        "Responses rate limited, by action",
+        reg,
+        vec![
+            (l("action", "dropped"), rrl::DROPPED.load(Relaxed)),
+            (l("action", "slipped"), rrl::SLIPPED.load(Relaxed)),
+        ],
+    );
+}
+
 async fn metrics(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
@@ -262,6 +390,7 @@ async fn metrics(State(state): State<SharedApi>, headers: HeaderMap) -> Response
     build
         .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
         .set(1);
+    query_metrics(&mut reg, &state);
     let draining = Gauge::<i64>::default();
     draining.set(i64::from(state.draining.load(Ordering::Relaxed)));
     reg.register("draining", "1 while the server is drained", draining);

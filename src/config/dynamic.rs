@@ -711,6 +711,9 @@ impl<'g> RoutingBuilder<'g> {
                 .clamp(1, crate::routing::MAX_DATACENTERS as u8),
             all_down,
             ignore_ecs: conf.ignore_ecs,
+            answers: (0..=pool_groups.len())
+                .map(|_| crate::server::stats::Counter::default())
+                .collect(),
             serves_a,
             serves_aaaa,
             serves_cname,

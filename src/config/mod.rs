@@ -204,6 +204,8 @@ pub struct ZoneConfig {
 #[derive(Debug)]
 pub struct Snapshot {
     pub zones: ZoneSet,
+    /// Queries per zone, by zone index (they restart with each reload).
+    pub zone_queries: Box<[crate::server::stats::Counter]>,
     pub routing: Routing,
     /// Use ECS addresses to locate clients.
     pub ecs: bool,
@@ -412,6 +414,9 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         .map(|s| s.as_bytes().to_vec().into_boxed_slice());
     Ok(Loaded {
         snapshot: Snapshot {
+            zone_queries: (0..zones.zones().len())
+                .map(|_| crate::server::stats::Counter::default())
+                .collect(),
             zones,
             routing: {
                 let mut r = routing.routing;

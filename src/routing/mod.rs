@@ -118,7 +118,7 @@ pub enum AllDown {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DynamicName {
     /// Wire form, lowercase.
     pub owner: Box<[u8]>,
@@ -132,6 +132,9 @@ pub struct DynamicName {
     pub datacenters: u8,
     pub all_down: AllDown,
     pub ignore_ecs: bool,
+    /// Answers given, by the pool's group that answered first (index relative to the
+    /// pool's groups); the last slot counts answers with every candidate down.
+    pub answers: Box<[crate::server::stats::Counter]>,
     /// Record types this name serves (some of A, AAAA, CNAME).
     pub serves_a: bool,
     pub serves_aaaa: bool,
@@ -487,6 +490,16 @@ impl Routing {
             }
         };
         let d = self.decide(name, client, serve_type, health);
+        let counter = match (d.groups().first(), self.pools.get(name.pool as usize)) {
+            (Some(&g), Some(p)) => g.checked_sub(p.groups.start).map(|i| i as usize),
+            _ => None,
+        };
+        if let Some(c) = name
+            .answers
+            .get(counter.unwrap_or(name.answers.len().saturating_sub(1)))
+        {
+            c.inc();
+        }
         let client_key = match &name.policy {
             Policy::Weighted { sticky: true, .. } => {
                 let (addr, known) = Self::locate(name, client);

@@ -9,7 +9,32 @@ use crate::routing::{Client, Router};
 use crate::zone::name::MAX_NAME_LEN;
 use crate::zone::{Transport, rcode, rtype};
 
+use super::stats::{STATS, qtype_index};
 use super::wire::{self, CLASS_CH, CLASS_IN, HEADER_LEN, OptOut, ParseError, Writer};
+
+/// Counts a finished response in the server-wide statistics; returns its length.
+fn count(len: usize, response: &[u8], query: &wire::Query<'_>, ecs_scope: Option<u8>) -> usize {
+    let stats = &*STATS;
+    let flags = response
+        .get(2..4)
+        .map_or(0, |f| u16::from_be_bytes([f[0], f[1]]));
+    if let Some(c) = stats.rcode.get(usize::from(flags & 0xF)) {
+        c.inc();
+    }
+    if let Some(c) = stats.qtype.get(qtype_index(query.qtype)) {
+        c.inc();
+    }
+    if flags & 0x0200 != 0 {
+        stats.truncated.inc();
+    }
+    if query.edns.is_some_and(|e| e.ecs.is_some()) {
+        stats.ecs.inc();
+        if let Some(s) = ecs_scope {
+            stats.ecs_scope_sum.add(u64::from(s));
+        }
+    }
+    len
+}
 
 /// The address and source prefix of an ECS option.
 fn ecs_address(ecs: &wire::ClientSubnet) -> Option<(IpAddr, u8)> {
@@ -59,9 +84,16 @@ pub fn answer_from(
     transport: Transport,
     source: IpAddr,
 ) -> Option<usize> {
+    match transport {
+        Transport::Udp => STATS.udp.inc(),
+        Transport::Tcp => STATS.tcp.inc(),
+    }
     let query = match wire::parse_query(request) {
         Ok(q) => q,
-        Err(ParseError::Drop) => return None,
+        Err(ParseError::Drop) => {
+            STATS.dropped.inc();
+            return None;
+        }
         Err(ParseError::Reply {
             id,
             opcode,
@@ -171,11 +203,18 @@ pub fn answer_from(
         }
     }
 
-    let Some(zone) = snapshot.zones.find(key, query.qtype) else {
+    let Some(zone_index) = snapshot.zones.find_index(key, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
+        return Some(count(w.finish(opt.as_ref()), response, &query, None));
+    };
+    let Some(zone) = snapshot.zones.zones().get(zone_index) else {
+        w.set_rcode(rcode::SERVFAIL);
         return Some(w.finish(opt.as_ref()));
     };
+    if let Some(c) = snapshot.zone_queries.get(zone_index) {
+        c.inc();
+    }
     let subnet = match query.edns.and_then(|e| e.ecs) {
         Some(ecs) if snapshot.ecs => ecs_address(&ecs),
         _ => None,
@@ -197,11 +236,14 @@ pub fn answer_from(
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
     // The answer depended on the client over this many bits (RFC 7871 §7.2.1).
+    let mut scope_out = None;
     if let (Some(scope), Some(o)) = (router.scope, opt.as_mut())
         && let Some(ecs) = o.ecs.as_mut()
         && subnet.is_some()
     {
         ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
+        scope_out = Some(ecs.scope_prefix);
     }
-    Some(w.finish(opt.as_ref()))
+    let len = w.finish(opt.as_ref());
+    Some(count(len, response, &query, scope_out))
 }

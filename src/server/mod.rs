@@ -8,6 +8,7 @@ pub mod answer;
 pub mod notify;
 pub mod reload;
 pub mod rrl;
+pub mod stats;
 mod tcp;
 pub mod tsig;
 mod udp;
@@ -94,6 +95,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     let reloader = reload::Reloader::new(config_path, shared.clone(), monitor.clone());
     runtime.spawn(reloader.clone().watch(loaded.watch.clone()));
     let api_state = Arc::new(crate::api::ApiState {
+        snapshot: shared.clone(),
         monitor: monitor.clone(),
         reloader: reloader.clone(),
         token: loaded.api.token.clone(),

@@ -500,6 +500,12 @@ impl ZoneSet {
     /// The most specific zone containing `qname` (lowercase wire). A DS question at a zone
     /// apex belongs to the parent side of the cut (RFC 4035 §3.1.4.1) when we serve the parent.
     pub fn find(&self, qname: &[u8], qtype: u16) -> Option<&Zone> {
+        self.find_index(qname, qtype)
+            .and_then(|i| self.zones.get(i))
+    }
+
+    /// Like [`ZoneSet::find`], as an index into [`ZoneSet::zones`] (for per-zone counters).
+    pub fn find_index(&self, qname: &[u8], qtype: u16) -> Option<usize> {
         let mut offsets = [0u8; MAX_LABELS];
         let n = label_offsets(qname, &mut offsets);
         let mut skip_exact = qtype == rtype::DS;
@@ -510,13 +516,13 @@ impl ZoneSet {
                     skip_exact = false;
                     continue;
                 }
-                return self.zones.get(i);
+                return Some(i);
             }
             skip_exact = false;
         }
         // Only the apex itself was found (no parent zone): answer DS from it after all.
         if qtype == rtype::DS {
-            return self.by_origin.get(qname).and_then(|&i| self.zones.get(i));
+            return self.by_origin.get(qname).copied();
         }
         None
     }
