@@ -57,7 +57,10 @@ www  IN A   192.0.2.55
 
 fn server() -> Server {
     Server::start(
-        &[("example.com.zone", PARENT), ("child.example.com.zone", CHILD)],
+        &[
+            ("example.com.zone", PARENT),
+            ("child.example.com.zone", CHILD),
+        ],
         "identity = \"test-site-1\"",
     )
 }
@@ -121,17 +124,27 @@ fn cname_chains_are_followed_inside_the_zone_only() {
     let m = s.udp("loop1.example.com.", RecordType::A);
     assert_eq!(m.answers.len(), 2, "a loop stops: {:?}", answers(&m));
     let m = s.udp("dangling.example.com.", RecordType::A);
-    assert_eq!(rcode(&m), ResponseCode::NXDomain, "RFC 6604: rcode of the last name");
+    assert_eq!(
+        rcode(&m),
+        ResponseCode::NXDomain,
+        "RFC 6604: rcode of the last name"
+    );
     assert_eq!(m.answers.len(), 1);
     let m = s.udp("alias.example.com.", RecordType::CNAME);
-    assert_eq!(answers(&m), vec!["alias.example.com. 300 IN CNAME www.example.com."]);
+    assert_eq!(
+        answers(&m),
+        vec!["alias.example.com. 300 IN CNAME www.example.com."]
+    );
 }
 
 #[test]
 fn wildcards_synthesize_and_are_blocked_by_existing_names() {
     let s = server();
     let m = s.udp("a.b.wild.example.com.", RecordType::A);
-    assert_eq!(answers(&m), vec!["a.b.wild.example.com. 300 IN A 192.0.2.99"]);
+    assert_eq!(
+        answers(&m),
+        vec!["a.b.wild.example.com. 300 IN A 192.0.2.99"]
+    );
     // exists.wild has TXT only: NODATA for A, not the wildcard.
     let m = s.udp("exists.wild.example.com.", RecordType::A);
     assert!(m.answers.is_empty());
@@ -141,7 +154,10 @@ fn wildcards_synthesize_and_are_blocked_by_existing_names() {
     assert!(m.answers.is_empty());
     assert_eq!(rcode(&m), ResponseCode::NoError);
     let m = s.udp("other.wild2.example.com.", RecordType::A);
-    assert_eq!(answers(&m), vec!["other.wild2.example.com. 300 IN A 192.0.2.4"]);
+    assert_eq!(
+        answers(&m),
+        vec!["other.wild2.example.com. 300 IN A 192.0.2.4"]
+    );
 }
 
 #[test]
@@ -177,7 +193,10 @@ fn delegations_are_referrals_with_glue_and_child_zone_answers() {
     // The child zone is ours too: the most specific zone answers.
     let m = s.udp("www.child.example.com.", RecordType::A);
     assert!(m.metadata.authoritative);
-    assert_eq!(answers(&m), vec!["www.child.example.com. 120 IN A 192.0.2.55"]);
+    assert_eq!(
+        answers(&m),
+        vec!["www.child.example.com. 120 IN A 192.0.2.55"]
+    );
     // DS is answered from the parent side of the cut.
     let m = s.udp("child.example.com.", RecordType::DS);
     assert_eq!(m.answers.len(), 1);
@@ -191,7 +210,10 @@ fn out_of_zone_is_refused_and_odd_classes_too() {
     assert_eq!(rcode(&m), ResponseCode::Refused);
     assert!(!m.metadata.authoritative);
     assert!(m.answers.is_empty());
-    let m = udp_query(s.addr, &query_class("www.example.com.", RecordType::A, DNSClass::HS));
+    let m = udp_query(
+        s.addr,
+        &query_class("www.example.com.", RecordType::A, DNSClass::HS),
+    );
     assert_eq!(rcode(&m), ResponseCode::Refused);
 }
 
@@ -204,7 +226,10 @@ fn identity_over_chaos_and_nsid() {
         assert_eq!(m.answers.len(), 1);
         assert!(m.answers[0].data.to_string().contains("test-site-1"));
     }
-    let m = udp_query(s.addr, &query_class("version.bind.", RecordType::TXT, DNSClass::CH));
+    let m = udp_query(
+        s.addr,
+        &query_class("version.bind.", RecordType::TXT, DNSClass::CH),
+    );
     assert_eq!(rcode(&m), ResponseCode::Refused);
     // NSID: an empty NSID option in the query gets the identity back.
     let mut q = query("www.example.com.", RecordType::A, true);
