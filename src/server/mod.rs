@@ -66,9 +66,14 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         for (i, sock) in udp_sockets.into_iter().enumerate() {
             let shared = shared.clone();
             let health = health.clone();
+            let rrl = loaded
+                .rrl
+                .enabled()
+                .then(|| rrl::RateLimiter::new(loaded.rrl.clone()));
+            let thread = bound.len() * threads + i;
             std::thread::Builder::new()
                 .name(format!("meridian-udp-{i}"))
-                .spawn(move || udp::serve(sock, shared, health))?;
+                .spawn(move || udp::serve(sock, shared, health, thread, rrl))?;
         }
         let listener = {
             let _guard = runtime.enter();
@@ -111,6 +116,10 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         None => None,
     };
 
+    let sig = {
+        let _guard = runtime.enter();
+        Signals::register()?
+    };
     for addr in &bound {
         println!("meridian: listening on {addr} (udp, tcp)");
     }
@@ -120,7 +129,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     tracing::info!(addresses = ?bound, udp_threads = threads, api = ?api_addr, "serving");
 
     runtime.block_on(async {
-        signals(reloader, api_state).await?;
+        signals(sig, reloader, api_state).await?;
         // Graceful stop: no new TCP connections, open ones finish the query in hand.
         tracing::info!(open_tcp = tcp_state.open(), "shutting down");
         let _ = shutdown_tx.send(true);
@@ -162,17 +171,41 @@ fn bind_pair(
     Err(last_err.unwrap_or_else(|| std::io::Error::other("cannot bind")))
 }
 
+/// The signals the server handles, registered before it says it is listening (a SIGHUP
+/// that arrives early must reload, not kill the process).
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+}
+
 async fn signals(
+    sig: Signals,
     reloader: Arc<reload::Reloader>,
     api: Arc<crate::api::ApiState>,
 ) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    // SIGUSR1 drains for anycast maintenance; SIGUSR2 undrains.
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+        mut usr1,
+        mut usr2,
+    } = sig;
     loop {
         tokio::select! {
             _ = hup.recv() => {

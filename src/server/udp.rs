@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answer::{MAX_MESSAGE, answer_from};
+use super::rrl::{RateLimiter, Verdict, kind_of};
+use super::wire::truncate_to_question;
 use super::{SharedHealth, SharedSnapshot};
 use crate::zone::Transport;
 
@@ -109,9 +111,17 @@ fn peer_ip(addr: &libc::sockaddr_storage) -> Option<IpAddr> {
     }
 }
 
-pub fn serve(socket: UdpSocket, shared: SharedSnapshot, health: SharedHealth) {
+pub fn serve(
+    socket: UdpSocket,
+    shared: SharedSnapshot,
+    health: SharedHealth,
+    thread: usize,
+    mut rrl: Option<RateLimiter>,
+) {
+    super::stats::set_thread_slot(thread);
     let fd = socket.as_raw_fd();
     let mut b = Batch::new();
+    let started = std::time::Instant::now();
     loop {
         b.prepare_receive();
         // SAFETY: recv_hdrs holds BATCH valid headers whose buffers live in `b`.
@@ -133,7 +143,8 @@ pub fn serve(socket: UdpSocket, shared: SharedSnapshot, health: SharedHealth) {
         }
         let got = got as usize;
 
-        // One snapshot and health view for the whole batch.
+        // One snapshot, health view and clock reading for the whole batch.
+        let now = started.elapsed().as_secs() as u32;
         let snapshot = shared.load();
         let view = health.load();
         let mut out = 0usize;
@@ -144,10 +155,18 @@ pub fn serve(socket: UdpSocket, shared: SharedSnapshot, health: SharedHealth) {
             };
             let request = &b.requests[i * REQUEST_BUF..i * REQUEST_BUF + len];
             let response = &mut b.responses[i * RESPONSE_BUF..(i + 1) * RESPONSE_BUF];
-            let Some(n) = answer_from(&snapshot, &view, request, response, Transport::Udp, source)
+            let Some(mut n) =
+                answer_from(&snapshot, &view, request, response, Transport::Udp, source)
             else {
                 continue;
             };
+            if let Some(limiter) = rrl.as_mut() {
+                match rate_limit(limiter, now, source, request, response) {
+                    Verdict::Send => {}
+                    Verdict::Drop => continue,
+                    Verdict::Slip => n = truncate_to_question(response, n),
+                }
+            }
             b.send_iov[out] = libc::iovec {
                 iov_base: response.as_mut_ptr().cast(),
                 iov_len: n,
@@ -163,6 +182,41 @@ pub fn serve(socket: UdpSocket, shared: SharedSnapshot, health: SharedHealth) {
         drop(view);
         send_all(fd, &mut b.send_hdrs[..out]);
     }
+}
+
+/// Accounts one response with the rate limiter (question name lowercased, so that case
+/// randomization does not open fresh accounts).
+fn rate_limit(
+    limiter: &mut RateLimiter,
+    now: u32,
+    source: IpAddr,
+    request: &[u8],
+    response: &[u8],
+) -> Verdict {
+    let mut name = [0u8; 255];
+    let mut pos = 12usize;
+    let mut len = 0usize;
+    while let Some(&l) = request.get(pos) {
+        let l = l as usize;
+        if l > 63 || len + l + 1 > name.len() {
+            break;
+        }
+        let Some(label) = request.get(pos..pos + l + 1) else {
+            break;
+        };
+        name[len..len + l + 1].copy_from_slice(label);
+        len += l + 1;
+        pos += l + 1;
+        if l == 0 {
+            break;
+        }
+    }
+    name[..len].make_ascii_lowercase();
+    let qtype = request
+        .get(pos..pos + 2)
+        .map_or(0, |t| u16::from_be_bytes([t[0], t[1]]));
+    let rcode = response.get(3).map_or(0, |f| f & 0x0F);
+    limiter.check(now, source, kind_of(rcode), &name[..len], qtype)
 }
 
 /// Sends every prepared message; one that fails is skipped (and logged), the rest still go.
