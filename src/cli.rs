@@ -405,5 +405,5 @@ fn live_health(
             groups.get(&format!("{dc}|{pool}")).copied().unwrap_or(true)
         })
         .collect();
-    Some(crate::health::HealthView::new(endpoint_up, group_up))
+    Some(crate::health::HealthView::new(endpoint_up, group_up, 0))
 }

@@ -149,3 +149,75 @@ fn sigterm_stops_cleanly_with_exit_code_zero() {
     let code = s.wait_exit();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn health_state_and_overrides_survive_a_reload() {
+    let dynamic = r#"
+[datacenters]
+a = { up_share = 0.0 }
+[pools.p]
+endpoints = [
+  { id = "one", datacenter = "a", address = "192.0.2.1" },
+  { id = "two", datacenter = "a", address = "192.0.2.2" },
+  { id = "three", datacenter = "a", address = "192.0.2.3" },
+]
+check = { type = "file", file = "state-{id}", interval = 0.1, timeout = 0.05, rise = 1, fall = 1 }
+[names.www]
+pool = "p"
+policy = "failover"
+order = ["a"]
+"#;
+    let zone_text = "$ORIGIN example.com.\n$TTL 60\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.53\n";
+    let s = Server::start(
+        &[
+            ("example.com.zone", zone_text),
+            ("example.com.toml", dynamic),
+        ],
+        "",
+    );
+    let zones = s.dir.path().join("zones");
+    std::fs::write(zones.join("state-one"), "up").expect("state");
+    std::fs::write(zones.join("state-two"), "down").expect("state");
+    std::fs::write(zones.join("state-three"), "up").expect("state");
+    let api = s.api.expect("api");
+    let wanted = vec![
+        "www.example.com. 20 IN A 192.0.2.1".to_string(),
+        "www.example.com. 20 IN A 192.0.2.3".to_string(),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while answers(&s.udp("www.example.com.", RecordType::A)) != wanted {
+        assert!(std::time::Instant::now() < deadline, "two never went down");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Drain "three" by override, then reload with the endpoints in another order.
+    let mut c = TcpStream::connect(api).expect("api");
+    let body = r#"{"endpoint": "example.com/p/three", "state": "drain"}"#;
+    write!(
+        c,
+        "POST /overrides HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let reordered = dynamic
+        .replace(
+            "  { id = \"one\", datacenter = \"a\", address = \"192.0.2.1\" },\n",
+            "",
+        )
+        .replace(
+            "]\ncheck",
+            "  { id = \"one\", datacenter = \"a\", address = \"192.0.2.1\" },\n]\ncheck",
+        );
+    std::fs::write(zones.join("example.com.toml"), reordered).expect("rewrite");
+    let (code, body) = post(api, "/reload");
+    assert_eq!(code, 200, "{body}");
+    // From the first query after the reload on: two is still down, three still drained.
+    for _ in 0..50 {
+        assert_eq!(
+            answers(&s.udp("www.example.com.", RecordType::A)),
+            vec!["www.example.com. 20 IN A 192.0.2.1".to_string()]
+        );
+    }
+}

@@ -203,6 +203,11 @@ pub struct ZoneConfig {
 /// Everything the query path needs, frozen. Swapped whole on reload.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Increases with every reload; health views name the generation they were built for.
+    pub generation: u64,
+    /// Health as known when this snapshot went live, used until the monitor publishes a
+    /// view for this generation.
+    pub initial_health: crate::health::HealthView,
     pub zones: ZoneSet,
     /// Queries per zone, by zone index (they restart with each reload).
     pub zone_queries: Box<[crate::server::stats::Counter]>,
@@ -414,6 +419,8 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         .map(|s| s.as_bytes().to_vec().into_boxed_slice());
     Ok(Loaded {
         snapshot: Snapshot {
+            generation: 0,
+            initial_health: crate::health::HealthView::all_up(),
             zone_queries: (0..zones.zones().len())
                 .map(|_| crate::server::stats::Counter::default())
                 .collect(),

@@ -17,6 +17,8 @@ pub use monitor::{AdminState, Monitor, OverrideTarget, Overrides};
 pub struct HealthView {
     endpoint_up: Box<[bool]>,
     group_up: Box<[bool]>,
+    /// The snapshot generation these indices belong to.
+    generation: u64,
 }
 
 impl HealthView {
@@ -25,11 +27,16 @@ impl HealthView {
         Self::default()
     }
 
-    pub fn new(endpoint_up: Vec<bool>, group_up: Vec<bool>) -> Self {
+    pub fn new(endpoint_up: Vec<bool>, group_up: Vec<bool>, generation: u64) -> Self {
         Self {
             endpoint_up: endpoint_up.into_boxed_slice(),
             group_up: group_up.into_boxed_slice(),
+            generation,
         }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn endpoint_up(&self, index: usize) -> bool {

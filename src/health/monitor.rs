@@ -176,49 +176,19 @@ impl Monitor {
     /// Rebuilds the view from states and overrides, and swaps it in.
     pub fn publish(&self) {
         let snap = self.inner.snapshot.load();
-        let routing = &snap.routing;
+        // Built and stored under the state lock, so concurrent publishers cannot reorder.
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
-        let endpoint_up: Vec<bool> = routing
-            .endpoints
-            .iter()
-            .map(|ep| match overrides.endpoints.get(&ep.key) {
-                Some(AdminState::Up) => true,
-                Some(AdminState::Down | AdminState::Drain) => false,
-                None => ep
-                    .check
-                    .and_then(|c| routing.checks.get(c as usize))
-                    .and_then(|spec| states.get(spec))
-                    .is_none_or(|s| s.up),
-            })
-            .collect();
-        let group_up: Vec<bool> = routing
-            .groups
-            .iter()
-            .map(|g| {
-                let dc_key = routing
-                    .datacenters
-                    .get(g.datacenter as usize)
-                    .map(|d| d.key.as_str())
-                    .unwrap_or("");
-                match overrides.datacenters.get(dc_key) {
-                    Some(AdminState::Up) => true,
-                    Some(AdminState::Down | AdminState::Drain) => false,
-                    None => {
-                        let total = g.endpoints.len();
-                        let up = g
-                            .endpoints
-                            .clone()
-                            .filter(|&e| endpoint_up.get(e as usize).copied().unwrap_or(true))
-                            .count();
-                        up > 0 && up as f64 >= g.up_share * total as f64
-                    }
-                }
-            })
-            .collect();
-        self.inner
-            .view
-            .store(Arc::new(HealthView::new(endpoint_up, group_up)));
+        let view = view_for(&snap, &states, &overrides);
+        self.inner.view.store(Arc::new(view));
+    }
+
+    /// The view a new snapshot should start with (what the checks know now), so that a
+    /// reload never serves one instant of health computed for the old endpoint positions.
+    pub fn view_for(&self, snapshot: &crate::config::Snapshot) -> HealthView {
+        let states = lock(&self.inner.states);
+        let overrides = lock(&self.inner.overrides);
+        view_for(snapshot, &states, &overrides)
     }
 
     /// Sets (or with `None` clears) an override; persisted to the state file.
@@ -390,6 +360,54 @@ impl Monitor {
             self.publish();
         }
     }
+}
+
+/// Health for `snap` from target states and overrides: endpoints after overrides, and a
+/// datacenter group up when its share of up endpoints reaches `up_share`.
+fn view_for(
+    snap: &crate::config::Snapshot,
+    states: &HashMap<CheckSpec, TargetState>,
+    overrides: &Overrides,
+) -> HealthView {
+    let routing = &snap.routing;
+    let endpoint_up: Vec<bool> = routing
+        .endpoints
+        .iter()
+        .map(|ep| match overrides.endpoints.get(&ep.key) {
+            Some(AdminState::Up) => true,
+            Some(AdminState::Down | AdminState::Drain) => false,
+            None => ep
+                .check
+                .and_then(|c| routing.checks.get(c as usize))
+                .and_then(|spec| states.get(spec))
+                .is_none_or(|s| s.up),
+        })
+        .collect();
+    let group_up: Vec<bool> = routing
+        .groups
+        .iter()
+        .map(|g| {
+            let dc_key = routing
+                .datacenters
+                .get(g.datacenter as usize)
+                .map(|d| d.key.as_str())
+                .unwrap_or("");
+            match overrides.datacenters.get(dc_key) {
+                Some(AdminState::Up) => true,
+                Some(AdminState::Down | AdminState::Drain) => false,
+                None => {
+                    let total = g.endpoints.len();
+                    let up = g
+                        .endpoints
+                        .clone()
+                        .filter(|&e| endpoint_up.get(e as usize).copied().unwrap_or(true))
+                        .count();
+                    up > 0 && up as f64 >= g.up_share * total as f64
+                }
+            }
+        })
+        .collect();
+    HealthView::new(endpoint_up, group_up, snap.generation)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

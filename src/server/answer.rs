@@ -84,6 +84,12 @@ pub fn answer_from(
     transport: Transport,
     source: IpAddr,
 ) -> Option<usize> {
+    // Right after a reload the published view may still be the old generation's.
+    let health = if health.generation() == snapshot.generation {
+        health
+    } else {
+        &snapshot.initial_health
+    };
     match transport {
         Transport::Udp => STATS.udp.inc(),
         Transport::Tcp => STATS.tcp.inc(),

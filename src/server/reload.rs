@@ -92,7 +92,10 @@ impl Reloader {
                 }
                 let zones = loaded.snapshot.zones.zones().len();
                 let names = loaded.snapshot.routing.names.len();
-                let new = Arc::new(loaded.snapshot);
+                let mut snapshot = loaded.snapshot;
+                snapshot.generation = old.generation + 1;
+                snapshot.initial_health = self.monitor.view_for(&snapshot);
+                let new = Arc::new(snapshot);
                 self.snapshot.store(new.clone());
                 // Secondaries of zones whose serial changed hear of it (in the background).
                 super::notify::send_changed(Some(&old), &new);
