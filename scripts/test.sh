@@ -21,4 +21,4 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --release --all-targets 2>&1
+cargo test --all-targets 2>&1
