@@ -1,0 +1,443 @@
+#!/usr/bin/env bash
+# meridian next to gdnsd, Knot DNS and a bare recvmmsg/sendmmsg echo (the floor): the same
+# zone, the same geo map over the same GeoIP database, the same mixed query stream.
+#
+# Prints, for each server and for queries without and with an ECS option:
+#   - CPU per query (µs): server pinned to core 1, dnsperf to core 0, fixed offered load,
+#     CPU = utime+stime from /proc/PID/stat before/after, divided by queries answered;
+#   - userspace instructions per query: the server under valgrind --tool=callgrind, counters
+#     zeroed after start-up (callgrind_control -z) and dumped after the load (-d), at a low
+#     rate (valgrind is slow);
+#   - resident memory after the CPU run (VmRSS) and its peak (VmHWM).
+# Figures only: nothing here passes or fails. Everything listens on 127.0.0.1 and stops by
+# itself (every load is bounded in count and time; servers are killed on exit).
+#
+# Knot is served without geo (its geoip module is a separate Debian package): its geo names
+# are static records, so its row is a static-only reference.
+#
+# Usage: scripts/bench-compare.sh
+# Knobs (environment): RATE (queries/s, default 20000), SECS (default 10), CG_QUERIES
+# (callgrind queries per run, default 20000), CG_RATE (default 2000), SERVERS (default
+# "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+RATE=${RATE:-20000}
+SECS=${SECS:-10}
+CG_QUERIES=${CG_QUERIES:-20000}
+CG_RATE=${CG_RATE:-2000}
+SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
+MMDB=$(realpath "${MMDB:-geoip/demo-city.mmdb}")
+ECS_RUNS=${ECS_RUNS:-"0 1"}
+# ECS option for "with ECS" runs: family 1, source /24, scope 0, 81.2.69.0 (London in the
+# demo database).
+ECS_OPT="8:00011800510245"
+
+# ---------------------------------------------------------------------------------------
+# Tools
+
+packages=()
+command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || packages+=(gdnsd)
+command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || packages+=(knot)
+command -v dnsperf >/dev/null || packages+=(dnsperf)
+command -v valgrind >/dev/null || packages+=(valgrind)
+if [ ${#packages[@]} -gt 0 ]; then
+    echo "installing: ${packages[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
+    # The packages' own services are not wanted: this script starts its own instances.
+    for svc in knot gdnsd; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+fi
+GDNSD=$(command -v gdnsd || echo /usr/sbin/gdnsd)
+KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
+
+echo "building meridian and the echo floor (release)..." >&2
+cargo build --release --quiet --bin meridian --example udp-echo
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+MERIDIAN=$TARGET/release/meridian
+ECHO=$TARGET/release/examples/udp-echo
+CLK_TCK=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------
+# One zone, one geo map, one query mix
+
+ZONE=bench.example
+DCS=(fra lon nyc sjc sin syd gru)
+declare -A V4=([fra]=192.0.2.11 [lon]=192.0.2.21 [nyc]=198.51.100.31 [sjc]=198.51.100.41
+    [sin]=203.0.113.51 [syd]=203.0.113.61 [gru]=203.0.113.71)
+declare -A V6=([fra]=2001:db8:f::11 [lon]=2001:db8:1::21 [nyc]=2001:db8:3::31
+    [sjc]=2001:db8:4::41 [sin]=2001:db8:5::51 [syd]=2001:db8:6::61 [gru]=2001:db8:7::71)
+# Geo map: key (continent[/country[/subdivision]]) → datacenter order.
+MAP_KEYS=(EU EU/GB NA NA/US/CA AS OC SA AF)
+declare -A MAP=([EU]="fra lon nyc" [EU/GB]="lon fra" [NA]="nyc sjc fra" [NA/US/CA]="sjc nyc"
+    [AS]="sin syd fra" [OC]="syd sin" [SA]="gru nyc" [AF]="fra lon")
+DEFAULT="fra nyc sin"
+GEO_NAMES=10
+HOSTS=50
+
+static_records() {
+    cat <<EOF
+\$ORIGIN $ZONE.
+\$TTL 300
+@       IN SOA  ns1 hostmaster 2026010101 3600 600 1209600 60
+@       IN NS   ns1
+@       IN NS   ns2
+@       IN MX   10 mail
+@       IN MX   20 mail2
+@       IN A    192.0.2.10
+@       IN AAAA 2001:db8::10
+ns1     IN A    192.0.2.1
+ns2     IN A    192.0.2.2
+mail    IN A    192.0.2.25
+mail2   IN A    192.0.2.26
+*.wild  IN A    192.0.2.99
+EOF
+    for i in $(seq 0 $((HOSTS - 1))); do
+        echo "host$i IN A 192.0.2.$((100 + i))"
+        echo "host$i IN AAAA 2001:db8::$((100 + i))"
+    done
+    for i in $(seq 0 9); do echo "alias$i IN CNAME host$i"; done
+}
+
+write_meridian() {
+    local dir=$WORK/meridian port=$1
+    mkdir -p "$dir/zones"
+    static_records >"$dir/zones/$ZONE.zone"
+    {
+        echo "[datacenters]"
+        for dc in "${DCS[@]}"; do echo "$dc = {}"; done
+        echo
+        echo "[pools.web]"
+        echo "endpoints = ["
+        for dc in "${DCS[@]}"; do
+            echo "  { id = \"$dc-1\", datacenter = \"$dc\", addresses = [\"${V4[$dc]}\", \"${V6[$dc]}\"] },"
+        done
+        echo "]"
+        echo
+        echo "[pools.api]"
+        echo "endpoints = ["
+        echo "  { id = \"fra-a\", datacenter = \"fra\", address = \"192.0.2.101\", weight = 3 },"
+        echo "  { id = \"fra-b\", datacenter = \"fra\", address = \"192.0.2.102\", weight = 1 },"
+        echo "  { id = \"nyc-a\", datacenter = \"nyc\", address = \"198.51.100.101\" },"
+        echo "  { id = \"sin-a\", datacenter = \"sin\", address = \"203.0.113.101\" },"
+        echo "]"
+        echo
+        echo "[geo_maps.world]"
+        echo "default = [$(quoted $DEFAULT)]"
+        echo "[geo_maps.world.map]"
+        for k in "${MAP_KEYS[@]}"; do
+            # shellcheck disable=SC2086
+            echo "\"$k\" = [$(quoted ${MAP[$k]})]"
+        done
+        for i in $(seq 0 $((GEO_NAMES - 1))); do
+            printf '\n[names.geo%d]\npool = "web"\npolicy = "geo"\nmap = "world"\nttl = 30\n' "$i"
+        done
+        printf '\n[names.api]\npool = "api"\npolicy = "weighted"\nsticky = true\n'
+        printf 'weights = { fra = 2, nyc = 1, sin = 1 }\nselect = "weighted"\nttl = 20\n'
+    } >"$dir/zones/$ZONE.toml"
+    cat >"$dir/meridian.toml" <<EOF
+zones_dir = "zones"
+[geoip]
+databases = ["$MMDB"]
+ecs = true
+[server]
+listen = ["127.0.0.1:$port"]
+udp_threads = 1
+[api]
+listen = "127.0.0.1:0"
+EOF
+}
+
+quoted() {
+    local out="" d
+    for d in "$@"; do out+="${out:+, }\"$d\""; done
+    echo "$out"
+}
+
+gdnsd_map() {
+    # gdnsd's map is a nested hash: EU => { default => [...], GB => [...] }.
+    local k
+    printf 'map => {\n  default => [%s]\n' "${DEFAULT// /, }"
+    for k in EU NA AS OC SA AF; do
+        case $k in
+        EU) printf '  EU => { default => [fra, lon, nyc], GB => [lon, fra] }\n' ;;
+        NA) printf '  NA => { default => [nyc, sjc, fra], US => { CA => [sjc, nyc] } }\n' ;;
+        *) printf '  %s => [%s]\n' "$k" "$(echo "${MAP[$k]}" | sed 's/ /, /g')" ;;
+        esac
+    done
+    printf '}\n'
+}
+
+write_gdnsd() {
+    local dir=$WORK/gdnsd port=$1 dc
+    mkdir -p "$dir/zones" "$dir/run" "$dir/state"
+    {
+        static_records
+        for i in $(seq 0 $((GEO_NAMES - 1))); do echo "geo$i 30 DYNA geoip!web"; done
+        echo "api 20 DYNA weighted!api"
+    } >"$dir/zones/$ZONE"
+    {
+        cat <<EOF
+options => {
+  listen => [ "127.0.0.1:$port" ]
+  run_dir => "$dir/run"
+  state_dir => "$dir/state"
+  udp_threads => 1
+  tcp_threads => 1
+  edns_client_subnet => true
+}
+plugins => {
+  geoip => {
+    maps => {
+      world => {
+        geoip2_db => "$MMDB"
+        datacenters => [$(echo "${DCS[*]}" | sed 's/ /, /g')]
+$(gdnsd_map | sed 's/^/        /')
+      }
+    }
+    resources => {
+      web => {
+        map => world
+        service_types => up
+        dcmap => {
+EOF
+        for dc in "${DCS[@]}"; do
+            echo "          $dc => { addrs_v4 => ${V4[$dc]}, addrs_v6 => ${V6[$dc]} }"
+        done
+        cat <<EOF
+        }
+      }
+    }
+  }
+  weighted => {
+    api => {
+      service_types => up
+      fra-a = [ 192.0.2.101, 6 ]
+      fra-b = [ 192.0.2.102, 2 ]
+      nyc-a = [ 198.51.100.101, 4 ]
+      sin-a = [ 203.0.113.101, 4 ]
+    }
+  }
+}
+EOF
+    } >"$dir/config"
+}
+
+write_knot() {
+    local dir=$WORK/knot port=$1 first
+    mkdir -p "$dir/db" "$dir/run"
+    {
+        static_records
+        # No geo in this Knot build: each geo name answers with the default's first entry.
+        first=${DEFAULT%% *}
+        for i in $(seq 0 $((GEO_NAMES - 1))); do
+            echo "geo$i 30 IN A ${V4[$first]}"
+            echo "geo$i 30 IN AAAA ${V6[$first]}"
+        done
+        echo "api 20 IN A 192.0.2.101"
+    } >"$dir/$ZONE.zone"
+    cat >"$dir/knot.conf" <<EOF
+server:
+    listen: 127.0.0.1@$port
+    rundir: $dir/run
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+    edns-client-subnet: on
+database:
+    storage: $dir/db
+template:
+  - id: default
+    storage: $dir
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: $ZONE
+    file: $dir/$ZONE.zone
+EOF
+}
+
+# 100 queries: 38 geo (A and AAAA), 30 static (A, AAAA, MX, SOA), 8 CNAME, 8 wildcard,
+# 8 weighted, 8 NXDOMAIN; shuffled with a fixed seed so every server sees the same order.
+write_queries() {
+    {
+        for i in $(seq 0 37); do
+            if ((i % 3 == 2)); then echo "geo$((i % GEO_NAMES)).$ZONE AAAA"; else echo "geo$((i % GEO_NAMES)).$ZONE A"; fi
+        done
+        for i in $(seq 0 18); do echo "host$((i * 7 % HOSTS)).$ZONE A"; done
+        for i in $(seq 0 5); do echo "host$((i * 3 % HOSTS)).$ZONE AAAA"; done
+        for _ in 1 2 3; do echo "$ZONE MX"; done
+        for _ in 1 2; do echo "$ZONE SOA"; done
+        for i in $(seq 0 7); do echo "alias$i.$ZONE A"; done
+        for i in $(seq 0 7); do echo "x$i.wild.$ZONE A"; done
+        for _ in $(seq 0 7); do echo "api.$ZONE A"; done
+        for i in $(seq 0 7); do echo "nothing$i.$ZONE A"; done
+    } | awk 'BEGIN { srand(42) } { print rand() "\t" $0 }' | sort -n | cut -f2- >"$WORK/queries.txt"
+    echo "$ZONE SOA" >"$WORK/probe.txt"
+}
+
+# ---------------------------------------------------------------------------------------
+# Running servers
+
+PORT=$((20000 + RANDOM % 20000))
+
+start_cmd() {
+    # The command line of server $1 on port $2.
+    case $1 in
+    echo) echo "$ECHO 127.0.0.1:$2" ;;
+    meridian) echo "$MERIDIAN serve --config $WORK/meridian/meridian.toml" ;;
+    gdnsd) echo "$GDNSD -c $WORK/gdnsd start" ;;
+    knot) echo "$KNOTD -c $WORK/knot/knot.conf" ;;
+    esac
+}
+
+configure() {
+    case $1 in
+    meridian) write_meridian "$2" ;;
+    gdnsd) write_gdnsd "$2" ;;
+    knot) write_knot "$2" ;;
+    esac
+}
+
+# Waits until the server on port $1 answers (at most $2 seconds).
+wait_ready() {
+    local port=$1 limit=$2 start=$SECONDS
+    while ((SECONDS - start < limit)); do
+        if dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/probe.txt" -n 1 -t 1 -l 2 2>/dev/null |
+            grep -Eq 'Queries completed: +1 '; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
+cpu_ticks() {
+    # utime + stime (fields 14 and 15; the command name in field 2 may contain spaces).
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+stop() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+perf_args() {
+    # dnsperf options for a run with ECS ($1 = 1) or without.
+    if [ "$1" = 1 ]; then echo "-E $ECS_OPT"; fi
+}
+
+completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
+
+declare -A CPU IR RSS HWM
+run_cpu() {
+    local name=$1 ecs=$2 port=$((PORT++)) pid t0 t1 q
+    configure "$name" "$port"
+    # shellcheck disable=SC2046
+    taskset -c 1 $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    if ! wait_ready "$port" 30; then
+        echo "$name did not start; log:" >&2
+        cat "$WORK/$name.log" >&2
+        stop "$pid"
+        return
+    fi
+    sleep 1
+    t0=$(cpu_ticks "$pid")
+    # shellcheck disable=SC2046
+    taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -Q "$RATE" -l "$SECS" \
+        -t 2 $(perf_args "$ecs") >"$WORK/perf.$name.$ecs" 2>&1 || true
+    t1=$(cpu_ticks "$pid")
+    q=$(completed "$WORK/perf.$name.$ecs")
+    RSS[$name.$ecs]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
+    HWM[$name.$ecs]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
+    CPU[$name.$ecs]=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v q="$q" \
+        'BEGIN { if (q > 0) printf "%.2f", (b - a) / hz * 1e6 / q; else print "-" }')
+    echo "  $name ecs=$ecs: $q queries, $((t1 - t0)) ticks → ${CPU[$name.$ecs]} µs/query;" \
+        "$(grep -o 'Response codes:.*' "$WORK/perf.$name.$ecs")" >&2
+    stop "$pid"
+}
+
+run_callgrind() {
+    local name=$1 ecs=$2 port=$((PORT++)) pid q ir runs
+    configure "$name" "$port"
+    rm -f "$WORK"/cg."$name".*
+    # shellcheck disable=SC2046
+    taskset -c 1 valgrind --tool=callgrind \
+        --callgrind-out-file="$WORK/cg.$name.%p" $(start_cmd "$name" "$port") \
+        >"$WORK/$name.cg.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    if ! wait_ready "$port" 180; then
+        echo "$name did not start under valgrind; log:" >&2
+        tail -20 "$WORK/$name.cg.log" >&2
+        stop "$pid"
+        return
+    fi
+    # Start-up and the readiness probes are not counted: zero, load, dump.
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    runs=$(((CG_QUERIES + 99) / 100))
+    # shellcheck disable=SC2046
+    taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -n "$runs" \
+        -Q "$CG_RATE" -l $((CG_QUERIES / CG_RATE * 3 + 30)) -t 5 $(perf_args "$ecs") \
+        >"$WORK/cgperf.$name.$ecs" 2>&1 || true
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    stop "$pid"
+    q=$(completed "$WORK/cgperf.$name.$ecs")
+    # The first dump holds exactly the load (the file written at exit holds the shutdown).
+    ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
+    IR[$name.$ecs]=$(awk -v ir="$ir" -v q="$q" 'BEGIN { if (q > 0) printf "%.0f", ir / q; else print "-" }')
+    echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
+}
+
+write_queries
+for ecs in $ECS_RUNS; do
+    for s in $SERVERS; do
+        echo "CPU: $s, ECS=$ecs" >&2
+        run_cpu "$s" "$ecs"
+    done
+    for s in $SERVERS; do
+        echo "callgrind: $s, ECS=$ecs" >&2
+        run_callgrind "$s" "$ecs"
+    done
+done
+
+# ---------------------------------------------------------------------------------------
+# The table
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo
+echo "Offered load $RATE queries/s for $SECS s per CPU run; callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
+echo "Query mix: 38% geo (A/AAAA), 30% static A/AAAA/MX/SOA, 8% CNAME, 8% wildcard, 8% weighted, 8% NXDOMAIN."
+echo "Knot has no geo here (static answers for geo names). Memory: after the CPU run, with the map loaded ($(basename "$MMDB"))."
+echo
+echo "| server | ECS | CPU µs/query | instructions/query | instructions ratio to gdnsd | CPU ratio to echo floor | RSS MB | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|"
+for ecs in $ECS_RUNS; do
+    for s in $SERVERS; do
+        k=$s.$ecs
+        label=$s
+        [ "$s" = echo ] && label="echo floor"
+        [ "$s" = knot ] && label="knot (static only)"
+        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | $(ratio "${CPU[$k]:-}" "${CPU[echo.$ecs]:-}") | ${RSS[$k]:--} | ${HWM[$k]:--} |"
+    done
+done
