@@ -358,6 +358,11 @@ pub struct Writer<'b> {
     counts: [u16; 3],
     names: [u16; MAX_COMPRESS],
     names_len: usize,
+    /// Length of the question name at offset 12 (0 without a question): most owner names
+    /// are that name or a suffix of it, and get their pointer without a scan.
+    qname_len: usize,
+    /// How many of `names` are the question's labels (they come first).
+    qname_entries: usize,
     truncated: bool,
     section: Section,
 }
@@ -381,6 +386,8 @@ impl<'b> Writer<'b> {
             counts: [0; 3],
             names: [0; MAX_COMPRESS],
             names_len: 0,
+            qname_len: 0,
+            qname_entries: 0,
             truncated: false,
             section: Section::Answer,
         };
@@ -393,7 +400,9 @@ impl<'b> Writer<'b> {
             w.buf[HEADER_LEN..HEADER_LEN + question.len()].copy_from_slice(question);
             w.len += question.len();
             w.buf[5] = 1;
-            w.remember_name(HEADER_LEN, question.len().saturating_sub(4));
+            w.qname_len = question.len().saturating_sub(4);
+            w.remember_name(HEADER_LEN, w.qname_len);
+            w.qname_entries = w.names_len;
         }
         w
     }
@@ -525,7 +534,7 @@ impl<'b> Writer<'b> {
             else {
                 return false;
             };
-            if !a.eq_ignore_ascii_case(b) {
+            if !eq_fold(a, b) {
                 return false;
             }
             at += l + 1;
@@ -533,8 +542,37 @@ impl<'b> Writer<'b> {
         }
     }
 
+    /// Where the question name has `name` as its tail on a label boundary (ignoring case).
+    fn in_question(&self, name: &[u8]) -> Option<u16> {
+        let qlen = self.qname_len;
+        if name.len() > qlen || name.len() <= 1 {
+            return None;
+        }
+        let off = qlen - name.len();
+        let question = self.buf.get(HEADER_LEN..HEADER_LEN + qlen)?;
+        if !eq_fold(&question[off..], name) {
+            return None;
+        }
+        let mut pos = 0usize;
+        while pos < off {
+            pos += question[pos] as usize + 1;
+        }
+        (pos == off).then_some((HEADER_LEN + off) as u16)
+    }
+
     /// Writes `name` (uncompressed wire form) compressed against earlier names.
     fn write_name(&mut self, name: &[u8]) -> bool {
+        // The common case: the question name or one of its ancestors (the zone apex).
+        // The question's labels are the first names remembered, so a scan would find the
+        // same pointer.
+        if let Some(p) = self.in_question(name) {
+            if self.len + 2 > self.limit {
+                return false;
+            }
+            self.buf[self.len..self.len + 2].copy_from_slice(&(0xC000 | p).to_be_bytes());
+            self.len += 2;
+            return true;
+        }
         let mut offsets = [0u8; MAX_LABELS];
         let n = crate::zone::name::label_offsets(name, &mut offsets);
         let mut split = name.len().saturating_sub(1);
@@ -544,7 +582,13 @@ impl<'b> Writer<'b> {
             if suffix.len() <= 1 {
                 break;
             }
-            for k in 0..self.names_len {
+            // The question's labels first (in place, no pointer chasing), then the others.
+            if let Some(p) = self.in_question(suffix) {
+                split = off as usize;
+                pointer = Some(p);
+                break;
+            }
+            for k in self.qname_entries..self.names_len {
                 let at = self.names[k] as usize;
                 if self.name_matches(at, suffix) {
                     split = off as usize;
@@ -692,6 +736,23 @@ impl<'b> Writer<'b> {
             std::iter::once(&rdata[..=n]),
         )
     }
+}
+
+/// ASCII case-insensitive equality, 8 bytes at a time: names are nearly always in the same
+/// case on both sides, so the per-byte folding only runs on chunks that differ.
+fn eq_fold(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if x != y && !x.eq_ignore_ascii_case(y) {
+            return false;
+        }
+    }
+    let (x, y) = (ca.remainder(), cb.remainder());
+    x == y || x.eq_ignore_ascii_case(y)
 }
 
 fn name_len(data: &[u8], start: usize) -> Option<usize> {

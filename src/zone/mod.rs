@@ -146,6 +146,8 @@ pub struct Zone {
     origin: Box<[u8]>,
     origin_labels: usize,
     nodes: FxHashMap<Box<[u8]>, Node>,
+    /// A DNAME at the apex redirects every name below it (known at load: no lookup per query).
+    apex_dname: bool,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.
     negative_ttl: u32,
     /// Hash of all records (SOA serial excluded): tells a reload whether content changed.
@@ -423,10 +425,15 @@ impl ZoneBuilder {
         }
         let origin_labels = name::label_count(&self.origin);
         let fingerprint = fingerprint(&self.nodes);
+        let apex_dname = self
+            .nodes
+            .get(&self.origin)
+            .is_some_and(|n| n.get(rtype::DNAME).is_some());
         Ok(Zone {
             origin: self.origin,
             origin_labels,
             nodes: self.nodes,
+            apex_dname,
             negative_ttl,
             fingerprint,
         })
@@ -470,6 +477,9 @@ fn fingerprint(nodes: &FxHashMap<Box<[u8]>, Node>) -> u64 {
 pub struct ZoneSet {
     zones: Vec<Zone>,
     by_origin: FxHashMap<Box<[u8]>, usize>,
+    /// Bit n set: some origin is n bytes long in wire form. A suffix of another length is
+    /// no origin, and is not hashed.
+    origin_lens: [u64; 4],
 }
 
 /// Whether the client asked over a transport where a full ANY answer is allowed.
@@ -482,6 +492,7 @@ pub enum Transport {
 impl ZoneSet {
     pub fn new(zones: Vec<Zone>) -> Result<Self, String> {
         let mut by_origin = FxHashMap::default();
+        let mut origin_lens = [0u64; 4];
         for (i, z) in zones.iter().enumerate() {
             if by_origin.insert(z.origin.clone(), i).is_some() {
                 return Err(format!(
@@ -489,8 +500,14 @@ impl ZoneSet {
                     name::to_text(&z.origin)
                 ));
             }
+            let len = z.origin.len().min(255);
+            origin_lens[len / 64] |= 1 << (len % 64);
         }
-        Ok(Self { zones, by_origin })
+        Ok(Self {
+            zones,
+            by_origin,
+            origin_lens,
+        })
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -511,6 +528,11 @@ impl ZoneSet {
         let mut skip_exact = qtype == rtype::DS;
         for &off in &offsets[..n] {
             let suffix = &qname[off as usize..];
+            let len = suffix.len().min(255);
+            if self.origin_lens[len / 64] & (1 << (len % 64)) == 0 {
+                skip_exact = false;
+                continue;
+            }
             if let Some(&i) = self.by_origin.get(suffix) {
                 if skip_exact && suffix.len() == qname.len() && suffix.len() > 1 {
                     skip_exact = false;
@@ -553,7 +575,6 @@ impl ZoneSet {
             key[..cur_len].make_ascii_lowercase();
             let key = &key[..cur_len];
             let name = &cur[..cur_len];
-            visited[hop] = hash_name(key);
 
             let step = zone.step(key, qtype);
             let next: Option<Next> = match step {
@@ -629,6 +650,7 @@ impl ZoneSet {
             if next.is_none() {
                 return out;
             }
+            visited[hop] = hash_name(key);
             // Follow the chain only inside this zone, and never around a loop.
             let mut lower = [0u8; MAX_NAME_LEN];
             lower[..cur_len].copy_from_slice(&cur[..cur_len]);
@@ -669,7 +691,7 @@ impl Zone {
         let n = label_offsets(key, &mut offsets);
         let key_labels = n - 1;
         // DNAME at the apex redirects everything below it.
-        if key_labels > self.origin_labels {
+        if self.apex_dname && key_labels > self.origin_labels {
             let apex_off = offsets[key_labels - self.origin_labels] as usize;
             if let Some(apex) = self.nodes.get(&key[apex_off..])
                 && apex.get(rtype::DNAME).is_some()
@@ -680,6 +702,8 @@ impl Zone {
                 };
             }
         }
+        // The deepest node found on the way down: at the last depth, the name's own node.
+        let mut found = None;
         for depth in self.origin_labels + 1..=key_labels {
             let off = offsets[key_labels - depth] as usize;
             let anc = &key[off..];
@@ -700,6 +724,10 @@ impl Zone {
                     node,
                 };
             }
+            found = Some(node);
+        }
+        if let Some(node) = found {
+            return Step::Node(node);
         }
         match self.nodes.get(key) {
             Some(node) => Step::Node(node),
