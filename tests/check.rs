@@ -264,3 +264,36 @@ fn toml_errors_point_at_their_line() {
         );
     }
 }
+
+#[test]
+fn an_api_open_beyond_loopback_needs_a_token() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, "[api]\nlisten = \"0.0.0.0:8053\"\n").expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("not a loopback address: set api.token"),
+        "{text}"
+    );
+    std::fs::write(
+        &config,
+        "[api]\nlisten = \"0.0.0.0:8053\"\ntoken = \"s3cret\"\n",
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

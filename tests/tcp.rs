@@ -224,3 +224,63 @@ fn concurrent_connections_with_pipelined_queries() {
     }
     assert_healthy(&mut s);
 }
+
+/// Holds `n` connections from `from`, each proven open by one answered query.
+fn hold(s: &Server, from: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut c = hold_try(s, from);
+            assert!(tcp_read(&mut c).is_some(), "held connection answered");
+            c
+        })
+        .collect()
+}
+
+#[test]
+fn connection_caps_per_client_and_in_total() {
+    let s = Server::start(
+        &[("example.com.zone", ZONE)],
+        "tcp_max_per_client = 3\ntcp_max_connections = 5",
+    );
+    // A client at its cap: the next connection from it is closed unanswered.
+    let _held = hold(&s, "127.0.5.1", 3);
+    let mut extra = hold_try(&s, "127.0.5.1");
+    assert!(
+        tcp_read(&mut extra).is_none(),
+        "4th connection from one client refused"
+    );
+    // Another client still gets in, up to the total cap...
+    let _more = hold(&s, "127.0.6.1", 2);
+    let mut over = hold_try(&s, "127.0.7.1");
+    assert!(
+        tcp_read(&mut over).is_none(),
+        "6th connection in total refused"
+    );
+    // ...and UDP is unaffected.
+    assert_eq!(s.udp("www.example.com.", RecordType::A).answers.len(), 1);
+    // Closing one frees a slot.
+    drop(_more);
+    std::thread::sleep(Duration::from_millis(300));
+    let _again = hold(&s, "127.0.7.1", 1);
+}
+
+/// Connects from `from` and sends a query; the caller checks whether it is answered.
+fn hold_try(s: &Server, from: &str) -> TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let bind: std::net::SocketAddr = format!("{from}:0").parse().expect("addr");
+    sock.bind(&bind.into()).expect("bind");
+    sock.connect(&s.addr.into()).expect("connect");
+    let mut c: TcpStream = sock.into();
+    c.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = c.write_all(&{
+        let q = query("www.example.com.", RecordType::A, false)
+            .to_vec()
+            .expect("q");
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        framed
+    });
+    c
+}

@@ -258,6 +258,15 @@ impl<'g> RoutingBuilder<'g> {
         id
     }
 
+    /// Interns orders a table build met (see [`PendingOrders`]), keeping their ids.
+    fn intern_all(&mut self, orders: Vec<Vec<u32>>) {
+        for order in orders {
+            let id = self.routing.orders.len() as u32;
+            self.order_ids.insert(order.clone(), id);
+            self.routing.orders.push(order.into_boxed_slice());
+        }
+    }
+
     fn intern(&mut self, order: Vec<u32>) -> u32 {
         if let Some(&id) = self.order_ids.get(&order) {
             return id;
@@ -819,10 +828,7 @@ impl<'g> RoutingBuilder<'g> {
         let default_id = self.intern(default);
         let sources = self.sources();
         let mut cache: HashMap<(u64, u64), u32> = HashMap::new();
-        let mut pending: Vec<Vec<u32>> = Vec::new();
-        // build_table's classifier cannot borrow self mutably: intern afterwards.
-        let base_len = self.routing.orders.len() as u32;
-        let known: HashMap<Vec<u32>, u32> = self.order_ids.clone();
+        let mut pending = PendingOrders::new(&self.order_ids, self.routing.orders.len());
         let table = build_table(sources, &[], |loc| {
             let Some(coords) = loc.coords else {
                 return default_id;
@@ -833,25 +839,13 @@ impl<'g> RoutingBuilder<'g> {
             }
             let mut order = self.by_distance(pool, coords);
             order.truncate(limit.max(1));
-            let id = match known.get(&order) {
-                Some(&id) => id,
-                None => match pending.iter().position(|o| *o == order) {
-                    Some(i) => base_len + i as u32,
-                    None => {
-                        pending.push(order);
-                        base_len + pending.len() as u32 - 1
-                    }
-                },
-            };
+            let id = pending.id(order);
             cache.insert(key, id);
             id
         })
         .map_err(|e| (0, e.to_string()))?;
-        for order in pending {
-            let id = self.routing.orders.len() as u32;
-            self.order_ids.insert(order.clone(), id);
-            self.routing.orders.push(order.into_boxed_slice());
-        }
+        let new = pending.new;
+        self.intern_all(new);
         let id = self.routing.tables.len() as u32;
         self.routing.tables.push(table);
         Ok(id)
@@ -930,9 +924,7 @@ impl<'g> RoutingBuilder<'g> {
             self.intern(order)
         };
         let sources = self.sources();
-        let mut pending: Vec<Vec<u32>> = Vec::new();
-        let base_len = self.routing.orders.len() as u32;
-        let known = self.order_ids.clone();
+        let mut pending = PendingOrders::new(&self.order_ids, self.routing.orders.len());
         let table = build_table(sources, &overrides, |loc| {
             let measured = best_key(loc, |k| by_key.get(k))
                 .map(|v| &v[..])
@@ -940,27 +932,45 @@ impl<'g> RoutingBuilder<'g> {
             if measured.is_empty() && loc.coords.is_none() {
                 return default_id;
             }
-            let order = order_of(self, measured, loc.coords);
-            match known.get(&order) {
-                Some(&id) => id,
-                None => match pending.iter().position(|o| *o == order) {
-                    Some(i) => base_len + i as u32,
-                    None => {
-                        pending.push(order);
-                        base_len + pending.len() as u32 - 1
-                    }
-                },
-            }
+            pending.id(order_of(self, measured, loc.coords))
         })
         .map_err(|e| (0, e.to_string()))?;
-        for order in pending {
-            let id = self.routing.orders.len() as u32;
-            self.order_ids.insert(order.clone(), id);
-            self.routing.orders.push(order.into_boxed_slice());
-        }
+        let new = pending.new;
+        self.intern_all(new);
         let id = self.routing.tables.len() as u32;
         self.routing.tables.push(table);
         Ok(id)
+    }
+}
+
+/// Orders met while a table is built: the classifier borrows the builder, so new orders get
+/// ids past the existing ones here and are interned afterwards by `intern_all`.
+struct PendingOrders<'k> {
+    known: &'k HashMap<Vec<u32>, u32>,
+    base: u32,
+    new: Vec<Vec<u32>>,
+}
+
+impl<'k> PendingOrders<'k> {
+    fn new(known: &'k HashMap<Vec<u32>, u32>, base: usize) -> Self {
+        Self {
+            known,
+            base: base as u32,
+            new: Vec::new(),
+        }
+    }
+
+    fn id(&mut self, order: Vec<u32>) -> u32 {
+        if let Some(&id) = self.known.get(&order) {
+            return id;
+        }
+        match self.new.iter().position(|o| *o == order) {
+            Some(i) => self.base + i as u32,
+            None => {
+                self.new.push(order);
+                self.base + self.new.len() as u32 - 1
+            }
+        }
     }
 }
 

@@ -374,6 +374,9 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             }
         }
     }
+    if let Some(p) = &file.health.state_file {
+        watch.push(base.join(p));
+    }
     let mut zones: Vec<Zone> = Vec::new();
     for (origin, path, dynamic) in sources {
         match load_zone(&origin, &path, dynamic.as_deref(), &mut routing) {

@@ -229,6 +229,17 @@ impl Monitor {
         Ok(())
     }
 
+    /// Re-reads the state file, which an operator may edit by hand; a file that does not
+    /// parse changes nothing.
+    pub fn reload_overrides(&self) -> Result<(), String> {
+        let Some(path) = &self.inner.state_file else {
+            return Ok(());
+        };
+        let fresh = Overrides::load(path)?;
+        *lock(&self.inner.overrides) = fresh;
+        Ok(())
+    }
+
     pub fn overrides(&self) -> Overrides {
         lock(&self.inner.overrides).clone()
     }

@@ -92,6 +92,10 @@ impl Reloader {
                 }
                 let zones = loaded.snapshot.zones.zones().len();
                 let names = loaded.snapshot.routing.names.len();
+                if let Err(e) = self.monitor.reload_overrides() {
+                    tracing::warn!("overrides kept as they were: {e}");
+                    warnings.push(format!("overrides kept as they were: {e}"));
+                }
                 let mut snapshot = loaded.snapshot;
                 snapshot.generation = old.generation + 1;
                 snapshot.initial_health = self.monitor.view_for(&snapshot);
