@@ -681,7 +681,7 @@ impl<'g> RoutingBuilder<'g> {
                 let cname = match &conf.fallback_cname {
                     Some(t) => Some(
                         Name::parse(t, Some(origin))
-                            .map(|n| name_wire(&n))
+                            .map(|n| crate::zone::name::wire(&n))
                             .map_err(|e| (0, format!("fallback_cname: {e}")))?
                             .into_boxed_slice(),
                     ),
@@ -1037,16 +1037,6 @@ fn classify_geo(loc: &Location, by_key: &HashMap<GeoKey, u32>) -> Option<u32> {
     best_key(loc, |k| by_key.get(k)).copied()
 }
 
-fn name_wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
-    out
-}
-
 fn zone_key(origin: &Name) -> String {
     let s = origin.to_ascii().to_ascii_lowercase();
     s.trim_end_matches('.').to_string()
@@ -1240,7 +1230,7 @@ fn endpoint(
         Some(t) => Some(
             Name::parse(t, Some(origin))
                 .map_err(|e| format!("cname {t:?}: {e}"))
-                .map(|n| name_wire(&n).into_boxed_slice())?,
+                .map(|n| crate::zone::name::wire(&n).into_boxed_slice())?,
         ),
         None => None,
     };

@@ -461,7 +461,7 @@ fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<V
             let [target] = tokens else {
                 return Err("DNAME takes exactly one domain name".into());
             };
-            return Ok(name_wire(&parse_name(&target.text, origin)?));
+            return Ok(crate::zone::name::wire(&parse_name(&target.text, origin)?));
         }
         rtype::DS => return ds_rdata(tokens),
         // hickory decodes `\DDD` escapes in character-strings wrongly (as a code point).
@@ -503,16 +503,6 @@ fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<V
         return Err(format!("{rtype} data is longer than 65535 octets"));
     }
     Ok(buf)
-}
-
-fn name_wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
-    out
 }
 
 /// RFC 1035 §5.1 <character-string>s, one per token, quoted or not, with `\X` and `\DDD`

@@ -21,6 +21,17 @@ pub fn wire_lower(name: &Name) -> Vec<u8> {
     out
 }
 
+/// Wire form of `name`, case kept (RDATA targets, synthesized names).
+pub fn wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out
+}
+
 /// Offsets of each label start in a valid wire name, the root label included.
 /// Returns how many were written into `offsets`.
 pub fn label_offsets(wire: &[u8], offsets: &mut [u8; MAX_LABELS]) -> usize {
