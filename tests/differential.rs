@@ -15,9 +15,9 @@ mod common;
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{RData, RecordType};
@@ -301,63 +301,16 @@ fn questions() -> Vec<Question> {
 /// A daemon started by this test; killed when dropped (also on panic).
 struct Daemon {
     name: &'static str,
-    child: Child,
+    child: common::DaemonGuard,
     addr: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SIGTERM first, so that NSD's main process stops its server and xfrd children too;
-        // SIGKILL if it takes too long.
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Daemon {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP at the moment of asking.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1");
-}
-
-fn tool_path(tool: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(tool))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
-}
-
-fn id(flag: &str) -> String {
-    let out = Command::new("id").arg(flag).output().expect("run id");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn copy_zone_files(dir: &Path) {
@@ -377,11 +330,11 @@ fn start_daemon(
     for _attempt in 0..3 {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_zone_files(dir.path());
-        let port = free_port();
+        let port = common::free_port();
         let (conf, args) = config(dir.path(), port);
         let log = dir.path().join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(tool_path(tool))
+        let child = Command::new(common::tool_path(tool))
             .args(&args)
             .arg(&conf)
             .current_dir(dir.path())
@@ -392,7 +345,7 @@ fn start_daemon(
             .unwrap_or_else(|e| panic!("start {tool}: {e}"));
         let mut daemon = Daemon {
             name,
-            child,
+            child: common::DaemonGuard(child),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,
             _dir: dir,
@@ -436,7 +389,7 @@ fn start_knot() -> Daemon {
     start_daemon("knot", "knotd", |dir, port| {
         let d = dir.display();
         // The current user, so that this works as root and as anyone else.
-        let user = format!("{}:{}", id("-un"), id("-gn"));
+        let user = format!("{}:{}", common::user_id("-un"), common::user_id("-gn"));
         let zones: String = ZONES
             .iter()
             .map(|(z, f)| format!("  - domain: {z}\n    file: \"{d}/{f}\"\n"))

@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -317,55 +316,10 @@ fn bad_transfer_config_is_reported_with_lines() {
 // Knot DNS as a secondary
 
 struct Knot {
-    child: Child,
+    child: common::DaemonGuard,
     addr: SocketAddr,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free on 127.0.0.1 for UDP and TCP at the moment of asking.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1");
-}
-
-fn id(flag: &str) -> String {
-    let out = Command::new("id").arg(flag).output().expect("run id");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn knotd_path() -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("knotd"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| Path::new("/usr/sbin").join("knotd"))
 }
 
 /// Knot as a secondary of example.com with meridian (at `primary`) as its primary, TSIG
@@ -373,7 +327,7 @@ fn knotd_path() -> std::path::PathBuf {
 fn start_knot(port: u16, primary: SocketAddr) -> Knot {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display();
-    let user = format!("{}:{}", id("-un"), id("-gn"));
+    let user = format!("{}:{}", common::user_id("-un"), common::user_id("-gn"));
     let conf = format!(
         "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
          listen: 127.0.0.1@{port}\n\
@@ -393,7 +347,7 @@ fn start_knot(port: u16, primary: SocketAddr) -> Knot {
     std::fs::write(&path, conf).expect("write knot.conf");
     let log = dir.path().join("knot.log");
     let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(knotd_path())
+    let child = Command::new(common::tool_path("knotd"))
         .arg("-c")
         .arg(&path)
         .current_dir(dir.path())
@@ -403,7 +357,7 @@ fn start_knot(port: u16, primary: SocketAddr) -> Knot {
         .spawn()
         .expect("start knotd");
     Knot {
-        child,
+        child: common::DaemonGuard(child),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         log,
         _dir: dir,
@@ -461,7 +415,7 @@ fn knot_follows_meridian_as_a_secondary() {
     if !common::require_tool("knotd", "knot") {
         return;
     }
-    let knot_port = free_port();
+    let knot_port = common::free_port();
     // Enough records for several messages: Knot checks the TSIG chain across them.
     let text = zone(2024010101, "192.0.2.80", 2000);
     let server = Server::start(

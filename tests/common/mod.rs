@@ -207,3 +207,67 @@ pub fn answers(m: &Message) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A reference daemon (Knot, NSD, gdnsd) started by a test: SIGTERM when dropped (so NSD
+/// stops its children too), SIGKILL if it has not exited within 5 s. Derefs to the child.
+pub struct DaemonGuard(pub Child);
+
+impl std::ops::Deref for DaemonGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DaemonGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP at the moment of asking.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1");
+}
+
+/// `id -u` / `id -g` / `id -un`...: who the test runs as (daemons are told to run as that).
+pub fn user_id(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().expect("run id");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Where a tool lives: on PATH, else /usr/sbin (daemons live there on Debian).
+pub fn tool_path(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(tool))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
+}
