@@ -93,24 +93,15 @@ pub fn explain(config_path: &Path, qname: &str, qtype: &str, client: &str) -> Ex
     }
 }
 
-/// The explanation as text (also used by tests).
+/// The explanation as text (also used by tests): the shared [`crate::explain`] against the
+/// configuration's files, with the running server's health when its API answers.
 pub fn explain_text(
     config_path: &Path,
     qname: &str,
     qtype: &str,
     client: &str,
 ) -> Result<String, String> {
-    use std::fmt::Write;
-    use std::net::IpAddr;
-    use std::str::FromStr;
-
-    use hickory_proto::op::Message;
-    use hickory_proto::rr::{Name, RecordType};
-
     use crate::health::HealthView;
-    use crate::routing::{Client, Policy};
-    use crate::server::answer::{MAX_MESSAGE, answer_from};
-    use crate::zone::Transport;
 
     let loaded = config::load(config_path).map_err(|errors| {
         errors
@@ -120,183 +111,130 @@ pub fn explain_text(
             .join("\n")
     })?;
     let snap = loaded.snapshot;
-    let name = Name::from_str(qname)
-        .map(|mut n| {
-            n.set_fqdn(true);
-            n
-        })
-        .map_err(|e| format!("{qname}: {e}"))?;
-    let rtype = RecordType::from_str(&qtype.to_ascii_uppercase())
-        .map_err(|_| format!("unknown type {qtype}"))?;
-    let (addr_text, prefix) = match client.split_once('/') {
-        Some((a, p)) => (
-            a,
-            Some(p.parse::<u8>().map_err(|_| format!("bad prefix {p}"))?),
-        ),
-        None => (client, None),
-    };
-    let addr = IpAddr::from_str(addr_text).map_err(|_| format!("bad client address {client}"))?;
-    let prefix = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
-    let key = name::wire_lower(&name);
+    let question = crate::explain::Question::parse(qname, qtype, client)?;
     let live = loaded
         .api
         .listen
-        .and_then(|api| live_health(api, loaded.api.token.as_deref(), &snap.routing));
-    let health_note = if live.is_some() {
-        "live health from the running server"
-    } else {
-        "server not reachable: health assumed up"
+        .and_then(|api| live_status(api, loaded.api.token.as_deref()));
+    let health = match &live {
+        Some(status) => health_from_status(&snap, status),
+        None => HealthView::all_up(),
     };
-    let health = live.unwrap_or_else(HealthView::all_up);
+    let e = crate::explain::explain(&snap, &health, live.as_ref(), &question)?;
+    Ok(render_explanation(&e))
+}
+
+/// `meridian explain`'s text form of an explanation.
+pub fn render_explanation(e: &crate::explain::Explanation) -> String {
+    use std::fmt::Write;
+
+    use crate::explain::{HealthSource, State};
 
     let mut out = String::new();
-    let _ = writeln!(out, "question: {name} {rtype}");
-    let _ = writeln!(
-        out,
-        "client:   {addr}/{prefix} (sent as EDNS Client Subnet)"
-    );
-    if let Some(geo) = &snap.routing.geo {
-        match geo.lookup(addr) {
-            Ok(loc) => {
-                let _ = writeln!(
-                    out,
-                    "location: continent {} country {} subdivision {} city {} asn {} coords {} (network /{})",
-                    opt(loc.continent.map(|c| c.to_string())),
-                    opt(loc.country.map(|c| c.to_string())),
-                    opt(loc.subdivision.map(|c| c.to_string())),
-                    opt(loc.city.as_ref().map(|c| c.to_string())),
-                    opt(loc.asn.map(|a| format!("AS{a}"))),
-                    opt(loc.coords.map(|(a, b)| format!("{a:.2},{b:.2}"))),
-                    loc.prefix_len
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(out, "location: lookup failed: {e}");
-            }
+    let _ = writeln!(out, "question: {} {}", e.name, e.qtype);
+    let _ = writeln!(out, "client:   {} (sent as EDNS Client Subnet)", e.client);
+    match (&e.location, &e.location_note) {
+        (Some(loc), _) => {
+            let coords = loc
+                .latitude
+                .zip(loc.longitude)
+                .map(|(a, b)| format!("{a:.2},{b:.2}"));
+            let _ = writeln!(
+                out,
+                "location: continent {} country {} subdivision {} city {} asn {} coords {} (network /{})",
+                opt(loc.continent.clone()),
+                opt(loc.country.clone()),
+                opt(loc.subdivision.clone()),
+                opt(loc.city.clone()),
+                opt(loc.asn.map(|a| format!("AS{a}"))),
+                opt(coords),
+                loc.network_prefix
+            );
         }
-    } else {
-        let _ = writeln!(out, "location: no GeoIP database configured");
+        (None, note) => {
+            let _ = writeln!(out, "location: {}", note.as_deref().unwrap_or("unknown"));
+        }
     }
-
-    let zone = snap.zones.find(&key, u16::from(rtype));
-    let dynamic = zone.and_then(|z| z.node(&key)).and_then(|n| n.dynamic);
-    match (zone, dynamic) {
+    match (&e.zone, &e.dynamic) {
         (None, _) => {
             let _ = writeln!(out, "zone:     none of ours (REFUSED)");
         }
         (Some(z), None) => {
-            let _ = writeln!(out, "zone:     {} (static data)", name::to_text(z.origin()));
+            let _ = writeln!(out, "zone:     {z} (static data)");
         }
-        (Some(z), Some(index)) => {
-            let routing = &snap.routing;
-            let Some(dn) = routing.names.get(index as usize) else {
-                return Err("dynamic name index out of range".into());
+        (Some(z), Some(d)) => {
+            let policy = match d.sticky {
+                Some(true) => format!("{} (sticky)", d.policy),
+                Some(false) => format!("{} (random)", d.policy),
+                None => d.policy.clone(),
             };
-            let policy = match &dn.policy {
-                Policy::Table { kind, .. } => format!("{kind:?}").to_lowercase(),
-                Policy::Failover { .. } => "failover".into(),
-                Policy::Weighted { sticky: true, .. } => "weighted (sticky)".into(),
-                Policy::Weighted { .. } => "weighted (random)".into(),
+            let select = match (d.select.as_str(), d.count) {
+                ("first", Some(n)) => format!("First({n})"),
+                ("all", _) => "All".into(),
+                ("weighted", _) => "Weighted".into(),
+                (other, _) => other.to_string(),
             };
-            let pool = routing
-                .pools
-                .get(dn.pool as usize)
-                .map_or("?", |p| p.name.as_str());
             let _ = writeln!(
                 out,
-                "zone:     {} (dynamic name: policy {policy}, pool {pool}, ttl {}, select {:?}, datacenters {})",
-                name::to_text(z.origin()),
-                dn.ttl,
-                dn.select,
-                dn.datacenters
+                "zone:     {z} (dynamic name: policy {policy}, pool {}, ttl {}, select {select}, datacenters {})",
+                d.pool, d.ttl, d.datacenters
             );
-            let c = Client {
-                source: addr,
-                subnet: Some((addr, prefix)),
-            };
-            let serve = match rtype {
-                _ if dn.serves_cname => crate::zone::rtype::CNAME,
-                RecordType::AAAA => crate::zone::rtype::AAAA,
-                _ => crate::zone::rtype::A,
-            };
-            let d = routing.decide(dn, &c, serve, &health);
-            let _ = writeln!(out, "candidates, in policy order ({health_note}):");
-            for (i, &g) in d.candidates().iter().enumerate() {
-                let Some(group) = routing.groups.get(g as usize) else {
-                    continue;
+            if !d.serves_type {
+                let _ = writeln!(out, "type {} not served by this name: NODATA", e.qtype);
+            } else {
+                let note = match e.health {
+                    HealthSource::Live => "live health from the running server",
+                    HealthSource::AssumedUp => "server not reachable: health assumed up",
                 };
-                let dc = &routing.datacenters[group.datacenter as usize];
-                let chosen = if d.groups().contains(&g) {
-                    "  <- chosen"
-                } else {
-                    ""
-                };
-                let eps: Vec<String> = group
-                    .endpoints
-                    .clone()
-                    .filter_map(|e| routing.endpoints.get(e as usize).map(|ep| (e, ep)))
-                    .map(|(e, ep)| {
-                        let up = if health.endpoint_up(e as usize) {
-                            "up"
-                        } else {
-                            "down"
-                        };
-                        format!("{} {up}", ep.id)
-                    })
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "  {}. {} [{}] {}{chosen}",
-                    i + 1,
-                    dc.name,
-                    if health.group_up(g as usize) {
-                        "up"
-                    } else {
-                        "down"
-                    },
-                    eps.join(", ")
-                );
+                let _ = writeln!(out, "candidates, in policy order ({note}):");
+                for (i, c) in d.candidates.iter().enumerate() {
+                    let eps: Vec<String> = c
+                        .endpoints
+                        .iter()
+                        .map(|ep| match (&ep.reason, ep.state) {
+                            (Some(r), State::Down | State::Drained) => {
+                                format!("{} {} ({r})", ep.id, ep.state.as_str())
+                            }
+                            _ => format!("{} {}", ep.id, ep.state.as_str()),
+                        })
+                        .collect();
+                    let why = match (&c.reason, c.state) {
+                        (Some(r), State::Down | State::Drained) => format!(" ({r})"),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {}. {} [{}]{why} {}{}",
+                        i + 1,
+                        c.datacenter,
+                        c.state.as_str(),
+                        eps.join(", "),
+                        if c.chosen { "  <- chosen" } else { "" }
+                    );
+                }
+                if d.all_candidates_down {
+                    let _ = writeln!(out, "all candidates down: {}", d.all_down);
+                }
+                let _ = writeln!(out, "ecs scope: /{}", d.scope);
             }
-            if d.all_down {
-                let _ = writeln!(out, "all candidates down: {:?}", dn.all_down);
-            }
-            let _ = writeln!(out, "ecs scope: /{}", d.scope);
         }
     }
-
-    let request = crate::server::wire::build_query(
-        0x4d45,
-        &key,
-        u16::from(rtype),
-        true,
-        Some((addr, prefix)),
-    );
-    let mut response = vec![0u8; MAX_MESSAGE];
-    let n = answer_from(
-        &snap,
-        &health,
-        &request,
-        &mut response,
-        Transport::Udp,
-        addr,
-    )
-    .ok_or("no response")?;
-    let msg = Message::from_vec(&response[..n]).map_err(|e| e.to_string())?;
     let _ = writeln!(
         out,
         "response: {} aa={}",
-        msg.metadata.response_code, msg.metadata.authoritative
+        crate::explain::rcode_description(&e.rcode),
+        e.authoritative
     );
-    for r in &msg.answers {
+    for r in &e.answers {
         let _ = writeln!(out, "  answer     {r}");
     }
-    for r in &msg.authorities {
+    for r in &e.authority {
         let _ = writeln!(out, "  authority  {r}");
     }
-    for r in &msg.additionals {
+    for r in &e.additional {
         let _ = writeln!(out, "  additional {r}");
     }
-    Ok(out)
+    out
 }
 
 fn opt(v: Option<String>) -> String {
@@ -339,12 +277,11 @@ pub fn failover_line(
     }
 }
 
-/// Health as the running server sees it, from its API's /status (None if unreachable).
-fn live_health(
+/// The running server's /status (None if unreachable or not understood).
+fn live_status(
     api: std::net::SocketAddr,
     token: Option<&str>,
-    routing: &crate::routing::Routing,
-) -> Option<crate::health::HealthView> {
+) -> Option<crate::health::monitor::Status> {
     use std::io::{Read, Write};
     let timeout = std::time::Duration::from_millis(500);
     let mut s = std::net::TcpStream::connect_timeout(&api, timeout).ok()?;
@@ -364,31 +301,31 @@ fn live_health(
     if !head.starts_with("HTTP/1.1 200") {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let up_by_key = |list: &str| -> std::collections::HashMap<String, bool> {
-        v[list]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                Some((
-                    e["key"].as_str()?.to_string() + "|" + e["pool"].as_str().unwrap_or(""),
-                    e["up"].as_bool()?,
-                ))
-            })
-            .collect()
-    };
-    let endpoints = up_by_key("endpoints");
-    let groups = up_by_key("datacenters");
+    serde_json::from_str(body).ok()
+}
+
+/// The health view for `snap` from a server's status, matched by key (the server's own
+/// snapshot may order endpoints differently); what the status does not name counts as up.
+fn health_from_status(
+    snap: &crate::config::Snapshot,
+    status: &crate::health::monitor::Status,
+) -> crate::health::HealthView {
+    use std::collections::HashMap;
+    let routing = &snap.routing;
+    let endpoints: HashMap<&str, bool> = status
+        .endpoints
+        .iter()
+        .map(|e| (e.key.as_str(), e.up))
+        .collect();
+    let groups: HashMap<(&str, &str), bool> = status
+        .datacenters
+        .iter()
+        .map(|d| ((d.key.as_str(), d.pool.as_str()), d.up))
+        .collect();
     let endpoint_up = routing
         .endpoints
         .iter()
-        .map(|e| {
-            endpoints
-                .get(&format!("{}|", e.key))
-                .copied()
-                .unwrap_or(true)
-        })
+        .map(|e| endpoints.get(e.key.as_str()).copied().unwrap_or(true))
         .collect();
     let group_up = routing
         .groups
@@ -402,8 +339,8 @@ fn live_health(
                 .pools
                 .get(g.pool as usize)
                 .map_or("", |p| p.name.as_str());
-            groups.get(&format!("{dc}|{pool}")).copied().unwrap_or(true)
+            groups.get(&(dc, pool)).copied().unwrap_or(true)
         })
         .collect();
-    Some(crate::health::HealthView::new(endpoint_up, group_up, 0))
+    crate::health::HealthView::new(endpoint_up, group_up, snap.generation)
 }

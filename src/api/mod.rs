@@ -51,6 +51,7 @@ pub fn router(state: SharedApi) -> Router {
         .route("/overrides", get(overrides).post(set_override))
         .route("/drain", post(drain))
         .route("/reload", get(reload_status).post(reload))
+        .route("/explain", get(explain))
         .with_state(state)
 }
 
@@ -178,6 +179,68 @@ async fn drain(
     state.draining.store(q.on, Ordering::Relaxed);
     tracing::warn!(draining = q.on, "server drain");
     (StatusCode::OK, "ok\n").into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainRequest {
+    name: Option<String>,
+    /// Record type; A when absent.
+    #[serde(rename = "type")]
+    qtype: Option<String>,
+    /// ADDR or ADDR/PREFIX, sent as EDNS Client Subnet.
+    client: Option<String>,
+}
+
+fn bad_request(error: impl Into<String>) -> Response {
+    let error: String = error.into();
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({ "error": error })),
+    )
+        .into_response()
+}
+
+/// What the server would answer this client now, and why, from the live snapshot and
+/// health view (the JSON form of `meridian explain`). 400 with `{"error": ...}` for a
+/// question it cannot answer: bad client, unknown type, a name outside our zones.
+async fn explain(
+    State(state): State<SharedApi>,
+    headers: HeaderMap,
+    query: Result<Query<ExplainRequest>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let Some(name) = q.name.filter(|n| !n.trim().is_empty()) else {
+        return bad_request("missing name (e.g. name=www.example.com)");
+    };
+    let Some(client) = q.client.filter(|c| !c.trim().is_empty()) else {
+        return bad_request("missing client (an address, optionally /prefix: client=81.2.69.0/24)");
+    };
+    let qtype = q.qtype.unwrap_or_else(|| "A".into());
+    let question = match crate::explain::Question::parse(&name, &qtype, &client) {
+        Ok(q) => q,
+        Err(e) => return bad_request(e),
+    };
+    let snapshot = state.snapshot.load();
+    let view = state.monitor.view();
+    let status = state.monitor.status();
+    match crate::explain::explain(&snapshot, &view, Some(&status), &question) {
+        Ok(e) if e.zone.is_none() => {
+            bad_request(format!("{} is not in any zone served here", question.name))
+        }
+        Ok(e) => axum::Json(e).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({ "error": e })),
+        )
+            .into_response(),
+    }
 }
 
 type Labels = Vec<(String, String)>;

@@ -79,7 +79,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// One endpoint's health, for the API and `explain`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointStatus {
     pub key: String,
     pub datacenter: String,
@@ -94,7 +94,7 @@ pub struct EndpointStatus {
     pub since_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatacenterStatus {
     pub key: String,
     pub pool: String,
@@ -105,7 +105,7 @@ pub struct DatacenterStatus {
     pub up_share: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub endpoints: Vec<EndpointStatus>,
     pub datacenters: Vec<DatacenterStatus>,
@@ -189,6 +189,11 @@ impl Monitor {
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
         view_for(snapshot, &states, &overrides)
+    }
+
+    /// The health view the query path reads now (checks and overrides applied).
+    pub fn view(&self) -> Arc<HealthView> {
+        self.inner.view.load_full()
     }
 
     /// Sets (or with `None` clears) an override; persisted to the state file.
