@@ -18,7 +18,8 @@
 # Usage: scripts/bench-compare.sh
 # Knobs (environment): RATE (queries/s, default 20000), SECS (default 10), CG_QUERIES
 # (callgrind queries per run, default 20000), CG_RATE (default 2000), SERVERS (default
-# "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1").
+# "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
+# CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -405,6 +406,10 @@ run_callgrind() {
     # The first dump holds exactly the load (the file written at exit holds the shutdown).
     ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
     IR[$name.$ecs]=$(awk -v ir="$ir" -v q="$q" 'BEGIN { if (q > 0) printf "%.0f", ir / q; else print "-" }')
+    if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP"
+        cp "$WORK"/cg."$name".*.1 "$CG_KEEP/callgrind.$name.ecs$ecs" 2>/dev/null || true
+    fi
     echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
 }
 

@@ -53,6 +53,9 @@ pub struct ConfigFile {
     /// Response rate limiting on UDP (off unless a rate is set).
     #[serde(default)]
     pub rrl: crate::server::rrl::RrlConfig,
+    /// Sampled query log to a file (off unless given).
+    #[serde(default)]
+    pub query_log: Option<crate::server::querylog::QueryLogConfig>,
 }
 
 /// The HTTP admin API.
@@ -227,6 +230,8 @@ pub struct Loaded {
     pub server: ServerConfig,
     pub api: ApiConfig,
     pub rrl: crate::server::rrl::RrlConfig,
+    /// The query log, its path resolved against the config file's directory.
+    pub query_log: Option<crate::server::querylog::QueryLogConfig>,
     /// Absolute (or config-relative resolved) path of the overrides state file.
     pub state_file: Option<PathBuf>,
     pub snapshot: Snapshot,
@@ -273,6 +278,9 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         errors.push(diag(0, e));
     }
     if let Err(e) = file.rrl.validate() {
+        errors.push(diag(0, e));
+    }
+    if let Some(Err(e)) = file.query_log.as_ref().map(|q| q.validate()) {
         errors.push(diag(0, e));
     }
     if file.server.listen.is_empty() {
@@ -441,6 +449,10 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         server: file.server,
         api: file.api,
         rrl: file.rrl,
+        query_log: file.query_log.map(|mut q| {
+            q.path = base.join(&q.path);
+            q
+        }),
         state_file: file.health.state_file.map(|p| base.join(p)),
         warnings,
         watch,

@@ -182,10 +182,7 @@ pub fn answer_from(
     }
 
     let mut key = [0u8; MAX_NAME_LEN];
-    let len = query.qname.len();
-    key[..len].copy_from_slice(query.qname);
-    key[..len].make_ascii_lowercase();
-    let key = &key[..len];
+    let key = crate::zone::name::lower_into(query.qname, &mut key);
 
     match query.qclass {
         CLASS_IN => {}
@@ -209,7 +206,7 @@ pub fn answer_from(
         }
     }
 
-    let Some(zone_index) = snapshot.zones.find_index(key, query.qtype) else {
+    let Some((zone_index, node)) = snapshot.zones.lookup(key, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
         return Some(count(w.finish(opt.as_ref()), response, &query, None));
@@ -234,6 +231,8 @@ pub fn answer_from(
     let outcome = snapshot.zones.resolve(
         zone,
         query.qname,
+        key,
+        node,
         query.qtype,
         transport,
         &mut w,

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod notify;
+pub mod querylog;
 pub mod reload;
 pub mod rrl;
 pub mod stats;
@@ -50,6 +51,10 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         .thread_name("meridian-io")
         .build()?;
 
+    let query_log = match &loaded.query_log {
+        Some(config) => Some(querylog::QueryLog::start(config)?),
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let tcp_state = tcp::Tcp::new(
         tcp::Limits {
@@ -59,6 +64,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
             query: std::time::Duration::from_secs(server.tcp_query_timeout_secs.max(1)),
         },
         shutdown_rx,
+        query_log.clone(),
     );
     let mut bound: Vec<SocketAddr> = Vec::new();
     for addr in &server.listen {
@@ -71,9 +77,10 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
                 .enabled()
                 .then(|| rrl::RateLimiter::new(loaded.rrl.clone()));
             let thread = bound.len() * threads + i;
+            let sampler = query_log.as_ref().map(querylog::QueryLog::sampler);
             std::thread::Builder::new()
                 .name(format!("meridian-udp-{i}"))
-                .spawn(move || udp::serve(sock, shared, health, thread, rrl))?;
+                .spawn(move || udp::serve(sock, shared, health, thread, rrl, sampler))?;
         }
         let listener = {
             let _guard = runtime.enter();

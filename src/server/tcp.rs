@@ -44,15 +44,21 @@ pub struct Tcp {
     slots: Arc<Semaphore>,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     shutdown: watch::Receiver<bool>,
+    query_log: Option<super::querylog::QueryLog>,
 }
 
 impl Tcp {
-    pub fn new(limits: Limits, shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub fn new(
+        limits: Limits,
+        shutdown: watch::Receiver<bool>,
+        query_log: Option<super::querylog::QueryLog>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             per_client: Mutex::new(HashMap::new()),
             shutdown,
+            query_log,
         })
     }
 
@@ -190,6 +196,14 @@ async fn connection(
         };
         drop(snapshot);
         drop(view);
+        if let Some(log) = &tcp.query_log {
+            log.offer_shared(
+                peer.ip(),
+                Transport::Tcp,
+                &request[..n],
+                &response[2..2 + out],
+            );
+        }
         response[..2].copy_from_slice(&(out as u16).to_be_bytes());
         tokio::time::timeout(tcp.limits.query, stream.write_all(&response[..out + 2]))
             .await

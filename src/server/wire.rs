@@ -359,10 +359,13 @@ pub struct Writer<'b> {
     names: [u16; MAX_COMPRESS],
     names_len: usize,
     /// Length of the question name at offset 12 (0 without a question): most owner names
-    /// are that name or a suffix of it, and get their pointer without a scan.
+    /// are that name or a suffix of it, and get their pointer without a scan, so the
+    /// question's labels are not in `names`.
     qname_len: usize,
-    /// How many of `names` are the question's labels (they come first).
-    qname_entries: usize,
+    /// Address of the question name in the request: an owner name passed as that very
+    /// slice (the usual answer owner) is the question name, and gets 0xC00C without a
+    /// comparison. Only compared, never dereferenced.
+    qname_source: usize,
     truncated: bool,
     section: Section,
 }
@@ -387,7 +390,7 @@ impl<'b> Writer<'b> {
             names: [0; MAX_COMPRESS],
             names_len: 0,
             qname_len: 0,
-            qname_entries: 0,
+            qname_source: 0,
             truncated: false,
             section: Section::Answer,
         };
@@ -401,8 +404,7 @@ impl<'b> Writer<'b> {
             w.len += question.len();
             w.buf[5] = 1;
             w.qname_len = question.len().saturating_sub(4);
-            w.remember_name(HEADER_LEN, w.qname_len);
-            w.qname_entries = w.names_len;
+            w.qname_source = question.as_ptr() as usize;
         }
         w
     }
@@ -459,17 +461,16 @@ impl<'b> Writer<'b> {
     }
 
     fn write_opt(&mut self, opt: &OptOut<'_>) {
+        // Built in registers and stored with one copy per part: fewer bounds checks.
+        let rdlen = (opt.wire_len() - 11) as u16;
+        let [t0, t1] = rtype::OPT.to_be_bytes();
+        let [s0, s1] = opt.udp_size.to_be_bytes();
+        let [r0, r1] = rdlen.to_be_bytes();
+        let dnssec = if opt.dnssec_ok { 0x80 } else { 0 };
+        let fixed = [0, t0, t1, s0, s1, opt.extended_rcode, 0, dnssec, 0, r0, r1];
         let mut p = self.len;
         let b = &mut *self.buf;
-        b[p] = 0;
-        b[p + 1..p + 3].copy_from_slice(&rtype::OPT.to_be_bytes());
-        b[p + 3..p + 5].copy_from_slice(&opt.udp_size.to_be_bytes());
-        b[p + 5] = opt.extended_rcode;
-        b[p + 6] = 0;
-        b[p + 7] = if opt.dnssec_ok { 0x80 } else { 0 };
-        b[p + 8] = 0;
-        let rdlen = opt.wire_len() - 11;
-        b[p + 9..p + 11].copy_from_slice(&(rdlen as u16).to_be_bytes());
+        b[p..p + 11].copy_from_slice(&fixed);
         p += 11;
         if let Some(id) = opt.nsid {
             b[p..p + 2].copy_from_slice(&OPT_NSID.to_be_bytes());
@@ -478,13 +479,23 @@ impl<'b> Writer<'b> {
             p += 4 + id.len();
         }
         if let Some(ecs) = &opt.ecs {
-            let n = (ecs.source_prefix as usize).div_ceil(8);
-            b[p..p + 2].copy_from_slice(&OPT_ECS.to_be_bytes());
-            b[p + 2..p + 4].copy_from_slice(&((4 + n) as u16).to_be_bytes());
-            b[p + 4..p + 6].copy_from_slice(&ecs.family.to_be_bytes());
-            b[p + 6] = ecs.source_prefix;
-            b[p + 7] = ecs.scope_prefix;
-            b[p + 8..p + 8 + n].copy_from_slice(&ecs.addr[..n]);
+            let n = (ecs.source_prefix as usize).div_ceil(8).min(16);
+            let [c0, c1] = OPT_ECS.to_be_bytes();
+            let [l0, l1] = ((4 + n) as u16).to_be_bytes();
+            let [f0, f1] = ecs.family.to_be_bytes();
+            let mut option = [0u8; 24];
+            option[..8].copy_from_slice(&[
+                c0,
+                c1,
+                l0,
+                l1,
+                f0,
+                f1,
+                ecs.source_prefix,
+                ecs.scope_prefix,
+            ]);
+            option[8..].copy_from_slice(&ecs.addr);
+            b[p..p + 8 + n].copy_from_slice(&option[..8 + n]);
             p += 8 + n;
         }
         self.len = p;
@@ -563,9 +574,15 @@ impl<'b> Writer<'b> {
     /// Writes `name` (uncompressed wire form) compressed against earlier names.
     fn write_name(&mut self, name: &[u8]) -> bool {
         // The common case: the question name or one of its ancestors (the zone apex).
-        // The question's labels are the first names remembered, so a scan would find the
-        // same pointer.
-        if let Some(p) = self.in_question(name) {
+        let same_slice = name.as_ptr() as usize == self.qname_source
+            && name.len() == self.qname_len
+            && self.qname_len > 1;
+        let at_question = if same_slice {
+            Some(HEADER_LEN as u16)
+        } else {
+            self.in_question(name)
+        };
+        if let Some(p) = at_question {
             if self.len + 2 > self.limit {
                 return false;
             }
@@ -588,7 +605,7 @@ impl<'b> Writer<'b> {
                 pointer = Some(p);
                 break;
             }
-            for k in self.qname_entries..self.names_len {
+            for k in 0..self.names_len {
                 let at = self.names[k] as usize;
                 if self.name_matches(at, suffix) {
                     split = off as usize;

@@ -7,6 +7,7 @@
 
 pub mod name;
 
+use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
@@ -145,7 +146,10 @@ pub struct Outcome {
 pub struct Zone {
     origin: Box<[u8]>,
     origin_labels: usize,
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Every owner name (lowercase wire) with its node; `index` finds them by name. The
+    /// names are stored once: the table holds positions, hashed by the name at them.
+    entries: Vec<(Box<[u8]>, Node)>,
+    index: HashTable<u32>,
     /// A DNAME at the apex redirects every name below it (known at load: no lookup per query).
     apex_dname: bool,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.
@@ -160,12 +164,29 @@ impl Zone {
     }
 
     pub fn node(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.get(name)
+        self.entry(name).map(|(_, node)| node)
+    }
+
+    /// The stored owner name and node for `name` (lowercase wire).
+    fn entry(&self, name: &[u8]) -> Option<&(Box<[u8]>, Node)> {
+        self.entry_at(hash_name(name), name)
+            .and_then(|i| self.entries.get(i as usize))
+    }
+
+    /// Position of `name` (whose hash is `hash`) in `entries`.
+    fn entry_at(&self, hash: u64, name: &[u8]) -> Option<u32> {
+        self.index
+            .find(hash, |&i| {
+                self.entries
+                    .get(i as usize)
+                    .is_some_and(|(owner, _)| owner[..] == *name)
+            })
+            .copied()
     }
 
     pub fn apex(&self) -> &Node {
         // A zone is only built with an SOA at its apex (checked in ZoneBuilder::finish).
-        self.nodes.get(&self.origin).unwrap_or(&EMPTY_NODE)
+        self.node(&self.origin).unwrap_or(&EMPTY_NODE)
     }
 
     pub fn soa(&self) -> Option<&RRset> {
@@ -186,16 +207,16 @@ impl Zone {
     }
 
     pub fn record_count(&self) -> usize {
-        self.nodes
-            .values()
-            .flat_map(|n| n.rrsets.iter())
+        self.entries
+            .iter()
+            .flat_map(|(_, n)| n.rrsets.iter())
             .map(|s| s.rdata.len())
             .sum()
     }
 
     /// All owner names with their nodes (order unspecified).
     pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.nodes.iter().map(|(k, v)| (&k[..], v))
+        self.entries.iter().map(|(k, v)| (&k[..], v))
     }
 }
 
@@ -429,10 +450,20 @@ impl ZoneBuilder {
             .nodes
             .get(&self.origin)
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
+        let entries: Vec<(Box<[u8]>, Node)> = self.nodes.into_iter().collect();
+        let mut index = HashTable::with_capacity(entries.len());
+        for (i, (owner, _)) in entries.iter().enumerate() {
+            index.insert_unique(hash_name(owner), i as u32, |&j: &u32| {
+                entries
+                    .get(j as usize)
+                    .map_or(0, |(owner, _)| hash_name(owner))
+            });
+        }
         Ok(Zone {
             origin: self.origin,
             origin_labels,
-            nodes: self.nodes,
+            entries,
+            index,
             apex_dname,
             negative_ttl,
             fingerprint,
@@ -480,6 +511,10 @@ pub struct ZoneSet {
     /// Bit n set: some origin is n bytes long in wire form. A suffix of another length is
     /// no origin, and is not hashed.
     origin_lens: [u64; 4],
+    /// (zone, entry) of every name one hash lookup answers: a node of the most specific
+    /// zone containing it, with no delegation or DNAME above it, and not itself a cut.
+    /// Most questions hit here and skip the zone search and the walk down from the apex.
+    direct: HashTable<(u32, u32)>,
 }
 
 /// Whether the client asked over a transport where a full ANY answer is allowed.
@@ -503,11 +538,76 @@ impl ZoneSet {
             let len = z.origin.len().min(255);
             origin_lens[len / 64] |= 1 << (len % 64);
         }
-        Ok(Self {
+        let mut set = Self {
             zones,
             by_origin,
             origin_lens,
-        })
+            direct: HashTable::new(),
+        };
+        set.direct = set.direct_names();
+        Ok(set)
+    }
+
+    /// The table behind [`ZoneSet::lookup`].
+    fn direct_names(&self) -> HashTable<(u32, u32)> {
+        let mut direct = HashTable::new();
+        for (zi, zone) in self.zones.iter().enumerate() {
+            for (ei, (owner, node)) in zone.entries.iter().enumerate() {
+                let apex = owner[..] == zone.origin[..];
+                if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
+                    continue;
+                }
+                if self.find_index(owner, rtype::A) != Some(zi) {
+                    continue;
+                }
+                let mut blocked = false;
+                let mut cur = name::parent(owner);
+                while let Some(p) = cur {
+                    if p.len() <= zone.origin.len() {
+                        break;
+                    }
+                    if zone.node(p).is_some_and(|n| {
+                        n.get(rtype::NS).is_some() || n.get(rtype::DNAME).is_some()
+                    }) {
+                        blocked = true;
+                        break;
+                    }
+                    cur = name::parent(p);
+                }
+                if !blocked {
+                    direct.insert_unique(hash_name(owner), (zi as u32, ei as u32), |&(z, e)| {
+                        self.entry_name(z, e).map_or(0, hash_name)
+                    });
+                }
+            }
+        }
+        direct
+    }
+
+    fn entry_name(&self, zone: u32, entry: u32) -> Option<&[u8]> {
+        self.zones
+            .get(zone as usize)
+            .and_then(|z| z.entries.get(entry as usize))
+            .map(|(owner, _)| &owner[..])
+    }
+
+    /// The zone that answers `key` (lowercase wire), as an index into
+    /// [`ZoneSet::zones`], and, when one hash lookup settles it, the node that answers.
+    /// Pass both to [`ZoneSet::resolve`].
+    pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Option<&Node>)> {
+        // DS belongs to the parent side of a cut: the general search knows that.
+        if qtype != rtype::DS {
+            let hit = self.direct.find(hash_name(key), |&(z, e)| {
+                self.entry_name(z, e).is_some_and(|owner| owner == key)
+            });
+            if let Some(&(z, e)) = hit
+                && let Some(zone) = self.zones.get(z as usize)
+                && let Some((_, node)) = zone.entries.get(e as usize)
+            {
+                return Some((z as usize, Some(node)));
+            }
+        }
+        self.find_index(key, qtype).map(|i| (i, None))
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -551,121 +651,168 @@ impl ZoneSet {
 
     /// Answers one question from `zone`. `qname` is the question name as received (its case
     /// is preserved in answers); it must be a valid uncompressed wire name inside `zone`.
+    /// `key` is `qname` lowercased, and `node` what [`ZoneSet::lookup`] found for it.
+    #[allow(clippy::too_many_arguments)]
     pub fn resolve<S: Sink, D: Dynamic>(
         &self,
         zone: &Zone,
         qname: &[u8],
+        key: &[u8],
+        node: Option<&Node>,
         qtype: u16,
         transport: Transport,
         sink: &mut S,
         dynamic: &mut D,
     ) -> Outcome {
-        let mut cur = [0u8; MAX_NAME_LEN];
-        let mut cur_len = qname.len().min(MAX_NAME_LEN);
-        cur[..cur_len].copy_from_slice(&qname[..cur_len]);
-        let mut visited = [0u64; MAX_CHAIN];
         let mut out = Outcome {
             rcode: rcode::NOERROR,
             authoritative: true,
         };
+        // The common case: a node found directly, answered without a chain to follow.
+        let first = match node {
+            Some(node) => Step::Node(node),
+            None => zone.step(key, qtype),
+        };
+        let mut cur = [0u8; MAX_NAME_LEN];
+        let Some(cur_len) = self.step_answer(
+            zone, first, qname, key, 0, qtype, transport, sink, dynamic, &mut out, &mut cur,
+        ) else {
+            return out;
+        };
+        self.follow_chain(
+            zone, qname, key, cur, cur_len, qtype, transport, sink, dynamic, out,
+        )
+    }
 
-        for hop in 0..MAX_CHAIN {
-            let mut key = [0u8; MAX_NAME_LEN];
-            key[..cur_len].copy_from_slice(&cur[..cur_len]);
-            key[..cur_len].make_ascii_lowercase();
-            let key = &key[..cur_len];
-            let name = &cur[..cur_len];
-
-            let step = zone.step(key, qtype);
-            let next: Option<Next> = match step {
-                Step::Referral { cut, node } => {
-                    if let Some(ns) = node.get(rtype::NS) {
-                        if hop == 0 {
-                            out.authoritative = false;
-                        }
-                        if sink.rrset(Section::Authority, cut, ns, ns.ttl) {
-                            zone.add_additional(ns, sink);
-                        }
-                    }
-                    None
-                }
-                Step::Dname { owner_off, node } => {
-                    let Some(dname) = node.get(rtype::DNAME) else {
-                        break;
-                    };
-                    let Some(target) = dname.rdata.first() else {
-                        break;
-                    };
-                    sink.rrset(Section::Answer, &key[owner_off..], dname, dname.ttl);
-                    let new_len = owner_off + target.len();
-                    if new_len > MAX_NAME_LEN {
-                        out.rcode = rcode::YXDOMAIN;
-                        None
-                    } else {
-                        let mut synth = [0u8; MAX_NAME_LEN];
-                        synth[..owner_off].copy_from_slice(&name[..owner_off]);
-                        synth[owner_off..new_len].copy_from_slice(target);
-                        sink.record(
-                            Section::Answer,
-                            name,
-                            rtype::CNAME,
-                            dname.ttl,
-                            &synth[..new_len],
-                        );
-                        cur[..new_len].copy_from_slice(&synth[..new_len]);
-                        cur_len = new_len;
-                        // The synthesized CNAME answers a CNAME question (RFC 1034 §4.3.2
-                        // step 3a follows a CNAME only when QTYPE is not CNAME).
-                        (qtype != rtype::CNAME).then_some(Next::Continue)
-                    }
-                }
-                Step::Node(node) | Step::Wildcard(node) if node.dynamic.is_some() => {
-                    let index = node.dynamic.unwrap_or_default();
-                    match dynamic.answer(index, name, qtype, sink) {
-                        DynamicOutcome::Answered => None,
-                        DynamicOutcome::NoData => {
-                            zone.add_negative_soa(sink);
-                            None
-                        }
-                        DynamicOutcome::Cname(target) => {
-                            cur_len = target.len().min(MAX_NAME_LEN);
-                            cur[..cur_len].copy_from_slice(&target[..cur_len]);
-                            Some(Next::Continue)
-                        }
-                    }
-                }
-                Step::Node(node) | Step::Wildcard(node) => zone
-                    .answer_node(node, name, qtype, transport, sink, &mut out)
-                    .map(|target| {
-                        cur_len = target.len().min(MAX_NAME_LEN);
-                        cur[..cur_len].copy_from_slice(&target[..cur_len]);
-                        Next::Continue
-                    }),
-                Step::NxDomain => {
-                    out.rcode = rcode::NXDOMAIN;
-                    zone.add_negative_soa(sink);
-                    None
-                }
-            };
-            if next.is_none() {
-                return out;
-            }
-            visited[hop] = hash_name(key);
+    /// The rest of a CNAME or DNAME chain after the first step wrote its part.
+    #[allow(clippy::too_many_arguments)]
+    fn follow_chain<S: Sink, D: Dynamic>(
+        &self,
+        zone: &Zone,
+        qname: &[u8],
+        key: &[u8],
+        mut cur: [u8; MAX_NAME_LEN],
+        mut cur_len: usize,
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+        dynamic: &mut D,
+        mut out: Outcome,
+    ) -> Outcome {
+        let _ = qname;
+        let mut visited = [0u64; MAX_CHAIN];
+        visited[0] = hash_name(key);
+        for hop in 1..MAX_CHAIN {
             // Follow the chain only inside this zone, and never around a loop.
             let mut lower = [0u8; MAX_NAME_LEN];
-            lower[..cur_len].copy_from_slice(&cur[..cur_len]);
-            lower[..cur_len].make_ascii_lowercase();
-            let lower = &lower[..cur_len];
-            if !is_subdomain(lower, &zone.origin) || visited[..=hop].contains(&hash_name(lower)) {
+            let lower = name::lower_into(&cur[..cur_len], &mut lower);
+            if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&hash_name(lower)) {
                 return out;
+            }
+            visited[hop] = hash_name(lower);
+            let name = cur;
+            let step = zone.step(lower, qtype);
+            match self.step_answer(
+                zone,
+                step,
+                &name[..cur_len],
+                lower,
+                hop,
+                qtype,
+                transport,
+                sink,
+                dynamic,
+                &mut out,
+                &mut cur,
+            ) {
+                Some(len) => cur_len = len,
+                None => return out,
             }
         }
         out
     }
-}
 
-enum Next {
-    Continue,
+    /// Writes what one step of the lookup found. Returns the length of the next name in the
+    /// chain (written to `next`), or `None` when the answer is complete.
+    #[allow(clippy::too_many_arguments)]
+    fn step_answer<S: Sink, D: Dynamic>(
+        &self,
+        zone: &Zone,
+        step: Step<'_>,
+        name: &[u8],
+        key: &[u8],
+        hop: usize,
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+        dynamic: &mut D,
+        out: &mut Outcome,
+        next: &mut [u8; MAX_NAME_LEN],
+    ) -> Option<usize> {
+        let cur = next;
+        match step {
+            Step::Referral { cut, node } => {
+                if let Some(ns) = node.get(rtype::NS) {
+                    if hop == 0 {
+                        out.authoritative = false;
+                    }
+                    if sink.rrset(Section::Authority, cut, ns, ns.ttl) {
+                        zone.add_additional(ns, sink);
+                    }
+                }
+                None
+            }
+            Step::Dname { owner_off, node } => {
+                let dname = node.get(rtype::DNAME)?;
+                let target = dname.rdata.first()?;
+                sink.rrset(Section::Answer, &key[owner_off..], dname, dname.ttl);
+                let new_len = owner_off + target.len();
+                if new_len > MAX_NAME_LEN {
+                    out.rcode = rcode::YXDOMAIN;
+                    return None;
+                }
+                cur[..owner_off].copy_from_slice(&name[..owner_off]);
+                cur[owner_off..new_len].copy_from_slice(target);
+                sink.record(
+                    Section::Answer,
+                    name,
+                    rtype::CNAME,
+                    dname.ttl,
+                    &cur[..new_len],
+                );
+                // The synthesized CNAME answers a CNAME question (RFC 1034 §4.3.2 step 3a
+                // follows a CNAME only when QTYPE is not CNAME).
+                (qtype != rtype::CNAME).then_some(new_len)
+            }
+            Step::Node(node) | Step::Wildcard(node) if node.dynamic.is_some() => {
+                let index = node.dynamic.unwrap_or_default();
+                match dynamic.answer(index, name, qtype, sink) {
+                    DynamicOutcome::Answered => None,
+                    DynamicOutcome::NoData => {
+                        zone.add_negative_soa(sink);
+                        None
+                    }
+                    DynamicOutcome::Cname(target) => {
+                        let len = target.len().min(MAX_NAME_LEN);
+                        cur[..len].copy_from_slice(&target[..len]);
+                        Some(len)
+                    }
+                }
+            }
+            Step::Node(node) | Step::Wildcard(node) => zone
+                .answer_node(node, name, qtype, transport, sink)
+                .map(|target| {
+                    let len = target.len().min(MAX_NAME_LEN);
+                    cur[..len].copy_from_slice(&target[..len]);
+                    len
+                }),
+            Step::NxDomain => {
+                out.rcode = rcode::NXDOMAIN;
+                zone.add_negative_soa(sink);
+                None
+            }
+        }
+    }
 }
 
 /// Where one name leads inside a zone.
@@ -693,7 +840,7 @@ impl Zone {
         // DNAME at the apex redirects everything below it.
         if self.apex_dname && key_labels > self.origin_labels {
             let apex_off = offsets[key_labels - self.origin_labels] as usize;
-            if let Some(apex) = self.nodes.get(&key[apex_off..])
+            if let Some(apex) = self.node(&key[apex_off..])
                 && apex.get(rtype::DNAME).is_some()
             {
                 return Step::Dname {
@@ -707,7 +854,7 @@ impl Zone {
         for depth in self.origin_labels + 1..=key_labels {
             let off = offsets[key_labels - depth] as usize;
             let anc = &key[off..];
-            let Some((stored, node)) = self.nodes.get_key_value(anc) else {
+            let Some((stored, node)) = self.entry(anc) else {
                 // Closest encloser is one level up: try its wildcard.
                 let encloser = &key[offsets[key_labels - depth + 1] as usize..];
                 return self.wildcard(encloser);
@@ -715,7 +862,10 @@ impl Zone {
             if node.get(rtype::NS).is_some() {
                 // DS lives on the parent side of the cut.
                 if !(depth == key_labels && qtype == rtype::DS) {
-                    return Step::Referral { cut: stored, node };
+                    return Step::Referral {
+                        cut: &stored[..],
+                        node,
+                    };
                 }
             }
             if depth < key_labels && node.get(rtype::DNAME).is_some() {
@@ -729,7 +879,7 @@ impl Zone {
         if let Some(node) = found {
             return Step::Node(node);
         }
-        match self.nodes.get(key) {
+        match self.node(key) {
             Some(node) => Step::Node(node),
             None => Step::NxDomain,
         }
@@ -744,7 +894,7 @@ impl Zone {
         wild[0] = 1;
         wild[1] = b'*';
         wild[2..len].copy_from_slice(encloser);
-        match self.nodes.get(&wild[..len]) {
+        match self.node(&wild[..len]) {
             Some(node) => Step::Wildcard(node),
             None => Step::NxDomain,
         }
@@ -758,7 +908,6 @@ impl Zone {
         qtype: u16,
         transport: Transport,
         sink: &mut S,
-        out: &mut Outcome,
     ) -> Option<&'z [u8]> {
         if qtype == rtype::ANY {
             if node.rrsets.is_empty() {
@@ -782,7 +931,6 @@ impl Zone {
             return None;
         }
         if let Some(cname) = node.get(rtype::CNAME) {
-            let _ = out;
             sink.rrset(Section::Answer, owner, cname, cname.ttl);
             return cname
                 .rdata
@@ -810,10 +958,7 @@ impl Zone {
                 continue;
             };
             let mut key = [0u8; MAX_NAME_LEN];
-            let len = target.len().min(MAX_NAME_LEN);
-            key[..len].copy_from_slice(&target[..len]);
-            key[..len].make_ascii_lowercase();
-            let key = &key[..len];
+            let key = name::lower_into(target, &mut key);
             if !is_subdomain(key, &self.origin) {
                 continue;
             }
@@ -824,7 +969,7 @@ impl Zone {
             if seen {
                 continue;
             }
-            if let Some(node) = self.nodes.get(key) {
+            if let Some(node) = self.node(key) {
                 for t in [rtype::A, rtype::AAAA] {
                     if let Some(addr) = node.get(t) {
                         sink.rrset(Section::Additional, key, addr, addr.ttl);

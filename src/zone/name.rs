@@ -32,6 +32,50 @@ pub fn wire(name: &Name) -> Vec<u8> {
     out
 }
 
+/// ASCII-lowercases eight bytes at once: 0x20 is added to exactly the bytes 'A'..='Z'
+/// (bytes with the high bit set are left alone, as `to_ascii_lowercase` does).
+#[inline]
+fn lower8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = x & LOW7;
+    // Per byte, bit 7 is set when the low seven bits are >= 'A' (0x41) / > 'Z' (0x5a);
+    // no carry crosses a byte because each sum stays below 0x100.
+    let ge_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let gt_z = low + 0x2525_2525_2525_2525;
+    let upper = ge_a & !gt_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
+/// Copies `src` (at most [`MAX_NAME_LEN`] bytes are used) into `dst` lowercased, eight bytes
+/// at a time; returns the copy. The query path's one way to make a lookup key.
+#[inline]
+pub fn lower_into<'d>(src: &[u8], dst: &'d mut [u8; MAX_NAME_LEN]) -> &'d [u8] {
+    let len = src.len().min(MAX_NAME_LEN);
+    let src = &src[..len];
+    if len < 8 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_ascii_lowercase();
+        }
+        return &dst[..len];
+    }
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&src[at..at + 8]);
+        lower8(u64::from_le_bytes(w)).to_le_bytes()
+    };
+    let mut at = 0usize;
+    while at + 8 <= len {
+        dst[at..at + 8].copy_from_slice(&word(at));
+        at += 8;
+    }
+    // The tail: the last eight bytes again (lowercasing twice changes nothing).
+    if at < len {
+        dst[len - 8..len].copy_from_slice(&word(len - 8));
+    }
+    &dst[..len]
+}
+
 /// Offsets of each label start in a valid wire name, the root label included.
 /// Returns how many were written into `offsets`.
 pub fn label_offsets(wire: &[u8], offsets: &mut [u8; MAX_LABELS]) -> usize {
@@ -111,6 +155,27 @@ pub fn to_text(wire: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_into_matches_std_for_every_byte() {
+        // Every byte value in every position of an 8-byte word and of the tail.
+        for len in [1usize, 7, 8, 9, 16, 23, 255] {
+            for b in 0..=255u8 {
+                let src: Vec<u8> = (0..len)
+                    .map(|i| b.wrapping_add((i as u8).wrapping_mul(37)))
+                    .collect();
+                let mut dst = [0u8; MAX_NAME_LEN];
+                let got = lower_into(&src, &mut dst);
+                assert_eq!(got, &src.to_ascii_lowercase()[..], "len {len} byte {b}");
+            }
+        }
+        let mut dst = [0u8; MAX_NAME_LEN];
+        assert_eq!(
+            lower_into(b"\x03WwW\x07ExAmPlE\x03CoM\x00", &mut dst),
+            b"\x03www\x07example\x03com\x00"
+        );
+        assert_eq!(lower_into(&[0u8; 300], &mut dst).len(), MAX_NAME_LEN);
+    }
     use std::str::FromStr;
 
     fn w(s: &str) -> Vec<u8> {
