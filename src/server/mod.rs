@@ -34,6 +34,7 @@ pub type SharedHealth = Arc<ArcSwap<HealthView>>;
 /// stdout once every socket is bound (tests and scripts read the actual ports from it).
 pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     let server = loaded.server.clone();
+    raise_fd_limit();
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
     let health: SharedHealth = Arc::new(ArcSwap::from_pointee(HealthView::all_up()));
 
@@ -151,6 +152,47 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     // UDP threads block in receive; the process exit ends them.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: every TCP connection is a file
+/// descriptor, and the usual soft limit (1024) would cap connections far below
+/// `tcp_max_connections`. A failure is logged and the server goes on with what it has.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer to our own local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!("cannot read the open-files limit (RLIMIT_NOFILE): {e}");
+        return;
+    }
+    let old = lim.rlim_cur;
+    if old >= lim.rlim_max {
+        tracing::debug!(
+            soft = old,
+            hard = lim.rlim_max,
+            "open-files limit already at hard limit"
+        );
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: setrlimit reads one `rlimit` through a valid pointer to our own local.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(
+            soft = old,
+            hard = lim.rlim_max,
+            "cannot raise the open-files limit (RLIMIT_NOFILE): {e}; TCP connections are capped near {old}"
+        );
+        return;
+    }
+    tracing::debug!(
+        old,
+        new = lim.rlim_cur,
+        "raised the open-files limit (RLIMIT_NOFILE)"
+    );
 }
 
 /// Binds `threads` UDP sockets and one TCP listener on the same address and port. With
