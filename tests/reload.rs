@@ -221,3 +221,81 @@ order = ["a"]
         );
     }
 }
+
+fn get(api: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(api).expect("api");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// The value of the first metric line starting with `prefix` (name and labels).
+fn metric(api: SocketAddr, prefix: &str) -> u64 {
+    let body = get(api, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
+}
+
+#[test]
+fn per_zone_and_per_name_counters_run_on_across_a_reload() {
+    let dynamic = r#"
+[datacenters]
+a = {}
+b = {}
+[pools.p]
+endpoints = [
+  { id = "one", datacenter = "a", address = "192.0.2.1" },
+  { id = "two", datacenter = "b", address = "192.0.2.2" },
+]
+[names.geo]
+pool = "p"
+policy = "failover"
+order = ["a", "b"]
+"#;
+    let s = Server::start(
+        &[
+            ("example.com.zone", &zone(1, "192.0.2.11", "192.0.2.12")),
+            ("example.com.toml", dynamic),
+        ],
+        "",
+    );
+    let api = s.api.expect("api");
+    let zone_metric = "meridian_zone_queries_total{zone=\"example.com.\"}";
+    let name_metric = "meridian_dynamic_answers_total{name=\"geo.example.com.\",datacenter=\"a\"}";
+    let zone_before = metric(api, zone_metric);
+    let name_before = metric(api, name_metric);
+    for _ in 0..30 {
+        assert_eq!(
+            answers(&s.udp("geo.example.com.", RecordType::A)),
+            vec!["geo.example.com. 20 IN A 192.0.2.1".to_string()]
+        );
+    }
+    for _ in 0..20 {
+        s.udp("ns1.example.com.", RecordType::A);
+    }
+    assert_eq!(metric(api, zone_metric), zone_before + 50);
+    assert_eq!(metric(api, name_metric), name_before + 30);
+
+    // New content and serial, the same zone and name: the totals carry on.
+    let zones = s.dir.path().join("zones");
+    let tmp = zones.join("example.com.zone.tmp");
+    std::fs::write(&tmp, zone(2, "192.0.2.21", "192.0.2.22")).expect("write");
+    std::fs::rename(&tmp, zones.join("example.com.zone")).expect("rename");
+    let (code, body) = post(api, "/reload");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(metric(api, zone_metric), zone_before + 50);
+    assert_eq!(metric(api, name_metric), name_before + 30);
+    for _ in 0..10 {
+        s.udp("geo.example.com.", RecordType::A);
+    }
+    assert_eq!(metric(api, zone_metric), zone_before + 60);
+    assert_eq!(metric(api, name_metric), name_before + 40);
+}

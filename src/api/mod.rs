@@ -29,6 +29,8 @@ pub struct ApiState {
     pub token: Option<String>,
     /// Set to make /health report down (anycast withdrawal) while still answering DNS.
     pub draining: AtomicBool,
+    /// Written and dropped counts of the query log, when it is on.
+    pub query_log: Option<Arc<crate::server::querylog::QueryLogStats>>,
 }
 
 pub type SharedApi = Arc<ApiState>;
@@ -245,12 +247,21 @@ async fn explain(
 
 type Labels = Vec<(String, String)>;
 
-/// Counters are exported as gauges of running totals: the per-zone and per-name ones
-/// restart at a reload (a counter reset, which Prometheus' rate() handles).
+/// Counters are exported as gauges of running totals. The per-zone and per-name ones carry
+/// over a reload for zones, names and datacenters that still exist.
 fn query_metrics(reg: &mut Registry, state: &ApiState) {
     use crate::server::rrl;
     use crate::server::stats::{QTYPES, STATS};
     let total = |name: &str, help: &str, reg: &mut Registry, rows: Vec<(Labels, u64)>| {
+        // A single value without labels is a plain metric (no empty `{}` in the output).
+        if let [(labels, v)] = &rows[..]
+            && labels.is_empty()
+        {
+            let g = Gauge::<i64>::default();
+            g.set(*v as i64);
+            reg.register(name, help, g);
+            return;
+        }
         let fam = Family::<Labels, Gauge>::default();
         for (l, v) in rows {
             fam.get_or_create(&l).set(v as i64);
@@ -296,7 +307,7 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
     let snap = state.snapshot.load();
     total(
         "zone_queries_total",
-        "Queries by zone since the last reload",
+        "Queries by zone",
         reg,
         snap.zones
             .zones()
@@ -308,19 +319,7 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
     let mut rows = Vec::new();
     for n in &snap.routing.names {
         let name = crate::zone::name::to_text(&n.owner);
-        let groups = snap
-            .routing
-            .pools
-            .get(n.pool as usize)
-            .map(|p| p.groups.clone())
-            .unwrap_or(0..0);
-        for (i, c) in n.answers.iter().enumerate() {
-            let dc = groups
-                .clone()
-                .nth(i)
-                .and_then(|g| snap.routing.groups.get(g as usize))
-                .and_then(|g| snap.routing.datacenters.get(g.datacenter as usize))
-                .map_or("all-down", |d| d.name.as_str());
+        for (dc, c) in snap.routing.answer_slots(n).zip(n.answers.iter()) {
             rows.push((
                 vec![
                     ("name".to_string(), name.clone()),
@@ -332,10 +331,24 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
     }
     total(
         "dynamic_answers_total",
-        "Dynamic answers by name and the datacenter chosen, since the last reload",
+        "Dynamic answers by name and the datacenter chosen",
         reg,
         rows,
     );
+    if let Some(q) = &state.query_log {
+        total(
+            "query_log_lines_total",
+            "Query log lines written",
+            reg,
+            vec![(Vec::new(), q.written.load(Ordering::Relaxed))],
+        );
+        total(
+            "query_log_dropped_total",
+            "Sampled queries not logged (queue full or write error)",
+            reg,
+            vec![(Vec::new(), q.dropped.load(Ordering::Relaxed))],
+        );
+    }
     total(
         "truncated_total",
         "Responses truncated (TC)",

@@ -721,7 +721,7 @@ impl<'g> RoutingBuilder<'g> {
             all_down,
             ignore_ecs: conf.ignore_ecs,
             answers: (0..=pool_groups.len())
-                .map(|_| crate::server::stats::Counter::default())
+                .map(|_| std::sync::Arc::default())
                 .collect(),
             serves_a,
             serves_aaaa,

@@ -19,6 +19,7 @@ pub use zonefile::Diagnostic;
 
 use crate::geo::{GeoDb, GeoFieldPaths, GeoSources};
 use crate::routing::Routing;
+use crate::server::stats::Counter;
 use crate::zone::name::wire_lower;
 use crate::zone::{Zone, ZoneBuilder, ZoneSet};
 
@@ -213,7 +214,9 @@ pub struct Snapshot {
     pub initial_health: crate::health::HealthView,
     pub zones: ZoneSet,
     /// Queries per zone, by zone index (they restart with each reload).
-    pub zone_queries: Box<[crate::server::stats::Counter]>,
+    /// Shared with the snapshot before a reload when the zone is still served, so the
+    /// totals run on across reloads.
+    pub zone_queries: Box<[std::sync::Arc<Counter>]>,
     pub routing: Routing,
     /// Use ECS addresses to locate clients.
     pub ecs: bool,
@@ -222,6 +225,49 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
     /// Who may transfer which zone (AXFR/IXFR), TSIG keys, NOTIFY targets.
     pub transfer: transfer::Transfers,
+}
+
+impl Snapshot {
+    /// Takes over `old`'s per-zone and per-name counters wherever the zone, or the name and
+    /// datacenter, is still there: a reload does not restart them.
+    pub fn adopt_counters(&mut self, old: &Snapshot) {
+        for (z, slot) in self.zones.zones().iter().zip(self.zone_queries.iter_mut()) {
+            let prev = old
+                .zones
+                .zones()
+                .iter()
+                .position(|p| p.origin() == z.origin());
+            if let Some(c) = prev.and_then(|i| old.zone_queries.get(i)) {
+                *slot = c.clone();
+            }
+        }
+        let mut by_name: std::collections::HashMap<(&[u8], &str), &std::sync::Arc<Counter>> =
+            std::collections::HashMap::new();
+        for n in &old.routing.names {
+            for (dc, c) in old.routing.answer_slots(n).zip(n.answers.iter()) {
+                by_name.insert((&n.owner[..], dc), c);
+            }
+        }
+        let routing = &self.routing;
+        let mut adopted: Vec<(usize, usize, std::sync::Arc<Counter>)> = Vec::new();
+        for (ni, n) in routing.names.iter().enumerate() {
+            for (si, dc) in routing.answer_slots(n).enumerate() {
+                if let Some(c) = by_name.get(&(&n.owner[..], dc)) {
+                    adopted.push((ni, si, (*c).clone()));
+                }
+            }
+        }
+        for (ni, si, c) in adopted {
+            if let Some(slot) = self
+                .routing
+                .names
+                .get_mut(ni)
+                .and_then(|n| n.answers.get_mut(si))
+            {
+                *slot = c;
+            }
+        }
+    }
 }
 
 /// A loaded configuration: the listener settings and the first snapshot.
@@ -433,7 +479,7 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             generation: 0,
             initial_health: crate::health::HealthView::all_up(),
             zone_queries: (0..zones.zones().len())
-                .map(|_| crate::server::stats::Counter::default())
+                .map(|_| std::sync::Arc::default())
                 .collect(),
             zones,
             routing: {

@@ -134,7 +134,8 @@ pub struct DynamicName {
     pub ignore_ecs: bool,
     /// Answers given, by the pool's group that answered first (index relative to the
     /// pool's groups); the last slot counts answers with every candidate down.
-    pub answers: Box<[crate::server::stats::Counter]>,
+    /// Shared across reloads by (name, datacenter), so the totals run on.
+    pub answers: Box<[std::sync::Arc<crate::server::stats::Counter>]>,
     /// Record types this name serves (some of A, AAAA, CNAME).
     pub serves_a: bool,
     pub serves_aaaa: bool,
@@ -658,5 +659,24 @@ impl Dynamic for Router<'_> {
                 .answer(index, owner, qtype, &self.client, self.health, sink);
         self.scope = Some(self.scope.map_or(scope, |s| s.max(scope)));
         outcome
+    }
+}
+
+impl Routing {
+    /// The datacenter each slot of `name.answers` counts, in order ("all-down" last).
+    pub fn answer_slots<'r>(&'r self, name: &DynamicName) -> impl Iterator<Item = &'r str> {
+        let groups = self
+            .pools
+            .get(name.pool as usize)
+            .map(|p| p.groups.clone())
+            .unwrap_or(0..0);
+        (0..name.answers.len()).map(move |i| {
+            groups
+                .clone()
+                .nth(i)
+                .and_then(|g| self.groups.get(g as usize))
+                .and_then(|g| self.datacenters.get(g.datacenter as usize))
+                .map_or("all-down", |d| d.name.as_str())
+        })
     }
 }

@@ -113,6 +113,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         reloader: reloader.clone(),
         token: loaded.api.token.clone(),
         draining: std::sync::atomic::AtomicBool::new(false),
+        query_log: query_log.as_ref().map(|q| q.stats.clone()),
     });
     let api_addr = match loaded.api.listen {
         Some(addr) => {

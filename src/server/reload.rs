@@ -98,6 +98,7 @@ impl Reloader {
                 }
                 let mut snapshot = loaded.snapshot;
                 snapshot.generation = old.generation + 1;
+                snapshot.adopt_counters(&old);
                 snapshot.initial_health = self.monitor.view_for(&snapshot);
                 let new = Arc::new(snapshot);
                 self.snapshot.store(new.clone());
