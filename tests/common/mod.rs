@@ -197,7 +197,12 @@ pub fn require_tool(tool: &str, package: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{tool} is missing: install the Debian package `{package}` (scripts/test.sh does)");
     }
-    eprintln!("SKIPPED: {tool} not found; install the Debian package `{package}` to run this test");
+    // Straight to stderr, not eprintln!: the harness would swallow it for a passing test.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {tool} not found; install the Debian package `{package}` to run this test"
+    );
     false
 }
 
