@@ -152,11 +152,14 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
     for i in 0..total {
         let name_start = pos;
         pos = skip_name(buf, pos).ok_or(formerr)?;
-        let rr_type = u16_at(buf, pos).ok_or(formerr)?;
-        let class = u16_at(buf, pos + 2).ok_or(formerr)?;
-        let ttl_hi = u16_at(buf, pos + 4).ok_or(formerr)?;
-        let ttl_lo = u16_at(buf, pos + 6).ok_or(formerr)?;
-        let rdlen = u16_at(buf, pos + 8).ok_or(formerr)? as usize;
+        // Type, class, TTL and length: one bounds check for the ten bytes.
+        let fixed: &[u8; 10] = buf
+            .get(pos..pos + 10)
+            .and_then(|f| f.try_into().ok())
+            .ok_or(formerr)?;
+        let field = |i: usize| u16::from_be_bytes([fixed[i], fixed[i + 1]]);
+        let (rr_type, class, ttl_hi, ttl_lo) = (field(0), field(2), field(4), field(6));
+        let rdlen = field(8) as usize;
         let rdata_start = pos + 10;
         let rdata = buf.get(rdata_start..rdata_start + rdlen).ok_or(formerr)?;
         pos = rdata_start + rdlen;
