@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::SharedSnapshot;
-use crate::config;
+use crate::config::{self, Snapshot};
 use crate::health::Monitor;
 use crate::zone::name;
 
@@ -73,7 +73,7 @@ impl Reloader {
             Ok(loaded) => {
                 let mut warnings: Vec<String> =
                     loaded.warnings.iter().map(ToString::to_string).collect();
-                let old = self.snapshot.load();
+                let old = self.snapshot.load_full();
                 for z in loaded.snapshot.zones.zones() {
                     let Some(prev) = old.zones.zones().iter().find(|p| p.origin() == z.origin())
                     else {
@@ -104,6 +104,7 @@ impl Reloader {
                 self.snapshot.store(new.clone());
                 // Secondaries of zones whose serial changed hear of it (in the background).
                 super::notify::send_changed(Some(&old), &new);
+                tokio::spawn(retire(old));
                 self.monitor.reconcile();
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut l) = self.stats.last.lock() {
@@ -198,4 +199,33 @@ pub fn fingerprint(paths: &[PathBuf]) -> u64 {
         }
     }
     h.finish()
+}
+
+/// How long a replaced snapshot may stay in use (a long zone transfer holds it) before the
+/// retirer lets go of it anyway; the last user then frees it.
+const RETIRE_WAIT: Duration = Duration::from_secs(60);
+
+/// Frees a replaced snapshot off the query path. Every UDP thread lets go of it at its next
+/// batch (or within its 1 s idle timeout); while this task holds a reference, no query thread
+/// drops the last one and pays for freeing a large zone. Then the allocator is asked to
+/// return the memory to the system, so RSS comes back down after a reload.
+async fn retire(old: Arc<Snapshot>) {
+    let deadline = tokio::time::Instant::now() + RETIRE_WAIT;
+    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        drop(old);
+        release_free_memory();
+    })
+    .await;
+}
+
+/// glibc keeps freed memory in its arenas; `malloc_trim` hands it back.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
