@@ -284,3 +284,33 @@ fn hold_try(s: &Server, from: &str) -> TcpStream {
     });
     c
 }
+
+#[test]
+fn a_large_query_after_small_ones_on_one_connection() {
+    let s = server();
+    let mut c = connect(&s);
+    let small = query("www.example.com.", RecordType::A, true);
+    // The same question with a 3000-byte unknown EDNS option (ignored, RFC 6891 §6.1.2):
+    // the connection's request buffer must grow for it.
+    let mut large =
+        meridian::server::wire::build_query(4242, b"\x03www\x07example\x03com\x00", 1, true, None);
+    let option_len = 3000u16;
+    let rdlen_at = large.len() - 2;
+    large[rdlen_at..].copy_from_slice(&(4 + option_len).to_be_bytes());
+    large.extend_from_slice(&65001u16.to_be_bytes());
+    large.extend_from_slice(&option_len.to_be_bytes());
+    large.extend(std::iter::repeat_n(0xAB, usize::from(option_len)));
+    for bytes in [
+        small.to_vec().expect("encode"),
+        large,
+        small.to_vec().expect("encode"),
+    ] {
+        tcp_send(&mut c, &bytes);
+        let reply = Message::from_vec(&tcp_read(&mut c).expect("answer")).expect("parse");
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            answers(&reply),
+            vec!["www.example.com. 300 IN A 192.0.2.80"]
+        );
+    }
+}

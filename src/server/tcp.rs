@@ -29,6 +29,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Request buffer a connection starts with (most queries are far smaller).
+const INITIAL_REQUEST_BUF: usize = 512;
+
 /// TCP limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -139,7 +142,9 @@ async fn connection(
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut shutdown = tcp.shutdown.clone();
-    let mut request = vec![0u8; MAX_MESSAGE];
+    // Queries are small: the request buffer grows (once) only for a larger one, so a
+    // thousand idle connections do not each hold 64 KiB for it.
+    let mut request = vec![0u8; INITIAL_REQUEST_BUF];
     let mut response = vec![0u8; MAX_MESSAGE + 2];
     loop {
         if *shutdown.borrow() {
@@ -162,6 +167,9 @@ async fn connection(
         let rest = async {
             stream.read_exact(&mut len[1..]).await?;
             let n = u16::from_be_bytes(len) as usize;
+            if request.len() < n {
+                request.resize(n, 0);
+            }
             stream.read_exact(&mut request[..n]).await?;
             Ok::<usize, std::io::Error>(n)
         };
