@@ -297,3 +297,51 @@ fn an_api_open_beyond_loopback_needs_a_token() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn a_geo_key_that_can_never_match_is_a_warning_with_its_line() {
+    let db = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+    let config = format!("{CONFIG}[geoip]\ndatabases = [\"{db}\"]\n");
+    let dynamic = "\
+[datacenters]
+dfw = {}
+nyc = {}
+[pools.web]
+endpoints = [
+  { id = \"dfw-1\", datacenter = \"dfw\", address = \"192.0.2.1\" },
+  { id = \"nyc-1\", datacenter = \"nyc\", address = \"192.0.2.2\" },
+]
+[geo_maps.us]
+default = [\"nyc\", \"dfw\"]
+[geo_maps.us.map]
+\"NA/US/TX\" = [\"dfw\", \"nyc\"]
+\"NA/US/Dallas\" = [\"dfw\", \"nyc\"]
+[names.geo]
+pool = \"web\"
+policy = \"geo\"
+map = \"us\"
+";
+    let zone = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.53\n";
+    let c = check(&[
+        ("meridian.toml", &config),
+        ("zones/example.com.zone", zone),
+        ("zones/example.com.toml", dynamic),
+    ]);
+    assert_eq!(c.code, 0, "{}", c.stdout);
+    let warnings: Vec<&str> = c
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", c.stdout);
+    assert!(
+        warnings[0].contains("zones/example.com.toml:13: geo_maps.us: map key \"NA/US/Dallas\""),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        warnings[0].contains("not a subdivision code"),
+        "{}",
+        c.stdout
+    );
+}

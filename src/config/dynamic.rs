@@ -234,6 +234,44 @@ pub struct RoutingBuilder<'g> {
     /// Stands in when no database is configured: every client is "unknown".
     no_geo: GeoSources,
     check_ids: HashMap<CheckSpec, u32>,
+    /// Things that load but are probably not what was meant (see [`odd_geo_key`]).
+    warnings: Vec<Diagnostic>,
+}
+
+/// Why a geo map key can never match a database with the standard field paths, if so:
+/// continent and country codes have two letters, ISO 3166-2 subdivision codes one to three
+/// characters. The usual mistake is a city where the subdivision goes ("NA/US/Dallas").
+fn odd_geo_key(key: &str) -> Option<String> {
+    if key
+        .trim()
+        .strip_prefix("AS")
+        .is_some_and(|n| n.parse::<u32>().is_ok())
+    {
+        return None;
+    }
+    let parts: Vec<&str> = key.split('/').map(str::trim).collect();
+    let what = ["continent", "country"];
+    for (part, what) in parts.iter().zip(what) {
+        if part.chars().count() != 2 {
+            return Some(format!(
+                "map key {key:?}: {part:?} is not a two-letter {what} code, so with the standard \
+                 GeoIP fields it never matches"
+            ));
+        }
+    }
+    let sub = parts.get(2)?;
+    let country = parts.get(1).map(|c| format!("{}-", c.to_uppercase()));
+    let code = country
+        .as_deref()
+        .and_then(|c| sub.to_uppercase().strip_prefix(c).map(str::to_string))
+        .unwrap_or_else(|| sub.to_string());
+    (code.chars().count() > 3).then(|| {
+        format!(
+            "map key {key:?}: {sub:?} is not a subdivision code (ISO 3166-2, one to three \
+             characters, e.g. \"TX\"), so with the standard GeoIP fields it never matches; a \
+             city goes fourth: continent/country/subdivision/city"
+        )
+    })
 }
 
 impl<'g> RoutingBuilder<'g> {
@@ -245,7 +283,13 @@ impl<'g> RoutingBuilder<'g> {
             table_ids: HashMap::new(),
             no_geo: GeoSources::new(Vec::new()),
             check_ids: HashMap::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Warnings collected so far, with file and line.
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn intern_check(&mut self, spec: CheckSpec) -> u32 {
@@ -297,6 +341,14 @@ impl<'g> RoutingBuilder<'g> {
         })?;
         let mut errors = Vec::new();
         let at = |s: &std::ops::Range<usize>| line_at(&text, s.start);
+        for (map_name, map) in &file.geo_maps {
+            for (key, dcs) in &map.map {
+                if let Some(w) = odd_geo_key(key) {
+                    self.warnings
+                        .push(diag(at(&dcs.span()), format!("geo_maps.{map_name}: {w}")));
+                }
+            }
+        }
 
         // Datacenters of this file → global indices.
         let mut dc_index: HashMap<&str, (u32, f64)> = HashMap::new();
@@ -1258,6 +1310,20 @@ mod tests {
 
     #[test]
     fn geo_keys_normalize() {
+        for fine in [
+            "EU",
+            "AS",
+            "AS64496",
+            "EU/GB",
+            "NA/US/CA",
+            "NA/US/US-CA",
+            "EU/GB/ENG/London",
+        ] {
+            assert_eq!(odd_geo_key(fine), None, "{fine}");
+        }
+        for odd in ["NA/US/Dallas", "Europe", "EU/Germany", "NA/US/US-Texas"] {
+            assert!(odd_geo_key(odd).is_some(), "{odd}");
+        }
         assert_eq!(GeoKey::parse("AS64496"), Some(GeoKey::Asn(64496)));
         assert_eq!(
             GeoKey::parse("NA/US/US-CA"),

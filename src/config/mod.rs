@@ -515,12 +515,13 @@ pub fn load_zone(
     routing: &mut dynamic::RoutingBuilder<'_>,
 ) -> ZoneResult {
     let mut builder = ZoneBuilder::new(wire_lower(origin));
-    let (mut errors, warnings) = zonefile::load_zone_file(path, origin, &mut builder);
+    let (mut errors, mut warnings) = zonefile::load_zone_file(path, origin, &mut builder);
     if let Some(d) = dynamic
         && let Err(e) = routing.load_file(d, origin, &mut builder)
     {
         errors.extend(e);
     }
+    warnings.extend(routing.take_warnings());
     if !errors.is_empty() {
         return Err((errors, warnings));
     }
