@@ -23,6 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 RATE=${RATE:-20000}
 SECS=${SECS:-10}
@@ -43,15 +45,7 @@ command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || packages+=(gdnsd)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || packages+=(knot)
 command -v dnsperf >/dev/null || packages+=(dnsperf)
 command -v valgrind >/dev/null || packages+=(valgrind)
-if [ ${#packages[@]} -gt 0 ]; then
-    echo "installing: ${packages[*]}" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
-    # The packages' own services are not wanted: this script starts its own instances.
-    for svc in knot gdnsd; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
-fi
+install_packages "${packages[@]}"
 GDNSD=$(command -v gdnsd || echo /usr/sbin/gdnsd)
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
 
@@ -329,16 +323,7 @@ cpu_ticks() {
     sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-stop() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+stop() { stop_process "$1" 100; }
 
 perf_args() {
     # dnsperf options for a run with ECS ($1 = 1) or without.

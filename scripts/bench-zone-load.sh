@@ -27,6 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 RECORDS=${RECORDS:-1000000}
 RUNS=${RUNS:-3}
@@ -43,15 +45,7 @@ command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || packages+=(knot)
 command -v dig >/dev/null || packages+=(bind9-dnsutils)
 command -v curl >/dev/null || packages+=(curl)
 [ -x /usr/bin/time ] || packages+=(time)
-if [ ${#packages[@]} -gt 0 ]; then
-    echo "installing: ${packages[*]}" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
-    # The package's own service is not wanted: this script starts its own instances.
-    $SUDO systemctl disable --now knot >/dev/null 2>&1 || true
-fi
+install_packages "${packages[@]}"
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
 KNOTC=$(command -v knotc || echo /usr/sbin/knotc)
 
@@ -195,16 +189,7 @@ wait_answer() {
     return 1
 }
 
-stop() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+stop() { stop_process "$1"; }
 
 # The version TXT a server answers on port $1 (waits up to 10 s); sets VERSION and
 # QUERY_MS, the time dig took (its own start-up included, about 10 ms).

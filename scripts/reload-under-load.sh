@@ -23,6 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 RATE=${RATE:-20000}
 SECS=${SECS:-60}
@@ -37,13 +39,7 @@ packages=()
 command -v dnsperf >/dev/null || packages+=(dnsperf)
 command -v dig >/dev/null || packages+=(bind9-dnsutils)
 command -v curl >/dev/null || packages+=(curl)
-if [ ${#packages[@]} -gt 0 ]; then
-    echo "installing: ${packages[*]}" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
-fi
+install_packages "${packages[@]}"
 
 echo "building meridian (release)..." >&2
 cargo build --release --quiet --bin meridian
@@ -152,15 +148,7 @@ start() {
     exit 1
 }
 
-stop() {
-    kill -TERM "$PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -9 "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-}
+stop() { stop_process "$PID"; }
 
 reloads() {
     # meridian_reloads{result="$1"} from /metrics.

@@ -3,21 +3,15 @@
 # This is the README's test command; .ci/run calls it unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 packages=(knot nsd gdnsd dnsperf bind9-dnsutils knot-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    # The packages' own services are not wanted: tests start their own instances.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    for svc in knot nsd gdnsd; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
-fi
+install_packages "${missing[@]}"
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
