@@ -345,3 +345,21 @@ map = \"us\"
         c.stdout
     );
 }
+
+#[test]
+fn a_bad_query_log_setting_is_reported() {
+    let c = check(&[
+        (
+            "meridian.toml",
+            &format!("{CONFIG}[query_log]\npath = \"q.log\"\nsample = 0\n"),
+        ),
+        ("zones/example.com.zone", GOOD),
+        ("zones/parts/extra.inc", "mail A 192.0.2.25\n"),
+    ]);
+    assert_ne!(c.code, 0, "{}", c.stdout);
+    assert!(
+        c.stdout.contains("query_log.sample must be at least 1"),
+        "{}",
+        c.stdout
+    );
+}
