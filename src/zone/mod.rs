@@ -680,7 +680,7 @@ impl ZoneSet {
             return out;
         };
         self.follow_chain(
-            zone, qname, key, cur, cur_len, qtype, transport, sink, dynamic, out,
+            zone, key, cur, cur_len, qtype, transport, sink, dynamic, out,
         )
     }
 
@@ -689,7 +689,6 @@ impl ZoneSet {
     fn follow_chain<S: Sink, D: Dynamic>(
         &self,
         zone: &Zone,
-        qname: &[u8],
         key: &[u8],
         mut cur: [u8; MAX_NAME_LEN],
         mut cur_len: usize,
@@ -699,7 +698,6 @@ impl ZoneSet {
         dynamic: &mut D,
         mut out: Outcome,
     ) -> Outcome {
-        let _ = qname;
         let mut visited = [0u64; MAX_CHAIN];
         visited[0] = hash_name(key);
         for hop in 1..MAX_CHAIN {
