@@ -213,6 +213,8 @@ pub struct Snapshot {
     /// view for this generation.
     pub initial_health: crate::health::HealthView,
     pub zones: ZoneSet,
+    /// Responses to static names, rendered from `zones` at load (see server::prerender).
+    pub static_answers: crate::server::prerender::StaticAnswers,
     /// Queries per zone, by zone index (they restart with each reload).
     /// Shared with the snapshot before a reload when the zone is still served, so the
     /// totals run on across reloads.
@@ -481,6 +483,7 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             zone_queries: (0..zones.zones().len())
                 .map(|_| std::sync::Arc::default())
                 .collect(),
+            static_answers: crate::server::prerender::StaticAnswers::build(&zones),
             zones,
             routing: {
                 let mut r = routing.routing;

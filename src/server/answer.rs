@@ -218,6 +218,17 @@ pub fn answer_from(
     if let Some(c) = snapshot.zone_queries.get(zone_index) {
         c.inc();
     }
+    // A static name answered before: header, question, one copy.
+    if let Some(d) = node
+        && let Some(r) = snapshot
+            .static_answers
+            .get(zone_index, d.entry, query.qtype)
+        && w.append_rendered(r.body, r.counts)
+    {
+        w.set_rcode(r.rcode);
+        w.set_authoritative(r.authoritative);
+        return Some(count(w.finish(opt.as_ref()), response, &query, None));
+    }
     let subnet = match query.edns.and_then(|e| e.ecs) {
         Some(ecs) if snapshot.ecs => ecs_address(&ecs),
         _ => None,
@@ -232,7 +243,7 @@ pub fn answer_from(
         zone,
         query.qname,
         key,
-        node,
+        node.map(|d| d.node),
         query.qtype,
         transport,
         &mut w,

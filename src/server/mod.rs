@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod notify;
+pub mod prerender;
 pub mod querylog;
 pub mod reload;
 pub mod rrl;

@@ -443,6 +443,20 @@ impl<'b> Writer<'b> {
         self.counts[0]
     }
 
+    /// Appends records rendered earlier for this very question (answer, authority and
+    /// additional sections, `counts` records in each), if they fit before the room kept for
+    /// OPT. Only on a writer that has written no record yet; `false` changes nothing.
+    pub fn append_rendered(&mut self, body: &[u8], counts: [u16; 3]) -> bool {
+        let end = self.len + body.len();
+        if self.counts != [0; 3] || end > self.limit {
+            return false;
+        }
+        self.buf[self.len..end].copy_from_slice(body);
+        self.len = end;
+        self.counts = counts;
+        true
+    }
+
     /// Writes the counts, TC and the OPT record; returns the message length.
     pub fn finish(mut self, opt: Option<&OptOut<'_>>) -> usize {
         if self.truncated {

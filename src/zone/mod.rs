@@ -517,6 +517,21 @@ pub struct ZoneSet {
     direct: HashTable<(u32, u32)>,
 }
 
+/// A name found by one hash lookup: its node, and its position in the zone (which keys
+/// anything precomputed per name, such as the server's pre-rendered answers).
+#[derive(Debug, Clone, Copy)]
+pub struct Direct<'z> {
+    pub entry: u32,
+    pub node: &'z Node,
+}
+
+impl Zone {
+    /// Number of owner names (entries) in the zone; entry indexes are below it.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// Whether the client asked over a transport where a full ANY answer is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -594,7 +609,7 @@ impl ZoneSet {
     /// The zone that answers `key` (lowercase wire), as an index into
     /// [`ZoneSet::zones`], and, when one hash lookup settles it, the node that answers.
     /// Pass both to [`ZoneSet::resolve`].
-    pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Option<&Node>)> {
+    pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Option<Direct<'_>>)> {
         // DS belongs to the parent side of a cut: the general search knows that.
         if qtype != rtype::DS {
             let hit = self.direct.find(hash_name(key), |&(z, e)| {
@@ -604,10 +619,19 @@ impl ZoneSet {
                 && let Some(zone) = self.zones.get(z as usize)
                 && let Some((_, node)) = zone.entries.get(e as usize)
             {
-                return Some((z as usize, Some(node)));
+                return Some((z as usize, Some(Direct { entry: e, node })));
             }
         }
         self.find_index(key, qtype).map(|i| (i, None))
+    }
+
+    /// Every name [`ZoneSet::lookup`] answers with one hash lookup: (zone index, entry
+    /// index, owner, node), in no particular order.
+    pub fn direct_entries(&self) -> impl Iterator<Item = (usize, u32, &[u8], &Node)> {
+        self.direct.iter().filter_map(|&(z, e)| {
+            let (owner, node) = self.zones.get(z as usize)?.entries.get(e as usize)?;
+            Some((z as usize, e, &owner[..], node))
+        })
     }
 
     pub fn zones(&self) -> &[Zone] {
