@@ -4,7 +4,8 @@
 #
 # Prints, for each server and for queries without and with an ECS option:
 #   - CPU per query (µs): server pinned to core 1, dnsperf to core 0, fixed offered load,
-#     CPU = utime+stime from /proc/PID/stat before/after, divided by queries answered;
+#     CPU = on-CPU time of all threads (/proc/PID/task/*/schedstat) before/after, divided by
+#     queries answered;
 #   - userspace instructions per query: the server under valgrind --tool=callgrind, counters
 #     zeroed after start-up (callgrind_control -z) and dumped after the load (-d), at a low
 #     rate (valgrind is slow);
@@ -16,10 +17,12 @@
 # are static records, so its row is a static-only reference.
 #
 # Usage: scripts/bench-compare.sh
-# Knobs (environment): RATE (queries/s, default 20000), SECS (default 10), CG_QUERIES
+# Knobs (environment): RATE (queries/s, default 20000), SECS (default 6), CG_QUERIES
 # (callgrind queries per run, default 20000), CG_RATE (default 2000), SERVERS (default
 # "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
-# CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate).
+# CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
+# (CPU runs per server, interleaved; the table shows the median, default 5), ALT_MERIDIAN (a
+# second meridian binary, measured as server "alt" with the same configuration: A/B tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -27,10 +30,12 @@ ROOT=$(pwd)
 . scripts/lib.sh
 
 RATE=${RATE:-20000}
-SECS=${SECS:-10}
+SECS=${SECS:-6}
 CG_QUERIES=${CG_QUERIES:-20000}
 CG_RATE=${CG_RATE:-2000}
 SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
+ROUNDS=${ROUNDS:-5}
+ALT_MERIDIAN=${ALT_MERIDIAN:-}
 MMDB=$(realpath "${MMDB:-geoip/demo-city.mmdb}")
 ECS_RUNS=${ECS_RUNS:-"0 1"}
 # ECS option for "with ECS" runs: family 1, source /24, scope 0, 81.2.69.0 (London in the
@@ -54,7 +59,6 @@ cargo build --release --quiet --bin meridian --example udp-echo
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 MERIDIAN=$TARGET/release/meridian
 ECHO=$TARGET/release/examples/udp-echo
-CLK_TCK=$(getconf CLK_TCK)
 
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 PIDS=()
@@ -292,6 +296,7 @@ start_cmd() {
     case $1 in
     echo) echo "$ECHO 127.0.0.1:$2" ;;
     meridian) echo "$MERIDIAN serve --config $WORK/meridian/meridian.toml" ;;
+    alt) echo "$ALT_MERIDIAN serve --config $WORK/meridian/meridian.toml" ;;
     gdnsd) echo "$GDNSD -c $WORK/gdnsd start" ;;
     knot) echo "$KNOTD -c $WORK/knot/knot.conf" ;;
     esac
@@ -299,7 +304,7 @@ start_cmd() {
 
 configure() {
     case $1 in
-    meridian) write_meridian "$2" ;;
+    meridian | alt) write_meridian "$2" ;;
     gdnsd) write_gdnsd "$2" ;;
     knot) write_knot "$2" ;;
     esac
@@ -318,9 +323,10 @@ wait_ready() {
     return 1
 }
 
-cpu_ticks() {
-    # utime + stime (fields 14 and 15; the command name in field 2 may contain spaces).
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+cpu_ns() {
+    # On-CPU time of every thread of process $1 in nanoseconds (the first field of each
+    # thread's schedstat): finer than the 10 ms ticks of /proc/PID/stat.
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 
 stop() { stop_process "$1" 100; }
@@ -332,9 +338,9 @@ perf_args() {
 
 completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
 
-declare -A CPU IR RSS HWM
+declare -A CPU CPUS IR RSS HWM
 run_cpu() {
-    local name=$1 ecs=$2 port=$((PORT++)) pid t0 t1 q
+    local name=$1 ecs=$2 port=$((PORT++)) pid t0 t1 q cpu
     configure "$name" "$port"
     # shellcheck disable=SC2046
     taskset -c 1 $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
@@ -347,17 +353,17 @@ run_cpu() {
         return
     fi
     sleep 1
-    t0=$(cpu_ticks "$pid")
+    t0=$(cpu_ns "$pid")
     # shellcheck disable=SC2046
     taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -Q "$RATE" -l "$SECS" \
         -t 2 $(perf_args "$ecs") >"$WORK/perf.$name.$ecs" 2>&1 || true
-    t1=$(cpu_ticks "$pid")
+    t1=$(cpu_ns "$pid")
     q=$(completed "$WORK/perf.$name.$ecs")
     RSS[$name.$ecs]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
     HWM[$name.$ecs]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
-    CPU[$name.$ecs]=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v q="$q" \
-        'BEGIN { if (q > 0) printf "%.2f", (b - a) / hz * 1e6 / q; else print "-" }')
-    echo "  $name ecs=$ecs: $q queries, $((t1 - t0)) ticks → ${CPU[$name.$ecs]} µs/query;" \
+    cpu=$(awk -v a="$t0" -v b="$t1" -v q="$q" 'BEGIN { if (q > 0) printf "%.2f", (b - a) / 1e3 / q }')
+    CPUS[$name.$ecs]="${CPUS[$name.$ecs]:-} $cpu"
+    echo "  $name ecs=$ecs: $q queries, $(((t1 - t0) / 1000000)) ms on CPU → ${cpu:--} µs/query;" \
         "$(grep -o 'Response codes:.*' "$WORK/perf.$name.$ecs")" >&2
     stop "$pid"
 }
@@ -398,12 +404,21 @@ run_callgrind() {
     echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
 }
 
+# The median of a server's CPU runs ("-" when none completed).
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+
+if [ -n "$ALT_MERIDIAN" ]; then ALT_MERIDIAN=$(realpath "$ALT_MERIDIAN"); fi
 write_queries
 for ecs in $ECS_RUNS; do
-    for s in $SERVERS; do
-        echo "CPU: $s, ECS=$ecs" >&2
-        run_cpu "$s" "$ecs"
+    # Rounds interleave the servers, so a slow spell of this (shared) machine does not land
+    # on one server only.
+    for round in $(seq 1 "$ROUNDS"); do
+        for s in $SERVERS; do
+            echo "CPU: $s, ECS=$ecs, round $round of $ROUNDS" >&2
+            run_cpu "$s" "$ecs"
+        done
     done
+    for s in $SERVERS; do CPU[$s.$ecs]=$(median "${CPUS[$s.$ecs]:-}"); done
     for s in $SERVERS; do
         echo "callgrind: $s, ECS=$ecs" >&2
         run_callgrind "$s" "$ecs"
@@ -416,18 +431,19 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo
-echo "Offered load $RATE queries/s for $SECS s per CPU run; callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
+echo "Offered load $RATE queries/s for $SECS s per CPU run, median of $ROUNDS interleaved runs; callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
 echo "Query mix: 38% geo (A/AAAA), 30% static A/AAAA/MX/SOA, 8% CNAME, 8% wildcard, 8% weighted, 8% NXDOMAIN."
 echo "Knot has no geo here (static answers for geo names). Memory: after the CPU run, with the map loaded ($(basename "$MMDB"))."
 echo
-echo "| server | ECS | CPU µs/query | instructions/query | instructions ratio to gdnsd | CPU ratio to echo floor | RSS MB | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | ECS | CPU µs/query (median) | CPU runs | instructions/query | instructions ratio to gdnsd | CPU ratio to echo floor | RSS MB | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for ecs in $ECS_RUNS; do
     for s in $SERVERS; do
         k=$s.$ecs
         label=$s
         [ "$s" = echo ] && label="echo floor"
         [ "$s" = knot ] && label="knot (static only)"
-        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | $(ratio "${CPU[$k]:-}" "${CPU[echo.$ecs]:-}") | ${RSS[$k]:--} | ${HWM[$k]:--} |"
+        [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
+        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | ${CPUS[$k]# } | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | $(ratio "${CPU[$k]:-}" "${CPU[echo.$ecs]:-}") | ${RSS[$k]:--} | ${HWM[$k]:--} |"
     done
 done
