@@ -329,6 +329,12 @@ cpu_ns() {
     cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 
+user_sys_ticks() {
+    # utime and stime in clock ticks (fields 14 and 15; the command name in field 2 may
+    # contain spaces): coarse, but they split the time between our code and the kernel.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
+}
+
 stop() { stop_process "$1" 100; }
 
 perf_args() {
@@ -340,7 +346,7 @@ completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
 
 declare -A CPU CPUS IR RSS HWM
 run_cpu() {
-    local name=$1 ecs=$2 port=$((PORT++)) pid t0 t1 q cpu
+    local name=$1 ecs=$2 port=$((PORT++)) pid t0 t1 q cpu u0 u1 s0 s1
     configure "$name" "$port"
     # shellcheck disable=SC2046
     taskset -c 1 $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
@@ -354,16 +360,19 @@ run_cpu() {
     fi
     sleep 1
     t0=$(cpu_ns "$pid")
+    read -r u0 s0 <<<"$(user_sys_ticks "$pid")"
     # shellcheck disable=SC2046
     taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -Q "$RATE" -l "$SECS" \
         -t 2 $(perf_args "$ecs") >"$WORK/perf.$name.$ecs" 2>&1 || true
     t1=$(cpu_ns "$pid")
+    read -r u1 s1 <<<"$(user_sys_ticks "$pid")"
     q=$(completed "$WORK/perf.$name.$ecs")
     RSS[$name.$ecs]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
     HWM[$name.$ecs]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
     cpu=$(awk -v a="$t0" -v b="$t1" -v q="$q" 'BEGIN { if (q > 0) printf "%.2f", (b - a) / 1e3 / q }')
     CPUS[$name.$ecs]="${CPUS[$name.$ecs]:-} $cpu"
-    echo "  $name ecs=$ecs: $q queries, $(((t1 - t0) / 1000000)) ms on CPU → ${cpu:--} µs/query;" \
+    echo "  $name ecs=$ecs: $q queries, $(((t1 - t0) / 1000000)) ms on CPU" \
+        "(user $((u1 - u0)), system $((s1 - s0)) ticks) → ${cpu:--} µs/query;" \
         "$(grep -o 'Response codes:.*' "$WORK/perf.$name.$ecs")" >&2
     stop "$pid"
 }

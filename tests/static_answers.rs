@@ -242,7 +242,22 @@ fn what_is_rendered_and_what_is_not() {
     // Not rendered: dynamic names and chains into them, types a name lacks, ANY.
     assert!(rendered("geo.render.test", rtype::A).is_none());
     assert!(rendered("to-geo.render.test", rtype::A).is_none());
-    assert!(rendered("mx2.render.test", rtype::AAAA).is_none());
+    // NODATA for a type the name lacks: the SOA in authority, one copy for equal lengths.
+    let nodata = rendered("mx2.render.test", rtype::AAAA).expect("NODATA rendered");
+    assert_eq!((nodata.counts, nodata.rcode), ([0, 1, 0], 0));
+    let other = rendered("mx1.render.test", rtype::TXT).expect("NODATA rendered");
+    assert_eq!(
+        nodata.body.as_ptr(),
+        other.body.as_ptr(),
+        "shared NODATA body"
+    );
+    let apex = rendered("render.test", rtype::TXT).expect("NODATA at the apex");
+    assert_ne!(
+        nodata.body, apex.body,
+        "the SOA pointers differ with the name's length"
+    );
+    // A CNAME answers for CNAME, A and AAAA only: other types follow the chain per query.
+    assert!(rendered("chain.render.test", rtype::TXT).is_none());
     assert!(rendered("render.test", rtype::ANY).is_none());
 }
 

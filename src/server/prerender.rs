@@ -10,9 +10,12 @@
 //! pointer stays valid. A body that does not fit the client's size goes the general way,
 //! which truncates.
 //!
+//! A name that holds no CNAME gets one more body: the NODATA answer (the zone's SOA in the
+//! authority section) for every type it does not hold. Its bytes depend only on the name's
+//! length, so names of equal length share one copy.
+//!
 //! Not rendered (the general path answers): dynamic names and CNAMEs that lead to one, ANY,
-//! types a name does not hold (NODATA) other than A/AAAA behind a CNAME, names below a cut
-//! or DNAME, wildcards, NXDOMAIN.
+//! types other than A/AAAA behind a CNAME, names below a cut or DNAME, wildcards, NXDOMAIN.
 
 use crate::zone::{Dynamic, DynamicOutcome, Sink, Transport, ZoneSet, rtype};
 
@@ -24,6 +27,10 @@ const MAX_BYTES: usize = 128 << 20;
 
 /// Marks an entry without rendered answers.
 const NONE: u32 = u32::MAX;
+
+/// The `qtype` of a NODATA body: it answers any type the name's run does not list.
+/// (Type 0 is reserved and never stored; a question for it is answered NODATA too.)
+const OTHER_TYPES: u16 = 0;
 
 /// One rendered response body.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +92,9 @@ impl StaticAnswers {
         let mut buf = vec![0u8; super::answer::MAX_MESSAGE];
         let mut question = [0u8; crate::zone::name::MAX_NAME_LEN + 4];
         let mut types: Vec<u16> = Vec::new();
+        // NODATA bodies already kept, by content: (zone, bytes) → start.
+        let mut shared: std::collections::HashMap<(usize, Vec<u8>), u32> =
+            std::collections::HashMap::new();
         for (zi, entry, owner, node) in zones.direct_entries() {
             if node.dynamic.is_some() || out.bytes.len() >= MAX_BYTES {
                 continue;
@@ -93,14 +103,32 @@ impl StaticAnswers {
                 continue;
             };
             types.clear();
-            if node.get(rtype::CNAME).is_some() {
+            let cname = node.get(rtype::CNAME).is_some();
+            if cname {
                 types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
             } else {
                 types.extend(node.rrsets.iter().map(|s| s.rtype));
+                // Then NODATA, asked as a type the name does not hold.
+                if node.get(OTHER_TYPES).is_none() {
+                    types.push(OTHER_TYPES);
+                }
             }
             let run_start = out.answers.len();
-            for &qtype in &types {
+            let mut all_rendered = true;
+            for &listed in &types {
+                if listed == OTHER_TYPES && !all_rendered {
+                    // A type this name holds has no body: NODATA must not answer for it.
+                    break;
+                }
+                let qtype = if listed == OTHER_TYPES {
+                    (0xFF00..=0xFFFF)
+                        .find(|&t| node.get(t).is_none())
+                        .unwrap_or(0xFF00)
+                } else {
+                    listed
+                };
                 if qtype == rtype::ANY || qtype == rtype::DS {
+                    all_rendered = false;
                     continue;
                 }
                 let qlen = owner.len() + 4;
@@ -122,20 +150,30 @@ impl StaticAnswers {
                     &mut routing,
                 );
                 if routing.touched || w.is_truncated() {
+                    all_rendered = false;
                     continue;
                 }
                 let len = w.finish(None);
                 let count = |i: usize| u16::from_be_bytes([buf[6 + 2 * i], buf[7 + 2 * i]]);
                 let counts = [count(0), count(1), count(2)];
                 let body = &buf[HEADER_LEN + qlen..len];
-                let (Ok(start), Ok(body_len)) =
+                let (Ok(new_start), Ok(body_len)) =
                     (u32::try_from(out.bytes.len()), u32::try_from(body.len()))
                 else {
+                    all_rendered = false;
                     continue;
                 };
-                out.bytes.extend_from_slice(body);
+                let start = if listed == OTHER_TYPES {
+                    *shared.entry((zi, body.to_vec())).or_insert_with(|| {
+                        out.bytes.extend_from_slice(body);
+                        new_start
+                    })
+                } else {
+                    out.bytes.extend_from_slice(body);
+                    new_start
+                };
                 out.answers.push(Rendered {
-                    qtype,
+                    qtype: listed,
                     last: false,
                     rcode: outcome.rcode,
                     authoritative: outcome.authoritative,
@@ -166,11 +204,12 @@ impl StaticAnswers {
     /// The rendered answer to `qtype` at entry `entry` of zone `zone`, if there is one.
     pub fn get(&self, zone: usize, entry: u32, qtype: u16) -> Option<StaticAnswer<'_>> {
         let first = *self.first.get(zone)?.get(entry as usize)?;
-        if first == NONE {
+        if first == NONE || qtype == rtype::ANY {
             return None;
         }
         for r in self.answers.get(first as usize..)? {
-            if r.qtype == qtype {
+            // The NODATA body comes last in its run: every listed type was passed.
+            if r.qtype == qtype || r.qtype == OTHER_TYPES {
                 let body = self
                     .bytes
                     .get(r.start as usize..r.start as usize + r.len as usize)?;
