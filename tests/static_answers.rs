@@ -170,7 +170,10 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
         for name in &names {
             for qtype in QTYPES {
                 if let Some((zone, Some(d))) = with.zones.lookup(name, qtype)
-                    && with.static_answers.get(zone, d.entry, qtype).is_some()
+                    && with
+                        .static_answers
+                        .get(zone, d.entry, name.len(), qtype)
+                        .is_some()
                 {
                     from_rendered += 1;
                 }
@@ -222,7 +225,7 @@ fn what_is_rendered_and_what_is_not() {
     let rendered = |name: &str, qtype: u16| {
         let key = wire(name);
         match extra.zones.lookup(&key, qtype) {
-            Some((zone, Some(d))) => extra.static_answers.get(zone, d.entry, qtype),
+            Some((zone, Some(d))) => extra.static_answers.get(zone, d.entry, key.len(), qtype),
             _ => None,
         }
     };
@@ -282,4 +285,23 @@ fn a_rendered_body_too_large_for_the_client_falls_back_to_truncation() {
         "all eight TXT over TCP"
     );
     assert_eq!(buf[2] & 0x02, 0, "no TC over TCP");
+}
+
+#[test]
+fn prerender_off_renders_nothing_and_answers_the_same() {
+    let (snapshots, dir) = snapshots();
+    let on = &snapshots[1];
+    let path = dir.path().join("meridian.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, format!("{text}\n[server]\nprerender = false\n")).expect("config");
+    let off = load(&path);
+    assert_eq!(off.static_answers.size(), (0, 0));
+    assert!(on.static_answers.size().0 > 0);
+    let health = HealthView::all_up();
+    let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let query = build_query(9, b"\x03mx1\x06render\x04test\x00", rtype::AAAA, true, None);
+    let (mut a, mut b) = (vec![0u8; MAX_MESSAGE], vec![0u8; MAX_MESSAGE]);
+    let la = answer_from(on, &health, &query, &mut a, Transport::Udp, source).expect("answer");
+    let lb = answer_from(&off, &health, &query, &mut b, Transport::Udp, source).expect("answer");
+    assert_eq!(a[..la], b[..lb]);
 }

@@ -222,7 +222,7 @@ pub fn answer_from(
     if let Some(d) = node
         && let Some(r) = snapshot
             .static_answers
-            .get(zone_index, d.entry, query.qtype)
+            .get(zone_index, d.entry, key.len(), query.qtype)
         && w.append_rendered(r.body, r.counts)
     {
         w.set_rcode(r.rcode);

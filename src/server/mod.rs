@@ -36,6 +36,8 @@ pub type SharedHealth = Arc<ArcSwap<HealthView>>;
 pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     let server = loaded.server.clone();
     raise_fd_limit();
+    let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
+    tracing::info!(rendered, rendered_bytes, "static answers rendered at load");
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
     let health: SharedHealth = Arc::new(ArcSwap::from_pointee(HealthView::all_up()));
 

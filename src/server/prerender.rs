@@ -12,7 +12,9 @@
 //!
 //! A name that holds no CNAME gets one more body: the NODATA answer (the zone's SOA in the
 //! authority section) for every type it does not hold. Its bytes depend only on the name's
-//! length, so names of equal length share one copy.
+//! length (the SOA owner and names are pointers into the question), so a zone keeps one per
+//! name length, and a name whose NODATA differs from it (its name is the SOA's MNAME, which
+//! then compresses whole) keeps its own.
 //!
 //! Not rendered (the general path answers): dynamic names and CNAMEs that lead to one, ANY,
 //! types other than A/AAAA behind a CNAME, names below a cut or DNAME, wildcards, NXDOMAIN.
@@ -21,28 +23,34 @@ use crate::zone::{Dynamic, DynamicOutcome, Sink, Transport, ZoneSet, rtype};
 
 use super::wire::{CLASS_IN, HEADER_LEN, Writer};
 
-/// Upper bound on the bytes kept; names beyond it are answered the general way. Each
-/// answer costs about its wire size plus 16 bytes, so this allows several million records.
+/// Upper bound on the bytes kept; names beyond it are answered the general way. An answer
+/// costs its wire size plus 16 bytes, so this allows several million records.
 const MAX_BYTES: usize = 128 << 20;
 
-/// Marks an entry without rendered answers.
+/// `first` of an entry without rendered answers.
 const NONE: u32 = u32::MAX;
+/// `first` of an entry whose only answer is its zone's NODATA for its name length.
+const SHARED_NODATA_ONLY: u32 = u32::MAX - 1;
 
-/// The `qtype` of a NODATA body: it answers any type the name's run does not list.
-/// (Type 0 is reserved and never stored; a question for it is answered NODATA too.)
+/// The `qtype` of an entry's own NODATA body: it answers any type its run does not list.
+/// (Type 0 is reserved; a name that holds it gets no NODATA body.)
 const OTHER_TYPES: u16 = 0;
 
-/// One rendered response body.
+/// `Rendered::flags`.
+const LAST: u8 = 1;
+const AUTHORITATIVE: u8 = 2;
+/// On the last answer of a run: other types get the zone's NODATA for the name's length.
+const THEN_SHARED_NODATA: u8 = 4;
+
+/// One rendered response body: 16 bytes besides the body itself.
 #[derive(Debug, Clone, Copy)]
 struct Rendered {
     qtype: u16,
-    /// Last answer of its name's run.
-    last: bool,
+    flags: u8,
     rcode: u8,
-    authoritative: bool,
     counts: [u16; 3],
+    len: u16,
     start: u32,
-    len: u32,
 }
 
 /// A rendered body, as the answer path uses it.
@@ -57,10 +65,13 @@ pub struct StaticAnswer<'a> {
 /// Every rendered answer of one snapshot.
 #[derive(Debug, Default)]
 pub struct StaticAnswers {
-    /// Per zone, per entry: the index in `answers` of the entry's first answer, or NONE.
+    /// Per zone, per entry: the index in `answers` of the entry's first answer, NONE or
+    /// SHARED_NODATA_ONLY.
     first: Vec<Box<[u32]>>,
-    /// Grouped by entry; a run ends with `last`.
+    /// Grouped by entry; a run ends with the LAST flag.
     answers: Vec<Rendered>,
+    /// Per zone, per name length: the index in `answers` of the shared NODATA, or NONE.
+    nodata: Vec<Box<[u32]>>,
     bytes: Vec<u8>,
 }
 
@@ -77,6 +88,55 @@ impl Dynamic for NoRouting {
     }
 }
 
+/// Renders one question with the real lookup and writer; `None` when the answer involves a
+/// dynamic name or does not fit a message.
+fn render(
+    zones: &ZoneSet,
+    zone: &crate::zone::Zone,
+    owner: &[u8],
+    node: &crate::zone::Node,
+    qtype: u16,
+    buf: &mut [u8],
+) -> Option<(Rendered, std::ops::Range<usize>)> {
+    let mut question = [0u8; crate::zone::name::MAX_NAME_LEN + 4];
+    let qlen = owner.len() + 4;
+    question[..owner.len()].copy_from_slice(owner);
+    question[owner.len()..owner.len() + 2].copy_from_slice(&qtype.to_be_bytes());
+    question[owner.len() + 2..qlen].copy_from_slice(&CLASS_IN.to_be_bytes());
+    let question = &question[..qlen];
+    let mut w = Writer::new(buf, 0, 0, false, question, super::answer::MAX_MESSAGE);
+    let mut routing = NoRouting { touched: false };
+    let outcome = zones.resolve(
+        zone,
+        &question[..owner.len()],
+        owner,
+        Some(node),
+        qtype,
+        Transport::Udp,
+        &mut w,
+        &mut routing,
+    );
+    if routing.touched || w.is_truncated() {
+        return None;
+    }
+    let end = w.finish(None);
+    let count = |i: usize| u16::from_be_bytes([buf[6 + 2 * i], buf[7 + 2 * i]]);
+    let body = HEADER_LEN + qlen..end;
+    let rendered = Rendered {
+        qtype,
+        flags: if outcome.authoritative {
+            AUTHORITATIVE
+        } else {
+            0
+        },
+        rcode: outcome.rcode,
+        counts: [count(0), count(1), count(2)],
+        len: u16::try_from(body.len()).ok()?,
+        start: 0,
+    };
+    Some((rendered, body))
+}
+
 impl StaticAnswers {
     /// Renders what can be rendered of `zones`.
     pub fn build(zones: &ZoneSet) -> Self {
@@ -87,14 +147,15 @@ impl StaticAnswers {
                 .map(|z| vec![NONE; z.entry_count()].into_boxed_slice())
                 .collect(),
             answers: Vec::new(),
+            nodata: zones
+                .zones()
+                .iter()
+                .map(|_| vec![NONE; crate::zone::name::MAX_NAME_LEN + 1].into_boxed_slice())
+                .collect(),
             bytes: Vec::new(),
         };
         let mut buf = vec![0u8; super::answer::MAX_MESSAGE];
-        let mut question = [0u8; crate::zone::name::MAX_NAME_LEN + 4];
         let mut types: Vec<u16> = Vec::new();
-        // NODATA bodies already kept, by content: (zone, bytes) → start.
-        let mut shared: std::collections::HashMap<(usize, Vec<u8>), u32> =
-            std::collections::HashMap::new();
         for (zi, entry, owner, node) in zones.direct_entries() {
             if node.dynamic.is_some() || out.bytes.len() >= MAX_BYTES {
                 continue;
@@ -108,91 +169,68 @@ impl StaticAnswers {
                 types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
             } else {
                 types.extend(node.rrsets.iter().map(|s| s.rtype));
-                // Then NODATA, asked as a type the name does not hold.
-                if node.get(OTHER_TYPES).is_none() {
-                    types.push(OTHER_TYPES);
-                }
             }
             let run_start = out.answers.len();
             let mut all_rendered = true;
-            for &listed in &types {
-                if listed == OTHER_TYPES && !all_rendered {
-                    // A type this name holds has no body: NODATA must not answer for it.
-                    break;
-                }
-                let qtype = if listed == OTHER_TYPES {
-                    (0xFF00..=0xFFFF)
-                        .find(|&t| node.get(t).is_none())
-                        .unwrap_or(0xFF00)
-                } else {
-                    listed
-                };
-                if qtype == rtype::ANY || qtype == rtype::DS {
+            for &qtype in &types {
+                // Neither ever reaches a rendered answer (ANY is refused by `get`, DS is
+                // not looked up directly); a name holding one gets no NODATA either.
+                if qtype == rtype::ANY || qtype == rtype::DS || qtype == OTHER_TYPES {
                     all_rendered = false;
                     continue;
                 }
-                let qlen = owner.len() + 4;
-                question[..owner.len()].copy_from_slice(owner);
-                question[owner.len()..owner.len() + 2].copy_from_slice(&qtype.to_be_bytes());
-                question[owner.len() + 2..qlen].copy_from_slice(&CLASS_IN.to_be_bytes());
-                let question = &question[..qlen];
-                let mut w =
-                    Writer::new(&mut buf, 0, 0, false, question, super::answer::MAX_MESSAGE);
-                let mut routing = NoRouting { touched: false };
-                let outcome = zones.resolve(
-                    zone,
-                    &question[..owner.len()],
-                    owner,
-                    Some(node),
-                    qtype,
-                    Transport::Udp,
-                    &mut w,
-                    &mut routing,
-                );
-                if routing.touched || w.is_truncated() {
-                    all_rendered = false;
-                    continue;
+                match render(zones, zone, owner, node, qtype, &mut buf) {
+                    Some((r, body)) => out.push(r, &buf[body]),
+                    None => all_rendered = false,
                 }
-                let len = w.finish(None);
-                let count = |i: usize| u16::from_be_bytes([buf[6 + 2 * i], buf[7 + 2 * i]]);
-                let counts = [count(0), count(1), count(2)];
-                let body = &buf[HEADER_LEN + qlen..len];
-                let (Ok(new_start), Ok(body_len)) =
-                    (u32::try_from(out.bytes.len()), u32::try_from(body.len()))
-                else {
-                    all_rendered = false;
-                    continue;
-                };
-                let start = if listed == OTHER_TYPES {
-                    *shared.entry((zi, body.to_vec())).or_insert_with(|| {
-                        out.bytes.extend_from_slice(body);
-                        new_start
-                    })
-                } else {
-                    out.bytes.extend_from_slice(body);
-                    new_start
-                };
-                out.answers.push(Rendered {
-                    qtype: listed,
-                    last: false,
-                    rcode: outcome.rcode,
-                    authoritative: outcome.authoritative,
-                    counts,
-                    start,
-                    len: body_len,
-                });
             }
+            // NODATA, asked as a type the name does not hold: only when every type it holds
+            // has its own body, or NODATA would answer for one of them.
+            let mut then_shared = false;
+            let mut new_shared = None;
+            if !cname
+                && all_rendered
+                && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
+                && let Some((mut r, body)) = render(zones, zone, owner, node, qtype, &mut buf)
+            {
+                r.qtype = OTHER_TYPES;
+                let shared = out.shared_nodata(zi, owner.len());
+                // A pointer to the whole question name (other than at the apex) means this
+                // name's own text is in the SOA: it is not the typical one of its length.
+                let typical = owner == zone.origin()
+                    || !buf[body.clone()].windows(2).any(|w| w == [0xC0, 0x0C]);
+                if shared.is_none() && typical {
+                    then_shared = true;
+                    new_shared = Some((r, body));
+                } else if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
+                    then_shared = true;
+                } else {
+                    // Its own (the name is the SOA's MNAME, say): last in its run.
+                    out.push(r, &buf[body]);
+                }
+            }
+            let flags = LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
+            let slot = out
+                .first
+                .get_mut(zi)
+                .and_then(|f| f.get_mut(entry as usize));
             if out.answers.len() > run_start {
                 if let Some(last) = out.answers.last_mut() {
-                    last.last = true;
+                    last.flags |= flags;
                 }
-                if let (Some(slot), Ok(first)) = (
-                    out.first
-                        .get_mut(zi)
-                        .and_then(|f| f.get_mut(entry as usize)),
-                    u32::try_from(run_start),
-                ) {
+                if let (Some(slot), Ok(first)) = (slot, u32::try_from(run_start)) {
                     *slot = first;
+                }
+            } else if then_shared && let Some(slot) = slot {
+                *slot = SHARED_NODATA_ONLY;
+            }
+            // A zone's first NODATA of a length is kept apart from every run.
+            if let Some((mut r, body)) = new_shared {
+                r.flags |= LAST;
+                let at = u32::try_from(out.answers.len()).unwrap_or(NONE);
+                out.push(r, &buf[body]);
+                if let Some(slot) = out.nodata.get_mut(zi).and_then(|n| n.get_mut(owner.len())) {
+                    *slot = at;
                 }
             }
         }
@@ -200,27 +238,60 @@ impl StaticAnswers {
         out.answers.shrink_to_fit();
         out
     }
+}
 
-    /// The rendered answer to `qtype` at entry `entry` of zone `zone`, if there is one.
-    pub fn get(&self, zone: usize, entry: u32, qtype: u16) -> Option<StaticAnswer<'_>> {
+impl Rendered {
+    fn answer<'a>(&self, bytes: &'a [u8]) -> Option<StaticAnswer<'a>> {
+        Some(StaticAnswer {
+            body: bytes.get(self.start as usize..self.start as usize + self.len as usize)?,
+            counts: self.counts,
+            rcode: self.rcode,
+            authoritative: self.flags & AUTHORITATIVE != 0,
+        })
+    }
+}
+
+impl StaticAnswers {
+    fn push(&mut self, mut r: Rendered, body: &[u8]) {
+        let Ok(start) = u32::try_from(self.bytes.len()) else {
+            return;
+        };
+        r.start = start;
+        self.bytes.extend_from_slice(body);
+        self.answers.push(r);
+    }
+
+    /// The zone's NODATA answer for names of `len` bytes, if one was rendered.
+    fn shared_nodata(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
+        let at = *self.nodata.get(zone)?.get(len)?;
+        self.answers.get(at as usize)?.answer(&self.bytes)
+    }
+
+    /// The rendered answer to `qtype` for entry `entry` of zone `zone`, whose name is
+    /// `name_len` bytes long, if there is one.
+    pub fn get(
+        &self,
+        zone: usize,
+        entry: u32,
+        name_len: usize,
+        qtype: u16,
+    ) -> Option<StaticAnswer<'_>> {
         let first = *self.first.get(zone)?.get(entry as usize)?;
         if first == NONE || qtype == rtype::ANY {
             return None;
         }
+        if first == SHARED_NODATA_ONLY {
+            return self.shared_nodata(zone, name_len);
+        }
         for r in self.answers.get(first as usize..)? {
-            // The NODATA body comes last in its run: every listed type was passed.
+            // A name's own NODATA comes last in its run: every listed type was passed.
             if r.qtype == qtype || r.qtype == OTHER_TYPES {
-                let body = self
-                    .bytes
-                    .get(r.start as usize..r.start as usize + r.len as usize)?;
-                return Some(StaticAnswer {
-                    body,
-                    counts: r.counts,
-                    rcode: r.rcode,
-                    authoritative: r.authoritative,
-                });
+                return r.answer(&self.bytes);
             }
-            if r.last {
+            if r.flags & LAST != 0 {
+                if r.flags & THEN_SHARED_NODATA != 0 {
+                    return self.shared_nodata(zone, name_len);
+                }
                 break;
             }
         }
@@ -230,5 +301,14 @@ impl StaticAnswers {
     /// Rendered answers and their bytes, for logs and tests.
     pub fn size(&self) -> (usize, usize) {
         (self.answers.len(), self.bytes.len())
+    }
+}
+
+impl StaticAnswer<'_> {
+    fn same_as(&self, r: &Rendered, body: &[u8]) -> bool {
+        self.body == body
+            && self.counts == r.counts
+            && self.rcode == r.rcode
+            && self.authoritative == (r.flags & AUTHORITATIVE != 0)
     }
 }

@@ -92,6 +92,7 @@ impl Reloader {
                 }
                 let zones = loaded.snapshot.zones.zones().len();
                 let names = loaded.snapshot.routing.names.len();
+                let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
                 if let Err(e) = self.monitor.reload_overrides() {
                     tracing::warn!("overrides kept as they were: {e}");
                     warnings.push(format!("overrides kept as they were: {e}"));
@@ -115,7 +116,14 @@ impl Reloader {
                         warnings,
                     };
                 }
-                tracing::info!(trigger, zones, dynamic_names = names, "reloaded");
+                tracing::info!(
+                    trigger,
+                    zones,
+                    dynamic_names = names,
+                    rendered,
+                    rendered_bytes,
+                    "reloaded"
+                );
                 Ok(())
             }
             Err(diags) => {
