@@ -250,8 +250,11 @@ pub fn explain(
     let ecs_used = snapshot.ecs && q.prefix > 0 && !dynamic_name.is_some_and(|d| d.ignore_ecs);
     let located = if ecs_used { network } else { q.address };
     let (location, location_note) = match &snapshot.routing.geo {
-        Some(geo) => match geo.lookup(located) {
-            Ok(loc) => (
+        Some(recipe) => match recipe
+            .open()
+            .and_then(|(geo, changed)| Ok((geo.lookup(located)?, changed)))
+        {
+            Ok((loc, changed)) => (
                 Some(ClientLocation {
                     address: located,
                     network_prefix: loc.prefix_len,
@@ -263,7 +266,11 @@ pub fn explain(
                     latitude: loc.coords.map(|c| c.0),
                     longitude: loc.coords.map(|c| c.1),
                 }),
-                None,
+                changed.then(|| {
+                    "a GeoIP database file changed since it was loaded: this location is \
+                     from the new file, answers use the loaded one until a reload"
+                        .to_string()
+                }),
             ),
             Err(e) => (None, Some(format!("lookup failed: {e}"))),
         },

@@ -69,6 +69,12 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// The zone, the dynamic names, the demo database and one health file per endpoint
 /// (`up` except sjc-2), with an optional `[api]` section.
 fn start(api: &str) -> Server {
+    start_with_db(api, false)
+}
+
+/// As [`start`]; with `copy_db` the demo database is copied into the server's directory
+/// first (for tests that change the file).
+fn start_with_db(api: &str, copy_db: bool) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let zones = dir.path().join("zones");
     std::fs::create_dir_all(zones.join("health")).expect("zones/health");
@@ -78,7 +84,14 @@ fn start(api: &str) -> Server {
         let state = if id == "sjc-2" { "down" } else { "up" };
         std::fs::write(zones.join("health").join(id), state).expect("health file");
     }
-    let db = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+    let db = if copy_db {
+        let copy = dir.path().join("city.mmdb");
+        std::fs::copy(shipped, &copy).expect("copy the demo database");
+        copy.display().to_string()
+    } else {
+        shipped.to_string()
+    };
     let config = dir.path().join("meridian.toml");
     std::fs::write(
         &config,
@@ -435,4 +448,53 @@ fn explain_needs_the_token_like_status() {
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(chosen(&v), ["lon"]);
+}
+
+/// The snapshot keeps no GeoIP database bytes: explain reopens the files, and says so when a
+/// file changed after it was loaded (answers keep the loaded tables until a reload).
+/// Called on a loaded snapshot, not a server: a server's file watcher would reload at once.
+#[test]
+fn explain_reopens_the_database_and_notes_a_changed_file() {
+    let s = start_with_db("", true);
+    let snapshot = match meridian::config::load(&s.config) {
+        Ok(l) => l.snapshot,
+        Err(e) => panic!("load: {e:?}"),
+    };
+    let view = meridian::health::HealthView::all_up();
+    let question =
+        meridian::explain::Question::parse("www.example.com", "A", LONDON).expect("question");
+    let before = meridian::explain::explain(&snapshot, &view, None, &question).expect("explain");
+    let before = serde_json::to_value(&before).expect("json");
+    assert!(!chosen(&before).is_empty(), "{before}");
+    assert_eq!(before["location"]["country"], "GB", "{before}");
+    assert!(before["location_note"].is_null(), "{before}");
+
+    // Same bytes, another modification time: a file that changed on disk.
+    let db = s.dir.path().join("city.mmdb");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&db)
+        .expect("open db");
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    file.set_modified(hour_ago).expect("set mtime");
+    drop(file);
+    let after = meridian::explain::explain(&snapshot, &view, None, &question).expect("explain");
+    let after = serde_json::to_value(&after).expect("json");
+    assert_eq!(after["location"]["country"], "GB", "{after}");
+    let note = after["location_note"].as_str().unwrap_or_default();
+    assert!(note.contains("changed since it was loaded"), "{after}");
+    assert_eq!(chosen(&after), chosen(&before));
+
+    // Gone: explain says why, and the answer still comes from the loaded tables.
+    std::fs::remove_file(&db).expect("remove db");
+    let gone = meridian::explain::explain(&snapshot, &view, None, &question).expect("explain");
+    let gone = serde_json::to_value(&gone).expect("json");
+    assert!(gone["location"].is_null(), "{gone}");
+    assert!(
+        gone["location_note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lookup failed")
+    );
+    assert_eq!(chosen(&gone), chosen(&before));
 }

@@ -229,12 +229,19 @@ async fn explain(
         Ok(q) => q,
         Err(e) => return bad_request(e),
     };
-    let snapshot = state.snapshot.load();
+    let snapshot = state.snapshot.load_full();
     let view = state.monitor.view();
     let status = state.monitor.status();
-    match crate::explain::explain(&snapshot, &view, Some(&status), &question) {
+    // Explaining reopens the GeoIP files (tens of MB): off the async workers.
+    let question_name = question.name.clone();
+    let explained = tokio::task::spawn_blocking(move || {
+        crate::explain::explain(&snapshot, &view, Some(&status), &question)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("explain task failed: {e}")));
+    match explained {
         Ok(e) if e.zone.is_none() => {
-            bad_request(format!("{} is not in any zone served here", question.name))
+            bad_request(format!("{question_name} is not in any zone served here"))
         }
         Ok(e) => axum::Json(e).into_response(),
         Err(e) => (

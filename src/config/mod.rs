@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 pub use zonefile::Diagnostic;
 
-use crate::geo::{GeoDb, GeoFieldPaths, GeoSources};
+use crate::geo::{FileStamp, GeoDb, GeoFieldPaths, GeoRecipe, GeoSources};
 use crate::routing::Routing;
 use crate::server::stats::Counter;
 use crate::zone::name::wire_lower;
@@ -353,13 +353,19 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     // GeoIP first: dynamic names compile their tables against it.
     let default_fields = file.geoip.fields.clone().unwrap_or_default();
     let mut dbs = Vec::new();
+    let mut recipe = GeoRecipe::default();
     for db in &file.geoip.databases {
         let (path, fields) = match db {
             GeoDbConfig::Path(p) => (p, &default_fields),
             GeoDbConfig::WithFields { path, fields } => (path, fields),
         };
-        match GeoDb::open(base.join(path), fields) {
-            Ok(d) => dbs.push(d),
+        let path = base.join(path);
+        let stamp = FileStamp::of(&path);
+        match GeoDb::open(&path, fields) {
+            Ok(d) => {
+                dbs.push(d);
+                recipe.push(path, fields.clone(), stamp);
+            }
             Err(e) => errors.push(diag(0, format!("geoip: {e}"))),
         }
     }
@@ -499,8 +505,10 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             },
             zones,
             routing: {
+                // The databases themselves go when `load` returns: the tables hold what
+                // queries need.
                 let mut r = routing.routing;
-                r.geo = geo;
+                r.geo = geo.is_some().then_some(recipe);
                 r
             },
             ecs: file.geoip.ecs,

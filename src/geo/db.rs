@@ -269,6 +269,55 @@ impl GeoSources {
     }
 }
 
+/// What it takes to open the databases again: paths, field settings, and each file's size
+/// and modification time when it was loaded. A snapshot keeps this instead of the
+/// databases, whose bytes (GeoLite2-City: about 60 MB) are only needed while the tables are
+/// built; `explain` reopens them for its rare lookups.
+#[derive(Debug, Clone, Default)]
+pub struct GeoRecipe {
+    dbs: Vec<(PathBuf, GeoFieldPaths, Option<FileStamp>)>,
+}
+
+/// Size and modification time of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> Option<Self> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+impl GeoRecipe {
+    /// Records a database as loaded, with the stamp its file had before it was read.
+    pub fn push(&mut self, path: PathBuf, fields: GeoFieldPaths, stamp: Option<FileStamp>) {
+        self.dbs.push((path, fields, stamp));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dbs.is_empty()
+    }
+
+    /// Opens the databases again. The flag says some file changed since it was loaded (the
+    /// tables in use come from the old one until a reload).
+    pub fn open(&self) -> Result<(GeoSources, bool), GeoError> {
+        let mut dbs = Vec::with_capacity(self.dbs.len());
+        let mut changed = false;
+        for (path, fields, stamp) in &self.dbs {
+            changed |= FileStamp::of(path) != *stamp;
+            dbs.push(GeoDb::open(path, fields)?);
+        }
+        Ok((GeoSources::new(dbs), changed))
+    }
+}
+
 impl From<GeoDb> for GeoSources {
     fn from(db: GeoDb) -> Self {
         Self::new(vec![db])

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use crate::geo::{GeoSources, NetTable};
+use crate::geo::{GeoRecipe, NetTable};
 use crate::health::{CheckSpec, HealthView};
 use crate::zone::{Dynamic, DynamicOutcome, Section, Sink, rtype};
 
@@ -155,7 +155,8 @@ pub struct Routing {
     pub orders: Vec<Box<[u32]>>,
     /// Distinct health checks; endpoints point here.
     pub checks: Vec<CheckSpec>,
-    pub geo: Option<GeoSources>,
+    /// How to reopen the GeoIP databases (for `explain`); the query path only reads `tables`.
+    pub geo: Option<GeoRecipe>,
 }
 
 /// Who is asking: the packet's source, and the ECS subnet when one came.

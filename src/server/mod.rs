@@ -38,6 +38,8 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     raise_fd_limit();
     let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
     tracing::info!(rendered, rendered_bytes, "static answers rendered at load");
+    // Loading parsed files and built tables: give the scratch memory back before serving.
+    reload::release_free_memory();
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
     let health: SharedHealth = Arc::new(ArcSwap::from_pointee(HealthView::all_up()));
 

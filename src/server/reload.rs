@@ -230,7 +230,7 @@ async fn retire(old: Arc<Snapshot>) {
 }
 
 /// glibc keeps freed memory in its arenas; `malloc_trim` hands it back.
-fn release_free_memory() {
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
