@@ -19,11 +19,14 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// A file in a per-process temp dir, so parallel tests and runs do not collide.
+thread_local! {
+    /// One temp dir per test thread, removed when the test's thread ends.
+    static TEMP_DIR: tempfile::TempDir = tempfile::tempdir().expect("temp dir");
+}
+
+/// A file in this test's temp dir, so parallel tests and runs do not collide.
 fn temp_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("meridian-geo-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    TEMP_DIR.with(|d| d.path().join(name))
 }
 
 fn write_db(name: &str, bytes: Vec<u8>) -> GeoDb {
