@@ -49,7 +49,7 @@ pub fn serve(config_path: PathBuf, api_listen: Option<std::net::SocketAddr>) -> 
 }
 
 pub fn check(config_path: &Path) -> ExitCode {
-    match config::load(config_path) {
+    match config::load_to_inspect(config_path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 println!("warning: {w}");
@@ -103,7 +103,7 @@ pub fn explain_text(
 ) -> Result<String, String> {
     use crate::health::HealthView;
 
-    let loaded = config::load(config_path).map_err(|errors| {
+    let loaded = config::load_to_inspect(config_path).map_err(|errors| {
         errors
             .iter()
             .map(|e| e.to_string())

@@ -312,6 +312,16 @@ fn toml_line(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
 
 /// Reads and validates the config file and every zone. Returns all errors found.
 pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_with(config_path, true)
+}
+
+/// [`load`] for a snapshot that will not serve (`check`, the `explain` command): the same
+/// checks and data, without rendering static answers (answers are the same either way).
+pub fn load_to_inspect(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_with(config_path, false)
+}
+
+fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic>> {
     let diag = |line: usize, message: String| Diagnostic {
         file: config_path.to_path_buf(),
         line,
@@ -498,7 +508,7 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             zone_queries: (0..zones.zones().len())
                 .map(|_| std::sync::Arc::default())
                 .collect(),
-            static_answers: if file.server.prerender {
+            static_answers: if serving && file.server.prerender {
                 crate::server::prerender::StaticAnswers::build(&zones)
             } else {
                 Default::default()

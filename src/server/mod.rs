@@ -37,7 +37,13 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     let server = loaded.server.clone();
     raise_fd_limit();
     let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
-    tracing::info!(rendered, rendered_bytes, "static answers rendered at load");
+    let render_ms = loaded.snapshot.static_answers.build_time().as_millis();
+    tracing::info!(
+        rendered,
+        rendered_bytes,
+        render_ms,
+        "static answers rendered at load"
+    );
     // Loading parsed files and built tables: give the scratch memory back before serving.
     reload::release_free_memory();
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));

@@ -73,6 +73,8 @@ pub struct StaticAnswers {
     /// Per zone, per name length: the index in `answers` of the shared NODATA, or NONE.
     nodata: Vec<Box<[u32]>>,
     bytes: Vec<u8>,
+    /// How long rendering took, for the logs.
+    build_time: std::time::Duration,
 }
 
 /// Stands in for routing while rendering: a dynamic name anywhere in the answer makes it
@@ -140,6 +142,7 @@ fn render(
 impl StaticAnswers {
     /// Renders what can be rendered of `zones`.
     pub fn build(zones: &ZoneSet) -> Self {
+        let started = std::time::Instant::now();
         let mut out = Self {
             first: zones
                 .zones()
@@ -153,6 +156,7 @@ impl StaticAnswers {
                 .map(|_| vec![NONE; crate::zone::name::MAX_NAME_LEN + 1].into_boxed_slice())
                 .collect(),
             bytes: Vec::new(),
+            build_time: std::time::Duration::ZERO,
         };
         let mut buf = vec![0u8; super::answer::MAX_MESSAGE];
         let mut types: Vec<u16> = Vec::new();
@@ -236,6 +240,7 @@ impl StaticAnswers {
         }
         out.bytes.shrink_to_fit();
         out.answers.shrink_to_fit();
+        out.build_time = started.elapsed();
         out
     }
 }
@@ -301,6 +306,11 @@ impl StaticAnswers {
     /// Rendered answers and their bytes, for logs and tests.
     pub fn size(&self) -> (usize, usize) {
         (self.answers.len(), self.bytes.len())
+    }
+
+    /// How long rendering took.
+    pub fn build_time(&self) -> std::time::Duration {
+        self.build_time
     }
 }
 

@@ -93,6 +93,7 @@ impl Reloader {
                 let zones = loaded.snapshot.zones.zones().len();
                 let names = loaded.snapshot.routing.names.len();
                 let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
+                let render_ms = loaded.snapshot.static_answers.build_time().as_millis();
                 if let Err(e) = self.monitor.reload_overrides() {
                     tracing::warn!("overrides kept as they were: {e}");
                     warnings.push(format!("overrides kept as they were: {e}"));
@@ -122,6 +123,7 @@ impl Reloader {
                     dynamic_names = names,
                     rendered,
                     rendered_bytes,
+                    render_ms,
                     "reloaded"
                 );
                 Ok(())
