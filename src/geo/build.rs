@@ -15,7 +15,7 @@ use super::cidr::{self, GapFill, Item, Merger};
 use super::db::{GeoDb, GeoSources};
 use super::error::GeoError;
 use super::location::Location;
-use super::table::{NetTable, Slot, V4Alias, alias_partition, normalize_net};
+use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_net};
 
 /// Distinct records of one database seen during a walk, decoded once each.
 #[derive(Default)]
@@ -142,7 +142,9 @@ pub fn build_table(
     let mut ids: HashMap<Box<[Option<usize>]>, u32> = HashMap::new();
     let mut db_networks = 0;
 
-    let mut family = |v6: bool| -> Result<Merger<Slot<u32>>, GeoError> {
+    let mut family = |v6: bool,
+                      emit: &mut dyn FnMut(u128, u8, Slot<u32>)|
+     -> Result<usize, GeoError> {
         let width = if v6 { 128 } else { 32 };
         let mut walks = Vec::with_capacity(dbs.len());
         for (db, cache) in dbs.iter().zip(&caches) {
@@ -197,16 +199,21 @@ pub fn build_table(
                 ids.insert(records.into(), id);
                 Slot::Value(id)
             };
-            merger.push(start, len, slot);
+            merger.push(start, len, slot, &mut |s, l, v| emit(s, l, v));
             Ok(())
         })?;
         drop(sources);
         db_networks += walks.iter().map(|w| w.yielded).sum::<usize>();
-        Ok(merger)
+        let pushed = merger.pushed;
+        merger.finish(&mut |s, l, v| emit(s, l, v));
+        Ok(pushed)
     };
-    let m4 = family(false)?;
-    let m6 = family(true)?;
-    Ok(NetTable::from_merged(m4, m6, aliases, unknown, db_networks))
+    let (mut b4, mut b6) = (Blocks::new(), Blocks::new());
+    let pushed = family(false, &mut |s, l, v| b4.add(s, l, v))?;
+    b4.pushed = pushed;
+    let pushed = family(true, &mut |s, l, v| b6.add(s, l, v))?;
+    b6.pushed = pushed;
+    Ok(NetTable::from_merged(b4, b6, aliases, unknown, db_networks))
 }
 
 #[cfg(test)]

@@ -224,6 +224,11 @@ pub(crate) fn sweep(
 /// Merges blocks pushed in address order (a complete partition) into the widest aligned
 /// supernets whose blocks all have the same value; this is what makes the prefix length a
 /// lookup reports a fitted ECS scope.
+///
+/// Blocks are handed to `emit`, in address order, as soon as they can no longer merge: a
+/// block that is the right half of its parent never merges again, and then neither does
+/// anything pushed before it. So the stack holds at most a chain of left halves (one per
+/// prefix length), not the whole table.
 pub(crate) struct Merger<V> {
     width: u8,
     stack: Vec<(u128, u8, V)>,
@@ -240,15 +245,25 @@ impl<V: PartialEq> Merger<V> {
         }
     }
 
-    pub(crate) fn push(&mut self, start: u128, len: u8, value: V) {
+    fn sibling_bit(&self, len: u8) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            1u128 << (self.width - len)
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        start: u128,
+        len: u8,
+        value: V,
+        emit: &mut impl FnMut(u128, u8, V),
+    ) {
         self.pushed += 1;
         let (mut start, mut len) = (start, len);
         while let Some((top_start, top_len, top_value)) = self.stack.last() {
-            let sibling_bit = if len == 0 {
-                0
-            } else {
-                1u128 << (self.width - len)
-            };
+            let sibling_bit = self.sibling_bit(len);
             let is_right_sibling = len > 0
                 && *top_len == len
                 && *top_value == value
@@ -261,11 +276,19 @@ impl<V: PartialEq> Merger<V> {
             len -= 1;
             self.stack.pop();
         }
+        let done = len == 0 || start & self.sibling_bit(len) != 0;
         self.stack.push((start, len, value));
+        if done {
+            for (s, l, v) in self.stack.drain(..) {
+                emit(s, l, v);
+            }
+        }
     }
 
-    pub(crate) fn finish(self) -> Vec<(u128, u8, V)> {
-        self.stack
+    pub(crate) fn finish(mut self, emit: &mut impl FnMut(u128, u8, V)) {
+        for (s, l, v) in self.stack.drain(..) {
+            emit(s, l, v);
+        }
     }
 }
 
@@ -352,6 +375,7 @@ mod tests {
     #[test]
     fn merger_merges_siblings_only() {
         let mut m = Merger::new(4);
+        let mut out = Vec::new();
         for (s, l, v) in [
             (0, 2, 'a'),
             (4, 3, 'a'),
@@ -359,10 +383,12 @@ mod tests {
             (8, 2, 'b'),
             (12, 2, 'a'),
         ] {
-            m.push(s, l, v);
+            m.push(s, l, v, &mut |s, l, v| out.push((s, l, v)));
+            assert!(m.stack.len() <= 4, "only a chain of left halves waits");
         }
         assert_eq!(m.pushed, 5);
-        assert_eq!(m.finish(), vec![(0, 1, 'a'), (8, 2, 'b'), (12, 2, 'a')]);
+        m.finish(&mut |s, l, v| out.push((s, l, v)));
+        assert_eq!(out, vec![(0, 1, 'a'), (8, 2, 'b'), (12, 2, 'a')]);
     }
 
     #[test]

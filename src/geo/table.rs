@@ -26,7 +26,9 @@ struct Family<K, T> {
 }
 
 /// An address as a search key: IPv4 as `u32`, IPv6 as `u128`.
-trait Key: Copy + Ord {
+pub(crate) trait Key: Copy + Ord {
+    /// From the 128-bit form the builders use (IPv4 in the low 32 bits).
+    fn from_u128(v: u128) -> Self;
     /// The top 16 bits.
     fn bucket(self) -> usize;
     /// The first address of a bucket.
@@ -34,6 +36,9 @@ trait Key: Copy + Ord {
 }
 
 impl Key for u32 {
+    fn from_u128(v: u128) -> Self {
+        v as u32
+    }
     #[inline]
     fn bucket(self) -> usize {
         (self >> 16) as usize
@@ -44,6 +49,9 @@ impl Key for u32 {
 }
 
 impl Key for u128 {
+    fn from_u128(v: u128) -> Self {
+        v
+    }
     #[inline]
     fn bucket(self) -> usize {
         (self >> 112) as usize
@@ -56,7 +64,11 @@ impl Key for u128 {
 const BUCKETS: usize = 1 << 16;
 
 impl<K: Key, T> Family<K, T> {
-    fn new(starts: Vec<K>, lens: Vec<u8>, values: Vec<T>) -> Self {
+    fn new(mut starts: Vec<K>, mut lens: Vec<u8>, mut values: Vec<T>) -> Self {
+        // Built by pushing: up to half of each is spare capacity, kept for the table's life.
+        starts.shrink_to_fit();
+        lens.shrink_to_fit();
+        values.shrink_to_fit();
         let mut buckets = Vec::with_capacity(BUCKETS + 1);
         for b in 0..BUCKETS {
             let first = K::bucket_start(b);
@@ -147,6 +159,35 @@ pub struct NetTable<T> {
     stats: TableStats,
 }
 
+/// The blocks of one family of a table under construction, kept compact as the merger
+/// hands them over (alias blocks are dropped: lookups there go to the IPv4 side).
+pub(crate) struct Blocks<K, T> {
+    starts: Vec<K>,
+    lens: Vec<u8>,
+    values: Vec<T>,
+    /// Blocks before merging (for the stats).
+    pub(crate) pushed: usize,
+}
+
+impl<K: Key, T> Blocks<K, T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            starts: Vec::new(),
+            lens: Vec::new(),
+            values: Vec::new(),
+            pushed: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, start: u128, len: u8, slot: Slot<T>) {
+        if let Slot::Value(v) = slot {
+            self.starts.push(K::from_u128(start));
+            self.lens.push(len);
+            self.values.push(v);
+        }
+    }
+}
+
 /// What a block of the table under construction holds: a value, or "answer as IPv4".
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Slot<T> {
@@ -172,10 +213,19 @@ impl<T: Clone + PartialEq> NetTable<T> {
         let aliases = vec![V4Alias::COMPAT, V4Alias::MAPPED];
         let value_of = |p: Option<usize>| p.and_then(|i| values.get(i)).unwrap_or(&default).clone();
 
+        let (mut b4, mut b6) = (Blocks::new(), Blocks::new());
         let mut m4 = Merger::new(32);
         for (start, len, payload) in cidr::partition(32, v4) {
-            m4.push(start, len, Slot::Value(value_of(payload)));
+            m4.push(
+                start,
+                len,
+                Slot::Value(value_of(payload)),
+                &mut |s, l, v| b4.add(s, l, v),
+            );
         }
+        let pushed = m4.pushed;
+        m4.finish(&mut |s, l, v| b4.add(s, l, v));
+        b4.pushed = pushed;
         let mut m6 = Merger::new(128);
         let alias_parts = alias_partition(&aliases);
         let mut a = alias_parts.into_iter().map(Ok);
@@ -187,46 +237,29 @@ impl<T: Clone + PartialEq> NetTable<T> {
                 [None, payload] => Slot::Value(value_of(*payload)),
                 _ => Slot::Alias,
             };
-            m6.push(start, len, slot);
+            m6.push(start, len, slot, &mut |s, l, v| b6.add(s, l, v));
             Ok(())
         });
         debug_assert!(swept.is_ok());
-        Self::from_merged(m4, m6, aliases, default.clone(), 0)
+        let pushed = m6.pushed;
+        m6.finish(&mut |s, l, v| b6.add(s, l, v));
+        b6.pushed = pushed;
+        Self::from_merged(b4, b6, aliases, default.clone(), 0)
     }
 }
 
 impl<T> NetTable<T> {
-    /// Assembles a table from merged blocks; alias blocks are dropped (lookups in those
-    /// ranges go to the IPv4 side before searching).
+    /// Assembles a table from merged blocks.
     pub(crate) fn from_merged(
-        m4: Merger<Slot<T>>,
-        m6: Merger<Slot<T>>,
+        m4: Blocks<u32, T>,
+        m6: Blocks<u128, T>,
         v6_aliases: Vec<V4Alias>,
         fallback: T,
         db_networks: usize,
-    ) -> Self
-    where
-        T: PartialEq,
-    {
+    ) -> Self {
         let (v4_blocks, v6_blocks) = (m4.pushed, m6.pushed);
-        let (mut starts, mut lens, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        for (start, len, slot) in m4.finish() {
-            if let Slot::Value(v) = slot {
-                starts.push(start as u32);
-                lens.push(len);
-                values.push(v);
-            }
-        }
-        let v4 = Family::new(starts, lens, values);
-        let (mut starts, mut lens, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        for (start, len, slot) in m6.finish() {
-            if let Slot::Value(v) = slot {
-                starts.push(start);
-                lens.push(len);
-                values.push(v);
-            }
-        }
-        let v6 = Family::new(starts, lens, values);
+        let v4 = Family::new(m4.starts, m4.lens, m4.values);
+        let v6 = Family::new(m6.starts, m6.lens, m6.values);
         let stats = TableStats {
             db_networks,
             v4_blocks,
