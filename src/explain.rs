@@ -16,7 +16,7 @@ use crate::config::Snapshot;
 use crate::health::monitor::{DatacenterStatus, EndpointStatus, Status};
 use crate::health::{AdminState, HealthView};
 use crate::routing::{AllDown, Client, DynamicName, Policy, Routing, Select, TableKind};
-use crate::server::answer::{MAX_MESSAGE, answer_from};
+use crate::server::answer::{Counting, MAX_MESSAGE, answer_counted};
 use crate::zone::{Transport, name, rtype};
 
 /// The question to explain, validated: a name, a type and a client address with the ECS
@@ -287,13 +287,15 @@ pub fn explain(
     let request =
         crate::server::wire::build_query(0x4d45, &q.key, qtype, true, Some((q.address, q.prefix)));
     let mut response = vec![0u8; MAX_MESSAGE];
-    let n = answer_from(
+    // Not traffic: counted nowhere (metrics, per-zone and per-name counters).
+    let n = answer_counted(
         snapshot,
         health,
         &request,
         &mut response,
         Transport::Udp,
         q.address,
+        Counting::Nothing,
     )
     .ok_or("no response")?;
     let msg = Message::from_vec(&response[..n]).map_err(|e| e.to_string())?;

@@ -498,3 +498,45 @@ fn explain_reopens_the_database_and_notes_a_changed_file() {
     );
     assert_eq!(chosen(&gone), chosen(&before));
 }
+
+/// Explaining runs the real answer path but is not traffic: queries, responses, per-zone and
+/// per-name counters stay as they were; a real query still counts.
+#[test]
+fn explain_is_not_counted_as_traffic() {
+    let s = start("");
+    let http = Http::new(&s);
+    let counted = |body: &str| -> BTreeSet<String> {
+        body.lines()
+            .filter(|l| {
+                [
+                    "queries_total",
+                    "responses_total",
+                    "zone_queries_total",
+                    "dynamic_answers_total",
+                ]
+                .iter()
+                .any(|m| l.starts_with(&format!("meridian_{m}")))
+            })
+            .map(str::to_string)
+            .collect::<BTreeSet<String>>()
+    };
+    let (code, before) = http.get("/metrics", None);
+    assert_eq!(code, 200);
+    let before = counted(&before);
+    assert!(
+        before
+            .iter()
+            .any(|l| l.starts_with("meridian_queries_total")),
+        "{before:?}"
+    );
+    for client in [LONDON, NEW_YORK, MOUNTAIN_VIEW] {
+        let v = http.explain("www.example.com", "A", client);
+        assert!(!chosen(&v).is_empty(), "{v}");
+    }
+    let after = counted(&http.get("/metrics", None).1);
+    assert_eq!(before, after, "explain changed the traffic counters");
+
+    udp_answer(&s, "www.example.com", 1, LONDON);
+    let later = counted(&http.get("/metrics", None).1);
+    assert_ne!(after, later, "a real query must count");
+}

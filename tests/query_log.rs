@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -77,18 +76,6 @@ fn lines(path: &std::path::Path, want: usize) -> Vec<String> {
     }
 }
 
-fn metrics(api: SocketAddr) -> String {
-    let mut s = TcpStream::connect(api).expect("api");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
 #[test]
 fn every_query_logged_with_client_ecs_and_answer() {
     let s = start("path = \"queries.log\"\nsample = 1");
@@ -144,7 +131,7 @@ fn every_query_logged_with_client_ecs_and_answer() {
             "{l}"
         );
     }
-    let m = metrics(s.api.expect("api"));
+    let m = http_get(s.api.expect("api"), "/metrics");
     assert!(m.contains("meridian_query_log_lines_total 3"), "{m}");
     assert!(m.contains("meridian_query_log_dropped_total 0"), "{m}");
 }

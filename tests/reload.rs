@@ -222,28 +222,6 @@ order = ["a"]
     }
 }
 
-fn get(api: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(api).expect("api");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
-/// The value of the first metric line starting with `prefix` (name and labels).
-fn metric(api: SocketAddr, prefix: &str) -> u64 {
-    let body = get(api, "/metrics");
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
-}
-
 #[test]
 fn per_zone_and_per_name_counters_run_on_across_a_reload() {
     let dynamic = r#"

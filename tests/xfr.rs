@@ -225,6 +225,36 @@ fn axfr_with_tsig_works_with_the_key_and_fails_without_it() {
     assert!(out.contains("NOTAUTH") || out.contains("BADSIG"), "{out}");
 }
 
+/// A signed query is one query in the metrics (the signed path answers through the same
+/// code as an unsigned one, which must not count the transport a second time).
+#[test]
+fn a_signed_query_counts_once() {
+    if !common::require_tool("dig", "bind9-dnsutils") {
+        return;
+    }
+    let text = zone(3, "192.0.2.80", 0);
+    let server = Server::start(
+        &[("example.com.zone", &text)],
+        &transfer_config("", true, None),
+    );
+    let api = server.api.expect("api");
+    let udp = "meridian_queries_total{transport=\"udp\"}";
+    let noerror = "meridian_responses_total{rcode=\"NOERROR\"}";
+    let (udp0, ok0) = (common::metric(api, udp), common::metric(api, noerror));
+    let key = format!("hmac-sha256:xfr-key:{SECRET}");
+    let out = dig(server.addr, &["-y", &key, "+notcp", "example.com", "SOA"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("TSIG"),
+        "{out}"
+    );
+    assert_eq!(
+        common::metric(api, udp),
+        udp0 + 1,
+        "one signed query, one query"
+    );
+    assert_eq!(common::metric(api, noerror), ok0 + 1);
+}
+
 #[test]
 fn a_large_zone_goes_out_in_several_messages() {
     if !common::require_tool("dig", "bind9-dnsutils") {

@@ -469,7 +469,8 @@ impl Routing {
     }
 
     /// Writes the answer of dynamic name `index` for `client`; returns the outcome and the
-    /// ECS scope of the decision.
+    /// ECS scope of the decision. `counted`: count it per name and datacenter.
+    #[allow(clippy::too_many_arguments)]
     pub fn answer<S: Sink>(
         &self,
         index: u32,
@@ -477,6 +478,7 @@ impl Routing {
         qtype: u16,
         client: &Client,
         health: &HealthView,
+        counted: bool,
         sink: &mut S,
     ) -> (DynamicOutcome<'_>, u8) {
         let Some(name) = self.names.get(index as usize) else {
@@ -496,9 +498,10 @@ impl Routing {
             (Some(&g), Some(p)) => g.checked_sub(p.groups.start).map(|i| i as usize),
             _ => None,
         };
-        if let Some(c) = name
-            .answers
-            .get(counter.unwrap_or(name.answers.len().saturating_sub(1)))
+        if counted
+            && let Some(c) = name
+                .answers
+                .get(counter.unwrap_or(name.answers.len().saturating_sub(1)))
         {
             c.inc();
         }
@@ -645,6 +648,8 @@ pub struct Router<'a> {
     pub client: Client,
     /// `None` until a dynamic name answered.
     pub scope: Option<u8>,
+    /// Count answers per name and datacenter (not for `explain`).
+    pub counted: bool,
 }
 
 impl Dynamic for Router<'_> {
@@ -655,9 +660,15 @@ impl Dynamic for Router<'_> {
         qtype: u16,
         sink: &mut S,
     ) -> DynamicOutcome<'_> {
-        let (outcome, scope) =
-            self.routing
-                .answer(index, owner, qtype, &self.client, self.health, sink);
+        let (outcome, scope) = self.routing.answer(
+            index,
+            owner,
+            qtype,
+            &self.client,
+            self.health,
+            self.counted,
+            sink,
+        );
         self.scope = Some(self.scope.map_or(scope, |s| s.max(scope)));
         outcome
     }

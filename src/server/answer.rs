@@ -12,8 +12,28 @@ use crate::zone::{Transport, rcode, rtype};
 use super::stats::{STATS, qtype_index};
 use super::wire::{self, CLASS_CH, CLASS_IN, HEADER_LEN, OptOut, ParseError, Writer};
 
+/// Which statistics an answer counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// A query from the network: everything.
+    All,
+    /// The inner answer of a TSIG-signed query: the outer call counted the transport.
+    NotTransport,
+    /// Not traffic (`explain`): nothing.
+    Nothing,
+}
+
 /// Counts a finished response in the server-wide statistics; returns its length.
-fn count(len: usize, response: &[u8], query: &wire::Query<'_>, ecs_scope: Option<u8>) -> usize {
+fn count(
+    len: usize,
+    response: &[u8],
+    query: &wire::Query<'_>,
+    ecs_scope: Option<u8>,
+    counting: Counting,
+) -> usize {
+    if counting == Counting::Nothing {
+        return len;
+    }
     let stats = &*STATS;
     let flags = response
         .get(2..4)
@@ -84,20 +104,45 @@ pub fn answer_from(
     transport: Transport,
     source: IpAddr,
 ) -> Option<usize> {
+    answer_counted(
+        snapshot,
+        health,
+        request,
+        response,
+        transport,
+        source,
+        Counting::All,
+    )
+}
+
+/// [`answer_from`], counted in the statistics as `counting` says.
+pub fn answer_counted(
+    snapshot: &Snapshot,
+    health: &HealthView,
+    request: &[u8],
+    response: &mut [u8],
+    transport: Transport,
+    source: IpAddr,
+    counting: Counting,
+) -> Option<usize> {
     // Right after a reload the published view may still be the old generation's.
     let health = if health.generation() == snapshot.generation {
         health
     } else {
         &snapshot.initial_health
     };
-    match transport {
-        Transport::Udp => STATS.udp.inc(),
-        Transport::Tcp => STATS.tcp.inc(),
+    if counting == Counting::All {
+        match transport {
+            Transport::Udp => STATS.udp.inc(),
+            Transport::Tcp => STATS.tcp.inc(),
+        }
     }
     let query = match wire::parse_query(request) {
         Ok(q) => q,
         Err(ParseError::Drop) => {
-            STATS.dropped.inc();
+            if counting != Counting::Nothing {
+                STATS.dropped.inc();
+            }
             return None;
         }
         Err(ParseError::Reply {
@@ -209,13 +254,21 @@ pub fn answer_from(
     let Some((zone_index, node)) = snapshot.zones.lookup(key, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
-        return Some(count(w.finish(opt.as_ref()), response, &query, None));
+        return Some(count(
+            w.finish(opt.as_ref()),
+            response,
+            &query,
+            None,
+            counting,
+        ));
     };
     let Some(zone) = snapshot.zones.zones().get(zone_index) else {
         w.set_rcode(rcode::SERVFAIL);
         return Some(w.finish(opt.as_ref()));
     };
-    if let Some(c) = snapshot.zone_queries.get(zone_index) {
+    if counting != Counting::Nothing
+        && let Some(c) = snapshot.zone_queries.get(zone_index)
+    {
         c.inc();
     }
     // A static name answered before: header, question, one copy.
@@ -227,7 +280,13 @@ pub fn answer_from(
     {
         w.set_rcode(r.rcode);
         w.set_authoritative(r.authoritative);
-        return Some(count(w.finish(opt.as_ref()), response, &query, None));
+        return Some(count(
+            w.finish(opt.as_ref()),
+            response,
+            &query,
+            None,
+            counting,
+        ));
     }
     let subnet = match query.edns.and_then(|e| e.ecs) {
         Some(ecs) if snapshot.ecs => ecs_address(&ecs),
@@ -238,6 +297,7 @@ pub fn answer_from(
         health,
         client: Client { source, subnet },
         scope: None,
+        counted: counting != Counting::Nothing,
     };
     let outcome = snapshot.zones.resolve(
         zone,
@@ -261,5 +321,5 @@ pub fn answer_from(
         scope_out = Some(ecs.scope_prefix);
     }
     let len = w.finish(opt.as_ref());
-    Some(count(len, response, &query, scope_out))
+    Some(count(len, response, &query, scope_out, counting))
 }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 
-use super::answer::answer_from;
+use super::answer::{Counting, answer_counted};
 use super::wire::{self, HEADER_LEN, Writer};
 use crate::config::Snapshot;
 use crate::config::transfer::{Transfers, TsigKey};
@@ -415,13 +415,15 @@ pub fn answer_signed(
         (Transport::Udp, None) => 512,
     };
     let cap = max.min(response.len()).saturating_sub(signer.record_len());
-    let n = answer_from(
+    // The outer call counted the transport already.
+    let n = answer_counted(
         snapshot,
         health,
         &stripped,
         &mut response[..cap],
         transport,
         source,
+        Counting::NotTransport,
     )?;
     Some(signer.sign(response, n, now))
 }

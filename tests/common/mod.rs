@@ -276,3 +276,26 @@ pub fn tool_path(tool: &str) -> PathBuf {
         })
         .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
 }
+
+/// GET `path` from the admin API over plain HTTP/1.1; the whole response, headers included.
+pub fn http_get(api: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(api).expect("api");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// The value of the first /metrics line starting with `prefix` (name and labels).
+pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
+    let body = http_get(api, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
+}
