@@ -331,7 +331,9 @@ cpu_ns() {
 
 user_sys_ticks() {
     # utime and stime in clock ticks (fields 14 and 15; the command name in field 2 may
-    # contain spaces): coarse, but they split the time between our code and the kernel.
+    # contain spaces). The kernel splits the run time by tick samples, so over a few seconds
+    # the split can be far off (on a VM especially); `perf record -e cpu-clock` is the
+    # reliable way to see our code's share.
     sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
 }
 
