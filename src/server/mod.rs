@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod notify;
+mod pages;
 pub mod prerender;
 pub mod querylog;
 pub mod reload;

@@ -15,6 +15,8 @@ use ipnet::IpNet;
 use rustc_hash::FxHasher;
 use serde::Deserialize;
 
+use super::pages::{ZeroValid, ZeroedPages};
+
 /// `[rrl]` in meridian.toml. A rate of 0 turns that kind of limiting off.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +121,9 @@ struct Account {
     last: u32,
 }
 
+// SAFETY: integers only; all zero is the empty account (Account::default()).
+unsafe impl ZeroValid for Account {}
+
 /// What the response was, for accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -129,7 +134,9 @@ pub enum Kind {
 
 pub struct RateLimiter {
     cfg: RrlConfig,
-    accounts: Box<[Account]>,
+    /// Zeroed (an empty account) and mapped lazily: a table is megabytes per UDP thread,
+    /// and only the pages that clients hash to become resident.
+    accounts: ZeroedPages<Account>,
     mask: usize,
     slip_count: u32,
 }
@@ -139,7 +146,7 @@ impl RateLimiter {
         let size = cfg.table_size.clamp(1024, 1 << 22).next_power_of_two();
         Self {
             cfg,
-            accounts: vec![Account::default(); size].into_boxed_slice(),
+            accounts: ZeroedPages::new(size),
             mask: size - 1,
             slip_count: 0,
         }

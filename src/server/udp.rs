@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answer::{MAX_MESSAGE, answer_from};
+use super::pages::ZeroedPages;
 use super::rrl::{RateLimiter, Verdict, kind_of};
 use super::wire::truncate_to_question;
 use super::{SharedHealth, SharedSnapshot};
@@ -39,70 +40,11 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// Zeroed memory straight from the kernel: a page costs memory only once it is written.
-/// (`vec![0; n]` may come from a malloc arena that zeroes, and so touches, all of it; the
-/// response slots are 64 KiB each and a response uses the first page or two.)
-struct PageBuf {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: PageBuf owns its mapping exclusively, like a Box<[u8]>.
-unsafe impl Send for PageBuf {}
-
-impl PageBuf {
-    fn new(len: usize) -> Self {
-        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        match std::ptr::NonNull::new(p.cast::<u8>()) {
-            Some(ptr) if p != libc::MAP_FAILED => Self { ptr, len },
-            // Out of address space at start-up: nothing sensible to serve with.
-            _ => std::alloc::handle_alloc_error(
-                std::alloc::Layout::from_size_align(len, 4096)
-                    .unwrap_or(std::alloc::Layout::new::<u8>()),
-            ),
-        }
-    }
-}
-
-impl std::ops::Deref for PageBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` readable bytes, alive as long as self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl std::ops::DerefMut for PageBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, writable, and borrowed uniquely through &mut self.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for PageBuf {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in new().
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
-}
-
 /// Everything one thread's loop needs, allocated once. The message headers point into the
 /// buffers of the same (boxed, never moved) value.
 struct Batch {
-    requests: PageBuf,
-    responses: PageBuf,
+    requests: ZeroedPages<u8>,
+    responses: ZeroedPages<u8>,
     addrs: [libc::sockaddr_storage; BATCH],
     recv_iov: [libc::iovec; BATCH],
     recv_hdrs: [libc::mmsghdr; BATCH],
@@ -116,8 +58,8 @@ impl Batch {
         // bytes are a valid value (null pointers, zero lengths).
         let zeroed = unsafe { std::mem::zeroed::<[libc::mmsghdr; BATCH]>() };
         let mut b = Box::new(Self {
-            requests: PageBuf::new(BATCH * REQUEST_BUF),
-            responses: PageBuf::new(BATCH * RESPONSE_BUF),
+            requests: ZeroedPages::new(BATCH * REQUEST_BUF),
+            responses: ZeroedPages::new(BATCH * RESPONSE_BUF),
             // SAFETY: as above.
             addrs: unsafe { std::mem::zeroed() },
             // SAFETY: as above.
