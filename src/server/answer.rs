@@ -115,7 +115,9 @@ pub fn answer_from(
     )
 }
 
-/// [`answer_from`], counted in the statistics as `counting` says.
+/// [`answer_from`], counted in the statistics as `counting` says. Inlined, so the query
+/// path's copy has the counting decided at compile time.
+#[inline(always)]
 pub fn answer_counted(
     snapshot: &Snapshot,
     health: &HealthView,
