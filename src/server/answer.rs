@@ -139,7 +139,9 @@ pub fn answer_counted(
             Transport::Tcp => STATS.tcp.inc(),
         }
     }
-    let query = match wire::parse_query(request) {
+    // Borrowed out of the result rather than moved: the query is ~80 bytes.
+    let parsed = wire::parse_query(request);
+    let query = match &parsed {
         Ok(q) => q,
         Err(ParseError::Drop) => {
             if counting != Counting::Nothing {
@@ -147,7 +149,7 @@ pub fn answer_counted(
             }
             return None;
         }
-        Err(ParseError::Reply {
+        &Err(ParseError::Reply {
             id,
             opcode,
             recursion_desired,
@@ -163,7 +165,7 @@ pub fn answer_counted(
     if let Some(at) = query.tsig {
         // Signed (TSIG): verified, answered and signed on a path of its own.
         return super::tsig::answer_signed(
-            snapshot, health, request, &query, at, response, transport, source,
+            snapshot, health, request, query, at, response, transport, source,
         );
     }
 
@@ -259,7 +261,7 @@ pub fn answer_counted(
         return Some(count(
             w.finish(opt.as_ref()),
             response,
-            &query,
+            query,
             None,
             counting,
         ));
@@ -285,7 +287,7 @@ pub fn answer_counted(
         return Some(count(
             w.finish(opt.as_ref()),
             response,
-            &query,
+            query,
             None,
             counting,
         ));
@@ -323,5 +325,5 @@ pub fn answer_counted(
         scope_out = Some(ecs.scope_prefix);
     }
     let len = w.finish(opt.as_ref());
-    Some(count(len, response, &query, scope_out, counting))
+    Some(count(len, response, query, scope_out, counting))
 }
