@@ -18,20 +18,7 @@ fn zone(version: u32, a: &str, b: &str) -> String {
 }
 
 fn post(api: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(api).expect("api");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
+    http_request(api, "POST", path, "")
 }
 
 #[test]

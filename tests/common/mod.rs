@@ -277,17 +277,29 @@ pub fn tool_path(tool: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
 }
 
-/// GET `path` from the admin API over plain HTTP/1.1; the whole response, headers included.
-pub fn http_get(api: SocketAddr, path: &str) -> String {
+/// One plain HTTP/1.1 request to the admin API: the status code and the whole response,
+/// headers included.
+pub fn http_request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(api).expect("api");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
-    out
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+/// GET `path` from the admin API; the whole response, headers included.
+pub fn http_get(api: SocketAddr, path: &str) -> String {
+    http_request(api, "GET", path, "").1
 }
 
 /// The value of the first /metrics line starting with `prefix` (name and labels).
