@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -177,16 +176,8 @@ order = ["a"]
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // Drain "three" by override, then reload with the endpoints in another order.
-    let mut c = TcpStream::connect(api).expect("api");
     let body = r#"{"endpoint": "example.com/p/three", "state": "drain"}"#;
-    write!(
-        c,
-        "POST /overrides HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    c.read_to_string(&mut out).expect("read");
+    let (_, out) = http_request(api, "POST", "/overrides", body);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let reordered = dynamic
         .replace(

@@ -277,13 +277,18 @@ pub fn tool_path(tool: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
 }
 
-/// One plain HTTP/1.1 request to the admin API: the status code and the whole response,
-/// headers included.
+/// One plain HTTP/1.1 request to the admin API (a body is sent as JSON): the status code
+/// and the whole response, headers included.
 pub fn http_request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(api).expect("api");
+    let json = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{json}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
