@@ -204,9 +204,7 @@ pub fn build_table(
         })?;
         drop(sources);
         db_networks += walks.iter().map(|w| w.yielded).sum::<usize>();
-        let pushed = merger.pushed;
-        merger.finish(&mut |s, l, v| emit(s, l, v));
-        Ok(pushed)
+        Ok(merger.finish(&mut |s, l, v| emit(s, l, v)))
     };
     let (mut b4, mut b6) = (Blocks::new(), Blocks::new());
     let pushed = family(false, &mut |s, l, v| b4.add(s, l, v))?;

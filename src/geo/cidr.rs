@@ -233,7 +233,7 @@ pub(crate) struct Merger<V> {
     width: u8,
     stack: Vec<(u128, u8, V)>,
     /// Blocks pushed before merging.
-    pub(crate) pushed: usize,
+    pushed: usize,
 }
 
 impl<V: PartialEq> Merger<V> {
@@ -285,10 +285,12 @@ impl<V: PartialEq> Merger<V> {
         }
     }
 
-    pub(crate) fn finish(mut self, emit: &mut impl FnMut(u128, u8, V)) {
+    /// Hands over what is left; returns how many blocks were pushed (before merging).
+    pub(crate) fn finish(mut self, emit: &mut impl FnMut(u128, u8, V)) -> usize {
         for (s, l, v) in self.stack.drain(..) {
             emit(s, l, v);
         }
+        self.pushed
     }
 }
 
@@ -386,8 +388,7 @@ mod tests {
             m.push(s, l, v, &mut |s, l, v| out.push((s, l, v)));
             assert!(m.stack.len() <= 4, "only a chain of left halves waits");
         }
-        assert_eq!(m.pushed, 5);
-        m.finish(&mut |s, l, v| out.push((s, l, v)));
+        assert_eq!(m.finish(&mut |s, l, v| out.push((s, l, v))), 5);
         assert_eq!(out, vec![(0, 1, 'a'), (8, 2, 'b'), (12, 2, 'a')]);
     }
 

@@ -223,9 +223,7 @@ impl<T: Clone + PartialEq> NetTable<T> {
                 &mut |s, l, v| b4.add(s, l, v),
             );
         }
-        let pushed = m4.pushed;
-        m4.finish(&mut |s, l, v| b4.add(s, l, v));
-        b4.pushed = pushed;
+        b4.pushed = m4.finish(&mut |s, l, v| b4.add(s, l, v));
         let mut m6 = Merger::new(128);
         let alias_parts = alias_partition(&aliases);
         let mut a = alias_parts.into_iter().map(Ok);
@@ -241,9 +239,7 @@ impl<T: Clone + PartialEq> NetTable<T> {
             Ok(())
         });
         debug_assert!(swept.is_ok());
-        let pushed = m6.pushed;
-        m6.finish(&mut |s, l, v| b6.add(s, l, v));
-        b6.pushed = pushed;
+        b6.pushed = m6.finish(&mut |s, l, v| b6.add(s, l, v));
         Self::from_merged(b4, b6, aliases, default.clone(), 0)
     }
 }

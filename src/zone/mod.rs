@@ -206,6 +206,11 @@ impl Zone {
         self.fingerprint
     }
 
+    /// Number of owner names (entries) in the zone; entry indexes are below it.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn record_count(&self) -> usize {
         self.entries
             .iter()
@@ -523,13 +528,6 @@ pub struct ZoneSet {
 pub struct Direct<'z> {
     pub entry: u32,
     pub node: &'z Node,
-}
-
-impl Zone {
-    /// Number of owner names (entries) in the zone; entry indexes are below it.
-    pub fn entry_count(&self) -> usize {
-        self.entries.len()
-    }
 }
 
 /// Whether the client asked over a transport where a full ANY answer is allowed.
