@@ -3,9 +3,10 @@
 # zone, the same geo map over the same GeoIP database, the same mixed query stream.
 #
 # Prints, for each server and for queries without and with an ECS option:
-#   - CPU per query (µs): server pinned to core 1, dnsperf to core 0, fixed offered load,
-#     CPU = on-CPU time of all threads (/proc/PID/task/*/schedstat) before/after, divided by
-#     queries answered;
+#   - CPU per query (µs): every server running at once, pinned to core 1, dnsperf on core 0
+#     loading one at a time at a fixed offered load; CPU = on-CPU time of all the server's
+#     threads (/proc/PID/task/*/schedstat) before/after, divided by queries answered; rounds
+#     rotate the order, and each figure is also divided by the echo floor's of its round;
 #   - userspace instructions per query: the server under valgrind --tool=callgrind, counters
 #     zeroed after start-up (callgrind_control -z) and dumped after the load (-d), at a low
 #     rate (valgrind is slow);
@@ -17,11 +18,11 @@
 # are static records, so its row is a static-only reference.
 #
 # Usage: scripts/bench-compare.sh
-# Knobs (environment): RATE (queries/s, default 20000), SECS (default 6), CG_QUERIES
+# Knobs (environment): RATE (queries/s, default 20000), SECS (per CPU run, default 3), CG_QUERIES
 # (callgrind queries per run, default 20000; 0 skips callgrind), CG_RATE (default 2000), SERVERS (default
 # "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
-# (CPU runs per server, interleaved; the table shows the median, default 5), ALT_MERIDIAN (a
+# (CPU runs per server, interleaved; the table shows medians and quartiles, default 15), ALT_MERIDIAN (a
 # second meridian binary, measured as server "alt" with the same configuration: A/B tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,11 +31,11 @@ ROOT=$(pwd)
 . scripts/lib.sh
 
 RATE=${RATE:-20000}
-SECS=${SECS:-6}
+SECS=${SECS:-3}
 CG_QUERIES=${CG_QUERIES:-20000}
 CG_RATE=${CG_RATE:-2000}
 SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-15}
 ALT_MERIDIAN=${ALT_MERIDIAN:-}
 MMDB=$(realpath "${MMDB:-geoip/demo-city.mmdb}")
 ECS_RUNS=${ECS_RUNS:-"0 1"}
@@ -346,9 +347,11 @@ perf_args() {
 
 completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
 
-declare -A CPU CPUS IR RSS HWM
-run_cpu() {
-    local name=$1 ecs=$2 port=$((PORT++)) pid t0 t1 q cpu u0 u1 s0 s1
+declare -A CPU CPUS RATIO RATIOS IR RSS HWM SPID SPORT
+# Starts server $1 pinned to core 1 and waits until it answers; its pid and port go to SPID
+# and SPORT. Every server stays up through all CPU rounds (idle while another is measured).
+start_server() {
+    local name=$1 port=$((PORT++)) pid
     configure "$name" "$port"
     # shellcheck disable=SC2046
     taskset -c 1 $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
@@ -358,9 +361,21 @@ run_cpu() {
         echo "$name did not start; log:" >&2
         cat "$WORK/$name.log" >&2
         stop "$pid"
-        return
+        return 1
     fi
-    sleep 1
+    # Every thread on core 1: Knot, for one, pins its UDP workers to CPUs of its own choice
+    # (the first one to core 0, beside dnsperf, where wake-ups cost far less).
+    taskset -a -p -c 1 "$pid" >/dev/null
+    SPID[$name]=$pid
+    SPORT[$name]=$port
+    # Warm-up, not measured: first-touch page faults, lazily built state.
+    taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -Q "$RATE" -l 1 \
+        -t 2 >/dev/null 2>&1 || true
+}
+
+# One measured load on running server $1 with ECS ($2 = 1) or without; prints µs/query.
+measure_cpu() {
+    local name=$1 ecs=$2 pid=${SPID[$1]} port=${SPORT[$1]} t0 t1 q cpu u0 u1 s0 s1
     t0=$(cpu_ns "$pid")
     read -r u0 s0 <<<"$(user_sys_ticks "$pid")"
     # shellcheck disable=SC2046
@@ -369,14 +384,11 @@ run_cpu() {
     t1=$(cpu_ns "$pid")
     read -r u1 s1 <<<"$(user_sys_ticks "$pid")"
     q=$(completed "$WORK/perf.$name.$ecs")
-    RSS[$name.$ecs]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
-    HWM[$name.$ecs]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
-    cpu=$(awk -v a="$t0" -v b="$t1" -v q="$q" 'BEGIN { if (q > 0) printf "%.2f", (b - a) / 1e3 / q }')
-    CPUS[$name.$ecs]="${CPUS[$name.$ecs]:-} $cpu"
+    cpu=$(awk -v a="$t0" -v b="$t1" -v q="$q" 'BEGIN { if (q > 0) printf "%.3f", (b - a) / 1e3 / q }')
     echo "  $name ecs=$ecs: $q queries, $(((t1 - t0) / 1000000)) ms on CPU" \
         "(user $((u1 - u0)), system $((s1 - s0)) ticks) → ${cpu:--} µs/query;" \
         "$(grep -o 'Response codes:.*' "$WORK/perf.$name.$ecs")" >&2
-    stop "$pid"
+    echo "$cpu"
 }
 
 run_callgrind() {
@@ -415,42 +427,74 @@ run_callgrind() {
     echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
 }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "-" }'; }
+
 # The median of a server's CPU runs ("-" when none completed).
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+median() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+# The lower and upper quartile of a list, as "q1–q3" ("-" when empty).
+quartiles() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 3) / 4)] "–" v[int((3 * NR + 3) / 4)]; else print "-" }'; }
 
 if [ -n "$ALT_MERIDIAN" ]; then ALT_MERIDIAN=$(realpath "$ALT_MERIDIAN"); fi
 write_queries
+# CPU: every server up at once, each pinned to core 1 and idle but for its own runs. A round
+# loads each server once, in an order that rotates from round to round, and each server's
+# figure is also divided by the echo floor's of the same round: the ratio's median cancels
+# the slow drifts of a shared machine that a ratio of medians keeps.
+read -r -a servers <<<"$SERVERS"
+up=()
+for s in "${servers[@]}"; do
+    if start_server "$s"; then up+=("$s"); fi
+done
 for ecs in $ECS_RUNS; do
-    # Rounds interleave the servers, so a slow spell of this (shared) machine does not land
-    # on one server only.
     for round in $(seq 1 "$ROUNDS"); do
-        for s in $SERVERS; do
+        declare -A this=()
+        n=${#up[@]}
+        for ((k = 0; k < n; k++)); do
+            s=${up[$(((k + round) % n))]}
             echo "CPU: $s, ECS=$ecs, round $round of $ROUNDS" >&2
-            run_cpu "$s" "$ecs"
+            this[$s]=$(measure_cpu "$s" "$ecs")
+            CPUS[$s.$ecs]="${CPUS[$s.$ecs]:-} ${this[$s]}"
         done
+        for s in "${up[@]}"; do
+            r=$(ratio "${this[$s]}" "${this[echo]:-}")
+            RATIOS[$s.$ecs]="${RATIOS[$s.$ecs]:-} $r"
+        done
+        unset this
     done
-    for s in $SERVERS; do CPU[$s.$ecs]=$(median "${CPUS[$s.$ecs]:-}"); done
-    # CG_QUERIES=0: CPU and memory only (a big database loads slowly under valgrind).
-    if ((CG_QUERIES > 0)); then
-        for s in $SERVERS; do
+    for s in "${up[@]}"; do
+        CPU[$s.$ecs]=$(median "${CPUS[$s.$ecs]:-}")
+        RATIO[$s.$ecs]=$(median "${RATIOS[$s.$ecs]:-}")
+    done
+done
+for s in "${up[@]}"; do
+    for ecs in $ECS_RUNS; do
+        RSS[$s.$ecs]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
+        HWM[$s.$ecs]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
+    done
+    stop "${SPID[$s]}"
+done
+# CG_QUERIES=0: CPU and memory only (a big database loads slowly under valgrind).
+if ((CG_QUERIES > 0)); then
+    for ecs in $ECS_RUNS; do
+        for s in "${servers[@]}"; do
             echo "callgrind: $s, ECS=$ecs" >&2
             run_callgrind "$s" "$ecs"
         done
-    fi
-done
+    done
+fi
 
 # ---------------------------------------------------------------------------------------
 # The table
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo
-echo "Offered load $RATE queries/s for $SECS s per CPU run, median of $ROUNDS interleaved runs; callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
+echo "Offered load $RATE queries/s for $SECS s per CPU run, $ROUNDS rounds (every server once a round, rotating order); callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
 echo "Query mix: 38% geo (A/AAAA), 30% static A/AAAA/MX/SOA, 8% CNAME, 8% wildcard, 8% weighted, 8% NXDOMAIN."
-echo "Knot has no geo here (static answers for geo names). Memory: after the CPU run, with the map loaded ($(basename "$MMDB"))."
+echo "CPU ratio: the median over rounds of the server's CPU per query divided by the echo floor's in the same round, with the quartiles of those ratios."
+echo "Knot has no geo here (static answers for geo names). Memory: after the CPU runs, with the map loaded ($(basename "$MMDB"))."
 echo
-echo "| server | ECS | CPU µs/query (median) | CPU runs | instructions/query | instructions ratio to gdnsd | CPU ratio to echo floor | RSS MB | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| server | ECS | CPU µs/query (median) | CPU µs quartiles | CPU ratio to echo floor | ratio quartiles | instructions/query | instructions ratio to gdnsd | RSS MB | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for ecs in $ECS_RUNS; do
     for s in $SERVERS; do
         k=$s.$ecs
@@ -458,6 +502,6 @@ for ecs in $ECS_RUNS; do
         [ "$s" = echo ] && label="echo floor"
         [ "$s" = knot ] && label="knot (static only)"
         [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
-        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | ${CPUS[$k]# } | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | $(ratio "${CPU[$k]:-}" "${CPU[echo.$ecs]:-}") | ${RSS[$k]:--} | ${HWM[$k]:--} |"
+        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | ${RSS[$k]:--} | ${HWM[$k]:--} |"
     done
 done
