@@ -380,6 +380,17 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
         reg,
         vec![(Vec::new(), STATS.ecs_scope_sum.get())],
     );
+    let (hits, misses, stores) = crate::server::answer_cache::totals();
+    total(
+        "answer_cache_total",
+        "UDP answer cache lookups by result (hit, miss), and answers stored",
+        reg,
+        vec![
+            (l("result", "hit"), hits),
+            (l("result", "miss"), misses),
+            (l("result", "stored"), stores),
+        ],
+    );
     use std::sync::atomic::Ordering::Relaxed;
     total(
         "rrl_total",

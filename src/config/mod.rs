@@ -155,6 +155,13 @@ pub struct ServerConfig {
     /// about 50 bytes per record; off answers every query the general way.
     #[serde(default = "default_true")]
     pub prerender: bool,
+    /// Answers each UDP thread keeps (server::answer_cache), 0 for none; read at start.
+    #[serde(default = "default_answer_cache")]
+    pub answer_cache: usize,
+}
+
+fn default_answer_cache() -> usize {
+    crate::server::answer_cache::DEFAULT_SLOTS
 }
 
 fn default_true() -> bool {
@@ -197,6 +204,7 @@ impl Default for ServerConfig {
             tcp_max_per_client: default_tcp_per_client(),
             shutdown_grace_secs: default_shutdown_grace(),
             prerender: true,
+            answer_cache: default_answer_cache(),
         }
     }
 }

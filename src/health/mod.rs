@@ -19,7 +19,13 @@ pub struct HealthView {
     group_up: Box<[bool]>,
     /// The snapshot generation these indices belong to.
     generation: u64,
+    /// Different for every view built by [`HealthView::new`] (0: all up): per-thread answer
+    /// caches drop what they keep when it changes.
+    version: u64,
 }
+
+/// The next [`HealthView::version`].
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl HealthView {
     /// Everything up: the state before any check has run.
@@ -32,11 +38,17 @@ impl HealthView {
             endpoint_up: endpoint_up.into_boxed_slice(),
             group_up: group_up.into_boxed_slice(),
             generation,
+            version: NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Tells views apart: two views with one version say the same of every index.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn endpoint_up(&self, index: usize) -> bool {

@@ -142,6 +142,18 @@ pub struct DynamicName {
     pub serves_cname: bool,
 }
 
+impl DynamicName {
+    /// Its answers are drawn at random (weights without stickiness): the next query may get
+    /// another one.
+    pub fn draws_at_random(&self) -> bool {
+        match (&self.policy, self.select) {
+            (Policy::Weighted { sticky, .. }, _) => !sticky,
+            (_, Select::Weighted) => true,
+            _ => false,
+        }
+    }
+}
+
 /// Everything dynamic in one snapshot.
 #[derive(Debug, Default)]
 pub struct Routing {
@@ -480,9 +492,9 @@ impl Routing {
         health: &HealthView,
         counted: bool,
         sink: &mut S,
-    ) -> (DynamicOutcome<'_>, u8) {
+    ) -> (DynamicOutcome<'_>, Basis) {
         let Some(name) = self.names.get(index as usize) else {
-            return (DynamicOutcome::NoData, 0);
+            return (DynamicOutcome::NoData, Basis::fixed());
         };
         let serve_type = if name.serves_cname {
             rtype::CNAME
@@ -490,21 +502,30 @@ impl Routing {
             match qtype {
                 rtype::A if name.serves_a => rtype::A,
                 rtype::AAAA if name.serves_aaaa => rtype::AAAA,
-                _ => return (DynamicOutcome::NoData, 0),
+                _ => return (DynamicOutcome::NoData, Basis::fixed()),
             }
         };
         let d = self.decide(name, client, serve_type, health);
+        let (addr, _) = Self::locate(name, client);
+        let basis = Basis {
+            scope: d.scope,
+            addr,
+            from_ecs: matches!(client.subnet, Some((_, p)) if !name.ignore_ecs && p > 0),
+            random: name.draws_at_random(),
+            counted: None,
+        };
         let counter = match (d.groups().first(), self.pools.get(name.pool as usize)) {
             (Some(&g), Some(p)) => g.checked_sub(p.groups.start).map(|i| i as usize),
             _ => None,
         };
-        if counted
-            && let Some(c) = name
-                .answers
-                .get(counter.unwrap_or(name.answers.len().saturating_sub(1)))
-        {
+        let slot = counter.unwrap_or(name.answers.len().saturating_sub(1));
+        if counted && let Some(c) = name.answers.get(slot) {
             c.inc();
         }
+        let basis = Basis {
+            counted: Some((index, slot as u32)),
+            ..basis
+        };
         let client_key = match &name.policy {
             Policy::Weighted { sticky: true, .. } => {
                 let (addr, known) = Self::locate(name, client);
@@ -531,11 +552,11 @@ impl Routing {
                     },
                     &mut chosen,
                 ),
-                AllDown::NoData => return (DynamicOutcome::NoData, d.scope),
+                AllDown::NoData => return (DynamicOutcome::NoData, basis),
                 AllDown::Fallback { a, aaaa, cname } => {
                     return (
                         Self::fallback(name, owner, qtype, a, aaaa, cname.as_deref(), sink),
-                        d.scope,
+                        basis,
                     );
                 }
             }
@@ -553,7 +574,7 @@ impl Routing {
             )
         };
         if n == 0 {
-            return (DynamicOutcome::NoData, d.scope);
+            return (DynamicOutcome::NoData, basis);
         }
         // The first choice is the first candidate with records of this type at all: a
         // datacenter without IPv6 endpoints is not down for AAAA clients.
@@ -572,19 +593,19 @@ impl Routing {
         if serve_type == rtype::CNAME {
             // A CNAME RRset has exactly one record: the first pick.
             let Some(target) = self.endpoints[chosen[0] as usize].cname.as_deref() else {
-                return (DynamicOutcome::NoData, d.scope);
+                return (DynamicOutcome::NoData, basis);
             };
             sink.record(Section::Answer, owner, rtype::CNAME, ttl, target);
             if qtype == rtype::CNAME {
-                return (DynamicOutcome::Answered, d.scope);
+                return (DynamicOutcome::Answered, basis);
             }
-            return (DynamicOutcome::Cname(target), d.scope);
+            return (DynamicOutcome::Cname(target), basis);
         }
         let rdatas = chosen[..n]
             .iter()
             .filter_map(|&e| self.endpoints[e as usize].rdata(serve_type));
         sink.records(Section::Answer, owner, serve_type, ttl, rdatas);
-        (DynamicOutcome::Answered, d.scope)
+        (DynamicOutcome::Answered, basis)
     }
 
     fn fallback<'a, S: Sink>(
@@ -631,6 +652,35 @@ impl Routing {
     }
 }
 
+/// What one dynamic answer depended on: per-thread answer caches keep it only when it is
+/// the same for every client address inside `addr`/`scope`.
+#[derive(Debug, Clone, Copy)]
+pub struct Basis {
+    /// ECS scope of the decision: the prefix over which it is the same.
+    pub scope: u8,
+    /// The address the client was located by (ECS or source).
+    pub addr: IpAddr,
+    /// `addr` is the ECS address.
+    pub from_ecs: bool,
+    /// Drawn at random: another query may get another answer.
+    pub random: bool,
+    /// The per-name, per-datacenter counter it counted in: (name, slot).
+    pub counted: Option<(u32, u32)>,
+}
+
+impl Basis {
+    /// An answer that depends on nothing about the client.
+    fn fixed() -> Self {
+        Self {
+            scope: 0,
+            addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            from_ecs: false,
+            random: false,
+            counted: None,
+        }
+    }
+}
+
 /// How endpoints are picked: by hash of the client (sticky) or at random, and whether
 /// health counts (`open`: all down, answer as if all were up).
 #[derive(Clone, Copy)]
@@ -650,6 +700,28 @@ pub struct Router<'a> {
     pub scope: Option<u8>,
     /// Count answers per name and datacenter (not for `explain`).
     pub counted: bool,
+    /// What the last dynamic answer depended on, and how many dynamic names answered.
+    pub basis: Option<Basis>,
+    pub answered: u8,
+}
+
+impl<'a> Router<'a> {
+    pub fn new(
+        routing: &'a Routing,
+        health: &'a HealthView,
+        client: Client,
+        counted: bool,
+    ) -> Self {
+        Self {
+            routing,
+            health,
+            client,
+            scope: None,
+            counted,
+            basis: None,
+            answered: 0,
+        }
+    }
 }
 
 impl Dynamic for Router<'_> {
@@ -660,7 +732,7 @@ impl Dynamic for Router<'_> {
         qtype: u16,
         sink: &mut S,
     ) -> DynamicOutcome<'_> {
-        let (outcome, scope) = self.routing.answer(
+        let (outcome, basis) = self.routing.answer(
             index,
             owner,
             qtype,
@@ -669,7 +741,10 @@ impl Dynamic for Router<'_> {
             self.counted,
             sink,
         );
+        let scope = basis.scope;
         self.scope = Some(self.scope.map_or(scope, |s| s.max(scope)));
+        self.basis = Some(basis);
+        self.answered = self.answered.saturating_add(1);
         outcome
     }
 }

@@ -9,6 +9,7 @@ use crate::routing::{Client, Router};
 use crate::zone::name::MAX_NAME_LEN;
 use crate::zone::{Transport, rcode, rtype};
 
+use super::answer_cache::{self, AnswerCache};
 use super::stats::{STATS, qtype_index};
 use super::wire::{self, CLASS_CH, CLASS_IN, HEADER_LEN, OptOut, ParseError, Writer};
 
@@ -71,6 +72,17 @@ fn ecs_address(ecs: &wire::ClientSubnet) -> Option<(IpAddr, u8)> {
     Some((addr, ecs.source_prefix))
 }
 
+/// Puts the scope of a client-dependent answer in the response's ECS option, when the query
+/// brought one that is in use (RFC 7871 §7.2.1); returns it.
+fn ecs_scope(scope: Option<u8>, opt: Option<&mut OptOut<'_>>, subnet_used: bool) -> Option<u8> {
+    let (scope, ecs) = (scope?, opt?.ecs.as_mut()?);
+    if !subnet_used {
+        return None;
+    }
+    ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
+    Some(ecs.scope_prefix)
+}
+
 /// Smallest buffer `answer` needs for a response (the largest TCP message).
 pub const MAX_MESSAGE: usize = 65535;
 
@@ -115,12 +127,52 @@ pub fn answer_from(
     )
 }
 
+/// [`answer_from`] for UDP with the thread's answer cache: a kept answer is copied, and a
+/// fresh one that may be kept is.
+pub fn answer_cached(
+    snapshot: &Snapshot,
+    health: &HealthView,
+    cache: &mut AnswerCache,
+    request: &[u8],
+    response: &mut [u8],
+    source: IpAddr,
+) -> Option<usize> {
+    answer_with(
+        snapshot,
+        health,
+        Some(cache),
+        request,
+        response,
+        Transport::Udp,
+        source,
+        Counting::All,
+    )
+}
+
 /// [`answer_from`], counted in the statistics as `counting` says. Inlined, so the query
 /// path's copy has the counting decided at compile time.
 #[inline(always)]
 pub fn answer_counted(
     snapshot: &Snapshot,
     health: &HealthView,
+    request: &[u8],
+    response: &mut [u8],
+    transport: Transport,
+    source: IpAddr,
+    counting: Counting,
+) -> Option<usize> {
+    answer_with(
+        snapshot, health, None, request, response, transport, source, counting,
+    )
+}
+
+/// The answer path; `cache`: the UDP thread's answer cache, if any.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn answer_with(
+    snapshot: &Snapshot,
+    health: &HealthView,
+    mut cache: Option<&mut AnswerCache>,
     request: &[u8],
     response: &mut [u8],
     transport: Transport,
@@ -255,6 +307,42 @@ pub fn answer_counted(
         }
     }
 
+    let subnet = match query.edns.and_then(|e| e.ecs) {
+        Some(ecs) if snapshot.ecs => ecs_address(&ecs),
+        _ => None,
+    };
+    let cache_key = answer_cache::Key {
+        name: key,
+        qtype: query.qtype,
+        source,
+        ecs: subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a)),
+    };
+    if let Some(cache) = cache.as_deref_mut()
+        && let Some(hit) = cache.get(snapshot.generation, health, &cache_key)
+        && w.append_rendered(hit.body, hit.counts)
+    {
+        if counting != Counting::Nothing {
+            if let Some(c) = snapshot.zone_queries.get(hit.zone) {
+                c.inc();
+            }
+            if let Some((name, slot)) = hit.counted
+                && let Some(n) = snapshot.routing.names.get(name as usize)
+                && let Some(c) = n.answers.get(slot as usize)
+            {
+                c.inc();
+            }
+        }
+        w.set_rcode(hit.rcode);
+        w.set_authoritative(hit.authoritative);
+        let scope_out = ecs_scope(hit.scope, opt.as_mut(), subnet.is_some());
+        return Some(count(
+            w.finish(opt.as_ref()),
+            response,
+            query,
+            scope_out,
+            counting,
+        ));
+    }
     let Some((zone_index, node)) = snapshot.zones.lookup(key, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
@@ -282,6 +370,21 @@ pub fn answer_counted(
             .get(zone_index, d.entry, key.len(), query.qtype)
         && w.append_rendered(r.body, r.counts)
     {
+        if let Some(cache) = cache {
+            cache.put(
+                &cache_key,
+                &answer_cache::Fill {
+                    body: r.body,
+                    counts: r.counts,
+                    rcode: r.rcode,
+                    authoritative: r.authoritative,
+                    zone: zone_index,
+                    scope: None,
+                    client: None,
+                    counted: None,
+                },
+            );
+        }
         w.set_rcode(r.rcode);
         w.set_authoritative(r.authoritative);
         return Some(count(
@@ -292,17 +395,12 @@ pub fn answer_counted(
             counting,
         ));
     }
-    let subnet = match query.edns.and_then(|e| e.ecs) {
-        Some(ecs) if snapshot.ecs => ecs_address(&ecs),
-        _ => None,
-    };
-    let mut router = Router {
-        routing: &snapshot.routing,
+    let mut router = Router::new(
+        &snapshot.routing,
         health,
-        client: Client { source, subnet },
-        scope: None,
-        counted: counting != Counting::Nothing,
-    };
+        Client { source, subnet },
+        counting != Counting::Nothing,
+    );
     let outcome = snapshot.zones.resolve(
         zone,
         query.qname,
@@ -315,15 +413,27 @@ pub fn answer_counted(
     );
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
-    // The answer depended on the client over this many bits (RFC 7871 §7.2.1).
-    let mut scope_out = None;
-    if let (Some(scope), Some(o)) = (router.scope, opt.as_mut())
-        && let Some(ecs) = o.ecs.as_mut()
-        && subnet.is_some()
+    if let Some(cache) = cache
+        && !outcome.spells_qname
+        && router.answered <= 1
+        && !router.basis.is_some_and(|b| b.random)
+        && let Some((body, counts)) = w.complete_body(question.len())
     {
-        ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
-        scope_out = Some(ecs.scope_prefix);
+        cache.put(
+            &cache_key,
+            &answer_cache::Fill {
+                body,
+                counts,
+                rcode: outcome.rcode,
+                authoritative: outcome.authoritative,
+                zone: zone_index,
+                scope: router.scope,
+                client: router.basis.map(|b| (b.addr, b.from_ecs, b.scope)),
+                counted: router.basis.and_then(|b| b.counted),
+            },
+        );
     }
+    let scope_out = ecs_scope(router.scope, opt.as_mut(), subnet.is_some());
     let len = w.finish(opt.as_ref());
     Some(count(len, response, query, scope_out, counting))
 }

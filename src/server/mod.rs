@@ -5,6 +5,7 @@
 //! through `arc-swap`, which a reload replaces atomically.
 
 pub mod answer;
+pub mod answer_cache;
 pub mod notify;
 mod pages;
 pub mod prerender;
@@ -91,9 +92,13 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
                 .then(|| rrl::RateLimiter::new(loaded.rrl.clone()));
             let thread = bound.len() * threads + i;
             let sampler = query_log.as_ref().map(querylog::QueryLog::sampler);
+            let cache_slots = server.answer_cache;
             std::thread::Builder::new()
                 .name(format!("meridian-udp-{i}"))
-                .spawn(move || udp::serve(sock, shared, health, thread, rrl, sampler))?;
+                .spawn(move || {
+                    let cache = answer_cache::AnswerCache::new(cache_slots);
+                    udp::serve(sock, shared, health, thread, rrl, sampler, cache)
+                })?;
         }
         let listener = {
             let _guard = runtime.enter();

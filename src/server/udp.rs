@@ -11,7 +11,8 @@ use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::answer::{MAX_MESSAGE, answer_from};
+use super::answer::{MAX_MESSAGE, answer_cached, answer_from};
+use super::answer_cache::AnswerCache;
 use super::pages::ZeroedPages;
 use super::rrl::{RateLimiter, Verdict, kind_of};
 use super::wire::truncate_to_question;
@@ -123,6 +124,7 @@ pub fn serve(
     thread: usize,
     mut rrl: Option<RateLimiter>,
     mut query_log: Option<super::querylog::Sampler>,
+    mut cache: Option<AnswerCache>,
 ) {
     super::stats::set_thread_slot(thread);
     if let Err(e) = socket.set_read_timeout(Some(IDLE_REFRESH)) {
@@ -184,9 +186,11 @@ pub fn serve(
             };
             let request = &b.requests[i * REQUEST_BUF..i * REQUEST_BUF + len];
             let response = &mut b.responses[i * RESPONSE_BUF..(i + 1) * RESPONSE_BUF];
-            let Some(mut n) =
-                answer_from(snapshot, view, request, response, Transport::Udp, source)
-            else {
+            let answered = match cache.as_mut() {
+                Some(c) => answer_cached(snapshot, view, c, request, response, source),
+                None => answer_from(snapshot, view, request, response, Transport::Udp, source),
+            };
+            let Some(mut n) = answered else {
                 continue;
             };
             if let Some(limiter) = rrl.as_mut() {

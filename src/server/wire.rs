@@ -370,6 +370,8 @@ pub struct Writer<'b> {
     /// comparison. Only compared, never dereferenced.
     qname_source: usize,
     truncated: bool,
+    /// An additional record was left out for want of room (not an error, no TC).
+    additional_left_out: bool,
     section: Section,
 }
 
@@ -395,6 +397,7 @@ impl<'b> Writer<'b> {
             qname_len: 0,
             qname_source: 0,
             truncated: false,
+            additional_left_out: false,
             section: Section::Answer,
         };
         w.buf[..HEADER_LEN].fill(0);
@@ -441,6 +444,17 @@ impl<'b> Writer<'b> {
 
     pub fn answer_count(&self) -> u16 {
         self.counts[0]
+    }
+
+    /// The records written after the question, and their count per section, when they are
+    /// the whole answer: nothing truncated or left out for want of room. `question_len` is
+    /// that of the question given to [`Writer::new`].
+    pub fn complete_body(&self, question_len: usize) -> Option<(&[u8], [u16; 3])> {
+        if self.truncated || self.additional_left_out {
+            return None;
+        }
+        let body = self.buf.get(HEADER_LEN + question_len..self.len)?;
+        Some((body, self.counts))
     }
 
     /// Appends records rendered earlier for this very question (answer, authority and
@@ -743,7 +757,9 @@ impl<'b> Writer<'b> {
             if !self.write_record(owner, rtype, class, ttl, rd) {
                 self.len = start_len;
                 self.names_len = start_names;
-                if section != Section::Additional {
+                if section == Section::Additional {
+                    self.additional_left_out = true;
+                } else {
                     self.truncated = true;
                 }
                 return false;

@@ -139,6 +139,9 @@ impl Dynamic for NoDynamic {
 pub struct Outcome {
     pub rcode: u8,
     pub authoritative: bool,
+    /// The records hold bytes of the question name as the query spelled it (a CNAME
+    /// synthesized from a DNAME), not only pointers to it: they depend on its case.
+    pub spells_qname: bool,
 }
 
 /// One zone: the apex and every owner name below it, empty non-terminals included.
@@ -697,6 +700,7 @@ impl ZoneSet {
         let mut out = Outcome {
             rcode: rcode::NOERROR,
             authoritative: true,
+            spells_qname: false,
         };
         // The common case: a node found directly, answered without a chain to follow.
         let first = match node {
@@ -801,6 +805,7 @@ impl ZoneSet {
                 }
                 cur[..owner_off].copy_from_slice(&name[..owner_off]);
                 cur[owner_off..new_len].copy_from_slice(target);
+                out.spells_qname = true;
                 sink.record(
                     Section::Answer,
                     name,
