@@ -281,8 +281,8 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
         "Queries by transport",
         reg,
         vec![
-            (l("transport", "udp"), STATS.udp.get()),
-            (l("transport", "tcp"), STATS.tcp.get()),
+            (l("transport", "udp"), STATS.udp().get()),
+            (l("transport", "tcp"), STATS.tcp().get()),
         ],
     );
     const RCODES: [&str; 16] = [
@@ -295,8 +295,8 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
         reg,
         RCODES
             .iter()
-            .zip(STATS.rcode.iter())
-            .map(|(n, c)| (l("rcode", n), c.get()))
+            .enumerate()
+            .map(|(i, n)| (l("rcode", n), STATS.rcode(i).map_or(0, |c| c.get())))
             .collect(),
     );
     total(
@@ -307,8 +307,8 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
             .iter()
             .map(|(_, n)| *n)
             .chain(std::iter::once("other"))
-            .zip(STATS.qtype.iter())
-            .map(|(n, c)| (l("qtype", n), c.get()))
+            .enumerate()
+            .map(|(i, n)| (l("qtype", n), STATS.qtype(i).map_or(0, |c| c.get())))
             .collect(),
     );
     let snap = state.snapshot.load();
@@ -360,25 +360,25 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
         "truncated_total",
         "Responses truncated (TC)",
         reg,
-        vec![(Vec::new(), STATS.truncated.get())],
+        vec![(Vec::new(), STATS.truncated().get())],
     );
     total(
         "dropped_total",
         "Messages dropped unanswered (no header, or not a query)",
         reg,
-        vec![(Vec::new(), STATS.dropped.get())],
+        vec![(Vec::new(), STATS.dropped().get())],
     );
     total(
         "ecs_queries_total",
         "Queries with an EDNS Client Subnet option",
         reg,
-        vec![(Vec::new(), STATS.ecs.get())],
+        vec![(Vec::new(), STATS.ecs().get())],
     );
     total(
         "ecs_scope_sum",
         "Sum of ECS scope prefix lengths returned (divide by ecs_queries_total for the mean)",
         reg,
-        vec![(Vec::new(), STATS.ecs_scope_sum.get())],
+        vec![(Vec::new(), STATS.ecs_scope_sum().get())],
     );
     let (hits, misses, stores) = crate::server::answer_cache::totals();
     total(

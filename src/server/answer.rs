@@ -39,19 +39,19 @@ fn count(
     let flags = response
         .get(2..4)
         .map_or(0, |f| u16::from_be_bytes([f[0], f[1]]));
-    if let Some(c) = stats.rcode.get(usize::from(flags & 0xF)) {
+    if let Some(c) = stats.rcode(usize::from(flags & 0xF)) {
         c.inc();
     }
-    if let Some(c) = stats.qtype.get(qtype_index(query.qtype)) {
+    if let Some(c) = stats.qtype(qtype_index(query.qtype)) {
         c.inc();
     }
     if flags & 0x0200 != 0 {
-        stats.truncated.inc();
+        stats.truncated().inc();
     }
     if query.edns.is_some_and(|e| e.ecs.is_some()) {
-        stats.ecs.inc();
+        stats.ecs().inc();
         if let Some(s) = ecs_scope {
-            stats.ecs_scope_sum.add(u64::from(s));
+            stats.ecs_scope_sum().add(u64::from(s));
         }
     }
     len
@@ -187,8 +187,8 @@ fn answer_with(
     };
     if counting == Counting::All {
         match transport {
-            Transport::Udp => STATS.udp.inc(),
-            Transport::Tcp => STATS.tcp.inc(),
+            Transport::Udp => STATS.udp().inc(),
+            Transport::Tcp => STATS.tcp().inc(),
         }
     }
     // Borrowed out of the result rather than moved: the query is ~80 bytes.
@@ -197,7 +197,7 @@ fn answer_with(
         Ok(q) => q,
         Err(ParseError::Drop) => {
             if counting != Counting::Nothing {
-                STATS.dropped.inc();
+                STATS.dropped().inc();
             }
             return None;
         }

@@ -1,6 +1,8 @@
-//! Query counters for /metrics, kept off the hot path's toes: every counter has one slot
-//! per UDP thread (on its own cache line), so a query increments memory no other thread
-//! writes. Readers sum the slots. No lock, no allocation per query.
+//! Query counters for /metrics, kept off the hot path's toes: a query increments memory no
+//! other thread writes, and readers sum the threads' slots. No lock, no allocation per
+//! query. The server-wide counters ([`Stats`]) sit in one block per thread, so a query
+//! touches three cache lines of its thread's block; a per-zone or per-name [`Counter`] has
+//! one slot per thread, each on its own cache line.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,19 +78,117 @@ pub const QTYPES: [(u16, &str); 18] = [
     (251, "IXFR"),
 ];
 
-/// Server-wide counters.
-#[derive(Default, Debug)]
+/// Where each server-wide counter sits in a thread's block.
+const UDP: usize = 0;
+const TCP: usize = 1;
+const TRUNCATED: usize = 2;
+const DROPPED: usize = 3;
+const ECS: usize = 4;
+const ECS_SCOPE_SUM: usize = 5;
+const RCODE: usize = 8;
+const QTYPE: usize = RCODE + 16;
+const FIELDS: usize = (QTYPE + QTYPES.len() + 1).next_multiple_of(8);
+
+/// One thread's server-wide counters, together: a query touches three lines of one block
+/// (transport and ECS, its rcode, its type), not one line per counter on as many pages.
+#[repr(C, align(64))]
+struct Block([AtomicU64; FIELDS]);
+
+impl Default for Block {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+/// Server-wide counters: a block per thread slot (see [`SLOTS`]).
 pub struct Stats {
-    pub udp: Counter,
-    pub tcp: Counter,
-    pub rcode: [Counter; 16],
-    pub qtype: [Counter; QTYPES.len() + 1],
-    pub truncated: Counter,
+    blocks: Box<[Block]>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            blocks: (0..SLOTS).map(|_| Block::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Stats(udp {}, tcp {})",
+            self.udp().get(),
+            self.tcp().get()
+        )
+    }
+}
+
+/// One server-wide counter: this thread's slot to count in, the sum of all to read.
+#[derive(Clone, Copy)]
+pub struct Field<'a> {
+    stats: &'a Stats,
+    index: usize,
+}
+
+impl Field<'_> {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        if let Some(c) = self
+            .stats
+            .blocks
+            .get(slot())
+            .and_then(|b| b.0.get(self.index))
+        {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> u64 {
+        self.stats
+            .blocks
+            .iter()
+            .filter_map(|b| b.0.get(self.index))
+            .map(|c| c.load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
+    }
+}
+
+impl Stats {
+    fn field(&self, index: usize) -> Field<'_> {
+        Field { stats: self, index }
+    }
+    pub fn udp(&self) -> Field<'_> {
+        self.field(UDP)
+    }
+    pub fn tcp(&self) -> Field<'_> {
+        self.field(TCP)
+    }
+    pub fn truncated(&self) -> Field<'_> {
+        self.field(TRUNCATED)
+    }
     /// Messages dropped without an answer (no usable header, or a response).
-    pub dropped: Counter,
-    pub ecs: Counter,
+    pub fn dropped(&self) -> Field<'_> {
+        self.field(DROPPED)
+    }
+    pub fn ecs(&self) -> Field<'_> {
+        self.field(ECS)
+    }
     /// Sum of ECS scope prefixes returned, for the mean.
-    pub ecs_scope_sum: Counter,
+    pub fn ecs_scope_sum(&self) -> Field<'_> {
+        self.field(ECS_SCOPE_SUM)
+    }
+    /// Responses with rcode `rcode` (0-15).
+    pub fn rcode(&self, rcode: usize) -> Option<Field<'_>> {
+        (rcode < 16).then(|| self.field(RCODE + rcode))
+    }
+    /// Queries of type [`QTYPES`]`[index]`, or "other" at `QTYPES.len()`.
+    pub fn qtype(&self, index: usize) -> Option<Field<'_>> {
+        (index <= QTYPES.len()).then(|| self.field(QTYPE + index))
+    }
 }
 
 pub static STATS: std::sync::LazyLock<Stats> = std::sync::LazyLock::new(Stats::default);
@@ -134,6 +234,30 @@ mod tests {
         }
         c.add(5);
         assert_eq!(c.get(), 4005);
+        let stats = std::sync::Arc::new(Stats::default());
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let stats = stats.clone();
+                std::thread::spawn(move || {
+                    set_thread_slot(i);
+                    stats.udp().inc();
+                    if let Some(f) = stats.rcode(3) {
+                        f.add(2);
+                    }
+                    if let Some(f) = stats.qtype(QTYPES.len()) {
+                        f.inc();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(stats.udp().get(), 3);
+        assert_eq!(stats.tcp().get(), 0);
+        assert_eq!(stats.rcode(3).map(|f| f.get()), Some(6));
+        assert_eq!(stats.qtype(QTYPES.len()).map(|f| f.get()), Some(3));
+        assert!(stats.rcode(16).is_none() && stats.qtype(QTYPES.len() + 1).is_none());
         assert_eq!(qtype_index(28), 7);
         assert_eq!(qtype_index(999), QTYPES.len());
     }
