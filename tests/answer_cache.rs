@@ -207,3 +207,36 @@ fn random_answers_stay_random_through_the_cache() {
     );
     assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn hits_count_in_the_zone_and_name_counters() {
+    let snapshot = shipped();
+    let health = HealthView::all_up();
+    let mut cache = AnswerCache::new(256).expect("cache");
+    let www = snapshot
+        .routing
+        .names
+        .iter()
+        .find(|n| n.owner[..] == wire("www.example.com.")[..])
+        .expect("www is dynamic");
+    let zone_total = || snapshot.zone_queries.iter().map(|c| c.get()).sum::<u64>();
+    let name_total = || www.answers.iter().map(|c| c.get()).sum::<u64>();
+    let (zone_before, name_before) = (zone_total(), name_total());
+    let london = Some((v4(81, 2, 69, 0), 24));
+    let query = build_query(9, &wire("www.example.com."), rtype::A, true, london);
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    for _ in 0..50 {
+        answer_cached(
+            &snapshot,
+            &health,
+            &mut cache,
+            &query,
+            &mut buf,
+            v4(127, 0, 0, 1),
+        )
+        .expect("an answer");
+    }
+    assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 49);
+    assert_eq!(zone_total() - zone_before, 50);
+    assert_eq!(name_total() - name_before, 50);
+}

@@ -221,11 +221,17 @@ pub struct ZoneConfig {
     pub dynamic: Option<PathBuf>,
 }
 
+/// The next [`Snapshot::serial`].
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Everything the query path needs, frozen. Swapped whole on reload.
 #[derive(Debug)]
 pub struct Snapshot {
     /// Increases with every reload; health views name the generation they were built for.
     pub generation: u64,
+    /// Different for every snapshot loaded in this process (answer caches key on it: two
+    /// snapshots may share a generation, never a serial).
+    pub serial: u64,
     /// Health as known when this snapshot went live, used until the monitor publishes a
     /// view for this generation.
     pub initial_health: crate::health::HealthView,
@@ -512,6 +518,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     Ok(Loaded {
         snapshot: Snapshot {
             generation: 0,
+            serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             initial_health: crate::health::HealthView::all_up(),
             zone_queries: (0..zones.zones().len())
                 .map(|_| std::sync::Arc::default())

@@ -318,19 +318,13 @@ fn answer_with(
         ecs: subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a)),
     };
     if let Some(cache) = cache.as_deref_mut()
-        && let Some(hit) = cache.get(snapshot.generation, health, &cache_key)
+        && let Some(hit) = cache.get(snapshot.serial, health, &cache_key)
         && w.append_rendered(hit.body, hit.counts)
     {
         if counting != Counting::Nothing {
-            if let Some(c) = snapshot.zone_queries.get(hit.zone) {
-                c.inc();
-            }
-            if let Some((name, slot)) = hit.counted
-                && let Some(n) = snapshot.routing.names.get(name as usize)
-                && let Some(c) = n.answers.get(slot as usize)
-            {
-                c.inc();
-            }
+            // SAFETY: found under this snapshot's serial, and `snapshot` is borrowed for the
+            // whole call.
+            unsafe { answer_cache::count_hit(hit.counters) };
         }
         w.set_rcode(hit.rcode);
         w.set_authoritative(hit.authoritative);
@@ -378,10 +372,12 @@ fn answer_with(
                     counts: r.counts,
                     rcode: r.rcode,
                     authoritative: r.authoritative,
-                    zone: zone_index,
+                    counters: [
+                        snapshot.zone_queries.get(zone_index).map(|c| c.mine()),
+                        None,
+                    ],
                     scope: None,
                     client: None,
-                    counted: None,
                 },
             );
         }
@@ -426,10 +422,23 @@ fn answer_with(
                 counts,
                 rcode: outcome.rcode,
                 authoritative: outcome.authoritative,
-                zone: zone_index,
+                counters: [
+                    snapshot.zone_queries.get(zone_index).map(|c| c.mine()),
+                    router
+                        .basis
+                        .and_then(|b| b.counted)
+                        .and_then(|(name, slot)| {
+                            snapshot
+                                .routing
+                                .names
+                                .get(name as usize)?
+                                .answers
+                                .get(slot as usize)
+                        })
+                        .map(|c| c.mine()),
+                ],
                 scope: router.scope,
                 client: router.basis.map(|b| (b.addr, b.from_ecs, b.scope)),
-                counted: router.basis.and_then(|b| b.counted),
             },
         );
     }

@@ -4,8 +4,8 @@
 //! and the OPT record: no zone lookup, no routing decision, no record writing.
 //!
 //! What a body depends on, and how each is held to:
-//! - the snapshot and the health view: the generation and [`HealthView::version`] are in
-//!   every slot; a reload or any change of health makes every slot stale at once;
+//! - the snapshot and the health view: its serial and [`HealthView::version`] are in every
+//!   slot; a reload or any change of health makes every slot stale at once;
 //! - the question: the lowercased name (compared in full), the type; class IN only. Names
 //!   in the body are pointers to the question or zone data, never the query's own spelling,
 //!   except for a CNAME synthesized from a DNAME: such answers are not kept;
@@ -55,14 +55,14 @@ const FLAG_V6: u8 = 8;
 struct Slot {
     /// Hash of name and type, with the low bit set (0: never filled).
     tag: u64,
-    generation: u64,
+    /// [`crate::config::Snapshot::serial`] of the snapshot the slot was filled from.
+    serial: u64,
     health: u64,
     /// The client network (IPv4 in the first 4 bytes), zero past `bits`.
     net: [u8; 16],
-    zone: u32,
-    /// Per-name counter to count a hit in: name index, slot (u32::MAX: none).
-    counted_name: u32,
-    counted_slot: u32,
+    /// This thread's slots of the per-zone and per-name counters a hit counts in
+    /// (addresses; 0: none), owned by the snapshot of `serial`.
+    counters: [usize; 2],
     counts: [u16; 3],
     body_len: u16,
     qtype: u16,
@@ -126,8 +126,23 @@ pub struct Hit<'a> {
     pub rcode: u8,
     pub authoritative: bool,
     pub scope: Option<u8>,
-    pub zone: usize,
-    pub counted: Option<(u32, u32)>,
+    /// For [`count_hit`].
+    pub counters: [usize; 2],
+}
+
+/// Counts a hit in the per-zone and per-name counters its slot names.
+///
+/// # Safety
+/// `counters` come from a [`Hit`] found under the serial of a snapshot that is still alive
+/// (the caller holds it): the snapshot owns those counters.
+pub unsafe fn count_hit(counters: [usize; 2]) {
+    for c in counters {
+        if c != 0 {
+            // SAFETY: per the contract, the address is this thread's slot of a Counter owned
+            // by a live snapshot; AtomicU64 is shared-mutable by design.
+            unsafe { &*(c as *const AtomicU64) }.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What to keep after a miss.
@@ -136,13 +151,14 @@ pub struct Fill<'a> {
     pub counts: [u16; 3],
     pub rcode: u8,
     pub authoritative: bool,
-    pub zone: usize,
+    /// This thread's slots of the counters the answer counted in (zone, then name and
+    /// datacenter), from the snapshot being answered from.
+    pub counters: [Option<&'a AtomicU64>; 2],
     /// ECS scope the response carries (None: no dynamic name answered).
     pub scope: Option<u8>,
     /// For a dynamic answer: the address it was located by, from ECS or not, and the
     /// prefix over which the decision holds; its per-name counter.
     pub client: Option<(IpAddr, bool, u8)>,
-    pub counted: Option<(u32, u32)>,
 }
 
 /// One UDP thread's cache.
@@ -150,7 +166,7 @@ pub struct AnswerCache {
     slots: ZeroedPages<Slot>,
     mask: usize,
     stats: Arc<CacheStats>,
-    /// The (generation, health version) the last probe saw.
+    /// The (snapshot serial, health version) the last probe saw.
     current: (u64, u64),
 }
 
@@ -234,7 +250,7 @@ impl AnswerCache {
 
     fn matches(slot: &Slot, tag: u64, now: (u64, u64), key: &Key<'_>) -> bool {
         if slot.tag != tag
-            || slot.generation != now.0
+            || slot.serial != now.0
             || slot.health != now.1
             || slot.qtype != key.qtype
             || usize::from(slot.name_len) != key.name.len()
@@ -258,18 +274,17 @@ impl AnswerCache {
             rcode: slot.rcode,
             authoritative: slot.flags & FLAG_AUTHORITATIVE != 0,
             scope: (slot.scope != NO_SCOPE).then_some(slot.scope),
-            zone: slot.zone as usize,
-            counted: (slot.counted_name != u32::MAX)
-                .then_some((slot.counted_name, slot.counted_slot)),
+            counters: slot.counters,
         }
     }
 
-    /// The kept answer for `key` under `generation` and `health`, counted as a hit or miss.
-    pub fn get(&mut self, generation: u64, health: &HealthView, key: &Key<'_>) -> Option<Hit<'_>> {
+    /// The kept answer for `key` from the snapshot of `serial` under `health`, counted as a
+    /// hit or miss.
+    pub fn get(&mut self, serial: u64, health: &HealthView, key: &Key<'_>) -> Option<Hit<'_>> {
         if key.name.len() > NAME_MAX {
             return None;
         }
-        let now = (generation, health.version());
+        let now = (serial, health.version());
         self.current = now;
         let tag = hash(key.name, key.qtype, 0) | 1;
         let first = tag as usize & self.mask;
@@ -307,7 +322,7 @@ impl AnswerCache {
             None => first,
             Some(_) => {
                 let s = &self.slots[first];
-                let taken = s.tag == tag && s.generation == now.0 && s.health == now.1;
+                let taken = s.tag == tag && s.serial == now.0 && s.health == now.1;
                 if taken {
                     let client = key.ecs.unwrap_or(key.source);
                     hash(key.name, key.qtype, bucket(client)) as usize & self.mask
@@ -318,7 +333,7 @@ impl AnswerCache {
         };
         let slot = &mut self.slots[index];
         slot.tag = tag;
-        slot.generation = now.0;
+        slot.serial = now.0;
         slot.health = now.1;
         slot.qtype = key.qtype;
         slot.name_len = key.name.len() as u8;
@@ -327,9 +342,10 @@ impl AnswerCache {
         slot.body_len = fill.body.len() as u16;
         slot.counts = fill.counts;
         slot.rcode = fill.rcode;
-        slot.zone = fill.zone as u32;
+        slot.counters = fill
+            .counters
+            .map(|c| c.map_or(0, |c| c as *const AtomicU64 as usize));
         slot.scope = fill.scope.unwrap_or(NO_SCOPE);
-        (slot.counted_name, slot.counted_slot) = fill.counted.unwrap_or((u32::MAX, 0));
         let mut flags = if fill.authoritative {
             FLAG_AUTHORITATIVE
         } else {
@@ -378,10 +394,9 @@ mod tests {
             counts: [1, 0, 0],
             rcode: 0,
             authoritative: true,
-            zone: 0,
+            counters: [None, None],
             scope: client.map(|c| c.2),
             client,
-            counted: None,
         }
     }
 

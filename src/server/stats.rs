@@ -42,6 +42,11 @@ impl Counter {
         self.slots[slot()].0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// This thread's slot (the answer cache counts its hits there directly).
+    pub fn mine(&self) -> &AtomicU64 {
+        &self.slots[slot()].0
+    }
+
     pub fn get(&self) -> u64 {
         self.slots
             .iter()
@@ -78,16 +83,25 @@ pub const QTYPES: [(u16, &str); 18] = [
     (251, "IXFR"),
 ];
 
-/// Where each server-wide counter sits in a thread's block.
+/// Where each server-wide counter sits in a thread's block. The first cache line holds what
+/// most queries count: UDP, ECS, NOERROR or NXDOMAIN, A or AAAA.
 const UDP: usize = 0;
-const TCP: usize = 1;
-const TRUNCATED: usize = 2;
-const DROPPED: usize = 3;
-const ECS: usize = 4;
-const ECS_SCOPE_SUM: usize = 5;
-const RCODE: usize = 8;
+const ECS: usize = 1;
+const ECS_SCOPE_SUM: usize = 2;
+const NOERROR: usize = 3;
+const NXDOMAIN: usize = 4;
+const QTYPE_A: usize = 5;
+const QTYPE_AAAA: usize = 6;
+const TCP: usize = 7;
+const TRUNCATED: usize = 8;
+const DROPPED: usize = 9;
+const RCODE: usize = 16;
 const QTYPE: usize = RCODE + 16;
 const FIELDS: usize = (QTYPE + QTYPES.len() + 1).next_multiple_of(8);
+/// Positions of A and AAAA in [`QTYPES`].
+const INDEX_A: usize = 0;
+const INDEX_AAAA: usize = 7;
+const _: () = assert!(QTYPES[INDEX_A].0 == 1 && QTYPES[INDEX_AAAA].0 == 28);
 
 /// One thread's server-wide counters, together: a query touches three lines of one block
 /// (transport and ECS, its rcode, its type), not one line per counter on as many pages.
@@ -183,11 +197,21 @@ impl Stats {
     }
     /// Responses with rcode `rcode` (0-15).
     pub fn rcode(&self, rcode: usize) -> Option<Field<'_>> {
-        (rcode < 16).then(|| self.field(RCODE + rcode))
+        match rcode {
+            0 => Some(self.field(NOERROR)),
+            3 => Some(self.field(NXDOMAIN)),
+            1..16 => Some(self.field(RCODE + rcode)),
+            _ => None,
+        }
     }
     /// Queries of type [`QTYPES`]`[index]`, or "other" at `QTYPES.len()`.
     pub fn qtype(&self, index: usize) -> Option<Field<'_>> {
-        (index <= QTYPES.len()).then(|| self.field(QTYPE + index))
+        match index {
+            INDEX_A => Some(self.field(QTYPE_A)),
+            INDEX_AAAA => Some(self.field(QTYPE_AAAA)),
+            i if i <= QTYPES.len() => Some(self.field(QTYPE + i)),
+            _ => None,
+        }
     }
 }
 
@@ -258,6 +282,17 @@ mod tests {
         assert_eq!(stats.rcode(3).map(|f| f.get()), Some(6));
         assert_eq!(stats.qtype(QTYPES.len()).map(|f| f.get()), Some(3));
         assert!(stats.rcode(16).is_none() && stats.qtype(QTYPES.len() + 1).is_none());
+        // Every rcode and type has a place of its own.
+        let mut places: Vec<usize> = (0..16)
+            .filter_map(|r| stats.rcode(r).map(|f| f.index))
+            .chain((0..=QTYPES.len()).filter_map(|i| stats.qtype(i).map(|f| f.index)))
+            .chain([UDP, TCP, TRUNCATED, DROPPED, ECS, ECS_SCOPE_SUM])
+            .collect();
+        let n = places.len();
+        places.sort_unstable();
+        places.dedup();
+        assert_eq!(places.len(), n);
+        assert!(places.iter().all(|&p| p < FIELDS));
         assert_eq!(qtype_index(28), 7);
         assert_eq!(qtype_index(999), QTYPES.len());
     }
