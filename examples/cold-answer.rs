@@ -77,24 +77,20 @@ fn main() {
                 evict[i] = evict[i].wrapping_add(round as u8);
             }
             std::hint::black_box(&evict);
+            let mut answer = || {
+                std::hint::black_box(answer_from(
+                    &snapshot,
+                    &health,
+                    q,
+                    &mut response,
+                    Transport::Udp,
+                    source,
+                ))
+            };
             let t0 = tsc();
-            std::hint::black_box(answer_from(
-                &snapshot,
-                &health,
-                q,
-                &mut response,
-                Transport::Udp,
-                source,
-            ));
+            answer();
             let t1 = tsc();
-            std::hint::black_box(answer_from(
-                &snapshot,
-                &health,
-                q,
-                &mut response,
-                Transport::Udp,
-                source,
-            ));
+            answer();
             let t2 = tsc();
             cold += t1 - t0;
             warm += t2 - t1;

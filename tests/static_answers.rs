@@ -6,7 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use meridian::config::{self, Snapshot};
+mod common;
+
+use meridian::config::Snapshot;
 use meridian::health::HealthView;
 use meridian::server::answer::{MAX_MESSAGE, answer_from};
 use meridian::server::prerender::StaticAnswers;
@@ -70,17 +72,7 @@ map = "world"
 ttl = 30
 "#;
 
-fn load(path: &Path) -> Snapshot {
-    match config::load(path) {
-        Ok(loaded) => loaded.snapshot,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            panic!("cannot load {}", path.display());
-        }
-    }
-}
+use common::{load_snapshot as load, mixed_case};
 
 /// The shipped example and the extra zone, each as a snapshot.
 fn snapshots() -> (Vec<Snapshot>, tempfile::TempDir) {
@@ -102,22 +94,6 @@ fn without_rendering(path: &Path) -> Snapshot {
     let mut s = load(path);
     s.static_answers = StaticAnswers::default();
     s
-}
-
-/// Flips the case of some letters, deterministically per seed.
-fn mixed_case(name: &[u8], seed: &mut u64) -> Vec<u8> {
-    name.iter()
-        .map(|&b| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            if b.is_ascii_lowercase() && (*seed >> 33) & 1 == 1 {
-                b.to_ascii_uppercase()
-            } else {
-                b
-            }
-        })
-        .collect()
 }
 
 const QTYPES: [u16; 17] = [
@@ -213,15 +189,7 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
 fn what_is_rendered_and_what_is_not() {
     let (snapshots, _dir) = snapshots();
     let extra = &snapshots[1];
-    let wire = |text: &str| -> Vec<u8> {
-        let mut out = Vec::new();
-        for label in text.split('.').filter(|l| !l.is_empty()) {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label.as_bytes());
-        }
-        out.push(0);
-        out
-    };
+    let wire = common::wire_name;
     let rendered = |name: &str, qtype: u16| {
         let key = wire(name);
         match extra.zones.lookup(&key, qtype) {

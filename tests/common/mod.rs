@@ -316,3 +316,44 @@ pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
 }
+
+/// Loads a configuration into a snapshot, or fails the test with every diagnostic.
+pub fn load_snapshot(path: &Path) -> meridian::config::Snapshot {
+    match meridian::config::load(path) {
+        Ok(loaded) => loaded.snapshot,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            panic!("cannot load {}", path.display());
+        }
+    }
+}
+
+/// Flips the case of some letters of a wire-form name, deterministically per seed: the
+/// answer path must not care (except where a response spells the query's case).
+pub fn mixed_case(name: &[u8], seed: &mut u64) -> Vec<u8> {
+    name.iter()
+        .map(|&b| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if b.is_ascii_lowercase() && (*seed >> 33) & 1 == 1 {
+                b.to_ascii_uppercase()
+            } else {
+                b
+            }
+        })
+        .collect()
+}
+
+/// A dotted ASCII name in wire form (lowercase as given, no escapes).
+pub fn wire_name(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in text.split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
