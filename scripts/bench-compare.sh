@@ -22,7 +22,7 @@
 # (callgrind queries per run, default 20000; 0 skips callgrind), CG_RATE (default 2000), SERVERS (default
 # "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
-# (CPU runs per server, interleaved; the table shows medians and quartiles, default 15), ALT_MERIDIAN (a
+# (CPU runs per server, interleaved; the table shows medians and quartiles, default 25), ALT_MERIDIAN (a
 # second meridian binary, measured as server "alt" with the same configuration: A/B tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,7 @@ SECS=${SECS:-3}
 CG_QUERIES=${CG_QUERIES:-20000}
 CG_RATE=${CG_RATE:-2000}
 SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
-ROUNDS=${ROUNDS:-15}
+ROUNDS=${ROUNDS:-25}
 ALT_MERIDIAN=${ALT_MERIDIAN:-}
 MMDB=$(realpath "${MMDB:-geoip/demo-city.mmdb}")
 ECS_RUNS=${ECS_RUNS:-"0 1"}

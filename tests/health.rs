@@ -1243,6 +1243,15 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
     let www = "www.example.com.";
     let all = set(&["127.0.0.81", "127.0.0.82", "127.0.0.83"]);
     assert_eq!(addrs(&s, www), all);
+    // The second answer comes from the UDP thread's answer cache: each override below
+    // must make it stale at once.
+    assert_eq!(addrs(&s, www), all);
+    let api = s.api.expect("api");
+    let hits = metric(api, "meridian_answer_cache_total{result=\"hit\"}");
+    assert!(
+        hits >= 1,
+        "no answer cache hit after two same queries: {hits}"
+    );
 
     // down removes it.
     let (code, body) = post(
