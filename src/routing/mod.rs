@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use crate::geo::{GeoRecipe, NetTable};
 use crate::health::{CheckSpec, HealthView};
+use crate::server::stats::Counter;
 use crate::zone::{Dynamic, DynamicOutcome, Section, Sink, rtype};
 
 /// Most datacenters one answer may draw from.
@@ -258,15 +259,19 @@ impl Routing {
         self.names.is_empty()
     }
 
+    /// The ECS address and prefix a name locates its client by, if any.
+    fn ecs_of(name: &DynamicName, client: &Client) -> Option<(IpAddr, u8)> {
+        client
+            .subnet
+            .filter(|&(_, prefix)| !name.ignore_ecs && prefix > 0)
+    }
+
     /// The address a name locates its client by, and how many bits of it are known.
     fn locate(name: &DynamicName, client: &Client) -> (IpAddr, u8) {
-        match client.subnet {
-            Some((addr, prefix)) if !name.ignore_ecs && prefix > 0 => (addr, prefix),
-            _ => (
-                client.source,
-                if client.source.is_ipv4() { 32 } else { 128 },
-            ),
-        }
+        Self::ecs_of(name, client).unwrap_or((
+            client.source,
+            if client.source.is_ipv4() { 32 } else { 128 },
+        ))
     }
 
     fn group_has(&self, g: u32, qtype: u16, health: &HealthView, open: bool) -> bool {
@@ -492,7 +497,7 @@ impl Routing {
         health: &HealthView,
         counted: bool,
         sink: &mut S,
-    ) -> (DynamicOutcome<'_>, Basis) {
+    ) -> (DynamicOutcome<'_>, Basis<'_>) {
         let Some(name) = self.names.get(index as usize) else {
             return (DynamicOutcome::NoData, Basis::fixed());
         };
@@ -506,29 +511,26 @@ impl Routing {
             }
         };
         let d = self.decide(name, client, serve_type, health);
-        let (addr, _) = Self::locate(name, client);
-        let basis = Basis {
-            scope: d.scope,
-            addr,
-            from_ecs: matches!(client.subnet, Some((_, p)) if !name.ignore_ecs && p > 0),
-            random: name.draws_at_random(),
-            counted: None,
-        };
+        let (addr, known) = Self::locate(name, client);
         let counter = match (d.groups().first(), self.pools.get(name.pool as usize)) {
             (Some(&g), Some(p)) => g.checked_sub(p.groups.start).map(|i| i as usize),
             _ => None,
         };
-        let slot = counter.unwrap_or(name.answers.len().saturating_sub(1));
-        if counted && let Some(c) = name.answers.get(slot) {
+        let answers = name
+            .answers
+            .get(counter.unwrap_or(name.answers.len().saturating_sub(1)));
+        if counted && let Some(c) = answers {
             c.inc();
         }
         let basis = Basis {
-            counted: Some((index, slot as u32)),
-            ..basis
+            scope: d.scope,
+            addr,
+            from_ecs: Self::ecs_of(name, client).is_some(),
+            random: name.draws_at_random(),
+            counter: answers.map(|c| &**c),
         };
         let client_key = match &name.policy {
             Policy::Weighted { sticky: true, .. } => {
-                let (addr, known) = Self::locate(name, client);
                 let p = if addr.is_ipv4() {
                     STICKY_PREFIX_V4
                 } else {
@@ -655,7 +657,7 @@ impl Routing {
 /// What one dynamic answer depended on: per-thread answer caches keep it only when it is
 /// the same for every client address inside `addr`/`scope`.
 #[derive(Debug, Clone, Copy)]
-pub struct Basis {
+pub struct Basis<'a> {
     /// ECS scope of the decision: the prefix over which it is the same.
     pub scope: u8,
     /// The address the client was located by (ECS or source).
@@ -664,11 +666,11 @@ pub struct Basis {
     pub from_ecs: bool,
     /// Drawn at random: another query may get another answer.
     pub random: bool,
-    /// The per-name, per-datacenter counter it counted in: (name, slot).
-    pub counted: Option<(u32, u32)>,
+    /// The per-name, per-datacenter counter it counted in.
+    pub counter: Option<&'a Counter>,
 }
 
-impl Basis {
+impl Basis<'_> {
     /// An answer that depends on nothing about the client.
     fn fixed() -> Self {
         Self {
@@ -676,7 +678,7 @@ impl Basis {
             addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             from_ecs: false,
             random: false,
-            counted: None,
+            counter: None,
         }
     }
 }
@@ -701,7 +703,7 @@ pub struct Router<'a> {
     /// Count answers per name and datacenter (not for `explain`).
     pub counted: bool,
     /// What the last dynamic answer depended on, and how many dynamic names answered.
-    pub basis: Option<Basis>,
+    pub basis: Option<Basis<'a>>,
     pub answered: u8,
 }
 

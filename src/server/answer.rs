@@ -172,7 +172,7 @@ pub fn answer_counted(
 fn answer_with(
     snapshot: &Snapshot,
     health: &HealthView,
-    mut cache: Option<&mut AnswerCache>,
+    cache: Option<&mut AnswerCache>,
     request: &[u8],
     response: &mut [u8],
     transport: Transport,
@@ -311,14 +311,14 @@ fn answer_with(
         Some(ecs) if snapshot.ecs => ecs_address(&ecs),
         _ => None,
     };
-    let cache_key = answer_cache::Key {
-        name: key,
-        qtype: query.qtype,
-        source,
-        ecs: subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a)),
-    };
-    if let Some(cache) = cache.as_deref_mut()
-        && let Some(hit) = cache.get(snapshot.serial, health, &cache_key)
+    // The cache and this query's key into it (hashed only when there is a cache).
+    let mut cache = cache.map(|c| {
+        let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
+        let k = answer_cache::Key::new(key, query.qtype, source, ecs, snapshot.serial, health);
+        (c, k)
+    });
+    if let Some((cache, cache_key)) = &mut cache
+        && let Some(hit) = cache.get(cache_key)
         && w.append_rendered(hit.body, hit.counts)
     {
         if counting != Counting::Nothing {
@@ -364,7 +364,7 @@ fn answer_with(
             .get(zone_index, d.entry, key.len(), query.qtype)
         && w.append_rendered(r.body, r.counts)
     {
-        if let Some(cache) = cache {
+        if let Some((cache, cache_key)) = cache {
             cache.put(
                 &cache_key,
                 &answer_cache::Fill {
@@ -409,11 +409,11 @@ fn answer_with(
     );
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
-    if let Some(cache) = cache
+    if let Some((cache, cache_key)) = cache
         && !outcome.spells_qname
         && router.answered <= 1
         && !router.basis.is_some_and(|b| b.random)
-        && let Some((body, counts)) = w.complete_body(question.len())
+        && let Some((body, counts)) = w.complete_body()
     {
         cache.put(
             &cache_key,
@@ -424,18 +424,7 @@ fn answer_with(
                 authoritative: outcome.authoritative,
                 counters: [
                     snapshot.zone_queries.get(zone_index).map(|c| c.mine()),
-                    router
-                        .basis
-                        .and_then(|b| b.counted)
-                        .and_then(|(name, slot)| {
-                            snapshot
-                                .routing
-                                .names
-                                .get(name as usize)?
-                                .answers
-                                .get(slot as usize)
-                        })
-                        .map(|c| c.mine()),
+                    router.basis.and_then(|b| b.counter).map(|c| c.mine()),
                 ],
                 scope: router.scope,
                 client: router.basis.map(|b| (b.addr, b.from_ecs, b.scope)),

@@ -108,15 +108,51 @@ fn bump(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
-/// The question and client as the cache sees them.
+/// The question, the client and the data answered from, as the cache sees them.
 #[derive(Clone, Copy)]
 pub struct Key<'a> {
     /// Lowercased wire-form question name.
-    pub name: &'a [u8],
-    pub qtype: u16,
-    pub source: IpAddr,
+    name: &'a [u8],
+    qtype: u16,
+    source: IpAddr,
     /// The query's usable ECS address (present, enabled, prefix > 0).
-    pub ecs: Option<IpAddr>,
+    ecs: Option<IpAddr>,
+    /// (snapshot serial, health view version).
+    now: (u64, u64),
+    /// Hash of name and type, low bit set: the slot tag.
+    tag: u64,
+}
+
+impl<'a> Key<'a> {
+    /// `name` lowercased; `serial` of the snapshot answered from, `health` the view used.
+    pub fn new(
+        name: &'a [u8],
+        qtype: u16,
+        source: IpAddr,
+        ecs: Option<IpAddr>,
+        serial: u64,
+        health: &HealthView,
+    ) -> Self {
+        Self {
+            name,
+            qtype,
+            source,
+            ecs,
+            now: (serial, health.version()),
+            tag: hash(name, qtype, 0) | 1,
+        }
+    }
+
+    /// The slot of (name, type).
+    fn first(&self, mask: usize) -> usize {
+        self.tag as usize & mask
+    }
+
+    /// The slot of (name, type, client /24 or /48), for other networks of a dynamic name.
+    fn second(&self, mask: usize) -> usize {
+        let client = self.ecs.unwrap_or(self.source);
+        hash(self.name, self.qtype, bucket(client)) as usize & mask
+    }
 }
 
 /// A kept answer, as the answer path uses it.
@@ -166,8 +202,6 @@ pub struct AnswerCache {
     slots: ZeroedPages<Slot>,
     mask: usize,
     stats: Arc<CacheStats>,
-    /// The (snapshot serial, health version) the last probe saw.
-    current: (u64, u64),
 }
 
 impl std::fmt::Debug for AnswerCache {
@@ -228,7 +262,6 @@ impl AnswerCache {
             slots: ZeroedPages::new(n),
             mask: n - 1,
             stats,
-            current: (0, 0),
         })
     }
 
@@ -248,10 +281,13 @@ impl AnswerCache {
         }
     }
 
-    fn matches(slot: &Slot, tag: u64, now: (u64, u64), key: &Key<'_>) -> bool {
-        if slot.tag != tag
-            || slot.serial != now.0
-            || slot.health != now.1
+    /// The slot holds an answer of the data `key` is answered from, for its name and type.
+    fn current(slot: &Slot, key: &Key<'_>) -> bool {
+        slot.tag == key.tag && (slot.serial, slot.health) == key.now
+    }
+
+    fn matches(slot: &Slot, key: &Key<'_>) -> bool {
+        if !Self::current(slot, key)
             || slot.qtype != key.qtype
             || usize::from(slot.name_len) != key.name.len()
             || slot.name.get(..key.name.len()) != Some(key.name)
@@ -278,23 +314,18 @@ impl AnswerCache {
         }
     }
 
-    /// The kept answer for `key` from the snapshot of `serial` under `health`, counted as a
-    /// hit or miss.
-    pub fn get(&mut self, serial: u64, health: &HealthView, key: &Key<'_>) -> Option<Hit<'_>> {
+    /// The kept answer for `key`, counted as a hit or miss.
+    pub fn get(&mut self, key: &Key<'_>) -> Option<Hit<'_>> {
         if key.name.len() > NAME_MAX {
             return None;
         }
-        let now = (serial, health.version());
-        self.current = now;
-        let tag = hash(key.name, key.qtype, 0) | 1;
-        let first = tag as usize & self.mask;
-        let found = if Self::matches(&self.slots[first], tag, now, key) {
+        let first = key.first(self.mask);
+        let found = if Self::matches(&self.slots[first], key) {
             Some(first)
-        } else if self.slots[first].tag == tag && self.slots[first].bits != ANY_CLIENT {
+        } else if self.slots[first].tag == key.tag && self.slots[first].bits != ANY_CLIENT {
             // The name's answer depends on the client: other networks sit in their bucket.
-            let client = key.ecs.unwrap_or(key.source);
-            let second = hash(key.name, key.qtype, bucket(client)) as usize & self.mask;
-            Self::matches(&self.slots[second], tag, now, key).then_some(second)
+            let second = key.second(self.mask);
+            Self::matches(&self.slots[second], key).then_some(second)
         } else {
             None
         };
@@ -315,26 +346,16 @@ impl AnswerCache {
         if key.name.len() > NAME_MAX || fill.body.len() > BODY_MAX {
             return;
         }
-        let now = self.current;
-        let tag = hash(key.name, key.qtype, 0) | 1;
-        let first = tag as usize & self.mask;
-        let index = match fill.client {
-            None => first,
-            Some(_) => {
-                let s = &self.slots[first];
-                let taken = s.tag == tag && s.serial == now.0 && s.health == now.1;
-                if taken {
-                    let client = key.ecs.unwrap_or(key.source);
-                    hash(key.name, key.qtype, bucket(client)) as usize & self.mask
-                } else {
-                    first
-                }
-            }
+        let first = key.first(self.mask);
+        // A dynamic name's first network takes the (name, type) slot, the others their own.
+        let index = if fill.client.is_some() && Self::current(&self.slots[first], key) {
+            key.second(self.mask)
+        } else {
+            first
         };
         let slot = &mut self.slots[index];
-        slot.tag = tag;
-        slot.serial = now.0;
-        slot.health = now.1;
+        slot.tag = key.tag;
+        (slot.serial, slot.health) = key.now;
         slot.qtype = key.qtype;
         slot.name_len = key.name.len() as u8;
         slot.name[..key.name.len()].copy_from_slice(key.name);
@@ -379,13 +400,22 @@ impl AnswerCache {
 mod tests {
     use super::*;
 
-    fn key<'a>(name: &'a [u8], source: [u8; 4], ecs: Option<[u8; 4]>) -> Key<'a> {
-        Key {
+    fn key<'a>(
+        name: &'a [u8],
+        qtype: u16,
+        source: [u8; 4],
+        ecs: Option<[u8; 4]>,
+        serial: u64,
+        health: &HealthView,
+    ) -> Key<'a> {
+        Key::new(
             name,
-            qtype: 1,
-            source: IpAddr::from(source),
-            ecs: ecs.map(IpAddr::from),
-        }
+            qtype,
+            IpAddr::from(source),
+            ecs.map(IpAddr::from),
+            serial,
+            health,
+        )
     }
 
     fn fill<'a>(body: &'a [u8], client: Option<(IpAddr, bool, u8)>) -> Fill<'a> {
@@ -417,21 +447,20 @@ mod tests {
     fn keeps_client_independent_answers_for_everyone() {
         let mut c = AnswerCache::new(64).expect("cache");
         let h = HealthView::all_up();
-        let k = key(b"\x03www\x07example\x00", [10, 0, 0, 1], None);
-        assert!(c.get(1, &h, &k).is_none());
+        let www = b"\x03www\x07example\x00";
+        let k = key(www, 1, [10, 0, 0, 1], None, 1, &h);
+        assert!(c.get(&k).is_none());
         c.put(&k, &fill(b"body", None));
-        let other = key(k.name, [192, 0, 2, 1], Some([81, 2, 69, 0]));
+        let other = key(www, 1, [192, 0, 2, 1], Some([81, 2, 69, 0]), 1, &h);
         assert_eq!(
-            c.get(1, &h, &other).map(|h| h.body.to_vec()),
+            c.get(&other).map(|h| h.body.to_vec()),
             Some(b"body".to_vec())
         );
-        // Another type, another name, another generation: misses.
-        assert!(c.get(1, &h, &Key { qtype: 28, ..k }).is_none());
-        assert!(
-            c.get(1, &h, &key(b"\x03wwx\x07example\x00", [10, 0, 0, 1], None))
-                .is_none()
-        );
-        assert!(c.get(2, &h, &k).is_none());
+        // Another type, another name, another snapshot: misses.
+        assert!(c.get(&key(www, 28, [10, 0, 0, 1], None, 1, &h)).is_none());
+        let wwx = b"\x03wwx\x07example\x00";
+        assert!(c.get(&key(wwx, 1, [10, 0, 0, 1], None, 1, &h)).is_none());
+        assert!(c.get(&key(www, 1, [10, 0, 0, 1], None, 2, &h)).is_none());
         let (hits, misses, stores) = (
             c.stats().hits.load(Ordering::Relaxed),
             c.stats().misses.load(Ordering::Relaxed),
@@ -445,11 +474,15 @@ mod tests {
         let mut c = AnswerCache::new(64).expect("cache");
         let before = HealthView::new(vec![true], vec![true], 1);
         let after = HealthView::new(vec![false], vec![true], 1);
-        let k = key(b"\x03www\x00", [10, 0, 0, 1], None);
-        assert!(c.get(1, &before, &k).is_none());
+        let name = b"\x03www\x00";
+        let k = key(name, 1, [10, 0, 0, 1], None, 1, &before);
+        assert!(c.get(&k).is_none());
         c.put(&k, &fill(b"x", None));
-        assert!(c.get(1, &before, &k).is_some());
-        assert!(c.get(1, &after, &k).is_none());
+        assert!(c.get(&k).is_some());
+        assert!(
+            c.get(&key(name, 1, [10, 0, 0, 1], None, 1, &after))
+                .is_none()
+        );
     }
 
     #[test]
@@ -457,34 +490,31 @@ mod tests {
         let mut c = AnswerCache::new(1024).expect("cache");
         let h = HealthView::all_up();
         let name = b"\x03geo\x00";
-        let london = key(name, [127, 0, 0, 1], Some([81, 2, 69, 0]));
-        assert!(c.get(1, &h, &london).is_none());
+        let at = |source: [u8; 4], ecs: Option<[u8; 4]>| key(name, 1, source, ecs, 1, &h);
+        let london = at([127, 0, 0, 1], Some([81, 2, 69, 0]));
+        assert!(c.get(&london).is_none());
         c.put(
             &london,
             &fill(b"lon", Some((IpAddr::from([81, 2, 69, 0]), true, 16))),
         );
         // Same /16 by ECS: hit. Another network: miss, then kept beside it.
-        let near = key(name, [127, 0, 0, 9], Some([81, 2, 1, 0]));
-        assert_eq!(
-            c.get(1, &h, &near).map(|h| h.body.to_vec()),
-            Some(b"lon".to_vec())
-        );
-        let tokyo = key(name, [127, 0, 0, 1], Some([1, 0, 16, 0]));
-        assert!(c.get(1, &h, &tokyo).is_none());
+        let near = at([127, 0, 0, 9], Some([81, 2, 1, 0]));
+        assert_eq!(c.get(&near).map(|h| h.body.to_vec()), Some(b"lon".to_vec()));
+        let tokyo = at([127, 0, 0, 1], Some([1, 0, 16, 0]));
+        assert!(c.get(&tokyo).is_none());
         c.put(
             &tokyo,
             &fill(b"tyo", Some((IpAddr::from([1, 0, 16, 0]), true, 24))),
         );
         assert_eq!(
-            c.get(1, &h, &tokyo).map(|h| h.body.to_vec()),
+            c.get(&tokyo).map(|h| h.body.to_vec()),
             Some(b"tyo".to_vec())
         );
         assert_eq!(
-            c.get(1, &h, &london).map(|h| h.body.to_vec()),
+            c.get(&london).map(|h| h.body.to_vec()),
             Some(b"lon".to_vec())
         );
         // Without ECS the answer was decided by ECS: not valid for a source-located query.
-        let plain = key(name, [81, 2, 69, 1], None);
-        assert!(c.get(1, &h, &plain).is_none());
+        assert!(c.get(&at([81, 2, 69, 1], None)).is_none());
     }
 }

@@ -118,12 +118,11 @@ fn render(
         &mut w,
         &mut routing,
     );
-    if routing.touched || w.is_truncated() {
+    if routing.touched {
         return None;
     }
-    let end = w.finish(None);
-    let count = |i: usize| u16::from_be_bytes([buf[6 + 2 * i], buf[7 + 2 * i]]);
-    let body = HEADER_LEN + qlen..end;
+    let (body, counts) = w.complete_body()?;
+    let body = HEADER_LEN + qlen..HEADER_LEN + qlen + body.len();
     let rendered = Rendered {
         qtype,
         flags: if outcome.authoritative {
@@ -132,7 +131,7 @@ fn render(
             0
         },
         rcode: outcome.rcode,
-        counts: [count(0), count(1), count(2)],
+        counts,
         len: u16::try_from(body.len()).ok()?,
         start: 0,
     };

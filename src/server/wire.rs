@@ -447,12 +447,17 @@ impl<'b> Writer<'b> {
     }
 
     /// The records written after the question, and their count per section, when they are
-    /// the whole answer: nothing truncated or left out for want of room. `question_len` is
-    /// that of the question given to [`Writer::new`].
-    pub fn complete_body(&self, question_len: usize) -> Option<(&[u8], [u16; 3])> {
+    /// the whole answer: nothing truncated or left out for want of room.
+    pub fn complete_body(&self) -> Option<(&[u8], [u16; 3])> {
         if self.truncated || self.additional_left_out {
             return None;
         }
+        // qname_len is 0 only without a question (the root name is one byte).
+        let question_len = if self.qname_len > 0 {
+            self.qname_len + 4
+        } else {
+            0
+        };
         let body = self.buf.get(HEADER_LEN + question_len..self.len)?;
         Some((body, self.counts))
     }
