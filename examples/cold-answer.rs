@@ -36,13 +36,13 @@ fn main() {
         }
     };
     let ecs = args.get(3).map(|s| {
-        let (a, p) = s.split_once('/').expect("ADDR/PREFIX");
-        (
-            IpAddr::from_str(a).expect("ECS address"),
-            p.parse::<u8>().expect("ECS prefix"),
-        )
+        let parsed = s
+            .split_once('/')
+            .and_then(|(a, p)| Some((IpAddr::from_str(a).ok()?, p.parse::<u8>().ok()?)));
+        parsed.unwrap_or_else(|| fail(&format!("{s}: not ADDR/PREFIX")))
     });
-    let text = std::fs::read_to_string(&args[2]).expect("queries file");
+    let text =
+        std::fs::read_to_string(&args[2]).unwrap_or_else(|e| fail(&format!("{}: {e}", args[2])));
     let queries: Vec<Vec<u8>> = text
         .lines()
         .filter_map(|l| {
@@ -103,6 +103,11 @@ fn main() {
         cold as f64 / n as f64,
         warm as f64 / n as f64
     );
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("cold-answer: {message}");
+    std::process::exit(2);
 }
 
 fn tsc() -> u64 {

@@ -429,10 +429,12 @@ run_callgrind() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "-" }'; }
 
-# The median of a server's CPU runs ("-" when none completed).
-median() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+# The numbers of a space-separated list (runs that completed), one a line, ascending.
+sorted() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n; }
+# The median of a list ("-" when empty).
+median() { sorted "$1" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 # The lower and upper quartile of a list, as "q1–q3" ("-" when empty).
-quartiles() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 3) / 4)] "–" v[int((3 * NR + 3) / 4)]; else print "-" }'; }
+quartiles() { sorted "$1" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 3) / 4)] "–" v[int((3 * NR + 3) / 4)]; else print "-" }'; }
 
 if [ -n "$ALT_MERIDIAN" ]; then ALT_MERIDIAN=$(realpath "$ALT_MERIDIAN"); fi
 write_queries
@@ -467,10 +469,8 @@ for ecs in $ECS_RUNS; do
     done
 done
 for s in "${up[@]}"; do
-    for ecs in $ECS_RUNS; do
-        RSS[$s.$ecs]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
-        HWM[$s.$ecs]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
-    done
+    RSS[$s]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
+    HWM[$s]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
     stop "${SPID[$s]}"
 done
 # CG_QUERIES=0: CPU and memory only (a big database loads slowly under valgrind).
@@ -485,7 +485,6 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # The table
-
 
 echo
 echo "Offered load $RATE queries/s for $SECS s per CPU run, $ROUNDS rounds (every server once a round, rotating order); callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
@@ -502,6 +501,6 @@ for ecs in $ECS_RUNS; do
         [ "$s" = echo ] && label="echo floor"
         [ "$s" = knot ] && label="knot (static only)"
         [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
-        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | ${RSS[$k]:--} | ${HWM[$k]:--} |"
+        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | ${RSS[$s]:--} | ${HWM[$s]:--} |"
     done
 done
