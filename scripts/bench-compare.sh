@@ -290,7 +290,9 @@ write_queries() {
 # ---------------------------------------------------------------------------------------
 # Running servers
 
-PORT=$((20000 + RANDOM % 20000))
+# Below the kernel's ephemeral range (32768 and up here): no server's port can be taken by
+# another's outgoing sockets (dnsperf, the API's clients) while all run at once.
+PORT=$((20000 + RANDOM % 10000))
 
 start_cmd() {
     # The command line of server $1 on port $2.
@@ -430,7 +432,7 @@ run_callgrind() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "-" }'; }
 
 # The numbers of a space-separated list (runs that completed), one a line, ascending.
-sorted() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n; }
+sorted() { tr ' ' '\n' <<<"$1" | { grep -E '^[0-9.]+$' || true; } | sort -n; }
 # The median of a list ("-" when empty).
 median() { sorted "$1" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 # The lower and upper quartile of a list, as "q1–q3" ("-" when empty).

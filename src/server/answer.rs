@@ -312,11 +312,14 @@ fn answer_with(
         _ => None,
     };
     // The cache and this query's key into it (hashed only when there is a cache).
-    let mut cache = cache.map(|c| {
-        let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
-        let k = answer_cache::Key::new(key, query.qtype, source, ecs, snapshot.serial, health);
-        (c, k)
-    });
+    let mut cache = match cache {
+        Some(c) => {
+            let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
+            let k = answer_cache::Key::new(key, query.qtype, source, ecs, snapshot.serial, health);
+            Some((c, k))
+        }
+        None => None,
+    };
     if let Some((cache, cache_key)) = &mut cache
         && let Some(hit) = cache.get(cache_key)
         && w.append_rendered(hit.body, hit.counts)

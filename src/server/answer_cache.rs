@@ -125,6 +125,7 @@ pub struct Key<'a> {
 
 impl<'a> Key<'a> {
     /// `name` lowercased; `serial` of the snapshot answered from, `health` the view used.
+    #[inline]
     pub fn new(
         name: &'a [u8],
         qtype: u16,
