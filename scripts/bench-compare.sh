@@ -63,11 +63,7 @@ ECHO=$TARGET/release/examples/udp-echo
 
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap cleanup EXIT # lib.sh: kills PIDS, removes WORK
 
 # ---------------------------------------------------------------------------------------
 # One zone, one geo map, one query mix
@@ -340,8 +336,6 @@ user_sys_ticks() {
     sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
 }
 
-stop() { stop_process "$1" 100; }
-
 perf_args() {
     # dnsperf options for a run with ECS ($1 = 1) or without.
     if [ "$1" = 1 ]; then echo "-E $ECS_OPT"; fi
@@ -362,7 +356,7 @@ start_server() {
     if ! wait_ready "$port" 30; then
         echo "$name did not start; log:" >&2
         cat "$WORK/$name.log" >&2
-        stop "$pid"
+        stop_process "$pid" 100
         return 1
     fi
     # Every thread on core 1: Knot, for one, pins its UDP workers to CPUs of its own choice
@@ -406,7 +400,7 @@ run_callgrind() {
     if ! wait_ready "$port" 180; then
         echo "$name did not start under valgrind; log:" >&2
         tail -20 "$WORK/$name.cg.log" >&2
-        stop "$pid"
+        stop_process "$pid" 100
         return
     fi
     # Start-up and the readiness probes are not counted: zero, load, dump.
@@ -417,7 +411,7 @@ run_callgrind() {
         -Q "$CG_RATE" -l $((CG_QUERIES / CG_RATE * 3 + 30)) -t 5 $(perf_args "$ecs") \
         >"$WORK/cgperf.$name.$ecs" 2>&1 || true
     callgrind_control -d "$pid" >/dev/null 2>&1
-    stop "$pid"
+    stop_process "$pid" 100
     q=$(completed "$WORK/cgperf.$name.$ecs")
     # The first dump holds exactly the load (the file written at exit holds the shutdown).
     ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
@@ -429,12 +423,6 @@ run_callgrind() {
     echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "-" }'; }
-
-# The numbers of a space-separated list (runs that completed), one a line, ascending.
-sorted() { tr ' ' '\n' <<<"$1" | { grep -E '^[0-9.]+$' || true; } | sort -n; }
-# The median of a list ("-" when empty).
-median() { sorted "$1" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 # The lower and upper quartile of a list, as "q1–q3" ("-" when empty).
 quartiles() { sorted "$1" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 3) / 4)] "–" v[int((3 * NR + 3) / 4)]; else print "-" }'; }
 
@@ -460,7 +448,7 @@ for ecs in $ECS_RUNS; do
             CPUS[$s.$ecs]="${CPUS[$s.$ecs]:-} ${this[$s]}"
         done
         for s in "${up[@]}"; do
-            r=$(ratio "${this[$s]}" "${this[echo]:-}")
+            r=$(ratio "${this[$s]}" "${this[echo]:-}" 3)
             RATIOS[$s.$ecs]="${RATIOS[$s.$ecs]:-} $r"
         done
         unset this
@@ -473,7 +461,7 @@ done
 for s in "${up[@]}"; do
     RSS[$s]=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
     HWM[$s]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/${SPID[$s]}/status")
-    stop "${SPID[$s]}"
+    stop_process "${SPID[$s]}" 100
 done
 # CG_QUERIES=0: CPU and memory only (a big database loads slowly under valgrind).
 if ((CG_QUERIES > 0)); then
@@ -503,6 +491,6 @@ for ecs in $ECS_RUNS; do
         [ "$s" = echo ] && label="echo floor"
         [ "$s" = knot ] && label="knot (static only)"
         [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
-        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}") | ${RSS[$s]:--} | ${HWM[$s]:--} |"
+        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}" 3) | ${RSS[$s]:--} | ${HWM[$s]:--} |"
     done
 done

@@ -48,26 +48,7 @@ MERIDIAN=$TARGET/release/meridian
 
 WORK=$(mktemp -d /tmp/meridian-reload.XXXXXX)
 PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# Sets FREE_PORT to a port no socket uses, below the kernel's ephemeral range (so no
-# outgoing connection takes it meanwhile), different from every port handed out before.
-TAKEN=" "
-free_port() {
-    local low
-    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
-    while :; do
-        FREE_PORT=$((20000 + RANDOM % (low > 21000 ? low - 20000 : 10000)))
-        if [[ $TAKEN != *" $FREE_PORT "* ]] && [ -z "$(ss -Hanut "sport = :$FREE_PORT")" ]; then
-            TAKEN+="$FREE_PORT "
-            return
-        fi
-    done
-}
+trap cleanup EXIT # lib.sh: kills PIDS, removes WORK
 
 # ---------------------------------------------------------------------------------------
 # The shipped configuration, on other ports
@@ -148,19 +129,10 @@ start() {
     exit 1
 }
 
-stop() { stop_process "$PID"; }
-
 reloads() {
     # meridian_reloads{result="$1"} from /metrics.
     curl -sS --max-time 5 "http://127.0.0.1:$API/metrics" |
         awk -v r="$1" '$1 == "meridian_reloads{result=\"" r "\"}" { print $2 }'
-}
-
-# Replaces the zone file by rename, as editors and git do, with the serial bumped.
-rewrite_zone() {
-    SERIAL=$((SERIAL + 1))
-    sed "s|^\\( *\\)[0-9]* ; serial|\\1$SERIAL ; serial|" "$ZONEFILE" >"$WORK/zones/.example.com.zone.new"
-    mv "$WORK/zones/.example.com.zone.new" "$ZONEFILE"
 }
 
 # Triggers a reload every INTERVAL seconds until $1 (a file) exists; counts each kind.
@@ -170,7 +142,9 @@ reload_loop() {
         sleep "$INTERVAL"
         case $((i % 3)) in
         0)
-            rewrite_zone
+            # The zone file replaced by rename, as editors and git do, with the serial bumped.
+            SERIAL=$((SERIAL + 1))
+            rewrite_zone "$ZONEFILE" sed "s|^\\( *\\)[0-9]* ; serial|\\1$SERIAL ; serial|"
             file=$((file + 1))
             ;;
         1)
@@ -248,7 +222,7 @@ run() {
         echo "  warnings and errors in the server log:" >&2
         grep -E 'ERROR|WARN|panicked' "$WORK/meridian.log" | head -10 >&2
     fi
-    stop
+    stop_process "$PID"
 }
 
 run baseline 0
