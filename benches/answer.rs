@@ -14,12 +14,14 @@ use std::str::FromStr;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::rr::Name;
 
-use meridian::config::{self, Snapshot};
+use meridian::config;
+use meridian::dns::MAX_MESSAGE;
+use meridian::dns::name::wire_lower;
+use meridian::dns::wire::{build_query, parse_query};
+use meridian::dns::{Transport, rtype};
+use meridian::engine::Snapshot;
+use meridian::engine::{self, Request};
 use meridian::health::HealthView;
-use meridian::server::answer::{MAX_MESSAGE, answer_from};
-use meridian::server::wire::{build_query, parse_query};
-use meridian::zone::name::wire_lower;
-use meridian::zone::{Transport, rtype};
 
 fn snapshot() -> Snapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("meridian.toml");
@@ -134,25 +136,27 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for case in cases() {
         // Every case must produce an answer; catch a broken fixture before timing it.
-        let n = answer_from(
+        let n = engine::answer(
             &snapshot,
             &health,
-            &case.query,
+            None,
+            &Request::new(&case.query, case.source, Transport::Udp),
             &mut response,
-            Transport::Udp,
-            case.source,
         )
         .unwrap_or_else(|| panic!("{}: no response", case.label));
         assert!(n > 12, "{}: short response", case.label);
         group.bench_function(case.label, |b| {
             b.iter(|| {
-                answer_from(
+                engine::answer(
                     black_box(&snapshot),
                     &health,
-                    black_box(&case.query),
+                    None,
+                    &Request::new(
+                        black_box(&case.query),
+                        black_box(case.source),
+                        Transport::Udp,
+                    ),
                     &mut response,
-                    Transport::Udp,
-                    black_box(case.source),
                 )
             })
         });

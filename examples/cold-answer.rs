@@ -14,11 +14,12 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config;
+use meridian::dns::MAX_MESSAGE;
+use meridian::dns::Transport;
+use meridian::dns::name::wire_lower;
+use meridian::dns::wire::build_query;
+use meridian::engine::{self, Request};
 use meridian::health::HealthView;
-use meridian::server::answer::{MAX_MESSAGE, answer_from};
-use meridian::server::wire::build_query;
-use meridian::zone::Transport;
-use meridian::zone::name::wire_lower;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -78,13 +79,12 @@ fn main() {
             }
             std::hint::black_box(&evict);
             let mut answer = || {
-                std::hint::black_box(answer_from(
+                std::hint::black_box(engine::answer(
                     &snapshot,
                     &health,
-                    q,
+                    None,
+                    &Request::new(q, source, Transport::Udp),
                     &mut response,
-                    Transport::Udp,
-                    source,
                 ))
             };
             let t0 = tsc();

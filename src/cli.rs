@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config;
-use crate::zone::name;
+use crate::dns::name;
 
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
@@ -33,13 +33,13 @@ pub fn serve(config_path: PathBuf, api_listen: Option<std::net::SocketAddr>) -> 
         tracing::warn!("{w}");
     }
     if let Some(addr) = api_listen {
-        if let Err(e) = crate::api::validate(addr, loaded.api.token.as_deref()) {
+        if let Err(e) = crate::config::validate_api(addr, loaded.api.token.as_deref()) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
         loaded.api.listen = Some(addr);
     }
-    match crate::server::run(config_path, loaded) {
+    match crate::daemon::run(config_path, loaded) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -278,10 +278,7 @@ pub fn failover_line(
 }
 
 /// The running server's /status (None if unreachable or not understood).
-fn live_status(
-    api: std::net::SocketAddr,
-    token: Option<&str>,
-) -> Option<crate::health::monitor::Status> {
+fn live_status(api: std::net::SocketAddr, token: Option<&str>) -> Option<crate::health::Status> {
     use std::io::{Read, Write};
     let timeout = std::time::Duration::from_millis(500);
     let mut s = std::net::TcpStream::connect_timeout(&api, timeout).ok()?;
@@ -307,8 +304,8 @@ fn live_status(
 /// The health view for `snap` from a server's status, matched by key (the server's own
 /// snapshot may order endpoints differently); what the status does not name counts as up.
 fn health_from_status(
-    snap: &crate::config::Snapshot,
-    status: &crate::health::monitor::Status,
+    snap: &crate::engine::Snapshot,
+    status: &crate::health::Status,
 ) -> crate::health::HealthView {
     use std::collections::HashMap;
     let routing = &snap.routing;

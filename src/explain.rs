@@ -12,12 +12,11 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
-use crate::config::Snapshot;
-use crate::health::monitor::{DatacenterStatus, EndpointStatus, Status};
-use crate::health::{AdminState, HealthView};
+use crate::dns::{MAX_MESSAGE, Transport, name, rtype};
+use crate::engine::Snapshot;
+use crate::engine::{self, Counting, Request};
+use crate::health::{AdminState, DatacenterStatus, EndpointStatus, HealthView, Status};
 use crate::routing::{AllDown, Client, DynamicName, Policy, Routing, Select, TableKind};
-use crate::server::answer::{Counting, MAX_MESSAGE, answer_counted};
-use crate::zone::{Transport, name, rtype};
 
 /// The question to explain, validated: a name, a type and a client address with the ECS
 /// source prefix to send.
@@ -279,25 +278,18 @@ pub fn explain(
     let client = Client {
         source: q.address,
         subnet: snapshot.ecs.then_some((network, q.prefix)),
+        entropy: 0,
     };
     let dynamic = dynamic_name
         .map(|dn| explain_dynamic(&snapshot.routing, dn, &client, q.rtype, view, status));
 
     // The answer itself, from the real answer path.
     let request =
-        crate::server::wire::build_query(0x4d45, &q.key, qtype, true, Some((q.address, q.prefix)));
+        crate::dns::wire::build_query(0x4d45, &q.key, qtype, true, Some((q.address, q.prefix)));
     let mut response = vec![0u8; MAX_MESSAGE];
     // Not traffic: counted nowhere (metrics, per-zone and per-name counters).
-    let n = answer_counted(
-        snapshot,
-        health,
-        &request,
-        &mut response,
-        Transport::Udp,
-        q.address,
-        Counting::Nothing,
-    )
-    .ok_or("no response")?;
+    let request = Request::new(&request, q.address, Transport::Udp).counted(Counting::Nothing);
+    let n = engine::answer(snapshot, health, None, &request, &mut response).ok_or("no response")?;
     let msg = Message::from_vec(&response[..n]).map_err(|e| e.to_string())?;
     let ecs_scope = msg
         .edns

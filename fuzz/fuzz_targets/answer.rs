@@ -11,10 +11,13 @@ use std::sync::OnceLock;
 
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
-use meridian::config::{self, Snapshot};
-use meridian::server::answer::{MAX_MESSAGE, answer};
-use meridian::server::wire;
-use meridian::zone::Transport;
+use meridian::config;
+use meridian::engine::Snapshot;
+use meridian::dns::MAX_MESSAGE;
+use meridian::engine::{self, Request};
+use meridian::health::HealthView;
+use meridian::dns::wire;
+use meridian::dns::Transport;
 
 fn snapshot() -> &'static Snapshot {
     static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
@@ -35,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
     let snapshot = snapshot();
     RESPONSE.with_borrow_mut(|response| {
         for transport in [Transport::Udp, Transport::Tcp] {
-            let Some(n) = answer(snapshot, data, response, transport) else {
+            let request = Request::new(data, std::net::Ipv4Addr::UNSPECIFIED.into(), transport);
+            let Some(n) = engine::answer(snapshot, &HealthView::all_up(), None, &request, response) else {
                 continue;
             };
             assert!(n >= 12 && n <= response.len(), "response length {n}");

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meridian::server::wire::{self, HEADER_LEN, ParseError};
+use meridian::dns::HEADER_LEN;
+use meridian::dns::wire::{self, ParseError};
 
 fuzz_target!(|data: &[u8]| {
     match wire::parse_query(data) {

@@ -10,7 +10,7 @@ use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;
 use meridian::config::zonefile;
 use meridian::zone::ZoneBuilder;
-use meridian::zone::name::wire_lower;
+use meridian::dns::name::wire_lower;
 
 /// A directory of our own holding the zone file and a small file it may `$INCLUDE`.
 fn dir() -> &'static PathBuf {

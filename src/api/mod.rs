@@ -3,7 +3,6 @@
 //!
 //! Bound to localhost by default; anywhere else it requires a bearer token.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,32 +17,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
-use crate::health::{AdminState, Monitor, OverrideTarget};
-use crate::server::reload::Reloader;
+use crate::health::{AdminState, OverrideTarget};
+use crate::monitor::Monitor;
+use crate::reload::Reloader;
 
 /// What the API handlers share.
 pub struct ApiState {
-    pub snapshot: crate::server::SharedSnapshot,
+    pub snapshot: crate::engine::SharedSnapshot,
     pub monitor: Monitor,
     pub reloader: Arc<Reloader>,
     pub token: Option<String>,
     /// Set to make /health report down (anycast withdrawal) while still answering DNS.
     pub draining: AtomicBool,
     /// Written and dropped counts of the query log, when it is on.
-    pub query_log: Option<Arc<crate::server::querylog::QueryLogStats>>,
+    pub query_log: Option<Arc<crate::net::querylog::QueryLogStats>>,
 }
 
 pub type SharedApi = Arc<ApiState>;
-
-/// Refuses a non-loopback listener without a token (an open admin API is a hijack).
-pub fn validate(listen: SocketAddr, token: Option<&str>) -> Result<(), String> {
-    if !listen.ip().is_loopback() && token.is_none_or(str::is_empty) {
-        return Err(format!(
-            "api.listen {listen} is not a loopback address: set api.token to expose it"
-        ));
-    }
-    Ok(())
-}
 
 pub fn router(state: SharedApi) -> Router {
     Router::new()
@@ -257,8 +247,8 @@ type Labels = Vec<(String, String)>;
 /// Counters are exported as gauges of running totals. The per-zone and per-name ones carry
 /// over a reload for zones, names and datacenters that still exist.
 fn query_metrics(reg: &mut Registry, state: &ApiState) {
-    use crate::server::rrl;
-    use crate::server::stats::{QTYPES, STATS};
+    use crate::engine::rrl;
+    use crate::stats::{QTYPES, STATS};
     let total = |name: &str, help: &str, reg: &mut Registry, rows: Vec<(Labels, u64)>| {
         // A single value without labels is a plain metric (no empty `{}` in the output).
         if let [(labels, v)] = &rows[..]
@@ -320,12 +310,12 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
             .zones()
             .iter()
             .zip(snap.zone_queries.iter())
-            .map(|(z, c)| (l("zone", &crate::zone::name::to_text(z.origin())), c.get()))
+            .map(|(z, c)| (l("zone", &crate::dns::name::to_text(z.origin())), c.get()))
             .collect(),
     );
     let mut rows = Vec::new();
     for n in &snap.routing.names {
-        let name = crate::zone::name::to_text(&n.owner);
+        let name = crate::dns::name::to_text(&n.owner);
         for (dc, c) in snap.routing.answer_slots(n).zip(n.answers.iter()) {
             rows.push((
                 vec![
@@ -380,7 +370,7 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
         reg,
         vec![(Vec::new(), STATS.ecs_scope_sum().get())],
     );
-    let (hits, misses, stores) = crate::server::answer_cache::totals();
+    let (hits, misses, stores) = crate::engine::cache::totals();
     total(
         "answer_cache_total",
         "UDP answer cache lookups by result (hit, miss), and answers stored",

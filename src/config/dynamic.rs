@@ -26,13 +26,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Diagnostic;
+use crate::dns::name::wire_lower;
 use crate::geo::{GeoSources, Location, build_table, great_circle_km};
 use crate::health::{CheckKind, CheckSpec, Timing};
 use crate::routing::{
     AllDown, Datacenter, DynamicName, Endpoint, Group, Policy, Pool, Routing, Select, TableKind,
 };
 use crate::zone::ZoneBuilder;
-use crate::zone::name::wire_lower;
 
 /// Default TTL of dynamic answers: short, so failover reaches clients quickly.
 pub const DEFAULT_TTL: u32 = 20;
@@ -733,7 +733,7 @@ impl<'g> RoutingBuilder<'g> {
                 let cname = match &conf.fallback_cname {
                     Some(t) => Some(
                         Name::parse(t, Some(origin))
-                            .map(|n| crate::zone::name::wire(&n))
+                            .map(|n| crate::dns::name::wire(&n))
                             .map_err(|e| (0, format!("fallback_cname: {e}")))?
                             .into_boxed_slice(),
                     ),
@@ -1282,7 +1282,7 @@ fn endpoint(
         Some(t) => Some(
             Name::parse(t, Some(origin))
                 .map_err(|e| format!("cname {t:?}: {e}"))
-                .map(|n| crate::zone::name::wire(&n).into_boxed_slice())?,
+                .map(|n| crate::dns::name::wire(&n).into_boxed_slice())?,
         ),
         None => None,
     };

@@ -5,304 +5,32 @@
 //! error so that `meridian check` can report all of them in one run.
 
 pub mod dynamic;
+pub mod schema;
 pub mod transfer;
 pub mod zonefile;
 
-use std::net::SocketAddr;
+pub use schema::*;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use hickory_proto::rr::Name;
-use serde::Deserialize;
 
 pub use zonefile::Diagnostic;
 
-use crate::geo::{FileStamp, GeoDb, GeoFieldPaths, GeoRecipe, GeoSources};
-use crate::routing::Routing;
-use crate::server::stats::Counter;
-use crate::zone::name::wire_lower;
+use crate::dns::name::wire_lower;
+use crate::engine::Snapshot;
+use crate::geo::{FileStamp, GeoDb, GeoRecipe, GeoSources};
 use crate::zone::{Zone, ZoneBuilder, ZoneSet};
-
-/// Largest UDP payload we advertise and send (the DNS flag day 2020 value).
-pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
-
-/// `meridian.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    #[serde(default)]
-    pub server: ServerConfig,
-    /// A directory whose `*.zone` files are zones named after the file (`example.com.zone`).
-    #[serde(default)]
-    pub zones_dir: Option<PathBuf>,
-    /// Zones listed one by one.
-    #[serde(default, rename = "zone")]
-    pub zones: Vec<ZoneConfig>,
-    /// GeoIP databases for geo, nearest and latency policies.
-    #[serde(default)]
-    pub geoip: GeoIpConfig,
-    #[serde(default)]
-    pub api: ApiConfig,
-    #[serde(default)]
-    pub health: HealthConfig,
-    /// TSIG keys for zone transfers and NOTIFY (`[tsig_keys] name = { algorithm, secret }`).
-    #[serde(default)]
-    pub tsig_keys: std::collections::BTreeMap<String, toml::Spanned<transfer::TsigKeyConfig>>,
-    /// Zone transfer out, per zone (`[transfer."example.com."]`); off by default.
-    #[serde(default)]
-    pub transfer: std::collections::BTreeMap<String, toml::Spanned<transfer::TransferConfig>>,
-    /// Response rate limiting on UDP (off unless a rate is set).
-    #[serde(default)]
-    pub rrl: crate::server::rrl::RrlConfig,
-    /// Sampled query log to a file (off unless given).
-    #[serde(default)]
-    pub query_log: Option<crate::server::querylog::QueryLogConfig>,
-}
-
-/// The HTTP admin API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Where it listens; anything but loopback needs `token`. Absent: no API.
-    #[serde(default = "default_api_listen")]
-    pub listen: Option<SocketAddr>,
-    /// Bearer token required on every call but /health.
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-fn default_api_listen() -> Option<SocketAddr> {
-    Some(SocketAddr::from(([127, 0, 0, 1], 8053)))
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_api_listen(),
-            token: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthConfig {
-    /// Where admin overrides are kept across restarts (relative to this file).
-    #[serde(default)]
-    pub state_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeoIpConfig {
-    /// MaxMind DB files (City, Country, ASN), merged field by field, first one first.
-    #[serde(default)]
-    pub databases: Vec<GeoDbConfig>,
-    /// Where the fields live in the records, for all databases that don't say otherwise
-    /// (defaults: MaxMind's GeoIP2 layout, which DB-IP uses too).
-    #[serde(default)]
-    pub fields: Option<GeoFieldPaths>,
-    /// Honour EDNS Client Subnet (RFC 7871) server-wide; names can opt out too.
-    #[serde(default = "yes")]
-    pub ecs: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// A database path, or a path with its own field paths.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum GeoDbConfig {
-    Path(PathBuf),
-    WithFields {
-        path: PathBuf,
-        fields: GeoFieldPaths,
-    },
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Addresses to answer on, UDP and TCP both.
-    #[serde(default = "default_listen")]
-    pub listen: Vec<SocketAddr>,
-    /// Server identity for NSID (RFC 5001) and `id.server`/`hostname.bind` CH TXT.
-    #[serde(default)]
-    pub identity: Option<String>,
-    /// UDP receive threads per listen address; 0 means one per CPU core.
-    #[serde(default)]
-    pub udp_threads: usize,
-    /// Largest UDP response, also advertised in our OPT record.
-    #[serde(default = "default_udp_payload")]
-    pub max_udp_payload: u16,
-    /// Seconds a TCP connection may stay idle between queries (RFC 7766 §6.2.3).
-    #[serde(default = "default_tcp_idle")]
-    pub tcp_idle_timeout_secs: u64,
-    /// Seconds a query (or its answer) may take on the wire once begun: slow clients lose.
-    #[serde(default = "default_tcp_query")]
-    pub tcp_query_timeout_secs: u64,
-    /// Open TCP connections, in total and per client address.
-    #[serde(default = "default_tcp_max")]
-    pub tcp_max_connections: usize,
-    #[serde(default = "default_tcp_per_client")]
-    pub tcp_max_per_client: usize,
-    /// Seconds to let open TCP connections finish on shutdown.
-    #[serde(default = "default_shutdown_grace")]
-    pub shutdown_grace_secs: u64,
-    /// Render static names' answers at load (server::prerender): faster answers for
-    /// about 50 bytes per record; off answers every query the general way.
-    #[serde(default = "default_true")]
-    pub prerender: bool,
-    /// Answers each UDP thread keeps (server::answer_cache), 0 for none; read at start.
-    #[serde(default = "default_answer_cache")]
-    pub answer_cache: usize,
-}
-
-fn default_answer_cache() -> usize {
-    crate::server::answer_cache::DEFAULT_SLOTS
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_tcp_query() -> u64 {
-    5
-}
-fn default_tcp_max() -> usize {
-    4096
-}
-fn default_tcp_per_client() -> usize {
-    64
-}
-fn default_shutdown_grace() -> u64 {
-    5
-}
-
-fn default_listen() -> Vec<SocketAddr> {
-    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
-}
-fn default_udp_payload() -> u16 {
-    DEFAULT_UDP_PAYLOAD
-}
-fn default_tcp_idle() -> u64 {
-    10
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            identity: None,
-            udp_threads: 0,
-            max_udp_payload: DEFAULT_UDP_PAYLOAD,
-            tcp_idle_timeout_secs: default_tcp_idle(),
-            tcp_query_timeout_secs: default_tcp_query(),
-            tcp_max_connections: default_tcp_max(),
-            tcp_max_per_client: default_tcp_per_client(),
-            shutdown_grace_secs: default_shutdown_grace(),
-            prerender: true,
-            answer_cache: default_answer_cache(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneConfig {
-    /// The zone's apex, e.g. `example.com.`
-    pub origin: String,
-    /// Its RFC 1035 master file, relative to the config file.
-    pub file: PathBuf,
-    /// Its dynamic names (TOML); default: the master file's name with `.toml`, if present.
-    #[serde(default)]
-    pub dynamic: Option<PathBuf>,
-}
-
-/// The next [`Snapshot::serial`].
-static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// Everything the query path needs, frozen. Swapped whole on reload.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// Increases with every reload; health views name the generation they were built for.
-    pub generation: u64,
-    /// Different for every snapshot loaded in this process (answer caches key on it: two
-    /// snapshots may share a generation, never a serial).
-    pub serial: u64,
-    /// Health as known when this snapshot went live, used until the monitor publishes a
-    /// view for this generation.
-    pub initial_health: crate::health::HealthView,
-    pub zones: ZoneSet,
-    /// Responses to static names, rendered from `zones` at load (see server::prerender).
-    pub static_answers: crate::server::prerender::StaticAnswers,
-    /// Queries per zone, by zone index (they restart with each reload).
-    /// Shared with the snapshot before a reload when the zone is still served, so the
-    /// totals run on across reloads.
-    pub zone_queries: Box<[std::sync::Arc<Counter>]>,
-    pub routing: Routing,
-    /// Use ECS addresses to locate clients.
-    pub ecs: bool,
-    /// Identity as TXT RDATA-ready bytes (NSID payload).
-    pub identity: Option<Box<[u8]>>,
-    pub max_udp_payload: u16,
-    /// Who may transfer which zone (AXFR/IXFR), TSIG keys, NOTIFY targets.
-    pub transfer: transfer::Transfers,
-}
-
-impl Snapshot {
-    /// Takes over `old`'s per-zone and per-name counters wherever the zone, or the name and
-    /// datacenter, is still there: a reload does not restart them.
-    pub fn adopt_counters(&mut self, old: &Snapshot) {
-        for (z, slot) in self.zones.zones().iter().zip(self.zone_queries.iter_mut()) {
-            let prev = old
-                .zones
-                .zones()
-                .iter()
-                .position(|p| p.origin() == z.origin());
-            if let Some(c) = prev.and_then(|i| old.zone_queries.get(i)) {
-                *slot = c.clone();
-            }
-        }
-        let mut by_name: std::collections::HashMap<(&[u8], &str), &std::sync::Arc<Counter>> =
-            std::collections::HashMap::new();
-        for n in &old.routing.names {
-            for (dc, c) in old.routing.answer_slots(n).zip(n.answers.iter()) {
-                by_name.insert((&n.owner[..], dc), c);
-            }
-        }
-        let routing = &self.routing;
-        let mut adopted: Vec<(usize, usize, std::sync::Arc<Counter>)> = Vec::new();
-        for (ni, n) in routing.names.iter().enumerate() {
-            for (si, dc) in routing.answer_slots(n).enumerate() {
-                if let Some(c) = by_name.get(&(&n.owner[..], dc)) {
-                    adopted.push((ni, si, (*c).clone()));
-                }
-            }
-        }
-        for (ni, si, c) in adopted {
-            if let Some(slot) = self
-                .routing
-                .names
-                .get_mut(ni)
-                .and_then(|n| n.answers.get_mut(si))
-            {
-                *slot = c;
-            }
-        }
-    }
-}
 
 /// A loaded configuration: the listener settings and the first snapshot.
 #[derive(Debug)]
 pub struct Loaded {
     pub server: ServerConfig,
     pub api: ApiConfig,
-    pub rrl: crate::server::rrl::RrlConfig,
+    pub rrl: crate::engine::rrl::RrlConfig,
     /// The query log, its path resolved against the config file's directory.
-    pub query_log: Option<crate::server::querylog::QueryLogConfig>,
+    pub query_log: Option<QueryLogConfig>,
     /// Absolute (or config-relative resolved) path of the overrides state file.
     pub state_file: Option<PathBuf>,
     pub snapshot: Snapshot,
@@ -354,7 +82,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let mut warnings = Vec::new();
 
     if let Some(listen) = file.api.listen
-        && let Err(e) = crate::api::validate(listen, file.api.token.as_deref())
+        && let Err(e) = validate_api(listen, file.api.token.as_deref())
     {
         errors.push(diag(0, e));
     }
@@ -518,13 +246,13 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     Ok(Loaded {
         snapshot: Snapshot {
             generation: 0,
-            serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            serial: Snapshot::next_serial(),
             initial_health: crate::health::HealthView::all_up(),
             zone_queries: (0..zones.zones().len())
                 .map(|_| std::sync::Arc::default())
                 .collect(),
             static_answers: if serving && file.server.prerender {
-                crate::server::prerender::StaticAnswers::build(&zones)
+                crate::engine::prerender::StaticAnswers::build(&zones)
             } else {
                 Default::default()
             },

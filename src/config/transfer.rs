@@ -24,8 +24,10 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dns::name::{to_text, wire_lower};
+use crate::dns::tsig::TsigKey;
+use crate::engine::transfer::{Transfers, ZoneTransfer};
 use crate::zone::ZoneSet;
-use crate::zone::name::{to_text, wire_lower};
 
 /// The only TSIG algorithm supported (RFC 8945 §6: mandatory to implement).
 pub const HMAC_SHA256: &str = "hmac-sha256";
@@ -53,70 +55,6 @@ pub struct TransferConfig {
     /// `addr:port`.
     #[serde(default)]
     pub notify: Vec<Spanned<String>>,
-}
-
-/// A TSIG key ready for signing and verifying.
-#[derive(Clone)]
-pub struct TsigKey {
-    /// Lowercase wire form of the key name (the TSIG record's owner).
-    pub name: Box<[u8]>,
-    pub key: ring::hmac::Key,
-}
-
-impl std::fmt::Debug for TsigKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the secret.
-        f.debug_struct("TsigKey")
-            .field("name", &to_text(&self.name))
-            .finish_non_exhaustive()
-    }
-}
-
-/// Who may transfer one zone, and whom to notify.
-#[derive(Debug, Clone, Default)]
-pub struct ZoneTransfer {
-    /// Empty: any address (then `tsig` is set).
-    pub allow: Vec<IpNet>,
-    /// Index into [`Transfers::keys`].
-    pub tsig: Option<usize>,
-    pub notify: Vec<SocketAddr>,
-}
-
-impl ZoneTransfer {
-    pub fn allows_address(&self, addr: IpAddr) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
-        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&addr))
-    }
-}
-
-/// Every key and every zone's transfer policy. Empty by default: no transfers.
-#[derive(Debug, Default)]
-pub struct Transfers {
-    pub keys: Vec<TsigKey>,
-    zones: FxHashMap<Box<[u8]>, ZoneTransfer>,
-}
-
-impl Transfers {
-    /// The policy of the zone with this lowercase wire origin, if transfers are configured.
-    pub fn zone(&self, origin: &[u8]) -> Option<&ZoneTransfer> {
-        self.zones.get(origin)
-    }
-
-    /// Every configured zone (lowercase wire origin) and its policy.
-    pub fn zones(&self) -> impl Iterator<Item = (&[u8], &ZoneTransfer)> {
-        self.zones.iter().map(|(k, v)| (&k[..], v))
-    }
-
-    /// The key with this lowercase wire name.
-    pub fn key(&self, name: &[u8]) -> Option<(usize, &TsigKey)> {
-        self.keys
-            .iter()
-            .enumerate()
-            .find(|(_, k)| &k.name[..] == name)
-    }
 }
 
 /// A problem at a line of the config file (0: no line).
@@ -263,7 +201,7 @@ pub fn build(
                 ),
             ));
         }
-        out.zones.insert(origin.into_boxed_slice(), zt);
+        out.insert(origin.into_boxed_slice(), zt);
     }
     out
 }

@@ -13,8 +13,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_proto::serialize::txt::parse_ttl;
 
-use crate::zone::name::wire_lower;
-use crate::zone::{ZoneBuilder, rtype};
+use crate::dns::name::wire_lower;
+use crate::dns::rtype;
+use crate::zone::ZoneBuilder;
 
 /// Deepest `$INCLUDE` nesting accepted (also stops include cycles).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -461,7 +462,7 @@ fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<V
             let [target] = tokens else {
                 return Err("DNAME takes exactly one domain name".into());
             };
-            return Ok(crate::zone::name::wire(&parse_name(&target.text, origin)?));
+            return Ok(crate::dns::name::wire(&parse_name(&target.text, origin)?));
         }
         rtype::DS => return ds_rdata(tokens),
         // hickory decodes `\DDD` escapes in character-strings wrongly (as a code point).

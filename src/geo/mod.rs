@@ -6,7 +6,8 @@
 //! - [`build_table`]: the gdnsd approach: walk the databases once at load time, classify every
 //!   network into a result id, overlay CIDR overrides, and merge neighbours with the same id,
 //!   so the prefix length a lookup returns is the fitted ECS scope.
-//! - [`writer`]: writes City-shaped databases (the demo database in `geoip/`, test fixtures).
+//! - `writer` (feature `test-support`): writes City-shaped databases (the demo database in
+//!   `geoip/`, test fixtures); not part of the server.
 //! - [`great_circle_km`]: distance for the `nearest` policy.
 
 mod build;
@@ -16,6 +17,7 @@ mod distance;
 mod error;
 mod location;
 mod table;
+#[cfg(feature = "test-support")]
 pub mod writer;
 
 pub use build::build_table;

@@ -5,12 +5,12 @@
 //! tables of the snapshot the view was built for; an index the view does not know counts as
 //! up, so a view that lags a reload never takes a site out by mistake.
 
-pub mod check;
-pub mod monitor;
+pub mod spec;
 pub mod state;
+pub mod status;
 
-pub use check::{CheckKind, CheckSpec, Timing};
-pub use monitor::{AdminState, Monitor, OverrideTarget, Overrides};
+pub use spec::{CheckKind, CheckSpec, Timing};
+pub use status::{AdminState, DatacenterStatus, EndpointStatus, OverrideTarget, Overrides, Status};
 
 /// Up/down of every endpoint and every datacenter group, by routing index.
 #[derive(Debug, Clone, Default)]

@@ -7,14 +7,14 @@
 //! precomputed at load time into network tables (client network → datacenter order), so a
 //! query costs one longest-prefix lookup and the table's network is the ECS scope.
 
-use std::cell::Cell;
 use std::net::IpAddr;
 use std::ops::Range;
 
+use crate::dns::{Section, Sink, rtype};
 use crate::geo::{GeoRecipe, NetTable};
 use crate::health::{CheckSpec, HealthView};
-use crate::server::stats::Counter;
-use crate::zone::{Dynamic, DynamicOutcome, Section, Sink, rtype};
+use crate::stats::Counter;
+use crate::zone::{Dynamic, DynamicOutcome};
 
 /// Most datacenters one answer may draw from.
 pub const MAX_DATACENTERS: usize = 8;
@@ -136,7 +136,7 @@ pub struct DynamicName {
     /// Answers given, by the pool's group that answered first (index relative to the
     /// pool's groups); the last slot counts answers with every candidate down.
     /// Shared across reloads by (name, datacenter), so the totals run on.
-    pub answers: Box<[std::sync::Arc<crate::server::stats::Counter>]>,
+    pub answers: Box<[std::sync::Arc<crate::stats::Counter>]>,
     /// Record types this name serves (some of A, AAAA, CNAME).
     pub serves_a: bool,
     pub serves_aaaa: bool,
@@ -178,6 +178,9 @@ pub struct Client {
     pub source: IpAddr,
     /// ECS address and source prefix length.
     pub subnet: Option<(IpAddr, u8)>,
+    /// Random bits for this query's random picks (the caller draws them: the routing
+    /// room has no random source of its own, so a decision is a function of its inputs).
+    pub entropy: u64,
 }
 
 /// The datacenters chosen for one answer, and what the answer depends on.
@@ -203,32 +206,13 @@ impl Decision {
     }
 }
 
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9E37_79B9_7F4A_7C15);
-    let local = 0u8;
-    splitmix(t ^ (&local as *const u8 as u64))
-}
-
-fn splitmix(mut x: u64) -> u64 {
+/// One step of SplitMix64: a well-mixed 64-bit value from any input. Random picks mix the
+/// query's entropy with the group or endpoint index; sticky picks mix the client's network.
+pub fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
-}
-
-fn random_u64() -> u64 {
-    RNG.with(|r| {
-        let v = splitmix(r.get());
-        r.set(v);
-        v
-    })
 }
 
 /// A uniform number in (0, 1] from 64 random bits.
@@ -368,7 +352,7 @@ impl Routing {
                     }
                     let bits = match key {
                         Some(k) => splitmix(splitmix(k as u64 ^ (k >> 64) as u64) ^ g as u64),
-                        None => random_u64(),
+                        None => splitmix(client.entropy ^ g as u64),
                     };
                     scored[n] = (f64::from(w) / -unit(bits).ln().min(-f64::MIN_POSITIVE), g);
                     n += 1;
@@ -412,6 +396,7 @@ impl Routing {
     ) -> usize {
         let Pick {
             client_key,
+            entropy,
             health,
             open,
         } = how;
@@ -464,7 +449,7 @@ impl Routing {
                             Some(k) => {
                                 splitmix(splitmix(k as u64 ^ (k >> 64) as u64) ^ (e as u64) << 20)
                             }
-                            None => random_u64(),
+                            None => splitmix(entropy ^ (e as u64) << 20),
                         };
                         let score = f64::from(w) / -unit(bits).ln().min(-f64::MIN_POSITIVE);
                         if score > best_score {
@@ -549,6 +534,7 @@ impl Routing {
                     serve_type,
                     Pick {
                         client_key,
+                        entropy: client.entropy,
                         health,
                         open: true,
                     },
@@ -569,6 +555,7 @@ impl Routing {
                 serve_type,
                 Pick {
                     client_key,
+                    entropy: client.entropy,
                     health,
                     open: false,
                 },
@@ -688,6 +675,8 @@ impl Basis<'_> {
 #[derive(Clone, Copy)]
 struct Pick<'h> {
     client_key: Option<u128>,
+    /// The query's random bits (see [`Client::entropy`]).
+    entropy: u64,
     health: &'h HealthView,
     open: bool,
 }

@@ -5,56 +5,15 @@
 //! server's response writer). Names are lowercase wire-form byte slices, so a lookup hashes
 //! slices of the query's own name and never allocates.
 
-pub mod name;
-
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
-use name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
-
-/// Record type codes the lookup needs to know about.
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const PTR: u16 = 12;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const SRV: u16 = 33;
-    pub const DNAME: u16 = 39;
-    pub const OPT: u16 = 41;
-    pub const DS: u16 = 43;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const ANY: u16 = 255;
-}
-
-/// Response codes produced by the lookup.
-pub mod rcode {
-    pub const NOERROR: u8 = 0;
-    pub const FORMERR: u8 = 1;
-    pub const SERVFAIL: u8 = 2;
-    pub const NXDOMAIN: u8 = 3;
-    pub const NOTIMP: u8 = 4;
-    pub const REFUSED: u8 = 5;
-    pub const YXDOMAIN: u8 = 6;
-    /// Extended (16): carried in the OPT record's upper bits.
-    pub const BADVERS: u16 = 16;
-}
+use crate::dns::name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
+use crate::dns::{RRset, Section, Sink, Transport, name, rcode, rtype};
 
 /// Longest CNAME/DNAME chain followed inside one zone before giving up.
 const MAX_CHAIN: usize = 12;
-
-/// One RRset: all records of one type at one owner, in wire form without compression.
-#[derive(Debug, Clone)]
-pub struct RRset {
-    pub rtype: u16,
-    pub ttl: u32,
-    pub rdata: Vec<Box<[u8]>>,
-}
 
 /// Everything stored at one owner name. An empty node is an empty non-terminal.
 #[derive(Debug, Default, Clone)]
@@ -69,37 +28,6 @@ impl Node {
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
     }
-}
-
-/// Where a record goes in the response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    Answer,
-    Authority,
-    Additional,
-}
-
-/// The response writer the lookup reports to. Owner names are wire form; the writer
-/// compresses them. A `false` return means the data did not fit in the response.
-pub trait Sink {
-    fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
-    fn record(
-        &mut self,
-        section: Section,
-        owner: &[u8],
-        rtype: u16,
-        ttl: u32,
-        rdata: &[u8],
-    ) -> bool;
-    /// Several records of one RRset, written all or none.
-    fn records<'r>(
-        &mut self,
-        section: Section,
-        owner: &[u8],
-        rtype: u16,
-        ttl: u32,
-        rdatas: impl Iterator<Item = &'r [u8]>,
-    ) -> bool;
 }
 
 /// What a dynamic name answered.
@@ -531,13 +459,6 @@ pub struct ZoneSet {
 pub struct Direct<'z> {
     pub entry: u32,
     pub node: &'z Node,
-}
-
-/// Whether the client asked over a transport where a full ANY answer is allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
 }
 
 impl ZoneSet {

@@ -1,0 +1,263 @@
+//! The files' schema: `meridian.toml` as serde reads it, with defaults, and the rules a
+//! setting must keep on its own (the API token rule, the query log's numbers).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::transfer;
+use crate::geo::GeoFieldPaths;
+
+/// Largest UDP payload we advertise and send (the DNS flag day 2020 value).
+pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+
+/// `meridian.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// A directory whose `*.zone` files are zones named after the file (`example.com.zone`).
+    #[serde(default)]
+    pub zones_dir: Option<PathBuf>,
+    /// Zones listed one by one.
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneConfig>,
+    /// GeoIP databases for geo, nearest and latency policies.
+    #[serde(default)]
+    pub geoip: GeoIpConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// TSIG keys for zone transfers and NOTIFY (`[tsig_keys] name = { algorithm, secret }`).
+    #[serde(default)]
+    pub tsig_keys: std::collections::BTreeMap<String, toml::Spanned<transfer::TsigKeyConfig>>,
+    /// Zone transfer out, per zone (`[transfer."example.com."]`); off by default.
+    #[serde(default)]
+    pub transfer: std::collections::BTreeMap<String, toml::Spanned<transfer::TransferConfig>>,
+    /// Response rate limiting on UDP (off unless a rate is set).
+    #[serde(default)]
+    pub rrl: crate::engine::rrl::RrlConfig,
+    /// Sampled query log to a file (off unless given).
+    #[serde(default)]
+    pub query_log: Option<QueryLogConfig>,
+}
+
+/// The HTTP admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where it listens; anything but loopback needs `token`. Absent: no API.
+    #[serde(default = "default_api_listen")]
+    pub listen: Option<SocketAddr>,
+    /// Bearer token required on every call but /health.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+fn default_api_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8053)))
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Where admin overrides are kept across restarts (relative to this file).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// MaxMind DB files (City, Country, ASN), merged field by field, first one first.
+    #[serde(default)]
+    pub databases: Vec<GeoDbConfig>,
+    /// Where the fields live in the records, for all databases that don't say otherwise
+    /// (defaults: MaxMind's GeoIP2 layout, which DB-IP uses too).
+    #[serde(default)]
+    pub fields: Option<GeoFieldPaths>,
+    /// Honour EDNS Client Subnet (RFC 7871) server-wide; names can opt out too.
+    #[serde(default = "yes")]
+    pub ecs: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A database path, or a path with its own field paths.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum GeoDbConfig {
+    Path(PathBuf),
+    WithFields {
+        path: PathBuf,
+        fields: GeoFieldPaths,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to answer on, UDP and TCP both.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// Server identity for NSID (RFC 5001) and `id.server`/`hostname.bind` CH TXT.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// UDP receive threads per listen address; 0 means one per CPU core.
+    #[serde(default)]
+    pub udp_threads: usize,
+    /// Largest UDP response, also advertised in our OPT record.
+    #[serde(default = "default_udp_payload")]
+    pub max_udp_payload: u16,
+    /// Seconds a TCP connection may stay idle between queries (RFC 7766 §6.2.3).
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout_secs: u64,
+    /// Seconds a query (or its answer) may take on the wire once begun: slow clients lose.
+    #[serde(default = "default_tcp_query")]
+    pub tcp_query_timeout_secs: u64,
+    /// Open TCP connections, in total and per client address.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+    #[serde(default = "default_tcp_per_client")]
+    pub tcp_max_per_client: usize,
+    /// Seconds to let open TCP connections finish on shutdown.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+    /// Render static names' answers at load (server::prerender): faster answers for
+    /// about 50 bytes per record; off answers every query the general way.
+    #[serde(default = "default_true")]
+    pub prerender: bool,
+    /// Answers each UDP thread keeps (server::answer_cache), 0 for none; read at start.
+    #[serde(default = "default_answer_cache")]
+    pub answer_cache: usize,
+}
+
+fn default_answer_cache() -> usize {
+    crate::engine::cache::DEFAULT_SLOTS
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_tcp_query() -> u64 {
+    5
+}
+fn default_tcp_max() -> usize {
+    4096
+}
+fn default_tcp_per_client() -> usize {
+    64
+}
+fn default_shutdown_grace() -> u64 {
+    5
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_udp_payload() -> u16 {
+    DEFAULT_UDP_PAYLOAD
+}
+fn default_tcp_idle() -> u64 {
+    10
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            identity: None,
+            udp_threads: 0,
+            max_udp_payload: DEFAULT_UDP_PAYLOAD,
+            tcp_idle_timeout_secs: default_tcp_idle(),
+            tcp_query_timeout_secs: default_tcp_query(),
+            tcp_max_connections: default_tcp_max(),
+            tcp_max_per_client: default_tcp_per_client(),
+            shutdown_grace_secs: default_shutdown_grace(),
+            prerender: true,
+            answer_cache: default_answer_cache(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// The zone's apex, e.g. `example.com.`
+    pub origin: String,
+    /// Its RFC 1035 master file, relative to the config file.
+    pub file: PathBuf,
+    /// Its dynamic names (TOML); default: the master file's name with `.toml`, if present.
+    #[serde(default)]
+    pub dynamic: Option<PathBuf>,
+}
+
+/// `[query_log]` in meridian.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryLogConfig {
+    /// File the lines are appended to (created if missing).
+    pub path: PathBuf,
+    /// Log one query in this many, per thread (1 logs every query).
+    #[serde(default = "default_sample")]
+    pub sample: u32,
+    /// "text" (one line of key=value fields) or "json" (one object per line).
+    #[serde(default)]
+    pub format: QueryLogFormat,
+    /// Records waiting for the writer; beyond this they are dropped (and counted).
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryLogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_sample() -> u32 {
+    100
+}
+
+fn default_queue() -> usize {
+    4096
+}
+
+impl QueryLogConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sample == 0 {
+            return Err("query_log.sample must be at least 1 (1 logs every query)".into());
+        }
+        if self.queue == 0 {
+            return Err("query_log.queue must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a non-loopback API listener without a token (an open admin API is a hijack).
+pub fn validate_api(listen: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !listen.ip().is_loopback() && token.is_none_or(str::is_empty) {
+        return Err(format!(
+            "api.listen {listen} is not a loopback address: set api.token to expose it"
+        ));
+    }
+    Ok(())
+}

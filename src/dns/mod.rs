@@ -1,0 +1,63 @@
+//! L0, the wire vocabulary: IANA codes, names, parsing a query, writing a response with
+//! name compression, TSIG. Everything above speaks DNS through this module; nothing here
+//! knows about zones, routing or sockets.
+
+pub mod iana;
+pub mod name;
+pub mod tsig;
+pub mod wire;
+
+pub use iana::{class, edns_option, opcode, rcode, rtype};
+
+/// Length of the DNS message header.
+pub const HEADER_LEN: usize = 12;
+
+/// Largest DNS message (the TCP length prefix is 16 bits): the response buffer size that
+/// fits every answer.
+pub const MAX_MESSAGE: usize = 65535;
+
+/// Whether the client asked over a transport where a full ANY answer is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// One RRset: all records of one type at one owner, in wire form without compression.
+#[derive(Debug, Clone)]
+pub struct RRset {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<Box<[u8]>>,
+}
+
+/// Where a record goes in the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Answer,
+    Authority,
+    Additional,
+}
+
+/// The response writer the lookup reports to. Owner names are wire form; the writer
+/// compresses them. A `false` return means the data did not fit in the response.
+pub trait Sink {
+    fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
+    fn record(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> bool;
+    /// Several records of one RRset, written all or none.
+    fn records<'r>(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdatas: impl Iterator<Item = &'r [u8]>,
+    ) -> bool;
+}

@@ -1,0 +1,521 @@
+//! Answers kept per UDP thread: the records after the question of a response, keyed by what
+//! they depend on, so that the next query for the same name and type (and, for a dynamic
+//! name, from a client in the same decided network) is the header, its own question, one copy
+//! and the OPT record: no zone lookup, no routing decision, no record writing.
+//!
+//! What a body depends on, and how each is held to:
+//! - the snapshot and the health view: its serial and [`HealthView::version`] are in every
+//!   slot; a reload or any change of health makes every slot stale at once;
+//! - the question: the lowercased name (compared in full), the type; class IN only. Names
+//!   in the body are pointers to the question or zone data, never the query's own spelling,
+//!   except for a CNAME synthesized from a DNAME: such answers are not kept;
+//! - room: only complete bodies are kept (nothing truncated, no additional record left out),
+//!   and a body that does not fit the next client's size goes the general way;
+//! - the client, for a dynamic answer: the network the decision was the same for (the
+//!   located address within the ECS scope), whether it was located by its ECS address, and
+//!   whether the query carried one. Answers drawn at random, and answers through more than
+//!   one dynamic name, are not kept.
+//!
+//! Layout: a slot is 512 bytes, aligned (a hit reads its header, name and body lines);
+//! direct-mapped. A name's client-independent answer, or its first decided network, lives
+//! in the slot of (name, type); other networks of a dynamic name in the slot of (name, type,
+//! client /24 or /48). The table is an anonymous mapping: untouched slots cost nothing.
+//!
+//! Per query: no allocation, no lock; the counters are the thread's own (atomics written with
+//! plain loads and stores, read by /metrics).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::health::HealthView;
+use crate::pages::{ZeroValid, ZeroedPages};
+
+/// Longest (lowercased, wire-form) question name kept.
+pub const NAME_MAX: usize = 96;
+/// Largest body kept.
+pub const BODY_MAX: usize = 344;
+/// Slots per thread unless `[server] answer_cache` says otherwise.
+pub const DEFAULT_SLOTS: usize = 2048;
+
+/// `Slot::scope`: the answer carries no ECS scope (no dynamic name answered).
+const NO_SCOPE: u8 = u8::MAX;
+/// `Slot::bits`: valid for every client.
+const ANY_CLIENT: u8 = u8::MAX;
+
+const FLAG_AUTHORITATIVE: u8 = 1;
+/// Located by the ECS address (else the source address).
+const FLAG_FROM_ECS: u8 = 2;
+/// The query that filled the slot carried a usable ECS option.
+const FLAG_HAD_ECS: u8 = 4;
+const FLAG_V6: u8 = 8;
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Slot {
+    /// Hash of name and type, with the low bit set (0: never filled).
+    tag: u64,
+    /// [`crate::engine::Snapshot::serial`] of the snapshot the slot was filled from.
+    serial: u64,
+    health: u64,
+    /// The client network (IPv4 in the first 4 bytes), zero past `bits`.
+    net: [u8; 16],
+    /// This thread's slots of the per-zone and per-name counters a hit counts in
+    /// (addresses; 0: none), owned by the snapshot of `serial`.
+    counters: [usize; 2],
+    counts: [u16; 3],
+    body_len: u16,
+    qtype: u16,
+    name_len: u8,
+    scope: u8,
+    bits: u8,
+    flags: u8,
+    rcode: u8,
+    name: [u8; NAME_MAX],
+    body: [u8; BODY_MAX],
+}
+
+// SAFETY: integers and arrays of them only.
+unsafe impl ZeroValid for Slot {}
+
+const _: () = assert!(size_of::<Slot>() == 512);
+
+/// Counts of one thread's cache, for /metrics.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stores: AtomicU64,
+}
+
+/// Every thread's [`CacheStats`], registered once per thread at start.
+static REGISTRY: std::sync::Mutex<Vec<Arc<CacheStats>>> = std::sync::Mutex::new(Vec::new());
+
+/// Sums of every thread's cache counts: (hits, misses, stores).
+pub fn totals() -> (u64, u64, u64) {
+    let list = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    list.iter().fold((0, 0, 0), |(h, m, s), c| {
+        (
+            h + c.hits.load(Ordering::Relaxed),
+            m + c.misses.load(Ordering::Relaxed),
+            s + c.stores.load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// Bumps a counter only this thread writes: a load and a store, no locked instruction.
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+}
+
+/// The question, the client and the data answered from, as the cache sees them.
+#[derive(Clone, Copy)]
+pub struct Key<'a> {
+    /// Lowercased wire-form question name.
+    name: &'a [u8],
+    qtype: u16,
+    source: IpAddr,
+    /// The query's usable ECS address (present, enabled, prefix > 0).
+    ecs: Option<IpAddr>,
+    /// (snapshot serial, health view version).
+    now: (u64, u64),
+    /// Hash of name and type, low bit set: the slot tag.
+    tag: u64,
+}
+
+impl<'a> Key<'a> {
+    /// `name` lowercased; `serial` of the snapshot answered from, `health` the view used.
+    #[inline]
+    pub fn new(
+        name: &'a [u8],
+        qtype: u16,
+        source: IpAddr,
+        ecs: Option<IpAddr>,
+        serial: u64,
+        health: &HealthView,
+    ) -> Self {
+        Self {
+            name,
+            qtype,
+            source,
+            ecs,
+            now: (serial, health.version()),
+            tag: hash(name, qtype, 0) | 1,
+        }
+    }
+
+    /// The slot of (name, type).
+    fn first(&self, mask: usize) -> usize {
+        self.tag as usize & mask
+    }
+
+    /// The slot of (name, type, client /24 or /48), for other networks of a dynamic name.
+    fn second(&self, mask: usize) -> usize {
+        let client = self.ecs.unwrap_or(self.source);
+        hash(self.name, self.qtype, bucket(client)) as usize & mask
+    }
+}
+
+/// A kept answer, as the answer path uses it.
+pub struct Hit<'a> {
+    pub body: &'a [u8],
+    pub counts: [u16; 3],
+    pub rcode: u8,
+    pub authoritative: bool,
+    pub scope: Option<u8>,
+    /// For [`count_hit`].
+    pub counters: [usize; 2],
+}
+
+/// Counts a hit in the per-zone and per-name counters its slot names.
+///
+/// # Safety
+/// `counters` come from a [`Hit`] found under the serial of a snapshot that is still alive
+/// (the caller holds it): the snapshot owns those counters.
+pub unsafe fn count_hit(counters: [usize; 2]) {
+    for c in counters {
+        if c != 0 {
+            // SAFETY: per the contract, the address is this thread's slot of a Counter owned
+            // by a live snapshot; AtomicU64 is shared-mutable by design.
+            unsafe { &*(c as *const AtomicU64) }.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What to keep after a miss.
+pub struct Fill<'a> {
+    pub body: &'a [u8],
+    pub counts: [u16; 3],
+    pub rcode: u8,
+    pub authoritative: bool,
+    /// This thread's slots of the counters the answer counted in (zone, then name and
+    /// datacenter), from the snapshot being answered from.
+    pub counters: [Option<&'a AtomicU64>; 2],
+    /// ECS scope the response carries (None: no dynamic name answered).
+    pub scope: Option<u8>,
+    /// For a dynamic answer: the address it was located by, from ECS or not, and the
+    /// prefix over which the decision holds; its per-name counter.
+    pub client: Option<(IpAddr, bool, u8)>,
+}
+
+/// One UDP thread's cache.
+pub struct AnswerCache {
+    slots: ZeroedPages<Slot>,
+    mask: usize,
+    stats: Arc<CacheStats>,
+}
+
+impl std::fmt::Debug for AnswerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnswerCache({} slots)", self.mask + 1)
+    }
+}
+
+fn hash(name: &[u8], qtype: u16, extra: u64) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(name);
+    h.write_u16(qtype);
+    h.write_u64(extra);
+    // FxHash's low bits are weak: fold the high ones in.
+    let v = h.finish();
+    v ^ (v >> 29) ^ (v >> 47)
+}
+
+/// The address as 16 bytes (IPv4 in the first 4) masked to `bits`.
+fn masked(addr: IpAddr, bits: u8) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let (bytes, width): (&[u8], u8) = match &addr {
+        IpAddr::V4(a) => (&a.octets()[..], 32),
+        IpAddr::V6(a) => (&a.octets()[..], 128),
+    };
+    let mut octets = [0u8; 16];
+    octets[..bytes.len()].copy_from_slice(bytes);
+    let bits = bits.min(width) as usize;
+    out[..bits / 8].copy_from_slice(&octets[..bits / 8]);
+    if !bits.is_multiple_of(8) {
+        out[bits / 8] = octets[bits / 8] & (0xFFu8 << (8 - bits % 8));
+    }
+    out
+}
+
+/// The /24 (IPv4) or /48 (IPv6) a client address lies in, for the second slot.
+fn bucket(addr: IpAddr) -> u64 {
+    match addr {
+        IpAddr::V4(a) => u64::from(u32::from(a) >> 8) | 1 << 40,
+        IpAddr::V6(a) => (u128::from(a) >> 80) as u64,
+    }
+}
+
+impl AnswerCache {
+    /// A cache of `slots` slots (rounded up to a power of two); `None` for 0.
+    pub fn new(slots: usize) -> Option<Self> {
+        if slots == 0 {
+            return None;
+        }
+        let n = slots.next_power_of_two();
+        let stats = Arc::new(CacheStats::default());
+        REGISTRY
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stats.clone());
+        Some(Self {
+            slots: ZeroedPages::new(n),
+            mask: n - 1,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// The client address a slot's answer was decided by, for this query.
+    fn client_of(slot: &Slot, key: &Key<'_>) -> Option<IpAddr> {
+        if (slot.flags & FLAG_HAD_ECS != 0) != key.ecs.is_some() {
+            return None;
+        }
+        if slot.flags & FLAG_FROM_ECS != 0 {
+            key.ecs
+        } else {
+            Some(key.source)
+        }
+    }
+
+    /// The slot holds an answer of the data `key` is answered from, for its name and type.
+    fn current(slot: &Slot, key: &Key<'_>) -> bool {
+        slot.tag == key.tag && (slot.serial, slot.health) == key.now
+    }
+
+    fn matches(slot: &Slot, key: &Key<'_>) -> bool {
+        if !Self::current(slot, key)
+            || slot.qtype != key.qtype
+            || usize::from(slot.name_len) != key.name.len()
+            || slot.name.get(..key.name.len()) != Some(key.name)
+        {
+            return false;
+        }
+        if slot.bits == ANY_CLIENT {
+            return true;
+        }
+        let Some(addr) = Self::client_of(slot, key) else {
+            return false;
+        };
+        (slot.flags & FLAG_V6 != 0) == addr.is_ipv6() && masked(addr, slot.bits) == slot.net
+    }
+
+    fn hit(slot: &Slot) -> Hit<'_> {
+        Hit {
+            body: &slot.body[..usize::from(slot.body_len).min(BODY_MAX)],
+            counts: slot.counts,
+            rcode: slot.rcode,
+            authoritative: slot.flags & FLAG_AUTHORITATIVE != 0,
+            scope: (slot.scope != NO_SCOPE).then_some(slot.scope),
+            counters: slot.counters,
+        }
+    }
+
+    /// The kept answer for `key`, counted as a hit or miss.
+    pub fn get(&mut self, key: &Key<'_>) -> Option<Hit<'_>> {
+        if key.name.len() > NAME_MAX {
+            return None;
+        }
+        let first = key.first(self.mask);
+        let found = if Self::matches(&self.slots[first], key) {
+            Some(first)
+        } else if self.slots[first].tag == key.tag && self.slots[first].bits != ANY_CLIENT {
+            // The name's answer depends on the client: other networks sit in their bucket.
+            let second = key.second(self.mask);
+            Self::matches(&self.slots[second], key).then_some(second)
+        } else {
+            None
+        };
+        match found {
+            Some(i) => {
+                bump(&self.stats.hits);
+                Some(Self::hit(&self.slots[i]))
+            }
+            None => {
+                bump(&self.stats.misses);
+                None
+            }
+        }
+    }
+
+    /// Keeps the answer to `key` (after a [`AnswerCache::get`] for it missed).
+    pub fn put(&mut self, key: &Key<'_>, fill: &Fill<'_>) {
+        if key.name.len() > NAME_MAX || fill.body.len() > BODY_MAX {
+            return;
+        }
+        let first = key.first(self.mask);
+        // A dynamic name's first network takes the (name, type) slot, the others their own.
+        let index = if fill.client.is_some() && Self::current(&self.slots[first], key) {
+            key.second(self.mask)
+        } else {
+            first
+        };
+        let slot = &mut self.slots[index];
+        slot.tag = key.tag;
+        (slot.serial, slot.health) = key.now;
+        slot.qtype = key.qtype;
+        slot.name_len = key.name.len() as u8;
+        slot.name[..key.name.len()].copy_from_slice(key.name);
+        slot.body[..fill.body.len()].copy_from_slice(fill.body);
+        slot.body_len = fill.body.len() as u16;
+        slot.counts = fill.counts;
+        slot.rcode = fill.rcode;
+        slot.counters = fill
+            .counters
+            .map(|c| c.map_or(0, |c| c as *const AtomicU64 as usize));
+        slot.scope = fill.scope.unwrap_or(NO_SCOPE);
+        let mut flags = if fill.authoritative {
+            FLAG_AUTHORITATIVE
+        } else {
+            0
+        };
+        if key.ecs.is_some() {
+            flags |= FLAG_HAD_ECS;
+        }
+        match fill.client {
+            None => {
+                slot.bits = ANY_CLIENT;
+                slot.net = [0; 16];
+            }
+            Some((addr, from_ecs, bits)) => {
+                if from_ecs {
+                    flags |= FLAG_FROM_ECS;
+                }
+                if addr.is_ipv6() {
+                    flags |= FLAG_V6;
+                }
+                slot.bits = bits.min(if addr.is_ipv6() { 128 } else { 32 });
+                slot.net = masked(addr, slot.bits);
+            }
+        }
+        slot.flags = flags;
+        bump(&self.stats.stores);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(
+        name: &'a [u8],
+        qtype: u16,
+        source: [u8; 4],
+        ecs: Option<[u8; 4]>,
+        serial: u64,
+        health: &HealthView,
+    ) -> Key<'a> {
+        Key::new(
+            name,
+            qtype,
+            IpAddr::from(source),
+            ecs.map(IpAddr::from),
+            serial,
+            health,
+        )
+    }
+
+    fn fill<'a>(body: &'a [u8], client: Option<(IpAddr, bool, u8)>) -> Fill<'a> {
+        Fill {
+            body,
+            counts: [1, 0, 0],
+            rcode: 0,
+            authoritative: true,
+            counters: [None, None],
+            scope: client.map(|c| c.2),
+            client,
+        }
+    }
+
+    #[test]
+    fn masks_addresses() {
+        assert_eq!(
+            masked(IpAddr::from([81, 2, 69, 160]), 20)[..4],
+            [81, 2, 64, 0]
+        );
+        assert_eq!(masked(IpAddr::from([81, 2, 69, 160]), 0), [0; 16]);
+        assert_eq!(
+            masked(IpAddr::from([81, 2, 69, 160]), 40)[..4],
+            [81, 2, 69, 160]
+        );
+    }
+
+    #[test]
+    fn keeps_client_independent_answers_for_everyone() {
+        let mut c = AnswerCache::new(64).expect("cache");
+        let h = HealthView::all_up();
+        let www = b"\x03www\x07example\x00";
+        let k = key(www, 1, [10, 0, 0, 1], None, 1, &h);
+        assert!(c.get(&k).is_none());
+        c.put(&k, &fill(b"body", None));
+        let other = key(www, 1, [192, 0, 2, 1], Some([81, 2, 69, 0]), 1, &h);
+        assert_eq!(
+            c.get(&other).map(|h| h.body.to_vec()),
+            Some(b"body".to_vec())
+        );
+        // Another type, another name, another snapshot: misses.
+        assert!(c.get(&key(www, 28, [10, 0, 0, 1], None, 1, &h)).is_none());
+        let wwx = b"\x03wwx\x07example\x00";
+        assert!(c.get(&key(wwx, 1, [10, 0, 0, 1], None, 1, &h)).is_none());
+        assert!(c.get(&key(www, 1, [10, 0, 0, 1], None, 2, &h)).is_none());
+        let (hits, misses, stores) = (
+            c.stats().hits.load(Ordering::Relaxed),
+            c.stats().misses.load(Ordering::Relaxed),
+            c.stats().stores.load(Ordering::Relaxed),
+        );
+        assert_eq!((hits, misses, stores), (1, 4, 1));
+    }
+
+    #[test]
+    fn health_change_makes_slots_stale() {
+        let mut c = AnswerCache::new(64).expect("cache");
+        let before = HealthView::new(vec![true], vec![true], 1);
+        let after = HealthView::new(vec![false], vec![true], 1);
+        let name = b"\x03www\x00";
+        let k = key(name, 1, [10, 0, 0, 1], None, 1, &before);
+        assert!(c.get(&k).is_none());
+        c.put(&k, &fill(b"x", None));
+        assert!(c.get(&k).is_some());
+        assert!(
+            c.get(&key(name, 1, [10, 0, 0, 1], None, 1, &after))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn dynamic_answers_hold_inside_their_network_only() {
+        let mut c = AnswerCache::new(1024).expect("cache");
+        let h = HealthView::all_up();
+        let name = b"\x03geo\x00";
+        let at = |source: [u8; 4], ecs: Option<[u8; 4]>| key(name, 1, source, ecs, 1, &h);
+        let london = at([127, 0, 0, 1], Some([81, 2, 69, 0]));
+        assert!(c.get(&london).is_none());
+        c.put(
+            &london,
+            &fill(b"lon", Some((IpAddr::from([81, 2, 69, 0]), true, 16))),
+        );
+        // Same /16 by ECS: hit. Another network: miss, then kept beside it.
+        let near = at([127, 0, 0, 9], Some([81, 2, 1, 0]));
+        assert_eq!(c.get(&near).map(|h| h.body.to_vec()), Some(b"lon".to_vec()));
+        let tokyo = at([127, 0, 0, 1], Some([1, 0, 16, 0]));
+        assert!(c.get(&tokyo).is_none());
+        c.put(
+            &tokyo,
+            &fill(b"tyo", Some((IpAddr::from([1, 0, 16, 0]), true, 24))),
+        );
+        assert_eq!(
+            c.get(&tokyo).map(|h| h.body.to_vec()),
+            Some(b"tyo".to_vec())
+        );
+        assert_eq!(
+            c.get(&london).map(|h| h.body.to_vec()),
+            Some(b"lon".to_vec())
+        );
+        // Without ECS the answer was decided by ECS: not valid for a source-located query.
+        assert!(c.get(&at([81, 2, 69, 1], None)).is_none());
+    }
+}

@@ -1,0 +1,362 @@
+//! An unsigned query, parsed: screening (class, type, EDNS version), then the answer cache,
+//! the pre-rendered static answers, and the zone lookup with routing for dynamic names.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::cache::{self, AnswerCache};
+use super::{Counting, Request, Snapshot};
+use crate::dns::name::{MAX_NAME_LEN, lower_into};
+use crate::dns::wire::{self, OptOut, ParseError, Writer};
+use crate::dns::{HEADER_LEN, MAX_MESSAGE, Transport, class, rcode, rtype};
+use crate::health::HealthView;
+use crate::routing::{Client, Router};
+use crate::stats::{STATS, qtype_index};
+
+/// Counts a finished response in the server-wide statistics; returns its length.
+fn count(
+    len: usize,
+    response: &[u8],
+    query: &wire::Query<'_>,
+    ecs_scope: Option<u8>,
+    counting: Counting,
+) -> usize {
+    if counting == Counting::Nothing {
+        return len;
+    }
+    let stats = &*STATS;
+    let flags = response
+        .get(2..4)
+        .map_or(0, |f| u16::from_be_bytes([f[0], f[1]]));
+    if let Some(c) = stats.rcode(usize::from(flags & 0xF)) {
+        c.inc();
+    }
+    if let Some(c) = stats.qtype(qtype_index(query.qtype)) {
+        c.inc();
+    }
+    if flags & 0x0200 != 0 {
+        stats.truncated().inc();
+    }
+    if query.edns.is_some_and(|e| e.ecs.is_some()) {
+        stats.ecs().inc();
+        if let Some(s) = ecs_scope {
+            stats.ecs_scope_sum().add(u64::from(s));
+        }
+    }
+    len
+}
+
+/// The address and source prefix of an ECS option.
+fn ecs_address(ecs: &wire::ClientSubnet) -> Option<(IpAddr, u8)> {
+    let addr = match ecs.family {
+        1 => IpAddr::V4(Ipv4Addr::new(
+            ecs.addr[0],
+            ecs.addr[1],
+            ecs.addr[2],
+            ecs.addr[3],
+        )),
+        2 => IpAddr::V6(Ipv6Addr::from(ecs.addr)),
+        _ => return None,
+    };
+    Some((addr, ecs.source_prefix))
+}
+
+/// Puts the scope of a client-dependent answer in the response's ECS option, when the query
+/// brought one that is in use (RFC 7871 §7.2.1); returns it.
+fn ecs_scope(scope: Option<u8>, opt: Option<&mut OptOut<'_>>, subnet_used: bool) -> Option<u8> {
+    let (scope, ecs) = (scope?, opt?.ecs.as_mut()?);
+    if !subnet_used {
+        return None;
+    }
+    ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
+    Some(ecs.scope_prefix)
+}
+
+/// Names that return the server identity in class CH (RFC 4892).
+const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
+const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
+
+/// The reply to a message the parser refused: nothing (`None`, counted as dropped), or a
+/// header-and-question reply with the parser's rcode (FORMERR, NOTIMP).
+pub(super) fn reply_to_malformed(
+    error: &ParseError,
+    request: &Request<'_>,
+    response: &mut [u8],
+) -> Option<usize> {
+    match *error {
+        ParseError::Drop => {
+            if request.counting != Counting::Nothing {
+                STATS.dropped().inc();
+            }
+            None
+        }
+        ParseError::Reply {
+            id,
+            opcode,
+            recursion_desired,
+            rcode,
+            question_end,
+        } => {
+            let question = request.bytes.get(HEADER_LEN..question_end).unwrap_or(&[]);
+            let mut w = Writer::new(response, id, opcode, recursion_desired, question, 512);
+            w.set_rcode(rcode);
+            Some(w.finish(None))
+        }
+    }
+}
+
+/// The answer to a parsed query without TSIG.
+#[inline(always)]
+pub(super) fn answer(
+    snapshot: &Snapshot,
+    health: &HealthView,
+    cache: Option<&mut AnswerCache>,
+    request: &Request<'_>,
+    query: &wire::Query<'_>,
+    response: &mut [u8],
+) -> Option<usize> {
+    let max_size = match (request.transport, &query.edns) {
+        (Transport::Tcp, _) => MAX_MESSAGE,
+        (Transport::Udp, Some(e)) => e.udp_size.clamp(512, snapshot.max_udp_payload) as usize,
+        (Transport::Udp, None) => 512,
+    };
+    let question = &request.bytes[HEADER_LEN..HEADER_LEN + query.qname.len() + 4];
+    let mut w = Writer::new(
+        response,
+        query.id,
+        query.opcode,
+        query.recursion_desired,
+        question,
+        max_size,
+    );
+    w.set_checking_disabled(query.checking_disabled);
+    let mut opt = query.edns.map(|e| OptOut {
+        udp_size: snapshot.max_udp_payload,
+        extended_rcode: 0,
+        dnssec_ok: e.dnssec_ok,
+        nsid: if e.nsid {
+            snapshot.identity.as_deref()
+        } else {
+            None
+        },
+        // Static data does not depend on the client: scope 0 (RFC 7871 §7.2.1).
+        ecs: e.ecs.map(|mut s| {
+            s.scope_prefix = 0;
+            s
+        }),
+    });
+    if let Some(opt) = &opt {
+        w.reserve_opt(opt);
+    }
+    let mut key = [0u8; MAX_NAME_LEN];
+    let key = lower_into(query.qname, &mut key);
+    if !screen(snapshot, query, key, &mut w, &mut opt) {
+        return Some(w.finish(opt.as_ref()));
+    }
+    let subnet = match query.edns.and_then(|e| e.ecs) {
+        Some(ecs) if snapshot.ecs => ecs_address(&ecs),
+        _ => None,
+    };
+    let (len, scope) = lookup(
+        snapshot,
+        health,
+        cache,
+        request,
+        query,
+        key,
+        subnet,
+        w,
+        opt.as_mut(),
+    );
+    Some(count(len, response, query, scope, request.counting))
+}
+
+/// Screening before any lookup: the EDNS version, meta types and classes. `false`: the
+/// response is decided (rcode set; CH identity written) and only needs finishing.
+#[inline(always)]
+fn screen(
+    snapshot: &Snapshot,
+    query: &wire::Query<'_>,
+    key: &[u8],
+    w: &mut Writer<'_>,
+    opt: &mut Option<OptOut<'_>>,
+) -> bool {
+    if query.edns.is_some_and(|e| e.version > 0) {
+        // BADVERS (16) lives in the OPT record's extended rcode bits (RFC 6891 §6.1.3).
+        if let Some(o) = opt {
+            o.extended_rcode = (rcode::BADVERS >> 4) as u8;
+            o.nsid = None;
+            o.ecs = None;
+        }
+        return false;
+    }
+    match query.qtype {
+        rtype::OPT => {
+            w.set_rcode(rcode::FORMERR);
+            return false;
+        }
+        rtype::AXFR | rtype::IXFR => {
+            w.set_rcode(rcode::REFUSED);
+            return false;
+        }
+        // Other meta types (MAILA, MAILB, TKEY, TSIG...) are not questions we answer.
+        128..=254 => {
+            w.set_rcode(rcode::NOTIMP);
+            return false;
+        }
+        _ => {}
+    }
+    match query.qclass {
+        class::IN => true,
+        class::CH => {
+            match snapshot.identity.as_deref() {
+                Some(id)
+                    if matches!(query.qtype, rtype::TXT | rtype::ANY)
+                        && (key == ID_SERVER || key == HOSTNAME_BIND) =>
+                {
+                    w.chaos_txt(query.qname, id);
+                    w.set_authoritative(true);
+                }
+                _ => w.set_rcode(rcode::REFUSED),
+            }
+            false
+        }
+        _ => {
+            w.set_rcode(rcode::REFUSED);
+            false
+        }
+    }
+}
+
+/// The answer cache, then the pre-rendered answers, then the zone lookup (with routing);
+/// fills the cache. Returns the response length and the ECS scope answered.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lookup(
+    snapshot: &Snapshot,
+    health: &HealthView,
+    cache: Option<&mut AnswerCache>,
+    request: &Request<'_>,
+    query: &wire::Query<'_>,
+    key: &[u8],
+    subnet: Option<(IpAddr, u8)>,
+    mut w: Writer<'_>,
+    mut opt: Option<&mut OptOut<'_>>,
+) -> (usize, Option<u8>) {
+    let counting = request.counting;
+    // The cache and this query's key into it (hashed only when there is a cache).
+    let mut cache = match cache {
+        Some(c) => {
+            let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
+            let k = cache::Key::new(
+                key,
+                query.qtype,
+                request.source,
+                ecs,
+                snapshot.serial,
+                health,
+            );
+            Some((c, k))
+        }
+        None => None,
+    };
+    if let Some((cache, cache_key)) = &mut cache
+        && let Some(hit) = cache.get(cache_key)
+        && w.append_rendered(hit.body, hit.counts)
+    {
+        if counting != Counting::Nothing {
+            // SAFETY: found under this snapshot's serial, and `snapshot` is borrowed for the
+            // whole call.
+            unsafe { cache::count_hit(hit.counters) };
+        }
+        w.set_rcode(hit.rcode);
+        w.set_authoritative(hit.authoritative);
+        let scope = ecs_scope(hit.scope, opt.as_deref_mut(), subnet.is_some());
+        return (w.finish(opt.as_deref()), scope);
+    }
+    let Some((zone_index, node)) = snapshot.zones.lookup(key, query.qtype) else {
+        // Not ours, and we never recurse.
+        w.set_rcode(rcode::REFUSED);
+        return (w.finish(opt.as_deref()), None);
+    };
+    let Some(zone) = snapshot.zones.zones().get(zone_index) else {
+        w.set_rcode(rcode::SERVFAIL);
+        return (w.finish(opt.as_deref()), None);
+    };
+    let zone_counter = snapshot.zone_queries.get(zone_index);
+    if counting != Counting::Nothing
+        && let Some(c) = zone_counter
+    {
+        c.inc();
+    }
+    // A static name answered before: header, question, one copy.
+    if let Some(d) = node
+        && let Some(r) = snapshot
+            .static_answers
+            .get(zone_index, d.entry, key.len(), query.qtype)
+        && w.append_rendered(r.body, r.counts)
+    {
+        if let Some((cache, cache_key)) = cache {
+            cache.put(
+                &cache_key,
+                &cache::Fill {
+                    body: r.body,
+                    counts: r.counts,
+                    rcode: r.rcode,
+                    authoritative: r.authoritative,
+                    counters: [zone_counter.map(|c| c.mine()), None],
+                    scope: None,
+                    client: None,
+                },
+            );
+        }
+        w.set_rcode(r.rcode);
+        w.set_authoritative(r.authoritative);
+        return (w.finish(opt.as_deref()), None);
+    }
+    let mut router = Router::new(
+        &snapshot.routing,
+        health,
+        Client {
+            source: request.source,
+            subnet,
+            entropy: request.entropy,
+        },
+        counting != Counting::Nothing,
+    );
+    let outcome = snapshot.zones.resolve(
+        zone,
+        query.qname,
+        key,
+        node.map(|d| d.node),
+        query.qtype,
+        request.transport,
+        &mut w,
+        &mut router,
+    );
+    w.set_rcode(outcome.rcode);
+    w.set_authoritative(outcome.authoritative);
+    if let Some((cache, cache_key)) = cache
+        && !outcome.spells_qname
+        && router.answered <= 1
+        && !router.basis.is_some_and(|b| b.random)
+        && let Some((body, counts)) = w.complete_body()
+    {
+        cache.put(
+            &cache_key,
+            &cache::Fill {
+                body,
+                counts,
+                rcode: outcome.rcode,
+                authoritative: outcome.authoritative,
+                counters: [
+                    zone_counter.map(|c| c.mine()),
+                    router.basis.and_then(|b| b.counter).map(|c| c.mine()),
+                ],
+                scope: router.scope,
+                client: router.basis.map(|b| (b.addr, b.from_ecs, b.scope)),
+            },
+        );
+    }
+    let scope = ecs_scope(router.scope, opt.as_deref_mut(), subnet.is_some());
+    (w.finish(opt.as_deref()), scope)
+}

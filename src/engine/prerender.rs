@@ -1,0 +1,323 @@
+//! Static answers rendered once, when a snapshot is built: for every name that
+//! [`ZoneSet::lookup`] finds with one hash lookup and that is not dynamic, and for each type it
+//! holds, the records that follow the question in the response (answer, authority and
+//! additional sections), written by the real lookup and writer for that very question.
+//!
+//! A query for one of them gets the header, its own question and one copy of those bytes:
+//! no zone walk, no record writing. The bytes do not depend on the query's case (names
+//! compress against the question case-insensitively, and the owner is a pointer to it), nor on
+//! anything but the question name's length, which is fixed for a name, so every compression
+//! pointer stays valid. A body that does not fit the client's size goes the general way,
+//! which truncates.
+//!
+//! A name that holds no CNAME gets one more body: the NODATA answer (the zone's SOA in the
+//! authority section) for every type it does not hold. Its bytes depend only on the name's
+//! length (the SOA owner and names are pointers into the question), so a zone keeps one per
+//! name length, and a name whose NODATA differs from it (its name is the SOA's MNAME, which
+//! then compresses whole) keeps its own.
+//!
+//! Not rendered (the general path answers): dynamic names and CNAMEs that lead to one, ANY,
+//! types other than A/AAAA behind a CNAME, names below a cut or DNAME, wildcards, NXDOMAIN.
+
+use crate::dns::wire::Writer;
+use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, Transport, class, rtype};
+use crate::zone::{Dynamic, DynamicOutcome, ZoneSet};
+
+/// Upper bound on the bytes kept; names beyond it are answered the general way. An answer
+/// costs its wire size plus 16 bytes, so this allows several million records.
+const MAX_BYTES: usize = 128 << 20;
+
+/// `first` of an entry without rendered answers.
+const NONE: u32 = u32::MAX;
+/// `first` of an entry whose only answer is its zone's NODATA for its name length.
+const SHARED_NODATA_ONLY: u32 = u32::MAX - 1;
+
+/// The `qtype` of an entry's own NODATA body: it answers any type its run does not list.
+/// (Type 0 is reserved; a name that holds it gets no NODATA body.)
+const OTHER_TYPES: u16 = 0;
+
+/// `Rendered::flags`.
+const LAST: u8 = 1;
+const AUTHORITATIVE: u8 = 2;
+/// On the last answer of a run: other types get the zone's NODATA for the name's length.
+const THEN_SHARED_NODATA: u8 = 4;
+
+/// One rendered response body: 16 bytes besides the body itself.
+#[derive(Debug, Clone, Copy)]
+struct Rendered {
+    qtype: u16,
+    flags: u8,
+    rcode: u8,
+    counts: [u16; 3],
+    len: u16,
+    start: u32,
+}
+
+/// A rendered body, as the answer path uses it.
+#[derive(Debug, Clone, Copy)]
+pub struct StaticAnswer<'a> {
+    pub body: &'a [u8],
+    pub counts: [u16; 3],
+    pub rcode: u8,
+    pub authoritative: bool,
+}
+
+/// Every rendered answer of one snapshot.
+#[derive(Debug, Default)]
+pub struct StaticAnswers {
+    /// Per zone, per entry: the index in `answers` of the entry's first answer, NONE or
+    /// SHARED_NODATA_ONLY.
+    first: Vec<Box<[u32]>>,
+    /// Grouped by entry; a run ends with the LAST flag.
+    answers: Vec<Rendered>,
+    /// Per zone, per name length: the index in `answers` of the shared NODATA, or NONE.
+    nodata: Vec<Box<[u32]>>,
+    bytes: Vec<u8>,
+    /// How long rendering took, for the logs.
+    build_time: std::time::Duration,
+}
+
+/// Stands in for routing while rendering: a dynamic name anywhere in the answer makes it
+/// unfit for rendering.
+struct NoRouting {
+    touched: bool,
+}
+
+impl Dynamic for NoRouting {
+    fn answer<S: Sink>(&mut self, _: u32, _: &[u8], _: u16, _: &mut S) -> DynamicOutcome<'_> {
+        self.touched = true;
+        DynamicOutcome::NoData
+    }
+}
+
+/// Renders one question with the real lookup and writer; `None` when the answer involves a
+/// dynamic name or does not fit a message.
+fn render(
+    zones: &ZoneSet,
+    zone: &crate::zone::Zone,
+    owner: &[u8],
+    node: &crate::zone::Node,
+    qtype: u16,
+    buf: &mut [u8],
+) -> Option<(Rendered, std::ops::Range<usize>)> {
+    let mut question = [0u8; crate::dns::name::MAX_NAME_LEN + 4];
+    let qlen = owner.len() + 4;
+    question[..owner.len()].copy_from_slice(owner);
+    question[owner.len()..owner.len() + 2].copy_from_slice(&qtype.to_be_bytes());
+    question[owner.len() + 2..qlen].copy_from_slice(&class::IN.to_be_bytes());
+    let question = &question[..qlen];
+    let mut w = Writer::new(buf, 0, 0, false, question, MAX_MESSAGE);
+    let mut routing = NoRouting { touched: false };
+    let outcome = zones.resolve(
+        zone,
+        &question[..owner.len()],
+        owner,
+        Some(node),
+        qtype,
+        Transport::Udp,
+        &mut w,
+        &mut routing,
+    );
+    if routing.touched {
+        return None;
+    }
+    let (body, counts) = w.complete_body()?;
+    let body = HEADER_LEN + qlen..HEADER_LEN + qlen + body.len();
+    let rendered = Rendered {
+        qtype,
+        flags: if outcome.authoritative {
+            AUTHORITATIVE
+        } else {
+            0
+        },
+        rcode: outcome.rcode,
+        counts,
+        len: u16::try_from(body.len()).ok()?,
+        start: 0,
+    };
+    Some((rendered, body))
+}
+
+impl StaticAnswers {
+    /// Renders what can be rendered of `zones`.
+    pub fn build(zones: &ZoneSet) -> Self {
+        let started = std::time::Instant::now();
+        let mut out = Self {
+            first: zones
+                .zones()
+                .iter()
+                .map(|z| vec![NONE; z.entry_count()].into_boxed_slice())
+                .collect(),
+            answers: Vec::new(),
+            nodata: zones
+                .zones()
+                .iter()
+                .map(|_| vec![NONE; crate::dns::name::MAX_NAME_LEN + 1].into_boxed_slice())
+                .collect(),
+            bytes: Vec::new(),
+            build_time: std::time::Duration::ZERO,
+        };
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut types: Vec<u16> = Vec::new();
+        for (zi, entry, owner, node) in zones.direct_entries() {
+            if node.dynamic.is_some() || out.bytes.len() >= MAX_BYTES {
+                continue;
+            }
+            let Some(zone) = zones.zones().get(zi) else {
+                continue;
+            };
+            types.clear();
+            let cname = node.get(rtype::CNAME).is_some();
+            if cname {
+                types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
+            } else {
+                types.extend(node.rrsets.iter().map(|s| s.rtype));
+            }
+            let run_start = out.answers.len();
+            let mut all_rendered = true;
+            for &qtype in &types {
+                // Neither ever reaches a rendered answer (ANY is refused by `get`, DS is
+                // not looked up directly); a name holding one gets no NODATA either.
+                if qtype == rtype::ANY || qtype == rtype::DS || qtype == OTHER_TYPES {
+                    all_rendered = false;
+                    continue;
+                }
+                match render(zones, zone, owner, node, qtype, &mut buf) {
+                    Some((r, body)) => out.push(r, &buf[body]),
+                    None => all_rendered = false,
+                }
+            }
+            // NODATA, asked as a type the name does not hold: only when every type it holds
+            // has its own body, or NODATA would answer for one of them.
+            let mut then_shared = false;
+            let mut new_shared = None;
+            if !cname
+                && all_rendered
+                && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
+                && let Some((mut r, body)) = render(zones, zone, owner, node, qtype, &mut buf)
+            {
+                r.qtype = OTHER_TYPES;
+                let shared = out.shared_nodata(zi, owner.len());
+                // A pointer to the whole question name (other than at the apex) means this
+                // name's own text is in the SOA: it is not the typical one of its length.
+                let typical = owner == zone.origin()
+                    || !buf[body.clone()].windows(2).any(|w| w == [0xC0, 0x0C]);
+                if shared.is_none() && typical {
+                    then_shared = true;
+                    new_shared = Some((r, body));
+                } else if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
+                    then_shared = true;
+                } else {
+                    // Its own (the name is the SOA's MNAME, say): last in its run.
+                    out.push(r, &buf[body]);
+                }
+            }
+            let flags = LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
+            let slot = out
+                .first
+                .get_mut(zi)
+                .and_then(|f| f.get_mut(entry as usize));
+            if out.answers.len() > run_start {
+                if let Some(last) = out.answers.last_mut() {
+                    last.flags |= flags;
+                }
+                if let (Some(slot), Ok(first)) = (slot, u32::try_from(run_start)) {
+                    *slot = first;
+                }
+            } else if then_shared && let Some(slot) = slot {
+                *slot = SHARED_NODATA_ONLY;
+            }
+            // A zone's first NODATA of a length is kept apart from every run.
+            if let Some((mut r, body)) = new_shared {
+                r.flags |= LAST;
+                let at = u32::try_from(out.answers.len()).unwrap_or(NONE);
+                out.push(r, &buf[body]);
+                if let Some(slot) = out.nodata.get_mut(zi).and_then(|n| n.get_mut(owner.len())) {
+                    *slot = at;
+                }
+            }
+        }
+        out.bytes.shrink_to_fit();
+        out.answers.shrink_to_fit();
+        out.build_time = started.elapsed();
+        out
+    }
+}
+
+impl Rendered {
+    fn answer<'a>(&self, bytes: &'a [u8]) -> Option<StaticAnswer<'a>> {
+        Some(StaticAnswer {
+            body: bytes.get(self.start as usize..self.start as usize + self.len as usize)?,
+            counts: self.counts,
+            rcode: self.rcode,
+            authoritative: self.flags & AUTHORITATIVE != 0,
+        })
+    }
+}
+
+impl StaticAnswers {
+    fn push(&mut self, mut r: Rendered, body: &[u8]) {
+        let Ok(start) = u32::try_from(self.bytes.len()) else {
+            return;
+        };
+        r.start = start;
+        self.bytes.extend_from_slice(body);
+        self.answers.push(r);
+    }
+
+    /// The zone's NODATA answer for names of `len` bytes, if one was rendered.
+    fn shared_nodata(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
+        let at = *self.nodata.get(zone)?.get(len)?;
+        self.answers.get(at as usize)?.answer(&self.bytes)
+    }
+
+    /// The rendered answer to `qtype` for entry `entry` of zone `zone`, whose name is
+    /// `name_len` bytes long, if there is one.
+    pub fn get(
+        &self,
+        zone: usize,
+        entry: u32,
+        name_len: usize,
+        qtype: u16,
+    ) -> Option<StaticAnswer<'_>> {
+        let first = *self.first.get(zone)?.get(entry as usize)?;
+        if first == NONE || qtype == rtype::ANY {
+            return None;
+        }
+        if first == SHARED_NODATA_ONLY {
+            return self.shared_nodata(zone, name_len);
+        }
+        for r in self.answers.get(first as usize..)? {
+            // A name's own NODATA comes last in its run: every listed type was passed.
+            if r.qtype == qtype || r.qtype == OTHER_TYPES {
+                return r.answer(&self.bytes);
+            }
+            if r.flags & LAST != 0 {
+                if r.flags & THEN_SHARED_NODATA != 0 {
+                    return self.shared_nodata(zone, name_len);
+                }
+                break;
+            }
+        }
+        None
+    }
+
+    /// Rendered answers and their bytes, for logs and tests.
+    pub fn size(&self) -> (usize, usize) {
+        (self.answers.len(), self.bytes.len())
+    }
+
+    /// How long rendering took.
+    pub fn build_time(&self) -> std::time::Duration {
+        self.build_time
+    }
+}
+
+impl StaticAnswer<'_> {
+    fn same_as(&self, r: &Rendered, body: &[u8]) -> bool {
+        self.body == body
+            && self.counts == r.counts
+            && self.rcode == r.rcode
+            && self.authoritative == (r.flags & AUTHORITATIVE != 0)
+    }
+}

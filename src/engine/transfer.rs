@@ -1,0 +1,521 @@
+//! Zone transfer out over TCP: AXFR (RFC 5936) and IXFR (RFC 1995) answered with the whole
+//! zone, or with the SOA alone when the client is current. Off unless `[transfer]` names the
+//! zone; allowed by source network and/or TSIG (RFC 8945), every message signed when the
+//! request was. Dynamic names are not transferred (their answers depend on the client).
+//!
+//! Here: the policy (who may transfer, whom to notify) and the messages, produced one at a
+//! time by [`Transfer::next_message`]; `net::xfr` writes them to the connection. Messages
+//! stay near [`MESSAGE_TARGET`] bytes.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use rustc_hash::FxHashMap;
+
+use super::Snapshot;
+use crate::dns::name::to_text;
+use crate::dns::tsig::{self, Signer, TsigKey};
+use crate::dns::wire::{self, ParseError};
+use crate::dns::{HEADER_LEN, class, rcode, rtype};
+use crate::zone::{Node, Zone};
+
+/// Who may transfer one zone, and whom to notify.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneTransfer {
+    /// Empty: any address (then `tsig` is set).
+    pub allow: Vec<IpNet>,
+    /// Index into [`Transfers::keys`].
+    pub tsig: Option<usize>,
+    pub notify: Vec<SocketAddr>,
+}
+
+impl ZoneTransfer {
+    pub fn allows_address(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&addr))
+    }
+}
+
+/// Every key and every zone's transfer policy. Empty by default: no transfers.
+#[derive(Debug, Default)]
+pub struct Transfers {
+    pub keys: Vec<TsigKey>,
+    zones: FxHashMap<Box<[u8]>, ZoneTransfer>,
+}
+
+impl Transfers {
+    /// The policy of the zone with this lowercase wire origin, if transfers are configured.
+    pub fn zone(&self, origin: &[u8]) -> Option<&ZoneTransfer> {
+        self.zones.get(origin)
+    }
+
+    /// Every configured zone (lowercase wire origin) and its policy.
+    pub fn zones(&self) -> impl Iterator<Item = (&[u8], &ZoneTransfer)> {
+        self.zones.iter().map(|(k, v)| (&k[..], v))
+    }
+
+    /// Sets the policy of the zone with this lowercase wire origin.
+    pub fn insert(&mut self, origin: Box<[u8]>, policy: ZoneTransfer) {
+        self.zones.insert(origin, policy);
+    }
+
+    /// The key with this lowercase wire name.
+    pub fn key(&self, name: &[u8]) -> Option<(usize, &TsigKey)> {
+        self.keys
+            .iter()
+            .enumerate()
+            .find(|(_, k)| &k.name[..] == name)
+    }
+}
+
+/// Size a transfer message is filled to (well under the 64 KiB limit of a TCP message).
+pub const MESSAGE_TARGET: usize = 16 * 1024;
+const MAX_TCP_MESSAGE: usize = 65535;
+
+/// Is this TCP message an AXFR or IXFR query? Cheap: header and question only.
+pub fn is_transfer(msg: &[u8]) -> bool {
+    if msg.len() < HEADER_LEN || msg[2] & 0xF8 != 0 || msg[4..6] != [0, 1] {
+        return false; // a response, another opcode, or not one question
+    }
+    let mut pos = HEADER_LEN;
+    while let Some(&l) = msg.get(pos) {
+        if l == 0 {
+            let t = msg
+                .get(pos + 1..pos + 3)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]));
+            return matches!(t, Some(rtype::AXFR | rtype::IXFR));
+        }
+        if l > 63 {
+            return false;
+        }
+        pos += l as usize + 1;
+    }
+    false
+}
+
+pub enum Start {
+    /// Unparseable: say nothing.
+    Nothing,
+    /// A single message (already length-prefixed): an error, or the SOA alone.
+    One(Vec<u8>),
+    Zone(Box<Transfer>),
+}
+
+/// The parts of the request every response message repeats.
+struct Reply<'r> {
+    id: u16,
+    question: &'r [u8],
+    edns: bool,
+    udp_size: u16,
+}
+
+impl Reply<'_> {
+    /// A message: 2-byte length placeholder, header (QR, AA when `aa`), the question.
+    fn begin(&self, rcode: u8, aa: bool, question: bool) -> Vec<u8> {
+        let mut m = Vec::with_capacity(if rcode == 0 {
+            MESSAGE_TARGET + 512
+        } else {
+            512
+        });
+        m.extend_from_slice(&[0, 0]);
+        m.extend_from_slice(&self.id.to_be_bytes());
+        m.push(0x80 | if aa { 0x04 } else { 0 });
+        m.push(rcode);
+        m.extend_from_slice(&[0, u8::from(question), 0, 0, 0, 0, 0, 0]);
+        if question {
+            m.extend_from_slice(self.question);
+        }
+        m
+    }
+
+    /// Adds OPT when the request had one, signs, and fills in the length prefix.
+    fn end(&self, mut m: Vec<u8>, signer: Option<&mut Signer>, now: u64) -> Vec<u8> {
+        if self.edns {
+            m.extend_from_slice(&[0, 0, 41]);
+            m.extend_from_slice(&self.udp_size.to_be_bytes());
+            m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            let ar = u16::from_be_bytes([m[12], m[13]]) + 1;
+            m[12..14].copy_from_slice(&ar.to_be_bytes());
+        }
+        if let Some(s) = signer {
+            let len = m.len();
+            m.resize(len + s.record_len(), 0);
+            let n = s.sign(&mut m[2..], len - 2, now);
+            m.truncate(n + 2);
+        }
+        let n = (m.len() - 2) as u16;
+        m[..2].copy_from_slice(&n.to_be_bytes());
+        m
+    }
+}
+
+/// Decides what to answer: a refusal, the SOA alone (IXFR, client current), or the zone.
+pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Start {
+    let query = match wire::parse_query(request) {
+        Ok(q) => q,
+        Err(ParseError::Drop) => return Start::Nothing,
+        Err(ParseError::Reply {
+            id,
+            rcode,
+            question_end,
+            ..
+        }) => {
+            let question = request.get(HEADER_LEN..question_end).unwrap_or(&[]);
+            let r = Reply {
+                id,
+                question,
+                edns: false,
+                udp_size: 0,
+            };
+            let m = r.begin(rcode, false, !question.is_empty());
+            return Start::One(r.end(m, None, now));
+        }
+    };
+    let question = &request[HEADER_LEN..HEADER_LEN + query.qname.len() + 4];
+    let reply = Reply {
+        id: query.id,
+        question,
+        edns: query.edns.is_some(),
+        udp_size: snapshot.max_udp_payload,
+    };
+    let zone_text = to_text(query.qname);
+    let kind = if query.qtype == rtype::AXFR {
+        "AXFR"
+    } else {
+        "IXFR"
+    };
+
+    // TSIG first: a bad signature is answered as such whatever else is wrong.
+    let mut signer = None;
+    let mut signed_with = None;
+    if let Some(at) = query.tsig {
+        let Some(v) = tsig::verify(&snapshot.transfer.keys, request, at, now) else {
+            let m = reply.begin(rcode::FORMERR, false, true);
+            return Start::One(reply.end(m, None, now));
+        };
+        if v.error != 0 {
+            tracing::warn!(zone = %zone_text, %peer, key = %to_text(&v.key_name),
+                tsig_error = v.error, "{kind} refused: TSIG verification failed");
+            let mut m = reply.begin(0, false, true);
+            let len = m.len();
+            m.resize(len + tsig::error_len(&v), 0);
+            let n = tsig::finish_error(&snapshot.transfer.keys, &v, &mut m[2..], len - 2, now);
+            m.truncate(n + 2);
+            let size = (m.len() - 2) as u16;
+            m[..2].copy_from_slice(&size.to_be_bytes());
+            return Start::One(m);
+        }
+        if let Some(key) = v.key.and_then(|k| snapshot.transfer.keys.get(k)) {
+            signer = Some(Signer::for_response(key, &v));
+            signed_with = v.key;
+        }
+    }
+    let refuse = |why: &str, signer: Option<&mut Signer>| {
+        tracing::warn!(zone = %zone_text, %peer, "{kind} refused: {why}");
+        let m = reply.begin(rcode::REFUSED, false, true);
+        Start::One(reply.end(m, signer, now))
+    };
+
+    let mut key = [0u8; 255];
+    let len = query.qname.len();
+    key[..len].copy_from_slice(query.qname);
+    key[..len].make_ascii_lowercase();
+    let key = &key[..len];
+    let zone_index = snapshot
+        .zones
+        .zones()
+        .iter()
+        .position(|z| z.origin() == key);
+    let (Some(zone_index), class::IN) = (zone_index, query.qclass) else {
+        return refuse("not a zone served here", signer.as_mut());
+    };
+    let Some(policy) = snapshot.transfer.zone(key) else {
+        return refuse("transfers are not enabled for this zone", signer.as_mut());
+    };
+    if !policy.allows_address(peer) {
+        return refuse("address not allowed", signer.as_mut());
+    }
+    if let Some(required) = policy.tsig
+        && signed_with != Some(required)
+    {
+        return refuse("the zone requires a TSIG key", signer.as_mut());
+    }
+    let zone = &snapshot.zones.zones()[zone_index];
+    let Some(soa) = zone.soa().filter(|s| !s.rdata.is_empty()) else {
+        let m = reply.begin(rcode::SERVFAIL, false, true);
+        return Start::One(reply.end(m, signer.as_mut(), now));
+    };
+
+    let ixfr = query.qtype == rtype::IXFR;
+    if ixfr {
+        let Some(client) = ixfr_serial(request) else {
+            let m = reply.begin(rcode::FORMERR, false, true);
+            return Start::One(reply.end(m, signer.as_mut(), now));
+        };
+        let ours = zone.serial();
+        // RFC 1995 §2: the client has this version or a newer one: the SOA alone.
+        if client == ours || (client.wrapping_sub(ours) as i32) > 0 {
+            tracing::info!(zone = %zone_text, %peer, serial = ours, "IXFR: client is current");
+            let mut m = reply.begin(0, true, true);
+            let mut names = FxHashMap::default();
+            write_record(
+                &mut m,
+                zone.origin(),
+                rtype::SOA,
+                soa.ttl,
+                &soa.rdata[0],
+                &mut names,
+            );
+            m[8..10].copy_from_slice(&1u16.to_be_bytes());
+            return Start::One(reply.end(m, signer.as_mut(), now));
+        }
+    }
+
+    let mut owners: Vec<Box<[u8]>> = zone
+        .nodes()
+        .filter(|(name, n)| n.dynamic.is_none() && !n.rrsets.is_empty() && *name != key)
+        .map(|(name, _)| Box::<[u8]>::from(name))
+        .collect();
+    owners.sort_unstable();
+    owners.insert(0, Box::from(zone.origin()));
+    Start::Zone(Box::new(Transfer {
+        zone: zone_index,
+        id: query.id,
+        question: question.to_vec(),
+        edns: query.edns.is_some(),
+        ixfr,
+        owners,
+        stage: Stage::FirstSoa,
+        signer,
+        records: 0,
+        messages: 0,
+    }))
+}
+
+/// The client's serial: the SOA in the authority section of an IXFR request.
+fn ixfr_serial(msg: &[u8]) -> Option<u32> {
+    let count = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]) as usize;
+    let (an, ns) = (count(6), count(8));
+    let mut pos = HEADER_LEN;
+    pos = skip_name(msg, pos)? + 4;
+    for i in 0..an + ns {
+        pos = skip_name(msg, pos)?;
+        let t = u16::from_be_bytes(msg.get(pos..pos + 2)?.try_into().ok()?);
+        let rdlen = u16::from_be_bytes(msg.get(pos + 8..pos + 10)?.try_into().ok()?) as usize;
+        let rdata_start = pos + 10;
+        pos = rdata_start + rdlen;
+        if i >= an && t == rtype::SOA {
+            let rdata = msg.get(rdata_start..pos)?;
+            let p = skip_name(rdata, 0)?;
+            let p = skip_name(rdata, p)?;
+            return Some(u32::from_be_bytes(rdata.get(p..p + 4)?.try_into().ok()?));
+        }
+    }
+    None
+}
+
+/// Position after a possibly compressed name.
+fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let l = *b.get(pos)? as usize;
+        match l {
+            0 => return Some(pos + 1),
+            1..=63 => pos += l + 1,
+            0xC0..=0xFF => {
+                b.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Writes `name` compressed against the names of this message (`names`: suffix → offset,
+/// offsets counted from the message start, after the 2-byte length prefix).
+fn write_name<'a>(m: &mut Vec<u8>, name: &'a [u8], names: &mut FxHashMap<&'a [u8], u16>) {
+    let mut pos = 0usize;
+    while pos < name.len() {
+        let suffix = &name[pos..];
+        if suffix.len() <= 1 {
+            break;
+        }
+        if let Some(&at) = names.get(suffix) {
+            m.extend_from_slice(&(0xC000 | at).to_be_bytes());
+            return;
+        }
+        let at = m.len() - 2;
+        if at < 0x3FFF {
+            names.insert(suffix, at as u16);
+        }
+        let l = name[pos] as usize;
+        m.extend_from_slice(&name[pos..(pos + 1 + l).min(name.len())]);
+        pos += 1 + l;
+    }
+    m.push(0);
+}
+
+/// One record; the names in NS, CNAME, PTR, MX and SOA RDATA compressed (RFC 3597 §4).
+fn write_record<'a>(
+    m: &mut Vec<u8>,
+    owner: &'a [u8],
+    rtype: u16,
+    ttl: u32,
+    rdata: &'a [u8],
+    names: &mut FxHashMap<&'a [u8], u16>,
+) {
+    write_name(m, owner, names);
+    m.extend_from_slice(&rtype.to_be_bytes());
+    m.extend_from_slice(&class::IN.to_be_bytes());
+    m.extend_from_slice(&ttl.to_be_bytes());
+    let len_at = m.len();
+    m.extend_from_slice(&[0, 0]);
+    let start = m.len();
+    let name_end = |from: usize| skip_name(rdata, from).filter(|&e| e <= rdata.len());
+    match rtype {
+        rtype::NS | rtype::CNAME | rtype::PTR if name_end(0) == Some(rdata.len()) => {
+            write_name(m, rdata, names)
+        }
+        rtype::MX if rdata.len() > 2 && name_end(2) == Some(rdata.len()) => {
+            m.extend_from_slice(&rdata[..2]);
+            write_name(m, &rdata[2..], names);
+        }
+        rtype::SOA => match name_end(0).and_then(|a| Some((a, name_end(a)?))) {
+            Some((a, b)) => {
+                write_name(m, &rdata[..a], names);
+                write_name(m, &rdata[a..b], names);
+                m.extend_from_slice(&rdata[b..]);
+            }
+            None => m.extend_from_slice(rdata),
+        },
+        _ => m.extend_from_slice(rdata),
+    }
+    let rdlen = (m.len() - start) as u16;
+    m[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    FirstSoa,
+    /// Owner index, RRset index, record index.
+    Body(usize, usize, usize),
+    LastSoa,
+    Done,
+}
+
+/// A zone going out, message by message.
+pub struct Transfer {
+    /// Index of the zone in the snapshot.
+    pub zone: usize,
+    id: u16,
+    question: Vec<u8>,
+    edns: bool,
+    /// Asked as IXFR (answered in full).
+    pub ixfr: bool,
+    /// Apex first, then every other owner with static records.
+    owners: Vec<Box<[u8]>>,
+    stage: Stage,
+    signer: Option<Signer>,
+    /// Records and messages produced so far.
+    pub records: usize,
+    pub messages: usize,
+}
+
+/// The record at `stage`, skipping empty positions and the apex SOA; advances `stage` to
+/// the position after it. `None` at the end of the body.
+fn body_record<'a>(
+    zone: &'a Zone,
+    owners: &'a [Box<[u8]>],
+    stage: &mut Stage,
+) -> Option<(&'a [u8], u16, u32, &'a [u8])> {
+    let Stage::Body(mut o, mut s, mut r) = *stage else {
+        return None;
+    };
+    loop {
+        let owner = owners.get(o)?;
+        let node: &Node = match zone.node(owner) {
+            Some(n) => n,
+            None => {
+                (o, s, r) = (o + 1, 0, 0);
+                continue;
+            }
+        };
+        let Some(set) = node.rrsets.get(s) else {
+            (o, s, r) = (o + 1, 0, 0);
+            continue;
+        };
+        if (o == 0 && set.rtype == rtype::SOA) || r >= set.rdata.len() {
+            (s, r) = (s + 1, 0);
+            continue;
+        }
+        *stage = Stage::Body(o, s, r + 1);
+        return Some((&owner[..], set.rtype, set.ttl, &set.rdata[r]));
+    }
+}
+
+impl Transfer {
+    /// The next message (length-prefixed, signed when the request was), or `None` when
+    /// the closing SOA has been sent.
+    pub fn next_message(&mut self, snapshot: &Snapshot, now: u64) -> Option<Vec<u8>> {
+        if matches!(self.stage, Stage::Done) {
+            return None;
+        }
+        let zone = snapshot.zones.zones().get(self.zone)?;
+        let soa = zone.soa()?;
+        let reply = Reply {
+            id: self.id,
+            question: &self.question,
+            edns: self.edns,
+            udp_size: snapshot.max_udp_payload,
+        };
+        let reserve = self.signer.as_ref().map_or(0, Signer::record_len) + 11;
+        let target = MESSAGE_TARGET - reserve;
+        let hard_limit = MAX_TCP_MESSAGE - reserve;
+        let mut m = reply.begin(0, true, self.messages == 0);
+        let mut names: FxHashMap<&[u8], u16> = FxHashMap::default();
+        let mut count = 0u16;
+        loop {
+            let before = (m.len(), self.stage);
+            let (owner, rtype, ttl, rdata) = match self.stage {
+                Stage::FirstSoa => {
+                    self.stage = Stage::Body(0, 0, 0);
+                    (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                }
+                Stage::Body(..) => match body_record(zone, &self.owners, &mut self.stage) {
+                    Some(r) => r,
+                    None => {
+                        self.stage = Stage::LastSoa;
+                        continue;
+                    }
+                },
+                Stage::LastSoa => {
+                    self.stage = Stage::Done;
+                    (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                }
+                Stage::Done => break,
+            };
+            write_record(&mut m, owner, rtype, ttl, rdata, &mut names);
+            let size = m.len() - 2;
+            if (size > target && count > 0) || size > hard_limit || count == u16::MAX {
+                // Does not fit: this record starts the next message.
+                m.truncate(before.0);
+                self.stage = before.1;
+                if count == 0 {
+                    // A single record larger than any message: cannot be sent.
+                    tracing::error!(zone = %to_text(zone.origin()), "a record is too large for AXFR");
+                    self.stage = Stage::Done;
+                    let m = reply.begin(rcode::SERVFAIL, false, self.messages == 0);
+                    return Some(reply.end(m, self.signer.as_mut(), now));
+                }
+                break;
+            }
+            count += 1;
+        }
+        m[8..10].copy_from_slice(&count.to_be_bytes());
+        self.records += count as usize;
+        self.messages += 1;
+        Some(reply.end(m, self.signer.as_mut(), now))
+    }
+}

@@ -1,0 +1,67 @@
+//! What the monitor knows, as data: admin overrides and every endpoint's and datacenter's
+//! state with its reason, for the API, `explain` and the CLI.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// An operator's word on an endpoint or datacenter, above what checks say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminState {
+    /// Counts as up whatever the checks say.
+    Up,
+    /// Counts as down.
+    Down,
+    /// No new answers, but still checked (for maintenance).
+    Drain,
+}
+
+/// Overrides by key: endpoints as `zone/pool/id`, datacenters as `zone/datacenter`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, AdminState>,
+    #[serde(default)]
+    pub datacenters: BTreeMap<String, AdminState>,
+}
+
+/// One endpoint's health, for the API and `explain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    pub key: String,
+    pub datacenter: String,
+    pub up: bool,
+    pub admin: Option<AdminState>,
+    pub check: Option<String>,
+    pub check_up: Option<bool>,
+    pub last_result: Option<String>,
+    pub last_latency_ms: Option<f64>,
+    pub checks: u64,
+    pub failures: u64,
+    pub since_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatacenterStatus {
+    pub key: String,
+    pub pool: String,
+    pub up: bool,
+    pub admin: Option<AdminState>,
+    pub endpoints_up: usize,
+    pub endpoints: usize,
+    pub up_share: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub endpoints: Vec<EndpointStatus>,
+    pub datacenters: Vec<DatacenterStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideTarget {
+    Endpoint,
+    Datacenter,
+}

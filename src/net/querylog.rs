@@ -1,0 +1,393 @@
+//! The optional query log: one query in `sample` is copied (request and response bytes, a
+//! fixed-size record) into a bounded lock-free queue; a thread of its own decodes the
+//! records and appends one line each to a file. The query path never formats, allocates,
+//! writes or waits: when the queue is full the record is dropped and counted.
+//!
+//! The file is reopened when it is moved or removed (logrotate without copytruncate).
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::config::{QueryLogConfig, QueryLogFormat};
+use crossbeam_queue::ArrayQueue;
+
+use crate::dns::Transport;
+
+/// Bytes kept of each request and response; longer responses are logged from their first
+/// part (the header, question and usually every answer fit).
+const KEEP: usize = 512;
+/// How often the writer drains the queue and checks the file.
+const TICK: Duration = Duration::from_millis(200);
+
+/// One sampled query, copied as bytes: decoding waits for the writer thread.
+struct Record {
+    time: SystemTime,
+    source: IpAddr,
+    transport: Transport,
+    request_len: u16,
+    request: [u8; KEEP],
+    response_len: u16,
+    /// The full response length (more than KEEP when cut).
+    response_full: u16,
+    response: [u8; KEEP],
+}
+
+/// Written and dropped record counts, for /metrics.
+#[derive(Debug, Default)]
+pub struct QueryLogStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// The handle the query path holds (cheap to clone).
+#[derive(Clone)]
+pub struct QueryLog {
+    queue: Arc<ArrayQueue<Box<Record>>>,
+    /// Spare records the writer hands back, so the query path does not allocate.
+    spare: Arc<ArrayQueue<Box<Record>>>,
+    pub stats: Arc<QueryLogStats>,
+    sample: u32,
+    /// Queries seen by [`QueryLog::offer_shared`] (TCP, where no thread owns a sampler).
+    shared_count: Arc<AtomicU64>,
+}
+
+/// Per-thread sampling: counts down to the next logged query.
+pub struct Sampler {
+    log: QueryLog,
+    countdown: u32,
+}
+
+impl QueryLog {
+    /// Opens the file and starts the writer thread.
+    pub fn start(config: &QueryLogConfig) -> std::io::Result<Self> {
+        let file = open(&config.path)?;
+        let queue = Arc::new(ArrayQueue::new(config.queue));
+        let spare = Arc::new(ArrayQueue::new(config.queue));
+        // Records are allocated up front, so the query path only moves boxes around.
+        for _ in 0..config.queue {
+            let _ = spare.push(Box::new(Record {
+                time: SystemTime::UNIX_EPOCH,
+                source: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                transport: Transport::Udp,
+                request_len: 0,
+                request: [0; KEEP],
+                response_len: 0,
+                response_full: 0,
+                response: [0; KEEP],
+            }));
+        }
+        let log = Self {
+            queue,
+            spare,
+            stats: Arc::new(QueryLogStats::default()),
+            sample: config.sample,
+            shared_count: Arc::new(AtomicU64::new(0)),
+        };
+        let writer = Writer {
+            log: log.clone(),
+            path: config.path.clone(),
+            format: config.format,
+            out: std::io::BufWriter::new(file),
+        };
+        std::thread::Builder::new()
+            .name("meridian-querylog".into())
+            .spawn(move || writer.run())?;
+        Ok(log)
+    }
+
+    pub fn sampler(&self) -> Sampler {
+        Sampler {
+            log: self.clone(),
+            countdown: self.sample,
+        }
+    }
+
+    /// Sampling for callers without a [`Sampler`] of their own (one atomic add).
+    pub fn offer_shared(
+        &self,
+        source: IpAddr,
+        transport: Transport,
+        request: &[u8],
+        response: &[u8],
+    ) {
+        let n = self.shared_count.fetch_add(1, Ordering::Relaxed);
+        if n.is_multiple_of(u64::from(self.sample)) {
+            self.record(source, transport, request, response);
+        }
+    }
+
+    /// Queues one query; never blocks. Dropped (and counted) when the writer is behind.
+    fn record(&self, source: IpAddr, transport: Transport, request: &[u8], response: &[u8]) {
+        let Some(mut r) = self.spare.pop() else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        r.time = SystemTime::now();
+        r.source = source;
+        r.transport = transport;
+        let n = request.len().min(KEEP);
+        r.request[..n].copy_from_slice(&request[..n]);
+        r.request_len = n as u16;
+        let m = response.len().min(KEEP);
+        r.response[..m].copy_from_slice(&response[..m]);
+        r.response_len = m as u16;
+        r.response_full = response.len().min(usize::from(u16::MAX)) as u16;
+        if let Err(r) = self.queue.push(r) {
+            let _ = self.spare.push(r);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Sampler {
+    /// Called for every answered query: one decrement unless this one is sampled.
+    #[inline]
+    pub fn offer(&mut self, source: IpAddr, transport: Transport, request: &[u8], response: &[u8]) {
+        self.countdown -= 1;
+        if self.countdown == 0 {
+            self.countdown = self.log.sample;
+            self.log.record(source, transport, request, response);
+        }
+    }
+}
+
+fn open(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("query log {}: {e}", path.display())))
+}
+
+struct Writer {
+    log: QueryLog,
+    path: PathBuf,
+    format: QueryLogFormat,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut line = String::with_capacity(512);
+        loop {
+            let mut wrote = false;
+            while let Some(r) = self.log.queue.pop() {
+                line.clear();
+                format_record(&r, self.format, &mut line);
+                let _ = self.log.spare.push(r);
+                line.push('\n');
+                if let Err(e) = self.out.write_all(line.as_bytes()) {
+                    tracing::warn!("query log {}: {e}", self.path.display());
+                    self.log.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.log.stats.written.fetch_add(1, Ordering::Relaxed);
+                    wrote = true;
+                }
+            }
+            if wrote && let Err(e) = self.out.flush() {
+                tracing::warn!("query log {}: {e}", self.path.display());
+            }
+            self.reopen_if_moved();
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// A rotated (renamed or removed) file is let go and a new one started at the path.
+    fn reopen_if_moved(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let current = self
+            .out
+            .get_ref()
+            .metadata()
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let at_path = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if current.is_some() && current == at_path {
+            return;
+        }
+        match open(&self.path) {
+            Ok(f) => {
+                let _ = self.out.flush();
+                self.out = std::io::BufWriter::new(f);
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+}
+
+/// What a line says about one query, decoded from the copied bytes.
+#[derive(serde::Serialize)]
+struct Line {
+    time: String,
+    client: String,
+    transport: &'static str,
+    id: u16,
+    name: String,
+    qtype: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ecs: Option<String>,
+    rcode: String,
+    flags: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<u8>,
+    answers: Vec<String>,
+    size: u16,
+}
+
+fn format_record(r: &Record, format: QueryLogFormat, out: &mut String) {
+    use std::fmt::Write as _;
+    let line = decode(r);
+    match format {
+        QueryLogFormat::Json => {
+            if let Ok(s) = serde_json::to_string(&line) {
+                out.push_str(&s);
+            }
+        }
+        QueryLogFormat::Text => {
+            let _ = write!(
+                out,
+                "{} client={} {} id={} {} {}",
+                line.time, line.client, line.transport, line.id, line.name, line.qtype
+            );
+            if let Some(e) = &line.ecs {
+                let _ = write!(out, " ecs={e}");
+            }
+            let _ = write!(out, " {} flags={}", line.rcode, line.flags);
+            if let Some(s) = line.scope {
+                let _ = write!(out, " scope={s}");
+            }
+            let _ = write!(
+                out,
+                " size={} answers=[{}]",
+                line.size,
+                line.answers.join(", ")
+            );
+        }
+    }
+}
+
+fn decode(r: &Record) -> Line {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+
+    let request = &r.request[..usize::from(r.request_len)];
+    let response = &r.response[..usize::from(r.response_len)];
+    let time = humantime_utc(r.time);
+    let transport = match r.transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    };
+    let mut line = Line {
+        time,
+        client: r.source.to_string(),
+        transport,
+        id: request
+            .get(..2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]])),
+        name: "-".into(),
+        qtype: "-".into(),
+        ecs: None,
+        rcode: "-".into(),
+        flags: String::new(),
+        scope: None,
+        answers: Vec::new(),
+        size: r.response_full,
+    };
+    let ecs_of = |m: &Message| -> Option<ClientSubnet> {
+        match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+            EdnsOption::Subnet(s) => Some(*s),
+            _ => None,
+        }
+    };
+    if let Ok(q) = Message::from_vec(request) {
+        if let Some(question) = q.queries.first() {
+            line.name = question.name().to_string();
+            line.qtype = question.query_type().to_string();
+        }
+        line.ecs = ecs_of(&q).map(|s| format!("{}/{}", s.addr(), s.source_prefix()));
+    }
+    // A response cut at KEEP bytes does not decode; its header still tells the rcode.
+    match Message::from_vec(response) {
+        Ok(m) => {
+            line.rcode = rcode_name(response);
+            let mut flags = Vec::new();
+            if m.metadata.authoritative {
+                flags.push("aa");
+            }
+            if m.metadata.truncation {
+                flags.push("tc");
+            }
+            line.flags = flags.join(",");
+            line.scope = ecs_of(&m).map(|s| s.scope_prefix());
+            line.answers = m.answers.iter().map(|rr| rr.to_string()).collect();
+        }
+        Err(_) => {
+            line.rcode = rcode_name(response);
+            line.flags = "cut".into();
+        }
+    }
+    line
+}
+
+/// The mnemonic of a response's header rcode (as dig prints it).
+fn rcode_name(response: &[u8]) -> String {
+    const NAMES: [&str; 11] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    match response.get(3).map(|b| usize::from(b & 0x0F)) {
+        Some(i) => NAMES
+            .get(i)
+            .map_or_else(|| format!("RCODE{i}"), |n| (*n).to_string()),
+        None => "-".into(),
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, without a date crate.
+fn humantime_utc(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_315_815_123);
+        assert_eq!(humantime_utc(t), "2026-11-22T02:50:15.123Z");
+    }
+}

@@ -1,0 +1,276 @@
+//! The UDP loop: one blocking `SO_REUSEPORT` socket per thread, `recvmmsg`/`sendmmsg` in
+//! batches of [`BATCH`] datagrams, every buffer and message header allocated once per thread.
+//!
+//! Per batch: one `recvmmsg` (blocks for the first datagram, then takes whatever else is
+//! queued), one load of the current snapshot and health view, the answers written in place,
+//! one `sendmmsg`. The loads are arc-swap guards, let go before the thread blocks again: an
+//! idle thread holds no snapshot that a reload replaced, without a receive timeout (whose
+//! timer the kernel would arm and cancel at every blocking receive).
+//! Per query: no allocation, no lock, no system call.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::dns::wire::truncate_to_question;
+use crate::dns::{MAX_MESSAGE, Transport};
+use crate::engine::rrl::{RateLimiter, Verdict, kind_of};
+use crate::engine::{self, AnswerCache, Request, SharedHealth, SharedSnapshot};
+use crate::pages::ZeroedPages;
+
+/// Datagrams per `recvmmsg`/`sendmmsg` call.
+pub const BATCH: usize = 32;
+/// Largest query read; a longer datagram arrives cut (MSG_TRUNC) and gets a FORMERR.
+/// RFC 6891 EDNS payloads top out at 4096 in practice; queries are far smaller.
+const REQUEST_BUF: usize = 4096;
+/// Room for one response: any UDP payload `max_udp_payload` may allow. Pages that are never
+/// written are never resident, so this costs address space, not memory.
+const RESPONSE_BUF: usize = MAX_MESSAGE;
+
+/// A UDP socket with SO_REUSEPORT, so each thread has its own and the kernel spreads load.
+pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Everything one thread's loop needs, allocated once. The message headers point into the
+/// buffers of the same (boxed, never moved) value.
+struct Batch {
+    requests: ZeroedPages<u8>,
+    responses: ZeroedPages<u8>,
+    addrs: [libc::sockaddr_storage; BATCH],
+    recv_iov: [libc::iovec; BATCH],
+    recv_hdrs: [libc::mmsghdr; BATCH],
+    send_iov: [libc::iovec; BATCH],
+    send_hdrs: [libc::mmsghdr; BATCH],
+}
+
+impl Batch {
+    fn new() -> Box<Self> {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which all-zero
+        // bytes are a valid value (null pointers, zero lengths).
+        let zeroed = unsafe { std::mem::zeroed::<[libc::mmsghdr; BATCH]>() };
+        let mut b = Box::new(Self {
+            requests: ZeroedPages::new(BATCH * REQUEST_BUF),
+            responses: ZeroedPages::new(BATCH * RESPONSE_BUF),
+            // SAFETY: as above.
+            addrs: unsafe { std::mem::zeroed() },
+            // SAFETY: as above.
+            recv_iov: unsafe { std::mem::zeroed() },
+            recv_hdrs: zeroed,
+            // SAFETY: as above.
+            send_iov: unsafe { std::mem::zeroed() },
+            send_hdrs: zeroed,
+        });
+        let b_ref = &mut *b;
+        for i in 0..BATCH {
+            b_ref.recv_iov[i] = libc::iovec {
+                iov_base: b_ref.requests[i * REQUEST_BUF..].as_mut_ptr().cast(),
+                iov_len: REQUEST_BUF,
+            };
+            let h = &mut b_ref.recv_hdrs[i].msg_hdr;
+            h.msg_name = (&raw mut b_ref.addrs[i]).cast();
+            h.msg_iov = &raw mut b_ref.recv_iov[i];
+            h.msg_iovlen = 1;
+        }
+        b
+    }
+
+    /// Resets the value-result fields the kernel wrote in the last `recvmmsg` (only the
+    /// first `used` headers were written).
+    fn prepare_receive(&mut self, used: usize) {
+        for h in &mut self.recv_hdrs[..used] {
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+    }
+}
+
+/// The source address of a received datagram.
+fn peer_ip(addr: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET; sockaddr_storage is large
+            // and aligned enough for every sockaddr type.
+            let sin =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a sockaddr_in6 for AF_INET6.
+            let sin6 =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+pub fn serve(
+    socket: UdpSocket,
+    shared: SharedSnapshot,
+    health: SharedHealth,
+    thread: usize,
+    mut rrl: Option<RateLimiter>,
+    mut query_log: Option<super::querylog::Sampler>,
+    mut cache: Option<AnswerCache>,
+) {
+    crate::stats::set_thread_slot(thread);
+    let fd = socket.as_raw_fd();
+    let mut b = Batch::new();
+    let started = std::time::Instant::now();
+    let mut entropy = super::clock::entropy_seed();
+    let mut used = BATCH;
+    loop {
+        b.prepare_receive(used);
+        used = 0;
+        // The raw system call: glibc's wrapper is a thread cancellation point, which costs
+        // two extra calls per batch and buys nothing here.
+        // SAFETY: recv_hdrs holds BATCH valid headers whose buffers live in `b`.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_recvmmsg,
+                fd,
+                b.recv_hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut::<libc::timespec>(),
+            )
+        };
+        if got < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                tracing::debug!("udp receive: {e}");
+            }
+            continue;
+        }
+        let got = (got as usize).min(BATCH);
+        used = got;
+
+        // One snapshot, health view and (for rate limiting) clock reading per batch.
+        let now = if rrl.is_some() {
+            started.elapsed().as_secs() as u32
+        } else {
+            0
+        };
+        let unix_now = super::clock::coarse_now();
+        let snapshot_guard = shared.load();
+        let view_guard = health.load();
+        let (snapshot, view) = (&**snapshot_guard, &**view_guard);
+        let mut out = 0usize;
+        for i in 0..got {
+            let len = (b.recv_hdrs[i].msg_len as usize).min(REQUEST_BUF);
+            let Some(source) = peer_ip(&b.addrs[i]) else {
+                continue;
+            };
+            let request = &b.requests[i * REQUEST_BUF..i * REQUEST_BUF + len];
+            let response = &mut b.responses[i * RESPONSE_BUF..(i + 1) * RESPONSE_BUF];
+            entropy = entropy.wrapping_add(super::clock::ENTROPY_STEP);
+            let request = Request::new(request, source, Transport::Udp)
+                .at(unix_now)
+                .with_entropy(entropy);
+            let answered = match cache.as_mut() {
+                Some(c) => engine::answer(snapshot, view, Some(c), &request, response),
+                None => engine::answer(snapshot, view, None, &request, response),
+            };
+            let request = request.bytes;
+            let Some(mut n) = answered else {
+                continue;
+            };
+            if let Some(limiter) = rrl.as_mut() {
+                match rate_limit(limiter, now, source, request, response) {
+                    Verdict::Send => {}
+                    Verdict::Drop => continue,
+                    Verdict::Slip => n = truncate_to_question(response, n),
+                }
+            }
+            if let Some(log) = query_log.as_mut() {
+                log.offer(source, Transport::Udp, request, &response[..n]);
+            }
+            b.send_iov[out] = libc::iovec {
+                iov_base: response.as_mut_ptr().cast(),
+                iov_len: n,
+            };
+            let h = &mut b.send_hdrs[out].msg_hdr;
+            h.msg_name = (&raw mut b.addrs[i]).cast();
+            h.msg_namelen = b.recv_hdrs[i].msg_hdr.msg_namelen;
+            h.msg_iov = &raw mut b.send_iov[out];
+            h.msg_iovlen = 1;
+            out += 1;
+        }
+        send_all(fd, &mut b.send_hdrs[..out]);
+    }
+}
+
+/// Accounts one response with the rate limiter (question name lowercased, so that case
+/// randomization does not open fresh accounts).
+fn rate_limit(
+    limiter: &mut RateLimiter,
+    now: u32,
+    source: IpAddr,
+    request: &[u8],
+    response: &[u8],
+) -> Verdict {
+    let mut name = [0u8; 255];
+    let mut pos = 12usize;
+    let mut len = 0usize;
+    while let Some(&l) = request.get(pos) {
+        let l = l as usize;
+        if l > 63 || len + l + 1 > name.len() {
+            break;
+        }
+        let Some(label) = request.get(pos..pos + l + 1) else {
+            break;
+        };
+        name[len..len + l + 1].copy_from_slice(label);
+        len += l + 1;
+        pos += l + 1;
+        if l == 0 {
+            break;
+        }
+    }
+    name[..len].make_ascii_lowercase();
+    let qtype = request
+        .get(pos..pos + 2)
+        .map_or(0, |t| u16::from_be_bytes([t[0], t[1]]));
+    let rcode = response.get(3).map_or(0, |f| f & 0x0F);
+    limiter.check(now, source, kind_of(rcode), &name[..len], qtype)
+}
+
+/// Sends every prepared message; one that fails is skipped (and logged), the rest still go.
+fn send_all(fd: libc::c_int, hdrs: &mut [libc::mmsghdr]) {
+    let mut sent = 0usize;
+    while sent < hdrs.len() {
+        let rest = &mut hdrs[sent..];
+        // SAFETY: every header points at a live response buffer and peer address.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_sendmmsg,
+                fd,
+                rest.as_mut_ptr(),
+                rest.len() as libc::c_uint,
+                0 as libc::c_int,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The first message of `rest` failed: drop it and go on with the others.
+            tracing::debug!("udp send: {e}");
+            sent += 1;
+        } else {
+            sent += n as usize;
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Reloading: from SIGHUP, the API, or a change in the watched files. A reload builds a
+//! whole new snapshot and swaps it in, or, on any error, changes nothing and says why.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config;
+use crate::dns::name;
+use crate::engine::{SharedSnapshot, Snapshot};
+use crate::monitor::Monitor;
+
+/// The outcome of reloads so far, for the API and metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Unix seconds of the last attempt.
+    pub last_at: AtomicU64,
+    last: Mutex<LastReload>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LastReload {
+    pub ok: bool,
+    pub trigger: String,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl ReloadStats {
+    pub fn last(&self) -> LastReload {
+        self.last.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+pub struct Reloader {
+    config_path: PathBuf,
+    snapshot: SharedSnapshot,
+    monitor: Monitor,
+    pub stats: ReloadStats,
+    /// One reload at a time (the watcher, a signal and the API may race).
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(config_path: PathBuf, snapshot: SharedSnapshot, monitor: Monitor) -> Arc<Self> {
+        Arc::new(Self {
+            config_path,
+            snapshot,
+            monitor,
+            stats: ReloadStats::default(),
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Loads everything again and swaps it in; on error keeps serving the old data.
+    pub async fn reload(self: &Arc<Self>, trigger: &str) -> Result<(), Vec<String>> {
+        let _one = self.running.lock().await;
+        let this = self.clone();
+        // Loading reads files and walks GeoIP databases: keep it off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || config::load(&this.config_path))
+            .await
+            .map_err(|e| vec![format!("reload task: {e}")])?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.stats.last_at.store(now, Ordering::Relaxed);
+        match loaded {
+            Ok(loaded) => {
+                let mut warnings: Vec<String> =
+                    loaded.warnings.iter().map(ToString::to_string).collect();
+                let old = self.snapshot.load_full();
+                for z in loaded.snapshot.zones.zones() {
+                    let Some(prev) = old.zones.zones().iter().find(|p| p.origin() == z.origin())
+                    else {
+                        continue;
+                    };
+                    if prev.fingerprint() != z.fingerprint() && prev.serial() == z.serial() {
+                        warnings.push(format!(
+                            "zone {}: content changed but the SOA serial is still {}; secondaries will not notice",
+                            name::to_text(z.origin()),
+                            z.serial()
+                        ));
+                    }
+                }
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                let zones = loaded.snapshot.zones.zones().len();
+                let names = loaded.snapshot.routing.names.len();
+                let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
+                let render_ms = loaded.snapshot.static_answers.build_time().as_millis();
+                if let Err(e) = self.monitor.reload_overrides() {
+                    tracing::warn!("overrides kept as they were: {e}");
+                    warnings.push(format!("overrides kept as they were: {e}"));
+                }
+                let mut snapshot = loaded.snapshot;
+                snapshot.generation = old.generation + 1;
+                snapshot.adopt_counters(&old);
+                snapshot.initial_health = self.monitor.view_for(&snapshot);
+                let new = Arc::new(snapshot);
+                self.snapshot.store(new.clone());
+                // Secondaries of zones whose serial changed hear of it (in the background).
+                crate::net::notify::send_changed(Some(&old), &new);
+                tokio::spawn(retire(old));
+                self.monitor.reconcile();
+                self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut l) = self.stats.last.lock() {
+                    *l = LastReload {
+                        ok: true,
+                        trigger: trigger.into(),
+                        errors: Vec::new(),
+                        warnings,
+                    };
+                }
+                tracing::info!(
+                    trigger,
+                    zones,
+                    dynamic_names = names,
+                    rendered,
+                    rendered_bytes,
+                    render_ms,
+                    "reloaded"
+                );
+                Ok(())
+            }
+            Err(diags) => {
+                let errors: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    trigger,
+                    errors = errors.len(),
+                    "reload failed; still serving the previous data"
+                );
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut l) = self.stats.last.lock() {
+                    *l = LastReload {
+                        ok: false,
+                        trigger: trigger.into(),
+                        errors: errors.clone(),
+                        warnings: Vec::new(),
+                    };
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    /// Polls the watched paths once a second and reloads when any of them changes. Polling
+    /// (rather than inotify) sees files replaced by rename, as editors and `git pull` do,
+    /// and directories that appear later; a short settle delay lets a burst of writes end.
+    pub async fn watch(self: Arc<Self>, paths: Vec<PathBuf>) {
+        let mut last = fingerprint(&paths);
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = fingerprint(&paths);
+            if now == last {
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            last = fingerprint(&paths);
+            let _ = self.reload("file change").await;
+        }
+    }
+}
+
+/// Names, sizes and modification times of the watched files, and of the files directly
+/// inside watched directories (hidden, backup and temporary files ignored).
+pub fn fingerprint(paths: &[PathBuf]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let stamp = |p: &Path, h: &mut std::collections::hash_map::DefaultHasher| {
+        p.hash(h);
+        if let Ok(m) = std::fs::metadata(p) {
+            m.len().hash(h);
+            m.modified().ok().hash(h);
+        }
+    };
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| e.is_file())
+                .filter(|e| {
+                    let n = e
+                        .file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default();
+                    !(n.starts_with('.')
+                        || n.ends_with('~')
+                        || n.ends_with(".swp")
+                        || n.ends_with(".tmp"))
+                })
+                .collect();
+            entries.sort();
+            for e in entries {
+                stamp(&e, &mut h);
+            }
+        } else {
+            stamp(p, &mut h);
+        }
+    }
+    h.finish()
+}
+
+/// How long a replaced snapshot may stay in use (a long zone transfer holds it) before the
+/// retirer lets go of it anyway; the last user then frees it.
+const RETIRE_WAIT: Duration = Duration::from_secs(60);
+
+/// Frees a replaced snapshot off the query path. Every UDP thread lets go of it at its next
+/// batch (or within its 1 s idle timeout); while this task holds a reference, no query thread
+/// drops the last one and pays for freeing a large zone. Then the allocator is asked to
+/// return the memory to the system, so RSS comes back down after a reload.
+async fn retire(old: Arc<Snapshot>) {
+    let deadline = tokio::time::Instant::now() + RETIRE_WAIT;
+    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        drop(old);
+        release_free_memory();
+    })
+    .await;
+}
+
+/// glibc keeps freed memory in its arenas; `malloc_trim` hands it back.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,0 +1,358 @@
+//! Shared test harness: start the real `meridian` binary on 127.0.0.1:0 with zone files in a
+//! temporary directory, and query it over real UDP and TCP sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The admin API (always on a free loopback port in tests).
+    pub api: Option<SocketAddr>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Server {
+    /// Writes `zones` (file name, content) into `zones/` and starts the server with
+    /// `extra_config` appended to a config that listens on 127.0.0.1:0.
+    pub fn start(zones: &[(&str, &str)], extra_config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+        for (file, text) in zones {
+            std::fs::write(dir.path().join("zones").join(file), text).expect("write zone");
+        }
+        let config = dir.path().join("meridian.toml");
+        let body = format!(
+            "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 2\n{extra_config}\n"
+        );
+        std::fs::write(&config, body).expect("write config");
+        Self::start_with_config(dir, config)
+    }
+
+    /// Starts the server on an existing config file inside `dir`.
+    pub fn start_with_config(dir: tempfile::TempDir, config: PathBuf) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(["serve", "--api-listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("MERIDIAN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start meridian");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("meridian: listening on ") {
+                        let addr = rest.split_whitespace().next().expect("address");
+                        break SocketAddr::from_str(addr).expect("socket address");
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("wait");
+                    panic!("meridian exited before listening: {status}");
+                }
+            }
+        };
+        let mut api = None;
+        if let Some(Ok(line)) = lines.next()
+            && let Some(rest) = line.strip_prefix("meridian: api on http://")
+        {
+            api = SocketAddr::from_str(rest.trim()).ok();
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            api,
+            dir,
+            config,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most 10 s) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        for _ in 0..500 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// True while the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn udp(&self, name: &str, rtype: RecordType) -> Message {
+        udp_query(self.addr, &query(name, rtype, true))
+    }
+
+    pub fn tcp(&self, name: &str, rtype: RecordType) -> Message {
+        tcp_query(self.addr, &query(name, rtype, true))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A query message with a random id; with EDNS (payload 1232) when `edns` is set.
+pub fn query(name: &str, rtype: RecordType, edns: bool) -> Message {
+    let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(Name::from_str(name).expect("name"), rtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+    }
+    m
+}
+
+pub fn query_class(name: &str, rtype: RecordType, class: DNSClass) -> Message {
+    let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    let mut q = Query::query(Name::from_str(name).expect("name"), rtype);
+    q.set_query_class(class);
+    m.add_query(q);
+    m
+}
+
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    for _ in 0..3 {
+        sock.send_to(bytes, addr).expect("send");
+        let mut buf = [0u8; 65535];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            return Some(buf[..n].to_vec());
+        }
+    }
+    None
+}
+
+pub fn udp_query(addr: SocketAddr, m: &Message) -> Message {
+    let bytes = m.to_vec().expect("encode");
+    let resp = udp_raw(addr, &bytes).expect("no UDP answer");
+    let resp = Message::from_vec(&resp).expect("parse response");
+    assert_eq!(resp.metadata.id, m.metadata.id, "response id");
+    resp
+}
+
+pub fn tcp_query(addr: SocketAddr, m: &Message) -> Message {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let bytes = m.to_vec().expect("encode");
+    tcp_send(&mut s, &bytes);
+    let resp = tcp_read(&mut s).expect("no TCP answer");
+    Message::from_vec(&resp).expect("parse response")
+}
+
+pub fn tcp_send(s: &mut TcpStream, bytes: &[u8]) {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    s.write_all(&framed).expect("write");
+}
+
+pub fn tcp_read(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// Is an external tool present? Under CI=true a missing tool fails the test, naming the
+/// Debian package; elsewhere the test is skipped, loudly.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(tool).is_file();
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is missing: install the Debian package `{package}` (scripts/test.sh does)");
+    }
+    // Straight to stderr, not eprintln!: the harness would swallow it for a passing test.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {tool} not found; install the Debian package `{package}` to run this test"
+    );
+    false
+}
+
+/// The answer section as sorted presentation strings, for readable assertions.
+pub fn answers(m: &Message) -> Vec<String> {
+    let mut v: Vec<String> = m.answers.iter().map(|r| r.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// A reference daemon (Knot, NSD, gdnsd) started by a test: SIGTERM when dropped (so NSD
+/// stops its children too), SIGKILL if it has not exited within 5 s. Derefs to the child.
+pub struct DaemonGuard(pub Child);
+
+impl std::ops::Deref for DaemonGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DaemonGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP at the moment of asking.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1");
+}
+
+/// `id -u` / `id -g` / `id -un`...: who the test runs as (daemons are told to run as that).
+pub fn user_id(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().expect("run id");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Where a tool lives: on PATH, else /usr/sbin (daemons live there on Debian).
+pub fn tool_path(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(tool))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
+}
+
+/// One plain HTTP/1.1 request to the admin API (a body is sent as JSON): the status code
+/// and the whole response, headers included.
+pub fn http_request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(api).expect("api");
+    let json = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{json}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+/// GET `path` from the admin API; the whole response, headers included.
+pub fn http_get(api: SocketAddr, path: &str) -> String {
+    http_request(api, "GET", path, "").1
+}
+
+/// The value of the first /metrics line starting with `prefix` (name and labels).
+pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
+    let body = http_get(api, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
+}
+
+/// Loads a configuration into a snapshot, or fails the test with every diagnostic.
+pub fn load_snapshot(path: &Path) -> meridian::engine::Snapshot {
+    match meridian::config::load(path) {
+        Ok(loaded) => loaded.snapshot,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            panic!("cannot load {}", path.display());
+        }
+    }
+}
+
+/// Flips the case of some letters of a wire-form name, deterministically per seed: the
+/// answer path must not care (except where a response spells the query's case).
+pub fn mixed_case(name: &[u8], seed: &mut u64) -> Vec<u8> {
+    name.iter()
+        .map(|&b| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if b.is_ascii_lowercase() && (*seed >> 33) & 1 == 1 {
+                b.to_ascii_uppercase()
+            } else {
+                b
+            }
+        })
+        .collect()
+}
+
+/// A dotted ASCII name in wire form (lowercase as given, no escapes).
+pub fn wire_name(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in text.split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}

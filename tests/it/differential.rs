@@ -1,0 +1,944 @@
+//! Differential test: the same zones (tests/data/differential/) served by meridian, Knot DNS
+//! and NSD, the same few hundred questions asked of all three, and the answers compared
+//! section by section.
+//!
+//! Rules: rcode, AA/TC/RD/RA, the answer and the authority section (multisets of records:
+//! owner lowercased, type, class, TTL, RDATA with embedded names decompressed and lowercased)
+//! must be what Knot and NSD both say, or, where those two differ, what one of them says
+//! (such cases are printed). The additional section must match one of them. OPT records are
+//! only compared for presence. ANY over UDP is compared by rcode only (RFC 8482).
+//!
+//! Knot and NSD are started by the test on free ports in temporary directories; under
+//! CI=true a missing one fails the test, elsewhere the test is skipped.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/differential");
+/// Files copied into every server's directory; `.inc` is `$INCLUDE`d by the parent zone.
+const FILES: [&str; 3] = [
+    "example.com.zone",
+    "example.com.inc",
+    "child.example.com.zone",
+];
+const ZONES: [(&str, &str); 2] = [
+    ("example.com.", "example.com.zone"),
+    ("child.example.com.", "child.example.com.zone"),
+];
+
+const A: u16 = 1;
+const NS: u16 = 2;
+const CNAME: u16 = 5;
+const SOA: u16 = 6;
+const PTR: u16 = 12;
+const HINFO: u16 = 13;
+const MX: u16 = 15;
+const TXT: u16 = 16;
+const AAAA: u16 = 28;
+const SRV: u16 = 33;
+const NAPTR: u16 = 35;
+const DNAME: u16 = 39;
+const OPT: u16 = 41;
+const DS: u16 = 43;
+const SSHFP: u16 = 44;
+const TLSA: u16 = 52;
+const SVCB: u16 = 64;
+const HTTPS: u16 = 65;
+const ANY: u16 = 255;
+const CAA: u16 = 257;
+
+/// Owner names of the parent zone (relative to example.com., "@" is the apex), names
+/// around them that do not exist, and names in the child zone.
+const OWNERS: &[&str] = &[
+    "@",
+    "ns1",
+    "mail",
+    "www",
+    "www2",
+    "txt",
+    "_sip._tcp",
+    "_tcp",
+    "sip",
+    "_xmpp._tcp",
+    "caa",
+    "ptr",
+    "naptr",
+    "hinfo",
+    "sshfp",
+    "_443._tcp.www",
+    "_tcp.www",
+    "svc",
+    "svc-target",
+    "aliassvc",
+    "unk",
+    // CNAMEs
+    "alias",
+    "chain",
+    "chain3",
+    "outside",
+    "loop1",
+    "loop2",
+    "selfloop",
+    "dangling",
+    "tochild",
+    "todeleg",
+    "towild",
+    "todname",
+    "toent",
+    "tomx",
+    // wildcards
+    "wild",
+    "*.wild",
+    "foo.wild",
+    "a.b.wild",
+    "exists.wild",
+    "sub.exists.wild",
+    "wc",
+    "*.wc",
+    "x.wc",
+    "y.x.wc",
+    "x.wcd",
+    "wild2",
+    "*.wild2",
+    "ent.wild2",
+    "deep.ent.wild2",
+    "x.ent.wild2",
+    "x.deep.ent.wild2",
+    "other.wild2",
+    "x.wmx",
+    // empty non-terminals
+    "ent",
+    "b.ent",
+    "a.b.ent",
+    "x.b.ent",
+    "x.ent",
+    // DNAME
+    "old",
+    "www.old",
+    "x.y.old",
+    "nothere.old",
+    "new",
+    "www.new",
+    "old2",
+    "www.old2",
+    "ext",
+    "www.ext",
+    "tochildd",
+    "www.tochildd",
+    "ns.tochildd",
+    "longd",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.longd",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.longd",
+    // delegations and the child zone
+    "deleg",
+    "ns.deleg",
+    "www.deleg",
+    "a.b.deleg",
+    "sibling",
+    "ns.sibling",
+    "child",
+    "ns.child",
+    "www.child",
+    "x.child",
+    "y.x.child",
+    // large RRsets
+    "big",
+    "huge",
+    // $ORIGIN, $TTL and $INCLUDE
+    "sub",
+    "host.sub",
+    "rel.sub",
+    "short.sub",
+    "after.sub",
+    "inc",
+    "host.inc",
+    "mx.inc",
+    // nothing here
+    "nothere",
+    "nope.nope",
+    "zzz",
+    "ns2",
+];
+
+/// Names no server here is authoritative for: REFUSED.
+const OUTSIDE: &[&str] = &[
+    "www.example.org.",
+    "example.net.",
+    "com.",
+    ".",
+    "xexample.com.",
+];
+
+const BASE_TYPES: &[u16] = &[A, AAAA, MX, TXT, NS, SOA, CNAME, DS, SRV, DNAME];
+
+/// The types held by particular owners.
+const SPECIAL: &[(&str, u16)] = &[
+    ("caa", CAA),
+    ("ptr", PTR),
+    ("naptr", NAPTR),
+    ("hinfo", HINFO),
+    ("sshfp", SSHFP),
+    ("_443._tcp.www", TLSA),
+    ("svc", SVCB),
+    ("svc-target", HTTPS),
+    ("aliassvc", HTTPS),
+    ("unk", 65400),
+    ("unk", 65401),
+    ("unk", 65402),
+    ("x.wc", HTTPS),
+    ("www.old", PTR),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Clone, Debug)]
+struct Question {
+    name: String,
+    qtype: u16,
+    transport: Transport,
+    edns: bool,
+    rd: bool,
+}
+
+impl std::fmt::Display for Question {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} over {}{}{}",
+            self.name,
+            type_name(self.qtype),
+            match self.transport {
+                Transport::Udp => "UDP",
+                Transport::Tcp => "TCP",
+            },
+            if self.edns { " +edns" } else { " (no EDNS)" },
+            if self.rd { " +rd" } else { "" },
+        )
+    }
+}
+
+fn absolute(owner: &str) -> String {
+    match owner {
+        "@" => "example.com.".to_string(),
+        o if o.ends_with('.') => o.to_string(),
+        o => format!("{o}.example.com."),
+    }
+}
+
+/// Alternating case, so that every server sees a mixed-case question.
+fn mixed_case(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+fn questions() -> Vec<Question> {
+    let mut qs = Vec::new();
+    let mut push = |name: String, qtype: u16, transport: Transport, edns: bool| {
+        let rd = qs.len() % 2 == 1;
+        qs.push(Question {
+            name,
+            qtype,
+            transport,
+            edns,
+            rd,
+        });
+    };
+    for owner in OWNERS {
+        let name = absolute(owner);
+        for &t in BASE_TYPES {
+            push(name.clone(), t, Transport::Udp, true);
+        }
+        for t in [A, TXT, MX] {
+            push(name.clone(), t, Transport::Udp, false);
+        }
+        push(name.clone(), A, Transport::Tcp, false);
+        push(name.clone(), ANY, Transport::Tcp, true);
+        push(name.clone(), ANY, Transport::Udp, true);
+        push(mixed_case(&name), A, Transport::Udp, true);
+        push(mixed_case(&name), CNAME, Transport::Udp, false);
+    }
+    for (owner, t) in SPECIAL {
+        push(absolute(owner), *t, Transport::Udp, true);
+        push(absolute(owner), *t, Transport::Tcp, false);
+    }
+    for name in ["big.example.com.", "huge.example.com."] {
+        push(name.into(), TXT, Transport::Tcp, true);
+        push(mixed_case(name), TXT, Transport::Udp, false);
+    }
+    for name in OUTSIDE {
+        for t in [A, SOA, NS] {
+            push(name.to_string(), t, Transport::Udp, true);
+        }
+        push(name.to_string(), A, Transport::Tcp, false);
+    }
+    qs
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers
+
+/// A daemon started by this test; killed when dropped (also on panic).
+struct Daemon {
+    name: &'static str,
+    child: crate::common::DaemonGuard,
+    addr: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn copy_zone_files(dir: &Path) {
+    for f in FILES {
+        std::fs::copy(Path::new(DATA).join(f), dir.join(f)).expect("copy zone file");
+    }
+}
+
+/// Starts a daemon (config written by `config` for a port), retrying on another port if it
+/// dies early (a port race), and waits until it answers a SOA query.
+fn start_daemon(
+    name: &'static str,
+    tool: &str,
+    config: impl Fn(&Path, u16) -> (PathBuf, Vec<String>),
+) -> Daemon {
+    let mut last_log = String::new();
+    for _attempt in 0..3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_zone_files(dir.path());
+        let port = crate::common::free_port();
+        let (conf, args) = config(dir.path(), port);
+        let log = dir.path().join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(crate::common::tool_path(tool))
+            .args(&args)
+            .arg(&conf)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {tool}: {e}"));
+        let mut daemon = Daemon {
+            name,
+            child: crate::common::DaemonGuard(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+            _dir: dir,
+        };
+        if wait_ready(&mut daemon) {
+            return daemon;
+        }
+        last_log = daemon.log_text();
+    }
+    panic!("{name} did not start; its log:\n{last_log}");
+}
+
+/// Polls SOA queries (both zones) until the daemon answers them authoritatively.
+fn wait_ready(d: &mut Daemon) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if !matches!(d.child.try_wait(), Ok(None)) {
+            return false;
+        }
+        let ready = ZONES.iter().all(|(zone, _)| {
+            let q = Question {
+                name: zone.to_string(),
+                qtype: SOA,
+                transport: Transport::Udp,
+                edns: false,
+                rd: false,
+            };
+            udp_exchange(d.addr, &encode_query(&q, 1), Duration::from_millis(200), 1)
+                .and_then(|r| parse_response(&r).ok())
+                .is_some_and(|r| r.rcode == 0 && r.aa && r.answer.len() == 1)
+        });
+        if ready {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn start_knot() -> Daemon {
+    start_daemon("knot", "knotd", |dir, port| {
+        let d = dir.display();
+        // The current user, so that this works as root and as anyone else.
+        let user = format!(
+            "{}:{}",
+            crate::common::user_id("-un"),
+            crate::common::user_id("-gn")
+        );
+        let zones: String = ZONES
+            .iter()
+            .map(|(z, f)| format!("  - domain: {z}\n    file: \"{d}/{f}\"\n"))
+            .collect();
+        let conf = format!(
+            "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
+             listen: 127.0.0.1@{port}\n\
+             control:\n    listen: \"{d}/knot.sock\"\n\
+             log:\n  - target: stderr\n    any: warning\n\
+             database:\n    storage: \"{d}/db\"\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+             zonefile-load: whole\n    journal-content: none\n\
+             zone:\n{zones}"
+        );
+        let path = dir.join("knot.conf");
+        std::fs::write(&path, conf).expect("write knot.conf");
+        (path, vec!["-c".into()])
+    })
+}
+
+fn start_nsd() -> Daemon {
+    start_daemon("nsd", "nsd", |dir, port| {
+        let d = dir.display();
+        let zones: String = ZONES
+            .iter()
+            .map(|(z, f)| format!("zone:\n    name: \"{z}\"\n    zonefile: \"{d}/{f}\"\n"))
+            .collect();
+        // username "" keeps the current user; minimal responses and a full ANY make NSD
+        // comparable with Knot; no rate limiting for a burst of queries from one address.
+        let conf = format!(
+            "server:\n    ip-address: 127.0.0.1@{port}\n    port: {port}\n    do-ip6: no\n    \
+             username: \"\"\n    chroot: \"\"\n    zonesdir: \"{d}\"\n    database: \"\"\n    \
+             pidfile: \"{d}/nsd.pid\"\n    xfrdfile: \"{d}/xfrd.state\"\n    xfrdir: \"{d}\"\n    \
+             zonelistfile: \"{d}/zone.list\"\n    cookie-secret-file: \"{d}/cookiesecrets.txt\"\n    \
+             server-count: 1\n    minimal-responses: yes\n    refuse-any: no\n    \
+             rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n    verbosity: 1\n\
+             remote-control:\n    control-enable: no\n{zones}"
+        );
+        let path = dir.join("nsd.conf");
+        std::fs::write(&path, conf).expect("write nsd.conf");
+        (path, vec!["-d".into(), "-c".into()])
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Wire
+
+fn name_wire(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+fn encode_query(q: &Question, id: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[if q.rd { 0x01 } else { 0 }, 0, 0, 1, 0, 0, 0, 0, 0]);
+    m.push(u8::from(q.edns));
+    m.extend_from_slice(&name_wire(&q.name));
+    m.extend_from_slice(&q.qtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    if q.edns {
+        // OPT: root owner, payload 1232, no flags, no options.
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    }
+    m
+}
+
+fn udp_exchange(addr: SocketAddr, msg: &[u8], timeout: Duration, tries: usize) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    sock.set_read_timeout(Some(timeout)).ok()?;
+    for _ in 0..tries {
+        sock.send_to(msg, addr).ok()?;
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 65535];
+        while Instant::now() < deadline {
+            match sock.recv_from(&mut buf) {
+                Ok((n, _)) if n >= 2 && buf[..2] == msg[..2] => return Some(buf[..n].to_vec()),
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+    None
+}
+
+fn tcp_exchange(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(msg);
+    s.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
+}
+
+fn ask(addr: SocketAddr, q: &Question, id: u16) -> Result<Response, String> {
+    let msg = encode_query(q, id);
+    let raw = match q.transport {
+        Transport::Udp => udp_exchange(addr, &msg, Duration::from_secs(2), 3),
+        Transport::Tcp => tcp_exchange(addr, &msg),
+    }
+    .ok_or_else(|| "no answer".to_string())?;
+    let r = parse_response(&raw)?;
+    if r.id != id {
+        return Err(format!("answer id {} for query id {id}", r.id));
+    }
+    Ok(r)
+}
+
+/// One record, normalized for comparison.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Rr {
+    owner: String,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    /// Uncompressed, names in it lowercased.
+    rdata: Vec<u8>,
+}
+
+impl std::fmt::Display for Rr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let class = match self.class {
+            1 => "IN".to_string(),
+            c => format!("CLASS{c}"),
+        };
+        write!(
+            f,
+            "{} {} {} {} {}",
+            self.owner,
+            self.ttl,
+            class,
+            type_name(self.rtype),
+            rdata_text(self.rtype, &self.rdata)
+        )
+    }
+}
+
+fn type_name(t: u16) -> String {
+    match t {
+        DNAME => "DNAME".into(),
+        DS => "DS".into(),
+        _ => match RecordType::from(t) {
+            RecordType::Unknown(n) => format!("TYPE{n}"),
+            rt => rt.to_string(),
+        },
+    }
+}
+
+fn rdata_text(rtype: u16, rdata: &[u8]) -> String {
+    let generic = || {
+        let hex: String = rdata.iter().map(|b| format!("{b:02x}")).collect();
+        format!("\\# {} {hex}", rdata.len())
+    };
+    if rtype == DNAME {
+        return read_name(rdata, 0).map_or_else(generic, |(n, _)| name_text(&n));
+    }
+    if matches!(RecordType::from(rtype), RecordType::Unknown(_)) || rdata.is_empty() {
+        return generic();
+    }
+    let mut d = BinDecoder::new(rdata);
+    match RData::read(
+        &mut d,
+        RecordType::from(rtype),
+        Restrict::new(rdata.len() as u16),
+    ) {
+        Ok(rd) if d.is_empty() => rd.to_string(),
+        _ => generic(),
+    }
+}
+
+fn name_text(wire: &[u8]) -> String {
+    let mut s = String::new();
+    let mut pos = 0;
+    while let Some(&l) = wire.get(pos) {
+        if l == 0 {
+            break;
+        }
+        for &b in &wire[pos + 1..pos + 1 + l as usize] {
+            match b {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' => {
+                    s.push('\\');
+                    s.push(b as char);
+                }
+                0x21..=0x7e => s.push(b as char),
+                _ => {
+                    let _ = write!(s, "\\{b:03}");
+                }
+            }
+        }
+        s.push('.');
+        pos += 1 + l as usize;
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    s
+}
+
+/// A possibly compressed name at `pos`: (lowercase uncompressed wire, position after it).
+fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut end = None;
+    for _ in 0..128 {
+        let l = *msg.get(pos)?;
+        match l {
+            0 => {
+                out.push(0);
+                return Some((out, end.unwrap_or(pos + 1)));
+            }
+            1..=63 => {
+                let label = msg.get(pos + 1..pos + 1 + l as usize)?;
+                out.push(l);
+                out.extend(label.iter().map(u8::to_ascii_lowercase));
+                pos += 1 + l as usize;
+            }
+            0xC0..=0xFF => {
+                let lo = *msg.get(pos + 1)?;
+                end.get_or_insert(pos + 2);
+                pos = (((l & 0x3F) as usize) << 8) | lo as usize;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// RDATA with embedded names expanded and lowercased (for the types that carry them
+/// in a position servers may compress).
+fn normalize_rdata(msg: &[u8], start: usize, len: usize, rtype: u16) -> Option<Vec<u8>> {
+    let end = start + len;
+    let raw = msg.get(start..end)?;
+    let (prefix, names) = match rtype {
+        NS | CNAME | PTR | DNAME => (0, 1),
+        MX => (2, 1),
+        SRV => (6, 1),
+        SOA => (0, 2),
+        _ => return Some(raw.to_vec()),
+    };
+    let mut out = raw.get(..prefix)?.to_vec();
+    let mut pos = start + prefix;
+    for _ in 0..names {
+        let (n, next) = read_name(msg, pos)?;
+        out.extend_from_slice(&n);
+        pos = next;
+    }
+    out.extend_from_slice(msg.get(pos..end)?);
+    Some(out)
+}
+
+#[derive(Clone, Debug)]
+struct Response {
+    id: u16,
+    rcode: u16,
+    aa: bool,
+    tc: bool,
+    rd: bool,
+    ra: bool,
+    opt: bool,
+    answer: Vec<Rr>,
+    authority: Vec<Rr>,
+    additional: Vec<Rr>,
+}
+
+impl Response {
+    fn flags(&self) -> String {
+        let mut flags = Vec::new();
+        for (set, f) in [
+            (self.aa, "aa"),
+            (self.tc, "tc"),
+            (self.rd, "rd"),
+            (self.ra, "ra"),
+        ] {
+            if set {
+                flags.push(f);
+            }
+        }
+        format!(
+            "[{}]{}",
+            flags.join(" "),
+            if self.opt { " +OPT" } else { "" }
+        )
+    }
+
+    fn header(&self) -> String {
+        format!("{} {}", rcode_name(self.rcode), self.flags())
+    }
+}
+
+fn rcode_name(r: u16) -> String {
+    match r {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        6 => "YXDOMAIN".into(),
+        n => format!("RCODE{n}"),
+    }
+}
+
+fn parse_response(msg: &[u8]) -> Result<Response, String> {
+    let err = |what: &str| format!("malformed response: {what}");
+    if msg.len() < 12 {
+        return Err(err("short header"));
+    }
+    let u16_at = |p: usize| msg.get(p..p + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let flags = u16_at(2).ok_or_else(|| err("flags"))?;
+    let counts: Vec<u16> = (0..4).map(|i| u16_at(4 + 2 * i).unwrap_or(0)).collect();
+    let mut r = Response {
+        id: u16_at(0).ok_or_else(|| err("id"))?,
+        rcode: flags & 0xF,
+        aa: flags & 0x0400 != 0,
+        tc: flags & 0x0200 != 0,
+        rd: flags & 0x0100 != 0,
+        ra: flags & 0x0080 != 0,
+        opt: false,
+        answer: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+    };
+    let mut pos = 12;
+    for _ in 0..counts[0] {
+        pos = read_name(msg, pos).ok_or_else(|| err("question"))?.1 + 4;
+    }
+    for (section, &count) in counts[1..].iter().enumerate() {
+        for _ in 0..count {
+            let (owner, p) = read_name(msg, pos).ok_or_else(|| err("owner"))?;
+            let rtype = u16_at(p).ok_or_else(|| err("type"))?;
+            let class = u16_at(p + 2).ok_or_else(|| err("class"))?;
+            let ttl_hi = u16_at(p + 4).ok_or_else(|| err("ttl"))?;
+            let ttl_lo = u16_at(p + 6).ok_or_else(|| err("ttl"))?;
+            let rdlen = u16_at(p + 8).ok_or_else(|| err("rdlength"))? as usize;
+            let start = p + 10;
+            if start + rdlen > msg.len() {
+                return Err(err("rdata past the end"));
+            }
+            pos = start + rdlen;
+            if rtype == OPT {
+                r.opt = true;
+                r.rcode |= (ttl_hi >> 8) << 4;
+                continue;
+            }
+            let rr = Rr {
+                owner: name_text(&owner),
+                rtype,
+                class,
+                ttl: (u32::from(ttl_hi) << 16) | u32::from(ttl_lo),
+                rdata: normalize_rdata(msg, start, rdlen, rtype).ok_or_else(|| err("rdata"))?,
+            };
+            match section {
+                0 => r.answer.push(rr),
+                1 => r.authority.push(rr),
+                _ => r.additional.push(rr),
+            }
+        }
+    }
+    r.answer.sort();
+    r.authority.sort();
+    r.additional.sort();
+    Ok(r)
+}
+
+// ---------------------------------------------------------------------------------------
+// Comparison
+
+fn section_text(rrs: &[Rr]) -> String {
+    if rrs.is_empty() {
+        return "(empty)".into();
+    }
+    rrs.iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n              ")
+}
+
+/// One part of the three responses compared: `None` when meridian is acceptable.
+/// `strict`: must equal both references where they agree; otherwise either is fine.
+fn judge<T: PartialEq>(m: &T, k: &T, n: &T, strict: bool) -> Verdict {
+    if m == k && m == n {
+        Verdict::Same
+    } else if k != n && (m == k || m == n) {
+        Verdict::RefsDiffer
+    } else if !strict && (m == k || m == n) {
+        Verdict::Same
+    } else {
+        Verdict::Mismatch
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Verdict {
+    Same,
+    RefsDiffer,
+    Mismatch,
+}
+
+struct Outcome {
+    mismatches: Vec<String>,
+    differences: Vec<String>,
+}
+
+fn compare(q: &Question, m: &Response, k: &Response, n: &Response, out: &mut Outcome) {
+    let any = q.qtype == ANY;
+    let rcode_only = any && q.transport == Transport::Udp;
+    type Part<'a> = (&'static str, Box<dyn Fn(&Response) -> String + 'a>, bool);
+    let mut parts: Vec<Part> = vec![("rcode", Box::new(|r| rcode_name(r.rcode)), true)];
+    if !rcode_only {
+        parts.push(("flags", Box::new(|r| r.flags()), true));
+        if !any {
+            parts.push(("answer", Box::new(|r| section_text(&r.answer)), true));
+        }
+        parts.push(("authority", Box::new(|r| section_text(&r.authority)), true));
+        if !any {
+            parts.push((
+                "additional",
+                Box::new(|r| section_text(&r.additional)),
+                false,
+            ));
+        }
+    }
+    let mut bad = Vec::new();
+    let mut differ = Vec::new();
+    for (what, get, strict) in parts {
+        let (mv, kv, nv) = (get(m), get(k), get(n));
+        let line = format!("  {what}:\n    meridian: {mv}\n    knot:     {kv}\n    nsd:      {nv}");
+        match judge(&mv, &kv, &nv, strict) {
+            Verdict::Same => {}
+            Verdict::RefsDiffer => differ.push(line),
+            Verdict::Mismatch => bad.push(line),
+        }
+    }
+    // ANY over TCP: Knot and NSD each pick one RRset (RFC 8482 §4.1), not always the same;
+    // meridian gives the conventional full answer (RFC 8482 §4.4 allows it over TCP), which
+    // must contain whatever either of them chose.
+    if any && !rcode_only {
+        let (ck, cn) = (
+            contains(&m.answer, &k.answer),
+            contains(&m.answer, &n.answer),
+        );
+        let line = format!(
+            "  answer (must contain what Knot and NSD answer):\n    meridian: {}\n    knot:     {}\n    nsd:      {}",
+            section_text(&m.answer),
+            section_text(&k.answer),
+            section_text(&n.answer)
+        );
+        if !(ck || cn) || (k.answer == n.answer && !(ck && cn)) {
+            bad.push(line);
+        } else if !(ck && cn) {
+            differ.push(line);
+        }
+    }
+    let summary = format!(
+        "{q} (meridian {}; knot {}; nsd {})",
+        m.header(),
+        k.header(),
+        n.header()
+    );
+    if !bad.is_empty() {
+        out.mismatches
+            .push(format!("{summary}\n{}", bad.join("\n")));
+    }
+    if !differ.is_empty() {
+        out.differences
+            .push(format!("{summary}\n{}", differ.join("\n")));
+    }
+}
+
+/// Is every record of `part` in `all` (as multisets; both sorted)?
+fn contains(all: &[Rr], part: &[Rr]) -> bool {
+    let mut rest = all.iter();
+    part.iter().all(|p| rest.by_ref().any(|a| a == p))
+}
+
+#[test]
+fn meridian_answers_like_knot_and_nsd() {
+    // Both checks run so that both missing packages are named.
+    let have_knot = crate::common::require_tool("knotd", "knot");
+    let have_nsd = crate::common::require_tool("nsd", "nsd");
+    if !(have_knot && have_nsd) {
+        return;
+    }
+    let files: Vec<(String, String)> = FILES
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(Path::new(DATA).join(f)).expect("read zone data");
+            (f.to_string(), text)
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (&f[..], &t[..])).collect();
+    let meridian = crate::common::Server::start(&files, "");
+    let knot = start_knot();
+    let nsd = start_nsd();
+    let refs = [&knot, &nsd];
+
+    let qs = questions();
+    let mut out = Outcome {
+        mismatches: Vec::new(),
+        differences: Vec::new(),
+    };
+    for (i, q) in qs.iter().enumerate() {
+        let id = (i as u16).wrapping_mul(7919).wrapping_add(1);
+        let m = ask(meridian.addr, q, id);
+        let [k, n] = refs.map(|d| {
+            ask(d.addr, q, id).unwrap_or_else(|e| {
+                panic!("{}: {q}: {e}\n{} log:\n{}", d.name, d.name, d.log_text())
+            })
+        });
+        match m {
+            Ok(m) => compare(q, &m, &k, &n, &mut out),
+            Err(e) => out.mismatches.push(format!("{q}: meridian: {e}")),
+        }
+    }
+
+    if !out.differences.is_empty() {
+        println!(
+            "Knot and NSD differ from each other in {} answers; meridian matches one of them:",
+            out.differences.len()
+        );
+        for d in &out.differences {
+            println!("  {d}");
+        }
+    }
+    for m in &out.mismatches {
+        println!("MISMATCH {m}");
+    }
+    println!(
+        "differential: {} queries, {} mismatches",
+        qs.len(),
+        out.mismatches.len()
+    );
+    assert!(
+        out.mismatches.is_empty(),
+        "{} of {} answers differ from Knot and NSD (see MISMATCH lines above)",
+        out.mismatches.len(),
+        qs.len()
+    );
+}

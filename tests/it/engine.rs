@@ -1,0 +1,300 @@
+//! The engine in memory, as quinn-proto tests its protocol: a snapshot from fixture text,
+//! query bytes in, response bytes out, no socket and no binary. These are the zone room's
+//! RFC 1034 lookup and the routing room's policies, checked through `engine::answer`.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use meridian::dns::wire::build_query;
+use meridian::dns::{MAX_MESSAGE, Transport, rtype};
+use meridian::engine::{self, Request, Snapshot};
+use meridian::health::HealthView;
+
+use crate::common::{load_snapshot, wire_name};
+
+/// A snapshot built from one zone file's text and, optionally, its dynamic names' TOML.
+struct Kit {
+    snapshot: Snapshot,
+    _dir: tempfile::TempDir,
+}
+
+const ZONE: &str = "\
+$ORIGIN example.test.
+$TTL 300
+@        SOA  ns1 hostmaster 1 3600 600 86400 60
+@        NS   ns1
+ns1      A    192.0.2.1
+www      A    192.0.2.10
+alias    CNAME www
+chain    CNAME alias
+loop1    CNAME loop2
+loop2    CNAME loop1
+*.wild   A    192.0.2.20
+a.b.deep TXT  \"deep\"
+sub      NS   ns.sub
+ns.sub   A    192.0.2.53
+old      DNAME new.example.test.
+www.new  A    192.0.2.30
+mail     MX   10 www
+";
+
+const DYNAMIC: &str = r#"
+[datacenters]
+one = {}
+two = {}
+three = {}
+
+[pools.web]
+endpoints = [
+  { id = "one-1", datacenter = "one", address = "198.51.100.1" },
+  { id = "two-1", datacenter = "two", address = "198.51.100.2" },
+  { id = "three-1", datacenter = "three", address = "198.51.100.3" },
+]
+
+[names.db]
+pool = "web"
+policy = "failover"
+order = ["one", "two"]
+all_down = "nodata"
+ttl = 10
+
+[names.spread]
+pool = "web"
+policy = "weighted"
+weights = { one = 1, two = 1, three = 1 }
+datacenters = 1
+select = "first"
+count = 1
+ttl = 20
+
+[names.sticky]
+pool = "web"
+policy = "weighted"
+sticky = true
+weights = { one = 1, two = 1, three = 1 }
+ttl = 20
+"#;
+
+impl Kit {
+    fn new(zone: &str, dynamic: Option<&str>) -> Kit {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("example.test.zone"), zone).expect("zone");
+        if let Some(d) = dynamic {
+            std::fs::write(dir.path().join("example.test.toml"), d).expect("dynamic");
+        }
+        let config = dir.path().join("meridian.toml");
+        std::fs::write(
+            &config,
+            "[[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n",
+        )
+        .expect("config");
+        Kit {
+            snapshot: load_snapshot(&config),
+            _dir: dir,
+        }
+    }
+
+    /// The response to `name`/`rtype` from `source`, with this health and entropy.
+    fn ask_with(&self, name: &str, qtype: u16, health: &HealthView, entropy: u64) -> Message {
+        let query = build_query(0x1234, &wire_name(name), qtype, true, None);
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let source = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+        let request = Request::new(&query, source, Transport::Udp).with_entropy(entropy);
+        let n = engine::answer(&self.snapshot, health, None, &request, &mut buf)
+            .expect("a response");
+        Message::from_vec(&buf[..n]).expect("a parseable response")
+    }
+
+    fn ask(&self, name: &str, qtype: u16) -> Message {
+        self.ask_with(name, qtype, &HealthView::all_up(), 0)
+    }
+
+    /// A health view with the endpoints named down (every group up unless emptied).
+    fn health_without(&self, down: &[&str]) -> HealthView {
+        let routing = &self.snapshot.routing;
+        let endpoints: Vec<bool> = routing
+            .endpoints
+            .iter()
+            .map(|e| !down.iter().any(|d| e.key.ends_with(&format!("/{d}"))))
+            .collect();
+        assert!(
+            endpoints.iter().filter(|up| !**up).count() == down.len(),
+            "every endpoint named is known: {down:?}"
+        );
+        let groups: Vec<bool> = routing
+            .groups
+            .iter()
+            .map(|g| {
+                g.endpoints
+                    .clone()
+                    .any(|e| endpoints.get(e as usize).copied().unwrap_or(true))
+            })
+            .collect();
+        HealthView::new(endpoints, groups, self.snapshot.generation)
+    }
+}
+
+fn texts(m: &Message) -> Vec<String> {
+    m.answers().iter().map(|r| r.data().to_string()).collect()
+}
+
+#[test]
+fn an_exact_name_is_answered_with_authority() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("www.example.test.", rtype::A);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert!(m.authoritative());
+    assert_eq!(texts(&m), ["192.0.2.10"]);
+}
+
+#[test]
+fn a_missing_name_is_nxdomain_with_the_soa() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("nothing.example.test.", rtype::A);
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert!(m.answers().is_empty());
+    assert_eq!(m.authority()[0].record_type(), RecordType::SOA);
+}
+
+#[test]
+fn an_empty_non_terminal_is_nodata_not_nxdomain() {
+    let kit = Kit::new(ZONE, None);
+    // b.deep has no records, but a.b.deep does (RFC 8020: the name exists).
+    let m = kit.ask("b.deep.example.test.", rtype::A);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert!(m.answers().is_empty());
+    assert_eq!(m.authority()[0].record_type(), RecordType::SOA);
+}
+
+#[test]
+fn a_cname_chain_is_followed_inside_the_zone() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("chain.example.test.", rtype::A);
+    let types: Vec<RecordType> = m.answers().iter().map(|r| r.record_type()).collect();
+    assert_eq!(
+        types,
+        [RecordType::CNAME, RecordType::CNAME, RecordType::A],
+        "{m}"
+    );
+    assert_eq!(texts(&m).last().map(String::as_str), Some("192.0.2.10"));
+}
+
+#[test]
+fn a_cname_loop_ends() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("loop1.example.test.", rtype::A);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert!(m.answers().len() <= 13, "the chain was cut: {m}");
+    assert!(m.answers().iter().all(|r| r.record_type() == RecordType::CNAME));
+}
+
+#[test]
+fn a_wildcard_answers_for_any_label_below_it() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("anything.wild.example.test.", rtype::A);
+    assert_eq!(texts(&m), ["192.0.2.20"]);
+    assert_eq!(
+        m.answers()[0].name().to_ascii(),
+        "anything.wild.example.test."
+    );
+}
+
+#[test]
+fn a_delegation_is_a_referral_with_glue() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("host.sub.example.test.", rtype::A);
+    assert!(!m.authoritative());
+    assert!(m.answers().is_empty());
+    assert_eq!(m.authority()[0].record_type(), RecordType::NS);
+    assert_eq!(texts_of(m.additionals()), ["192.0.2.53"]);
+}
+
+fn texts_of(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.record_type() != RecordType::OPT)
+        .map(|r| r.data().to_string())
+        .collect()
+}
+
+#[test]
+fn a_dname_synthesizes_a_cname() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("www.old.example.test.", rtype::A);
+    let types: Vec<RecordType> = m.answers().iter().map(|r| r.record_type()).collect();
+    assert_eq!(
+        types,
+        [RecordType::DNAME, RecordType::CNAME, RecordType::A],
+        "{m}"
+    );
+    assert_eq!(texts(&m).last().map(String::as_str), Some("192.0.2.30"));
+}
+
+#[test]
+fn a_name_outside_every_zone_is_refused() {
+    let kit = Kit::new(ZONE, None);
+    let m = kit.ask("www.example.org.", rtype::A);
+    assert_eq!(m.response_code(), ResponseCode::Refused);
+}
+
+#[test]
+fn failover_takes_the_first_healthy_datacenter_in_order() {
+    let kit = Kit::new(ZONE, Some(DYNAMIC));
+    let all_up = HealthView::all_up();
+    assert_eq!(
+        texts(&kit.ask_with("db.example.test.", rtype::A, &all_up, 0)),
+        ["198.51.100.1"]
+    );
+    let one_down = kit.health_without(&["one-1"]);
+    assert_eq!(
+        texts(&kit.ask_with("db.example.test.", rtype::A, &one_down, 0)),
+        ["198.51.100.2"]
+    );
+    // Both in the order down: NODATA, as configured (`three` is not in the order).
+    let both_down = kit.health_without(&["one-1", "two-1"]);
+    let m = kit.ask_with("db.example.test.", rtype::A, &both_down, 0);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert!(m.answers().is_empty(), "{m}");
+}
+
+#[test]
+fn weighted_random_picks_follow_the_request_entropy() {
+    let kit = Kit::new(ZONE, Some(DYNAMIC));
+    let health = HealthView::all_up();
+    let pick = |entropy: u64| texts(&kit.ask_with("spread.example.test.", rtype::A, &health, entropy));
+    // The same inputs give the same answer: the engine has no random source of its own.
+    for e in [0u64, 1, 0xDEAD_BEEF] {
+        assert_eq!(pick(e), pick(e));
+    }
+    // Different entropy spreads over all three equal weights.
+    let mut seen = std::collections::BTreeMap::new();
+    for e in 0..300u64 {
+        let answer = pick(e.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        assert_eq!(answer.len(), 1);
+        *seen.entry(answer[0].clone()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.values().all(|&n| n > 50), "far from even: {seen:?}");
+}
+
+#[test]
+fn sticky_weights_ignore_the_entropy() {
+    let kit = Kit::new(ZONE, Some(DYNAMIC));
+    let health = HealthView::all_up();
+    let first = texts(&kit.ask_with("sticky.example.test.", rtype::A, &health, 1));
+    for e in 2..50u64 {
+        assert_eq!(
+            texts(&kit.ask_with("sticky.example.test.", rtype::A, &health, e)),
+            first
+        );
+    }
+}
+
+#[test]
+fn a_dynamic_name_has_no_data_of_other_types() {
+    let kit = Kit::new(ZONE, Some(DYNAMIC));
+    let m = kit.ask("db.example.test.", rtype::TXT);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert!(m.answers().is_empty());
+}

@@ -1,0 +1,25 @@
+//! Every integration test, in one binary (one link, one copy of `common`): a module per
+//! area. They start the real `meridian` binary or use the library's public API; fixtures
+//! shared by several modules live in `tests/data/`.
+
+mod common;
+
+mod answer_cache;
+mod authoritative;
+mod check;
+mod differential;
+mod explain_api;
+mod gdnsd_compare;
+mod geo_routing;
+mod geo_tables;
+mod health;
+mod layers;
+mod query_log;
+mod reload;
+mod robustness;
+mod rrl;
+mod static_answers;
+mod tcp;
+#[cfg(target_os = "linux")]
+mod tcp_many;
+mod xfr;

@@ -1,0 +1,312 @@
+//! Pre-rendered static answers (server::prerender) against the general answer path: for every
+//! name the direct table holds and many query types, in mixed case, with and without EDNS,
+//! NSID and ECS, over UDP and TCP sizes, the response must be the same bytes whether it was
+//! rendered at load or written per query.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use meridian::dns::MAX_MESSAGE;
+use meridian::dns::wire::build_query;
+use meridian::dns::{Transport, rtype};
+use meridian::engine::Snapshot;
+use meridian::engine::prerender::StaticAnswers;
+use meridian::engine::{self, Request};
+use meridian::health::HealthView;
+
+/// Extra zone: what the shipped example lacks (a large RRset, chains that end in NXDOMAIN,
+/// in a dynamic name, in a loop, out of the zone; glue for MX and SRV).
+const EXTRA_ZONE: &str = "\
+$ORIGIN render.test.
+$TTL 60
+@        IN SOA ns1 hostmaster 7 3600 600 86400 30
+         IN NS  ns1
+         IN MX  10 mx1
+         IN MX  20 mx2
+ns1      IN A   192.0.2.1
+mx1      IN A   192.0.2.2
+         IN AAAA 2001:db8::2
+mx2      IN A   192.0.2.3
+big      IN TXT \"0123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"1123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"2123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"3123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"4123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"5123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"6123456789012345678901234567890123456789012345678901234567890123456789\"
+         IN TXT \"7123456789012345678901234567890123456789012345678901234567890123456789\"
+to-nothing IN CNAME nothing
+to-geo   IN CNAME geo
+loop1    IN CNAME loop2
+loop2    IN CNAME loop1
+chain    IN CNAME alias2
+alias2   IN CNAME mx1
+away     IN CNAME elsewhere.example.org.
+_x._tcp  IN SRV 0 5 443 mx1
+";
+
+const EXTRA_CONFIG: &str = r#"
+zones_dir = "zones"
+[geoip]
+databases = ["GEOIP"]
+"#;
+
+const EXTRA_DYNAMIC: &str = r#"
+[datacenters]
+fra = {}
+nyc = {}
+[pools.web]
+endpoints = [
+  { id = "fra-1", datacenter = "fra", address = "192.0.2.80" },
+  { id = "nyc-1", datacenter = "nyc", address = "198.51.100.80" },
+]
+[geo_maps.world]
+default = ["fra", "nyc"]
+[geo_maps.world.map]
+"NA" = ["nyc", "fra"]
+[names.geo]
+pool = "web"
+policy = "geo"
+map = "world"
+ttl = 30
+"#;
+
+use crate::common::{load_snapshot as load, mixed_case};
+
+/// The shipped example and the extra zone, each as a snapshot.
+fn snapshots() -> (Vec<Snapshot>, tempfile::TempDir) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+    std::fs::write(dir.path().join("zones/render.test.zone"), EXTRA_ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/render.test.toml"), EXTRA_DYNAMIC).expect("names");
+    let geoip = root.join("geoip/demo-city.mmdb");
+    let text = EXTRA_CONFIG.replace("GEOIP", &geoip.display().to_string());
+    std::fs::write(dir.path().join("meridian.toml"), text).expect("config");
+    let shipped = load(&root.join("meridian.toml"));
+    let extra = load(&dir.path().join("meridian.toml"));
+    (vec![shipped, extra], dir)
+}
+
+/// The same snapshot with nothing rendered: every query takes the general path.
+fn without_rendering(path: &Path) -> Snapshot {
+    let mut s = load(path);
+    s.static_answers = StaticAnswers::default();
+    s
+}
+
+const QTYPES: [u16; 17] = [
+    rtype::A,
+    rtype::AAAA,
+    rtype::NS,
+    rtype::CNAME,
+    rtype::SOA,
+    rtype::MX,
+    rtype::TXT,
+    rtype::SRV,
+    257, // CAA
+    rtype::PTR,
+    rtype::DNAME,
+    rtype::DS,
+    rtype::ANY,
+    13, // HINFO
+    44, // SSHFP
+    52, // TLSA
+    65, // HTTPS
+];
+
+#[test]
+fn rendered_answers_are_byte_identical_to_the_general_path() {
+    let (rendered, dir) = snapshots();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plain = [
+        without_rendering(&root.join("meridian.toml")),
+        without_rendering(&dir.path().join("meridian.toml")),
+    ];
+    let health = HealthView::all_up();
+    let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+    let london = Some((IpAddr::V4(Ipv4Addr::new(81, 2, 69, 0)), 24));
+    let mut seed = 7u64;
+    let (mut compared, mut from_rendered) = (0usize, 0usize);
+    let mut a = vec![0u8; MAX_MESSAGE];
+    let mut b = vec![0u8; MAX_MESSAGE];
+    for (with, without) in rendered.iter().zip(plain.iter()) {
+        let (answers, bytes) = with.static_answers.size();
+        assert!(answers > 0 && bytes > 0, "nothing was rendered");
+        let names: Vec<Vec<u8>> = with
+            .zones
+            .direct_entries()
+            // Dynamic names may draw at random (weighted policies): two snapshots need
+            // not agree on them, and they are never rendered.
+            .filter(|(_, _, _, node)| node.dynamic.is_none())
+            .map(|(_, _, owner, _)| owner.to_vec())
+            .collect();
+        assert!(names.len() > 5, "too few direct names: {}", names.len());
+        for name in &names {
+            for qtype in QTYPES {
+                if let Some((zone, Some(d))) = with.zones.lookup(name, qtype)
+                    && with
+                        .static_answers
+                        .get(zone, d.entry, name.len(), qtype)
+                        .is_some()
+                {
+                    from_rendered += 1;
+                }
+                for (edns, ecs, transport) in [
+                    (false, None, Transport::Udp),
+                    (true, None, Transport::Udp),
+                    (true, london, Transport::Udp),
+                    (false, None, Transport::Tcp),
+                ] {
+                    let qname = mixed_case(name, &mut seed);
+                    let mut query = build_query(0x1234, &qname, qtype, edns, ecs);
+                    if !edns && ecs.is_none() {
+                        // No EDNS: the 512-byte limit applies.
+                        assert_eq!(query.len(), 12 + qname.len() + 4);
+                    }
+                    query[3] |= 0x10; // CD, copied to the response
+                    let la = engine::answer(
+                        with,
+                        &health,
+                        None,
+                        &Request::new(&query, source, transport),
+                        &mut a,
+                    );
+                    let lb = engine::answer(
+                        without,
+                        &health,
+                        None,
+                        &Request::new(&query, source, transport),
+                        &mut b,
+                    );
+                    let (Some(la), Some(lb)) = (la, lb) else {
+                        panic!("no answer for {qname:?} type {qtype}");
+                    };
+                    assert_eq!(
+                        a[..la],
+                        b[..lb],
+                        "{qname:?} type {qtype} edns {edns} ecs {ecs:?} {transport:?}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{compared} responses compared, {from_rendered} name/type pairs rendered");
+    assert!(from_rendered > 20, "too few rendered: {from_rendered}");
+}
+
+#[test]
+fn what_is_rendered_and_what_is_not() {
+    let (snapshots, _dir) = snapshots();
+    let extra = &snapshots[1];
+    let wire = crate::common::wire_name;
+    let rendered = |name: &str, qtype: u16| {
+        let key = wire(name);
+        match extra.zones.lookup(&key, qtype) {
+            Some((zone, Some(d))) => extra.static_answers.get(zone, d.entry, key.len(), qtype),
+            _ => None,
+        }
+    };
+    // Static data, chains that stay static (even to NXDOMAIN), glue.
+    let mx = rendered("render.test", rtype::MX).expect("apex MX rendered");
+    assert_eq!(
+        mx.counts,
+        [2, 0, 3],
+        "two MX, glue A+AAAA for mx1 and A for mx2"
+    );
+    let chain = rendered("chain.render.test", rtype::A).expect("static chain rendered");
+    assert_eq!(chain.counts[0], 3, "two CNAMEs and the A");
+    let nothing = rendered("to-nothing.render.test", rtype::A).expect("chain to NXDOMAIN");
+    assert_eq!(nothing.rcode, 3);
+    assert!(rendered("loop1.render.test", rtype::A).is_some());
+    assert!(rendered("big.render.test", rtype::TXT).is_some());
+    // Not rendered: dynamic names and chains into them, types a name lacks, ANY.
+    assert!(rendered("geo.render.test", rtype::A).is_none());
+    assert!(rendered("to-geo.render.test", rtype::A).is_none());
+    // NODATA for a type the name lacks: the SOA in authority, one copy for equal lengths.
+    let nodata = rendered("mx2.render.test", rtype::AAAA).expect("NODATA rendered");
+    assert_eq!((nodata.counts, nodata.rcode), ([0, 1, 0], 0));
+    let other = rendered("mx1.render.test", rtype::TXT).expect("NODATA rendered");
+    assert_eq!(
+        nodata.body.as_ptr(),
+        other.body.as_ptr(),
+        "shared NODATA body"
+    );
+    let apex = rendered("render.test", rtype::TXT).expect("NODATA at the apex");
+    assert_ne!(
+        nodata.body, apex.body,
+        "the SOA pointers differ with the name's length"
+    );
+    // A CNAME answers for CNAME, A and AAAA only: other types follow the chain per query.
+    assert!(rendered("chain.render.test", rtype::TXT).is_none());
+    assert!(rendered("render.test", rtype::ANY).is_none());
+}
+
+#[test]
+fn a_rendered_body_too_large_for_the_client_falls_back_to_truncation() {
+    let (snapshots, _dir) = snapshots();
+    let extra = &snapshots[1];
+    let health = HealthView::all_up();
+    let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let query = build_query(1, b"\x03big\x06render\x04test\x00", rtype::TXT, false, None);
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let len = engine::answer(
+        extra,
+        &health,
+        None,
+        &Request::new(&query, source, Transport::Udp),
+        &mut buf,
+    )
+    .expect("an answer");
+    assert!(len <= 512, "{len} bytes over UDP without EDNS");
+    assert_ne!(buf[2] & 0x02, 0, "TC set");
+    let len = engine::answer(
+        extra,
+        &health,
+        None,
+        &Request::new(&query, source, Transport::Tcp),
+        &mut buf,
+    )
+    .expect("an answer");
+    assert!(len > 512);
+    assert_eq!(
+        u16::from_be_bytes([buf[6], buf[7]]),
+        8,
+        "all eight TXT over TCP"
+    );
+    assert_eq!(buf[2] & 0x02, 0, "no TC over TCP");
+}
+
+#[test]
+fn prerender_off_renders_nothing_and_answers_the_same() {
+    let (snapshots, dir) = snapshots();
+    let on = &snapshots[1];
+    let path = dir.path().join("meridian.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, format!("{text}\n[server]\nprerender = false\n")).expect("config");
+    let off = load(&path);
+    assert_eq!(off.static_answers.size(), (0, 0));
+    assert!(on.static_answers.size().0 > 0);
+    let health = HealthView::all_up();
+    let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let query = build_query(9, b"\x03mx1\x06render\x04test\x00", rtype::AAAA, true, None);
+    let (mut a, mut b) = (vec![0u8; MAX_MESSAGE], vec![0u8; MAX_MESSAGE]);
+    let la = engine::answer(
+        on,
+        &health,
+        None,
+        &Request::new(&query, source, Transport::Udp),
+        &mut a,
+    )
+    .expect("answer");
+    let lb = engine::answer(
+        &off,
+        &health,
+        None,
+        &Request::new(&query, source, Transport::Udp),
+        &mut b,
+    )
+    .expect("answer");
+    assert_eq!(a[..la], b[..lb]);
+}
