@@ -8,6 +8,7 @@ mod answer_cache;
 mod authoritative;
 mod check;
 mod differential;
+mod engine;
 mod explain_api;
 mod gdnsd_compare;
 mod geo_routing;
