@@ -12,7 +12,7 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
-use crate::dns::{MAX_MESSAGE, Transport, name, rtype};
+use crate::dns::{MAX_MESSAGE, Transport, name, rcode, rtype};
 use crate::engine::Snapshot;
 use crate::engine::{self, Counting, Request};
 use crate::health::{AdminState, DatacenterStatus, EndpointStatus, HealthView, Status};
@@ -519,22 +519,14 @@ fn masked(addr: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-const RCODES: [&str; 17] = [
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-    "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15",
-    "BADVERS",
-];
-
 fn rcode_mnemonic(code: u16) -> String {
-    RCODES
-        .get(usize::from(code))
-        .map_or_else(|| format!("RCODE{code}"), |s| (*s).to_string())
+    rcode::mnemonic(code).map_or_else(|| format!("RCODE{code}"), str::to_string)
 }
 
 /// The rcode's description (`No Error`), from its mnemonic.
 pub fn rcode_description(mnemonic: &str) -> String {
-    match RCODES.iter().position(|m| *m == mnemonic) {
-        Some(i) => <ResponseCode as From<u16>>::from(i as u16).to_string(),
+    match (0..=rcode::BADVERS).find(|&c| rcode::mnemonic(c) == Some(mnemonic)) {
+        Some(c) => <ResponseCode as From<u16>>::from(c).to_string(),
         None => mnemonic.to_string(),
     }
 }

@@ -54,6 +54,19 @@ pub mod rcode {
     pub const BADSIG: u16 = 16;
     pub const BADKEY: u16 = 17;
     pub const BADTIME: u16 = 18;
+
+    /// The mnemonic dig prints for an rcode (`NXDOMAIN`), for the codes that have one in a
+    /// header or OPT record (0-10, and 16 as BADVERS).
+    pub fn mnemonic(code: u16) -> Option<&'static str> {
+        const HEADER: [&str; 11] = [
+            "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
+            "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE",
+        ];
+        match code {
+            BADVERS => Some("BADVERS"),
+            c => HEADER.get(usize::from(c)).copied(),
+        }
+    }
 }
 
 /// Opcodes.

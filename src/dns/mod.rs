@@ -9,6 +9,13 @@ pub mod wire;
 
 pub use iana::{class, edns_option, opcode, rcode, rtype};
 
+/// The big-endian u16 at `pos`, if the buffer holds it.
+#[inline]
+pub fn u16_at(buf: &[u8], pos: usize) -> Option<u16> {
+    let b = buf.get(pos..pos + 2)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
 /// Length of the DNS message header.
 pub const HEADER_LEN: usize = 12;
 

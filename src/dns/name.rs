@@ -122,6 +122,87 @@ pub fn parent(wire: &[u8]) -> Option<&[u8]> {
     if len == 0 { None } else { wire.get(len + 1..) }
 }
 
+/// Position after an uncompressed name starting at `pos` (a question's name, or a name in
+/// RDATA stored by the zone tables); `None` when it is cut short, compressed, or longer than
+/// [`MAX_NAME_LEN`].
+#[inline]
+pub fn end_uncompressed(buf: &[u8], mut pos: usize) -> Option<usize> {
+    let start = pos;
+    loop {
+        let len = *buf.get(pos)? as usize;
+        if len == 0 {
+            pos += 1;
+            break;
+        }
+        // Compression pointers and extended label types: not in this form.
+        if len > 63 {
+            return None;
+        }
+        pos += len + 1;
+        if pos - start > MAX_NAME_LEN {
+            return None;
+        }
+    }
+    if pos > buf.len() {
+        return None;
+    }
+    Some(pos)
+}
+
+/// Position after a possibly compressed name at `pos` in a message (the name itself is not
+/// followed through its pointer).
+pub fn end_compressed(buf: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *buf.get(pos)? as usize;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => pos += len + 1,
+            0xC0..=0xFF => {
+                buf.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The name at `pos` in `msg` with compression pointers followed, lowercased, and the
+/// position after it in the record (allocates: TSIG and other rare paths only).
+pub fn read_lower(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut end = None;
+    let mut hops = 0;
+    loop {
+        let l = *msg.get(pos)? as usize;
+        if l >= 0xC0 {
+            hops += 1;
+            if hops > 32 {
+                return None;
+            }
+            end.get_or_insert(pos + 2);
+            pos = ((l & 0x3F) << 8) | *msg.get(pos + 1)? as usize;
+            continue;
+        }
+        if l > 63 {
+            return None;
+        }
+        out.push(l as u8);
+        if l == 0 {
+            break;
+        }
+        out.extend(
+            msg.get(pos + 1..pos + 1 + l)?
+                .iter()
+                .map(u8::to_ascii_lowercase),
+        );
+        if out.len() > MAX_NAME_LEN {
+            return None;
+        }
+        pos += l + 1;
+    }
+    Some((out, end.unwrap_or(pos + 1)))
+}
+
 /// Presentation form of a wire name, for logs and errors (not the query path).
 pub fn to_text(wire: &[u8]) -> String {
     let mut out = String::new();

@@ -5,8 +5,8 @@
 
 use ring::hmac;
 
-use super::name::to_text;
-use super::{HEADER_LEN, class, rcode, rtype};
+use super::name::{read_lower, to_text};
+use super::{HEADER_LEN, class, rcode, rtype, u16_at};
 
 /// `hmac-sha256.` in wire form.
 pub const ALGORITHM: &[u8] = b"\x0bhmac-sha256\x00";
@@ -35,47 +35,6 @@ impl std::fmt::Debug for TsigKey {
     }
 }
 
-/// A name at `pos` in `msg`, compression pointers followed, lowercased; and the position
-/// after it in the record.
-fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::new();
-    let mut end = None;
-    let mut hops = 0;
-    loop {
-        let l = *msg.get(pos)? as usize;
-        if l >= 0xC0 {
-            hops += 1;
-            if hops > 32 {
-                return None;
-            }
-            end.get_or_insert(pos + 2);
-            pos = ((l & 0x3F) << 8) | *msg.get(pos + 1)? as usize;
-            continue;
-        }
-        if l > 63 {
-            return None;
-        }
-        out.push(l as u8);
-        if l == 0 {
-            break;
-        }
-        out.extend(
-            msg.get(pos + 1..pos + 1 + l)?
-                .iter()
-                .map(u8::to_ascii_lowercase),
-        );
-        if out.len() > 255 {
-            return None;
-        }
-        pos += l + 1;
-    }
-    Some((out, end.unwrap_or(pos + 1)))
-}
-
-fn u16_at(b: &[u8], p: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(p..p + 2)?.try_into().ok()?))
-}
-
 fn u48_at(b: &[u8], p: usize) -> Option<u64> {
     let s = b.get(p..p + 6)?;
     Some(s.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
@@ -98,7 +57,7 @@ pub struct RequestTsig {
 /// Parses the TSIG record at `at` (the last record of `msg`) and checks it: key, MAC, time
 /// (in that order, RFC 8945 §5.2). `None`: the record itself is malformed (FORMERR).
 pub fn verify(keys: &[TsigKey], msg: &[u8], at: usize, now: u64) -> Option<RequestTsig> {
-    let (key_name, pos) = read_name(msg, at)?;
+    let (key_name, pos) = read_lower(msg, at)?;
     if u16_at(msg, pos)? != rtype::TSIG || u16_at(msg, pos + 2)? != class::ANY {
         return None;
     }
@@ -107,7 +66,7 @@ pub fn verify(keys: &[TsigKey], msg: &[u8], at: usize, now: u64) -> Option<Reque
     if rdata_start + rdlen != msg.len() {
         return None;
     }
-    let (algorithm, p) = read_name(msg, rdata_start)?;
+    let (algorithm, p) = read_lower(msg, rdata_start)?;
     let time_signed = u48_at(msg, p)?;
     let fudge = u16_at(msg, p + 6)?;
     let mac_len = u16_at(msg, p + 8)? as usize;

@@ -15,6 +15,8 @@ use ipnet::IpNet;
 use rustc_hash::FxHasher;
 use serde::Deserialize;
 
+use crate::dns::name::{MAX_NAME_LEN, end_uncompressed, lower_into};
+use crate::dns::{HEADER_LEN, u16_at};
 use crate::pages::{ZeroValid, ZeroedPages};
 
 /// `[rrl]` in meridian.toml. A rate of 0 turns that kind of limiting off.
@@ -234,6 +236,21 @@ impl RateLimiter {
         }
         DROPPED.fetch_add(1, Ordering::Relaxed);
         Verdict::Drop
+    }
+}
+
+impl RateLimiter {
+    /// The verdict for a finished response to `request`: its question (name lowercased,
+    /// type) and its rcode decide the bucket.
+    pub fn judge(&mut self, now: u32, source: IpAddr, request: &[u8], response: &[u8]) -> Verdict {
+        let (qname, qtype) = match end_uncompressed(request, HEADER_LEN) {
+            Some(end) => (&request[HEADER_LEN..end], u16_at(request, end).unwrap_or(0)),
+            None => (&[][..], 0),
+        };
+        let mut key = [0u8; MAX_NAME_LEN];
+        let key = lower_into(qname, &mut key);
+        let rcode = response.get(3).map_or(0, |f| f & 0x0F);
+        self.check(now, source, kind_of(rcode), key, qtype)
     }
 }
 

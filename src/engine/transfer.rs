@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use super::Snapshot;
-use crate::dns::name::to_text;
+use crate::dns::name::{end_compressed, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
 use crate::dns::wire::{self, ParseError};
 use crate::dns::{HEADER_LEN, class, rcode, rtype};
@@ -300,37 +300,21 @@ fn ixfr_serial(msg: &[u8]) -> Option<u32> {
     let count = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]) as usize;
     let (an, ns) = (count(6), count(8));
     let mut pos = HEADER_LEN;
-    pos = skip_name(msg, pos)? + 4;
+    pos = end_compressed(msg, pos)? + 4;
     for i in 0..an + ns {
-        pos = skip_name(msg, pos)?;
+        pos = end_compressed(msg, pos)?;
         let t = u16::from_be_bytes(msg.get(pos..pos + 2)?.try_into().ok()?);
         let rdlen = u16::from_be_bytes(msg.get(pos + 8..pos + 10)?.try_into().ok()?) as usize;
         let rdata_start = pos + 10;
         pos = rdata_start + rdlen;
         if i >= an && t == rtype::SOA {
             let rdata = msg.get(rdata_start..pos)?;
-            let p = skip_name(rdata, 0)?;
-            let p = skip_name(rdata, p)?;
+            let p = end_compressed(rdata, 0)?;
+            let p = end_compressed(rdata, p)?;
             return Some(u32::from_be_bytes(rdata.get(p..p + 4)?.try_into().ok()?));
         }
     }
     None
-}
-
-/// Position after a possibly compressed name.
-fn skip_name(b: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let l = *b.get(pos)? as usize;
-        match l {
-            0 => return Some(pos + 1),
-            1..=63 => pos += l + 1,
-            0xC0..=0xFF => {
-                b.get(pos + 1)?;
-                return Some(pos + 2);
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// Writes `name` compressed against the names of this message (`names`: suffix → offset,
@@ -373,7 +357,7 @@ fn write_record<'a>(
     let len_at = m.len();
     m.extend_from_slice(&[0, 0]);
     let start = m.len();
-    let name_end = |from: usize| skip_name(rdata, from).filter(|&e| e <= rdata.len());
+    let name_end = |from: usize| end_compressed(rdata, from).filter(|&e| e <= rdata.len());
     match rtype {
         rtype::NS | rtype::CNAME | rtype::PTR if name_end(0) == Some(rdata.len()) => {
             write_name(m, rdata, names)

@@ -337,14 +337,10 @@ fn decode(r: &Record) -> Line {
 
 /// The mnemonic of a response's header rcode (as dig prints it).
 fn rcode_name(response: &[u8]) -> String {
-    const NAMES: [&str; 11] = [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE",
-    ];
-    match response.get(3).map(|b| usize::from(b & 0x0F)) {
-        Some(i) => NAMES
-            .get(i)
-            .map_or_else(|| format!("RCODE{i}"), |n| (*n).to_string()),
+    match response.get(3).map(|b| u16::from(b & 0x0F)) {
+        Some(i) => {
+            crate::dns::rcode::mnemonic(i).map_or_else(|| format!("RCODE{i}"), str::to_string)
+        }
         None => "-".into(),
     }
 }

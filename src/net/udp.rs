@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dns::wire::truncate_to_question;
 use crate::dns::{MAX_MESSAGE, Transport};
-use crate::engine::rrl::{RateLimiter, Verdict, kind_of};
+use crate::engine::rrl::{RateLimiter, Verdict};
 use crate::engine::{self, AnswerCache, Request, SharedHealth, SharedSnapshot};
 use crate::pages::ZeroedPages;
 
@@ -187,7 +187,7 @@ pub fn serve(
                 continue;
             };
             if let Some(limiter) = rrl.as_mut() {
-                match rate_limit(limiter, now, source, request, response) {
+                match limiter.judge(now, source, request, response) {
                     Verdict::Send => {}
                     Verdict::Drop => continue,
                     Verdict::Slip => n = truncate_to_question(response, n),
@@ -209,41 +209,6 @@ pub fn serve(
         }
         send_all(fd, &mut b.send_hdrs[..out]);
     }
-}
-
-/// Accounts one response with the rate limiter (question name lowercased, so that case
-/// randomization does not open fresh accounts).
-fn rate_limit(
-    limiter: &mut RateLimiter,
-    now: u32,
-    source: IpAddr,
-    request: &[u8],
-    response: &[u8],
-) -> Verdict {
-    let mut name = [0u8; 255];
-    let mut pos = 12usize;
-    let mut len = 0usize;
-    while let Some(&l) = request.get(pos) {
-        let l = l as usize;
-        if l > 63 || len + l + 1 > name.len() {
-            break;
-        }
-        let Some(label) = request.get(pos..pos + l + 1) else {
-            break;
-        };
-        name[len..len + l + 1].copy_from_slice(label);
-        len += l + 1;
-        pos += l + 1;
-        if l == 0 {
-            break;
-        }
-    }
-    name[..len].make_ascii_lowercase();
-    let qtype = request
-        .get(pos..pos + 2)
-        .map_or(0, |t| u16::from_be_bytes([t[0], t[1]]));
-    let rcode = response.get(3).map_or(0, |f| f & 0x0F);
-    limiter.check(now, source, kind_of(rcode), &name[..len], qtype)
 }
 
 /// Sends every prepared message; one that fails is skipped (and logged), the rest still go.

@@ -165,26 +165,11 @@ static EMPTY_NODE: Node = Node {
 fn soa_field(rdata: &[u8], index: usize) -> Option<u32> {
     let mut pos = 0usize;
     for _ in 0..2 {
-        pos = skip_wire_name(rdata, pos)?;
+        pos = name::end_uncompressed(rdata, pos)?;
     }
     let at = pos + index * 4;
     let b = rdata.get(at..at + 4)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Position after an uncompressed wire name that starts at `pos`.
-fn skip_wire_name(data: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *data.get(pos)? as usize;
-        pos += 1;
-        if len == 0 {
-            return Some(pos);
-        }
-        if len > 63 {
-            return None;
-        }
-        pos += len;
-    }
 }
 
 /// The domain name inside RDATA that additional-section processing and chains follow.
@@ -195,7 +180,7 @@ pub fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
         rtype::SRV => 6,
         _ => return None,
     };
-    let end = skip_wire_name(rdata, start)?;
+    let end = name::end_uncompressed(rdata, start)?;
     rdata.get(start..end)
 }
 
@@ -419,7 +404,8 @@ fn fingerprint(nodes: &FxHashMap<Box<[u8]>, Node>) -> u64 {
                 set.ttl.hash(&mut h);
                 if set.rtype == rtype::SOA {
                     // Names, then serial (4 bytes), then the rest.
-                    let names_end = skip_wire_name(rd, 0).and_then(|p| skip_wire_name(rd, p));
+                    let names_end =
+                        name::end_uncompressed(rd, 0).and_then(|p| name::end_uncompressed(rd, p));
                     match names_end {
                         Some(p) if rd.len() >= p + 4 => {
                             rd[..p].hash(&mut h);

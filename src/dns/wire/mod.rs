@@ -1,0 +1,127 @@
+//! DNS messages on the wire: parsing a query (parse.rs) and writing a response with name
+//! compression into a caller-owned buffer (write.rs), without allocating.
+
+mod parse;
+mod write;
+
+pub use parse::*;
+pub use write::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{RRset, Section, Sink};
+
+    fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        q.extend_from_slice(&arcount.to_be_bytes());
+        q.extend_from_slice(name);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        q.extend_from_slice(extra);
+        q
+    }
+
+    fn opt_with(option: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41, 0x10, 0x00, 0, 0, 0, 0];
+        o.extend_from_slice(&(option.len() as u16).to_be_bytes());
+        o.extend_from_slice(option);
+        o
+    }
+
+    const NAME: &[u8] = b"\x03www\x07example\x03com\x00";
+
+    #[test]
+    fn parses_plain_and_edns_queries() {
+        let q = query(NAME, 1, &[], 0);
+        let p = parse_query(&q).expect("valid query");
+        assert_eq!(p.qname, NAME);
+        assert_eq!(p.qtype, 1);
+        assert!(p.edns.is_none());
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
+        let q = query(NAME, 1, &opt_with(&ecs), 1);
+        let p = parse_query(&q).expect("valid query");
+        let e = p.edns.expect("edns");
+        assert_eq!(e.udp_size, 4096);
+        let s = e.ecs.expect("ecs");
+        assert_eq!((s.family, s.source_prefix), (1, 24));
+        assert_eq!(&s.addr[..3], &[192, 0, 2]);
+    }
+
+    #[test]
+    fn rejects_malformed_ecs() {
+        for bad in [
+            &[0, 8, 0, 7, 0, 1, 33, 0, 192, 0, 2][..], // prefix too long
+            &[0, 8, 0, 7, 0, 1, 23, 0, 192, 0, 3][..], // bits beyond prefix
+            &[0, 8, 0, 7, 0, 1, 24, 8, 192, 0, 2][..], // scope in a query
+            &[0, 8, 0, 7, 0, 3, 24, 0, 192, 0, 2][..], // unknown family
+            &[0, 8, 0, 6, 0, 1, 24, 0, 192, 0][..],    // address too short
+        ] {
+            let q = query(NAME, 1, &opt_with(bad), 1);
+            assert!(
+                matches!(parse_query(&q), Err(ParseError::Reply { rcode: 1, .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn drops_short_and_response_messages() {
+        assert_eq!(parse_query(&[0; 11]).err(), Some(ParseError::Drop));
+        let mut q = query(NAME, 1, &[], 0);
+        q[2] |= 0x80;
+        assert_eq!(parse_query(&q).err(), Some(ParseError::Drop));
+    }
+
+    #[test]
+    fn compresses_owner_against_question() {
+        let q = query(NAME, 1, &[], 0);
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 1, 0, false, &q[12..], 512);
+        let set = RRset {
+            rtype: 1,
+            ttl: 60,
+            rdata: vec![vec![192, 0, 2, 1].into_boxed_slice()],
+        };
+        assert!(w.rrset(Section::Answer, b"\x03WWW\x07example\x03com\x00", &set, 60));
+        let len = w.finish(None);
+        // header + question + pointer(2) + fixed(10) + rdata(4)
+        assert_eq!(len, 12 + NAME.len() + 4 + 2 + 10 + 4);
+        assert_eq!(&buf[12 + NAME.len() + 4..12 + NAME.len() + 6], &[0xC0, 12]);
+    }
+
+    #[test]
+    fn truncate_to_question_keeps_header_and_question() {
+        let q = query(NAME, 1, &[], 0);
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 7, 0, false, &q[12..], 512);
+        let set = RRset {
+            rtype: 1,
+            ttl: 60,
+            rdata: vec![vec![192, 0, 2, 1].into_boxed_slice()],
+        };
+        w.rrset(Section::Answer, NAME, &set, 60);
+        let len = w.finish(None);
+        let cut = truncate_to_question(&mut buf, len);
+        assert_eq!(cut, 12 + NAME.len() + 4);
+        assert_eq!(buf[2] & 0x02, 0x02, "TC");
+        assert_eq!(&buf[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn truncates_whole_rrsets() {
+        let q = query(NAME, 16, &[], 0);
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 1, 0, false, &q[12..], 100);
+        let set = RRset {
+            rtype: 16,
+            ttl: 60,
+            rdata: (0..10)
+                .map(|i| vec![10, b'a' + i, 1, 2, 3, 4, 5, 6, 7, 8, 9].into_boxed_slice())
+                .collect(),
+        };
+        assert!(!w.rrset(Section::Answer, NAME, &set, 60));
+        assert!(w.is_truncated());
+        assert_eq!(w.answer_count(), 0);
+    }
+}

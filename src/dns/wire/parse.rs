@@ -1,0 +1,275 @@
+//! Parsing a query: header, question, every other record skipped with bounds checks, the
+//! OPT record (version, DO, size, NSID, ECS validated per RFC 7871). Never panics.
+
+use super::super::edns_option::{ECS as OPT_ECS, NSID as OPT_NSID};
+use super::super::name::{end_compressed, end_uncompressed};
+use super::super::{HEADER_LEN, class, rcode, rtype, u16_at};
+
+/// EDNS Client Subnet (RFC 7871) as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// 1 = IPv4, 2 = IPv6.
+    pub family: u16,
+    pub source_prefix: u8,
+    pub scope_prefix: u8,
+    /// Address bytes, zero beyond the source prefix.
+    pub addr: [u8; 16],
+}
+
+/// The OPT record of a query (RFC 6891).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    pub udp_size: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub nsid: bool,
+    pub ecs: Option<ClientSubnet>,
+}
+
+/// A parsed query; `qname` borrows the request buffer (wire form, case as received).
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub opcode: u8,
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    pub qname: &'a [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+    /// Offset of a TSIG record (RFC 8945), the message's last record, if there is one.
+    pub tsig: Option<usize>,
+}
+
+/// Why a message could not be answered normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// No usable header, or a response: send nothing.
+    Drop,
+    /// Answer with this rcode; the question is echoed when it could be read.
+    Reply {
+        id: u16,
+        opcode: u8,
+        recursion_desired: bool,
+        rcode: u8,
+        question_end: usize,
+    },
+}
+
+/// Parses a query message. Never panics, whatever the input.
+pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
+    if buf.len() < HEADER_LEN {
+        return Err(ParseError::Drop);
+    }
+    let id = u16::from_be_bytes([buf[0], buf[1]]);
+    let flags = u16::from_be_bytes([buf[2], buf[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(ParseError::Drop);
+    }
+    let opcode = ((flags >> 11) & 0xF) as u8;
+    let recursion_desired = flags & 0x0100 != 0;
+    let reply = |rcode: u8, question_end: usize| ParseError::Reply {
+        id,
+        opcode,
+        recursion_desired,
+        rcode,
+        question_end,
+    };
+    let qdcount = u16::from_be_bytes([buf[4], buf[5]]);
+    let ancount = u16::from_be_bytes([buf[6], buf[7]]);
+    let nscount = u16::from_be_bytes([buf[8], buf[9]]);
+    let arcount = u16::from_be_bytes([buf[10], buf[11]]);
+    if qdcount != 1 {
+        return Err(reply(rcode::FORMERR, 0));
+    }
+    let Some(name_end) = end_uncompressed(buf, HEADER_LEN) else {
+        return Err(reply(rcode::FORMERR, 0));
+    };
+    let (Some(qtype), Some(qclass)) = (u16_at(buf, name_end), u16_at(buf, name_end + 2)) else {
+        return Err(reply(rcode::FORMERR, 0));
+    };
+    let question_end = name_end + 4;
+    if opcode != 0 {
+        return Err(reply(rcode::NOTIMP, question_end));
+    }
+    let formerr = reply(rcode::FORMERR, question_end);
+
+    let mut pos = question_end;
+    let mut edns = None;
+    let mut tsig = None;
+    let total = ancount as usize + nscount as usize + arcount as usize;
+    for i in 0..total {
+        let name_start = pos;
+        pos = end_compressed(buf, pos).ok_or(formerr)?;
+        // Type, class, TTL and length: one bounds check for the ten bytes.
+        let fixed: &[u8; 10] = buf
+            .get(pos..pos + 10)
+            .and_then(|f| f.try_into().ok())
+            .ok_or(formerr)?;
+        let field = |i: usize| u16::from_be_bytes([fixed[i], fixed[i + 1]]);
+        let (rr_type, class, ttl_hi, ttl_lo) = (field(0), field(2), field(4), field(6));
+        let rdlen = field(8) as usize;
+        let rdata_start = pos + 10;
+        let rdata = buf.get(rdata_start..rdata_start + rdlen).ok_or(formerr)?;
+        pos = rdata_start + rdlen;
+        if rr_type == rtype::OPT {
+            let in_additional = i >= ancount as usize + nscount as usize;
+            if !in_additional || edns.is_some() || buf[name_start] != 0 {
+                return Err(formerr);
+            }
+            edns = Some(parse_opt(class, ttl_hi, ttl_lo, rdata).ok_or(formerr)?);
+        } else if rr_type == rtype::TSIG {
+            // Only as the very last record (RFC 8945 §5.1).
+            if i + 1 != total || i < ancount as usize + nscount as usize {
+                return Err(formerr);
+            }
+            tsig = Some(name_start);
+        }
+    }
+    if pos != buf.len() {
+        return Err(formerr);
+    }
+    Ok(Query {
+        id,
+        opcode,
+        recursion_desired,
+        checking_disabled: flags & 0x0010 != 0,
+        qname: &buf[HEADER_LEN..name_end],
+        qtype,
+        qclass,
+        edns,
+        tsig,
+    })
+}
+
+fn parse_opt(class: u16, ttl_hi: u16, ttl_lo: u16, rdata: &[u8]) -> Option<Edns> {
+    let mut edns = Edns {
+        udp_size: class,
+        version: (ttl_hi & 0xFF) as u8,
+        dnssec_ok: ttl_lo & 0x8000 != 0,
+        nsid: false,
+        ecs: None,
+    };
+    let mut pos = 0usize;
+    while pos < rdata.len() {
+        let code = u16_at(rdata, pos)?;
+        let len = u16_at(rdata, pos + 2)? as usize;
+        let data = rdata.get(pos + 4..pos + 4 + len)?;
+        pos += 4 + len;
+        match code {
+            OPT_NSID => edns.nsid = true,
+            OPT_ECS => {
+                if edns.ecs.is_some() {
+                    return None;
+                }
+                edns.ecs = Some(parse_ecs(data)?);
+            }
+            // Unknown options are ignored (RFC 6891 §6.1.2).
+            _ => {}
+        }
+    }
+    Some(edns)
+}
+
+/// RFC 7871 §6: anything inconsistent is a FORMERR.
+fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
+    let family = u16_at(data, 0)?;
+    let source_prefix = *data.get(2)?;
+    let scope_prefix = *data.get(3)?;
+    let addr_bytes = data.get(4..)?;
+    let max_prefix = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source_prefix > max_prefix || scope_prefix != 0 {
+        return None;
+    }
+    let needed = (source_prefix as usize).div_ceil(8);
+    if addr_bytes.len() != needed {
+        return None;
+    }
+    let mut addr = [0u8; 16];
+    addr[..needed].copy_from_slice(addr_bytes);
+    // Bits beyond the source prefix must be zero.
+    if source_prefix % 8 != 0 {
+        let last = addr[needed - 1];
+        let mask = 0xFFu8 >> (source_prefix % 8);
+        if last & mask != 0 {
+            return None;
+        }
+    }
+    Some(ClientSubnet {
+        family,
+        source_prefix,
+        scope_prefix,
+        addr,
+    })
+}
+
+/// Cuts a response down to header and question with TC set: what rate limiting "slips"
+/// (the client retries over TCP). Returns the new length.
+pub fn truncate_to_question(response: &mut [u8], len: usize) -> usize {
+    if len < HEADER_LEN {
+        return len;
+    }
+    let qdcount = u16::from_be_bytes([response[4], response[5]]);
+    let end = if qdcount == 1 {
+        end_uncompressed(&response[..len], HEADER_LEN).map_or(HEADER_LEN, |p| (p + 4).min(len))
+    } else {
+        HEADER_LEN
+    };
+    response[2] |= 0x02;
+    response[6..12].fill(0);
+    if end == HEADER_LEN {
+        response[4..6].fill(0);
+    }
+    end
+}
+
+/// A query message (for `explain` and tools; allocates, not for the query path).
+/// `ecs` adds an EDNS Client Subnet option with that address and source prefix.
+pub fn build_query(
+    id: u16,
+    qname: &[u8],
+    qtype: u16,
+    edns: bool,
+    ecs: Option<(std::net::IpAddr, u8)>,
+) -> Vec<u8> {
+    let mut q = Vec::with_capacity(64 + qname.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns || ecs.is_some())]);
+    q.extend_from_slice(qname);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&class::IN.to_be_bytes());
+    if edns || ecs.is_some() {
+        let mut options = Vec::new();
+        if let Some((addr, prefix)) = ecs {
+            let (family, bytes, max): (u16, Vec<u8>, u8) = match addr {
+                std::net::IpAddr::V4(a) => (1, a.octets().to_vec(), 32),
+                std::net::IpAddr::V6(a) => (2, a.octets().to_vec(), 128),
+            };
+            let prefix = prefix.min(max);
+            let n = (prefix as usize).div_ceil(8);
+            let mut addr_bytes = bytes[..n].to_vec();
+            if prefix % 8 != 0
+                && let Some(last) = addr_bytes.last_mut()
+            {
+                *last &= 0xFFu8 << (8 - prefix % 8);
+            }
+            options.extend_from_slice(&OPT_ECS.to_be_bytes());
+            options.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            options.extend_from_slice(&family.to_be_bytes());
+            options.push(prefix);
+            options.push(0);
+            options.extend_from_slice(&addr_bytes);
+        }
+        q.push(0);
+        q.extend_from_slice(&rtype::OPT.to_be_bytes());
+        q.extend_from_slice(&1232u16.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0]);
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(&options);
+    }
+    q
+}
