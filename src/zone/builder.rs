@@ -1,0 +1,251 @@
+//! Building a zone: records are added one by one with the RFC consistency rules checked
+//! (CNAME and other data, SOA at the apex, dynamic names), then frozen into a [`Zone`].
+
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+
+use super::{Node, Zone, hash_name, soa_field};
+use crate::dns::name::{self, is_subdomain};
+use crate::dns::{RRset, rtype};
+
+/// Collects records for one zone, checks RFC consistency rules, then freezes it.
+pub struct ZoneBuilder {
+    origin: Box<[u8]>,
+    nodes: FxHashMap<Box<[u8]>, Node>,
+    warnings: Vec<String>,
+}
+
+impl ZoneBuilder {
+    pub fn new(origin: Vec<u8>) -> Self {
+        Self {
+            origin: origin.into_boxed_slice(),
+            nodes: FxHashMap::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn origin(&self) -> &[u8] {
+        &self.origin
+    }
+
+    /// Adds one record. `owner` is lowercase wire form. Errors are reasons, without location.
+    pub fn add(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: Vec<u8>,
+    ) -> Result<(), String> {
+        if !is_subdomain(owner, &self.origin) {
+            return Err(format!(
+                "owner {} is outside the zone {}",
+                name::to_text(owner),
+                name::to_text(&self.origin)
+            ));
+        }
+        if rtype == rtype::SOA && owner != &self.origin[..] {
+            return Err("SOA record is only allowed at the zone apex".into());
+        }
+        let node = self.nodes.entry(owner.into()).or_default();
+        if node.dynamic.is_some() {
+            return Err(format!(
+                "{} is a dynamic name; it cannot have static records too",
+                name::to_text(owner)
+            ));
+        }
+        let has_cname = node.get(rtype::CNAME).is_some();
+        if rtype == rtype::CNAME {
+            if node.get(rtype::CNAME).is_some() {
+                return Err("a name can have only one CNAME record".into());
+            }
+            if node
+                .rrsets
+                .iter()
+                .any(|s| !matches!(s.rtype, rtype::CNAME | 46 | 47))
+            {
+                return Err("CNAME and other data at the same name (RFC 1034 §3.6.2)".into());
+            }
+        } else if has_cname && !matches!(rtype, 46 | 47) {
+            return Err("CNAME and other data at the same name (RFC 1034 §3.6.2)".into());
+        }
+        if rtype == rtype::DNAME && node.get(rtype::DNAME).is_some() {
+            return Err("a name can have only one DNAME record (RFC 6672 §2.4)".into());
+        }
+        if rtype == rtype::SOA && node.get(rtype::SOA).is_some() {
+            return Err("a zone can have only one SOA record".into());
+        }
+        match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+            Some(set) => {
+                if set.ttl != ttl {
+                    self.warnings.push(format!(
+                        "TTL {ttl} differs from {} for the same RRset {} type {rtype}; using {}",
+                        set.ttl,
+                        name::to_text(owner),
+                        set.ttl
+                    ));
+                }
+                // Duplicate records collapse into one (RFC 2181 §5).
+                if !set.rdata.iter().any(|r| r[..] == rdata[..]) {
+                    set.rdata.push(rdata.into_boxed_slice());
+                }
+            }
+            None => {
+                node.rrsets.push(RRset {
+                    rtype,
+                    ttl,
+                    rdata: vec![rdata.into_boxed_slice()],
+                });
+                node.rrsets.sort_by_key(|s| s.rtype);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks `owner` (lowercase wire) as dynamic name number `index`.
+    pub fn add_dynamic(&mut self, owner: &[u8], index: u32) -> Result<(), String> {
+        if !is_subdomain(owner, &self.origin) {
+            return Err(format!(
+                "dynamic name {} is outside the zone {}",
+                name::to_text(owner),
+                name::to_text(&self.origin)
+            ));
+        }
+        if owner == &self.origin[..] {
+            return Err("the zone apex cannot be a dynamic name".into());
+        }
+        // Below a delegation the data would be occluded.
+        let mut cur = name::parent(owner);
+        while let Some(p) = cur {
+            if p.len() <= self.origin.len() {
+                break;
+            }
+            if self
+                .nodes
+                .get(p)
+                .is_some_and(|n| n.get(rtype::NS).is_some())
+            {
+                return Err(format!(
+                    "dynamic name {} is below the delegation {}",
+                    name::to_text(owner),
+                    name::to_text(p)
+                ));
+            }
+            cur = name::parent(p);
+        }
+        let node = self.nodes.entry(owner.into()).or_default();
+        if !node.rrsets.is_empty() {
+            return Err(format!(
+                "{} is defined in the zone file and as a dynamic name; keep one",
+                name::to_text(owner)
+            ));
+        }
+        if node.dynamic.is_some() {
+            return Err(format!(
+                "dynamic name {} is defined twice",
+                name::to_text(owner)
+            ));
+        }
+        node.dynamic = Some(index);
+        Ok(())
+    }
+
+    /// Warnings collected so far (TTL mismatches), without location.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Checks the zone as a whole and freezes it.
+    pub fn finish(mut self) -> Result<Zone, String> {
+        let apex = self
+            .nodes
+            .get(&self.origin)
+            .ok_or_else(|| "the zone has no records at its apex (SOA missing)".to_string())?;
+        let soa = apex
+            .get(rtype::SOA)
+            .ok_or_else(|| "the zone has no SOA record at its apex".to_string())?;
+        let soa_rdata = soa
+            .rdata
+            .first()
+            .ok_or_else(|| "the zone has an empty SOA RRset".to_string())?;
+        let minimum = soa_field(soa_rdata, 4).ok_or_else(|| "malformed SOA RDATA".to_string())?;
+        let negative_ttl = soa.ttl.min(minimum);
+        if apex.get(rtype::NS).is_none() {
+            return Err("the zone has no NS records at its apex".into());
+        }
+        if apex.get(rtype::CNAME).is_some() {
+            return Err("a CNAME at the zone apex is not allowed".into());
+        }
+
+        // Every ancestor between an owner and the apex exists as an empty non-terminal, so
+        // that "the name exists" is a single hash lookup and wildcards are blocked correctly.
+        let owners: Vec<Box<[u8]>> = self.nodes.keys().cloned().collect();
+        for owner in owners {
+            let mut cur: &[u8] = &owner;
+            while let Some(p) = name::parent(cur) {
+                if p.len() < self.origin.len() {
+                    break;
+                }
+                self.nodes.entry(p.into()).or_default();
+                cur = p;
+            }
+        }
+        let origin_labels = name::label_count(&self.origin);
+        let fingerprint = fingerprint(&self.nodes);
+        let apex_dname = self
+            .nodes
+            .get(&self.origin)
+            .is_some_and(|n| n.get(rtype::DNAME).is_some());
+        let entries: Vec<(Box<[u8]>, Node)> = self.nodes.into_iter().collect();
+        let mut index = HashTable::with_capacity(entries.len());
+        for (i, (owner, _)) in entries.iter().enumerate() {
+            index.insert_unique(hash_name(owner), i as u32, |&j: &u32| {
+                entries
+                    .get(j as usize)
+                    .map_or(0, |(owner, _)| hash_name(owner))
+            });
+        }
+        Ok(Zone {
+            origin: self.origin,
+            origin_labels,
+            entries,
+            index,
+            apex_dname,
+            negative_ttl,
+            fingerprint,
+        })
+    }
+}
+
+/// Order-independent hash of every record, with SOA serials left out.
+fn fingerprint(nodes: &FxHashMap<Box<[u8]>, Node>) -> u64 {
+    let mut total = 0u64;
+    for (owner, node) in nodes {
+        for set in &node.rrsets {
+            for rd in &set.rdata {
+                let mut h = FxHasher::default();
+                owner.hash(&mut h);
+                set.rtype.hash(&mut h);
+                set.ttl.hash(&mut h);
+                if set.rtype == rtype::SOA {
+                    // Names, then serial (4 bytes), then the rest.
+                    let names_end =
+                        name::end_uncompressed(rd, 0).and_then(|p| name::end_uncompressed(rd, p));
+                    match names_end {
+                        Some(p) if rd.len() >= p + 4 => {
+                            rd[..p].hash(&mut h);
+                            rd[p + 4..].hash(&mut h);
+                        }
+                        _ => rd.hash(&mut h),
+                    }
+                } else {
+                    rd.hash(&mut h);
+                }
+                node.dynamic.hash(&mut h);
+                // Sum: the same records in any order give the same value.
+                total = total.wrapping_add(h.finish());
+            }
+        }
+    }
+    total
+}

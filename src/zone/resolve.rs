@@ -1,0 +1,331 @@
+//! The RFC 1034 §4.3.2 lookup: from the apex down to the question name, a referral at a
+//! delegation, a DNAME, the exact node, a wildcard at the closest encloser, or NXDOMAIN;
+//! CNAME and DNAME chains inside the zone with a bound on their length.
+
+use super::*;
+
+impl ZoneSet {
+    /// Answers one question from `zone`. `qname` is the question name as received (its case
+    /// is preserved in answers); it must be a valid uncompressed wire name inside `zone`.
+    /// `key` is `qname` lowercased, and `node` what [`ZoneSet::lookup`] found for it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resolve<S: Sink, D: Dynamic>(
+        &self,
+        zone: &Zone,
+        qname: &[u8],
+        key: &[u8],
+        node: Option<&Node>,
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+        dynamic: &mut D,
+    ) -> Outcome {
+        let mut out = Outcome {
+            rcode: rcode::NOERROR,
+            authoritative: true,
+            spells_qname: false,
+        };
+        // The common case: a node found directly, answered without a chain to follow.
+        let first = match node {
+            Some(node) => Step::Node(node),
+            None => zone.step(key, qtype),
+        };
+        let mut cur = [0u8; MAX_NAME_LEN];
+        let Some(cur_len) = self.step_answer(
+            zone, first, qname, key, 0, qtype, transport, sink, dynamic, &mut out, &mut cur,
+        ) else {
+            return out;
+        };
+        self.follow_chain(
+            zone, key, cur, cur_len, qtype, transport, sink, dynamic, out,
+        )
+    }
+
+    /// The rest of a CNAME or DNAME chain after the first step wrote its part.
+    #[allow(clippy::too_many_arguments)]
+    fn follow_chain<S: Sink, D: Dynamic>(
+        &self,
+        zone: &Zone,
+        key: &[u8],
+        mut cur: [u8; MAX_NAME_LEN],
+        mut cur_len: usize,
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+        dynamic: &mut D,
+        mut out: Outcome,
+    ) -> Outcome {
+        let mut visited = [0u64; MAX_CHAIN];
+        visited[0] = hash_name(key);
+        for hop in 1..MAX_CHAIN {
+            // Follow the chain only inside this zone, and never around a loop.
+            let mut lower = [0u8; MAX_NAME_LEN];
+            let lower = name::lower_into(&cur[..cur_len], &mut lower);
+            if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&hash_name(lower)) {
+                return out;
+            }
+            visited[hop] = hash_name(lower);
+            let name = cur;
+            let step = zone.step(lower, qtype);
+            match self.step_answer(
+                zone,
+                step,
+                &name[..cur_len],
+                lower,
+                hop,
+                qtype,
+                transport,
+                sink,
+                dynamic,
+                &mut out,
+                &mut cur,
+            ) {
+                Some(len) => cur_len = len,
+                None => return out,
+            }
+        }
+        out
+    }
+
+    /// Writes what one step of the lookup found. Returns the length of the next name in the
+    /// chain (written to `next`), or `None` when the answer is complete.
+    #[allow(clippy::too_many_arguments)]
+    fn step_answer<S: Sink, D: Dynamic>(
+        &self,
+        zone: &Zone,
+        step: Step<'_>,
+        name: &[u8],
+        key: &[u8],
+        hop: usize,
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+        dynamic: &mut D,
+        out: &mut Outcome,
+        next: &mut [u8; MAX_NAME_LEN],
+    ) -> Option<usize> {
+        let cur = next;
+        match step {
+            Step::Referral { cut, node } => {
+                if let Some(ns) = node.get(rtype::NS) {
+                    if hop == 0 {
+                        out.authoritative = false;
+                    }
+                    if sink.rrset(Section::Authority, cut, ns, ns.ttl) {
+                        zone.add_additional(ns, sink);
+                    }
+                }
+                None
+            }
+            Step::Dname { owner_off, node } => {
+                let dname = node.get(rtype::DNAME)?;
+                let target = dname.rdata.first()?;
+                sink.rrset(Section::Answer, &key[owner_off..], dname, dname.ttl);
+                let new_len = owner_off + target.len();
+                if new_len > MAX_NAME_LEN {
+                    out.rcode = rcode::YXDOMAIN;
+                    return None;
+                }
+                cur[..owner_off].copy_from_slice(&name[..owner_off]);
+                cur[owner_off..new_len].copy_from_slice(target);
+                out.spells_qname = true;
+                sink.record(
+                    Section::Answer,
+                    name,
+                    rtype::CNAME,
+                    dname.ttl,
+                    &cur[..new_len],
+                );
+                // The synthesized CNAME answers a CNAME question (RFC 1034 §4.3.2 step 3a
+                // follows a CNAME only when QTYPE is not CNAME).
+                (qtype != rtype::CNAME).then_some(new_len)
+            }
+            Step::Node(node) | Step::Wildcard(node) if node.dynamic.is_some() => {
+                let index = node.dynamic.unwrap_or_default();
+                match dynamic.answer(index, name, qtype, sink) {
+                    DynamicOutcome::Answered => None,
+                    DynamicOutcome::NoData => {
+                        zone.add_negative_soa(sink);
+                        None
+                    }
+                    DynamicOutcome::Cname(target) => {
+                        let len = target.len().min(MAX_NAME_LEN);
+                        cur[..len].copy_from_slice(&target[..len]);
+                        Some(len)
+                    }
+                }
+            }
+            Step::Node(node) | Step::Wildcard(node) => zone
+                .answer_node(node, name, qtype, transport, sink)
+                .map(|target| {
+                    let len = target.len().min(MAX_NAME_LEN);
+                    cur[..len].copy_from_slice(&target[..len]);
+                    len
+                }),
+            Step::NxDomain => {
+                out.rcode = rcode::NXDOMAIN;
+                zone.add_negative_soa(sink);
+                None
+            }
+        }
+    }
+}
+
+/// Where one name leads inside a zone.
+enum Step<'z> {
+    Node(&'z Node),
+    Wildcard(&'z Node),
+    Referral { cut: &'z [u8], node: &'z Node },
+    Dname { owner_off: usize, node: &'z Node },
+    NxDomain,
+}
+
+impl Zone {
+    /// Walks down from the apex to `key` (lowercase wire, inside this zone), stopping at a
+    /// delegation or DNAME on the way, then finds the node, a wildcard, or nothing.
+    fn step(&self, key: &[u8], qtype: u16) -> Step<'_> {
+        let mut offsets = [0u8; MAX_LABELS];
+        let n = label_offsets(key, &mut offsets);
+        let key_labels = n - 1;
+        // DNAME at the apex redirects everything below it.
+        if self.apex_dname && key_labels > self.origin_labels {
+            let apex_off = offsets[key_labels - self.origin_labels] as usize;
+            if let Some(apex) = self.node(&key[apex_off..])
+                && apex.get(rtype::DNAME).is_some()
+            {
+                return Step::Dname {
+                    owner_off: apex_off,
+                    node: apex,
+                };
+            }
+        }
+        // The deepest node found on the way down: at the last depth, the name's own node.
+        let mut found = None;
+        for depth in self.origin_labels + 1..=key_labels {
+            let off = offsets[key_labels - depth] as usize;
+            let anc = &key[off..];
+            let Some((stored, node)) = self.entry(anc) else {
+                // Closest encloser is one level up: try its wildcard.
+                let encloser = &key[offsets[key_labels - depth + 1] as usize..];
+                return self.wildcard(encloser);
+            };
+            if node.get(rtype::NS).is_some() {
+                // DS lives on the parent side of the cut.
+                if !(depth == key_labels && qtype == rtype::DS) {
+                    return Step::Referral {
+                        cut: &stored[..],
+                        node,
+                    };
+                }
+            }
+            if depth < key_labels && node.get(rtype::DNAME).is_some() {
+                return Step::Dname {
+                    owner_off: off,
+                    node,
+                };
+            }
+            found = Some(node);
+        }
+        if let Some(node) = found {
+            return Step::Node(node);
+        }
+        match self.node(key) {
+            Some(node) => Step::Node(node),
+            None => Step::NxDomain,
+        }
+    }
+
+    fn wildcard(&self, encloser: &[u8]) -> Step<'_> {
+        let mut wild = [0u8; MAX_NAME_LEN];
+        let len = encloser.len() + 2;
+        if len > MAX_NAME_LEN {
+            return Step::NxDomain;
+        }
+        wild[0] = 1;
+        wild[1] = b'*';
+        wild[2..len].copy_from_slice(encloser);
+        match self.node(&wild[..len]) {
+            Some(node) => Step::Wildcard(node),
+            None => Step::NxDomain,
+        }
+    }
+
+    /// Answers from an existing node. Returns the CNAME target when the chain goes on.
+    fn answer_node<'z, S: Sink>(
+        &'z self,
+        node: &'z Node,
+        owner: &[u8],
+        qtype: u16,
+        transport: Transport,
+        sink: &mut S,
+    ) -> Option<&'z [u8]> {
+        if qtype == rtype::ANY {
+            if node.rrsets.is_empty() {
+                self.add_negative_soa(sink);
+            } else if transport == Transport::Udp {
+                // RFC 8482 §4.1: one RRset is enough over UDP.
+                if let Some(set) = node.get(rtype::CNAME).or(node.rrsets.first()) {
+                    sink.rrset(Section::Answer, owner, set, set.ttl);
+                }
+            } else {
+                for set in &node.rrsets {
+                    sink.rrset(Section::Answer, owner, set, set.ttl);
+                }
+            }
+            return None;
+        }
+        if let Some(set) = node.get(qtype) {
+            if sink.rrset(Section::Answer, owner, set, set.ttl) {
+                self.add_additional(set, sink);
+            }
+            return None;
+        }
+        if let Some(cname) = node.get(rtype::CNAME) {
+            sink.rrset(Section::Answer, owner, cname, cname.ttl);
+            return cname
+                .rdata
+                .first()
+                .and_then(|rd| rdata_target(rtype::CNAME, rd));
+        }
+        self.add_negative_soa(sink);
+        None
+    }
+
+    fn add_negative_soa<S: Sink>(&self, sink: &mut S) {
+        if let Some(soa) = self.soa() {
+            sink.rrset(Section::Authority, &self.origin, soa, self.negative_ttl);
+        }
+    }
+
+    /// A/AAAA for the targets of NS, MX and SRV records that we hold in this zone,
+    /// glue below a cut included.
+    fn add_additional<S: Sink>(&self, set: &RRset, sink: &mut S) {
+        if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+            return;
+        }
+        for (i, rd) in set.rdata.iter().enumerate() {
+            let Some(target) = rdata_target(set.rtype, rd) else {
+                continue;
+            };
+            let mut key = [0u8; MAX_NAME_LEN];
+            let key = name::lower_into(target, &mut key);
+            if !is_subdomain(key, &self.origin) {
+                continue;
+            }
+            // Skip targets already handled for an earlier record of this RRset.
+            let seen = set.rdata[..i].iter().any(|prev| {
+                rdata_target(set.rtype, prev).is_some_and(|t| t.eq_ignore_ascii_case(target))
+            });
+            if seen {
+                continue;
+            }
+            if let Some(node) = self.node(key) {
+                for t in [rtype::A, rtype::AAAA] {
+                    if let Some(addr) = node.get(t) {
+                        sink.rrset(Section::Additional, key, addr, addr.ttl);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Every zone served: finding the zone of a name (longest origin, DS on the parent side),
+//! and the direct table that answers most names with one hash.
+
+use hashbrown::HashTable;
+use rustc_hash::FxHashMap;
+
+use super::{Node, Zone, hash_name};
+use crate::dns::name::{self, MAX_LABELS, label_offsets};
+use crate::dns::rtype;
+
+/// All zones served, found by the longest matching origin.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    by_origin: FxHashMap<Box<[u8]>, usize>,
+    /// Bit n set: some origin is n bytes long in wire form. A suffix of another length is
+    /// no origin, and is not hashed.
+    origin_lens: [u64; 4],
+    /// (zone, entry) of every name one hash lookup answers: a node of the most specific
+    /// zone containing it, with no delegation or DNAME above it, and not itself a cut.
+    /// Most questions hit here and skip the zone search and the walk down from the apex.
+    direct: HashTable<(u32, u32)>,
+}
+
+/// A name found by one hash lookup: its node, and its position in the zone (which keys
+/// anything precomputed per name, such as the server's pre-rendered answers).
+#[derive(Debug, Clone, Copy)]
+pub struct Direct<'z> {
+    pub entry: u32,
+    pub node: &'z Node,
+}
+
+impl ZoneSet {
+    pub fn new(zones: Vec<Zone>) -> Result<Self, String> {
+        let mut by_origin = FxHashMap::default();
+        let mut origin_lens = [0u64; 4];
+        for (i, z) in zones.iter().enumerate() {
+            if by_origin.insert(z.origin.clone(), i).is_some() {
+                return Err(format!(
+                    "zone {} is defined twice",
+                    name::to_text(&z.origin)
+                ));
+            }
+            let len = z.origin.len().min(255);
+            origin_lens[len / 64] |= 1 << (len % 64);
+        }
+        let mut set = Self {
+            zones,
+            by_origin,
+            origin_lens,
+            direct: HashTable::new(),
+        };
+        set.direct = set.direct_names();
+        Ok(set)
+    }
+
+    /// The table behind [`ZoneSet::lookup`].
+    fn direct_names(&self) -> HashTable<(u32, u32)> {
+        let mut direct = HashTable::new();
+        for (zi, zone) in self.zones.iter().enumerate() {
+            for (ei, (owner, node)) in zone.entries.iter().enumerate() {
+                let apex = owner[..] == zone.origin[..];
+                if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
+                    continue;
+                }
+                if self.find_index(owner, rtype::A) != Some(zi) {
+                    continue;
+                }
+                let mut blocked = false;
+                let mut cur = name::parent(owner);
+                while let Some(p) = cur {
+                    if p.len() <= zone.origin.len() {
+                        break;
+                    }
+                    if zone.node(p).is_some_and(|n| {
+                        n.get(rtype::NS).is_some() || n.get(rtype::DNAME).is_some()
+                    }) {
+                        blocked = true;
+                        break;
+                    }
+                    cur = name::parent(p);
+                }
+                if !blocked {
+                    direct.insert_unique(hash_name(owner), (zi as u32, ei as u32), |&(z, e)| {
+                        self.entry_name(z, e).map_or(0, hash_name)
+                    });
+                }
+            }
+        }
+        direct
+    }
+
+    fn entry_name(&self, zone: u32, entry: u32) -> Option<&[u8]> {
+        self.zones
+            .get(zone as usize)
+            .and_then(|z| z.entries.get(entry as usize))
+            .map(|(owner, _)| &owner[..])
+    }
+
+    /// The zone that answers `key` (lowercase wire), as an index into
+    /// [`ZoneSet::zones`], and, when one hash lookup settles it, the node that answers.
+    /// Pass both to [`ZoneSet::resolve`].
+    pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Option<Direct<'_>>)> {
+        // DS belongs to the parent side of a cut: the general search knows that.
+        if qtype != rtype::DS {
+            let hit = self.direct.find(hash_name(key), |&(z, e)| {
+                self.entry_name(z, e).is_some_and(|owner| owner == key)
+            });
+            if let Some(&(z, e)) = hit
+                && let Some(zone) = self.zones.get(z as usize)
+                && let Some((_, node)) = zone.entries.get(e as usize)
+            {
+                return Some((z as usize, Some(Direct { entry: e, node })));
+            }
+        }
+        self.find_index(key, qtype).map(|i| (i, None))
+    }
+
+    /// Every name [`ZoneSet::lookup`] answers with one hash lookup: (zone index, entry
+    /// index, owner, node), in zone and entry order (memory order: a walk over a big zone
+    /// stays cache-friendly).
+    pub fn direct_entries(&self) -> impl Iterator<Item = (usize, u32, &[u8], &Node)> {
+        self.zones.iter().enumerate().flat_map(move |(zi, zone)| {
+            zone.entries
+                .iter()
+                .enumerate()
+                .filter_map(move |(ei, (owner, node))| {
+                    let (z, e) = (u32::try_from(zi).ok()?, u32::try_from(ei).ok()?);
+                    self.direct
+                        .find(hash_name(owner), |&hit| hit == (z, e))
+                        .map(|_| (zi, e, &owner[..], node))
+                })
+        })
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The most specific zone containing `qname` (lowercase wire). A DS question at a zone
+    /// apex belongs to the parent side of the cut (RFC 4035 §3.1.4.1) when we serve the parent.
+    pub fn find(&self, qname: &[u8], qtype: u16) -> Option<&Zone> {
+        self.find_index(qname, qtype)
+            .and_then(|i| self.zones.get(i))
+    }
+
+    /// Like [`ZoneSet::find`], as an index into [`ZoneSet::zones`] (for per-zone counters).
+    pub fn find_index(&self, qname: &[u8], qtype: u16) -> Option<usize> {
+        let mut offsets = [0u8; MAX_LABELS];
+        let n = label_offsets(qname, &mut offsets);
+        let mut skip_exact = qtype == rtype::DS;
+        for &off in &offsets[..n] {
+            let suffix = &qname[off as usize..];
+            let len = suffix.len().min(255);
+            if self.origin_lens[len / 64] & (1 << (len % 64)) == 0 {
+                skip_exact = false;
+                continue;
+            }
+            if let Some(&i) = self.by_origin.get(suffix) {
+                if skip_exact && suffix.len() == qname.len() && suffix.len() > 1 {
+                    skip_exact = false;
+                    continue;
+                }
+                return Some(i);
+            }
+            skip_exact = false;
+        }
+        // Only the apex itself was found (no parent zone): answer DS from it after all.
+        if qtype == rtype::DS {
+            return self.by_origin.get(qname).copied();
+        }
+        None
+    }
+
+}
