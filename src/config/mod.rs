@@ -260,7 +260,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             routing: {
                 // The databases themselves go when `load` returns: the tables hold what
                 // queries need.
-                let mut r = routing.routing;
+                let mut r = routing.tables.routing;
                 r.geo = geo.is_some().then_some(recipe);
                 r
             },

@@ -7,6 +7,7 @@
 //! precomputed at load time into network tables (client network → datacenter order), so a
 //! query costs one longest-prefix lookup and the table's network is the ECS scope.
 
+pub mod build;
 use std::net::IpAddr;
 use std::ops::Range;
 

@@ -274,7 +274,12 @@ fn long_functions(text: &str) -> Vec<(usize, String, usize)> {
         if let Some(end) = lines[i..].iter().position(|l| *l == close)
             && end + 1 > MAX_FN_LINES
         {
-            let name = code.split('(').next().unwrap_or(code).to_string();
+            let name = code
+                .split("fn ")
+                .nth(1)
+                .and_then(|rest| rest.split(['(', '<']).next())
+                .unwrap_or(code)
+                .to_string();
             out.push((i + 1, name, end + 1));
         }
     }
@@ -311,5 +316,5 @@ fn the_size_check_finds_a_long_function() {
     let text = format!("fn short() {{\n}}\n\npub fn long() {{\n{body}}}\n");
     let found = long_functions(&text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].1, "pub fn long");
+    assert_eq!(found[0].1, "long");
 }

@@ -1,0 +1,334 @@
+//! Building the routing tables while one snapshot is loaded: datacenter orders interned
+//! once, check specs interned once, and the per-name network tables — geo maps, nearest
+//! datacenter, measured latency — compiled from the GeoIP databases with gdnsd's method
+//! (walk each database once, classify, merge neighbours: see `geo::build_table`).
+//!
+//! The files (geo map keys, nets files, latency CSVs) are read by `config`; what arrives
+//! here is already parsed into orders of group indices.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+use super::Routing;
+use crate::geo::{GeoError, GeoSources, Location, build_table, great_circle_km};
+use crate::health::CheckSpec;
+
+/// Where orders are interned and tables built while one snapshot is built.
+pub struct TableBuilder<'g> {
+    pub routing: Routing,
+    geo: Option<&'g GeoSources>,
+    /// Stands in when no database is configured: every client is "unknown".
+    no_geo: GeoSources,
+    order_ids: HashMap<Vec<u32>, u32>,
+    check_ids: HashMap<CheckSpec, u32>,
+}
+
+/// A measured RTT: group index, milliseconds.
+pub type Rtt = (u32, f64);
+
+impl<'g> TableBuilder<'g> {
+    pub fn new(geo: Option<&'g GeoSources>) -> Self {
+        Self {
+            routing: Routing::default(),
+            geo,
+            no_geo: GeoSources::new(Vec::new()),
+            order_ids: HashMap::new(),
+            check_ids: HashMap::new(),
+        }
+    }
+
+    fn sources(&self) -> &GeoSources {
+        self.geo.unwrap_or(&self.no_geo)
+    }
+
+    /// The index of `spec` in the routing's checks, added if new.
+    pub fn intern_check(&mut self, spec: CheckSpec) -> u32 {
+        if let Some(&id) = self.check_ids.get(&spec) {
+            return id;
+        }
+        let id = self.routing.checks.len() as u32;
+        self.routing.checks.push(spec.clone());
+        self.check_ids.insert(spec, id);
+        id
+    }
+
+    /// The index of a datacenter order (group indices), added if new.
+    pub fn intern(&mut self, order: Vec<u32>) -> u32 {
+        if let Some(&id) = self.order_ids.get(&order) {
+            return id;
+        }
+        let id = self.routing.orders.len() as u32;
+        self.routing.orders.push(order.clone().into_boxed_slice());
+        self.order_ids.insert(order, id);
+        id
+    }
+
+    /// Interns orders a table build met (see [`PendingOrders`]), keeping their ids.
+    fn intern_all(&mut self, orders: Vec<Vec<u32>>) {
+        for order in orders {
+            let id = self.routing.orders.len() as u32;
+            self.order_ids.insert(order.clone(), id);
+            self.routing.orders.push(order.into_boxed_slice());
+        }
+    }
+
+    /// The pool's groups in configuration order.
+    pub fn pool_order(&self, pool: u32) -> Vec<u32> {
+        self.routing
+            .pools
+            .get(pool as usize)
+            .map(|p| p.groups.clone().collect())
+            .unwrap_or_default()
+    }
+
+    /// The pool's groups sorted by distance from `coords` (unknown coordinates last).
+    pub fn by_distance(&self, pool: u32, coords: (f64, f64)) -> Vec<u32> {
+        let mut groups = self.pool_order(pool);
+        let dist = |g: &u32| {
+            let dc = self.routing.groups[*g as usize].datacenter;
+            self.routing.datacenters[dc as usize]
+                .coords
+                .map_or(f64::INFINITY, |c| great_circle_km(coords, c))
+        };
+        groups.sort_by(|a, b| dist(a).total_cmp(&dist(b)));
+        groups
+    }
+
+    fn push_table(&mut self, table: crate::geo::NetTable<u32>) -> u32 {
+        let id = self.routing.tables.len() as u32;
+        self.routing.tables.push(table);
+        id
+    }
+
+    /// A geo map's table: each network gets the order of the most specific key that
+    /// matches its location, else `default`; `overrides` (CIDR) beat the database.
+    pub fn geo_table(
+        &mut self,
+        default: Vec<u32>,
+        by_key: Vec<(GeoKey, Vec<u32>)>,
+        overrides: Vec<(IpNet, Vec<u32>)>,
+    ) -> Result<u32, GeoError> {
+        let default_id = self.intern(default);
+        let by_key: HashMap<GeoKey, u32> = by_key
+            .into_iter()
+            .map(|(k, order)| (k, self.intern(order)))
+            .collect();
+        let overrides: Vec<(IpNet, u32)> = overrides
+            .into_iter()
+            .map(|(net, order)| (net.trunc(), self.intern(order)))
+            .collect();
+        let table = build_table(self.sources(), &overrides, |loc| {
+            best_key(loc, |k| by_key.get(k))
+                .copied()
+                .unwrap_or(default_id)
+        })?;
+        Ok(self.push_table(table))
+    }
+
+    /// The `limit` nearest datacenters of `pool` for each network, by great-circle
+    /// distance from its location.
+    pub fn nearest_table(&mut self, pool: u32, limit: usize) -> Result<u32, GeoError> {
+        let default = self.pool_order(pool);
+        let default_id = self.intern(default);
+        let mut cache: HashMap<(u64, u64), u32> = HashMap::new();
+        let mut pending = PendingOrders::new(&self.order_ids, self.routing.orders.len());
+        let table = build_table(self.sources(), &[], |loc| {
+            let Some(coords) = loc.coords else {
+                return default_id;
+            };
+            let key = (coords.0.to_bits(), coords.1.to_bits());
+            if let Some(&id) = cache.get(&key) {
+                return id;
+            }
+            let mut order = self.by_distance(pool, coords);
+            order.truncate(limit.max(1));
+            let id = pending.id(order);
+            cache.insert(key, id);
+            id
+        })?;
+        let new = pending.new;
+        self.intern_all(new);
+        Ok(self.push_table(table))
+    }
+
+    /// Measured RTTs, lowest first; then the datacenters without a measurement, by
+    /// distance from `coords` if known, else in pool order.
+    fn latency_order(&self, pool: u32, measured: &[Rtt], coords: Option<(f64, f64)>) -> Vec<u32> {
+        let mut m = measured.to_vec();
+        m.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let mut order: Vec<u32> = m.iter().map(|x| x.0).collect();
+        let rest = match coords {
+            Some(c) => self.by_distance(pool, c),
+            None => self.pool_order(pool),
+        };
+        for g in rest {
+            if !order.contains(&g) {
+                order.push(g);
+            }
+        }
+        order
+    }
+
+    /// A latency table's table: measurements by client network (CIDR) and by location key.
+    pub fn latency_table(
+        &mut self,
+        pool: u32,
+        by_net: Vec<(IpNet, Vec<Rtt>)>,
+        by_key: HashMap<GeoKey, Vec<Rtt>>,
+    ) -> Result<u32, GeoError> {
+        let mut overrides = Vec::new();
+        for (net, measured) in &by_net {
+            let order = self.latency_order(pool, measured, None);
+            overrides.push((net.trunc(), self.intern(order)));
+        }
+        let default_id = {
+            let order = self.pool_order(pool);
+            self.intern(order)
+        };
+        let mut pending = PendingOrders::new(&self.order_ids, self.routing.orders.len());
+        let table = build_table(self.sources(), &overrides, |loc| {
+            let measured = best_key(loc, |k| by_key.get(k))
+                .map(|v| &v[..])
+                .unwrap_or(&[]);
+            if measured.is_empty() && loc.coords.is_none() {
+                return default_id;
+            }
+            pending.id(self.latency_order(pool, measured, loc.coords))
+        })?;
+        let new = pending.new;
+        self.intern_all(new);
+        Ok(self.push_table(table))
+    }
+}
+
+/// Orders met while a table is built: the classifier borrows the builder, so new orders get
+/// ids past the existing ones here and are interned afterwards by `intern_all`.
+struct PendingOrders<'k> {
+    known: &'k HashMap<Vec<u32>, u32>,
+    base: u32,
+    new: Vec<Vec<u32>>,
+}
+
+impl<'k> PendingOrders<'k> {
+    fn new(known: &'k HashMap<Vec<u32>, u32>, base: usize) -> Self {
+        Self {
+            known,
+            base: base as u32,
+            new: Vec::new(),
+        }
+    }
+
+    fn id(&mut self, order: Vec<u32>) -> u32 {
+        if let Some(&id) = self.known.get(&order) {
+            return id;
+        }
+        match self.new.iter().position(|o| *o == order) {
+            Some(i) => self.base + i as u32,
+            None => {
+                self.new.push(order);
+                self.base + self.new.len() as u32 - 1
+            }
+        }
+    }
+}
+
+/// A location key of a geo map or latency table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GeoKey {
+    Asn(u32),
+    /// continent[/country[/subdivision[/city]]], lowercase.
+    Path(String),
+}
+
+impl GeoKey {
+    pub fn parse(key: &str) -> Option<Self> {
+        let k = key.trim();
+        if let Some(n) = k.strip_prefix("AS").or_else(|| k.strip_prefix("as"))
+            && let Ok(asn) = n.parse()
+        {
+            return Some(GeoKey::Asn(asn));
+        }
+        let parts: Vec<&str> = k.split('/').map(str::trim).collect();
+        if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        let mut norm: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
+        // "NA/US/US-CA" and "NA/US/CA" mean the same subdivision.
+        if norm.len() >= 3 {
+            let prefix = format!("{}-", norm[1]);
+            if let Some(s) = norm[2].strip_prefix(&prefix) {
+                norm[2] = s.to_string();
+            }
+        }
+        Some(GeoKey::Path(norm.join("/")))
+    }
+}
+
+/// The most specific key present: ASN first, then city, subdivision, country, continent.
+fn best_key<'m, T>(loc: &Location, get: impl Fn(&GeoKey) -> Option<&'m T>) -> Option<&'m T> {
+    if let Some(asn) = loc.asn
+        && let Some(v) = get(&GeoKey::Asn(asn))
+    {
+        return Some(v);
+    }
+    let continent = loc.continent.map(|c| c.as_str().to_lowercase())?;
+    let mut path = vec![continent];
+    if let Some(c) = loc.country {
+        path.push(c.as_str().to_lowercase());
+        if let Some(s) = loc.subdivision {
+            path.push(s.as_str().to_lowercase());
+            if let Some(city) = &loc.city {
+                path.push(city.to_lowercase());
+            }
+        }
+    }
+    while !path.is_empty() {
+        if let Some(v) = get(&GeoKey::Path(path.join("/"))) {
+            return Some(v);
+        }
+        path.pop();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geo_keys_normalize() {
+        assert_eq!(GeoKey::parse("AS15169"), Some(GeoKey::Asn(15169)));
+        assert_eq!(
+            GeoKey::parse(" NA/US/US-CA "),
+            Some(GeoKey::Path("na/us/ca".into()))
+        );
+        assert_eq!(GeoKey::parse("EU//x"), None);
+        assert_eq!(GeoKey::parse("a/b/c/d/e"), None);
+    }
+
+    #[test]
+    fn orders_are_interned_once() {
+        let mut b = TableBuilder::new(None);
+        let a = b.intern(vec![2, 0, 1]);
+        assert_eq!(b.intern(vec![2, 0, 1]), a);
+        assert_ne!(b.intern(vec![0, 1, 2]), a);
+        assert_eq!(b.routing.orders.len(), 2);
+    }
+
+    #[test]
+    fn without_a_database_every_client_gets_the_default_or_its_network() {
+        let mut b = TableBuilder::new(None);
+        let net: IpNet = "192.0.2.0/24".parse().expect("net");
+        let t = b
+            .geo_table(vec![1, 0], vec![], vec![(net, vec![0, 1])])
+            .expect("table");
+        let table = &b.routing.tables[t as usize];
+        let inside = table.lookup("192.0.2.77".parse().expect("addr"));
+        let outside = table.lookup("198.51.100.1".parse().expect("addr"));
+        let order = |id: u32| b.routing.orders[id as usize].to_vec();
+        assert_eq!(order(*inside.0), [0, 1]);
+        assert_eq!(inside.1, 24, "the override's prefix is the scope");
+        assert_eq!(order(*outside.0), [1, 0]);
+    }
+}
