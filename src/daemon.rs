@@ -38,11 +38,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
     let health: SharedHealth = Arc::new(ArcSwap::from_pointee(HealthView::all_up()));
 
-    let threads = if server.udp_threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        server.udp_threads
-    };
+    let threads = udp_threads(server.udp_threads);
 
     // Health checks over HTTPS use rustls with ring; once per process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -67,38 +63,14 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         shutdown_rx,
         query_log.clone(),
     );
-    let mut bound: Vec<SocketAddr> = Vec::new();
-    for addr in &server.listen {
-        let (udp_sockets, tcp_listener, actual) = bind_pair(*addr, threads)?;
-        for (i, sock) in udp_sockets.into_iter().enumerate() {
-            let shared = shared.clone();
-            let health = health.clone();
-            let rrl = loaded
-                .rrl
-                .enabled()
-                .then(|| rrl::RateLimiter::new(loaded.rrl.clone()));
-            let thread = bound.len() * threads + i;
-            let sampler = query_log.as_ref().map(querylog::QueryLog::sampler);
-            let cache_slots = server.answer_cache;
-            std::thread::Builder::new()
-                .name(format!("meridian-udp-{i}"))
-                .spawn(move || {
-                    let cache = answer_cache::AnswerCache::new(cache_slots);
-                    udp::serve(sock, shared, health, thread, rrl, sampler, cache)
-                })?;
-        }
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(tcp_listener)?
-        };
-        runtime.spawn(tcp::serve(
-            listener,
-            tcp_state.clone(),
-            shared.clone(),
-            health.clone(),
-        ));
-        bound.push(actual);
-    }
+    let bound = start_listeners(
+        &server,
+        &loaded.rrl,
+        &runtime,
+        (&shared, &health),
+        &tcp_state,
+        &query_log,
+    )?;
     let monitor = {
         let _guard = runtime.enter();
         Monitor::start(shared.clone(), health.clone(), loaded.state_file.clone())
@@ -111,14 +83,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     }
     let reloader = reload::Reloader::new(config_path, shared.clone(), monitor.clone());
     runtime.spawn(reloader.clone().watch(loaded.watch.clone()));
-    // The time the query path is handed (TSIG), stored four times a second.
-    runtime.spawn(async {
-        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
-        loop {
-            ticks.tick().await;
-            clock::tick();
-        }
-    });
+    runtime.spawn(tick_clock());
     let api_state = Arc::new(crate::api::ApiState {
         snapshot: shared.clone(),
         monitor: monitor.clone(),
@@ -165,6 +130,69 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     // UDP threads block in receive; the process exit ends them.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+/// The time the query path is handed (TSIG): stored four times a second.
+async fn tick_clock() {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        ticks.tick().await;
+        clock::tick();
+    }
+}
+
+/// Binds every listen address: its UDP sockets, each served by a thread of its own, and
+/// its TCP listener on the runtime. Returns the addresses bound (port 0 resolved).
+fn start_listeners(
+    server: &crate::config::ServerConfig,
+    rrl_config: &rrl::RrlConfig,
+    runtime: &tokio::runtime::Runtime,
+    (shared, health): (&SharedSnapshot, &SharedHealth),
+    tcp_state: &Arc<tcp::Tcp>,
+    query_log: &Option<querylog::QueryLog>,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let threads = udp_threads(server.udp_threads);
+    let mut bound: Vec<SocketAddr> = Vec::new();
+    for addr in &server.listen {
+        let (udp_sockets, tcp_listener, actual) = bind_pair(*addr, threads)?;
+        for (i, sock) in udp_sockets.into_iter().enumerate() {
+            let shared = shared.clone();
+            let health = health.clone();
+            let rrl = rrl_config
+                .enabled()
+                .then(|| rrl::RateLimiter::new(rrl_config.clone()));
+            let thread = bound.len() * threads + i;
+            let sampler = query_log.as_ref().map(querylog::QueryLog::sampler);
+            let cache_slots = server.answer_cache;
+            std::thread::Builder::new()
+                .name(format!("meridian-udp-{i}"))
+                .spawn(move || {
+                    let cache = answer_cache::AnswerCache::new(cache_slots);
+                    udp::serve(sock, shared, health, thread, rrl, sampler, cache)
+                })?;
+        }
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(tcp_listener)?
+        };
+        runtime.spawn(tcp::serve(
+            listener,
+            tcp_state.clone(),
+            shared.clone(),
+            health.clone(),
+        ));
+        bound.push(actual);
+    }
+    Ok(bound)
+}
+
+/// UDP threads per listen address: as configured, or one per core for 0.
+fn udp_threads(configured: usize) -> usize {
+    if configured == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        configured
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: every TCP connection is a file

@@ -63,6 +63,9 @@ pub fn load_to_inspect(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     load_with(config_path, false)
 }
 
+/// A zone to load: its origin, master file and dynamic-names file.
+type ZoneSource = (Name, PathBuf, Option<PathBuf>);
+
 fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic>> {
     let diag = |line: usize, message: String| Diagnostic {
         file: config_path.to_path_buf(),
@@ -78,35 +81,126 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
         vec![diag(line, message)]
     })?;
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
-    let mut errors = Vec::new();
+    let mut errors: Vec<Diagnostic> = settings_errors(&file)
+        .into_iter()
+        .map(|m| diag(0, m))
+        .collect();
     let mut warnings = Vec::new();
 
+    // GeoIP first: dynamic names compile their tables against it.
+    let (geo, recipe) = open_geoip(&file.geoip, base, &mut |m| errors.push(diag(0, m)));
+    let mut routing = dynamic::RoutingBuilder::new(geo.as_ref());
+    let sources = zone_sources(&file, base, &mut errors, &diag);
+    let watch = watch_list(config_path, &file, base, &sources);
+    let mut zones: Vec<Zone> = Vec::new();
+    for (origin, path, dynamic) in sources {
+        match load_zone(&origin, &path, dynamic.as_deref(), &mut routing) {
+            Ok((zone, w)) => {
+                warnings.extend(w);
+                zones.push(zone);
+            }
+            Err((e, w)) => {
+                errors.extend(e);
+                warnings.extend(w);
+            }
+        }
+    }
+    let zones = ZoneSet::new(zones).unwrap_or_else(|e| {
+        errors.push(diag(0, e));
+        ZoneSet::default()
+    });
+    let transfer = {
+        let (mut errs, mut warns) = (Vec::new(), Vec::new());
+        let line = |span: std::ops::Range<usize>| toml_line(&text, Some(span));
+        let t = transfer::build(
+            &file.tsig_keys,
+            &file.transfer,
+            &zones,
+            &line,
+            &mut errs,
+            &mut warns,
+        );
+        errors.extend(errs.into_iter().map(|(l, m)| diag(l, m)));
+        warnings.extend(warns.into_iter().map(|(l, m)| diag(l, m)));
+        t
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut routing = routing.tables.routing;
+    // The databases themselves go when `load` returns: the tables hold what queries need.
+    routing.geo = geo.is_some().then_some(recipe);
+    let snapshot = Snapshot {
+        generation: 0,
+        serial: Snapshot::next_serial(),
+        initial_health: crate::health::HealthView::all_up(),
+        zone_queries: (0..zones.zones().len())
+            .map(|_| std::sync::Arc::default())
+            .collect(),
+        static_answers: if serving && file.server.prerender {
+            crate::engine::prerender::StaticAnswers::build(&zones)
+        } else {
+            Default::default()
+        },
+        zones,
+        routing,
+        ecs: file.geoip.ecs,
+        identity: file
+            .server
+            .identity
+            .as_ref()
+            .map(|s| s.as_bytes().to_vec().into_boxed_slice()),
+        max_udp_payload: file.server.max_udp_payload,
+        transfer,
+    };
+    Ok(Loaded {
+        snapshot,
+        server: file.server,
+        api: file.api,
+        rrl: file.rrl,
+        query_log: file.query_log.map(|mut q| {
+            q.path = base.join(&q.path);
+            q
+        }),
+        state_file: file.health.state_file.map(|p| base.join(p)),
+        warnings,
+        watch,
+    })
+}
+
+/// Settings that are wrong on their own, whatever the zones say.
+fn settings_errors(file: &ConfigFile) -> Vec<String> {
+    let mut errors = Vec::new();
     if let Some(listen) = file.api.listen
         && let Err(e) = validate_api(listen, file.api.token.as_deref())
     {
-        errors.push(diag(0, e));
+        errors.push(e);
     }
     if let Err(e) = file.rrl.validate() {
-        errors.push(diag(0, e));
+        errors.push(e);
     }
     if let Some(Err(e)) = file.query_log.as_ref().map(|q| q.validate()) {
-        errors.push(diag(0, e));
+        errors.push(e);
     }
     if file.server.listen.is_empty() {
-        errors.push(diag(0, "server.listen names no address".into()));
+        errors.push("server.listen names no address".into());
     }
     if file.server.max_udp_payload < 512 {
-        errors.push(diag(
-            0,
-            "server.max_udp_payload must be at least 512".into(),
-        ));
+        errors.push("server.max_udp_payload must be at least 512".into());
     }
+    errors
+}
 
-    // GeoIP first: dynamic names compile their tables against it.
-    let default_fields = file.geoip.fields.clone().unwrap_or_default();
+/// Opens every configured GeoIP database; `None` when there is none (or none opened).
+fn open_geoip(
+    config: &GeoIpConfig,
+    base: &Path,
+    error: &mut dyn FnMut(String),
+) -> (Option<GeoSources>, GeoRecipe) {
+    let default_fields = config.fields.clone().unwrap_or_default();
     let mut dbs = Vec::new();
     let mut recipe = GeoRecipe::default();
-    for db in &file.geoip.databases {
+    for db in &config.databases {
         let (path, fields) = match db {
             GeoDbConfig::Path(p) => (p, &default_fields),
             GeoDbConfig::WithFields { path, fields } => (path, fields),
@@ -118,13 +212,21 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
                 dbs.push(d);
                 recipe.push(path, fields.clone(), stamp);
             }
-            Err(e) => errors.push(diag(0, format!("geoip: {e}"))),
+            Err(e) => error(format!("geoip: {e}")),
         }
     }
-    let geo = (!dbs.is_empty()).then(|| GeoSources::new(dbs));
-    let mut routing = dynamic::RoutingBuilder::new(geo.as_ref());
+    ((!dbs.is_empty()).then(|| GeoSources::new(dbs)), recipe)
+}
 
-    let mut sources: Vec<(Name, PathBuf, Option<PathBuf>)> = Vec::new();
+/// The zones to load: every `*.zone` in `zones_dir` (named after the file), then the
+/// `[[zone]]` entries; each with its `.toml` of dynamic names when there is one.
+fn zone_sources(
+    file: &ConfigFile,
+    base: &Path,
+    errors: &mut Vec<Diagnostic>,
+    diag: &dyn Fn(usize, String) -> Diagnostic,
+) -> Vec<ZoneSource> {
+    let mut sources = Vec::new();
     if let Some(dir) = &file.zones_dir {
         let dir = base.join(dir);
         match std::fs::read_dir(&dir) {
@@ -175,7 +277,16 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             Err(e) => errors.push(diag(0, format!("zone origin {:?}: {e}", z.origin))),
         }
     }
+    sources
+}
 
+/// Files and directories whose change should trigger a reload.
+fn watch_list(
+    config_path: &Path,
+    file: &ConfigFile,
+    base: &Path,
+    sources: &[ZoneSource],
+) -> Vec<PathBuf> {
     let mut watch: Vec<PathBuf> = vec![config_path.to_path_buf()];
     if let Some(dir) = &file.zones_dir {
         watch.push(base.join(dir));
@@ -186,7 +297,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             GeoDbConfig::WithFields { path, .. } => path,
         }));
     }
-    for (_, path, dynamic) in &sources {
+    for (_, path, dynamic) in sources {
         // The zone's directory also holds its includes, nets files and latency tables.
         for p in std::iter::once(path).chain(dynamic.iter()) {
             let dir = p
@@ -200,86 +311,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     if let Some(p) = &file.health.state_file {
         watch.push(base.join(p));
     }
-    let mut zones: Vec<Zone> = Vec::new();
-    for (origin, path, dynamic) in sources {
-        match load_zone(&origin, &path, dynamic.as_deref(), &mut routing) {
-            Ok((zone, w)) => {
-                warnings.extend(w);
-                zones.push(zone);
-            }
-            Err((e, w)) => {
-                errors.extend(e);
-                warnings.extend(w);
-            }
-        }
-    }
-    let zones = match ZoneSet::new(zones) {
-        Ok(z) => z,
-        Err(e) => {
-            errors.push(diag(0, e));
-            ZoneSet::default()
-        }
-    };
-    let transfer = {
-        let (mut errs, mut warns) = (Vec::new(), Vec::new());
-        let line = |span: std::ops::Range<usize>| toml_line(&text, Some(span));
-        let t = transfer::build(
-            &file.tsig_keys,
-            &file.transfer,
-            &zones,
-            &line,
-            &mut errs,
-            &mut warns,
-        );
-        errors.extend(errs.into_iter().map(|(l, m)| diag(l, m)));
-        warnings.extend(warns.into_iter().map(|(l, m)| diag(l, m)));
-        t
-    };
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let identity = file
-        .server
-        .identity
-        .as_ref()
-        .map(|s| s.as_bytes().to_vec().into_boxed_slice());
-    Ok(Loaded {
-        snapshot: Snapshot {
-            generation: 0,
-            serial: Snapshot::next_serial(),
-            initial_health: crate::health::HealthView::all_up(),
-            zone_queries: (0..zones.zones().len())
-                .map(|_| std::sync::Arc::default())
-                .collect(),
-            static_answers: if serving && file.server.prerender {
-                crate::engine::prerender::StaticAnswers::build(&zones)
-            } else {
-                Default::default()
-            },
-            zones,
-            routing: {
-                // The databases themselves go when `load` returns: the tables hold what
-                // queries need.
-                let mut r = routing.tables.routing;
-                r.geo = geo.is_some().then_some(recipe);
-                r
-            },
-            ecs: file.geoip.ecs,
-            identity,
-            max_udp_payload: file.server.max_udp_payload,
-            transfer,
-        },
-        server: file.server,
-        api: file.api,
-        rrl: file.rrl,
-        query_log: file.query_log.map(|mut q| {
-            q.path = base.join(&q.path);
-            q
-        }),
-        state_file: file.health.state_file.map(|p| base.join(p)),
-        warnings,
-        watch,
-    })
+    watch
 }
 
 type ZoneResult = Result<(Zone, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnostic>)>;
