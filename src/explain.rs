@@ -412,21 +412,7 @@ fn explain_dynamic(
                 .find(|x| x.key == dc.key && x.pool == pool)
         });
         let admin = dc_status.and_then(|s| s.admin);
-        let endpoints: Vec<EndpointHealth> = group
-            .endpoints
-            .clone()
-            .filter_map(|e| routing.endpoints.get(e as usize).map(|ep| (e, ep)))
-            .map(|(e, ep)| {
-                let ep_status = status.and_then(|s| s.endpoints.iter().find(|x| x.key == ep.key));
-                let up = health.endpoint_up(e as usize);
-                EndpointHealth {
-                    id: ep.id.clone(),
-                    key: ep.key.clone(),
-                    state: State::new(up, ep_status.and_then(|s| s.admin)),
-                    reason: endpoint_reason(ep.check.is_some(), status.is_some(), ep_status),
-                }
-            })
-            .collect();
+        let endpoints = endpoint_health(routing, group, health, status);
         let n_up = endpoints.iter().filter(|e| e.state == State::Up).count();
         let has_type = group.endpoints.clone().any(|e| {
             routing
@@ -450,6 +436,30 @@ fn explain_dynamic(
         });
     }
     out
+}
+
+/// Each endpoint of a datacenter group: its state and why.
+fn endpoint_health(
+    routing: &Routing,
+    group: &crate::routing::Group,
+    health: &HealthView,
+    status: Option<&Status>,
+) -> Vec<EndpointHealth> {
+    group
+        .endpoints
+        .clone()
+        .filter_map(|e| routing.endpoints.get(e as usize).map(|ep| (e, ep)))
+        .map(|(e, ep)| {
+            let ep_status = status.and_then(|s| s.endpoints.iter().find(|x| x.key == ep.key));
+            let up = health.endpoint_up(e as usize);
+            EndpointHealth {
+                id: ep.id.clone(),
+                key: ep.key.clone(),
+                state: State::new(up, ep_status.and_then(|s| s.admin)),
+                reason: endpoint_reason(ep.check.is_some(), status.is_some(), ep_status),
+            }
+        })
+        .collect()
 }
 
 fn admin_text(a: AdminState) -> &'static str {

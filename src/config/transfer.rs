@@ -60,17 +60,13 @@ pub struct TransferConfig {
 /// A problem at a line of the config file (0: no line).
 pub type Problem = (usize, String);
 
-/// Validates `[tsig_keys]` and `[transfer]` against the zones loaded. `line` turns a span
-/// into a line number of the config file.
-pub fn build(
-    keys: &BTreeMap<String, Spanned<TsigKeyConfig>>,
-    transfer: &BTreeMap<String, Spanned<TransferConfig>>,
-    zones: &ZoneSet,
+/// Validates `[tsig_keys]` into `out`; returns each key's index by its name in the file.
+fn tsig_keys<'k>(
+    keys: &'k BTreeMap<String, Spanned<TsigKeyConfig>>,
     line: &dyn Fn(std::ops::Range<usize>) -> usize,
+    out: &mut Vec<TsigKey>,
     errors: &mut Vec<Problem>,
-    warnings: &mut Vec<Problem>,
-) -> Transfers {
-    let mut out = Transfers::default();
+) -> FxHashMap<&'k str, usize> {
     let mut key_index: FxHashMap<&str, usize> = FxHashMap::default();
     for (name, spanned) in keys {
         let at = line(spanned.span());
@@ -110,37 +106,28 @@ pub fn build(
                 continue;
             }
         };
-        if out.keys.iter().any(|x| x.name[..] == wire[..]) {
+        if out.iter().any(|x| x.name[..] == wire[..]) {
             errors.push((at, format!("tsig_keys: {name:?} is defined twice")));
             continue;
         }
-        key_index.insert(name.as_str(), out.keys.len());
-        out.keys.push(TsigKey {
+        key_index.insert(name.as_str(), out.len());
+        out.push(TsigKey {
             name: wire.into_boxed_slice(),
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         });
     }
 
-    for (zone_name, spanned) in transfer {
-        let at = line(spanned.span());
-        let t = spanned.get_ref();
-        let origin = match Name::parse(zone_name, Some(&Name::root())) {
-            Ok(n) => wire_lower(&n),
-            Err(e) => {
-                errors.push((
-                    at,
-                    format!("transfer: {zone_name:?} is not a zone name: {e}"),
-                ));
-                continue;
-            }
-        };
-        let Some(zone) = zones.zones().iter().find(|z| z.origin() == &origin[..]) else {
-            errors.push((
-                at,
-                format!("transfer: zone {} is not served here", to_text(&origin)),
-            ));
-            continue;
-        };
+    key_index
+}
+
+/// One zone's `[transfer."zone."]`: networks, key and NOTIFY targets.
+fn zone_transfer(
+    zone_name: &str,
+    t: &TransferConfig,
+    key_index: &FxHashMap<&str, usize>,
+    line: &dyn Fn(std::ops::Range<usize>) -> usize,
+    errors: &mut Vec<Problem>,
+) -> ZoneTransfer {
         let mut zt = ZoneTransfer::default();
         for a in &t.allow {
             let text = a.get_ref().trim();
@@ -183,6 +170,42 @@ pub fn build(
                 )),
             }
         }
+    zt
+}
+
+/// Validates `[tsig_keys]` and `[transfer]` against the zones loaded. `line` turns a span
+/// into a line number of the config file.
+pub fn build(
+    keys: &BTreeMap<String, Spanned<TsigKeyConfig>>,
+    transfer: &BTreeMap<String, Spanned<TransferConfig>>,
+    zones: &ZoneSet,
+    line: &dyn Fn(std::ops::Range<usize>) -> usize,
+    errors: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Transfers {
+    let mut out = Transfers::default();
+    let key_index = tsig_keys(keys, line, &mut out.keys, errors);
+    for (zone_name, spanned) in transfer {
+        let at = line(spanned.span());
+        let t = spanned.get_ref();
+        let origin = match Name::parse(zone_name, Some(&Name::root())) {
+            Ok(n) => wire_lower(&n),
+            Err(e) => {
+                errors.push((
+                    at,
+                    format!("transfer: {zone_name:?} is not a zone name: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(zone) = zones.zones().iter().find(|z| z.origin() == &origin[..]) else {
+            errors.push((
+                at,
+                format!("transfer: zone {} is not served here", to_text(&origin)),
+            ));
+            continue;
+        };
+        let zt = zone_transfer(zone_name, t, &key_index, line, errors);
         if t.allow.is_empty() && t.tsig.is_none() {
             errors.push((
                 at,

@@ -335,28 +335,44 @@ fn lookup(
     );
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
-    if let Some((cache, cache_key)) = cache
-        && !outcome.spells_qname
-        && router.answered <= 1
-        && !router.basis.is_some_and(|b| b.random)
-        && let Some((body, counts)) = w.complete_body()
-    {
-        cache.put(
-            &cache_key,
-            &cache::Fill {
-                body,
-                counts,
-                rcode: outcome.rcode,
-                authoritative: outcome.authoritative,
-                counters: [
-                    zone_counter.map(|c| c.mine()),
-                    router.basis.and_then(|b| b.counter).map(|c| c.mine()),
-                ],
-                scope: router.scope,
-                client: router.basis.map(|b| (b.addr, b.from_ecs, b.scope)),
-            },
-        );
+    if let Some((cache, cache_key)) = cache {
+        keep(cache, &cache_key, &w, &outcome, &router, zone_counter);
     }
     let scope = ecs_scope(router.scope, opt.as_deref_mut(), subnet.is_some());
     (w.finish(opt.as_deref()), scope)
+}
+
+/// Keeps a fresh answer in the cache when another client in its network would get the same
+/// bytes: complete, not drawn at random, through at most one dynamic name, and not
+/// spelling the query's case (a DNAME synthesis).
+#[inline(always)]
+fn keep(
+    cache: &mut AnswerCache,
+    key: &cache::Key,
+    w: &Writer<'_>,
+    outcome: &crate::zone::Outcome,
+    router: &Router<'_>,
+    zone_counter: Option<&std::sync::Arc<crate::stats::Counter>>,
+) {
+    if outcome.spells_qname || router.answered > 1 || router.basis.is_some_and(|b| b.random) {
+        return;
+    }
+    let Some((body, counts)) = w.complete_body() else {
+        return;
+    };
+    cache.put(
+        key,
+        &cache::Fill {
+            body,
+            counts,
+            rcode: outcome.rcode,
+            authoritative: outcome.authoritative,
+            counters: [
+                zone_counter.map(|c| c.mine()),
+                router.basis.and_then(|b| b.counter).map(|c| c.mine()),
+            ],
+            scope: router.scope,
+            client: router.basis.map(|b| (b.addr, b.from_ecs, b.scope)),
+        },
+    );
 }

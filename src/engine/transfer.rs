@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use super::Snapshot;
-use crate::dns::name::{end_compressed, to_text};
+use crate::dns::name::{MAX_NAME_LEN, end_compressed, lower_into, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
 use crate::dns::wire::{self, ParseError};
 use crate::dns::{HEADER_LEN, class, rcode, rtype};
@@ -189,41 +189,24 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
     };
 
     // TSIG first: a bad signature is answered as such whatever else is wrong.
-    let mut signer = None;
-    let mut signed_with = None;
-    if let Some(at) = query.tsig {
-        let Some(v) = tsig::verify(&snapshot.transfer.keys, request, at, now) else {
-            let m = reply.begin(rcode::FORMERR, false, true);
-            return Start::One(reply.end(m, None, now));
-        };
-        if v.error != 0 {
-            tracing::warn!(zone = %zone_text, %peer, key = %to_text(&v.key_name),
-                tsig_error = v.error, "{kind} refused: TSIG verification failed");
-            let mut m = reply.begin(0, false, true);
-            let len = m.len();
-            m.resize(len + tsig::error_len(&v), 0);
-            let n = tsig::finish_error(&snapshot.transfer.keys, &v, &mut m[2..], len - 2, now);
-            m.truncate(n + 2);
-            let size = (m.len() - 2) as u16;
-            m[..2].copy_from_slice(&size.to_be_bytes());
-            return Start::One(m);
+    let (mut signer, signed_with) = match verify_tsig(snapshot, request, &query, &reply, now) {
+        Ok(signed) => signed,
+        Err(why) => {
+            if let Some((key, error)) = why.0 {
+                tracing::warn!(zone = %zone_text, %peer, key = %to_text(&key),
+                    tsig_error = error, "{kind} refused: TSIG verification failed");
+            }
+            return why.1;
         }
-        if let Some(key) = v.key.and_then(|k| snapshot.transfer.keys.get(k)) {
-            signer = Some(Signer::for_response(key, &v));
-            signed_with = v.key;
-        }
-    }
+    };
     let refuse = |why: &str, signer: Option<&mut Signer>| {
         tracing::warn!(zone = %zone_text, %peer, "{kind} refused: {why}");
         let m = reply.begin(rcode::REFUSED, false, true);
         Start::One(reply.end(m, signer, now))
     };
 
-    let mut key = [0u8; 255];
-    let len = query.qname.len();
-    key[..len].copy_from_slice(query.qname);
-    key[..len].make_ascii_lowercase();
-    let key = &key[..len];
+    let mut key = [0u8; MAX_NAME_LEN];
+    let key = lower_into(query.qname, &mut key);
     let zone_index = snapshot
         .zones
         .zones()
@@ -293,6 +276,42 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         records: 0,
         messages: 0,
     }))
+}
+
+/// A refused TSIG: the key name and error to log (when verified but wrong), and the reply.
+type TsigRefusal = (Option<(Vec<u8>, u16)>, Start);
+
+/// Verifies the request's TSIG record, if it has one: the signer for the response and the
+/// index of the key it was signed with; or the reply that refuses it.
+fn verify_tsig(
+    snapshot: &Snapshot,
+    request: &[u8],
+    query: &wire::Query<'_>,
+    reply: &Reply<'_>,
+    now: u64,
+) -> Result<(Option<Signer>, Option<usize>), TsigRefusal> {
+    let Some(at) = query.tsig else {
+        return Ok((None, None));
+    };
+    let keys = &snapshot.transfer.keys;
+    let Some(v) = tsig::verify(keys, request, at, now) else {
+        let m = reply.begin(rcode::FORMERR, false, true);
+        return Err((None, Start::One(reply.end(m, None, now))));
+    };
+    if v.error != 0 {
+        let mut m = reply.begin(0, false, true);
+        let len = m.len();
+        m.resize(len + tsig::error_len(&v), 0);
+        let n = tsig::finish_error(keys, &v, &mut m[2..], len - 2, now);
+        m.truncate(n + 2);
+        let size = (m.len() - 2) as u16;
+        m[..2].copy_from_slice(&size.to_be_bytes());
+        return Err((Some((v.key_name.clone(), v.error)), Start::One(m)));
+    }
+    Ok(match v.key.and_then(|k| keys.get(k)) {
+        Some(key) => (Some(Signer::for_response(key, &v)), v.key),
+        None => (None, None),
+    })
 }
 
 /// The client's serial: the SOA in the authority section of an IXFR request.

@@ -527,41 +527,23 @@ impl Routing {
             _ => None,
         };
         let mut chosen = [0u32; MAX_RECORDS];
-        let n = if d.all_down {
-            match &name.all_down {
-                AllDown::FailOpen => self.pick(
-                    name,
-                    &d,
-                    serve_type,
-                    Pick {
-                        client_key,
-                        entropy: client.entropy,
-                        health,
-                        open: true,
-                    },
-                    &mut chosen,
-                ),
-                AllDown::NoData => return (DynamicOutcome::NoData, basis),
-                AllDown::Fallback { a, aaaa, cname } => {
-                    return (
-                        Self::fallback(name, owner, qtype, a, aaaa, cname.as_deref(), sink),
-                        basis,
-                    );
-                }
+        let how = Pick {
+            client_key,
+            entropy: client.entropy,
+            health,
+            // All down and failing open: answer as if every endpoint were up.
+            open: d.all_down,
+        };
+        let n = match &name.all_down {
+            _ if !d.all_down => self.pick(name, &d, serve_type, how, &mut chosen),
+            AllDown::FailOpen => self.pick(name, &d, serve_type, how, &mut chosen),
+            AllDown::NoData => return (DynamicOutcome::NoData, basis),
+            AllDown::Fallback { a, aaaa, cname } => {
+                return (
+                    Self::fallback(name, owner, qtype, a, aaaa, cname.as_deref(), sink),
+                    basis,
+                );
             }
-        } else {
-            self.pick(
-                name,
-                &d,
-                serve_type,
-                Pick {
-                    client_key,
-                    entropy: client.entropy,
-                    health,
-                    open: false,
-                },
-                &mut chosen,
-            )
         };
         if n == 0 {
             return (DynamicOutcome::NoData, basis);
