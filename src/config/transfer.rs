@@ -128,48 +128,48 @@ fn zone_transfer(
     line: &dyn Fn(std::ops::Range<usize>) -> usize,
     errors: &mut Vec<Problem>,
 ) -> ZoneTransfer {
-        let mut zt = ZoneTransfer::default();
-        for a in &t.allow {
-            let text = a.get_ref().trim();
-            let net = IpNet::from_str(text)
-                .or_else(|_| IpAddr::from_str(text).map(IpNet::from))
-                .map(|n| n.trunc());
-            match net {
-                Ok(n) => zt.allow.push(n),
-                Err(_) => errors.push((
-                    line(a.span()),
-                    format!(
-                        "transfer.\"{zone_name}\": allow: {text:?} is not a network (CIDR) or address"
-                    ),
-                )),
-            }
+    let mut zt = ZoneTransfer::default();
+    for a in &t.allow {
+        let text = a.get_ref().trim();
+        let net = IpNet::from_str(text)
+            .or_else(|_| IpAddr::from_str(text).map(IpNet::from))
+            .map(|n| n.trunc());
+        match net {
+            Ok(n) => zt.allow.push(n),
+            Err(_) => errors.push((
+                line(a.span()),
+                format!(
+                    "transfer.\"{zone_name}\": allow: {text:?} is not a network (CIDR) or address"
+                ),
+            )),
         }
-        if let Some(k) = &t.tsig {
-            match key_index.get(k.get_ref().as_str()) {
-                Some(&i) => zt.tsig = Some(i),
-                None => errors.push((
-                    line(k.span()),
-                    format!(
-                        "transfer.\"{zone_name}\": tsig: no key {:?} in [tsig_keys]",
-                        k.get_ref()
-                    ),
-                )),
-            }
+    }
+    if let Some(k) = &t.tsig {
+        match key_index.get(k.get_ref().as_str()) {
+            Some(&i) => zt.tsig = Some(i),
+            None => errors.push((
+                line(k.span()),
+                format!(
+                    "transfer.\"{zone_name}\": tsig: no key {:?} in [tsig_keys]",
+                    k.get_ref()
+                ),
+            )),
         }
-        for n in &t.notify {
-            let text = n.get_ref().trim();
-            let addr = SocketAddr::from_str(text)
-                .or_else(|_| IpAddr::from_str(text).map(|ip| SocketAddr::new(ip, 53)));
-            match addr {
-                Ok(a) => zt.notify.push(a),
-                Err(_) => errors.push((
-                    line(n.span()),
-                    format!(
-                        "transfer.\"{zone_name}\": notify: {text:?} is not an address or address:port"
-                    ),
-                )),
-            }
+    }
+    for n in &t.notify {
+        let text = n.get_ref().trim();
+        let addr = SocketAddr::from_str(text)
+            .or_else(|_| IpAddr::from_str(text).map(|ip| SocketAddr::new(ip, 53)));
+        match addr {
+            Ok(a) => zt.notify.push(a),
+            Err(_) => errors.push((
+                line(n.span()),
+                format!(
+                    "transfer.\"{zone_name}\": notify: {text:?} is not an address or address:port"
+                ),
+            )),
         }
+    }
     zt
 }
 

@@ -257,13 +257,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         }
     }
 
-    let mut owners: Vec<Box<[u8]>> = zone
-        .nodes()
-        .filter(|(name, n)| n.dynamic.is_none() && !n.rrsets.is_empty() && *name != key)
-        .map(|(name, _)| Box::<[u8]>::from(name))
-        .collect();
-    owners.sort_unstable();
-    owners.insert(0, Box::from(zone.origin()));
+    let owners = transfer_order(zone);
     Start::Zone(Box::new(Transfer {
         zone: zone_index,
         id: query.id,
@@ -276,6 +270,19 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         records: 0,
         messages: 0,
     }))
+}
+
+/// The owners a transfer walks: the apex first, then every other name with static records
+/// in canonical-ish (byte) order.
+fn transfer_order(zone: &Zone) -> Vec<Box<[u8]>> {
+    let mut owners: Vec<Box<[u8]>> = zone
+        .nodes()
+        .filter(|(name, n)| n.dynamic.is_none() && !n.rrsets.is_empty() && *name != zone.origin())
+        .map(|(name, _)| Box::<[u8]>::from(name))
+        .collect();
+    owners.sort_unstable();
+    owners.insert(0, Box::from(zone.origin()));
+    owners
 }
 
 /// A refused TSIG: the key name and error to log (when verified but wrong), and the reply.

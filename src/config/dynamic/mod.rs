@@ -337,39 +337,118 @@ impl<'g> RoutingBuilder<'g> {
             .flat_map(|&g| self.tables.routing.groups[g as usize].endpoints.clone())
             .filter_map(|e| self.tables.routing.endpoints.get(e as usize))
             .collect();
-        let has_cname = endpoints.iter().any(|e| e.cname.is_some());
-        let has_addr = endpoints.iter().any(|e| e.a.is_some() || e.aaaa.is_some());
-        if has_cname && has_addr {
-            return Err((
-                at(conf.pool.span()),
-                "a pool answers either addresses or CNAMEs, not both".into(),
-            ));
-        }
-        let (mut serves_a, mut serves_aaaa, mut serves_cname) = (
-            endpoints.iter().any(|e| e.a.is_some()),
-            endpoints.iter().any(|e| e.aaaa.is_some()),
-            has_cname,
-        );
-        if let Some(types) = &conf.types {
-            let want = |t: &str| types.iter().any(|x| x.eq_ignore_ascii_case(t));
-            for t in types {
-                if !["A", "AAAA", "CNAME"]
-                    .iter()
-                    .any(|k| t.eq_ignore_ascii_case(k))
-                {
-                    return Err((0, format!("type {t:?} is not one of A, AAAA, CNAME")));
-                }
-            }
-            serves_a &= want("A");
-            serves_aaaa &= want("AAAA");
-            serves_cname &= want("CNAME");
-            if !(serves_a || serves_aaaa || serves_cname) {
-                return Err((0, "no endpoint of the pool has the requested type".into()));
-            }
-        }
+        let (serves_a, serves_aaaa, serves_cname) = served_types(conf, &endpoints, at)?;
 
+        let policy = self.policy(conf, pool, &pool_groups, base, file, dc_index, text)?;
+
+        let select = select_of(conf, at)?;
+        let all_down = all_down_of(conf, origin)?;
+        let ttl = conf.ttl.unwrap_or(DEFAULT_TTL);
+        if ttl > i32::MAX as u32 {
+            return Err((0, "ttl is above 2^31-1".into()));
+        }
+        Ok(DynamicName {
+            owner: wire_lower(&owner).into_boxed_slice(),
+            ttl,
+            degraded_ttl: conf.degraded_ttl,
+            pool,
+            policy,
+            select,
+            datacenters: conf
+                .datacenters
+                .unwrap_or(1)
+                .clamp(1, crate::routing::MAX_DATACENTERS as u8),
+            all_down,
+            ignore_ecs: conf.ignore_ecs,
+            answers: (0..=pool_groups.len())
+                .map(|_| std::sync::Arc::default())
+                .collect(),
+            serves_a,
+            serves_aaaa,
+            serves_cname,
+        })
+    }
+
+    /// The name's policy: a table (geo, nearest, latency), weights, or a failover order.
+    #[allow(clippy::too_many_arguments)]
+    fn policy(
+        &mut self,
+        conf: &NameConf,
+        pool: u32,
+        pool_groups: &[u32],
+        base: &Path,
+        file: &DynamicFile,
+        dc_index: &HashMap<&str, (u32, f64)>,
+        text: &str,
+    ) -> Result<Policy, Problem> {
+        let at = |s: std::ops::Range<usize>| line_at(text, s.start);
         let policy_span = conf.policy.span();
         let policy = match conf.policy.get_ref().as_str() {
+            kind @ ("geo" | "nearest" | "latency") => {
+                self.table_policy(kind, conf, pool, base, file, dc_index, text)?
+            }
+            "weighted" => {
+                let mut weights = Vec::new();
+                for g in pool_groups {
+                    let dc = self.tables.routing.groups[*g as usize].datacenter;
+                    let dc_name = &self.tables.routing.datacenters[dc as usize].name;
+                    // Listing weights leaves the unlisted datacenters out; none listed: all 1.
+                    let unlisted = if conf.weights.is_empty() { 1 } else { 0 };
+                    weights.push(conf.weights.get(dc_name).copied().unwrap_or(unlisted));
+                }
+                for dc in conf.weights.keys() {
+                    if !dc_index.contains_key(dc.as_str()) {
+                        return Err((0, format!("weights: unknown datacenter {dc:?}")));
+                    }
+                }
+                if weights.iter().all(|&w| w == 0) {
+                    return Err((0, "weights: every weight is 0".into()));
+                }
+                Policy::Weighted {
+                    sticky: conf.sticky,
+                    weights: weights.into_boxed_slice(),
+                }
+            }
+            "failover" => {
+                if conf.order.is_empty() {
+                    return Err((
+                        at(policy_span.clone()),
+                        "policy \"failover\" needs order = [\"dc1\", \"dc2\", ...]".into(),
+                    ));
+                }
+                let names: Vec<&str> = conf.order.iter().map(|s| s.get_ref().as_str()).collect();
+                let groups = self
+                    .groups_for(pool, &names, dc_index)
+                    .map_err(|m| (at(conf.order[0].span()), format!("order: {m}")))?;
+                Policy::Failover {
+                    order: self.tables.intern(groups),
+                }
+            }
+            other => {
+                return Err((
+                    at(policy_span),
+                    format!("unknown policy {other:?} (geo, nearest, latency, weighted, failover)"),
+                ));
+            }
+        };
+        Ok(policy)
+    }
+
+    /// A policy answered from a network table, built once per (kind, source, pool).
+    #[allow(clippy::too_many_arguments)]
+    fn table_policy(
+        &mut self,
+        kind: &str,
+        conf: &NameConf,
+        pool: u32,
+        base: &Path,
+        file: &DynamicFile,
+        dc_index: &HashMap<&str, (u32, f64)>,
+        text: &str,
+    ) -> Result<Policy, Problem> {
+        let at = |s: std::ops::Range<usize>| line_at(text, s.start);
+        let policy_span = conf.policy.span();
+        Ok(match kind {
             "geo" => {
                 let map_name = conf.map.as_ref().ok_or((
                     at(policy_span.clone()),
@@ -414,7 +493,7 @@ impl<'g> RoutingBuilder<'g> {
                     kind: TableKind::Nearest,
                 }
             }
-            "latency" => {
+            _ => {
                 let file_path = conf.latency_table.as_ref().ok_or((
                     at(policy_span.clone()),
                     "policy \"latency\" needs latency_table = \"file.csv\"".to_string(),
@@ -434,122 +513,6 @@ impl<'g> RoutingBuilder<'g> {
                     kind: TableKind::Latency,
                 }
             }
-            "weighted" => {
-                let mut weights = Vec::new();
-                for g in &pool_groups {
-                    let dc = self.tables.routing.groups[*g as usize].datacenter;
-                    let dc_name = &self.tables.routing.datacenters[dc as usize].name;
-                    // Listing weights leaves the unlisted datacenters out; none listed: all 1.
-                    let unlisted = if conf.weights.is_empty() { 1 } else { 0 };
-                    weights.push(conf.weights.get(dc_name).copied().unwrap_or(unlisted));
-                }
-                for dc in conf.weights.keys() {
-                    if !dc_index.contains_key(dc.as_str()) {
-                        return Err((0, format!("weights: unknown datacenter {dc:?}")));
-                    }
-                }
-                if weights.iter().all(|&w| w == 0) {
-                    return Err((0, "weights: every weight is 0".into()));
-                }
-                Policy::Weighted {
-                    sticky: conf.sticky,
-                    weights: weights.into_boxed_slice(),
-                }
-            }
-            "failover" => {
-                if conf.order.is_empty() {
-                    return Err((
-                        at(policy_span.clone()),
-                        "policy \"failover\" needs order = [\"dc1\", \"dc2\", ...]".into(),
-                    ));
-                }
-                let names: Vec<&str> = conf.order.iter().map(|s| s.get_ref().as_str()).collect();
-                let groups = self
-                    .groups_for(pool, &names, dc_index)
-                    .map_err(|m| (at(conf.order[0].span()), format!("order: {m}")))?;
-                Policy::Failover {
-                    order: self.tables.intern(groups),
-                }
-            }
-            other => {
-                return Err((
-                    at(policy_span),
-                    format!("unknown policy {other:?} (geo, nearest, latency, weighted, failover)"),
-                ));
-            }
-        };
-
-        let select = match conf.select.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("all") => Select::All,
-            Some("weighted") => Select::Weighted,
-            Some("first") => Select::First(conf.count.unwrap_or(1).max(1)),
-            Some(other) => {
-                return Err((
-                    conf.select.as_ref().map(|s| at(s.span())).unwrap_or(0),
-                    format!("unknown select {other:?} (all, first, weighted)"),
-                ));
-            }
-        };
-        let all_down = match conf.all_down.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("fail-open") => AllDown::FailOpen,
-            Some("nodata") => AllDown::NoData,
-            Some("fallback") => {
-                let mut a = Vec::new();
-                let mut aaaa = Vec::new();
-                for ip in &conf.fallback {
-                    match ip {
-                        IpAddr::V4(v4) => a.push(v4.octets()),
-                        IpAddr::V6(v6) => aaaa.push(v6.octets()),
-                    }
-                }
-                let cname = match &conf.fallback_cname {
-                    Some(t) => Some(
-                        Name::parse(t, Some(origin))
-                            .map(|n| crate::dns::name::wire(&n))
-                            .map_err(|e| (0, format!("fallback_cname: {e}")))?
-                            .into_boxed_slice(),
-                    ),
-                    None => None,
-                };
-                if a.is_empty() && aaaa.is_empty() && cname.is_none() {
-                    return Err((
-                        0,
-                        "all_down = \"fallback\" needs fallback = [addresses] or fallback_cname"
-                            .into(),
-                    ));
-                }
-                AllDown::Fallback { a, aaaa, cname }
-            }
-            Some(other) => {
-                return Err((
-                    0,
-                    format!("unknown all_down {other:?} (fail-open, nodata, fallback)"),
-                ));
-            }
-        };
-        let ttl = conf.ttl.unwrap_or(DEFAULT_TTL);
-        if ttl > i32::MAX as u32 {
-            return Err((0, "ttl is above 2^31-1".into()));
-        }
-        Ok(DynamicName {
-            owner: wire_lower(&owner).into_boxed_slice(),
-            ttl,
-            degraded_ttl: conf.degraded_ttl,
-            pool,
-            policy,
-            select,
-            datacenters: conf
-                .datacenters
-                .unwrap_or(1)
-                .clamp(1, crate::routing::MAX_DATACENTERS as u8),
-            all_down,
-            ignore_ecs: conf.ignore_ecs,
-            answers: (0..=pool_groups.len())
-                .map(|_| std::sync::Arc::default())
-                .collect(),
-            serves_a,
-            serves_aaaa,
-            serves_cname,
         })
     }
 
@@ -703,6 +666,105 @@ impl<'g> RoutingBuilder<'g> {
 fn zone_key(origin: &Name) -> String {
     let s = origin.to_ascii().to_ascii_lowercase();
     s.trim_end_matches('.').to_string()
+}
+
+/// Which types a name answers (A, AAAA, CNAME): what its pool's endpoints have, narrowed
+/// by `types` when given.
+fn served_types(
+    conf: &NameConf,
+    endpoints: &[&Endpoint],
+    at: impl Fn(std::ops::Range<usize>) -> usize,
+) -> Result<(bool, bool, bool), Problem> {
+    let has_cname = endpoints.iter().any(|e| e.cname.is_some());
+    let has_addr = endpoints.iter().any(|e| e.a.is_some() || e.aaaa.is_some());
+    if has_cname && has_addr {
+        return Err((
+            at(conf.pool.span()),
+            "a pool answers either addresses or CNAMEs, not both".into(),
+        ));
+    }
+    let (mut serves_a, mut serves_aaaa, mut serves_cname) = (
+        endpoints.iter().any(|e| e.a.is_some()),
+        endpoints.iter().any(|e| e.aaaa.is_some()),
+        has_cname,
+    );
+    if let Some(types) = &conf.types {
+        let want = |t: &str| types.iter().any(|x| x.eq_ignore_ascii_case(t));
+        for t in types {
+            if !["A", "AAAA", "CNAME"]
+                .iter()
+                .any(|k| t.eq_ignore_ascii_case(k))
+            {
+                return Err((0, format!("type {t:?} is not one of A, AAAA, CNAME")));
+            }
+        }
+        serves_a &= want("A");
+        serves_aaaa &= want("AAAA");
+        serves_cname &= want("CNAME");
+        if !(serves_a || serves_aaaa || serves_cname) {
+            return Err((0, "no endpoint of the pool has the requested type".into()));
+        }
+    }
+
+    Ok((serves_a, serves_aaaa, serves_cname))
+}
+
+/// How endpoints are picked inside a datacenter.
+fn select_of(
+    conf: &NameConf,
+    at: impl Fn(std::ops::Range<usize>) -> usize,
+) -> Result<Select, Problem> {
+    Ok(match conf.select.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("all") => Select::All,
+        Some("weighted") => Select::Weighted,
+        Some("first") => Select::First(conf.count.unwrap_or(1).max(1)),
+        Some(other) => {
+            return Err((
+                conf.select.as_ref().map(|s| at(s.span())).unwrap_or(0),
+                format!("unknown select {other:?} (all, first, weighted)"),
+            ));
+        }
+    })
+}
+
+/// What the name answers when every candidate is down.
+fn all_down_of(conf: &NameConf, origin: &Name) -> Result<AllDown, Problem> {
+    Ok(match conf.all_down.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("fail-open") => AllDown::FailOpen,
+        Some("nodata") => AllDown::NoData,
+        Some("fallback") => {
+            let mut a = Vec::new();
+            let mut aaaa = Vec::new();
+            for ip in &conf.fallback {
+                match ip {
+                    IpAddr::V4(v4) => a.push(v4.octets()),
+                    IpAddr::V6(v6) => aaaa.push(v6.octets()),
+                }
+            }
+            let cname = match &conf.fallback_cname {
+                Some(t) => Some(
+                    Name::parse(t, Some(origin))
+                        .map(|n| crate::dns::name::wire(&n))
+                        .map_err(|e| (0, format!("fallback_cname: {e}")))?
+                        .into_boxed_slice(),
+                ),
+                None => None,
+            };
+            if a.is_empty() && aaaa.is_empty() && cname.is_none() {
+                return Err((
+                    0,
+                    "all_down = \"fallback\" needs fallback = [addresses] or fallback_cname".into(),
+                ));
+            }
+            AllDown::Fallback { a, aaaa, cname }
+        }
+        Some(other) => {
+            return Err((
+                0,
+                format!("unknown all_down {other:?} (fail-open, nodata, fallback)"),
+            ));
+        }
+    })
 }
 
 #[cfg(test)]
