@@ -15,19 +15,17 @@
 //! map = "world"
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::str::FromStr;
 
 use hickory_proto::rr::Name;
-use ipnet::IpNet;
 use toml::Spanned;
 
 use super::Diagnostic;
 use crate::dns::name::wire_lower;
 use crate::geo::GeoSources;
-use crate::routing::build::{GeoKey, Rtt, TableBuilder};
+use crate::routing::build::TableBuilder;
 use crate::routing::{
     AllDown, Datacenter, DynamicName, Endpoint, Group, Policy, Pool, Select, TableKind,
 };
@@ -38,6 +36,7 @@ pub const DEFAULT_TTL: u32 = 20;
 
 mod checks;
 mod schema;
+mod tables;
 
 use checks::{check_spec, endpoint};
 use schema::*;
@@ -170,74 +169,18 @@ impl<'g> RoutingBuilder<'g> {
         // Pools: endpoints grouped by datacenter, groups in first-mention order.
         let mut pool_index: HashMap<&str, u32> = HashMap::new();
         for (pool_name, pool) in &file.pools {
-            let mut by_dc: Vec<(u32, f64, Vec<&Spanned<EndpointConf>>)> = Vec::new();
-            let mut ids = std::collections::HashSet::new();
-            for ep in &pool.endpoints {
-                let conf = ep.get_ref();
-                let line = at(&ep.span());
-                if !ids.insert(conf.id.as_str()) {
-                    errors.push(diag(
-                        line,
-                        format!("pool {pool_name}: endpoint id {:?} is used twice", conf.id),
-                    ));
-                }
-                let Some(&(dc, share)) = dc_index.get(conf.datacenter.get_ref().as_str()) else {
-                    errors.push(diag(
-                        at(&conf.datacenter.span()),
-                        format!(
-                            "pool {pool_name}: unknown datacenter {:?} (define it under [datacenters])",
-                            conf.datacenter.get_ref()
-                        ),
-                    ));
-                    continue;
-                };
-                match by_dc.iter_mut().find(|(d, _, _)| *d == dc) {
-                    Some((_, _, v)) => v.push(ep),
-                    None => by_dc.push((dc, share, vec![ep])),
-                }
-            }
-            let pool_idx = self.tables.routing.pools.len() as u32;
-            let first_group = self.tables.routing.groups.len() as u32;
-            for (dc, share, eps) in by_dc {
-                let group_idx = self.tables.routing.groups.len() as u32;
-                let first_ep = self.tables.routing.endpoints.len() as u32;
-                for ep in eps {
-                    let conf = ep.get_ref();
-                    let line = at(&ep.span());
-                    let key = format!("{}/{pool_name}/{}", zone_key(origin), conf.id);
-                    let check = match &pool.check {
-                        Some(c) => match check_spec(c.get_ref(), conf, base) {
-                            Ok(spec) => Some(self.tables.intern_check(spec)),
-                            Err(m) => {
-                                errors.push(diag(
-                                    at(&c.span()),
-                                    format!("pool {pool_name}, check for {}: {m}", conf.id),
-                                ));
-                                None
-                            }
-                        },
-                        None => None,
-                    };
-                    match endpoint(conf, group_idx, origin, key, check) {
-                        Ok(e) => self.tables.routing.endpoints.push(e),
-                        Err(m) => errors.push(diag(
-                            line,
-                            format!("pool {pool_name}, endpoint {}: {m}", conf.id),
-                        )),
-                    }
-                }
-                self.tables.routing.groups.push(Group {
-                    pool: pool_idx,
-                    datacenter: dc,
-                    endpoints: first_ep..self.tables.routing.endpoints.len() as u32,
-                    up_share: share,
-                });
-            }
-            self.tables.routing.pools.push(Pool {
-                name: pool_name.clone(),
-                groups: first_group..self.tables.routing.groups.len() as u32,
-            });
-            pool_index.insert(pool_name.as_str(), pool_idx);
+            let mut problems = Vec::new();
+            let idx = self.pool(
+                pool_name,
+                pool,
+                &dc_index,
+                origin,
+                base,
+                &text,
+                &mut problems,
+            );
+            errors.extend(problems.into_iter().map(|(l, m)| diag(l, m)));
+            pool_index.insert(pool_name.as_str(), idx);
         }
 
         for (owner_text, spanned) in &file.names {
@@ -272,6 +215,91 @@ impl<'g> RoutingBuilder<'g> {
         } else {
             Err(errors)
         }
+    }
+
+    /// Adds one pool: its endpoints grouped by datacenter (groups in first-mention order),
+    /// each endpoint with its check; returns the pool's index.
+    #[allow(clippy::too_many_arguments)]
+    fn pool(
+        &mut self,
+        pool_name: &str,
+        pool: &PoolConf,
+        dc_index: &HashMap<&str, (u32, f64)>,
+        origin: &Name,
+        base: &Path,
+        text: &str,
+        errors: &mut Vec<Problem>,
+    ) -> u32 {
+        let at = |s: &std::ops::Range<usize>| line_at(text, s.start);
+        let diag = |line: usize, message: String| (line, message);
+        let mut by_dc: Vec<(u32, f64, Vec<&Spanned<EndpointConf>>)> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for ep in &pool.endpoints {
+            let conf = ep.get_ref();
+            let line = at(&ep.span());
+            if !ids.insert(conf.id.as_str()) {
+                errors.push(diag(
+                    line,
+                    format!("pool {pool_name}: endpoint id {:?} is used twice", conf.id),
+                ));
+            }
+            let Some(&(dc, share)) = dc_index.get(conf.datacenter.get_ref().as_str()) else {
+                errors.push(diag(
+                    at(&conf.datacenter.span()),
+                    format!(
+                        "pool {pool_name}: unknown datacenter {:?} (define it under [datacenters])",
+                        conf.datacenter.get_ref()
+                    ),
+                ));
+                continue;
+            };
+            match by_dc.iter_mut().find(|(d, _, _)| *d == dc) {
+                Some((_, _, v)) => v.push(ep),
+                None => by_dc.push((dc, share, vec![ep])),
+            }
+        }
+        let pool_idx = self.tables.routing.pools.len() as u32;
+        let first_group = self.tables.routing.groups.len() as u32;
+        for (dc, share, eps) in by_dc {
+            let group_idx = self.tables.routing.groups.len() as u32;
+            let first_ep = self.tables.routing.endpoints.len() as u32;
+            for ep in eps {
+                let conf = ep.get_ref();
+                let line = at(&ep.span());
+                let key = format!("{}/{pool_name}/{}", zone_key(origin), conf.id);
+                let check = match &pool.check {
+                    Some(c) => match check_spec(c.get_ref(), conf, base) {
+                        Ok(spec) => Some(self.tables.intern_check(spec)),
+                        Err(m) => {
+                            errors.push(diag(
+                                at(&c.span()),
+                                format!("pool {pool_name}, check for {}: {m}", conf.id),
+                            ));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                match endpoint(conf, group_idx, origin, key, check) {
+                    Ok(e) => self.tables.routing.endpoints.push(e),
+                    Err(m) => errors.push(diag(
+                        line,
+                        format!("pool {pool_name}, endpoint {}: {m}", conf.id),
+                    )),
+                }
+            }
+            self.tables.routing.groups.push(Group {
+                pool: pool_idx,
+                datacenter: dc,
+                endpoints: first_ep..self.tables.routing.endpoints.len() as u32,
+                up_share: share,
+            });
+        }
+        self.tables.routing.pools.push(Pool {
+            name: pool_name.to_string(),
+            groups: first_group..self.tables.routing.groups.len() as u32,
+        });
+        pool_idx
     }
 
     /// Group indices of `pool` in datacenter order `dcs`; unknown names are errors.
@@ -514,152 +542,6 @@ impl<'g> RoutingBuilder<'g> {
                 }
             }
         })
-    }
-
-    /// Parses a geo map (keys, nets file, nets) into orders and builds its table.
-    fn geo_table(
-        &mut self,
-        map: &GeoMapConf,
-        pool: u32,
-        base: &Path,
-        dc_index: &HashMap<&str, (u32, f64)>,
-        text: &str,
-    ) -> Result<u32, (usize, String)> {
-        let at = |s: std::ops::Range<usize>| line_at(text, s.start);
-        let default_names: Vec<&str> = map.default.iter().map(|s| s.get_ref().as_str()).collect();
-        let default = if default_names.is_empty() {
-            self.tables.pool_order(pool)
-        } else {
-            self.groups_for(pool, &default_names, dc_index)
-                .map_err(|m| {
-                    (
-                        map.default.first().map(|s| at(s.span())).unwrap_or(0),
-                        format!("default: {m}"),
-                    )
-                })?
-        };
-        let mut by_key = Vec::new();
-        for (key, dcs) in &map.map {
-            let k = GeoKey::parse(key)
-                .ok_or_else(|| (at(dcs.span()), format!("map key {key:?} is not a location")))?;
-            let names: Vec<&str> = dcs.get_ref().iter().map(String::as_str).collect();
-            let groups = self
-                .groups_for(pool, &names, dc_index)
-                .map_err(|m| (at(dcs.span()), format!("map.{key}: {m}")))?;
-            by_key.push((k, groups));
-        }
-        let mut overrides = match &map.nets_file {
-            Some(f) => self.nets_file(&base.join(f), pool, dc_index)?,
-            None => Vec::new(),
-        };
-        for (net, dcs) in &map.nets {
-            let n = IpNet::from_str(net).map_err(|_| {
-                (
-                    at(dcs.span()),
-                    format!("nets: {net:?} is not a CIDR network"),
-                )
-            })?;
-            let names: Vec<&str> = dcs.get_ref().iter().map(String::as_str).collect();
-            let groups = self
-                .groups_for(pool, &names, dc_index)
-                .map_err(|m| (at(dcs.span()), format!("nets.{net}: {m}")))?;
-            overrides.push((n, groups));
-        }
-        self.tables
-            .geo_table(default, by_key, overrides)
-            .map_err(|e| (0, e.to_string()))
-    }
-
-    /// A nets file: `network datacenter...` per line, `#` comments.
-    fn nets_file(
-        &self,
-        full: &Path,
-        pool: u32,
-        dc_index: &HashMap<&str, (u32, f64)>,
-    ) -> Result<Vec<(IpNet, Vec<u32>)>, Problem> {
-        let nets_text = std::fs::read_to_string(full)
-            .map_err(|e| (0, format!("nets_file {}: {e}", full.display())))?;
-        let mut out = Vec::new();
-        for (i, line) in nets_text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut parts = line.split(|c: char| c.is_whitespace() || c == ',');
-            let net = parts.next().unwrap_or("");
-            let net = IpNet::from_str(net).map_err(|_| {
-                (
-                    0,
-                    format!(
-                        "{}:{}: {net:?} is not a CIDR network",
-                        full.display(),
-                        i + 1
-                    ),
-                )
-            })?;
-            let names: Vec<&str> = parts.filter(|p| !p.is_empty()).collect();
-            let groups = self
-                .groups_for(pool, &names, dc_index)
-                .map_err(|m| (0, format!("{}:{}: {m}", full.display(), i + 1)))?;
-            out.push((net, groups));
-        }
-        Ok(out)
-    }
-
-    /// Parses a latency table (`client,datacenter,rtt_ms` rows) and builds its table.
-    fn latency_table(
-        &mut self,
-        path: &Path,
-        pool: u32,
-        dc_index: &HashMap<&str, (u32, f64)>,
-    ) -> Result<u32, (usize, String)> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| (0, format!("latency_table {}: {e}", path.display())))?;
-        let mut rows: BTreeMap<String, Vec<Rtt>> = BTreeMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() || line.starts_with("client,") {
-                continue;
-            }
-            let where_ = || format!("{}:{}", path.display(), i + 1);
-            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-            let [client, dc, rtt] = cols[..] else {
-                return Err((
-                    0,
-                    format!("{}: expected client,datacenter,rtt_ms", where_()),
-                ));
-            };
-            let rtt: f64 = rtt
-                .parse()
-                .map_err(|_| (0, format!("{}: rtt {rtt:?} is not a number", where_())))?;
-            let groups = self
-                .groups_for(pool, &[dc], dc_index)
-                .map_err(|m| (0, format!("{}: {m}", where_())))?;
-            if let Some(&g) = groups.first() {
-                rows.entry(client.to_string()).or_default().push((g, rtt));
-            }
-        }
-        let mut by_net = Vec::new();
-        let mut by_key: HashMap<GeoKey, Vec<Rtt>> = HashMap::new();
-        for (client, measured) in rows {
-            if let Ok(net) = IpNet::from_str(&client) {
-                by_net.push((net, measured));
-            } else {
-                let key = GeoKey::parse(&client).ok_or_else(|| {
-                    (
-                        0,
-                        format!(
-                            "{}: client {client:?} is not a CIDR, ASN or location",
-                            path.display()
-                        ),
-                    )
-                })?;
-                by_key.insert(key, measured);
-            }
-        }
-        self.tables
-            .latency_table(pool, by_net, by_key)
-            .map_err(|e| (0, e.to_string()))
     }
 }
 
