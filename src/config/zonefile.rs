@@ -133,62 +133,11 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
                 text.push(c);
                 if quoted {
                     let start_line = line;
-                    let mut closed = false;
-                    while let Some(c) = chars.next() {
-                        text.push(c);
-                        match c {
-                            '\\' => {
-                                if let Some(n) = chars.next() {
-                                    if n == '\n' {
-                                        line += 1;
-                                    }
-                                    text.push(n);
-                                }
-                            }
-                            '\n' => line += 1,
-                            '"' => {
-                                closed = true;
-                                break;
-                            }
-                            _ => {}
-                        }
-                    }
-                    if !closed {
+                    if !read_quoted(&mut chars, &mut text, &mut line) {
                         errors.push((start_line, "unterminated quoted string".into()));
                     }
                 } else {
-                    if c == '\\'
-                        && let Some(n) = chars.next()
-                    {
-                        text.push(n);
-                    }
-                    while let Some(&n) = chars.peek() {
-                        if matches!(n, ' ' | '\t' | '\r' | '\n' | ';' | '(' | ')') {
-                            break;
-                        }
-                        chars.next();
-                        text.push(n);
-                        if n == '\\'
-                            && let Some(e) = chars.next()
-                        {
-                            text.push(e);
-                        } else if n == '"' {
-                            // key="value" (RFC 9460 SvcParams): the quoted part is one token.
-                            while let Some(q) = chars.next() {
-                                text.push(q);
-                                match q {
-                                    '\\' => {
-                                        if let Some(e) = chars.next() {
-                                            text.push(e);
-                                        }
-                                    }
-                                    '\n' => line += 1,
-                                    '"' => break,
-                                    _ => {}
-                                }
-                            }
-                        }
-                    }
+                    read_word(c, &mut chars, &mut text, &mut line);
                 }
                 entry.tokens.push(Token { text, quoted });
             }
@@ -199,6 +148,54 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
     }
     flush(&mut cur, &mut entries);
     entries
+}
+
+type Chars<'t> = std::iter::Peekable<std::str::Chars<'t>>;
+
+/// Reads a quoted string after its opening quote into `text`, escapes kept; `false` when
+/// the text ends before the closing quote.
+fn read_quoted(chars: &mut Chars<'_>, text: &mut String, line: &mut usize) -> bool {
+    while let Some(c) = chars.next() {
+        text.push(c);
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    if n == '\n' {
+                        *line += 1;
+                    }
+                    text.push(n);
+                }
+            }
+            '\n' => *line += 1,
+            '"' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Reads the rest of a bare word that began with `first` into `text`: escapes kept, and a
+/// quoted part inside it (`key="value"`, RFC 9460 SvcParams) is part of the word.
+fn read_word(first: char, chars: &mut Chars<'_>, text: &mut String, line: &mut usize) {
+    if first == '\\'
+        && let Some(n) = chars.next()
+    {
+        text.push(n);
+    }
+    while let Some(&n) = chars.peek() {
+        if matches!(n, ' ' | '\t' | '\r' | '\n' | ';' | '(' | ')') {
+            break;
+        }
+        chars.next();
+        text.push(n);
+        if n == '\\'
+            && let Some(e) = chars.next()
+        {
+            text.push(e);
+        } else if n == '"' {
+            read_quoted(chars, text, line);
+        }
+    }
 }
 
 /// Parser state that carries across entries and into `$INCLUDE`d files.

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use hickory_proto::rr::Name;
 
 use super::schema::*;
+use crate::dns::rcode;
 use crate::health::{CheckKind, CheckSpec, Timing};
 use crate::routing::Endpoint;
 
@@ -24,27 +25,7 @@ pub(super) fn check_spec(
     ep: &EndpointConf,
     base: &Path,
 ) -> Result<CheckSpec, String> {
-    let interval = seconds(c.interval.unwrap_or(DEFAULT_INTERVAL), "interval")?;
-    let timeout = seconds(
-        c.timeout
-            .unwrap_or(DEFAULT_TIMEOUT.min(interval.as_secs_f64() / 2.0)),
-        "timeout",
-    )?;
-    if timeout > interval {
-        return Err("timeout must not exceed the interval".into());
-    }
-    let initially_up = match c.initial.as_deref() {
-        None | Some("up") => true,
-        Some("down") => false,
-        Some(other) => return Err(format!("initial must be up or down, not {other:?}")),
-    };
-    let timing = Timing {
-        interval,
-        timeout,
-        rise: c.rise.unwrap_or(DEFAULT_RISE).max(1),
-        fall: c.fall.unwrap_or(DEFAULT_FALL).max(1),
-        initially_up,
-    };
+    let timing = timing_of(c)?;
     let answer_addr = ep.address.or_else(|| ep.addresses.first().copied());
     let address = ep.check_address.or(answer_addr);
     let sock = |default_port: u16| -> Result<std::net::SocketAddr, String> {
@@ -74,77 +55,9 @@ pub(super) fn check_spec(
         }
         "http" | "https" => {
             let tls = c.kind == "https";
-            let addr = sock(if tls { 443 } else { 80 })?;
-            // Read now, so that `meridian check` and a reload catch it: a check that cannot
-            // build its client never runs, and its endpoint would stay up unchecked.
-            let ca_file = match &c.ca_file {
-                Some(f) => {
-                    let path = base.join(f);
-                    let pem = std::fs::read(&path)
-                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                    match reqwest::Certificate::from_pem_bundle(&pem) {
-                        Ok(certs) if !certs.is_empty() => Some(path),
-                        Ok(_) => {
-                            return Err(format!("ca_file {}: no PEM certificate", path.display()));
-                        }
-                        Err(e) => return Err(format!("ca_file {}: {e}", path.display())),
-                    }
-                }
-                None => None,
-            };
-            CheckKind::Http {
-                addr,
-                tls,
-                host: c.host.clone().unwrap_or_else(|| match addr.ip() {
-                    IpAddr::V4(a) => a.to_string(),
-                    IpAddr::V6(a) => format!("[{a}]"),
-                }),
-                path: {
-                    let p = c.path.clone().unwrap_or_else(|| "/".into());
-                    if p.starts_with('/') {
-                        p
-                    } else {
-                        format!("/{p}")
-                    }
-                },
-                expect_status: c.expect_status.clone(),
-                body_contains: c.body_contains.clone(),
-                insecure: c.insecure,
-                ca_file,
-            }
+            http_kind(c, sock(if tls { 443 } else { 80 })?, tls, base)?
         }
-        "dns" => {
-            let qname = c
-                .query
-                .clone()
-                .ok_or("a dns check needs query = \"name\"")?;
-            let qtype = match &c.qtype {
-                Some(t) => u16::from(
-                    hickory_proto::rr::RecordType::from_str(&t.to_ascii_uppercase())
-                        .map_err(|_| format!("unknown qtype {t:?}"))?,
-                ),
-                None => 1,
-            };
-            let rcode = match c
-                .expect_rcode
-                .as_deref()
-                .map(str::to_ascii_uppercase)
-                .as_deref()
-            {
-                None | Some("NOERROR") => 0,
-                Some("NXDOMAIN") => 3,
-                Some("REFUSED") => 5,
-                Some("SERVFAIL") => 2,
-                Some(other) => return Err(format!("unknown expect_rcode {other:?}")),
-            };
-            CheckKind::Dns {
-                addr: sock(53)?,
-                qname,
-                qtype,
-                rcode,
-                need_answer: c.expect_answer,
-            }
-        }
+        "dns" => dns_kind(c, sock(53)?)?,
         "exec" => {
             if c.command.is_empty() {
                 return Err("an exec check needs command = [\"program\", \"args\"...]".into());
@@ -173,6 +86,105 @@ pub(super) fn check_spec(
         }
     };
     Ok(CheckSpec { kind, timing })
+}
+
+/// How often and how patiently a check runs, and its thresholds.
+fn timing_of(c: &CheckConf) -> Result<Timing, String> {
+    let interval = seconds(c.interval.unwrap_or(DEFAULT_INTERVAL), "interval")?;
+    let timeout = seconds(
+        c.timeout
+            .unwrap_or(DEFAULT_TIMEOUT.min(interval.as_secs_f64() / 2.0)),
+        "timeout",
+    )?;
+    if timeout > interval {
+        return Err("timeout must not exceed the interval".into());
+    }
+    let initially_up = match c.initial.as_deref() {
+        None | Some("up") => true,
+        Some("down") => false,
+        Some(other) => return Err(format!("initial must be up or down, not {other:?}")),
+    };
+    Ok(Timing {
+        interval,
+        timeout,
+        rise: c.rise.unwrap_or(DEFAULT_RISE).max(1),
+        fall: c.fall.unwrap_or(DEFAULT_FALL).max(1),
+        initially_up,
+    })
+}
+
+/// An HTTP(S) GET check against `addr`.
+fn http_kind(
+    c: &CheckConf,
+    addr: std::net::SocketAddr,
+    tls: bool,
+    base: &Path,
+) -> Result<CheckKind, String> {
+    // Read now, so that `meridian check` and a reload catch it: a check that cannot
+    // build its client never runs, and its endpoint would stay up unchecked.
+    let ca_file = match &c.ca_file {
+        Some(f) => {
+            let path = base.join(f);
+            let pem =
+                std::fs::read(&path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => Some(path),
+                Ok(_) => {
+                    return Err(format!("ca_file {}: no PEM certificate", path.display()));
+                }
+                Err(e) => return Err(format!("ca_file {}: {e}", path.display())),
+            }
+        }
+        None => None,
+    };
+    Ok(CheckKind::Http {
+        addr,
+        tls,
+        host: c.host.clone().unwrap_or_else(|| match addr.ip() {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        }),
+        path: {
+            let p = c.path.clone().unwrap_or_else(|| "/".into());
+            if p.starts_with('/') {
+                p
+            } else {
+                format!("/{p}")
+            }
+        },
+        expect_status: c.expect_status.clone(),
+        body_contains: c.body_contains.clone(),
+        insecure: c.insecure,
+        ca_file,
+    })
+}
+
+/// A DNS query check against `addr`.
+fn dns_kind(c: &CheckConf, addr: std::net::SocketAddr) -> Result<CheckKind, String> {
+    let qname = c
+        .query
+        .clone()
+        .ok_or("a dns check needs query = \"name\"")?;
+    let qtype = match &c.qtype {
+        Some(t) => u16::from(
+            hickory_proto::rr::RecordType::from_str(&t.to_ascii_uppercase())
+                .map_err(|_| format!("unknown qtype {t:?}"))?,
+        ),
+        None => 1,
+    };
+    let rcode = match c.expect_rcode.as_deref().map(str::to_ascii_uppercase) {
+        None => 0,
+        Some(name) => (0..16u8)
+            .find(|&r| rcode::mnemonic(u16::from(r)) == Some(name.as_str()))
+            .ok_or_else(|| format!("unknown expect_rcode {name:?}"))?,
+    };
+    Ok(CheckKind::Dns {
+        addr,
+        qname,
+        qtype,
+        rcode,
+        need_answer: c.expect_answer,
+    })
 }
 
 pub(super) fn endpoint(
