@@ -12,7 +12,7 @@
 //! CI=true a missing one fails the test, elsewhere the test is skipped.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +20,13 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+use meridian::dns::class::IN;
+use meridian::dns::rtype::{
+    A, AAAA, ANY, CAA, CNAME, DNAME, DS, HINFO, HTTPS, MX, NAPTR, NS, OPT, PTR, SOA, SRV, SSHFP,
+    SVCB, TLSA, TXT,
+};
+
+use crate::common::{tcp_read, wire_name};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/differential");
 /// Files copied into every server's directory; `.inc` is `$INCLUDE`d by the parent zone.
@@ -32,27 +39,6 @@ const ZONES: [(&str, &str); 2] = [
     ("example.com.", "example.com.zone"),
     ("child.example.com.", "child.example.com.zone"),
 ];
-
-const A: u16 = 1;
-const NS: u16 = 2;
-const CNAME: u16 = 5;
-const SOA: u16 = 6;
-const PTR: u16 = 12;
-const HINFO: u16 = 13;
-const MX: u16 = 15;
-const TXT: u16 = 16;
-const AAAA: u16 = 28;
-const SRV: u16 = 33;
-const NAPTR: u16 = 35;
-const DNAME: u16 = 39;
-const OPT: u16 = 41;
-const DS: u16 = 43;
-const SSHFP: u16 = 44;
-const TLSA: u16 = 52;
-const SVCB: u16 = 64;
-const HTTPS: u16 = 65;
-const ANY: u16 = 255;
-const CAA: u16 = 257;
 
 /// Owner names of the parent zone (relative to example.com., "@" is the apex), names
 /// around them that do not exist, and names in the child zone.
@@ -439,30 +425,19 @@ fn start_nsd() -> Daemon {
 // ---------------------------------------------------------------------------------------
 // Wire
 
-fn name_wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
 fn encode_query(q: &Question, id: u16) -> Vec<u8> {
     let mut m = id.to_be_bytes().to_vec();
     m.extend_from_slice(&[if q.rd { 0x01 } else { 0 }, 0, 0, 1, 0, 0, 0, 0, 0]);
     m.push(u8::from(q.edns));
-    m.extend_from_slice(&name_wire(&q.name));
+    m.extend_from_slice(&wire_name(&q.name));
     m.extend_from_slice(&q.qtype.to_be_bytes());
-    m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(&IN.to_be_bytes());
     if q.edns {
         // OPT: root owner, payload 1232, no flags, no options.
-        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+        m.push(0);
+        m.extend_from_slice(&OPT.to_be_bytes());
+        m.extend_from_slice(&1232u16.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     }
     m
 }
@@ -491,11 +466,7 @@ fn tcp_exchange(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
     let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(msg);
     s.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).ok()?;
-    Some(buf)
+    tcp_read(&mut s)
 }
 
 fn ask(addr: SocketAddr, q: &Question, id: u16) -> Result<Response, String> {
@@ -526,7 +497,7 @@ struct Rr {
 impl std::fmt::Display for Rr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let class = match self.class {
-            1 => "IN".to_string(),
+            IN => "IN".to_string(),
             c => format!("CLASS{c}"),
         };
         write!(
