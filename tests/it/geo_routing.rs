@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
+use meridian::dns::rtype::{A, AAAA, CNAME};
 use meridian::dns::wire::build_query;
 use meridian::geo::writer::{CityRow, city_mmdb};
 
@@ -160,34 +161,18 @@ struct Reply {
 
 fn ask(s: &Server, name: &str, qtype: u16, client: Option<(&str, u8)>) -> Reply {
     let ecs = client.map(|(a, p)| (IpAddr::from_str(a).expect("client"), p));
-    let wire = name_wire(name);
-    let q = build_query(rand::random(), &wire, qtype, true, ecs);
+    let q = build_query(rand::random(), &wire_name(name), qtype, true, ecs);
     let raw = udp_raw(s.addr, &q).expect("answer");
     let msg = Message::from_vec(&raw).expect("parse");
-    let scope = ecs.map(|(addr, prefix)| {
+    let scope = ecs.map(|(_, prefix)| {
         // The ECS option is the last thing in the message: family, source, scope, address.
         let n = (prefix as usize).div_ceil(8);
-        let _ = addr;
         raw[raw.len() - n - 1]
     });
     let mut values: Vec<String> = msg.answers.iter().map(|r| r.data.to_string()).collect();
     values.sort();
     Reply { msg, values, scope }
 }
-
-fn name_wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
-const A: u16 = 1;
-const AAAA: u16 = 28;
-const CNAME: u16 = 5;
 
 fn dcs(r: &Reply) -> BTreeSet<&'static str> {
     r.values.iter().map(|v| dc_of(v)).collect()
