@@ -183,6 +183,21 @@ pub fn tcp_read(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Polls `f` every 10 ms until it holds and says how long that took; fails the test,
+/// naming `what`, once `deadline` has passed.
+pub fn wait_until(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Is an external tool present? Under CI=true a missing tool fails the test, naming the
 /// Debian package; elsewhere the test is skipped, loudly.
 pub fn require_tool(tool: &str, package: &str) -> bool {
@@ -197,7 +212,6 @@ pub fn require_tool(tool: &str, package: &str) -> bool {
         panic!("{tool} is missing: install the Debian package `{package}` (scripts/test.sh does)");
     }
     // Straight to stderr, not eprintln!: the harness would swallow it for a passing test.
-    use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
         "SKIPPED: {tool} not found; install the Debian package `{package}` to run this test"
@@ -276,39 +290,80 @@ pub fn tool_path(tool: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
 }
 
-/// One plain HTTP/1.1 request to the admin API (a body is sent as JSON): the status code
-/// and the whole response, headers included.
-pub fn http_request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(api).expect("api");
-    let json = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/json\r\n"
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{json}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let code = out
+/// One HTTP/1.1 request to the admin API, on a connection of its own (5 s to answer): a
+/// non-empty `body` is sent as JSON, a `token` as `Authorization: Bearer`. The status code
+/// and the body, a chunked one put back together.
+pub fn http_request(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(api).expect("connect to the api");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(head.as_bytes()).expect("write to the api");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read from the api");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
+        .unwrap_or_else(|| panic!("no status code in {head:?}"));
+    let body = &raw[split + 4..];
+    let body = if head.contains("\r\ntransfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    (code, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// GET `path` from the admin API; the whole response, headers included.
-pub fn http_get(api: SocketAddr, path: &str) -> String {
-    http_request(api, "GET", path, "").1
+/// A chunked HTTP/1.1 body (RFC 9112 §7.1) as the bytes it carries.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = String::from_utf8_lossy(&rest[..eol]);
+        let size = line.split(';').next().unwrap_or("").trim();
+        let n = usize::from_str_radix(size, 16).expect("chunk size");
+        let data = &rest[eol + 2..];
+        if n == 0 || data.len() < n {
+            out.extend_from_slice(&data[..n.min(data.len())]);
+            break;
+        }
+        out.extend_from_slice(&data[..n]);
+        rest = data.get(n + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// GET `path` from the admin API: (status, body).
+pub fn http_get(api: SocketAddr, path: &str) -> (u16, String) {
+    http_request(api, "GET", path, "", None)
+}
+
+/// POST `body` (JSON, or nothing when empty) to `path` on the admin API: (status, body).
+pub fn http_post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    http_request(api, "POST", path, body, None)
 }
 
 /// The value of the first /metrics line starting with `prefix` (name and labels).
 pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
-    let body = http_get(api, "/metrics");
+    let (_, body) = http_get(api, "/metrics");
     body.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())

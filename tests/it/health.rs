@@ -371,70 +371,12 @@ fn start(dynamic: &str, files: &[(&str, &str)], extra_config: &str) -> Server {
     Server::start_with_config(dir, config)
 }
 
-/// One HTTP/1.1 request over a plain TcpStream: (status, body).
-fn api_request(
-    s: &Server,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    token: Option<&str>,
-) -> (u16, String) {
-    let api = s.api.expect("server has an API");
-    let mut stream = TcpStream::connect(api).expect("connect api");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    match body {
-        Some(b) => req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => req.push_str("\r\n"),
-    }
-    stream.write_all(req.as_bytes()).expect("write api");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read api");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("response head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
-}
-
 fn get(s: &Server, path: &str) -> (u16, String) {
-    api_request(s, "GET", path, None, None)
+    http_get(s.api.expect("server has an API"), path)
 }
 
 fn post(s: &Server, path: &str, body: &str) -> (u16, String) {
-    api_request(s, "POST", path, Some(body), None)
+    http_post(s.api.expect("server has an API"), path, body)
 }
 
 fn status(s: &Server) -> Value {
@@ -469,20 +411,6 @@ fn addrs(s: &Server, name: &str) -> BTreeSet<String> {
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-/// Polls `f` every 10 ms until it holds; panics with `what` after `deadline`.
-fn wait_until(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return start.elapsed();
-        }
-        if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting for: {what}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Waits until every key in `keys` has had at least `n` probes.
@@ -1405,26 +1333,27 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
 #[test]
 fn api_token_is_required_when_configured() {
     let s = start(OVERRIDE_NAMES, &[], "[api]\ntoken = \"s3cret\"\n");
-    let call = |method: &str, path: &str, body: Option<&str>, token: Option<&str>| {
-        api_request(&s, method, path, body, token).0
+    let api = s.api.expect("api");
+    let call = |method: &str, path: &str, body: &str, token: Option<&str>| {
+        http_request(api, method, path, body, token).0
     };
-    assert_eq!(call("GET", "/status", None, None), 401);
-    assert_eq!(call("GET", "/status", None, Some("wrong")), 401);
-    assert_eq!(call("GET", "/status", None, Some("s3cret")), 200);
-    assert_eq!(call("GET", "/metrics", None, None), 401);
-    assert_eq!(call("GET", "/metrics", None, Some("s3cret")), 200);
-    assert_eq!(call("GET", "/overrides", None, None), 401);
+    assert_eq!(call("GET", "/status", "", None), 401);
+    assert_eq!(call("GET", "/status", "", Some("wrong")), 401);
+    assert_eq!(call("GET", "/status", "", Some("s3cret")), 200);
+    assert_eq!(call("GET", "/metrics", "", None), 401);
+    assert_eq!(call("GET", "/metrics", "", Some("s3cret")), 200);
+    assert_eq!(call("GET", "/overrides", "", None), 401);
     let body = r#"{"endpoint": "example.com/web/o1", "state": "down"}"#;
-    assert_eq!(call("POST", "/overrides", Some(body), None), 401);
-    assert_eq!(call("POST", "/drain?on=true", Some(""), None), 401);
+    assert_eq!(call("POST", "/overrides", body, None), 401);
+    assert_eq!(call("POST", "/drain?on=true", "", None), 401);
     assert_eq!(
         addrs(&s, "www.example.com."),
         set(&["127.0.0.81", "127.0.0.82", "127.0.0.83"]),
         "unauthorized calls change nothing"
     );
     // /health stays open: load balancers poll it without credentials.
-    assert_eq!(call("GET", "/health", None, None), 200);
-    assert_eq!(call("POST", "/overrides", Some(body), Some("s3cret")), 200);
+    assert_eq!(call("GET", "/health", "", None), 200);
+    assert_eq!(call("POST", "/overrides", body, Some("s3cret")), 200);
     assert_eq!(
         addrs(&s, "www.example.com."),
         set(&["127.0.0.82", "127.0.0.83"])

@@ -126,7 +126,7 @@ fn every_query_logged_with_client_ecs_and_answer() {
             "{l}"
         );
     }
-    let m = http_get(s.api.expect("api"), "/metrics");
+    let (_, m) = http_get(s.api.expect("api"), "/metrics");
     assert!(m.contains("meridian_query_log_lines_total 3"), "{m}");
     assert!(m.contains("meridian_query_log_dropped_total 0"), "{m}");
 }
