@@ -11,6 +11,16 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
+/// Zone texts that several tests serve, from tests/data/zones/.
+pub mod zones {
+    /// example.com with its SOA, NS and ns1 only: the health checks' dynamic names go there.
+    pub const HEALTH: &str = include_str!("../data/zones/health/example.com.zone");
+    /// example.com with a static name beside the dynamic ones: geo routing and explain.
+    pub const ROUTING: &str = include_str!("../data/zones/routing/example.com.zone");
+    /// example.com with an address of each family and a CNAME: the TCP tests.
+    pub const TCP: &str = include_str!("../data/zones/tcp/example.com.zone");
+}
+
 /// A running server; killed when dropped.
 pub struct Server {
     child: Child,

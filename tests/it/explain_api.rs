@@ -14,15 +14,6 @@ use meridian::dns::rtype::{A, AAAA};
 use meridian::dns::wire::build_query;
 use serde_json::Value;
 
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 1 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-static  IN A   192.0.2.250
-"#;
-
 /// London, Frankfurt, New York (two endpoints) and San Jose (two endpoints, one of them
 /// failing its file check). The geo map follows the demo database's places.
 const DYNAMIC: &str = r#"
@@ -77,7 +68,7 @@ fn start_with_db(api: &str, copy_db: bool) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let zones = dir.path().join("zones");
     std::fs::create_dir_all(zones.join("health")).expect("zones/health");
-    std::fs::write(zones.join("example.com.zone"), ZONE).expect("zone");
+    std::fs::write(zones.join("example.com.zone"), zones::ROUTING).expect("zone");
     std::fs::write(zones.join("example.com.toml"), DYNAMIC).expect("dynamic");
     for id in ["lon-1", "fra-1", "nyc-1", "nyc-2", "sjc-1", "sjc-2"] {
         let state = if id == "sjc-2" { "down" } else { "up" };

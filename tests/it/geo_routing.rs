@@ -12,15 +12,6 @@ use meridian::dns::rtype::{A, AAAA, CNAME};
 use meridian::dns::wire::build_query;
 use meridian::geo::writer::{CityRow, city_mmdb};
 
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 1 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-static  IN A   192.0.2.250
-"#;
-
 const DATACENTERS: &str = r#"
 [datacenters]
 lon = { coords = [51.5, -0.1] }
@@ -133,7 +124,7 @@ fn fixture_db() -> Vec<u8> {
 fn geo_server(names: &str, extra_files: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zones::ROUTING).expect("zone");
     std::fs::write(
         dir.path().join("zones/example.com.toml"),
         format!("{DATACENTERS}\n{names}"),
@@ -458,7 +449,7 @@ map = "world"
 fn check_rejects_a_name_both_static_and_dynamic() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zones::ROUTING).expect("zone");
     std::fs::write(
         dir.path().join("zones/example.com.toml"),
         format!("{DATACENTERS}\n[names.static]\npool = \"web\"\npolicy = \"failover\"\norder = [\"lon\"]\n[names.bad]\npool = \"nope\"\npolicy = \"geo\"\n"),

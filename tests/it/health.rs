@@ -18,14 +18,6 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 1 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-"#;
-
 /// How long any wait for the health state may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -353,7 +345,7 @@ impl Drop for DnsResponder {
 fn start(dynamic: &str, files: &[(&str, &str)], extra_config: &str) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zones::HEALTH).expect("zone");
     std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
     for (file, text) in files {
         let p = dir.path().join(file);
@@ -1368,7 +1360,7 @@ fn api_token_is_required_when_configured() {
 fn check_command_prints_worst_case_failover() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zones::HEALTH).expect("zone");
     std::fs::write(
         dir.path().join("zones/example.com.toml"),
         r#"
@@ -1427,7 +1419,7 @@ ttl = 30
 fn check_output(dynamic: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zones::HEALTH).expect("zone");
     std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
     let config = dir.path().join("meridian.toml");
     std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
