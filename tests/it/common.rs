@@ -381,6 +381,31 @@ pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
         .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
 }
 
+/// Runs `meridian check` on `config`: whether it passed, and what it printed.
+pub fn check_config(config: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run meridian check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// [`check_config`] on example.com alone: `zone` as its zone file and `dynamic` as its
+/// dynamic names, in a temporary directory.
+pub fn check_example_com(zone: &str, dynamic: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zone).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
+    check_config(&config)
+}
+
 /// Loads a configuration into a snapshot, or fails the test with every diagnostic.
 pub fn load_snapshot(path: &Path) -> meridian::engine::Snapshot {
     match meridian::config::load(path) {

@@ -447,23 +447,13 @@ map = "world"
 
 #[test]
 fn check_rejects_a_name_both_static_and_dynamic() {
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), zones::ROUTING).expect("zone");
-    std::fs::write(
-        dir.path().join("zones/example.com.toml"),
-        format!("{DATACENTERS}\n[names.static]\npool = \"web\"\npolicy = \"failover\"\norder = [\"lon\"]\n[names.bad]\npool = \"nope\"\npolicy = \"geo\"\n"),
-    )
-    .expect("dynamic");
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run check");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, text) = check_example_com(
+        zones::ROUTING,
+        &format!(
+            "{DATACENTERS}\n[names.static]\npool = \"web\"\npolicy = \"failover\"\norder = [\"lon\"]\n[names.bad]\npool = \"nope\"\npolicy = \"geo\"\n"
+        ),
+    );
+    assert!(!ok, "{text}");
     assert!(
         text.contains("example.com.toml:")
             && text

@@ -1358,11 +1358,8 @@ fn api_token_is_required_when_configured() {
 
 #[test]
 fn check_command_prints_worst_case_failover() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), zones::HEALTH).expect("zone");
-    std::fs::write(
-        dir.path().join("zones/example.com.toml"),
+    let (ok, text) = check_example_com(
+        zones::HEALTH,
         r#"
 [datacenters]
 dc = {}
@@ -1386,17 +1383,8 @@ policy = "failover"
 order = ["dc"]
 ttl = 30
 "#,
-    )
-    .expect("dynamic");
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run meridian check");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    );
+    assert!(ok, "{text}");
     println!("{text}");
     let www = text
         .lines()
@@ -1415,25 +1403,6 @@ ttl = 30
 // Edge cases found while writing the above
 // ---------------------------------------------------------------------------------------
 
-/// Runs `meridian check` on a config with `dynamic` as example.com's dynamic names.
-fn check_output(dynamic: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), zones::HEALTH).expect("zone");
-    std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run meridian check");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn unreadable_ca_file_is_a_configuration_error() {
     // Before: the config loaded, the check never started (logged once), and the endpoint
@@ -1451,11 +1420,11 @@ pool = "web"
 policy = "failover"
 order = ["dc"]
 "#;
-    let (ok, text) = check_output(dynamic);
+    let (ok, text) = check_example_com(zones::HEALTH, dynamic);
     assert!(!ok, "{text}");
     assert!(text.contains("no-such-ca.pem"), "{text}");
     let not_pem = dynamic.replace("no-such-ca.pem", "example.com.zone");
-    let (ok, text) = check_output(&not_pem);
+    let (ok, text) = check_example_com(zones::HEALTH, &not_pem);
     assert!(!ok, "a file without certificates: {text}");
     assert!(text.contains("ca_file"), "{text}");
 }
