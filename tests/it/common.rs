@@ -240,6 +240,22 @@ pub fn answers(m: &Message) -> Vec<String> {
 /// stops its children too), SIGKILL if it has not exited within 5 s. Derefs to the child.
 pub struct DaemonGuard(pub Child);
 
+impl DaemonGuard {
+    /// Runs `cmd` in `dir` with no input and its stdout and stderr in the file `log`.
+    pub fn spawn(cmd: &mut Command, dir: &Path, log: &Path) -> DaemonGuard {
+        let program = Path::new(cmd.get_program()).display().to_string();
+        let file = std::fs::File::create(log).expect("log file");
+        let child = cmd
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        DaemonGuard(child)
+    }
+}
+
 impl std::ops::Deref for DaemonGuard {
     type Target = Child;
     fn deref(&self) -> &Child {
@@ -283,8 +299,23 @@ pub fn free_port() -> u16 {
     panic!("no free port on 127.0.0.1");
 }
 
-/// `id -u` / `id -g` / `id -un`...: who the test runs as (daemons are told to run as that).
-pub fn user_id(flag: &str) -> String {
+/// The first sections of a Knot DNS configuration (server, control, log to stderr at
+/// `log_level`, database) for a knotd in `dir` on 127.0.0.1:`port`, run as the current user
+/// so that this works as root and as anyone else.
+pub fn knot_conf(dir: &Path, port: u16, log_level: &str) -> String {
+    let d = dir.display();
+    let user = format!("{}:{}", user_id("-un"), user_id("-gn"));
+    format!(
+        "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
+         listen: 127.0.0.1@{port}\n\
+         control:\n    listen: \"{d}/knot.sock\"\n\
+         log:\n  - target: stderr\n    any: {log_level}\n\
+         database:\n    storage: \"{d}/db\"\n"
+    )
+}
+
+/// `id -un` / `id -gn`...: who the test runs as (daemons are told to run as that).
+fn user_id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().expect("run id");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{RData, RecordType};
@@ -26,7 +26,7 @@ use meridian::dns::rtype::{
     SVCB, TLSA, TXT,
 };
 
-use crate::common::{tcp_read, wire_name};
+use crate::common::{DaemonGuard, knot_conf, tcp_read, tool_path, wire_name};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/differential");
 /// Files copied into every server's directory; `.inc` is `$INCLUDE`d by the parent zone.
@@ -285,7 +285,7 @@ fn questions() -> Vec<Question> {
 /// A daemon started by this test; killed when dropped (also on panic).
 struct Daemon {
     name: &'static str,
-    child: crate::common::DaemonGuard,
+    child: DaemonGuard,
     addr: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -317,19 +317,14 @@ fn start_daemon(
         let port = crate::common::free_port();
         let (conf, args) = config(dir.path(), port);
         let log = dir.path().join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(crate::common::tool_path(tool))
-            .args(&args)
-            .arg(&conf)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {tool}: {e}"));
+        let child = DaemonGuard::spawn(
+            Command::new(tool_path(tool)).args(&args).arg(&conf),
+            dir.path(),
+            &log,
+        );
         let mut daemon = Daemon {
             name,
-            child: crate::common::DaemonGuard(child),
+            child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,
             _dir: dir,
@@ -372,25 +367,16 @@ fn wait_ready(d: &mut Daemon) -> bool {
 fn start_knot() -> Daemon {
     start_daemon("knot", "knotd", |dir, port| {
         let d = dir.display();
-        // The current user, so that this works as root and as anyone else.
-        let user = format!(
-            "{}:{}",
-            crate::common::user_id("-un"),
-            crate::common::user_id("-gn")
-        );
         let zones: String = ZONES
             .iter()
             .map(|(z, f)| format!("  - domain: {z}\n    file: \"{d}/{f}\"\n"))
             .collect();
         let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
-             listen: 127.0.0.1@{port}\n\
-             control:\n    listen: \"{d}/knot.sock\"\n\
-             log:\n  - target: stderr\n    any: warning\n\
-             database:\n    storage: \"{d}/db\"\n\
+            "{}\
              template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
              zonefile-load: whole\n    journal-content: none\n\
-             zone:\n{zones}"
+             zone:\n{zones}",
+            knot_conf(dir, port, "warning")
         );
         let path = dir.join("knot.conf");
         std::fs::write(&path, conf).expect("write knot.conf");

@@ -13,10 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -341,18 +340,16 @@ fn start_gdnsd(dir: &Path, db: &Path) -> Gdnsd {
         let port = free_port();
         std::fs::write(dir.join("config"), gdnsd_config(dir, port, db)).unwrap();
         let log_path = dir.join("gdnsd.log");
-        let log = File::create(&log_path).unwrap();
-        let child = Command::new(tool_path("gdnsd"))
-            .arg("-c")
-            .arg(dir)
-            .arg("start")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start gdnsd");
+        let child = DaemonGuard::spawn(
+            Command::new(tool_path("gdnsd"))
+                .arg("-c")
+                .arg(dir)
+                .arg("start"),
+            dir,
+            &log_path,
+        );
         let mut g = Gdnsd {
-            child: DaemonGuard(child),
+            child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         let sock = client_socket(Duration::from_millis(200));
