@@ -402,6 +402,13 @@ pub fn http_post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
     http_request(api, "POST", path, body, None)
 }
 
+/// POSTs an admin override (the JSON body /overrides takes) to the server's API; fails the
+/// test unless it is accepted.
+pub fn set_override(s: &Server, body: &str) {
+    let (code, text) = http_post(s.api.expect("server has an API"), "/overrides", body);
+    assert_eq!(code, 200, "override {body}: {text}");
+}
+
 /// The value of the first /metrics line starting with `prefix` (name and labels).
 pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
     let (_, body) = http_get(api, "/metrics");

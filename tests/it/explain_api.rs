@@ -108,11 +108,6 @@ fn explain(s: &Server, name: &str, qtype: &str, client: &str) -> Value {
     v
 }
 
-fn set_override(s: &Server, body: &str) {
-    let (code, text) = http_post(s.api.expect("api"), "/overrides", body);
-    assert_eq!(code, 200, "override {body}: {text}");
-}
-
 /// A real UDP query carrying `client` as ECS: (answer records as text, ECS scope, TTL).
 fn udp_answer(s: &Server, name: &str, qtype: u16, client: &str) -> (BTreeSet<String>, u8, u32) {
     let (addr, prefix) = client.split_once('/').expect("client with prefix");

@@ -169,9 +169,10 @@ order = ["a"]
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // Drain "three" by override, then reload with the endpoints in another order.
-    let body = r#"{"endpoint": "example.com/p/three", "state": "drain"}"#;
-    let (code, out) = http_post(api, "/overrides", body);
-    assert_eq!(code, 200, "{out}");
+    set_override(
+        &s,
+        r#"{"endpoint": "example.com/p/three", "state": "drain"}"#,
+    );
     let reordered = dynamic
         .replace(
             "  { id = \"one\", datacenter = \"a\", address = \"192.0.2.1\" },\n",

@@ -398,12 +398,10 @@ degraded_ttl = 5
     assert_eq!(values(&m), set(&["2001:db8::74"]));
     assert_eq!(ttls(&m), [60], "AAAA from the only datacenter that has it");
     // The first choice for A goes down: A is degraded, AAAA is not.
-    let (code, _) = post(
+    set_override(
         &s,
-        "/overrides",
         r#"{"endpoint": "example.com/mixed/x", "state": "down"}"#,
     );
-    assert_eq!(code, 200);
     let m = ask(&s, "mixed.example.com.");
     assert_eq!(values(&m), set(&["127.0.0.74"]));
     assert_eq!(ttls(&m), [5]);

@@ -54,12 +54,7 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
     );
 
     // down removes it.
-    let (code, body) = post(
-        &s,
-        "/overrides",
-        r#"{"endpoint": "example.com/web/o1", "state": "down"}"#,
-    );
-    assert_eq!(code, 200, "{body}");
+    set_override(&s, r#"{"endpoint": "example.com/web/o1", "state": "down"}"#);
     assert_eq!(addrs(&s, www), set(&["127.0.0.82", "127.0.0.83"]));
     let e = endpoint(&status(&s), "example.com/web/o1");
     assert_eq!(
@@ -68,12 +63,10 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
     );
 
     // drain too.
-    let (code, _) = post(
+    set_override(
         &s,
-        "/overrides",
         r#"{"endpoint": "example.com/web/o2", "state": "drain"}"#,
     );
-    assert_eq!(code, 200);
     assert_eq!(addrs(&s, www), set(&["127.0.0.83"]));
     assert_eq!(
         endpoint(&status(&s), "example.com/web/o2")["admin"],
@@ -81,12 +74,7 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
     );
 
     // null clears.
-    let (code, _) = post(
-        &s,
-        "/overrides",
-        r#"{"endpoint": "example.com/web/o2", "state": null}"#,
-    );
-    assert_eq!(code, 200);
+    set_override(&s, r#"{"endpoint": "example.com/web/o2", "state": null}"#);
     assert_eq!(addrs(&s, www), set(&["127.0.0.82", "127.0.0.83"]));
     assert_eq!(
         endpoint(&status(&s), "example.com/web/o2")["admin"],
@@ -94,12 +82,7 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
     );
 
     // A datacenter override.
-    let (code, _) = post(
-        &s,
-        "/overrides",
-        r#"{"datacenter": "example.com/two", "state": "down"}"#,
-    );
-    assert_eq!(code, 200);
+    set_override(&s, r#"{"datacenter": "example.com/two", "state": "down"}"#);
     assert_eq!(addrs(&s, www), set(&["127.0.0.82"]));
     let st = status(&s);
     let two = st["datacenters"]
@@ -185,16 +168,8 @@ fn overrides_persist_across_restart_and_show_in_metrics() {
     let e = endpoint(&status(&s2), "example.com/web/o1");
     assert_eq!(e["admin"], "down", "{e}");
     // Clearing after the restart works and is saved too.
-    post(
-        &s2,
-        "/overrides",
-        r#"{"endpoint": "example.com/web/o1", "state": null}"#,
-    );
-    post(
-        &s2,
-        "/overrides",
-        r#"{"datacenter": "example.com/two", "state": null}"#,
-    );
+    set_override(&s2, r#"{"endpoint": "example.com/web/o1", "state": null}"#);
+    set_override(&s2, r#"{"datacenter": "example.com/two", "state": null}"#);
     assert_eq!(addrs(&s2, www), all);
     let state = std::fs::read_to_string(s2.dir.path().join("state.toml")).expect("state file");
     assert!(!state.contains("o1") && !state.contains("two"), "{state}");
