@@ -32,17 +32,32 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes `zones` (file name, content) into `zones/` and starts the server with
-    /// `extra_config` appended to a config that listens on 127.0.0.1:0.
+    /// Writes `zones` (file name, content) into `zones/` and starts the server with two UDP
+    /// threads and `extra_config` (see [`Server::start_files`]).
     pub fn start(zones: &[(&str, &str)], extra_config: &str) -> Server {
+        let files: Vec<(String, &[u8])> = zones
+            .iter()
+            .map(|(file, text)| (format!("zones/{file}"), text.as_bytes()))
+            .collect();
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(f, c)| (f.as_str(), *c)).collect();
+        Self::start_files(&files, 2, extra_config)
+    }
+
+    /// Writes `files` (path relative to a new temporary directory, content) and starts the
+    /// server there on a config that takes its zones from `zones/`, listens on 127.0.0.1:0
+    /// with `udp_threads` UDP threads and ends with `extra_config` (keys there belong to
+    /// `[server]`; tables start sections of their own).
+    pub fn start_files(files: &[(&str, &[u8])], udp_threads: usize, extra_config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
-        for (file, text) in zones {
-            std::fs::write(dir.path().join("zones").join(file), text).expect("write zone");
+        for (path, content) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, content).expect("write file");
         }
         let config = dir.path().join("meridian.toml");
         let body = format!(
-            "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 2\n{extra_config}\n"
+            "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = {udp_threads}\n{extra_config}\n"
         );
         std::fs::write(&config, body).expect("write config");
         Self::start_with_config(dir, config)

@@ -65,32 +65,32 @@ fn start(api: &str) -> Server {
 /// As [`start`]; with `copy_db` the demo database is copied into the server's directory
 /// first (for tests that change the file).
 fn start_with_db(api: &str, copy_db: bool) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let zones = dir.path().join("zones");
-    std::fs::create_dir_all(zones.join("health")).expect("zones/health");
-    std::fs::write(zones.join("example.com.zone"), zones::ROUTING).expect("zone");
-    std::fs::write(zones.join("example.com.toml"), DYNAMIC).expect("dynamic");
-    for id in ["lon-1", "fra-1", "nyc-1", "nyc-2", "sjc-1", "sjc-2"] {
-        let state = if id == "sjc-2" { "down" } else { "up" };
-        std::fs::write(zones.join("health").join(id), state).expect("health file");
-    }
+    let health: Vec<(String, &[u8])> = ["lon-1", "fra-1", "nyc-1", "nyc-2", "sjc-1", "sjc-2"]
+        .iter()
+        .map(|id| {
+            let state: &[u8] = if *id == "sjc-2" { b"down" } else { b"up" };
+            (format!("zones/health/{id}"), state)
+        })
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("zones/example.com.zone", zones::ROUTING.as_bytes()),
+        ("zones/example.com.toml", DYNAMIC.as_bytes()),
+    ];
+    files.extend(health.iter().map(|(path, state)| (path.as_str(), *state)));
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+    let copy;
     let db = if copy_db {
-        let copy = dir.path().join("city.mmdb");
-        std::fs::copy(shipped, &copy).expect("copy the demo database");
-        copy.display().to_string()
+        copy = std::fs::read(shipped).expect("read the demo database");
+        files.push(("city.mmdb", &copy));
+        "city.mmdb"
     } else {
-        shipped.to_string()
+        shipped
     };
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "zones_dir = \"zones\"\n[geoip]\ndatabases = [\"{db}\"]\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 1\n{api}\n"
-        ),
+    Server::start_files(
+        &files,
+        1,
+        &format!("[geoip]\ndatabases = [\"{db}\"]\n{api}"),
     )
-    .expect("config");
-    Server::start_with_config(dir, config)
 }
 
 /// GET /explain with these query parameters (already URL-safe): (status, JSON body).

@@ -120,27 +120,22 @@ fn fixture_db() -> Vec<u8> {
     city_mmdb("GeoIP2-City", &rows).expect("fixture db")
 }
 
-/// Starts the server with the fixture database and `names` appended to the datacenters.
+/// Starts the server with the fixture database, `names` appended to the datacenters and
+/// `extra_files` (path relative to the config, content).
 fn geo_server(names: &str, extra_files: &[(&str, &str)]) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), zones::ROUTING).expect("zone");
-    std::fs::write(
-        dir.path().join("zones/example.com.toml"),
-        format!("{DATACENTERS}\n{names}"),
-    )
-    .expect("dynamic");
-    for (file, text) in extra_files {
-        std::fs::write(dir.path().join("zones").join(file), text).expect("extra");
-    }
-    std::fs::write(dir.path().join("geo.mmdb"), fixture_db()).expect("db");
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(
-        &config,
-        "zones_dir = \"zones\"\n[geoip]\ndatabases = [\"geo.mmdb\"]\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 1\n",
-    )
-    .expect("config");
-    Server::start_with_config(dir, config)
+    let dynamic = format!("{DATACENTERS}\n{names}");
+    let db = fixture_db();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("zones/example.com.zone", zones::ROUTING.as_bytes()),
+        ("zones/example.com.toml", dynamic.as_bytes()),
+        ("geo.mmdb", &db),
+    ];
+    files.extend(
+        extra_files
+            .iter()
+            .map(|(file, text)| (*file, text.as_bytes())),
+    );
+    Server::start_files(&files, 1, "[geoip]\ndatabases = [\"geo.mmdb\"]")
 }
 
 /// One answer: the addresses (or CNAME targets), and the ECS scope echoed.
@@ -273,7 +268,7 @@ pool = "web"
 policy = "latency"
 latency_table = "rtt.csv"
 "#,
-        &[("rtt.csv", table)],
+        &[("zones/rtt.csv", table)],
     );
     for (client, dc) in [
         ("10.1.0.0", "lon"), // EU row

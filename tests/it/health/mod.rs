@@ -30,24 +30,12 @@ const DEADLINE: Duration = Duration::from_secs(15);
 /// Starts meridian on `example.com` with `dynamic` as its dynamic names, `files` written
 /// relative to the config directory, and `extra_config` appended to the config.
 fn start(dynamic: &str, files: &[(&str, &str)], extra_config: &str) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), zones::HEALTH).expect("zone");
-    std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
-    for (file, text) in files {
-        let p = dir.path().join(file);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("extra file");
-    }
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 1\n{extra_config}\n"
-        ),
-    )
-    .expect("config");
-    Server::start_with_config(dir, config)
+    let mut all: Vec<(&str, &[u8])> = vec![
+        ("zones/example.com.zone", zones::HEALTH.as_bytes()),
+        ("zones/example.com.toml", dynamic.as_bytes()),
+    ];
+    all.extend(files.iter().map(|(file, text)| (*file, text.as_bytes())));
+    Server::start_files(&all, 1, extra_config)
 }
 
 fn get(s: &Server, path: &str) -> (u16, String) {
