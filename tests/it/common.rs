@@ -489,7 +489,8 @@ pub fn mixed_case(name: &[u8], seed: &mut u64) -> Vec<u8> {
         .collect()
 }
 
-/// A dotted ASCII name in wire form (lowercase as given, no escapes).
+/// A dotted ASCII name in wire form, letters as given, no escapes. With or without the
+/// trailing dot (empty labels are skipped), so "." is the root.
 pub fn wire_name(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for label in text.split('.').filter(|l| !l.is_empty()) {
