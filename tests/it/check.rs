@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::check_config;
+
 const CONFIG: &str = "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\n";
 
 const GOOD: &str = "\
@@ -270,13 +272,8 @@ fn an_api_open_beyond_loopback_needs_a_token() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("meridian.toml");
     std::fs::write(&config, "[api]\nlisten = \"0.0.0.0:8053\"\n").expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run check");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = check_config(&config);
+    assert!(!ok, "{text}");
     assert!(
         text.contains("not a loopback address: set api.token"),
         "{text}"
@@ -286,16 +283,8 @@ fn an_api_open_beyond_loopback_needs_a_token() {
         "[api]\nlisten = \"0.0.0.0:8053\"\ntoken = \"s3cret\"\n",
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run check");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, text) = check_config(&config);
+    assert!(ok, "{text}");
 }
 
 #[test]

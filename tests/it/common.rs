@@ -11,6 +11,16 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
+/// Zone texts that several tests serve, from tests/data/zones/.
+pub mod zones {
+    /// example.com with its SOA, NS and ns1 only: the health checks' dynamic names go there.
+    pub const HEALTH: &str = include_str!("../data/zones/health/example.com.zone");
+    /// example.com with a static name beside the dynamic ones: geo routing and explain.
+    pub const ROUTING: &str = include_str!("../data/zones/routing/example.com.zone");
+    /// example.com with an address of each family and a CNAME: the TCP tests.
+    pub const TCP: &str = include_str!("../data/zones/tcp/example.com.zone");
+}
+
 /// A running server; killed when dropped.
 pub struct Server {
     child: Child,
@@ -22,17 +32,32 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes `zones` (file name, content) into `zones/` and starts the server with
-    /// `extra_config` appended to a config that listens on 127.0.0.1:0.
+    /// Writes `zones` (file name, content) into `zones/` and starts the server with two UDP
+    /// threads and `extra_config` (see [`Server::start_files`]).
     pub fn start(zones: &[(&str, &str)], extra_config: &str) -> Server {
+        let files: Vec<(String, &[u8])> = zones
+            .iter()
+            .map(|(file, text)| (format!("zones/{file}"), text.as_bytes()))
+            .collect();
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(f, c)| (f.as_str(), *c)).collect();
+        Self::start_files(&files, 2, extra_config)
+    }
+
+    /// Writes `files` (path relative to a new temporary directory, content) and starts the
+    /// server there on a config that takes its zones from `zones/`, listens on 127.0.0.1:0
+    /// with `udp_threads` UDP threads and ends with `extra_config` (keys there belong to
+    /// `[server]`; tables start sections of their own).
+    pub fn start_files(files: &[(&str, &[u8])], udp_threads: usize, extra_config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
-        for (file, text) in zones {
-            std::fs::write(dir.path().join("zones").join(file), text).expect("write zone");
+        for (path, content) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, content).expect("write file");
         }
         let config = dir.path().join("meridian.toml");
         let body = format!(
-            "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 2\n{extra_config}\n"
+            "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = {udp_threads}\n{extra_config}\n"
         );
         std::fs::write(&config, body).expect("write config");
         Self::start_with_config(dir, config)
@@ -183,6 +208,21 @@ pub fn tcp_read(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Polls `f` every 10 ms until it holds and says how long that took; fails the test,
+/// naming `what`, once `deadline` has passed.
+pub fn wait_until(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Is an external tool present? Under CI=true a missing tool fails the test, naming the
 /// Debian package; elsewhere the test is skipped, loudly.
 pub fn require_tool(tool: &str, package: &str) -> bool {
@@ -197,7 +237,6 @@ pub fn require_tool(tool: &str, package: &str) -> bool {
         panic!("{tool} is missing: install the Debian package `{package}` (scripts/test.sh does)");
     }
     // Straight to stderr, not eprintln!: the harness would swallow it for a passing test.
-    use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
         "SKIPPED: {tool} not found; install the Debian package `{package}` to run this test"
@@ -215,6 +254,22 @@ pub fn answers(m: &Message) -> Vec<String> {
 /// A reference daemon (Knot, NSD, gdnsd) started by a test: SIGTERM when dropped (so NSD
 /// stops its children too), SIGKILL if it has not exited within 5 s. Derefs to the child.
 pub struct DaemonGuard(pub Child);
+
+impl DaemonGuard {
+    /// Runs `cmd` in `dir` with no input and its stdout and stderr in the file `log`.
+    pub fn spawn(cmd: &mut Command, dir: &Path, log: &Path) -> DaemonGuard {
+        let program = Path::new(cmd.get_program()).display().to_string();
+        let file = std::fs::File::create(log).expect("log file");
+        let child = cmd
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        DaemonGuard(child)
+    }
+}
 
 impl std::ops::Deref for DaemonGuard {
     type Target = Child;
@@ -259,8 +314,23 @@ pub fn free_port() -> u16 {
     panic!("no free port on 127.0.0.1");
 }
 
-/// `id -u` / `id -g` / `id -un`...: who the test runs as (daemons are told to run as that).
-pub fn user_id(flag: &str) -> String {
+/// The first sections of a Knot DNS configuration (server, control, log to stderr at
+/// `log_level`, database) for a knotd in `dir` on 127.0.0.1:`port`, run as the current user
+/// so that this works as root and as anyone else.
+pub fn knot_conf(dir: &Path, port: u16, log_level: &str) -> String {
+    let d = dir.display();
+    let user = format!("{}:{}", user_id("-un"), user_id("-gn"));
+    format!(
+        "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
+         listen: 127.0.0.1@{port}\n\
+         control:\n    listen: \"{d}/knot.sock\"\n\
+         log:\n  - target: stderr\n    any: {log_level}\n\
+         database:\n    storage: \"{d}/db\"\n"
+    )
+}
+
+/// `id -un` / `id -gn`...: who the test runs as (daemons are told to run as that).
+fn user_id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().expect("run id");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -276,44 +346,117 @@ pub fn tool_path(tool: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("/usr/sbin").join(tool))
 }
 
-/// One plain HTTP/1.1 request to the admin API (a body is sent as JSON): the status code
-/// and the whole response, headers included.
-pub fn http_request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(api).expect("api");
-    let json = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/json\r\n"
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{json}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let code = out
+/// One HTTP/1.1 request to the admin API, on a connection of its own (5 s to answer): a
+/// non-empty `body` is sent as JSON, a `token` as `Authorization: Bearer`. The status code
+/// and the body, a chunked one put back together.
+pub fn http_request(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(api).expect("connect to the api");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(head.as_bytes()).expect("write to the api");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read from the api");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
+        .unwrap_or_else(|| panic!("no status code in {head:?}"));
+    let body = &raw[split + 4..];
+    let body = if head.contains("\r\ntransfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    (code, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// GET `path` from the admin API; the whole response, headers included.
-pub fn http_get(api: SocketAddr, path: &str) -> String {
-    http_request(api, "GET", path, "").1
+/// A chunked HTTP/1.1 body (RFC 9112 §7.1) as the bytes it carries.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = String::from_utf8_lossy(&rest[..eol]);
+        let size = line.split(';').next().unwrap_or("").trim();
+        let n = usize::from_str_radix(size, 16).expect("chunk size");
+        let data = &rest[eol + 2..];
+        if n == 0 || data.len() < n {
+            out.extend_from_slice(&data[..n.min(data.len())]);
+            break;
+        }
+        out.extend_from_slice(&data[..n]);
+        rest = data.get(n + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// GET `path` from the admin API: (status, body).
+pub fn http_get(api: SocketAddr, path: &str) -> (u16, String) {
+    http_request(api, "GET", path, "", None)
+}
+
+/// POST `body` (JSON, or nothing when empty) to `path` on the admin API: (status, body).
+pub fn http_post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    http_request(api, "POST", path, body, None)
+}
+
+/// POSTs an admin override (the JSON body /overrides takes) to the server's API; fails the
+/// test unless it is accepted.
+pub fn set_override(s: &Server, body: &str) {
+    let (code, text) = http_post(s.api.expect("server has an API"), "/overrides", body);
+    assert_eq!(code, 200, "override {body}: {text}");
 }
 
 /// The value of the first /metrics line starting with `prefix` (name and labels).
 pub fn metric(api: SocketAddr, prefix: &str) -> u64 {
-    let body = http_get(api, "/metrics");
+    let (_, body) = http_get(api, "/metrics");
     body.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no metric {prefix} in:\n{body}"))
+}
+
+/// Runs `meridian check` on `config`: whether it passed, and what it printed.
+pub fn check_config(config: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run meridian check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// [`check_config`] on example.com alone: `zone` as its zone file and `dynamic` as its
+/// dynamic names, in a temporary directory.
+pub fn check_example_com(zone: &str, dynamic: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones");
+    std::fs::write(dir.path().join("zones/example.com.zone"), zone).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
+    check_config(&config)
 }
 
 /// Loads a configuration into a snapshot, or fails the test with every diagnostic.
@@ -346,7 +489,8 @@ pub fn mixed_case(name: &[u8], seed: &mut u64) -> Vec<u8> {
         .collect()
 }
 
-/// A dotted ASCII name in wire form (lowercase as given, no escapes).
+/// A dotted ASCII name in wire form, letters as given, no escapes. With or without the
+/// trailing dot (empty labels are skipped), so "." is the root.
 pub fn wire_name(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for label in text.split('.').filter(|l| !l.is_empty()) {

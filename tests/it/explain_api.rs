@@ -6,21 +6,13 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use hickory_proto::op::Message;
+use meridian::dns::rtype::{A, AAAA};
 use meridian::dns::wire::build_query;
 use serde_json::Value;
-
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 1 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-static  IN A   192.0.2.250
-"#;
 
 /// London, Frankfurt, New York (two endpoints) and San Jose (two endpoints, one of them
 /// failing its file check). The geo map follows the demo database's places.
@@ -73,106 +65,47 @@ fn start(api: &str) -> Server {
 /// As [`start`]; with `copy_db` the demo database is copied into the server's directory
 /// first (for tests that change the file).
 fn start_with_db(api: &str, copy_db: bool) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let zones = dir.path().join("zones");
-    std::fs::create_dir_all(zones.join("health")).expect("zones/health");
-    std::fs::write(zones.join("example.com.zone"), ZONE).expect("zone");
-    std::fs::write(zones.join("example.com.toml"), DYNAMIC).expect("dynamic");
-    for id in ["lon-1", "fra-1", "nyc-1", "nyc-2", "sjc-1", "sjc-2"] {
-        let state = if id == "sjc-2" { "down" } else { "up" };
-        std::fs::write(zones.join("health").join(id), state).expect("health file");
-    }
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
-    let db = if copy_db {
-        let copy = dir.path().join("city.mmdb");
-        std::fs::copy(shipped, &copy).expect("copy the demo database");
-        copy.display().to_string()
-    } else {
-        shipped.to_string()
-    };
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "zones_dir = \"zones\"\n[geoip]\ndatabases = [\"{db}\"]\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 1\n{api}\n"
-        ),
-    )
-    .expect("config");
-    Server::start_with_config(dir, config)
-}
-
-/// A plain HTTP client on a small runtime of its own (the tests themselves are blocking).
-struct Http {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Http {
-    fn new(s: &Server) -> Http {
-        // reqwest is built without a bundled TLS provider; plain HTTP still wants one set.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("http client");
-        let api = s.api.expect("server has an API");
-        Http {
-            rt,
-            client,
-            base: format!("http://{api}"),
-        }
-    }
-
-    fn send(&self, req: reqwest::RequestBuilder) -> (u16, String) {
-        self.rt.block_on(async {
-            let resp = req.send().await.expect("api request");
-            let code = resp.status().as_u16();
-            (code, resp.text().await.expect("api body"))
+    let health: Vec<(String, &[u8])> = ["lon-1", "fra-1", "nyc-1", "nyc-2", "sjc-1", "sjc-2"]
+        .iter()
+        .map(|id| {
+            let state: &[u8] = if *id == "sjc-2" { b"down" } else { b"up" };
+            (format!("zones/health/{id}"), state)
         })
-    }
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("zones/example.com.zone", zones::ROUTING.as_bytes()),
+        ("zones/example.com.toml", DYNAMIC.as_bytes()),
+    ];
+    files.extend(health.iter().map(|(path, state)| (path.as_str(), *state)));
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo-city.mmdb");
+    let copy;
+    let db = if copy_db {
+        copy = std::fs::read(shipped).expect("read the demo database");
+        files.push(("city.mmdb", &copy));
+        "city.mmdb"
+    } else {
+        shipped
+    };
+    Server::start_files(
+        &files,
+        1,
+        &format!("[geoip]\ndatabases = [\"{db}\"]\n{api}"),
+    )
+}
 
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req)
-    }
+/// GET /explain with these query parameters (already URL-safe): (status, JSON body).
+fn explain_raw(s: &Server, query: &str) -> (u16, Value) {
+    let (code, body) = http_get(s.api.expect("api"), &format!("/explain?{query}"));
+    let v = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/explain?{query} is not JSON ({e}): {body}"));
+    (code, v)
+}
 
-    fn post_json(&self, path: &str, body: &str) -> (u16, String) {
-        let req = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        self.send(req)
-    }
-
-    /// GET /explain with these query parameters (already URL-safe); (status, JSON body).
-    fn explain_raw(&self, query: &str) -> (u16, Value) {
-        let (code, body) = self.get(&format!("/explain?{query}"), None);
-        let v = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("/explain?{query} is not JSON ({e}): {body}"));
-        (code, v)
-    }
-
-    /// A successful explanation of `name` `qtype` for `client`.
-    fn explain(&self, name: &str, qtype: &str, client: &str) -> Value {
-        let (code, v) = self.explain_raw(&format!("name={name}&type={qtype}&client={client}"));
-        assert_eq!(code, 200, "explain {name} {qtype} {client}: {v}");
-        v
-    }
-
-    fn set_override(&self, body: &str) {
-        let (code, text) = self.post_json("/overrides", body);
-        assert_eq!(code, 200, "override {body}: {text}");
-    }
+/// A successful explanation of `name` `qtype` for `client`.
+fn explain(s: &Server, name: &str, qtype: &str, client: &str) -> Value {
+    let (code, v) = explain_raw(s, &format!("name={name}&type={qtype}&client={client}"));
+    assert_eq!(code, 200, "explain {name} {qtype} {client}: {v}");
+    v
 }
 
 /// A real UDP query carrying `client` as ECS: (answer records as text, ECS scope, TTL).
@@ -180,13 +113,13 @@ fn udp_answer(s: &Server, name: &str, qtype: u16, client: &str) -> (BTreeSet<Str
     let (addr, prefix) = client.split_once('/').expect("client with prefix");
     let addr = IpAddr::from_str(addr).expect("client address");
     let prefix: u8 = prefix.parse().expect("prefix");
-    let mut wire = Vec::new();
-    for label in name.trim_end_matches('.').split('.') {
-        wire.push(label.len() as u8);
-        wire.extend_from_slice(label.as_bytes());
-    }
-    wire.push(0);
-    let q = build_query(rand::random(), &wire, qtype, true, Some((addr, prefix)));
+    let q = build_query(
+        rand::random(),
+        &wire_name(name),
+        qtype,
+        true,
+        Some((addr, prefix)),
+    );
     let raw = udp_raw(s.addr, &q).expect("UDP answer");
     let msg = Message::from_vec(&raw).expect("parse response");
     // The ECS option is the last thing in the message: family, source, scope, address.
@@ -244,28 +177,19 @@ fn assert_matches_udp(s: &Server, v: &Value, name: &str, qtype: u16, client: &st
     assert_eq!(v["rcode"], "NOERROR", "{v}");
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn explain_follows_geo_live_health_and_overrides() {
     let s = start("");
-    let http = Http::new(&s);
     let www = "www.example.com";
 
     // sjc-2's file says down: wait for the check to take it out (fall = 1).
-    wait_until("sjc-2 to fail its check", || {
-        let v = http.explain(www, "A", MOUNTAIN_VIEW);
+    wait_until("sjc-2 to fail its check", DEADLINE, || {
+        let v = explain(&s, www, "A", MOUNTAIN_VIEW);
         endpoint(&v, "sjc", "sjc-2")["state"] == "down"
     });
 
     // London: located by the ECS network, lon first and chosen.
-    let lon = http.explain(www, "A", LONDON);
+    let lon = explain(&s, www, "A", LONDON);
     assert_eq!(lon["name"], "www.example.com.", "{lon}");
     assert_eq!(lon["qtype"], "A");
     assert_eq!(lon["client"], LONDON);
@@ -305,21 +229,21 @@ fn explain_follows_geo_live_health_and_overrides() {
         strings(&lon["answers"]),
         BTreeSet::from(["www.example.com. 20 IN A 192.0.2.21".to_string()])
     );
-    assert_matches_udp(&s, &lon, www, 1, LONDON);
+    assert_matches_udp(&s, &lon, www, A, LONDON);
 
     // New York and Mountain View: other datacenters, as the map says.
-    let ny = http.explain(www, "A", NEW_YORK);
+    let ny = explain(&s, www, "A", NEW_YORK);
     assert_eq!(ny["location"]["country"], "US", "{ny}");
     assert_eq!(ny["location"]["subdivision"], "NY", "{ny}");
     assert_eq!(chosen(&ny), ["nyc"]);
     assert_ne!(chosen(&ny), chosen(&lon));
-    assert_matches_udp(&s, &ny, www, 1, NEW_YORK);
+    assert_matches_udp(&s, &ny, www, A, NEW_YORK);
     assert_eq!(strings(&ny["answers"]).len(), 2, "{ny}");
 
-    let mv = http.explain(www, "A", MOUNTAIN_VIEW);
+    let mv = explain(&s, www, "A", MOUNTAIN_VIEW);
     assert_eq!(mv["location"]["subdivision"], "CA", "{mv}");
     assert_eq!(chosen(&mv), ["sjc"]);
-    assert_matches_udp(&s, &mv, www, 1, MOUNTAIN_VIEW);
+    assert_matches_udp(&s, &mv, www, A, MOUNTAIN_VIEW);
     // The failing check says why sjc-2 is out; the answer has sjc-1 only.
     let sjc2 = endpoint(&mv, "sjc", "sjc-2");
     assert!(
@@ -335,15 +259,15 @@ fn explain_follows_geo_live_health_and_overrides() {
     );
 
     // IPv6 and AAAA.
-    let v6 = http.explain(www, "AAAA", LONDON_V6);
+    let v6 = explain(&s, www, "AAAA", LONDON_V6);
     assert_eq!(v6["qtype"], "AAAA");
     assert_eq!(chosen(&v6), ["lon"]);
-    assert_matches_udp(&s, &v6, www, 28, LONDON_V6);
+    assert_matches_udp(&s, &v6, www, AAAA, LONDON_V6);
 
     // Drain London: the explanation says so, fra answers with the degraded TTL, and UDP
     // agrees.
-    http.set_override(r#"{"datacenter": "example.com/lon", "state": "drain"}"#);
-    let drained = http.explain(www, "A", LONDON);
+    set_override(&s, r#"{"datacenter": "example.com/lon", "state": "drain"}"#);
+    let drained = explain(&s, www, "A", LONDON);
     let c = candidate(&drained, "lon");
     assert_eq!(c["state"], "drained", "{drained}");
     assert_eq!(c["chosen"], false);
@@ -356,11 +280,14 @@ fn explain_follows_geo_live_health_and_overrides() {
     assert_eq!(chosen(&drained), ["fra"]);
     assert_eq!(drained["ttl"], 10, "degraded TTL: {drained}");
     assert_ne!(drained["answers"], lon["answers"]);
-    assert_matches_udp(&s, &drained, www, 1, LONDON);
+    assert_matches_udp(&s, &drained, www, A, LONDON);
 
     // An endpoint forced down: its datacenter still answers with the rest.
-    http.set_override(r#"{"endpoint": "example.com/web/nyc-1", "state": "down"}"#);
-    let ny_down = http.explain(www, "A", NEW_YORK);
+    set_override(
+        &s,
+        r#"{"endpoint": "example.com/web/nyc-1", "state": "down"}"#,
+    );
+    let ny_down = explain(&s, www, "A", NEW_YORK);
     let nyc1 = endpoint(&ny_down, "nyc", "nyc-1");
     assert_eq!(nyc1["state"], "down", "{ny_down}");
     assert_eq!(nyc1["reason"], "admin override: down");
@@ -369,16 +296,16 @@ fn explain_follows_geo_live_health_and_overrides() {
         strings(&ny_down["answers"]),
         BTreeSet::from(["www.example.com. 20 IN A 198.51.100.32".to_string()])
     );
-    assert_matches_udp(&s, &ny_down, www, 1, NEW_YORK);
+    assert_matches_udp(&s, &ny_down, www, A, NEW_YORK);
 
     // Cleared: back to London.
-    http.set_override(r#"{"datacenter": "example.com/lon", "state": null}"#);
-    let back = http.explain(www, "A", LONDON);
+    set_override(&s, r#"{"datacenter": "example.com/lon", "state": null}"#);
+    let back = explain(&s, www, "A", LONDON);
     assert_eq!(chosen(&back), ["lon"]);
     assert_eq!(back["answers"], lon["answers"]);
 
     // Static data is explained too: no routing, the zone's answer.
-    let st = http.explain("static.example.com", "A", LONDON);
+    let st = explain(&s, "static.example.com", "A", LONDON);
     assert_eq!(st["dynamic"], Value::Null, "{st}");
     assert_eq!(
         strings(&st["answers"]),
@@ -386,18 +313,17 @@ fn explain_follows_geo_live_health_and_overrides() {
     );
     assert_eq!(st["ecs_scope"], 0);
     // The type defaults to A.
-    let (code, dflt) = http.explain_raw(&format!("name={www}&client={LONDON}"));
+    let (code, dflt) = explain_raw(&s, &format!("name={www}&client={LONDON}"));
     assert_eq!(code, 200, "{dflt}");
     assert_eq!(dflt["qtype"], "A");
     // A name of ours that does not exist.
-    let nx = http.explain("nope.example.com", "A", LONDON);
+    let nx = explain(&s, "nope.example.com", "A", LONDON);
     assert_eq!(nx["rcode"], "NXDOMAIN", "{nx}");
 }
 
 #[test]
 fn bad_questions_get_400_with_a_reason() {
     let s = start("");
-    let http = Http::new(&s);
     for (query, want) in [
         (
             "name=www.example.com&client=not-an-address",
@@ -421,7 +347,7 @@ fn bad_questions_get_400_with_a_reason() {
         ("name=www.example.com&client=1.2.3.4&typo=1", "typo"),
         ("", "missing name"),
     ] {
-        let (code, v) = http.explain_raw(query);
+        let (code, v) = explain_raw(&s, query);
         assert_eq!(code, 400, "{query}: {v}");
         let error = v["error"]
             .as_str()
@@ -429,20 +355,20 @@ fn bad_questions_get_400_with_a_reason() {
         assert!(error.contains(want), "{query}: {error}");
     }
     // The server is still fine.
-    let v = http.explain("www.example.com", "A", LONDON);
+    let v = explain(&s, "www.example.com", "A", LONDON);
     assert_eq!(chosen(&v), ["lon"]);
 }
 
 #[test]
 fn explain_needs_the_token_like_status() {
     let s = start("[api]\ntoken = \"sesame\"\n");
-    let http = Http::new(&s);
+    let api = s.api.expect("api");
     let path = format!("/explain?name=www.example.com&client={LONDON}");
-    let (code, _) = http.get(&path, None);
+    let (code, _) = http_get(api, &path);
     assert_eq!(code, 401);
-    let (code, _) = http.get(&path, Some("wrong"));
+    let (code, _) = http_request(api, "GET", &path, "", Some("wrong"));
     assert_eq!(code, 401);
-    let (code, body) = http.get(&path, Some("sesame"));
+    let (code, body) = http_request(api, "GET", &path, "", Some("sesame"));
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(chosen(&v), ["lon"]);
@@ -502,7 +428,6 @@ fn explain_reopens_the_database_and_notes_a_changed_file() {
 #[test]
 fn explain_is_not_counted_as_traffic() {
     let s = start("");
-    let http = Http::new(&s);
     let counted = |body: &str| -> BTreeSet<String> {
         body.lines()
             .filter(|l| {
@@ -518,7 +443,8 @@ fn explain_is_not_counted_as_traffic() {
             .map(str::to_string)
             .collect::<BTreeSet<String>>()
     };
-    let (code, before) = http.get("/metrics", None);
+    let api = s.api.expect("api");
+    let (code, before) = http_get(api, "/metrics");
     assert_eq!(code, 200);
     let before = counted(&before);
     assert!(
@@ -528,13 +454,13 @@ fn explain_is_not_counted_as_traffic() {
         "{before:?}"
     );
     for client in [LONDON, NEW_YORK, MOUNTAIN_VIEW] {
-        let v = http.explain("www.example.com", "A", client);
+        let v = explain(&s, "www.example.com", "A", client);
         assert!(!chosen(&v).is_empty(), "{v}");
     }
-    let after = counted(&http.get("/metrics", None).1);
+    let after = counted(&http_get(api, "/metrics").1);
     assert_eq!(before, after, "explain changed the traffic counters");
 
-    udp_answer(&s, "www.example.com", 1, LONDON);
-    let later = counted(&http.get("/metrics", None).1);
+    udp_answer(&s, "www.example.com", A, LONDON);
+    let later = counted(&http_get(api, "/metrics").1);
     assert_ne!(after, later, "a real query must count");
 }

@@ -13,16 +13,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use meridian::dns::class::IN;
+use meridian::dns::edns_option::ECS;
+use meridian::dns::rtype::{A, OPT};
 use meridian::geo::writer::{CityRow, city_mmdb};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::common::{DaemonGuard, Server, free_port, require_tool, tool_path, wire_name};
 
 const ZONE: &str = "cmp.test";
 const SEED: u64 = 0x6d65_7269_6469_616e;
@@ -319,38 +323,10 @@ fn meridian_dynamic() -> String {
 // ---------------------------------------------------------------------------------------
 // gdnsd
 
-/// A running gdnsd; killed when dropped.
+/// A running gdnsd; stopped when dropped.
 struct Gdnsd {
-    child: Child,
+    child: DaemonGuard,
     addr: SocketAddr,
-}
-
-impl Drop for Gdnsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gdnsd_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("gdnsd"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/gdnsd"))
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// Starts gdnsd in the foreground with its config in `dir` and waits until it answers.
@@ -364,16 +340,14 @@ fn start_gdnsd(dir: &Path, db: &Path) -> Gdnsd {
         let port = free_port();
         std::fs::write(dir.join("config"), gdnsd_config(dir, port, db)).unwrap();
         let log_path = dir.join("gdnsd.log");
-        let log = File::create(&log_path).unwrap();
-        let child = Command::new(gdnsd_binary())
-            .arg("-c")
-            .arg(dir)
-            .arg("start")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start gdnsd");
+        let child = DaemonGuard::spawn(
+            Command::new(tool_path("gdnsd"))
+                .arg("-c")
+                .arg(dir)
+                .arg("start"),
+            dir,
+            &log_path,
+        );
         let mut g = Gdnsd {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -417,13 +391,14 @@ fn build_query(id: u16, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
     let mut q = Vec::with_capacity(64);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
-    for label in format!("www.{ZONE}").split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    // OPT: root owner, type 41, payload 1232, no extended flags.
-    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+    q.extend_from_slice(&wire_name(&format!("www.{ZONE}")));
+    q.extend_from_slice(&A.to_be_bytes());
+    q.extend_from_slice(&IN.to_be_bytes());
+    // OPT: root owner, payload 1232, no extended flags.
+    q.push(0);
+    q.extend_from_slice(&OPT.to_be_bytes());
+    q.extend_from_slice(&1232u16.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 0, 0]);
     let mut rdata = Vec::new();
     if let Some((addr, prefix)) = ecs {
         let (family, bytes): (u16, Vec<u8>) = match addr {
@@ -435,7 +410,7 @@ fn build_query(id: u16, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
         if prefix % 8 != 0 {
             addr_bytes[n - 1] &= 0xffu8 << (8 - prefix % 8);
         }
-        rdata.extend_from_slice(&8u16.to_be_bytes());
+        rdata.extend_from_slice(&ECS.to_be_bytes());
         rdata.extend_from_slice(&((4 + n) as u16).to_be_bytes());
         rdata.extend_from_slice(&family.to_be_bytes());
         rdata.extend_from_slice(&[prefix, 0]);
@@ -482,15 +457,15 @@ fn parse_response(m: &[u8], id: u16) -> Option<Answer> {
             let rdlen = usize::from(u16_at(i + 8)?);
             let rdata = m.get(i + 10..i + 10 + rdlen)?;
             i += 10 + rdlen;
-            if section == 0 && rtype == 1 && rdlen == 4 && answer.dc.is_none() {
+            if section == 0 && rtype == A && rdlen == 4 && answer.dc.is_none() {
                 answer.dc = DCS.iter().position(|d| d.1 == rdata[..4]);
             }
-            if section == 2 && rtype == 41 {
+            if section == 2 && rtype == OPT {
                 let mut j = 0;
                 while j + 4 <= rdata.len() {
                     let code = u16::from_be_bytes([rdata[j], rdata[j + 1]]);
                     let len = usize::from(u16::from_be_bytes([rdata[j + 2], rdata[j + 3]]));
-                    if code == 8 && len >= 4 {
+                    if code == ECS && len >= 4 {
                         answer.scope = rdata.get(j + 7).copied();
                     }
                     j += 4 + len;
@@ -656,7 +631,7 @@ impl Means {
 
 #[test]
 fn geo_answers_and_scopes_match_gdnsd() {
-    if !crate::common::require_tool("gdnsd", "gdnsd") {
+    if !require_tool("gdnsd", "gdnsd") {
         return;
     }
     let started = Instant::now();
@@ -673,7 +648,7 @@ fn geo_answers_and_scopes_match_gdnsd() {
     let gdnsd_dir = work.path().join("gdnsd");
     let gdnsd = start_gdnsd(&gdnsd_dir, &db);
     let dynamic = meridian_dynamic();
-    let meridian = crate::common::Server::start(
+    let meridian = Server::start(
         &[
             (&format!("{ZONE}.zone"), &zone_file("")),
             (&format!("{ZONE}.toml"), &dynamic),

@@ -8,17 +8,9 @@ use std::str::FromStr;
 
 use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
+use meridian::dns::rtype::{A, AAAA, CNAME};
 use meridian::dns::wire::build_query;
 use meridian::geo::writer::{CityRow, city_mmdb};
-
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 1 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-static  IN A   192.0.2.250
-"#;
 
 const DATACENTERS: &str = r#"
 [datacenters]
@@ -128,27 +120,22 @@ fn fixture_db() -> Vec<u8> {
     city_mmdb("GeoIP2-City", &rows).expect("fixture db")
 }
 
-/// Starts the server with the fixture database and `names` appended to the datacenters.
+/// Starts the server with the fixture database, `names` appended to the datacenters and
+/// `extra_files` (path relative to the config, content).
 fn geo_server(names: &str, extra_files: &[(&str, &str)]) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
-    std::fs::write(
-        dir.path().join("zones/example.com.toml"),
-        format!("{DATACENTERS}\n{names}"),
-    )
-    .expect("dynamic");
-    for (file, text) in extra_files {
-        std::fs::write(dir.path().join("zones").join(file), text).expect("extra");
-    }
-    std::fs::write(dir.path().join("geo.mmdb"), fixture_db()).expect("db");
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(
-        &config,
-        "zones_dir = \"zones\"\n[geoip]\ndatabases = [\"geo.mmdb\"]\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_threads = 1\n",
-    )
-    .expect("config");
-    Server::start_with_config(dir, config)
+    let dynamic = format!("{DATACENTERS}\n{names}");
+    let db = fixture_db();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("zones/example.com.zone", zones::ROUTING.as_bytes()),
+        ("zones/example.com.toml", dynamic.as_bytes()),
+        ("geo.mmdb", &db),
+    ];
+    files.extend(
+        extra_files
+            .iter()
+            .map(|(file, text)| (*file, text.as_bytes())),
+    );
+    Server::start_files(&files, 1, "[geoip]\ndatabases = [\"geo.mmdb\"]")
 }
 
 /// One answer: the addresses (or CNAME targets), and the ECS scope echoed.
@@ -160,34 +147,18 @@ struct Reply {
 
 fn ask(s: &Server, name: &str, qtype: u16, client: Option<(&str, u8)>) -> Reply {
     let ecs = client.map(|(a, p)| (IpAddr::from_str(a).expect("client"), p));
-    let wire = name_wire(name);
-    let q = build_query(rand::random(), &wire, qtype, true, ecs);
+    let q = build_query(rand::random(), &wire_name(name), qtype, true, ecs);
     let raw = udp_raw(s.addr, &q).expect("answer");
     let msg = Message::from_vec(&raw).expect("parse");
-    let scope = ecs.map(|(addr, prefix)| {
+    let scope = ecs.map(|(_, prefix)| {
         // The ECS option is the last thing in the message: family, source, scope, address.
         let n = (prefix as usize).div_ceil(8);
-        let _ = addr;
         raw[raw.len() - n - 1]
     });
     let mut values: Vec<String> = msg.answers.iter().map(|r| r.data.to_string()).collect();
     values.sort();
     Reply { msg, values, scope }
 }
-
-fn name_wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
-const A: u16 = 1;
-const AAAA: u16 = 28;
-const CNAME: u16 = 5;
 
 fn dcs(r: &Reply) -> BTreeSet<&'static str> {
     r.values.iter().map(|v| dc_of(v)).collect()
@@ -297,7 +268,7 @@ pool = "web"
 policy = "latency"
 latency_table = "rtt.csv"
 "#,
-        &[("rtt.csv", table)],
+        &[("zones/rtt.csv", table)],
     );
     for (client, dc) in [
         ("10.1.0.0", "lon"), // EU row
@@ -471,23 +442,13 @@ map = "world"
 
 #[test]
 fn check_rejects_a_name_both_static_and_dynamic() {
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::create_dir(dir.path().join("zones")).expect("zones");
-    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
-    std::fs::write(
-        dir.path().join("zones/example.com.toml"),
-        format!("{DATACENTERS}\n[names.static]\npool = \"web\"\npolicy = \"failover\"\norder = [\"lon\"]\n[names.bad]\npool = \"nope\"\npolicy = \"geo\"\n"),
-    )
-    .expect("dynamic");
-    let config = dir.path().join("meridian.toml");
-    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run check");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, text) = check_example_com(
+        zones::ROUTING,
+        &format!(
+            "{DATACENTERS}\n[names.static]\npool = \"web\"\npolicy = \"failover\"\norder = [\"lon\"]\n[names.bad]\npool = \"nope\"\npolicy = \"geo\"\n"
+        ),
+    );
+    assert!(!ok, "{text}");
     assert!(
         text.contains("example.com.toml:")
             && text

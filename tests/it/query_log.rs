@@ -6,6 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use meridian::dns::rtype::A;
 use meridian::dns::wire::build_query;
 
 const ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 60\n  IN NS ns1\n  IN MX 10 ns1\nns1 IN A 192.0.2.1\nmail IN A 192.0.2.25\n";
@@ -37,16 +38,6 @@ fn start(log: &str) -> Server {
     )
 }
 
-fn wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
 /// Sends `count` queries from one socket (so one server thread sees them all) and waits
 /// for each answer.
 fn ask_from_one_socket(addr: SocketAddr, name: &str, count: usize) {
@@ -54,7 +45,7 @@ fn ask_from_one_socket(addr: SocketAddr, name: &str, count: usize) {
     sock.set_read_timeout(Some(Duration::from_secs(2)))
         .expect("timeout");
     for i in 0..count {
-        let q = build_query(i as u16, &wire(name), 1, false, None);
+        let q = build_query(i as u16, &wire_name(name), A, false, None);
         sock.send_to(&q, addr).expect("send");
         let mut buf = [0u8; 1500];
         sock.recv_from(&mut buf).expect("answer");
@@ -80,9 +71,15 @@ fn every_query_logged_with_client_ecs_and_answer() {
     let log = s.dir.path().join("queries.log");
     // London by ECS: the geo answer is lon's address, scope fitted.
     let london: std::net::IpAddr = "81.2.69.0".parse().expect("ip");
-    let q = build_query(7, &wire("www.example.com."), 1, true, Some((london, 24)));
+    let q = build_query(
+        7,
+        &wire_name("www.example.com."),
+        A,
+        true,
+        Some((london, 24)),
+    );
     udp_raw(s.addr, &q).expect("answer");
-    let nx = build_query(8, &wire("nope.example.com."), 1, false, None);
+    let nx = build_query(8, &wire_name("nope.example.com."), A, false, None);
     udp_raw(s.addr, &nx).expect("answer");
     let mx = query("example.com.", hickory_proto::rr::RecordType::MX, false);
     tcp_query(s.addr, &mx);
@@ -129,7 +126,7 @@ fn every_query_logged_with_client_ecs_and_answer() {
             "{l}"
         );
     }
-    let m = http_get(s.api.expect("api"), "/metrics");
+    let (_, m) = http_get(s.api.expect("api"), "/metrics");
     assert!(m.contains("meridian_query_log_lines_total 3"), "{m}");
     assert!(m.contains("meridian_query_log_dropped_total 0"), "{m}");
 }

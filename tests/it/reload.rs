@@ -1,7 +1,6 @@
 //! Reload under load: queries keep flowing while the zone is rewritten and reloaded many
 //! times; every query gets an answer, and every answer is the old data or the new, never a mix.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,10 +11,6 @@ fn zone(version: u32, a: &str, b: &str) -> String {
     format!(
         "$ORIGIN example.com.\n$TTL 60\n@ IN SOA ns1 hostmaster {version} 3600 600 1209600 60\n  IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A {a}\n    IN A {b}\n"
     )
-}
-
-fn post(api: SocketAddr, path: &str) -> (u16, String) {
-    http_request(api, "POST", path, "")
 }
 
 #[test]
@@ -64,13 +59,13 @@ fn reloads_under_a_steady_query_stream_lose_nothing_and_never_mix() {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).expect("write");
         std::fs::rename(&tmp, &path).expect("rename");
-        let (code, body) = post(api, "/reload");
+        let (code, body) = http_post(api, "/reload", "");
         assert_eq!(code, 200, "{body}");
         ok += 1;
         if i == 20 {
             // A broken zone in the middle: refused, old data keeps serving.
             std::fs::write(&path, "$ORIGIN example.com.\n@ IN SOA broken\n").expect("write");
-            let (code, body) = post(api, "/reload");
+            let (code, body) = http_post(api, "/reload", "");
             assert_eq!(code, 422, "{body}");
             assert!(body.contains("example.com.zone:2"), "{body}");
         }
@@ -174,9 +169,10 @@ order = ["a"]
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // Drain "three" by override, then reload with the endpoints in another order.
-    let body = r#"{"endpoint": "example.com/p/three", "state": "drain"}"#;
-    let (_, out) = http_request(api, "POST", "/overrides", body);
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    set_override(
+        &s,
+        r#"{"endpoint": "example.com/p/three", "state": "drain"}"#,
+    );
     let reordered = dynamic
         .replace(
             "  { id = \"one\", datacenter = \"a\", address = \"192.0.2.1\" },\n",
@@ -187,7 +183,7 @@ order = ["a"]
             "  { id = \"one\", datacenter = \"a\", address = \"192.0.2.1\" },\n]\ncheck",
         );
     std::fs::write(zones.join("example.com.toml"), reordered).expect("rewrite");
-    let (code, body) = post(api, "/reload");
+    let (code, body) = http_post(api, "/reload", "");
     assert_eq!(code, 200, "{body}");
     // From the first query after the reload on: two is still down, three still drained.
     for _ in 0..50 {
@@ -243,7 +239,7 @@ order = ["a", "b"]
     let tmp = zones.join("example.com.zone.tmp");
     std::fs::write(&tmp, zone(2, "192.0.2.21", "192.0.2.22")).expect("write");
     std::fs::rename(&tmp, zones.join("example.com.zone")).expect("rename");
-    let (code, body) = post(api, "/reload");
+    let (code, body) = http_post(api, "/reload", "");
     assert_eq!(code, 200, "{body}");
     assert_eq!(metric(api, zone_metric), zone_before + 50);
     assert_eq!(metric(api, name_metric), name_before + 30);

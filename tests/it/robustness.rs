@@ -15,6 +15,9 @@ use std::time::Duration;
 use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+use meridian::dns::class::IN;
+use meridian::dns::edns_option::{ECS, NSID};
+use meridian::dns::rtype::{A, AAAA, ANY, MX, OPT, SOA, TXT};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -44,59 +47,61 @@ big     IN TXT "0123456789012345678901234567890123456789012345678901234567890123
         IN TXT "7123456789012345678901234567890123456789012345678901234567890123456789"
 "#;
 
-const OPT: u16 = 41;
-const OPT_ECS: u16 = 8;
-
 /// Questions with what a correct server answers (rcode, text in the answer section).
 const QUESTIONS: &[(&str, u16, ResponseCode, Option<&str>)] = &[
     (
         "www.example.com.",
-        1,
+        A,
         ResponseCode::NoError,
         Some("192.0.2.80"),
     ),
     (
         "WwW.ExAmPle.CoM.",
-        1,
+        A,
         ResponseCode::NoError,
         Some("192.0.2.80"),
     ),
     (
         "mail.example.com.",
-        28,
+        AAAA,
         ResponseCode::NoError,
         Some("2001:db8::25"),
     ),
     (
         "alias.example.com.",
-        1,
+        A,
         ResponseCode::NoError,
         Some("192.0.2.80"),
     ),
     (
         "x.wild.example.com.",
-        1,
+        A,
         ResponseCode::NoError,
         Some("192.0.2.99"),
     ),
     (
         "www.old.example.com.",
-        1,
+        A,
         ResponseCode::NoError,
         Some("192.0.2.81"),
     ),
-    ("example.com.", 6, ResponseCode::NoError, Some("hostmaster")),
     (
         "example.com.",
-        15,
+        SOA,
+        ResponseCode::NoError,
+        Some("hostmaster"),
+    ),
+    (
+        "example.com.",
+        MX,
         ResponseCode::NoError,
         Some("mail.example.com."),
     ),
-    ("big.example.com.", 16, ResponseCode::NoError, None),
-    ("example.com.", 255, ResponseCode::NoError, None),
-    ("a.child.example.com.", 1, ResponseCode::NoError, None),
-    ("nothere.example.com.", 1, ResponseCode::NXDomain, None),
-    ("www.example.org.", 1, ResponseCode::Refused, None),
+    ("big.example.com.", TXT, ResponseCode::NoError, None),
+    ("example.com.", ANY, ResponseCode::NoError, None),
+    ("a.child.example.com.", A, ResponseCode::NoError, None),
+    ("nothere.example.com.", A, ResponseCode::NXDomain, None),
+    ("www.example.org.", A, ResponseCode::Refused, None),
 ];
 
 /// What must (or must not) come back for a packet.
@@ -111,20 +116,6 @@ enum Expect {
     BadEcs,
     /// A correct answer to `QUESTIONS[i]`.
     Answer(usize),
-}
-
-fn wire_name(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
 }
 
 fn header(flags: u16, counts: [u16; 4]) -> Vec<u8> {
@@ -158,7 +149,7 @@ fn ecs(family: u16, source: u8, scope: u8, addr: &[u8]) -> (u16, Vec<u8>) {
     d.push(source);
     d.push(scope);
     d.extend_from_slice(addr);
-    (OPT_ECS, d)
+    (ECS, d)
 }
 
 /// A well-formed query for `QUESTIONS[i]`, with EDNS (and sometimes a valid ECS) or without.
@@ -168,13 +159,13 @@ fn valid_query(rng: &mut StdRng, i: usize) -> Vec<u8> {
     let mut q = header(0x0100, [1, 0, 0, edns as u16]);
     q.extend_from_slice(&wire_name(name));
     q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
+    q.extend_from_slice(&IN.to_be_bytes());
     if edns {
         let options = match rng.random_range(0..4) {
             0 => vec![],
             1 => vec![ecs(1, 24, 0, &[192, 0, 2])],
             2 => vec![ecs(2, 56, 0, &[0x20, 1, 0x0d, 0xb8, 0, 0, 0])],
-            _ => vec![(3, vec![]), ecs(1, 0, 0, &[])],
+            _ => vec![(NSID, vec![]), ecs(1, 0, 0, &[])],
         };
         q.extend_from_slice(&opt(&options));
     }
@@ -184,7 +175,7 @@ fn valid_query(rng: &mut StdRng, i: usize) -> Vec<u8> {
 fn question_bytes(name: &[u8], qtype: u16) -> Vec<u8> {
     let mut q = name.to_vec();
     q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&1u16.to_be_bytes());
+    q.extend_from_slice(&IN.to_be_bytes());
     q
 }
 
@@ -254,14 +245,14 @@ fn packet(rng: &mut StdRng) -> (Vec<u8>, Expect) {
                     n
                 }
             };
-            p.extend_from_slice(&question_bytes(&name, 1));
+            p.extend_from_slice(&question_bytes(&name, A));
             (p, formerr)
         }
         // Additional records whose names are pointer loops and chains: parsed, not followed.
         61..=66 => {
             let count = rng.random_range(1..=20u16);
             let mut p = header(0, [1, 0, 0, count]);
-            p.extend_from_slice(&question_bytes(&www, 1));
+            p.extend_from_slice(&question_bytes(&www, A));
             for _ in 0..count {
                 let here = p.len() as u16;
                 let name: Vec<u8> = match rng.random_range(0..4) {
@@ -286,7 +277,7 @@ fn packet(rng: &mut StdRng) -> (Vec<u8>, Expect) {
                 _ => ecs(1, 24, 0, &[192, 0]),          // address shorter than prefix
             };
             let mut p = header(0, [1, 0, 0, 1]);
-            p.extend_from_slice(&question_bytes(&www, 1));
+            p.extend_from_slice(&question_bytes(&www, A));
             p.extend_from_slice(&opt(&[bad]));
             (p, Expect::BadEcs)
         }
@@ -297,7 +288,7 @@ fn packet(rng: &mut StdRng) -> (Vec<u8>, Expect) {
                 0 => {
                     // Two OPT records.
                     p = header(0, [1, 0, 0, 2]);
-                    p.extend_from_slice(&question_bytes(&www, 1));
+                    p.extend_from_slice(&question_bytes(&www, A));
                     p.extend_from_slice(&opt(&[]));
                     p.extend_from_slice(&opt(&[]));
                 }
@@ -309,14 +300,14 @@ fn packet(rng: &mut StdRng) -> (Vec<u8>, Expect) {
                         [1, 0, 1, 0]
                     };
                     p = header(0, counts);
-                    p.extend_from_slice(&question_bytes(&www, 1));
+                    p.extend_from_slice(&question_bytes(&www, A));
                     p.extend_from_slice(&opt(&[]));
                 }
                 3 => {
                     // An option whose length runs past the RDATA.
                     p = header(0, [1, 0, 0, 1]);
-                    p.extend_from_slice(&question_bytes(&www, 1));
-                    let mut o = opt(&[(OPT_ECS, vec![0, 1, 24, 0, 192, 0, 2])]);
+                    p.extend_from_slice(&question_bytes(&www, A));
+                    let mut o = opt(&[(ECS, vec![0, 1, 24, 0, 192, 0, 2])]);
                     let at = o.len() - 7 - 2;
                     let bogus: u16 = rng.random_range(8..=0xFFFF);
                     o[at..at + 2].copy_from_slice(&bogus.to_be_bytes());
@@ -325,7 +316,7 @@ fn packet(rng: &mut StdRng) -> (Vec<u8>, Expect) {
                 _ => {
                     // OPT with an owner other than the root.
                     p = header(0, [1, 0, 0, 1]);
-                    p.extend_from_slice(&question_bytes(&www, 1));
+                    p.extend_from_slice(&question_bytes(&www, A));
                     let mut o = wire_name("x.");
                     o.extend_from_slice(&opt(&[])[1..]);
                     p.extend_from_slice(&o);
@@ -449,7 +440,7 @@ fn survives_random_and_mutated_udp_packets() {
         let mut q = header(0x0100, [1, 0, 0, 1]);
         q.extend_from_slice(&question_bytes(&wire_name(QUESTIONS[i].0), QUESTIONS[i].1));
         q.extend_from_slice(&opt(&[
-            (3, vec![]),
+            (NSID, vec![]),
             ecs(2, 48, 0, &[0x20, 1, 0x0d, 0xb8, 0, 1]),
         ]));
         for len in 0..q.len() {

@@ -11,22 +11,11 @@ use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 7 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-www     IN A   192.0.2.80
-mail    IN AAAA 2001:db8::25
-alias   IN CNAME www
-"#;
-
 /// A server that closes idle connections, and drops queries that do not arrive whole, after
 /// one second; with room for all the concurrent connections of one test client.
 fn server() -> Server {
     Server::start(
-        &[("example.com.zone", ZONE)],
+        &[("example.com.zone", zones::TCP)],
         "tcp_idle_timeout_secs = 1\ntcp_query_timeout_secs = 1\ntcp_max_per_client = 1000",
     )
 }
@@ -237,7 +226,7 @@ fn hold(s: &Server, from: &str, n: usize) -> Vec<TcpStream> {
 #[test]
 fn connection_caps_per_client_and_in_total() {
     let s = Server::start(
-        &[("example.com.zone", ZONE)],
+        &[("example.com.zone", zones::TCP)],
         "tcp_max_per_client = 3\ntcp_max_connections = 5",
     );
     // A client at its cap: the next connection from it is closed unanswered.

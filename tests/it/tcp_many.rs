@@ -18,17 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-const ZONE: &str = r#"
-$ORIGIN example.com.
-$TTL 300
-@       IN SOA ns1 hostmaster ( 7 3600 600 1209600 60 )
-        IN NS  ns1
-ns1     IN A   192.0.2.1
-www     IN A   192.0.2.80
-mail    IN AAAA 2001:db8::25
-alias   IN CNAME www
-"#;
-
 /// Connections we aim for, and the fewest that make the test worth running.
 const WANT: u64 = 3000;
 const AT_LEAST: u64 = 1000;
@@ -304,7 +293,7 @@ fn thousands_of_connections_with_pipelined_queries_and_no_thread_each() {
     set_nofile_soft(stock);
     let cap = n + 100;
     let mut s = Server::start(
-        &[("example.com.zone", ZONE)],
+        &[("example.com.zone", zones::TCP)],
         &format!(
             "tcp_idle_timeout_secs = 120\ntcp_query_timeout_secs = 30\n\
              tcp_max_connections = {cap}\ntcp_max_per_client = {cap}"

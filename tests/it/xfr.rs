@@ -4,10 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::Server;
+use crate::common::{
+    DaemonGuard, Server, answers, free_port, knot_conf, metric, query, require_tool, tcp_query,
+    tool_path, udp_query,
+};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
@@ -84,6 +87,11 @@ fn assert_whole_zone(out: &str, zone_text: &str) {
     );
 }
 
+/// meridian serving `text` as example.com, with `config` appended to its configuration.
+fn serve(text: &str, config: &str) -> Server {
+    Server::start(&[("example.com.zone", text)], config)
+}
+
 fn transfer_config(allow: &str, tsig: bool, notify: Option<u16>) -> String {
     let mut c = format!(
         "[tsig_keys]\nxfr-key = {{ algorithm = \"hmac-sha256\", secret = \"{SECRET}\" }}\n\
@@ -100,12 +108,12 @@ fn transfer_config(allow: &str, tsig: bool, notify: Option<u16>) -> String {
 
 #[test]
 fn axfr_from_an_allowed_address_gets_the_whole_zone() {
-    if !crate::common::require_tool("dig", "bind9-dnsutils") {
+    if !require_tool("dig", "bind9-dnsutils") {
         return;
     }
     let text = zone(7, "192.0.2.80", 0);
-    let server = Server::start(
-        &[("example.com.zone", &text)],
+    let server = serve(
+        &text,
         &transfer_config("\"127.0.0.0/8\", \"::1/128\"", false, None),
     );
     let out = dig(server.addr, &["example.com", "AXFR"]);
@@ -126,25 +134,22 @@ fn axfr_from_an_allowed_address_gets_the_whole_zone() {
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     assert!(r.answers.is_empty());
     // Not a zone apex: refused.
-    let r = crate::common::tcp_query(
+    let r = tcp_query(
         server.addr,
-        &crate::common::query("www.example.com.", RecordType::AXFR, false),
+        &query("www.example.com.", RecordType::AXFR, false),
     );
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
 }
 
 #[test]
 fn axfr_is_refused_unless_configured_and_allowed() {
-    if !crate::common::require_tool("dig", "bind9-dnsutils") {
+    if !require_tool("dig", "bind9-dnsutils") {
         return;
     }
     let text = zone(1, "192.0.2.80", 0);
     // No [transfer] at all: off by default.
-    let server = Server::start(&[("example.com.zone", &text)], "");
-    let r = crate::common::tcp_query(
-        server.addr,
-        &crate::common::query("example.com.", RecordType::AXFR, false),
-    );
+    let server = serve(&text, "");
+    let r = tcp_query(server.addr, &query("example.com.", RecordType::AXFR, false));
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     assert!(r.answers.is_empty());
     let out = dig(server.addr, &["example.com", "AXFR"]);
@@ -152,35 +157,26 @@ fn axfr_is_refused_unless_configured_and_allowed() {
     drop(server);
 
     // Configured, but for other networks.
-    let server = Server::start(
-        &[("example.com.zone", &text)],
+    let server = serve(
+        &text,
         &transfer_config("\"192.0.2.0/24\", \"2001:db8::/32\"", false, None),
     );
-    let r = crate::common::tcp_query(
-        server.addr,
-        &crate::common::query("example.com.", RecordType::AXFR, false),
-    );
+    let r = tcp_query(server.addr, &query("example.com.", RecordType::AXFR, false));
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     assert!(r.answers.is_empty());
-    let r = crate::common::tcp_query(
-        server.addr,
-        &crate::common::query("example.com.", RecordType::IXFR, false),
-    );
+    let r = tcp_query(server.addr, &query("example.com.", RecordType::IXFR, false));
     assert_ne!(r.metadata.response_code, ResponseCode::NoError);
     assert!(r.answers.is_empty());
 }
 
 #[test]
 fn axfr_with_tsig_works_with_the_key_and_fails_without_it() {
-    if !crate::common::require_tool("dig", "bind9-dnsutils") {
+    if !require_tool("dig", "bind9-dnsutils") {
         return;
     }
     let text = zone(3, "192.0.2.80", 0);
     // Any address, but only with the key.
-    let server = Server::start(
-        &[("example.com.zone", &text)],
-        &transfer_config("", true, None),
-    );
+    let server = serve(&text, &transfer_config("", true, None));
     let key = format!("hmac-sha256:xfr-key:{SECRET}");
     let out = dig(server.addr, &["-y", &key, "example.com", "AXFR"]);
     assert_whole_zone(&out, &text);
@@ -227,45 +223,32 @@ fn axfr_with_tsig_works_with_the_key_and_fails_without_it() {
 /// code as an unsigned one, which must not count the transport a second time).
 #[test]
 fn a_signed_query_counts_once() {
-    if !crate::common::require_tool("dig", "bind9-dnsutils") {
+    if !require_tool("dig", "bind9-dnsutils") {
         return;
     }
     let text = zone(3, "192.0.2.80", 0);
-    let server = Server::start(
-        &[("example.com.zone", &text)],
-        &transfer_config("", true, None),
-    );
+    let server = serve(&text, &transfer_config("", true, None));
     let api = server.api.expect("api");
     let udp = "meridian_queries_total{transport=\"udp\"}";
     let noerror = "meridian_responses_total{rcode=\"NOERROR\"}";
-    let (udp0, ok0) = (
-        crate::common::metric(api, udp),
-        crate::common::metric(api, noerror),
-    );
+    let (udp0, ok0) = (metric(api, udp), metric(api, noerror));
     let key = format!("hmac-sha256:xfr-key:{SECRET}");
     let out = dig(server.addr, &["-y", &key, "+notcp", "example.com", "SOA"]);
     assert!(
         out.contains("status: NOERROR") && out.contains("TSIG"),
         "{out}"
     );
-    assert_eq!(
-        crate::common::metric(api, udp),
-        udp0 + 1,
-        "one signed query, one query"
-    );
-    assert_eq!(crate::common::metric(api, noerror), ok0 + 1);
+    assert_eq!(metric(api, udp), udp0 + 1, "one signed query, one query");
+    assert_eq!(metric(api, noerror), ok0 + 1);
 }
 
 #[test]
 fn a_large_zone_goes_out_in_several_messages() {
-    if !crate::common::require_tool("dig", "bind9-dnsutils") {
+    if !require_tool("dig", "bind9-dnsutils") {
         return;
     }
     let text = zone(11, "192.0.2.80", 5000);
-    let server = Server::start(
-        &[("example.com.zone", &text)],
-        &transfer_config("\"127.0.0.1/32\"", true, None),
-    );
+    let server = serve(&text, &transfer_config("\"127.0.0.1/32\"", true, None));
     let key = format!("hmac-sha256:xfr-key:{SECRET}");
     let out = dig(server.addr, &["-y", &key, "example.com", "AXFR"]);
     assert_whole_zone(&out, &text);
@@ -347,7 +330,7 @@ fn bad_transfer_config_is_reported_with_lines() {
 // Knot DNS as a secondary
 
 struct Knot {
-    child: crate::common::DaemonGuard,
+    child: DaemonGuard,
     addr: SocketAddr,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -358,41 +341,28 @@ struct Knot {
 fn start_knot(port: u16, primary: SocketAddr) -> Knot {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display();
-    let user = format!(
-        "{}:{}",
-        crate::common::user_id("-un"),
-        crate::common::user_id("-gn")
-    );
     let conf = format!(
-        "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
-         listen: 127.0.0.1@{port}\n\
-         control:\n    listen: \"{d}/knot.sock\"\n\
-         log:\n  - target: stderr\n    any: info\n\
-         database:\n    storage: \"{d}/db\"\n\
+        "{}\
          key:\n  - id: xfr-key\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
          remote:\n  - id: meridian\n    address: {ip}@{mport}\n    key: xfr-key\n\
          acl:\n  - id: from_meridian\n    address: 127.0.0.1\n    key: xfr-key\n    action: notify\n\
          template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
          zonefile-load: none\n    journal-content: none\n\
          zone:\n  - domain: example.com\n    master: meridian\n    acl: from_meridian\n",
+        knot_conf(dir.path(), port, "info"),
         ip = primary.ip(),
         mport = primary.port(),
     );
     let path = dir.path().join("knot.conf");
     std::fs::write(&path, conf).expect("write knot.conf");
     let log = dir.path().join("knot.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(crate::common::tool_path("knotd"))
-        .arg("-c")
-        .arg(&path)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("log"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start knotd");
+    let child = DaemonGuard::spawn(
+        Command::new(tool_path("knotd")).arg("-c").arg(&path),
+        dir.path(),
+        &log,
+    );
     Knot {
-        child: crate::common::DaemonGuard(child),
+        child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         log,
         _dir: dir,
@@ -406,7 +376,7 @@ impl Knot {
 
     /// The serial Knot serves for example.com, if it serves it.
     fn serial(&self) -> Option<u32> {
-        let q = crate::common::query("example.com.", RecordType::SOA, false);
+        let q = query("example.com.", RecordType::SOA, false);
         let bytes = q.to_vec().ok()?;
         let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
         sock.set_read_timeout(Some(Duration::from_millis(300)))
@@ -440,21 +410,21 @@ impl Knot {
     }
 
     fn answers(&self, name: &str, rtype: RecordType) -> Vec<String> {
-        let r = crate::common::udp_query(self.addr, &crate::common::query(name, rtype, false));
-        crate::common::answers(&r)
+        let r = udp_query(self.addr, &query(name, rtype, false));
+        answers(&r)
     }
 }
 
 #[test]
 fn knot_follows_meridian_as_a_secondary() {
-    if !crate::common::require_tool("knotd", "knot") {
+    if !require_tool("knotd", "knot") {
         return;
     }
-    let knot_port = crate::common::free_port();
+    let knot_port = free_port();
     // Enough records for several messages: Knot checks the TSIG chain across them.
     let text = zone(2024010101, "192.0.2.80", 2000);
-    let server = Server::start(
-        &[("example.com.zone", &text)],
+    let server = serve(
+        &text,
         &transfer_config("\"127.0.0.1/32\"", true, Some(knot_port)),
     );
     let mut knot = start_knot(knot_port, server.addr);
@@ -464,7 +434,7 @@ fn knot_follows_meridian_as_a_secondary() {
         "Knot did not load the zone from meridian; its log:\n{}",
         knot.log_text()
     );
-    let ours = |name: &str, t: RecordType| crate::common::answers(&server.udp(name, t));
+    let ours = |name: &str, t: RecordType| answers(&server.udp(name, t));
     for (name, t) in [
         ("www.example.com.", RecordType::A),
         ("www.example.com.", RecordType::AAAA),

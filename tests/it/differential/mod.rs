@@ -11,15 +11,20 @@
 //! Knot and NSD are started by the test on free ports in temporary directories; under
 //! CI=true a missing one fails the test, elsewhere the test is skipped.
 
-use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::{RData, RecordType};
-use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+use meridian::dns::rtype::{
+    A, AAAA, ANY, CAA, CNAME, DNAME, DS, HINFO, HTTPS, MX, NAPTR, NS, PTR, SOA, SRV, SSHFP, SVCB,
+    TLSA, TXT,
+};
+
+use crate::common::{DaemonGuard, knot_conf, tool_path};
+
+mod wire;
+use wire::{Response, Rr, ask, encode_query, parse_response, rcode_name, type_name, udp_exchange};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/differential");
 /// Files copied into every server's directory; `.inc` is `$INCLUDE`d by the parent zone.
@@ -32,27 +37,6 @@ const ZONES: [(&str, &str); 2] = [
     ("example.com.", "example.com.zone"),
     ("child.example.com.", "child.example.com.zone"),
 ];
-
-const A: u16 = 1;
-const NS: u16 = 2;
-const CNAME: u16 = 5;
-const SOA: u16 = 6;
-const PTR: u16 = 12;
-const HINFO: u16 = 13;
-const MX: u16 = 15;
-const TXT: u16 = 16;
-const AAAA: u16 = 28;
-const SRV: u16 = 33;
-const NAPTR: u16 = 35;
-const DNAME: u16 = 39;
-const OPT: u16 = 41;
-const DS: u16 = 43;
-const SSHFP: u16 = 44;
-const TLSA: u16 = 52;
-const SVCB: u16 = 64;
-const HTTPS: u16 = 65;
-const ANY: u16 = 255;
-const CAA: u16 = 257;
 
 /// Owner names of the parent zone (relative to example.com., "@" is the apex), names
 /// around them that do not exist, and names in the child zone.
@@ -299,7 +283,7 @@ fn questions() -> Vec<Question> {
 /// A daemon started by this test; killed when dropped (also on panic).
 struct Daemon {
     name: &'static str,
-    child: crate::common::DaemonGuard,
+    child: DaemonGuard,
     addr: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -331,19 +315,14 @@ fn start_daemon(
         let port = crate::common::free_port();
         let (conf, args) = config(dir.path(), port);
         let log = dir.path().join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(crate::common::tool_path(tool))
-            .args(&args)
-            .arg(&conf)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {tool}: {e}"));
+        let child = DaemonGuard::spawn(
+            Command::new(tool_path(tool)).args(&args).arg(&conf),
+            dir.path(),
+            &log,
+        );
         let mut daemon = Daemon {
             name,
-            child: crate::common::DaemonGuard(child),
+            child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,
             _dir: dir,
@@ -386,25 +365,16 @@ fn wait_ready(d: &mut Daemon) -> bool {
 fn start_knot() -> Daemon {
     start_daemon("knot", "knotd", |dir, port| {
         let d = dir.display();
-        // The current user, so that this works as root and as anyone else.
-        let user = format!(
-            "{}:{}",
-            crate::common::user_id("-un"),
-            crate::common::user_id("-gn")
-        );
         let zones: String = ZONES
             .iter()
             .map(|(z, f)| format!("  - domain: {z}\n    file: \"{d}/{f}\"\n"))
             .collect();
         let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    pidfile: \"{d}/knot.pid\"\n    user: {user}\n    \
-             listen: 127.0.0.1@{port}\n\
-             control:\n    listen: \"{d}/knot.sock\"\n\
-             log:\n  - target: stderr\n    any: warning\n\
-             database:\n    storage: \"{d}/db\"\n\
+            "{}\
              template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
              zonefile-load: whole\n    journal-content: none\n\
-             zone:\n{zones}"
+             zone:\n{zones}",
+            knot_conf(dir, port, "warning")
         );
         let path = dir.join("knot.conf");
         std::fs::write(&path, conf).expect("write knot.conf");
@@ -434,337 +404,6 @@ fn start_nsd() -> Daemon {
         std::fs::write(&path, conf).expect("write nsd.conf");
         (path, vec!["-d".into(), "-c".into()])
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// Wire
-
-fn name_wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
-fn encode_query(q: &Question, id: u16) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[if q.rd { 0x01 } else { 0 }, 0, 0, 1, 0, 0, 0, 0, 0]);
-    m.push(u8::from(q.edns));
-    m.extend_from_slice(&name_wire(&q.name));
-    m.extend_from_slice(&q.qtype.to_be_bytes());
-    m.extend_from_slice(&1u16.to_be_bytes());
-    if q.edns {
-        // OPT: root owner, payload 1232, no flags, no options.
-        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    }
-    m
-}
-
-fn udp_exchange(addr: SocketAddr, msg: &[u8], timeout: Duration, tries: usize) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
-    sock.set_read_timeout(Some(timeout)).ok()?;
-    for _ in 0..tries {
-        sock.send_to(msg, addr).ok()?;
-        let deadline = Instant::now() + timeout;
-        let mut buf = [0u8; 65535];
-        while Instant::now() < deadline {
-            match sock.recv_from(&mut buf) {
-                Ok((n, _)) if n >= 2 && buf[..2] == msg[..2] => return Some(buf[..n].to_vec()),
-                Ok(_) => continue,
-                Err(_) => break,
-            }
-        }
-    }
-    None
-}
-
-fn tcp_exchange(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(msg);
-    s.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).ok()?;
-    Some(buf)
-}
-
-fn ask(addr: SocketAddr, q: &Question, id: u16) -> Result<Response, String> {
-    let msg = encode_query(q, id);
-    let raw = match q.transport {
-        Transport::Udp => udp_exchange(addr, &msg, Duration::from_secs(2), 3),
-        Transport::Tcp => tcp_exchange(addr, &msg),
-    }
-    .ok_or_else(|| "no answer".to_string())?;
-    let r = parse_response(&raw)?;
-    if r.id != id {
-        return Err(format!("answer id {} for query id {id}", r.id));
-    }
-    Ok(r)
-}
-
-/// One record, normalized for comparison.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
-struct Rr {
-    owner: String,
-    rtype: u16,
-    class: u16,
-    ttl: u32,
-    /// Uncompressed, names in it lowercased.
-    rdata: Vec<u8>,
-}
-
-impl std::fmt::Display for Rr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let class = match self.class {
-            1 => "IN".to_string(),
-            c => format!("CLASS{c}"),
-        };
-        write!(
-            f,
-            "{} {} {} {} {}",
-            self.owner,
-            self.ttl,
-            class,
-            type_name(self.rtype),
-            rdata_text(self.rtype, &self.rdata)
-        )
-    }
-}
-
-fn type_name(t: u16) -> String {
-    match t {
-        DNAME => "DNAME".into(),
-        DS => "DS".into(),
-        _ => match RecordType::from(t) {
-            RecordType::Unknown(n) => format!("TYPE{n}"),
-            rt => rt.to_string(),
-        },
-    }
-}
-
-fn rdata_text(rtype: u16, rdata: &[u8]) -> String {
-    let generic = || {
-        let hex: String = rdata.iter().map(|b| format!("{b:02x}")).collect();
-        format!("\\# {} {hex}", rdata.len())
-    };
-    if rtype == DNAME {
-        return read_name(rdata, 0).map_or_else(generic, |(n, _)| name_text(&n));
-    }
-    if matches!(RecordType::from(rtype), RecordType::Unknown(_)) || rdata.is_empty() {
-        return generic();
-    }
-    let mut d = BinDecoder::new(rdata);
-    match RData::read(
-        &mut d,
-        RecordType::from(rtype),
-        Restrict::new(rdata.len() as u16),
-    ) {
-        Ok(rd) if d.is_empty() => rd.to_string(),
-        _ => generic(),
-    }
-}
-
-fn name_text(wire: &[u8]) -> String {
-    let mut s = String::new();
-    let mut pos = 0;
-    while let Some(&l) = wire.get(pos) {
-        if l == 0 {
-            break;
-        }
-        for &b in &wire[pos + 1..pos + 1 + l as usize] {
-            match b {
-                b'.' | b'\\' | b'"' | b'(' | b')' | b';' => {
-                    s.push('\\');
-                    s.push(b as char);
-                }
-                0x21..=0x7e => s.push(b as char),
-                _ => {
-                    let _ = write!(s, "\\{b:03}");
-                }
-            }
-        }
-        s.push('.');
-        pos += 1 + l as usize;
-    }
-    if s.is_empty() {
-        s.push('.');
-    }
-    s
-}
-
-/// A possibly compressed name at `pos`: (lowercase uncompressed wire, position after it).
-fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::new();
-    let mut end = None;
-    for _ in 0..128 {
-        let l = *msg.get(pos)?;
-        match l {
-            0 => {
-                out.push(0);
-                return Some((out, end.unwrap_or(pos + 1)));
-            }
-            1..=63 => {
-                let label = msg.get(pos + 1..pos + 1 + l as usize)?;
-                out.push(l);
-                out.extend(label.iter().map(u8::to_ascii_lowercase));
-                pos += 1 + l as usize;
-            }
-            0xC0..=0xFF => {
-                let lo = *msg.get(pos + 1)?;
-                end.get_or_insert(pos + 2);
-                pos = (((l & 0x3F) as usize) << 8) | lo as usize;
-            }
-            _ => return None,
-        }
-    }
-    None
-}
-
-/// RDATA with embedded names expanded and lowercased (for the types that carry them
-/// in a position servers may compress).
-fn normalize_rdata(msg: &[u8], start: usize, len: usize, rtype: u16) -> Option<Vec<u8>> {
-    let end = start + len;
-    let raw = msg.get(start..end)?;
-    let (prefix, names) = match rtype {
-        NS | CNAME | PTR | DNAME => (0, 1),
-        MX => (2, 1),
-        SRV => (6, 1),
-        SOA => (0, 2),
-        _ => return Some(raw.to_vec()),
-    };
-    let mut out = raw.get(..prefix)?.to_vec();
-    let mut pos = start + prefix;
-    for _ in 0..names {
-        let (n, next) = read_name(msg, pos)?;
-        out.extend_from_slice(&n);
-        pos = next;
-    }
-    out.extend_from_slice(msg.get(pos..end)?);
-    Some(out)
-}
-
-#[derive(Clone, Debug)]
-struct Response {
-    id: u16,
-    rcode: u16,
-    aa: bool,
-    tc: bool,
-    rd: bool,
-    ra: bool,
-    opt: bool,
-    answer: Vec<Rr>,
-    authority: Vec<Rr>,
-    additional: Vec<Rr>,
-}
-
-impl Response {
-    fn flags(&self) -> String {
-        let mut flags = Vec::new();
-        for (set, f) in [
-            (self.aa, "aa"),
-            (self.tc, "tc"),
-            (self.rd, "rd"),
-            (self.ra, "ra"),
-        ] {
-            if set {
-                flags.push(f);
-            }
-        }
-        format!(
-            "[{}]{}",
-            flags.join(" "),
-            if self.opt { " +OPT" } else { "" }
-        )
-    }
-
-    fn header(&self) -> String {
-        format!("{} {}", rcode_name(self.rcode), self.flags())
-    }
-}
-
-fn rcode_name(r: u16) -> String {
-    match r {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        6 => "YXDOMAIN".into(),
-        n => format!("RCODE{n}"),
-    }
-}
-
-fn parse_response(msg: &[u8]) -> Result<Response, String> {
-    let err = |what: &str| format!("malformed response: {what}");
-    if msg.len() < 12 {
-        return Err(err("short header"));
-    }
-    let u16_at = |p: usize| msg.get(p..p + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let flags = u16_at(2).ok_or_else(|| err("flags"))?;
-    let counts: Vec<u16> = (0..4).map(|i| u16_at(4 + 2 * i).unwrap_or(0)).collect();
-    let mut r = Response {
-        id: u16_at(0).ok_or_else(|| err("id"))?,
-        rcode: flags & 0xF,
-        aa: flags & 0x0400 != 0,
-        tc: flags & 0x0200 != 0,
-        rd: flags & 0x0100 != 0,
-        ra: flags & 0x0080 != 0,
-        opt: false,
-        answer: Vec::new(),
-        authority: Vec::new(),
-        additional: Vec::new(),
-    };
-    let mut pos = 12;
-    for _ in 0..counts[0] {
-        pos = read_name(msg, pos).ok_or_else(|| err("question"))?.1 + 4;
-    }
-    for (section, &count) in counts[1..].iter().enumerate() {
-        for _ in 0..count {
-            let (owner, p) = read_name(msg, pos).ok_or_else(|| err("owner"))?;
-            let rtype = u16_at(p).ok_or_else(|| err("type"))?;
-            let class = u16_at(p + 2).ok_or_else(|| err("class"))?;
-            let ttl_hi = u16_at(p + 4).ok_or_else(|| err("ttl"))?;
-            let ttl_lo = u16_at(p + 6).ok_or_else(|| err("ttl"))?;
-            let rdlen = u16_at(p + 8).ok_or_else(|| err("rdlength"))? as usize;
-            let start = p + 10;
-            if start + rdlen > msg.len() {
-                return Err(err("rdata past the end"));
-            }
-            pos = start + rdlen;
-            if rtype == OPT {
-                r.opt = true;
-                r.rcode |= (ttl_hi >> 8) << 4;
-                continue;
-            }
-            let rr = Rr {
-                owner: name_text(&owner),
-                rtype,
-                class,
-                ttl: (u32::from(ttl_hi) << 16) | u32::from(ttl_lo),
-                rdata: normalize_rdata(msg, start, rdlen, rtype).ok_or_else(|| err("rdata"))?,
-            };
-            match section {
-                0 => r.answer.push(rr),
-                1 => r.authority.push(rr),
-                _ => r.additional.push(rr),
-            }
-        }
-    }
-    r.answer.sort();
-    r.authority.sort();
-    r.additional.sort();
-    Ok(r)
 }
 
 // ---------------------------------------------------------------------------------------
