@@ -106,7 +106,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
         }
     }
     let zones = ZoneSet::new(zones).unwrap_or_else(|e| {
-        errors.push(diag(0, e));
+        errors.push(diag(0, e.to_string()));
         ZoneSet::default()
     });
     let transfer = {
@@ -336,11 +336,11 @@ pub fn load_zone(
     }
     match builder.finish() {
         Ok(zone) => Ok((zone, warnings)),
-        Err(message) => {
+        Err(e) => {
             errors.push(Diagnostic {
                 file: path.to_path_buf(),
                 line: 0,
-                message,
+                message: e.to_string(),
             });
             Err((errors, warnings))
         }

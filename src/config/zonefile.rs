@@ -442,7 +442,9 @@ fn record(entry: &Entry, state: &mut State, builder: &mut ZoneBuilder) -> Result
     state.last_ttl = Some(ttl);
     let rdata_tokens: Vec<&Token> = tokens.collect();
     let rdata = encode_rdata(rtype, &rdata_tokens, &state.origin)?;
-    builder.add(&wire_lower(&owner), u16::from(rtype), ttl, rdata)
+    builder
+        .add(&wire_lower(&owner), u16::from(rtype), ttl, rdata)
+        .map_err(|e| e.to_string())
 }
 
 /// RDATA in uncompressed wire form.

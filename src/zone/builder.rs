@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
-use super::{Node, Zone, hash_name, soa_field};
+use super::{Node, Zone, ZoneError, hash_name, soa_field};
 use crate::dns::name::{self, is_subdomain};
 use crate::dns::{RRset, rtype};
 
@@ -36,44 +36,40 @@ impl ZoneBuilder {
         rtype: u16,
         ttl: u32,
         rdata: Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ZoneError> {
         if !is_subdomain(owner, &self.origin) {
-            return Err(format!(
-                "owner {} is outside the zone {}",
-                name::to_text(owner),
-                name::to_text(&self.origin)
-            ));
+            return Err(ZoneError::OutsideZone {
+                owner: name::to_text(owner),
+                zone: name::to_text(&self.origin),
+            });
         }
         if rtype == rtype::SOA && owner != &self.origin[..] {
-            return Err("SOA record is only allowed at the zone apex".into());
+            return Err(ZoneError::SoaNotAtApex);
         }
         let node = self.nodes.entry(owner.into()).or_default();
         if node.dynamic.is_some() {
-            return Err(format!(
-                "{} is a dynamic name; it cannot have static records too",
-                name::to_text(owner)
-            ));
+            return Err(ZoneError::StaticAtDynamic(name::to_text(owner)));
         }
         let has_cname = node.get(rtype::CNAME).is_some();
         if rtype == rtype::CNAME {
             if node.get(rtype::CNAME).is_some() {
-                return Err("a name can have only one CNAME record".into());
+                return Err(ZoneError::SecondCname);
             }
             if node
                 .rrsets
                 .iter()
                 .any(|s| !matches!(s.rtype, rtype::CNAME | 46 | 47))
             {
-                return Err("CNAME and other data at the same name (RFC 1034 §3.6.2)".into());
+                return Err(ZoneError::CnameAndOtherData);
             }
         } else if has_cname && !matches!(rtype, 46 | 47) {
-            return Err("CNAME and other data at the same name (RFC 1034 §3.6.2)".into());
+            return Err(ZoneError::CnameAndOtherData);
         }
         if rtype == rtype::DNAME && node.get(rtype::DNAME).is_some() {
-            return Err("a name can have only one DNAME record (RFC 6672 §2.4)".into());
+            return Err(ZoneError::SecondDname);
         }
         if rtype == rtype::SOA && node.get(rtype::SOA).is_some() {
-            return Err("a zone can have only one SOA record".into());
+            return Err(ZoneError::SecondSoa);
         }
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             Some(set) => {
@@ -103,16 +99,15 @@ impl ZoneBuilder {
     }
 
     /// Marks `owner` (lowercase wire) as dynamic name number `index`.
-    pub fn add_dynamic(&mut self, owner: &[u8], index: u32) -> Result<(), String> {
+    pub fn add_dynamic(&mut self, owner: &[u8], index: u32) -> Result<(), ZoneError> {
         if !is_subdomain(owner, &self.origin) {
-            return Err(format!(
-                "dynamic name {} is outside the zone {}",
-                name::to_text(owner),
-                name::to_text(&self.origin)
-            ));
+            return Err(ZoneError::DynamicOutsideZone {
+                owner: name::to_text(owner),
+                zone: name::to_text(&self.origin),
+            });
         }
         if owner == &self.origin[..] {
-            return Err("the zone apex cannot be a dynamic name".into());
+            return Err(ZoneError::DynamicApex);
         }
         // Below a delegation the data would be occluded.
         let mut cur = name::parent(owner);
@@ -125,26 +120,19 @@ impl ZoneBuilder {
                 .get(p)
                 .is_some_and(|n| n.get(rtype::NS).is_some())
             {
-                return Err(format!(
-                    "dynamic name {} is below the delegation {}",
-                    name::to_text(owner),
-                    name::to_text(p)
-                ));
+                return Err(ZoneError::DynamicBelowCut {
+                    owner: name::to_text(owner),
+                    cut: name::to_text(p),
+                });
             }
             cur = name::parent(p);
         }
         let node = self.nodes.entry(owner.into()).or_default();
         if !node.rrsets.is_empty() {
-            return Err(format!(
-                "{} is defined in the zone file and as a dynamic name; keep one",
-                name::to_text(owner)
-            ));
+            return Err(ZoneError::DynamicAndStatic(name::to_text(owner)));
         }
         if node.dynamic.is_some() {
-            return Err(format!(
-                "dynamic name {} is defined twice",
-                name::to_text(owner)
-            ));
+            return Err(ZoneError::DynamicTwice(name::to_text(owner)));
         }
         node.dynamic = Some(index);
         Ok(())
@@ -156,25 +144,17 @@ impl ZoneBuilder {
     }
 
     /// Checks the zone as a whole and freezes it.
-    pub fn finish(mut self) -> Result<Zone, String> {
-        let apex = self
-            .nodes
-            .get(&self.origin)
-            .ok_or_else(|| "the zone has no records at its apex (SOA missing)".to_string())?;
-        let soa = apex
-            .get(rtype::SOA)
-            .ok_or_else(|| "the zone has no SOA record at its apex".to_string())?;
-        let soa_rdata = soa
-            .rdata
-            .first()
-            .ok_or_else(|| "the zone has an empty SOA RRset".to_string())?;
-        let minimum = soa_field(soa_rdata, 4).ok_or_else(|| "malformed SOA RDATA".to_string())?;
+    pub fn finish(mut self) -> Result<Zone, ZoneError> {
+        let apex = self.nodes.get(&self.origin).ok_or(ZoneError::EmptyApex)?;
+        let soa = apex.get(rtype::SOA).ok_or(ZoneError::NoSoa)?;
+        let soa_rdata = soa.rdata.first().ok_or(ZoneError::EmptySoa)?;
+        let minimum = soa_field(soa_rdata, 4).ok_or(ZoneError::MalformedSoa)?;
         let negative_ttl = soa.ttl.min(minimum);
         if apex.get(rtype::NS).is_none() {
-            return Err("the zone has no NS records at its apex".into());
+            return Err(ZoneError::NoApexNs);
         }
         if apex.get(rtype::CNAME).is_some() {
-            return Err("a CNAME at the zone apex is not allowed".into());
+            return Err(ZoneError::ApexCname);
         }
 
         // Every ancestor between an owner and the apex exists as an empty non-terminal, so

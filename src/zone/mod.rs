@@ -191,8 +191,10 @@ pub(crate) fn hash_name(name: &[u8]) -> u64 {
 }
 
 mod builder;
+mod error;
 mod resolve;
 mod set;
 
 pub use builder::ZoneBuilder;
+pub use error::ZoneError;
 pub use set::{Direct, ZoneSet};

@@ -4,7 +4,7 @@
 use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 
-use super::{Node, Zone, hash_name};
+use super::{Node, Zone, ZoneError, hash_name};
 use crate::dns::name::{self, MAX_LABELS, label_offsets};
 use crate::dns::rtype;
 
@@ -31,15 +31,12 @@ pub struct Direct<'z> {
 }
 
 impl ZoneSet {
-    pub fn new(zones: Vec<Zone>) -> Result<Self, String> {
+    pub fn new(zones: Vec<Zone>) -> Result<Self, ZoneError> {
         let mut by_origin = FxHashMap::default();
         let mut origin_lens = [0u64; 4];
         for (i, z) in zones.iter().enumerate() {
             if by_origin.insert(z.origin.clone(), i).is_some() {
-                return Err(format!(
-                    "zone {} is defined twice",
-                    name::to_text(&z.origin)
-                ));
+                return Err(ZoneError::ZoneTwice(name::to_text(&z.origin)));
             }
             let len = z.origin.len().min(255);
             origin_lens[len / 64] |= 1 << (len % 64);

@@ -200,7 +200,7 @@ impl<'g> RoutingBuilder<'g> {
                 Ok(name) => {
                     let index = self.tables.routing.names.len() as u32;
                     if let Err(m) = zone.add_dynamic(&name.owner, index) {
-                        errors.push(diag(line, m));
+                        errors.push(diag(line, m.to_string()));
                     }
                     self.tables.routing.names.push(name);
                 }
