@@ -93,6 +93,18 @@ pub fn explain(config_path: &Path, qname: &str, qtype: &str, client: &str) -> Ex
     }
 }
 
+/// Why `meridian explain` could not explain.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainCommandError {
+    /// Every diagnostic of the configuration, one per line.
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Question(#[from] crate::explain::QuestionError),
+    #[error(transparent)]
+    Explain(#[from] crate::explain::ExplainError),
+}
+
 /// The explanation as text (also used by tests): the shared [`crate::explain`] against the
 /// configuration's files, with the running server's health when its API answers.
 pub fn explain_text(
@@ -100,15 +112,17 @@ pub fn explain_text(
     qname: &str,
     qtype: &str,
     client: &str,
-) -> Result<String, String> {
+) -> Result<String, ExplainCommandError> {
     use crate::health::HealthView;
 
     let loaded = config::load_to_inspect(config_path).map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        ExplainCommandError::Config(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     })?;
     let snap = loaded.snapshot;
     let question = crate::explain::Question::parse(qname, qtype, client)?;
@@ -277,28 +291,33 @@ pub fn failover_line(
     }
 }
 
-/// The running server's /status (None if unreachable or not understood).
+/// The running server's /status (None if unreachable or not understood), within half a
+/// second.
 fn live_status(api: std::net::SocketAddr, token: Option<&str>) -> Option<crate::health::Status> {
-    use std::io::{Read, Write};
     let timeout = std::time::Duration::from_millis(500);
-    let mut s = std::net::TcpStream::connect_timeout(&api, timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET /status HTTP/1.1\r\nHost: {api}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
+    // reqwest's client carries a TLS configuration even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .ok()?;
+    let mut request = client.get(format!("http://{api}/status"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
     }
-    serde_json::from_str(body).ok()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let response = request.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = response.bytes().await.ok()?;
+        serde_json::from_slice(&body).ok()
+    })
 }
 
 /// The health view for `snap` from a server's status, matched by key (the server's own

@@ -30,34 +30,66 @@ pub struct Question {
     pub prefix: u8,
 }
 
+/// What is wrong with a question to explain, by part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuestionError {
+    #[error("empty name")]
+    EmptyName,
+    #[error("{0}: {1}")]
+    Name(String, String),
+    #[error("unknown type {0}")]
+    Type(String),
+    #[error("bad prefix {0}")]
+    Prefix(String),
+    #[error("bad client address {0}")]
+    Address(String),
+    #[error("bad prefix /{prefix}: longer than an {family} address")]
+    PrefixTooLong { prefix: u8, family: &'static str },
+}
+
+/// Why an explanation could not be made (the snapshot disagrees with itself).
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("dynamic name index {0} out of range")]
+    NameIndex(u32),
+    #[error("no response")]
+    NoResponse,
+    #[error("the response does not parse: {0}")]
+    Response(#[from] hickory_proto::serialize::binary::DecodeError),
+}
+
 impl Question {
     /// Parses a name, a type (`A`, `aaaa`, ...) and `ADDR` or `ADDR/PREFIX`; the error says
     /// what is wrong with which part.
-    pub fn parse(qname: &str, qtype: &str, client: &str) -> Result<Self, String> {
+    pub fn parse(qname: &str, qtype: &str, client: &str) -> Result<Self, QuestionError> {
         let qname = qname.trim();
         if qname.is_empty() {
-            return Err("empty name".into());
+            return Err(QuestionError::EmptyName);
         }
-        let mut name = Name::from_str(qname).map_err(|e| format!("{qname}: {e}"))?;
+        let mut name = Name::from_str(qname)
+            .map_err(|e| QuestionError::Name(qname.to_string(), e.to_string()))?;
         name.set_fqdn(true);
         let rtype = RecordType::from_str(&qtype.trim().to_ascii_uppercase())
-            .map_err(|_| format!("unknown type {qtype}"))?;
+            .map_err(|_| QuestionError::Type(qtype.to_string()))?;
         let (addr_text, prefix) = match client.trim().split_once('/') {
             Some((a, p)) => (
                 a,
-                Some(p.parse::<u8>().map_err(|_| format!("bad prefix {p}"))?),
+                Some(
+                    p.parse::<u8>()
+                        .map_err(|_| QuestionError::Prefix(p.to_string()))?,
+                ),
             ),
             None => (client.trim(), None),
         };
         let address =
-            IpAddr::from_str(addr_text).map_err(|_| format!("bad client address {client}"))?;
+            IpAddr::from_str(addr_text).map_err(|_| QuestionError::Address(client.to_string()))?;
         let max = if address.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
-            return Err(format!(
-                "bad prefix /{prefix}: longer than an {} address",
-                if address.is_ipv4() { "IPv4" } else { "IPv6" }
-            ));
+            return Err(QuestionError::PrefixTooLong {
+                prefix,
+                family: if address.is_ipv4() { "IPv4" } else { "IPv6" },
+            });
         }
         let key = name::wire_lower(&name);
         Ok(Self {
@@ -226,7 +258,7 @@ pub fn explain(
     health: &HealthView,
     status: Option<&Status>,
     q: &Question,
-) -> Result<Explanation, String> {
+) -> Result<Explanation, ExplainError> {
     // The same rule as the answer path: a view of another generation is not used.
     let view = if health.generation() == snapshot.generation {
         health
@@ -242,7 +274,7 @@ pub fn explain(
                 .routing
                 .names
                 .get(index as usize)
-                .ok_or("dynamic name index out of range")?,
+                .ok_or(ExplainError::NameIndex(index))?,
         ),
         None => None,
     };
@@ -289,8 +321,9 @@ pub fn explain(
     let mut response = vec![0u8; MAX_MESSAGE];
     // Not traffic: counted nowhere (metrics, per-zone and per-name counters).
     let request = Request::new(&request, q.address, Transport::Udp).counted(Counting::Nothing);
-    let n = engine::answer(snapshot, health, None, &request, &mut response).ok_or("no response")?;
-    let msg = Message::from_vec(&response[..n]).map_err(|e| e.to_string())?;
+    let n = engine::answer(snapshot, health, None, &request, &mut response)
+        .ok_or(ExplainError::NoResponse)?;
+    let msg = Message::from_vec(&response[..n])?;
     let ecs_scope = msg
         .edns
         .as_ref()
@@ -564,7 +597,7 @@ mod tests {
             ("a..b", "A", "1.2.3.4", "a..b"),
         ] {
             let e = Question::parse(name, t, client).expect_err(name);
-            assert!(e.contains(want), "{name} {t} {client}: {e}");
+            assert!(e.to_string().contains(want), "{name} {t} {client}: {e}");
         }
     }
 

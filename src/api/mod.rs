@@ -215,7 +215,7 @@ async fn explain(
     let qtype = q.qtype.unwrap_or_else(|| "A".into());
     let question = match crate::explain::Question::parse(&name, &qtype, &client) {
         Ok(q) => q,
-        Err(e) => return bad_request(e),
+        Err(e) => return bad_request(e.to_string()),
     };
     let snapshot = state.snapshot.load_full();
     let view = state.monitor.view();
@@ -226,7 +226,8 @@ async fn explain(
         crate::explain::explain(&snapshot, &view, Some(&status), &question)
     })
     .await
-    .unwrap_or_else(|e| Err(format!("explain task failed: {e}")));
+    .map_err(|e| format!("explain task failed: {e}"))
+    .and_then(|r| r.map_err(|e| e.to_string()));
     match explained {
         Ok(e) if e.zone.is_none() => {
             bad_request(format!("{question_name} is not in any zone served here"))

@@ -23,21 +23,51 @@ use crate::health::{
     Status,
 };
 
+/// Why the overrides' state file could not be read or written, or an override not set.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("overrides: {0}")]
+    Serialize(#[from] toml::ser::Error),
+    #[error("unknown {kind} {key:?}")]
+    UnknownTarget { kind: &'static str, key: String },
+}
+
+fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OverrideError + '_ {
+    move |source| OverrideError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 impl Overrides {
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+    /// Reads the state file; a missing file is no overrides.
+    pub fn load(path: &std::path::Path) -> Result<Self, OverrideError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Ok(text) => toml::from_str(&text).map_err(|source| OverrideError::Parse {
+                path: path.to_path_buf(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(io_error(path)(e)),
         }
     }
 
     /// Writes atomically (temp file and rename), so a crash never leaves half a file.
-    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
-        let text = toml::to_string(self).map_err(|e| e.to_string())?;
+    pub fn save(&self, path: &std::path::Path) -> Result<(), OverrideError> {
+        let text = toml::to_string(self)?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        std::fs::write(&tmp, text).map_err(io_error(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_error(path))
     }
 }
 
@@ -67,7 +97,7 @@ impl Monitor {
         snapshot: SharedSnapshot,
         view: SharedHealth,
         state_file: Option<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, OverrideError> {
         let overrides = match &state_file {
             Some(p) => Overrides::load(p)?,
             None => Overrides::default(),
@@ -152,14 +182,20 @@ impl Monitor {
         kind: OverrideTarget,
         key: &str,
         state: Option<AdminState>,
-    ) -> Result<(), String> {
+    ) -> Result<(), OverrideError> {
         let snap = self.inner.snapshot.load();
         let known = match kind {
             OverrideTarget::Endpoint => snap.routing.endpoints.iter().any(|e| e.key == key),
             OverrideTarget::Datacenter => snap.routing.datacenters.iter().any(|d| d.key == key),
         };
         if !known && state.is_some() {
-            return Err(format!("unknown {kind:?} {key:?}").to_lowercase());
+            return Err(OverrideError::UnknownTarget {
+                kind: match kind {
+                    OverrideTarget::Endpoint => "endpoint",
+                    OverrideTarget::Datacenter => "datacenter",
+                },
+                key: key.to_string(),
+            });
         }
         {
             let mut current = lock(&self.inner.overrides);
@@ -186,7 +222,7 @@ impl Monitor {
 
     /// Re-reads the state file, which an operator may edit by hand; a file that does not
     /// parse changes nothing.
-    pub fn reload_overrides(&self) -> Result<(), String> {
+    pub fn reload_overrides(&self) -> Result<(), OverrideError> {
         let Some(path) = &self.inner.state_file else {
             return Ok(());
         };

@@ -2,12 +2,53 @@
 //! target, checked once however many endpoints and names share it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 
 use crate::health::state::ProbeResult;
 use crate::health::{CheckKind, CheckSpec};
+
+/// Why a probe's client could not be built (checked at load too, so rare here).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeSetupError {
+    #[error("ca_file {path}: {1}", path = .0.display())]
+    CaFile(PathBuf, String),
+    #[error("http client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// Why one probe failed: the reason logged and shown in `/status`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    #[error("timeout after {0} ms")]
+    Timeout(u128),
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("no http client")]
+    NoClient,
+    #[error("{0}")]
+    Http(String),
+    #[error("status {0}")]
+    Status(u16),
+    #[error("body mismatch: {0:?} not in the first KiB")]
+    BodyMismatch(String),
+    #[error("{0}")]
+    Dns(String),
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("cannot run {0}: {1}")]
+    Spawn(String, std::io::Error),
+    #[error("exit status {0}")]
+    Exit(i32),
+    #[error("{path}: {1}", path = .0.display())]
+    File(PathBuf, String),
+    #[error("{path} says {1}", path = .0.display())]
+    FileSays(PathBuf, String),
+    #[error("{path} is empty", path = .0.display())]
+    FileEmpty(PathBuf),
+}
 
 /// Per-target state a probe keeps between runs (an HTTP client with its TLS settings).
 pub struct Prober {
@@ -16,7 +57,7 @@ pub struct Prober {
 }
 
 impl Prober {
-    pub fn new(spec: CheckSpec) -> Result<Self, String> {
+    pub fn new(spec: CheckSpec) -> Result<Self, ProbeSetupError> {
         let http = match &spec.kind {
             CheckKind::Http {
                 addr,
@@ -34,15 +75,15 @@ impl Prober {
                     .tls_danger_accept_invalid_certs(*insecure)
                     .resolve(host, *addr);
                 if let Some(ca) = ca_file {
-                    let pem =
-                        std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+                    let ca_error = |e: String| ProbeSetupError::CaFile(ca.clone(), e);
+                    let pem = std::fs::read(ca).map_err(|e| ca_error(e.to_string()))?;
                     let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                        .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+                        .map_err(|e| ca_error(e.to_string()))?;
                     for c in certs {
                         b = b.add_root_certificate(c);
                     }
                 }
-                Some(b.build().map_err(|e| format!("http client: {e}"))?)
+                Some(b.build().map_err(ProbeSetupError::Client)?)
             }
             _ => None,
         };
@@ -59,21 +100,24 @@ impl Prober {
         let timeout = self.spec.timing.timeout;
         let result = match tokio::time::timeout(timeout, self.run()).await {
             Ok(r) => r,
-            Err(_) => Err(format!("timeout after {} ms", timeout.as_millis())),
+            Err(_) => Err(ProbeFailure::Timeout(timeout.as_millis())),
         };
         let latency = start.elapsed();
         match result {
             Ok(()) => ProbeResult::Ok { latency },
-            Err(reason) => ProbeResult::Failed { reason, latency },
+            Err(failure) => ProbeResult::Failed {
+                reason: failure.to_string(),
+                latency,
+            },
         }
     }
 
-    async fn run(&self) -> Result<(), String> {
+    async fn run(&self) -> Result<(), ProbeFailure> {
         match &self.spec.kind {
             CheckKind::Tcp { addr } => {
                 let mut s = tokio::net::TcpStream::connect(addr)
                     .await
-                    .map_err(|e| format!("connect: {}", short_io(&e)))?;
+                    .map_err(|e| ProbeFailure::Connect(short_io(&e)))?;
                 let _ = s.shutdown().await;
                 Ok(())
             }
@@ -86,7 +130,7 @@ impl Prober {
                 body_contains,
                 ..
             } => {
-                let client = self.http.as_ref().ok_or("no http client")?;
+                let client = self.http.as_ref().ok_or(ProbeFailure::NoClient)?;
                 // The host names the site (Host header, SNI); `resolve` sends it to `addr`.
                 let url = format!(
                     "{}://{host}:{}{path}",
@@ -101,7 +145,7 @@ impl Prober {
                     expect_status.contains(&status)
                 };
                 if !accepted {
-                    return Err(format!("status {status}"));
+                    return Err(ProbeFailure::Status(status));
                 }
                 if let Some(needle) = body_contains {
                     let mut body = Vec::with_capacity(1024);
@@ -116,7 +160,7 @@ impl Prober {
                         .windows(needle.len().max(1))
                         .any(|w| w == needle.as_bytes())
                     {
-                        return Err(format!("body mismatch: {needle:?} not in the first KiB"));
+                        return Err(ProbeFailure::BodyMismatch(needle.clone()));
                     }
                 }
                 Ok(())
@@ -129,7 +173,7 @@ impl Prober {
                 need_answer,
             } => dns_probe(*addr, qname, *qtype, *rcode, *need_answer).await,
             CheckKind::Exec { command } => {
-                let (prog, args) = command.split_first().ok_or("empty command")?;
+                let (prog, args) = command.split_first().ok_or(ProbeFailure::EmptyCommand)?;
                 let status = tokio::process::Command::new(prog)
                     .args(args)
                     .stdin(std::process::Stdio::null())
@@ -138,21 +182,21 @@ impl Prober {
                     .kill_on_drop(true)
                     .status()
                     .await
-                    .map_err(|e| format!("cannot run {prog}: {e}"))?;
+                    .map_err(|e| ProbeFailure::Spawn(prog.clone(), e))?;
                 if status.success() {
                     Ok(())
                 } else {
-                    Err(format!("exit status {}", status.code().unwrap_or(-1)))
+                    Err(ProbeFailure::Exit(status.code().unwrap_or(-1)))
                 }
             }
             CheckKind::File { path } => {
                 let text = tokio::fs::read_to_string(path)
                     .await
-                    .map_err(|e| format!("{}: {}", path.display(), short_io(&e)))?;
+                    .map_err(|e| ProbeFailure::File(path.clone(), short_io(&e)))?;
                 match text.split_whitespace().next().map(str::to_ascii_lowercase) {
                     Some(s) if s == "up" || s == "ok" => Ok(()),
-                    Some(s) => Err(format!("{} says {s}", path.display())),
-                    None => Err(format!("{} is empty", path.display())),
+                    Some(s) => Err(ProbeFailure::FileSays(path.clone(), s)),
+                    None => Err(ProbeFailure::FileEmpty(path.clone())),
                 }
             }
         }
@@ -168,7 +212,7 @@ fn short_io(e: &std::io::Error) -> String {
 }
 
 /// reqwest's errors nest; the innermost cause says what happened (refused, bad certificate).
-fn http_error(e: reqwest::Error) -> String {
+fn http_error(e: reqwest::Error) -> ProbeFailure {
     let mut msg = if e.is_timeout() {
         "timeout".to_string()
     } else if e.is_connect() {
@@ -186,7 +230,7 @@ fn http_error(e: reqwest::Error) -> String {
         msg.push_str(": ");
         msg.push_str(&l);
     }
-    msg
+    ProbeFailure::Http(msg)
 }
 
 async fn dns_probe(
@@ -195,46 +239,50 @@ async fn dns_probe(
     qtype: u16,
     rcode: u8,
     need_answer: bool,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailure> {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RecordType};
     use std::str::FromStr;
 
-    let name = Name::from_str(qname).map_err(|e| format!("query name: {e}"))?;
+    let name = Name::from_str(qname).map_err(|e| ProbeFailure::Dns(format!("query name: {e}")))?;
     let id: u16 = rand::random();
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.add_query(Query::query(name, RecordType::from(qtype)));
-    let bytes = m.to_vec().map_err(|e| e.to_string())?;
-    let bind: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(|_| "bind")?
+    let bytes = m.to_vec().map_err(|e| ProbeFailure::Dns(e.to_string()))?;
+    let bind = if addr.is_ipv4() {
+        SocketAddr::from(([0u8; 4], 0))
     } else {
-        "[::]:0".parse().map_err(|_| "bind")?
+        SocketAddr::from(([0u16; 8], 0))
     };
     let sock = tokio::net::UdpSocket::bind(bind)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ProbeFailure::Dns(format!("bind: {e}")))?;
     sock.send_to(&bytes, addr)
         .await
-        .map_err(|e| format!("send: {e}"))?;
+        .map_err(|e| ProbeFailure::Dns(format!("send: {e}")))?;
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, from) = sock
             .recv_from(&mut buf)
             .await
-            .map_err(|e| format!("receive: {}", short_io(&e)))?;
+            .map_err(|e| ProbeFailure::Dns(format!("receive: {}", short_io(&e))))?;
         if from != addr {
             continue;
         }
-        let resp = Message::from_vec(&buf[..n]).map_err(|e| format!("bad response: {e}"))?;
+        let resp = Message::from_vec(&buf[..n])
+            .map_err(|e| ProbeFailure::Dns(format!("bad response: {e}")))?;
         if resp.metadata.id != id {
             continue;
         }
         let got = u16::from(resp.metadata.response_code);
         if got != u16::from(rcode) {
-            return Err(format!("rcode {}", resp.metadata.response_code));
+            return Err(ProbeFailure::Dns(format!(
+                "rcode {}",
+                resp.metadata.response_code
+            )));
         }
         if need_answer && resp.answers.is_empty() {
-            return Err("no answer".into());
+            return Err(ProbeFailure::Dns("no answer".into()));
         }
         return Ok(());
     }
