@@ -78,7 +78,7 @@ pub struct HealthConfig {
     pub state_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoIpConfig {
     /// MaxMind DB files (City, Country, ASN), merged field by field, first one first.
@@ -95,6 +95,17 @@ pub struct GeoIpConfig {
 
 fn yes() -> bool {
     true
+}
+
+// By hand: a config without a [geoip] section honours ECS too (CIDR-only geo maps use it).
+impl Default for GeoIpConfig {
+    fn default() -> Self {
+        Self {
+            databases: Vec::new(),
+            fields: None,
+            ecs: true,
+        }
+    }
 }
 
 /// A database path, or a path with its own field paths.

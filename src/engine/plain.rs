@@ -61,14 +61,22 @@ fn ecs_address(ecs: &wire::ClientSubnet) -> Option<(IpAddr, u8)> {
 }
 
 /// Puts the scope of a client-dependent answer in the response's ECS option, when the query
-/// brought one that is in use (RFC 7871 §7.2.1); returns it.
-fn ecs_scope(scope: Option<u8>, opt: Option<&mut OptOut<'_>>, subnet_used: bool) -> Option<u8> {
+/// brought one that is in use (RFC 7871 §7.2.1); returns it. `subnet`: the ECS address and
+/// source prefix, when ECS is on. A source prefix of 0 (the client opts out, §7.1.2) locates
+/// by the packet's source and is answered with scope 0, as the option stays echoed.
+fn ecs_scope(
+    scope: Option<u8>,
+    opt: Option<&mut OptOut<'_>>,
+    subnet: Option<(IpAddr, u8)>,
+) -> Option<u8> {
     let (scope, ecs) = (scope?, opt?.ecs.as_mut()?);
-    if !subnet_used {
-        return None;
+    match subnet {
+        Some((_, source_prefix)) if source_prefix > 0 => {
+            ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
+            Some(ecs.scope_prefix)
+        }
+        _ => None,
     }
-    ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
-    Some(ecs.scope_prefix)
 }
 
 /// Names that return the server identity in class CH (RFC 4892).
@@ -270,7 +278,7 @@ fn lookup(
         }
         w.set_rcode(hit.rcode);
         w.set_authoritative(hit.authoritative);
-        let scope = ecs_scope(hit.scope, opt.as_deref_mut(), subnet.is_some());
+        let scope = ecs_scope(hit.scope, opt.as_deref_mut(), subnet);
         return (w.finish(opt.as_deref()), scope);
     }
     let Some((zone_index, node)) = snapshot.zones.lookup(key, query.qtype) else {
@@ -338,7 +346,7 @@ fn lookup(
     if let Some((cache, cache_key)) = cache {
         keep(cache, &cache_key, &w, &outcome, &router, zone_counter);
     }
-    let scope = ecs_scope(router.scope, opt.as_deref_mut(), subnet.is_some());
+    let scope = ecs_scope(router.scope, opt.as_deref_mut(), subnet);
     (w.finish(opt.as_deref()), scope)
 }
 

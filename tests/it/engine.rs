@@ -52,6 +52,16 @@ endpoints = [
   { id = "three-1", datacenter = "three", address = "198.51.100.3" },
 ]
 
+[geo_maps.nets]
+default = ["one"]
+nets = { "198.51.100.0/24" = ["two"], "2001:db8:2::/48" = ["three"] }
+
+[names.geo]
+pool = "web"
+policy = "geo"
+map = "nets"
+ttl = 20
+
 [names.db]
 pool = "web"
 policy = "failover"
@@ -103,6 +113,22 @@ impl Kit {
         let request = Request::new(&query, source, Transport::Udp).with_entropy(entropy);
         let n =
             engine::answer(&self.snapshot, health, None, &request, &mut buf).expect("a response");
+        Message::from_vec(&buf[..n]).expect("a parseable response")
+    }
+
+    /// The response to `name` A from `source` with an ECS option (address, source prefix).
+    fn ask_ecs(&self, name: &str, source: IpAddr, ecs: (IpAddr, u8)) -> Message {
+        let query = build_query(0x4321, &wire_name(name), rtype::A, true, Some(ecs));
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let request = Request::new(&query, source, Transport::Udp);
+        let n = engine::answer(
+            &self.snapshot,
+            &HealthView::all_up(),
+            None,
+            &request,
+            &mut buf,
+        )
+        .expect("a response");
         Message::from_vec(&buf[..n]).expect("a parseable response")
     }
 
@@ -299,4 +325,54 @@ fn a_dynamic_name_has_no_data_of_other_types() {
     let m = kit.ask("db.example.test.", rtype::TXT);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.answers.is_empty());
+}
+
+/// The ECS option of a response: (family, source prefix, scope prefix, address).
+fn client_subnet(m: &Message) -> (u16, u8, u8, IpAddr) {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let edns = m.edns.as_ref().expect("an OPT record");
+    let Some(EdnsOption::Subnet(s)) = edns.option(EdnsCode::Subnet) else {
+        panic!("no ECS option in {m}");
+    };
+    let addr = s.addr();
+    let family = if addr.is_ipv4() { 1 } else { 2 };
+    (family, s.source_prefix(), s.scope_prefix(), addr)
+}
+
+#[test]
+fn ecs_with_a_source_prefix_locates_by_the_subnet_with_its_scope() {
+    let kit = Kit::new(ZONE, Some(DYNAMIC));
+    let elsewhere = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    let subnet = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 0));
+    let m = kit.ask_ecs("geo.example.test.", elsewhere, (subnet, 24));
+    assert_eq!(texts(&m), ["198.51.100.2"]);
+    assert_eq!(client_subnet(&m), (1, 24, 24, subnet));
+}
+
+/// RFC 7871 §7.1.2 and §7.2.1: a source prefix of 0 opts out; the answer is located by the
+/// packet's source and carries scope 0, the option otherwise echoed as received.
+#[test]
+fn ecs_source_prefix_zero_locates_by_source_with_scope_zero() {
+    let kit = Kit::new(ZONE, Some(DYNAMIC));
+    let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let any6 = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    let inside = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    let outside = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    let inside6: IpAddr = "2001:db8:2::53".parse().expect("address");
+    for (source, ecs, want) in [
+        (inside, any4, "198.51.100.2"),
+        (outside, any4, "198.51.100.1"),
+        (inside, any6, "198.51.100.2"),
+        (inside6, any4, "198.51.100.3"),
+        (inside6, any6, "198.51.100.3"),
+    ] {
+        let m = kit.ask_ecs("geo.example.test.", source, (ecs, 0));
+        assert_eq!(texts(&m), [want], "from {source} with {ecs}/0");
+        let family = if ecs.is_ipv4() { 1 } else { 2 };
+        assert_eq!(
+            client_subnet(&m),
+            (family, 0, 0, ecs),
+            "from {source} with {ecs}/0"
+        );
+    }
 }
