@@ -464,3 +464,17 @@ fn explain_is_not_counted_as_traffic() {
     let later = counted(&http_get(api, "/metrics").1);
     assert_ne!(after, later, "a real query must count");
 }
+
+/// A client that opts out of ECS (source prefix 0, RFC 7871 §7.1.2): the explanation and a
+/// real query agree, both with scope 0, located by the source address, not 0.0.0.0/8.
+#[test]
+fn explain_and_answers_for_source_prefix_zero_have_scope_zero() {
+    let s = start("");
+    for client in ["0.0.0.0/0", "::/0"] {
+        let v = explain(&s, "www.example.com", "A", client);
+        assert_eq!(v["ecs"]["source_prefix"], 0, "{v}");
+        assert_eq!(v["ecs"]["used"], false, "{client}: {v}");
+        assert_eq!(v["ecs_scope"], 0, "{client}: {v}");
+        assert_matches_udp(&s, &v, "www.example.com", A, client);
+    }
+}

@@ -532,7 +532,8 @@ fn last_in(net: IpNet) -> IpAddr {
 }
 
 /// (address, source prefix, kind): IPv4 /24s and IPv6 /48s, three quarters inside the
-/// database's networks and the rest anywhere; plus 6to4 /48s embedding IPv4 networks.
+/// database's networks and the rest anywhere; 6to4 /48s embedding IPv4 networks; random
+/// source prefix lengths of both families; and /0 of both.
 fn client_subnets(rng: &mut StdRng, rows: &[CityRow]) -> Vec<(IpAddr, u8, &'static str)> {
     let v4: Vec<IpNet> = rows
         .iter()
@@ -580,6 +581,29 @@ fn client_subnets(rng: &mut StdRng, rows: &[CityRow]) -> Vec<(IpAddr, u8, &'stat
         let six = (0x2002u128 << 112) | (u128::from(u32::from(a)) << 80);
         out.push((IpAddr::V6(Ipv6Addr::from(six)), 48, "6to4"));
     }
+    // Every source prefix length, not only /24 and /48: random lengths of both families
+    // (the address inside the database three times in four), and /0 (the client opts out:
+    // located by the packet's source, scope 0; RFC 7871 §7.1.2).
+    for _ in 0..400 {
+        let prefix = rng.random_range(0..=32u8);
+        let addr = if rng.random_bool(0.75) {
+            let net = v4[rng.random_range(0..v4.len())];
+            random_in(rng, net)
+        } else {
+            IpAddr::V4(Ipv4Addr::from(
+                rng.random_range(0x0100_0000u32..0xe000_0000),
+            ))
+        };
+        out.push((truncate(addr, prefix), prefix, "v4 any length"));
+    }
+    for _ in 0..200 {
+        let prefix = rng.random_range(0..=128u8);
+        let net = v6[rng.random_range(0..v6.len())];
+        let addr = random_in(rng, net);
+        out.push((truncate(addr, prefix), prefix, "v6 any length"));
+    }
+    out.push((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, "v4 /0"));
+    out.push((IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0, "v6 /0"));
     out
 }
 
