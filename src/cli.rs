@@ -347,15 +347,8 @@ fn health_from_status(
         .groups
         .iter()
         .map(|g| {
-            let dc = routing
-                .datacenters
-                .get(g.datacenter as usize)
-                .map_or("", |d| d.key.as_str());
-            let pool = routing
-                .pools
-                .get(g.pool as usize)
-                .map_or("", |p| p.name.as_str());
-            groups.get(&(dc, pool)).copied().unwrap_or(true)
+            let key = (routing.datacenter_key(g), routing.pool_name(g));
+            groups.get(&key).copied().unwrap_or(true)
         })
         .collect();
     crate::health::HealthView::new(endpoint_up, group_up, snap.generation)

@@ -7,7 +7,7 @@ use super::cache::{self, AnswerCache};
 use super::{Counting, Request, Snapshot};
 use crate::dns::name::{MAX_NAME_LEN, lower_into};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
-use crate::dns::{HEADER_LEN, MAX_MESSAGE, Transport, class, rcode, rtype};
+use crate::dns::{HEADER_LEN, class, rcode, rtype};
 use crate::health::HealthView;
 use crate::routing::{Client, Router};
 use crate::stats::{STATS, qtype_index};
@@ -122,20 +122,8 @@ pub(super) fn answer(
     query: &wire::Query<'_>,
     response: &mut [u8],
 ) -> Option<usize> {
-    let max_size = match (request.transport, &query.edns) {
-        (Transport::Tcp, _) => MAX_MESSAGE,
-        (Transport::Udp, Some(e)) => e.udp_size.clamp(512, snapshot.max_udp_payload) as usize,
-        (Transport::Udp, None) => 512,
-    };
-    let question = &request.bytes[HEADER_LEN..HEADER_LEN + query.qname.len() + 4];
-    let mut w = Writer::new(
-        response,
-        query.id,
-        query.opcode,
-        query.recursion_desired,
-        question,
-        max_size,
-    );
+    let max_size = query.max_response(request.transport, snapshot.max_udp_payload);
+    let mut w = Writer::answering(response, query, request.bytes, max_size);
     w.set_checking_disabled(query.checking_disabled);
     let mut opt = query.edns.map(|e| OptOut {
         udp_size: snapshot.max_udp_payload,

@@ -3,9 +3,9 @@
 
 use super::plain;
 use super::{Counting, Request, Snapshot};
+use crate::dns::rcode;
 use crate::dns::tsig::{Signer, error_len, finish_error, verify};
 use crate::dns::wire::{self, Writer};
-use crate::dns::{HEADER_LEN, MAX_MESSAGE, Transport, rcode};
 use crate::health::HealthView;
 
 /// The answer path for a query that carries a TSIG record at `tsig_at`: verify it, answer
@@ -21,17 +21,8 @@ pub(super) fn answer(
     let original = request;
     let (now, source, transport) = (request.now, request.source, request.transport);
     let request = request.bytes;
-    let question_end = HEADER_LEN + query.qname.len() + 4;
-    let question = &request[HEADER_LEN..question_end];
     let Some(verified) = verify(&snapshot.transfer.keys, request, tsig_at, now) else {
-        let mut w = Writer::new(
-            response,
-            query.id,
-            query.opcode,
-            query.recursion_desired,
-            question,
-            512,
-        );
+        let mut w = Writer::answering(response, query, request, 512);
         w.set_rcode(rcode::FORMERR);
         return Some(w.finish(None));
     };
@@ -42,14 +33,7 @@ pub(super) fn answer(
             %source,
             "TSIG verification failed"
         );
-        let w = Writer::new(
-            response,
-            query.id,
-            query.opcode,
-            query.recursion_desired,
-            question,
-            512,
-        );
+        let w = Writer::answering(response, query, request, 512);
         let len = w.finish(None);
         if response.len() < len + error_len(&verified) {
             return Some(len);
@@ -67,11 +51,7 @@ pub(super) fn answer(
     let mut stripped = request[..tsig_at].to_vec();
     let arcount = u16::from_be_bytes([stripped[10], stripped[11]]).saturating_sub(1);
     stripped[10..12].copy_from_slice(&arcount.to_be_bytes());
-    let max = match (transport, &query.edns) {
-        (Transport::Tcp, _) => MAX_MESSAGE,
-        (Transport::Udp, Some(e)) => e.udp_size.clamp(512, snapshot.max_udp_payload) as usize,
-        (Transport::Udp, None) => 512,
-    };
+    let max = query.max_response(transport, snapshot.max_udp_payload);
     let cap = max.min(response.len()).saturating_sub(signer.record_len());
     // The outer call counted the transport already.
     let inner = Request {

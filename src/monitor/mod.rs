@@ -284,11 +284,7 @@ impl Monitor {
             .iter()
             .enumerate()
             .map(|(i, g)| {
-                let key = routing
-                    .datacenters
-                    .get(g.datacenter as usize)
-                    .map(|d| d.key.clone())
-                    .unwrap_or_default();
+                let key = routing.datacenter_key(g).to_string();
                 DatacenterStatus {
                     admin: overrides.datacenters.get(&key).copied(),
                     key,
@@ -388,13 +384,8 @@ fn view_for(
     let group_up: Vec<bool> = routing
         .groups
         .iter()
-        .map(|g| {
-            let dc_key = routing
-                .datacenters
-                .get(g.datacenter as usize)
-                .map(|d| d.key.as_str())
-                .unwrap_or("");
-            match overrides.datacenters.get(dc_key) {
+        .map(
+            |g| match overrides.datacenters.get(routing.datacenter_key(g)) {
                 Some(AdminState::Up) => true,
                 Some(AdminState::Down | AdminState::Drain) => false,
                 None => {
@@ -406,8 +397,8 @@ fn view_for(
                         .count();
                     up > 0 && up as f64 >= g.up_share * total as f64
                 }
-            }
-        })
+            },
+        )
         .collect();
     HealthView::new(endpoint_up, group_up, snap.generation)
 }

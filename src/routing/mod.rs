@@ -724,6 +724,20 @@ impl Dynamic for Router<'_> {
 }
 
 impl Routing {
+    /// The key (`zone/datacenter`) of a group's datacenter ("" for an unknown group).
+    pub fn datacenter_key(&self, group: &Group) -> &str {
+        self.datacenters
+            .get(group.datacenter as usize)
+            .map_or("", |d| d.key.as_str())
+    }
+
+    /// The name of a group's pool ("" for an unknown group).
+    pub fn pool_name(&self, group: &Group) -> &str {
+        self.pools
+            .get(group.pool as usize)
+            .map_or("", |p| p.name.as_str())
+    }
+
     /// The datacenter each slot of `name.answers` counts, in order ("all-down" last).
     pub fn answer_slots<'r>(&'r self, name: &DynamicName) -> impl Iterator<Item = &'r str> {
         let groups = self

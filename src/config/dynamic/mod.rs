@@ -50,6 +50,17 @@ fn line_at(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// One dynamic-names file being read: what its parts are checked against.
+struct FileScope<'f> {
+    origin: &'f Name,
+    /// The file's directory (nets files and latency tables are relative to it).
+    base: &'f Path,
+    file: &'f DynamicFile,
+    /// This file's datacenters: global index and up share.
+    dc_index: HashMap<&'f str, (u32, f64)>,
+    text: &'f str,
+}
+
 /// Where orders are interned and tables shared while one snapshot is built.
 pub struct RoutingBuilder<'g> {
     /// The routing tables being built, with their interned orders and checks.
@@ -165,20 +176,18 @@ impl<'g> RoutingBuilder<'g> {
             dc_index.insert(name.as_str(), (i, dc.up_share));
         }
 
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let scope = FileScope {
+            origin,
+            base: path.parent().unwrap_or_else(|| Path::new(".")),
+            file: &file,
+            dc_index,
+            text: &text,
+        };
         // Pools: endpoints grouped by datacenter, groups in first-mention order.
         let mut pool_index: HashMap<&str, u32> = HashMap::new();
         for (pool_name, pool) in &file.pools {
             let mut problems = Vec::new();
-            let idx = self.pool(
-                pool_name,
-                pool,
-                &dc_index,
-                origin,
-                base,
-                &text,
-                &mut problems,
-            );
+            let idx = self.pool(pool_name, pool, &scope, &mut problems);
             errors.extend(problems.into_iter().map(|(l, m)| diag(l, m)));
             pool_index.insert(pool_name.as_str(), idx);
         }
@@ -186,16 +195,7 @@ impl<'g> RoutingBuilder<'g> {
         for (owner_text, spanned) in &file.names {
             let line = at(&spanned.span());
             let conf = spanned.get_ref();
-            let result = self.name(
-                owner_text,
-                conf,
-                origin,
-                base,
-                &file,
-                &dc_index,
-                &pool_index,
-                &text,
-            );
+            let result = self.name(owner_text, conf, &scope, &pool_index);
             match result {
                 Ok(name) => {
                     let index = self.tables.routing.names.len() as u32;
@@ -219,17 +219,20 @@ impl<'g> RoutingBuilder<'g> {
 
     /// Adds one pool: its endpoints grouped by datacenter (groups in first-mention order),
     /// each endpoint with its check; returns the pool's index.
-    #[allow(clippy::too_many_arguments)]
     fn pool(
         &mut self,
         pool_name: &str,
         pool: &PoolConf,
-        dc_index: &HashMap<&str, (u32, f64)>,
-        origin: &Name,
-        base: &Path,
-        text: &str,
+        scope: &FileScope<'_>,
         errors: &mut Vec<Problem>,
     ) -> u32 {
+        let FileScope {
+            origin,
+            base,
+            dc_index,
+            text,
+            ..
+        } = scope;
         let at = |s: &std::ops::Range<usize>| line_at(text, s.start);
         let diag = |line: usize, message: String| (line, message);
         let mut by_dc: Vec<(u32, f64, Vec<&Spanned<EndpointConf>>)> = Vec::new();
@@ -330,18 +333,14 @@ impl<'g> RoutingBuilder<'g> {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn name(
         &mut self,
         owner_text: &str,
         conf: &NameConf,
-        origin: &Name,
-        base: &Path,
-        file: &DynamicFile,
-        dc_index: &HashMap<&str, (u32, f64)>,
+        scope: &FileScope<'_>,
         pool_index: &HashMap<&str, u32>,
-        text: &str,
     ) -> Result<DynamicName, (usize, String)> {
+        let (origin, text) = (scope.origin, scope.text);
         let at = |s: std::ops::Range<usize>| line_at(text, s.start);
         let owner =
             Name::parse(owner_text, Some(origin)).map_err(|e| (0, format!("invalid name: {e}")))?;
@@ -367,7 +366,7 @@ impl<'g> RoutingBuilder<'g> {
             .collect();
         let (serves_a, serves_aaaa, serves_cname) = served_types(conf, &endpoints, at)?;
 
-        let policy = self.policy(conf, pool, &pool_groups, base, file, dc_index, text)?;
+        let policy = self.policy(conf, pool, &pool_groups, scope)?;
 
         let select = select_of(conf, at)?;
         let all_down = all_down_of(conf, origin)?;
@@ -398,23 +397,18 @@ impl<'g> RoutingBuilder<'g> {
     }
 
     /// The name's policy: a table (geo, nearest, latency), weights, or a failover order.
-    #[allow(clippy::too_many_arguments)]
     fn policy(
         &mut self,
         conf: &NameConf,
         pool: u32,
         pool_groups: &[u32],
-        base: &Path,
-        file: &DynamicFile,
-        dc_index: &HashMap<&str, (u32, f64)>,
-        text: &str,
+        scope: &FileScope<'_>,
     ) -> Result<Policy, Problem> {
+        let (dc_index, text) = (&scope.dc_index, scope.text);
         let at = |s: std::ops::Range<usize>| line_at(text, s.start);
         let policy_span = conf.policy.span();
         let policy = match conf.policy.get_ref().as_str() {
-            kind @ ("geo" | "nearest" | "latency") => {
-                self.table_policy(kind, conf, pool, base, file, dc_index, text)?
-            }
+            kind @ ("geo" | "nearest" | "latency") => self.table_policy(kind, conf, pool, scope)?,
             "weighted" => {
                 let mut weights = Vec::new();
                 for g in pool_groups {
@@ -463,17 +457,14 @@ impl<'g> RoutingBuilder<'g> {
     }
 
     /// A policy answered from a network table, built once per (kind, source, pool).
-    #[allow(clippy::too_many_arguments)]
     fn table_policy(
         &mut self,
         kind: &str,
         conf: &NameConf,
         pool: u32,
-        base: &Path,
-        file: &DynamicFile,
-        dc_index: &HashMap<&str, (u32, f64)>,
-        text: &str,
+        scope: &FileScope<'_>,
     ) -> Result<Policy, Problem> {
+        let (base, file, dc_index, text) = (scope.base, scope.file, &scope.dc_index, scope.text);
         let at = |s: std::ops::Range<usize>| line_at(text, s.start);
         let policy_span = conf.policy.span();
         Ok(match kind {

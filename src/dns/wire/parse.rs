@@ -3,7 +3,7 @@
 
 use super::super::edns_option::{ECS as OPT_ECS, NSID as OPT_NSID};
 use super::super::name::{end_compressed, end_uncompressed};
-use super::super::{HEADER_LEN, class, rcode, rtype, u16_at};
+use super::super::{HEADER_LEN, MAX_MESSAGE, Transport, class, rcode, rtype, u16_at};
 
 /// EDNS Client Subnet (RFC 7871) as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,19 @@ pub enum ParseError {
         rcode: u8,
         question_end: usize,
     },
+}
+
+impl Query<'_> {
+    /// The largest response this query may get: a TCP message, or over UDP its EDNS size
+    /// (at least 512, at most `max_udp_payload`), or 512 without EDNS.
+    #[inline]
+    pub fn max_response(&self, transport: Transport, max_udp_payload: u16) -> usize {
+        match (transport, &self.edns) {
+            (Transport::Tcp, _) => MAX_MESSAGE,
+            (Transport::Udp, Some(e)) => e.udp_size.clamp(512, max_udp_payload) as usize,
+            (Transport::Udp, None) => 512,
+        }
+    }
 }
 
 /// Parses a query message. Never panics, whatever the input.

@@ -5,7 +5,7 @@
 use super::super::edns_option::{ECS as OPT_ECS, NSID as OPT_NSID};
 use super::super::name::{MAX_LABELS, end_uncompressed};
 use super::super::{HEADER_LEN, RRset, Section, Sink, class, rtype};
-use super::ClientSubnet;
+use super::{ClientSubnet, Query};
 
 /// What goes into the OPT record of a response.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,6 +60,26 @@ pub struct Writer<'b> {
 impl<'b> Writer<'b> {
     /// Starts a response: header and, when `question` is non-empty, the question copied
     /// from the request (so the query's case is preserved). `question` is name+type+class.
+    /// The writer of the response to `query` (parsed from `request`): its id, opcode, RD
+    /// and question, at most `max_size` bytes.
+    #[inline]
+    pub fn answering(
+        buf: &'b mut [u8],
+        query: &Query<'_>,
+        request: &[u8],
+        max_size: usize,
+    ) -> Self {
+        let question = &request[HEADER_LEN..HEADER_LEN + query.qname.len() + 4];
+        Self::new(
+            buf,
+            query.id,
+            query.opcode,
+            query.recursion_desired,
+            question,
+            max_size,
+        )
+    }
+
     pub fn new(
         buf: &'b mut [u8],
         id: u16,
