@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use super::Snapshot;
 use crate::dns::name::{MAX_NAME_LEN, end_compressed, lower_into, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
-use crate::dns::wire::{self, ParseError};
+use crate::dns::wire::{self, OptOut, ParseError, Writer};
 use crate::dns::{HEADER_LEN, class, rcode, rtype};
 use crate::zone::{Node, Zone};
 
@@ -113,42 +113,51 @@ struct Reply<'r> {
 }
 
 impl Reply<'_> {
-    /// A message: 2-byte length placeholder, header (QR, AA when `aa`), the question.
-    fn begin(&self, rcode: u8, aa: bool, question: bool) -> Vec<u8> {
-        let mut m = Vec::with_capacity(if rcode == 0 {
-            MESSAGE_TARGET + 512
-        } else {
-            512
-        });
-        m.extend_from_slice(&[0, 0]);
-        m.extend_from_slice(&self.id.to_be_bytes());
-        m.push(0x80 | if aa { 0x04 } else { 0 });
-        m.push(rcode);
-        m.extend_from_slice(&[0, u8::from(question), 0, 0, 0, 0, 0, 0]);
-        if question {
-            m.extend_from_slice(self.question);
-        }
+    /// A length-prefixed message: the header (QR, AA when `aa`, `rcode`), the question when
+    /// `question`, the records `fill` writes (it gets the byte budget left for them), OPT
+    /// when the request had one, signed when `signer` is given.
+    fn message(
+        &self,
+        (rcode, aa, question): (u8, bool, bool),
+        signer: Option<&mut Signer>,
+        now: u64,
+        fill: impl FnOnce(&mut Writer<'_>, usize),
+    ) -> Vec<u8> {
+        let reserve = signer.as_ref().map_or(0, |s| s.record_len());
+        let mut m = vec![0u8; 2 + MAX_TCP_MESSAGE];
+        let opt = OptOut {
+            udp_size: self.udp_size,
+            ..OptOut::default()
+        };
+        let len = {
+            let question = if question { self.question } else { &[] };
+            let budget = MAX_TCP_MESSAGE - reserve;
+            let mut w = Writer::new(&mut m[2..], self.id, 0, false, question, budget);
+            w.set_rcode(rcode);
+            w.set_authoritative(aa);
+            if self.edns {
+                w.reserve_opt(&opt);
+            }
+            fill(&mut w, budget);
+            w.finish(self.edns.then_some(&opt))
+        };
+        let len = match signer {
+            Some(s) => s.sign(&mut m[2..], len, now),
+            None => len,
+        };
+        m.truncate(2 + len);
+        m[..2].copy_from_slice(&(len as u16).to_be_bytes());
         m
     }
 
-    /// Adds OPT when the request had one, signs, and fills in the length prefix.
-    fn end(&self, mut m: Vec<u8>, signer: Option<&mut Signer>, now: u64) -> Vec<u8> {
-        if self.edns {
-            m.extend_from_slice(&[0, 0, 41]);
-            m.extend_from_slice(&self.udp_size.to_be_bytes());
-            m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-            let ar = u16::from_be_bytes([m[12], m[13]]) + 1;
-            m[12..14].copy_from_slice(&ar.to_be_bytes());
-        }
-        if let Some(s) = signer {
-            let len = m.len();
-            m.resize(len + s.record_len(), 0);
-            let n = s.sign(&mut m[2..], len - 2, now);
-            m.truncate(n + 2);
-        }
-        let n = (m.len() - 2) as u16;
-        m[..2].copy_from_slice(&n.to_be_bytes());
-        m
+    /// A message without records: an error, or a refusal.
+    fn empty(&self, rcode: u8, signer: Option<&mut Signer>, now: u64) -> Vec<u8> {
+        self.message(
+            (rcode, false, !self.question.is_empty()),
+            signer,
+            now,
+            |_, _| {},
+        )
     }
 }
 
@@ -170,8 +179,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
                 edns: false,
                 udp_size: 0,
             };
-            let m = r.begin(rcode, false, !question.is_empty());
-            return Start::One(r.end(m, None, now));
+            return Start::One(r.empty(rcode, None, now));
         }
     };
     let question = &request[HEADER_LEN..HEADER_LEN + query.qname.len() + 4];
@@ -201,8 +209,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
     };
     let refuse = |why: &str, signer: Option<&mut Signer>| {
         tracing::warn!(zone = %zone_text, %peer, "{kind} refused: {why}");
-        let m = reply.begin(rcode::REFUSED, false, true);
-        Start::One(reply.end(m, signer, now))
+        Start::One(reply.empty(rcode::REFUSED, signer, now))
     };
 
     let mut key = [0u8; MAX_NAME_LEN];
@@ -228,32 +235,22 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
     }
     let zone = &snapshot.zones.zones()[zone_index];
     let Some(soa) = zone.soa().filter(|s| !s.rdata.is_empty()) else {
-        let m = reply.begin(rcode::SERVFAIL, false, true);
-        return Start::One(reply.end(m, signer.as_mut(), now));
+        return Start::One(reply.empty(rcode::SERVFAIL, signer.as_mut(), now));
     };
 
     let ixfr = query.qtype == rtype::IXFR;
     if ixfr {
         let Some(client) = ixfr_serial(request) else {
-            let m = reply.begin(rcode::FORMERR, false, true);
-            return Start::One(reply.end(m, signer.as_mut(), now));
+            return Start::One(reply.empty(rcode::FORMERR, signer.as_mut(), now));
         };
         let ours = zone.serial();
         // RFC 1995 §2: the client has this version or a newer one: the SOA alone.
         if client == ours || (client.wrapping_sub(ours) as i32) > 0 {
             tracing::info!(zone = %zone_text, %peer, serial = ours, "IXFR: client is current");
-            let mut m = reply.begin(0, true, true);
-            let mut names = FxHashMap::default();
-            write_record(
-                &mut m,
-                zone.origin(),
-                rtype::SOA,
-                soa.ttl,
-                &soa.rdata[0],
-                &mut names,
-            );
-            m[8..10].copy_from_slice(&1u16.to_be_bytes());
-            return Start::One(reply.end(m, signer.as_mut(), now));
+            let m = reply.message((0, true, true), signer.as_mut(), now, |w, budget| {
+                w.transfer_record(zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0], budget);
+            });
+            return Start::One(m);
         }
     }
 
@@ -302,17 +299,15 @@ fn verify_tsig(
     };
     let keys = &snapshot.transfer.keys;
     let Some(v) = tsig::verify(keys, request, at, now) else {
-        let m = reply.begin(rcode::FORMERR, false, true);
-        return Err((None, Start::One(reply.end(m, None, now))));
+        return Err((None, Start::One(reply.empty(rcode::FORMERR, None, now))));
     };
     if v.error != 0 {
-        let mut m = reply.begin(0, false, true);
-        let len = m.len();
-        m.resize(len + tsig::error_len(&v), 0);
-        let n = tsig::finish_error(keys, &v, &mut m[2..], len - 2, now);
+        // Header and question, then the TSIG record with the error (no OPT).
+        let mut m = vec![0u8; 2 + 512 + tsig::error_len(&v)];
+        let len = Writer::new(&mut m[2..], reply.id, 0, false, reply.question, 512).finish(None);
+        let n = tsig::finish_error(keys, &v, &mut m[2..], len, now);
         m.truncate(n + 2);
-        let size = (m.len() - 2) as u16;
-        m[..2].copy_from_slice(&size.to_be_bytes());
+        m[..2].copy_from_slice(&(n as u16).to_be_bytes());
         return Err((Some((v.key_name.clone(), v.error)), Start::One(m)));
     }
     Ok(match v.key.and_then(|k| keys.get(k)) {
@@ -341,69 +336,6 @@ fn ixfr_serial(msg: &[u8]) -> Option<u32> {
         }
     }
     None
-}
-
-/// Writes `name` compressed against the names of this message (`names`: suffix → offset,
-/// offsets counted from the message start, after the 2-byte length prefix).
-fn write_name<'a>(m: &mut Vec<u8>, name: &'a [u8], names: &mut FxHashMap<&'a [u8], u16>) {
-    let mut pos = 0usize;
-    while pos < name.len() {
-        let suffix = &name[pos..];
-        if suffix.len() <= 1 {
-            break;
-        }
-        if let Some(&at) = names.get(suffix) {
-            m.extend_from_slice(&(0xC000 | at).to_be_bytes());
-            return;
-        }
-        let at = m.len() - 2;
-        if at < 0x3FFF {
-            names.insert(suffix, at as u16);
-        }
-        let l = name[pos] as usize;
-        m.extend_from_slice(&name[pos..(pos + 1 + l).min(name.len())]);
-        pos += 1 + l;
-    }
-    m.push(0);
-}
-
-/// One record; the names in NS, CNAME, PTR, MX and SOA RDATA compressed (RFC 3597 §4).
-fn write_record<'a>(
-    m: &mut Vec<u8>,
-    owner: &'a [u8],
-    rtype: u16,
-    ttl: u32,
-    rdata: &'a [u8],
-    names: &mut FxHashMap<&'a [u8], u16>,
-) {
-    write_name(m, owner, names);
-    m.extend_from_slice(&rtype.to_be_bytes());
-    m.extend_from_slice(&class::IN.to_be_bytes());
-    m.extend_from_slice(&ttl.to_be_bytes());
-    let len_at = m.len();
-    m.extend_from_slice(&[0, 0]);
-    let start = m.len();
-    let name_end = |from: usize| end_compressed(rdata, from).filter(|&e| e <= rdata.len());
-    match rtype {
-        rtype::NS | rtype::CNAME | rtype::PTR if name_end(0) == Some(rdata.len()) => {
-            write_name(m, rdata, names)
-        }
-        rtype::MX if rdata.len() > 2 && name_end(2) == Some(rdata.len()) => {
-            m.extend_from_slice(&rdata[..2]);
-            write_name(m, &rdata[2..], names);
-        }
-        rtype::SOA => match name_end(0).and_then(|a| Some((a, name_end(a)?))) {
-            Some((a, b)) => {
-                write_name(m, &rdata[..a], names);
-                write_name(m, &rdata[a..b], names);
-                m.extend_from_slice(&rdata[b..]);
-            }
-            None => m.extend_from_slice(rdata),
-        },
-        _ => m.extend_from_slice(rdata),
-    }
-    let rdlen = (m.len() - start) as u16;
-    m[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -480,52 +412,56 @@ impl Transfer {
             edns: self.edns,
             udp_size: snapshot.max_udp_payload,
         };
-        let reserve = self.signer.as_ref().map_or(0, Signer::record_len) + 11;
-        let target = MESSAGE_TARGET - reserve;
-        let hard_limit = MAX_TCP_MESSAGE - reserve;
-        let mut m = reply.begin(0, true, self.messages == 0);
-        let mut names: FxHashMap<&[u8], u16> = FxHashMap::default();
+        let first = self.messages == 0;
         let mut count = 0u16;
-        loop {
-            let before = (m.len(), self.stage);
-            let (owner, rtype, ttl, rdata) = match self.stage {
-                Stage::FirstSoa => {
-                    self.stage = Stage::Body(0, 0, 0);
-                    (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
-                }
-                Stage::Body(..) => match body_record(zone, &self.owners, &mut self.stage) {
-                    Some(r) => r,
-                    None => {
-                        self.stage = Stage::LastSoa;
-                        continue;
+        let mut too_large = false;
+        let (stage, owners) = (&mut self.stage, &self.owners);
+        let m = reply.message((0, true, first), self.signer.as_mut(), now, |w, budget| {
+            // Messages stay near the target; a record larger than that goes alone.
+            let target = MESSAGE_TARGET.min(budget);
+            loop {
+                let before = *stage;
+                let (owner, rtype, ttl, rdata) = match *stage {
+                    Stage::FirstSoa => {
+                        *stage = Stage::Body(0, 0, 0);
+                        (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
                     }
-                },
-                Stage::LastSoa => {
-                    self.stage = Stage::Done;
-                    (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                    Stage::Body(..) => match body_record(zone, owners, stage) {
+                        Some(r) => r,
+                        None => {
+                            *stage = Stage::LastSoa;
+                            continue;
+                        }
+                    },
+                    Stage::LastSoa => {
+                        *stage = Stage::Done;
+                        (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                    }
+                    Stage::Done => break,
+                };
+                let limit = if count == 0 { budget } else { target };
+                if count == u16::MAX || !w.transfer_record(owner, rtype, ttl, rdata, limit) {
+                    // Does not fit: this record starts the next message.
+                    *stage = before;
+                    too_large = count == 0;
+                    break;
                 }
-                Stage::Done => break,
-            };
-            write_record(&mut m, owner, rtype, ttl, rdata, &mut names);
-            let size = m.len() - 2;
-            if (size > target && count > 0) || size > hard_limit || count == u16::MAX {
-                // Does not fit: this record starts the next message.
-                m.truncate(before.0);
-                self.stage = before.1;
-                if count == 0 {
-                    // A single record larger than any message: cannot be sent.
-                    tracing::error!(zone = %to_text(zone.origin()), "a record is too large for AXFR");
-                    self.stage = Stage::Done;
-                    let m = reply.begin(rcode::SERVFAIL, false, self.messages == 0);
-                    return Some(reply.end(m, self.signer.as_mut(), now));
-                }
-                break;
+                count += 1;
             }
-            count += 1;
+        });
+        if too_large {
+            // A single record larger than any message: cannot be sent.
+            tracing::error!(zone = %to_text(zone.origin()), "a record is too large for AXFR");
+            self.stage = Stage::Done;
+            return Some(reply.message(
+                (rcode::SERVFAIL, false, first),
+                self.signer.as_mut(),
+                now,
+                |_, _| {},
+            ));
         }
-        m[8..10].copy_from_slice(&count.to_be_bytes());
         self.records += count as usize;
         self.messages += 1;
-        Some(reply.end(m, self.signer.as_mut(), now))
+        Some(m)
     }
 }

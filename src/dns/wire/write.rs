@@ -478,6 +478,29 @@ impl<'b> Writer<'b> {
         true
     }
 
+    /// One answer record of a zone transfer, written only if the message stays within
+    /// `limit` bytes; `false` leaves the message as it was and does not set TC (the record
+    /// starts the next message).
+    pub fn transfer_record(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+        limit: usize,
+    ) -> bool {
+        let (room, len, names) = (self.limit, self.len, self.names_len);
+        self.limit = limit.min(self.limit);
+        let written = self.write_record(owner, rtype, class::IN, ttl, rdata);
+        self.limit = room;
+        if !written {
+            (self.len, self.names_len) = (len, names);
+            return false;
+        }
+        self.counts[0] = self.counts[0].saturating_add(1);
+        true
+    }
+
     /// A single record in class CH (server identity).
     pub fn chaos_txt(&mut self, owner: &[u8], text: &[u8]) -> bool {
         let mut rdata = [0u8; 256];
