@@ -5,6 +5,7 @@
 //! snapshot, the target states and the admin overrides, and swaps it in atomically.
 //! Nothing here is on the query path, so plain mutexes are fine.
 
+pub mod etcd;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,0 +1,949 @@
+//! A small etcd v3 client: the store through which meridian instances share their health
+//! votes (leases, put/get/delete under a prefix, one prefix watch).
+//!
+//! It speaks etcd's JSON gateway (grpc-gateway), which every etcd 3.4+ member serves on its
+//! client URL next to gRPC: the same v3 API (same requests, revisions, leases and watch
+//! semantics) as JSON over HTTP/1.1, `POST /v3/kv/put` and so on. That keeps protoc and a
+//! gRPC code generator out of the build; the HTTP client is the one the health probes use.
+//!
+//! On the wire: keys and values are base64, int64 fields are strings (`"revision":"3"`),
+//! fields at their zero value are left out, and the streaming RPCs (watch, lease
+//! keepalive) answer with newline-separated `{"result":{..}}` objects, or one
+//! `{"error":{..}}` that ends the stream.
+//!
+//! Every call tries the endpoints in turn, starting with the last one that answered; an
+//! endpoint that cannot be reached, does not answer within the timeout or answers with a
+//! server error (5xx: no leader, request timed out) is skipped, so a call fails only when
+//! none answered. Retried requests are idempotent (put, delete, keepalive, revoke), except
+//! a grant, whose lease then expires unused. Watches require a leader: a member cut off
+//! from the quorum cancels them (after about three election timeouts) instead of letting
+//! them hang silently.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use data_encoding::BASE64;
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+
+/// The largest response body read for a unary call.
+const MAX_RESPONSE: usize = 64 << 20;
+
+/// The largest single message on a watch stream.
+const MAX_WATCH_LINE: usize = 4 << 20;
+
+/// Why an etcd call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// The client cannot be built: no endpoint, a malformed URL, a zero timeout.
+    #[error("etcd client: {0}")]
+    Config(String),
+    /// Every endpoint failed: could not connect, timed out, answered with a server error
+    /// (no leader, request timed out) or with something that is not etcd's JSON. The
+    /// reason of each, in the order tried.
+    #[error("no etcd endpoint answered: {0}")]
+    Unreachable(String),
+    /// etcd refused the request (4xx other than a missing lease).
+    #[error("etcd {endpoint}: HTTP {status}: {message}")]
+    Status {
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
+    /// A watch stream carried something that is not a watch response.
+    #[error("etcd {endpoint}: bad response: {reason}")]
+    BadResponse { endpoint: String, reason: String },
+    /// The lease expired or was revoked (or never existed).
+    #[error("etcd lease {0} not found")]
+    LeaseNotFound(i64),
+    /// The watch ended: cancelled by etcd (no leader, revision compacted) or its
+    /// connection broke. Watch again, from the last batch's revision + 1.
+    #[error("etcd watch cancelled: {0}")]
+    WatchCancelled(String),
+}
+
+/// A client for a set of etcd members. Cheap to clone: clones share the connection pool
+/// and the preferred endpoint.
+#[derive(Clone)]
+pub struct Etcd {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Client URLs without a trailing slash.
+    endpoints: Vec<String>,
+    http: reqwest::Client,
+    timeout: Duration,
+    /// Index of the endpoint that answered last: where each call starts.
+    preferred: AtomicUsize,
+}
+
+impl fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.inner.endpoints)
+            .field("timeout", &self.inner.timeout)
+            .finish()
+    }
+}
+
+/// One endpoint's failure: go on with the next endpoint, or stop here.
+enum Failure {
+    Next(String),
+    Stop(EtcdError),
+}
+
+impl Etcd {
+    /// `endpoints`: client URLs like "http://127.0.0.1:2379"; each call tries them in turn,
+    /// starting with the last that worked; `timeout` bounds each HTTP request (not a watch
+    /// stream, only its creation).
+    pub fn new(endpoints: Vec<String>, timeout: std::time::Duration) -> Result<Self, EtcdError> {
+        if endpoints.is_empty() {
+            return Err(EtcdError::Config("no endpoint".into()));
+        }
+        if timeout.is_zero() {
+            return Err(EtcdError::Config("zero timeout".into()));
+        }
+        let mut clean = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let url = reqwest::Url::parse(&e)
+                .map_err(|err| EtcdError::Config(format!("endpoint {e:?}: {err}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {e:?}: not an http:// or https:// URL"
+                )));
+            }
+            clean.push(e.trim_end_matches('/').to_string());
+        }
+        // reqwest's client carries a TLS configuration even for plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| EtcdError::Config(format!("http client: {e}")))?;
+        Ok(Etcd {
+            inner: Arc::new(Inner {
+                endpoints: clean,
+                http,
+                timeout,
+                preferred: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Grants a lease of `ttl_secs` seconds (etcd may raise it to its minimum); its id.
+    pub async fn grant(&self, ttl_secs: i64) -> Result<i64, EtcdError> {
+        let body = json!({ "TTL": ttl_secs.to_string() });
+        self.post("/v3/lease/grant", &body, |bytes| {
+            let r: LeaseReply = parse(bytes)?;
+            if r.id == 0 {
+                return Err("lease grant without an ID".into());
+            }
+            Ok(r.id)
+        })
+        .await
+    }
+
+    /// Refreshes `lease` once; its remaining TTL in seconds, or `LeaseNotFound` when it is
+    /// gone (expired or revoked).
+    pub async fn keep_alive(&self, lease: i64) -> Result<i64, EtcdError> {
+        let body = json!({ "ID": lease.to_string() });
+        // A one-message stream: `{"result":{"ID":..,"TTL":..}}`, TTL absent when gone.
+        let ttl = self
+            .post("/v3/lease/keepalive", &body, |bytes| {
+                let line: StreamLine<LeaseReply> = parse(bytes)?;
+                match line.result {
+                    Some(r) => Ok(r.ttl),
+                    None => Err("keepalive answer without a result".into()),
+                }
+            })
+            .await
+            .map_err(lease_gone(lease))?;
+        if ttl <= 0 {
+            return Err(EtcdError::LeaseNotFound(lease));
+        }
+        Ok(ttl)
+    }
+
+    /// Revokes `lease`: every key attached to it is deleted (one revision, a DELETE event
+    /// each). `LeaseNotFound` if it was already gone.
+    pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
+        let body = json!({ "ID": lease.to_string() });
+        self.post("/v3/lease/revoke", &body, |bytes| {
+            parse::<Reply>(bytes).map(|_| ())
+        })
+        .await
+        .map_err(lease_gone(lease))
+    }
+
+    /// Sets `key` to `value`, attached to `lease` if given; the revision of the change.
+    /// `LeaseNotFound` if the lease is gone.
+    pub async fn put(&self, key: &str, value: &[u8], lease: Option<i64>) -> Result<i64, EtcdError> {
+        let mut body = json!({
+            "key": BASE64.encode(key.as_bytes()),
+            "value": BASE64.encode(value),
+        });
+        if let Some(lease) = lease {
+            body["lease"] = json!(lease.to_string());
+        }
+        self.post("/v3/kv/put", &body, |bytes| {
+            let r: Reply = parse(bytes)?;
+            if r.header.revision <= 0 {
+                return Err("put answer without a revision".into());
+            }
+            Ok(r.header.revision)
+        })
+        .await
+        .map_err(lease_gone(lease.unwrap_or(0)))
+    }
+
+    /// Deletes `key` (nothing happens if it does not exist).
+    pub async fn delete(&self, key: &str) -> Result<(), EtcdError> {
+        let body = json!({ "key": BASE64.encode(key.as_bytes()) });
+        self.post("/v3/kv/deleterange", &body, |bytes| {
+            parse::<Reply>(bytes).map(|_| ())
+        })
+        .await
+    }
+
+    /// Every key under `prefix` with its value, in key order, read linearizably: the
+    /// store's revision at the read and the pairs. A key that is not UTF-8 is shown with
+    /// U+FFFD in place of its bad bytes.
+    pub async fn get_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<(i64, Vec<(String, Vec<u8>)>), EtcdError> {
+        let (key, end) = prefix_range(prefix.as_bytes());
+        let body = json!({ "key": BASE64.encode(&key), "range_end": BASE64.encode(&end) });
+        self.post("/v3/kv/range", &body, |bytes| {
+            let r: RangeReply = parse(bytes)?;
+            if r.header.revision <= 0 {
+                return Err("range answer without a revision".into());
+            }
+            let kvs = r
+                .kvs
+                .iter()
+                .map(|kv| Ok((decode_key(&kv.key)?, decode(&kv.value)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok((r.header.revision, kvs))
+        })
+        .await
+    }
+
+    /// Watch every key under `prefix` from `start_revision` (0 or less: from now), with
+    /// progress notifications and require-leader. Returns once etcd has acknowledged the
+    /// watch (bounded by the timeout); the acknowledgement is the stream's first batch.
+    pub async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start_revision: i64,
+    ) -> Result<WatchStream, EtcdError> {
+        let (key, end) = prefix_range(prefix.as_bytes());
+        let mut create = json!({
+            "key": BASE64.encode(&key),
+            "range_end": BASE64.encode(&end),
+            "progress_notify": true,
+        });
+        if start_revision > 0 {
+            create["start_revision"] = json!(start_revision.to_string());
+        }
+        let body = json!({ "create_request": create }).to_string().into_bytes();
+        let inner = &self.inner;
+        let n = inner.endpoints.len();
+        let start = inner.preferred.load(Ordering::Relaxed) % n;
+        let mut failures = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let endpoint = &inner.endpoints[i];
+            let attempt = self.open_watch(endpoint, &body, start_revision);
+            let failure = match tokio::time::timeout(inner.timeout, attempt).await {
+                Ok(Ok(stream)) => {
+                    self.prefer(start, i);
+                    return Ok(stream);
+                }
+                Ok(Err(Failure::Stop(e))) => {
+                    self.prefer(start, i);
+                    return Err(e);
+                }
+                Ok(Err(Failure::Next(reason))) => reason,
+                Err(_) => format!("no answer within {:?}", inner.timeout),
+            };
+            tracing::debug!(endpoint = %endpoint, "etcd watch: {failure}");
+            failures.push(format!("{endpoint}: {failure}"));
+        }
+        Err(EtcdError::Unreachable(failures.join("; ")))
+    }
+
+    /// Starts a watch on one endpoint and reads its first message, which must be the
+    /// "created" acknowledgement.
+    async fn open_watch(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        start_revision: i64,
+    ) -> Result<WatchStream, Failure> {
+        let response = self
+            .inner
+            .http
+            .post(format!("{endpoint}/v3/watch"))
+            .header("content-type", "application/json")
+            // grpc-gateway passes Grpc-Metadata-* headers on as gRPC metadata; etcd's
+            // "hasleader: true" makes the watch fail while the member has no leader.
+            .header("grpc-metadata-hasleader", "true")
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| Failure::Next(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = read_body(response).await.unwrap_or_default();
+            return Err(status_failure(endpoint, status.as_u16(), &bytes));
+        }
+        let mut stream = WatchStream {
+            endpoint: endpoint.to_string(),
+            response,
+            lines: LineBuffer::default(),
+            start_revision,
+            pending: None,
+            done: false,
+        };
+        match stream.read_batch().await {
+            Ok(Some(Batch::Created(batch))) => {
+                stream.pending = Some(batch);
+                Ok(stream)
+            }
+            Ok(Some(Batch::Other(_))) => Err(Failure::Next(
+                "the watch's first message is not its acknowledgement".into(),
+            )),
+            Ok(None) => Err(Failure::Next("the watch stream ended at once".into())),
+            // "no leader" here: another member may have one.
+            Err(EtcdError::WatchCancelled(reason)) if reason.contains("no leader") => {
+                Err(Failure::Next(reason))
+            }
+            Err(e) => Err(Failure::Stop(e)),
+        }
+    }
+
+    /// POSTs `body` to `path` on each endpoint in turn until one answers; `parse` turns a
+    /// success body into the result (an error from it counts as that endpoint failing).
+    async fn post<T>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, EtcdError> {
+        let body = body.to_string().into_bytes();
+        let inner = &self.inner;
+        let n = inner.endpoints.len();
+        let start = inner.preferred.load(Ordering::Relaxed) % n;
+        let mut failures = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let endpoint = &inner.endpoints[i];
+            let attempt = self.attempt(endpoint, path, &body, &parse);
+            let failure = match tokio::time::timeout(inner.timeout, attempt).await {
+                Ok(Ok(value)) => {
+                    self.prefer(start, i);
+                    return Ok(value);
+                }
+                Ok(Err(Failure::Stop(e))) => {
+                    self.prefer(start, i);
+                    return Err(e);
+                }
+                Ok(Err(Failure::Next(reason))) => reason,
+                Err(_) => format!("no answer within {:?}", inner.timeout),
+            };
+            tracing::debug!(endpoint = %endpoint, path, "etcd: {failure}");
+            failures.push(format!("{endpoint}: {failure}"));
+        }
+        Err(EtcdError::Unreachable(failures.join("; ")))
+    }
+
+    async fn attempt<T>(
+        &self,
+        endpoint: &str,
+        path: &str,
+        body: &[u8],
+        parse: &impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, Failure> {
+        let response = self
+            .inner
+            .http
+            .post(format!("{endpoint}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| Failure::Next(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let bytes = read_body(response).await.map_err(Failure::Next)?;
+        // A stream that failed before its first message answers with an error status; one
+        // that failed later still says 200, with `{"error":..}` in the body.
+        if !(200..300).contains(&status) || bytes.trim_ascii_start().starts_with(b"{\"error\"") {
+            return Err(status_failure(endpoint, status, &bytes));
+        }
+        parse(&bytes).map_err(|reason| Failure::Next(format!("bad response: {reason}")))
+    }
+
+    /// Remembers endpoint `i` as the one to start with, if it is not already.
+    fn prefer(&self, start: usize, i: usize) {
+        if i != start {
+            self.inner.preferred.store(i, Ordering::Relaxed);
+            tracing::info!(endpoint = %self.inner.endpoints[i], "etcd: now using this endpoint");
+        }
+    }
+}
+
+/// A live watch. Dropping it closes the connection, which ends the watch in etcd.
+pub struct WatchStream {
+    endpoint: String,
+    response: reqwest::Response,
+    lines: LineBuffer,
+    start_revision: i64,
+    /// The "created" acknowledgement, handed out by the first `next`.
+    pending: Option<WatchBatch>,
+    /// Ended (cleanly or not): `next` says None from now on.
+    done: bool,
+}
+
+impl fmt::Debug for WatchStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("endpoint", &self.endpoint)
+            .field("start_revision", &self.start_revision)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// What a watch delivered at once: every change of one or more revisions, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchBatch {
+    /// Every change to the watched keys up to this revision has been delivered (or came
+    /// before the watch's start): to watch on after a failure, start at `revision + 1`.
+    /// With events, the last event's revision; for a progress notification, the store's
+    /// revision; for the created acknowledgement, the start revision - 1 (the store's
+    /// revision when watching from now).
+    pub revision: i64,
+    /// Empty for a progress notification (or the created acknowledgement).
+    pub events: Vec<WatchEvent>,
+}
+
+/// One change of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+/// A watch message, told apart by whether it is the acknowledgement.
+enum Batch {
+    Created(WatchBatch),
+    Other(WatchBatch),
+}
+
+impl WatchStream {
+    /// The next batch: `None` once the stream has ended, `Err` when etcd cancelled it or
+    /// the connection broke (after which `next` says `None`). Cancel-safe: a `next`
+    /// dropped before it completes (a timeout around it) loses nothing.
+    pub async fn next(&mut self) -> Result<Option<WatchBatch>, EtcdError> {
+        if let Some(batch) = self.pending.take() {
+            return Ok(Some(batch));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        match self.read_batch().await {
+            Ok(Some(Batch::Created(b) | Batch::Other(b))) => Ok(Some(b)),
+            other => {
+                self.done = true;
+                other.map(|_| None)
+            }
+        }
+    }
+
+    async fn read_batch(&mut self) -> Result<Option<Batch>, EtcdError> {
+        let Some(line) = self.read_line().await? else {
+            return Ok(None);
+        };
+        parse_watch_line(&line, self.start_revision).map_err(|reason| match reason {
+            LineError::Cancelled(reason) => EtcdError::WatchCancelled(reason),
+            LineError::Bad(reason) => self.bad(reason),
+        })
+    }
+
+    /// The next non-empty line. Between reads the only state is in `self.lines`, so a
+    /// drop at the `chunk().await` loses nothing.
+    async fn read_line(&mut self) -> Result<Option<Vec<u8>>, EtcdError> {
+        loop {
+            match self.lines.next_line() {
+                Ok(Some(line)) => return Ok(Some(line)),
+                Ok(None) => {}
+                Err(len) => {
+                    return Err(self.bad(format!(
+                        "watch message over {MAX_WATCH_LINE} bytes ({len} so far)"
+                    )));
+                }
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.lines.push(&chunk),
+                // The last message may come without its newline: etcd ends a stream
+                // with `{"error":..}` and no delimiter.
+                Ok(None) if self.lines.is_blank() => return Ok(None),
+                Ok(None) => return Ok(Some(self.lines.take_rest())),
+                Err(e) => {
+                    return Err(EtcdError::WatchCancelled(format!(
+                        "{}: connection lost: {}",
+                        self.endpoint,
+                        error_chain(&e)
+                    )));
+                }
+            }
+        }
+    }
+
+    fn bad(&self, reason: String) -> EtcdError {
+        EtcdError::BadResponse {
+            endpoint: self.endpoint.clone(),
+            reason,
+        }
+    }
+}
+
+/// Bytes received on a stream, split into lines; at most [`MAX_WATCH_LINE`] bytes without a
+/// newline.
+#[derive(Default)]
+struct LineBuffer {
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+}
+
+impl LineBuffer {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete non-blank line, without its end; `Err(length)` when an
+    /// unfinished line is already too long.
+    fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
+        loop {
+            let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
+                self.scanned = self.buf.len();
+                if self.buf.len() > MAX_WATCH_LINE {
+                    return Err(self.buf.len());
+                }
+                return Ok(None);
+            };
+            let end = self.scanned + pos;
+            let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+            self.scanned = 0;
+            if line.len() > MAX_WATCH_LINE {
+                return Err(line.len());
+            }
+            if !line.trim_ascii().is_empty() {
+                return Ok(Some(line));
+            }
+        }
+    }
+
+    fn is_blank(&self) -> bool {
+        self.buf.trim_ascii().is_empty()
+    }
+
+    /// What is left after the last newline (at most [`MAX_WATCH_LINE`] bytes).
+    fn take_rest(&mut self) -> Vec<u8> {
+        self.scanned = 0;
+        std::mem::take(&mut self.buf)
+    }
+}
+
+enum LineError {
+    Cancelled(String),
+    Bad(String),
+}
+
+/// One watch message: the acknowledgement, a batch, or why the watch ended.
+fn parse_watch_line(line: &[u8], start_revision: i64) -> Result<Option<Batch>, LineError> {
+    let line: StreamLine<WatchResult> =
+        serde_json::from_slice(line).map_err(|e| LineError::Bad(format!("watch message: {e}")))?;
+    if let Some(e) = line.error {
+        return Err(LineError::Cancelled(e.describe()));
+    }
+    let Some(r) = line.result else {
+        return Err(LineError::Bad("watch message without a result".into()));
+    };
+    if r.canceled {
+        let reason = if r.compact_revision > 0 {
+            format!(
+                "revision {start_revision} is compacted (the oldest left is {})",
+                r.compact_revision
+            )
+        } else if !r.cancel_reason.is_empty() {
+            r.cancel_reason
+        } else {
+            "cancelled by etcd".to_string()
+        };
+        return Err(LineError::Cancelled(reason));
+    }
+    if r.created {
+        let revision = if start_revision > 0 {
+            start_revision - 1
+        } else {
+            r.header.revision
+        };
+        return Ok(Some(Batch::Created(WatchBatch {
+            revision,
+            events: Vec::new(),
+        })));
+    }
+    let mut revision = 0;
+    let mut events = Vec::with_capacity(r.events.len());
+    for ev in r.events {
+        let key = decode_key(&ev.kv.key).map_err(LineError::Bad)?;
+        revision = revision.max(ev.kv.mod_revision);
+        events.push(match ev.kind.as_deref() {
+            None | Some("PUT") => WatchEvent::Put {
+                key,
+                value: decode(&ev.kv.value).map_err(LineError::Bad)?,
+            },
+            Some("DELETE") => WatchEvent::Delete { key },
+            Some(other) => return Err(LineError::Bad(format!("event type {other:?}"))),
+        });
+    }
+    if revision == 0 {
+        revision = r.header.revision;
+    }
+    if revision <= 0 {
+        return Err(LineError::Bad("watch message without a revision".into()));
+    }
+    Ok(Some(Batch::Other(WatchBatch { revision, events })))
+}
+
+/// The [key, range_end) pair that selects every key starting with `prefix`: range_end is
+/// the prefix with its last byte below 0xff incremented and what follows dropped; "\0"
+/// (every key from `key` on) when there is no such byte. The empty prefix is every key.
+fn prefix_range(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    if prefix.is_empty() {
+        return (vec![0], vec![0]);
+    }
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return (prefix.to_vec(), end);
+        }
+    }
+    (prefix.to_vec(), vec![0])
+}
+
+/// Maps etcd's "lease not found" refusal to [`EtcdError::LeaseNotFound`].
+fn lease_gone(lease: i64) -> impl Fn(EtcdError) -> EtcdError {
+    move |e| match e {
+        EtcdError::Status {
+            status: 404,
+            ref message,
+            ..
+        } if message.contains("lease not found") => EtcdError::LeaseNotFound(lease),
+        e => e,
+    }
+}
+
+/// What a non-2xx answer (or a stream's `{"error":..}`) means: etcd refusing the request
+/// (4xx) stops; a server error, or an answer that is not etcd's, goes on to the next
+/// endpoint.
+fn status_failure(endpoint: &str, status: u16, body: &[u8]) -> Failure {
+    let Some((code, message)) = etcd_error(body) else {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+        return Failure::Next(format!("HTTP {status} (not etcd's answer): {text:?}"));
+    };
+    let status = if (200..300).contains(&status) {
+        code.unwrap_or(500)
+    } else {
+        status
+    };
+    if (400..500).contains(&status) && status != 429 {
+        Failure::Stop(EtcdError::Status {
+            endpoint: endpoint.to_string(),
+            status,
+            message,
+        })
+    } else {
+        Failure::Next(format!("HTTP {status}: {message}"))
+    }
+}
+
+/// The message of an etcd error body, unary (`{"error":"..","code":5,"message":".."}`) or
+/// streaming (`{"error":{"grpc_code":14,"http_code":503,"message":".."}}`), with the HTTP
+/// status the streaming form names.
+fn etcd_error(body: &[u8]) -> Option<(Option<u16>, String)> {
+    let first = body
+        .split(|&b| b == b'\n')
+        .find(|l| !l.trim_ascii().is_empty())?;
+    let v: serde_json::Value = serde_json::from_slice(first).ok()?;
+    match v.get("error")? {
+        serde_json::Value::String(s) => {
+            let message = v.get("message").and_then(|m| m.as_str()).unwrap_or(s);
+            Some((None, message.to_string()))
+        }
+        serde_json::Value::Object(o) => {
+            let message = o.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            let code = o.get("http_code").and_then(|c| c.as_u64());
+            Some((
+                code.and_then(|c| u16::try_from(c).ok()),
+                message.to_string(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Reads a whole response body, at most [`MAX_RESPONSE`] bytes.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len() + chunk.len() > MAX_RESPONSE {
+            return Err(format!("response over {MAX_RESPONSE} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// reqwest's errors nest; the chain says what happened (refused, reset, timed out).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+fn decode(b64: &str) -> Result<Vec<u8>, String> {
+    BASE64
+        .decode(b64.as_bytes())
+        .map_err(|e| format!("base64 {b64:?}: {e}"))
+}
+
+fn decode_key(b64: &str) -> Result<String, String> {
+    Ok(String::from_utf8_lossy(&decode(b64)?).into_owned())
+}
+
+/// An int64, which the gateway writes as a string (a bare number is taken too).
+fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Int {
+        Number(i64),
+        Text(String),
+    }
+    match Int::deserialize(d)? {
+        Int::Number(n) => Ok(n),
+        Int::Text(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Header {
+    #[serde(default, deserialize_with = "int64")]
+    revision: i64,
+}
+
+/// Any unary answer: only its header matters.
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    header: Header,
+}
+
+#[derive(Deserialize)]
+struct LeaseReply {
+    #[serde(rename = "ID", default, deserialize_with = "int64")]
+    id: i64,
+    #[serde(rename = "TTL", default, deserialize_with = "int64")]
+    ttl: i64,
+}
+
+#[derive(Deserialize)]
+struct RangeReply {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    kvs: Vec<KeyValue>,
+}
+
+#[derive(Deserialize)]
+struct KeyValue {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default, deserialize_with = "int64")]
+    mod_revision: i64,
+}
+
+/// One message of a streaming answer.
+#[derive(Deserialize)]
+struct StreamLine<T> {
+    result: Option<T>,
+    error: Option<StreamError>,
+}
+
+#[derive(Deserialize)]
+struct StreamError {
+    #[serde(default)]
+    grpc_code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+impl StreamError {
+    fn describe(&self) -> String {
+        format!("{} (gRPC code {})", self.message, self.grpc_code)
+    }
+}
+
+#[derive(Deserialize)]
+struct WatchResult {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    created: bool,
+    #[serde(default)]
+    canceled: bool,
+    #[serde(default)]
+    cancel_reason: String,
+    #[serde(default, deserialize_with = "int64")]
+    compact_revision: i64,
+    #[serde(default)]
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    kv: KeyValue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_range_follows_etcd() {
+        assert_eq!(prefix_range(b"/m/"), (b"/m/".to_vec(), b"/m0".to_vec()));
+        assert_eq!(prefix_range(b"a\xff"), (b"a\xff".to_vec(), b"b".to_vec()));
+        assert_eq!(prefix_range(b"\xff\xff"), (b"\xff\xff".to_vec(), vec![0]));
+        assert_eq!(prefix_range(b""), (vec![0], vec![0]));
+    }
+
+    #[test]
+    fn watch_lines() {
+        let created = br#"{"result":{"header":{"revision":"7"},"created":true}}"#;
+        match parse_watch_line(created, 0) {
+            Ok(Some(Batch::Created(b))) => assert_eq!(b.revision, 7),
+            _ => panic!("created from now"),
+        }
+        match parse_watch_line(created, 3) {
+            Ok(Some(Batch::Created(b))) => assert_eq!(b.revision, 2),
+            _ => panic!("created from 3"),
+        }
+        let events = br#"{"result":{"header":{"revision":"9"},"events":[
+            {"kv":{"key":"L20vYQ==","mod_revision":"4","value":"aGk="}},
+            {"type":"DELETE","kv":{"key":"L20vYQ==","mod_revision":"5"}}]}}"#;
+        let events: Vec<u8> = events.iter().copied().filter(|&b| b != b'\n').collect();
+        match parse_watch_line(&events, 0) {
+            Ok(Some(Batch::Other(b))) => assert_eq!(
+                b,
+                WatchBatch {
+                    revision: 5,
+                    events: vec![
+                        WatchEvent::Put {
+                            key: "/m/a".into(),
+                            value: b"hi".to_vec()
+                        },
+                        WatchEvent::Delete { key: "/m/a".into() },
+                    ]
+                }
+            ),
+            _ => panic!("events"),
+        }
+        let progress = br#"{"result":{"header":{"revision":"12"}}}"#;
+        match parse_watch_line(progress, 0) {
+            Ok(Some(Batch::Other(b))) => assert_eq!((b.revision, b.events.len()), (12, 0)),
+            _ => panic!("progress"),
+        }
+        let no_leader =
+            br#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}}"#;
+        assert!(matches!(parse_watch_line(no_leader, 0),
+            Err(LineError::Cancelled(r)) if r.contains("no leader")));
+        let compacted =
+            br#"{"result":{"header":{"revision":"9"},"canceled":true,"compact_revision":"6"}}"#;
+        assert!(matches!(parse_watch_line(compacted, 2),
+            Err(LineError::Cancelled(r)) if r.contains("compacted")));
+        assert!(matches!(
+            parse_watch_line(b"<html>", 0),
+            Err(LineError::Bad(_))
+        ));
+    }
+
+    #[test]
+    fn line_buffer_splits_and_bounds() {
+        let mut lines = LineBuffer::default();
+        lines.push(b"{\"a\":1}\n\n{\"b\"");
+        assert_eq!(lines.next_line(), Ok(Some(b"{\"a\":1}".to_vec())));
+        assert_eq!(lines.next_line(), Ok(None));
+        lines.push(b":2}\r\n");
+        assert_eq!(lines.next_line(), Ok(Some(b"{\"b\":2}\r".to_vec())));
+        assert!(lines.is_blank());
+        lines.push(b"{\"error\":{}}");
+        assert_eq!(lines.next_line(), Ok(None));
+        assert_eq!(lines.take_rest(), b"{\"error\":{}}".to_vec());
+        assert!(lines.is_blank());
+        let big = vec![b'x'; MAX_WATCH_LINE / 2 + 1];
+        lines.push(&big);
+        assert_eq!(lines.next_line(), Ok(None));
+        lines.push(&big);
+        assert_eq!(lines.next_line(), Err(MAX_WATCH_LINE + 2));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let unary = br#"{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5}"#;
+        match status_failure("e", 404, unary) {
+            Failure::Stop(e) => assert!(matches!(lease_gone(7)(e), EtcdError::LeaseNotFound(7))),
+            Failure::Next(r) => panic!("{r}"),
+        }
+        let stream =
+            br#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}}"#;
+        assert!(
+            matches!(status_failure("e", 200, stream), Failure::Next(r) if r.contains("no leader"))
+        );
+        assert!(matches!(
+            status_failure("e", 404, b"not found"),
+            Failure::Next(_)
+        ));
+    }
+
+    #[test]
+    fn int64_as_string_or_number() {
+        let h: Header = serde_json::from_str(r#"{"revision":"9007199254740993"}"#).unwrap();
+        assert_eq!(h.revision, 9007199254740993);
+        let h: Header = serde_json::from_str(r#"{"revision":3}"#).unwrap();
+        assert_eq!(h.revision, 3);
+        assert!(serde_json::from_str::<Header>(r#"{"revision":"x"}"#).is_err());
+    }
+}
