@@ -9,6 +9,8 @@ mod authoritative;
 mod check;
 mod differential;
 mod engine;
+mod etcd;
+mod etcd_cluster;
 mod explain_api;
 mod gdnsd_compare;
 mod geo_routing;

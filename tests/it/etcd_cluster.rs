@@ -1,0 +1,316 @@
+//! A real etcd cluster for tests: 1 or 3 members of the `etcd` binary as child processes on
+//! free loopback ports, data in a temporary directory, fast raft timings (50 ms heartbeat,
+//! 500 ms election timeout) and a watch progress notification every second. Members can be
+//! killed, restarted, paused and resumed; all are killed when the cluster is dropped (on a
+//! panic too).
+//!
+//! Every test that starts one calls `crate::common::require_tool("etcd", "etcd-server")`
+//! first and returns when it says false.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{free_port, tool_path};
+
+/// How long a start or a restart may take before the test fails.
+const START_DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct EtcdCluster {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+    /// `--initial-cluster`: every member's name and peer URL.
+    initial_cluster: String,
+}
+
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until each answers a linearizable read (so a leader is
+    /// elected). Tries three times with fresh ports (a port can be taken between choosing
+    /// and binding it); fails the test, with the members' logs, if none works.
+    pub fn start(n: usize) -> EtcdCluster {
+        assert!(n >= 1, "a cluster has members");
+        let mut why = String::new();
+        for _ in 0..3 {
+            let mut cluster = Self::spawn(n);
+            match cluster.wait_healthy(START_DEADLINE) {
+                Ok(()) => return cluster,
+                Err(e) => why = format!("{e}\n{}", cluster.logs()),
+            }
+        }
+        panic!("etcd cluster of {n} did not start:\n{why}");
+    }
+
+    fn spawn(n: usize) -> EtcdCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ports = Vec::new();
+        while ports.len() < 2 * n {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client_port: ports[2 * i],
+                peer_port: ports[2 * i + 1],
+                child: None,
+                paused: false,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = EtcdCluster {
+            dir,
+            members,
+            initial_cluster,
+        };
+        for i in 0..n {
+            cluster.spawn_member(i);
+        }
+        cluster
+    }
+
+    fn spawn_member(&mut self, i: usize) {
+        let m = &self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let token = self
+            .dir
+            .path()
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .expect("etcd log file");
+        let mut cmd = Command::new(tool_path("etcd"));
+        cmd.arg("--name")
+            .arg(&m.name)
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&m.name))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", &token])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--experimental-watch-progress-notify-interval", "1s"])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("etcd log file"))
+            .stderr(log);
+        // Flags only: no ETCD_* variable of the caller's environment.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd.spawn().expect("start etcd");
+        self.members[i].child = Some(child);
+        self.members[i].paused = false;
+    }
+
+    /// Waits until every running member answers a linearizable read.
+    fn wait_healthy(&mut self, deadline: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_some() {
+                self.wait_member(i, deadline.saturating_sub(start.elapsed()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_member(&mut self, i: usize, deadline: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.members[i].child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(format!("etcd member {i} exited: {status}"));
+            }
+            if let Some((200, _)) = self.post(i, "/v3/kv/range", r#"{"key":"aGVhbHRo"}"#) {
+                return Ok(());
+            }
+            if start.elapsed() > deadline {
+                return Err(format!("etcd member {i} not serving after {deadline:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The members' client URLs, in member order.
+    pub fn endpoints(&self) -> Vec<String> {
+        (0..self.members.len()).map(|i| self.endpoint(i)).collect()
+    }
+
+    /// Member `i`'s client URL.
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// SIGKILLs member `i` (a no-op if it is not running).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.members[i].paused = false;
+    }
+
+    /// Starts member `i` again on its data directory and ports, and waits until it serves
+    /// linearizable reads (so it has rejoined a cluster with a leader).
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn_member(i);
+        if let Err(e) = self.wait_member(i, START_DEADLINE) {
+            panic!("{e}\n{}", self.logs());
+        }
+    }
+
+    /// Stops every member (SIGTERM, then SIGKILL after 5 s). They can be restarted.
+    pub fn stop_all(&mut self) {
+        for m in &mut self.members {
+            let Some(mut child) = m.child.take() else {
+                continue;
+            };
+            if m.paused {
+                signal(&child, libc::SIGCONT);
+            }
+            signal(&child, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            m.paused = false;
+        }
+    }
+
+    /// Freezes member `i` (SIGSTOP): it keeps its sockets but answers nothing.
+    pub fn pause(&mut self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            signal(child, libc::SIGSTOP);
+            self.members[i].paused = true;
+        }
+    }
+
+    /// Lets a paused member `i` run again (SIGCONT).
+    pub fn resume(&mut self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            signal(child, libc::SIGCONT);
+            self.members[i].paused = false;
+        }
+    }
+
+    /// The member that says it is the leader (its /v3/maintenance/status names its own
+    /// member id), among the running, unpaused ones.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).find(|&i| {
+            let m = &self.members[i];
+            if m.child.is_none() || m.paused {
+                return false;
+            }
+            let Some((200, body)) = self.post(i, "/v3/maintenance/status", "{}") else {
+                return false;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+                return false;
+            };
+            let me = v["header"]["member_id"].as_str();
+            me.is_some() && me == v["leader"].as_str()
+        })
+    }
+
+    /// Waits (at most 10 s) for a leader; fails the test if none is elected.
+    pub fn wait_leader(&self) -> usize {
+        let start = Instant::now();
+        loop {
+            if let Some(i) = self.leader() {
+                return i;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("no etcd leader after 10 s\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// POSTs the JSON `body` to `path` on member `i` (HTTP/1.0, 2 s to answer): the status
+    /// and the body, or None if it could not be reached or did not answer.
+    pub fn post(&self, i: usize, path: &str, body: &str) -> Option<(u16, String)> {
+        let addr = ([127, 0, 0, 1], self.members[i].client_port).into();
+        let timeout = Duration::from_secs(2);
+        let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+        s.set_read_timeout(Some(timeout)).ok()?;
+        s.set_write_timeout(Some(timeout)).ok()?;
+        let request = format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(request.as_bytes()).ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        let raw = String::from_utf8_lossy(&raw);
+        let (head, body) = raw.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, body.to_string()))
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.log", self.members[i].name))
+    }
+
+    /// The last lines of every member's log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.members.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- etcd member {i} log (last 20 lines)\n"));
+            for line in &lines[lines.len().saturating_sub(20)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
