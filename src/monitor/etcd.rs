@@ -28,11 +28,12 @@ use data_encoding::BASE64;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
+mod watch;
+
+pub use watch::{WatchBatch, WatchEvent, WatchStream};
+
 /// The largest response body read for a unary call.
 const MAX_RESPONSE: usize = 64 << 20;
-
-/// The largest single message on a watch stream.
-const MAX_WATCH_LINE: usize = 4 << 20;
 
 /// Why an etcd call failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,15 @@ impl fmt::Debug for Etcd {
 enum Failure {
     Next(String),
     Stop(EtcdError),
+}
+
+impl Failure {
+    fn into_error(self) -> EtcdError {
+        match self {
+            Failure::Next(reason) => EtcdError::Unreachable(reason),
+            Failure::Stop(e) => e,
+        }
+    }
 }
 
 impl Etcd {
@@ -221,7 +231,7 @@ impl Etcd {
         let (key, end) = prefix_range(prefix.as_bytes());
         let body = json!({ "key": BASE64.encode(&key), "range_end": BASE64.encode(&end) });
         self.post("/v3/kv/range", &body, |bytes| {
-            let r: RangeReply = parse(bytes)?;
+            let r: Reply = parse(bytes)?;
             if r.header.revision <= 0 {
                 return Err("range answer without a revision".into());
             }
@@ -253,30 +263,10 @@ impl Etcd {
             create["start_revision"] = json!(start_revision.to_string());
         }
         let body = json!({ "create_request": create }).to_string().into_bytes();
-        let inner = &self.inner;
-        let n = inner.endpoints.len();
-        let start = inner.preferred.load(Ordering::Relaxed) % n;
-        let mut failures = Vec::new();
-        for k in 0..n {
-            let i = (start + k) % n;
-            let endpoint = &inner.endpoints[i];
-            let attempt = self.open_watch(endpoint, &body, start_revision);
-            let failure = match tokio::time::timeout(inner.timeout, attempt).await {
-                Ok(Ok(stream)) => {
-                    self.prefer(start, i);
-                    return Ok(stream);
-                }
-                Ok(Err(Failure::Stop(e))) => {
-                    self.prefer(start, i);
-                    return Err(e);
-                }
-                Ok(Err(Failure::Next(reason))) => reason,
-                Err(_) => format!("no answer within {:?}", inner.timeout),
-            };
-            tracing::debug!(endpoint = %endpoint, "etcd watch: {failure}");
-            failures.push(format!("{endpoint}: {failure}"));
-        }
-        Err(EtcdError::Unreachable(failures.join("; ")))
+        self.each_endpoint(async |endpoint: &str| {
+            self.open_watch(endpoint, &body, start_revision).await
+        })
+        .await
     }
 
     /// Starts a watch on one endpoint and reads its first message, which must be the
@@ -304,29 +294,7 @@ impl Etcd {
             let bytes = read_body(response).await.unwrap_or_default();
             return Err(status_failure(endpoint, status.as_u16(), &bytes));
         }
-        let mut stream = WatchStream {
-            endpoint: endpoint.to_string(),
-            response,
-            lines: LineBuffer::default(),
-            start_revision,
-            pending: None,
-            done: false,
-        };
-        match stream.read_batch().await {
-            Ok(Some(Batch::Created(batch))) => {
-                stream.pending = Some(batch);
-                Ok(stream)
-            }
-            Ok(Some(Batch::Other(_))) => Err(Failure::Next(
-                "the watch's first message is not its acknowledgement".into(),
-            )),
-            Ok(None) => Err(Failure::Next("the watch stream ended at once".into())),
-            // "no leader" here: another member may have one.
-            Err(EtcdError::WatchCancelled(reason)) if reason.contains("no leader") => {
-                Err(Failure::Next(reason))
-            }
-            Err(e) => Err(Failure::Stop(e)),
-        }
+        WatchStream::start(endpoint, response, start_revision).await
     }
 
     /// POSTs `body` to `path` on each endpoint in turn until one answers; `parse` turns a
@@ -338,27 +306,35 @@ impl Etcd {
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, EtcdError> {
         let body = body.to_string().into_bytes();
+        self.each_endpoint(async |endpoint: &str| self.attempt(endpoint, path, &body, &parse).await)
+            .await
+    }
+
+    /// Runs `attempt` on each endpoint in turn, from the preferred one, each bounded by
+    /// the timeout, until one answers; the endpoint that answered becomes the preferred.
+    async fn each_endpoint<T>(
+        &self,
+        attempt: impl AsyncFn(&str) -> Result<T, Failure>,
+    ) -> Result<T, EtcdError> {
         let inner = &self.inner;
         let n = inner.endpoints.len();
         let start = inner.preferred.load(Ordering::Relaxed) % n;
         let mut failures = Vec::new();
-        for k in 0..n {
-            let i = (start + k) % n;
+        for i in (start..n).chain(0..start) {
             let endpoint = &inner.endpoints[i];
-            let attempt = self.attempt(endpoint, path, &body, &parse);
-            let failure = match tokio::time::timeout(inner.timeout, attempt).await {
-                Ok(Ok(value)) => {
-                    self.prefer(start, i);
-                    return Ok(value);
-                }
-                Ok(Err(Failure::Stop(e))) => {
-                    self.prefer(start, i);
-                    return Err(e);
-                }
+            let result = tokio::time::timeout(inner.timeout, attempt(endpoint)).await;
+            let failure = match result {
                 Ok(Err(Failure::Next(reason))) => reason,
                 Err(_) => format!("no answer within {:?}", inner.timeout),
+                Ok(answer) => {
+                    if i != start {
+                        inner.preferred.store(i, Ordering::Relaxed);
+                        tracing::info!(endpoint = %endpoint, "etcd: now using this endpoint");
+                    }
+                    return answer.map_err(Failure::into_error);
+                }
             };
-            tracing::debug!(endpoint = %endpoint, path, "etcd: {failure}");
+            tracing::debug!(endpoint = %endpoint, "etcd: {failure}");
             failures.push(format!("{endpoint}: {failure}"));
         }
         Err(EtcdError::Unreachable(failures.join("; ")))
@@ -389,240 +365,6 @@ impl Etcd {
         }
         parse(&bytes).map_err(|reason| Failure::Next(format!("bad response: {reason}")))
     }
-
-    /// Remembers endpoint `i` as the one to start with, if it is not already.
-    fn prefer(&self, start: usize, i: usize) {
-        if i != start {
-            self.inner.preferred.store(i, Ordering::Relaxed);
-            tracing::info!(endpoint = %self.inner.endpoints[i], "etcd: now using this endpoint");
-        }
-    }
-}
-
-/// A live watch. Dropping it closes the connection, which ends the watch in etcd.
-pub struct WatchStream {
-    endpoint: String,
-    response: reqwest::Response,
-    lines: LineBuffer,
-    start_revision: i64,
-    /// The "created" acknowledgement, handed out by the first `next`.
-    pending: Option<WatchBatch>,
-    /// Ended (cleanly or not): `next` says None from now on.
-    done: bool,
-}
-
-impl fmt::Debug for WatchStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WatchStream")
-            .field("endpoint", &self.endpoint)
-            .field("start_revision", &self.start_revision)
-            .field("done", &self.done)
-            .finish()
-    }
-}
-
-/// What a watch delivered at once: every change of one or more revisions, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatchBatch {
-    /// Every change to the watched keys up to this revision has been delivered (or came
-    /// before the watch's start): to watch on after a failure, start at `revision + 1`.
-    /// With events, the last event's revision; for a progress notification, the store's
-    /// revision; for the created acknowledgement, the start revision - 1 (the store's
-    /// revision when watching from now).
-    pub revision: i64,
-    /// Empty for a progress notification (or the created acknowledgement).
-    pub events: Vec<WatchEvent>,
-}
-
-/// One change of one key.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchEvent {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
-}
-
-/// A watch message, told apart by whether it is the acknowledgement.
-enum Batch {
-    Created(WatchBatch),
-    Other(WatchBatch),
-}
-
-impl WatchStream {
-    /// The next batch: `None` once the stream has ended, `Err` when etcd cancelled it or
-    /// the connection broke (after which `next` says `None`). Cancel-safe: a `next`
-    /// dropped before it completes (a timeout around it) loses nothing.
-    pub async fn next(&mut self) -> Result<Option<WatchBatch>, EtcdError> {
-        if let Some(batch) = self.pending.take() {
-            return Ok(Some(batch));
-        }
-        if self.done {
-            return Ok(None);
-        }
-        match self.read_batch().await {
-            Ok(Some(Batch::Created(b) | Batch::Other(b))) => Ok(Some(b)),
-            other => {
-                self.done = true;
-                other.map(|_| None)
-            }
-        }
-    }
-
-    async fn read_batch(&mut self) -> Result<Option<Batch>, EtcdError> {
-        let Some(line) = self.read_line().await? else {
-            return Ok(None);
-        };
-        parse_watch_line(&line, self.start_revision).map_err(|reason| match reason {
-            LineError::Cancelled(reason) => EtcdError::WatchCancelled(reason),
-            LineError::Bad(reason) => self.bad(reason),
-        })
-    }
-
-    /// The next non-empty line. Between reads the only state is in `self.lines`, so a
-    /// drop at the `chunk().await` loses nothing.
-    async fn read_line(&mut self) -> Result<Option<Vec<u8>>, EtcdError> {
-        loop {
-            match self.lines.next_line() {
-                Ok(Some(line)) => return Ok(Some(line)),
-                Ok(None) => {}
-                Err(len) => {
-                    return Err(self.bad(format!(
-                        "watch message over {MAX_WATCH_LINE} bytes ({len} so far)"
-                    )));
-                }
-            }
-            match self.response.chunk().await {
-                Ok(Some(chunk)) => self.lines.push(&chunk),
-                // The last message may come without its newline: etcd ends a stream
-                // with `{"error":..}` and no delimiter.
-                Ok(None) if self.lines.is_blank() => return Ok(None),
-                Ok(None) => return Ok(Some(self.lines.take_rest())),
-                Err(e) => {
-                    return Err(EtcdError::WatchCancelled(format!(
-                        "{}: connection lost: {}",
-                        self.endpoint,
-                        error_chain(&e)
-                    )));
-                }
-            }
-        }
-    }
-
-    fn bad(&self, reason: String) -> EtcdError {
-        EtcdError::BadResponse {
-            endpoint: self.endpoint.clone(),
-            reason,
-        }
-    }
-}
-
-/// Bytes received on a stream, split into lines; at most [`MAX_WATCH_LINE`] bytes without a
-/// newline.
-#[derive(Default)]
-struct LineBuffer {
-    buf: Vec<u8>,
-    /// How much of `buf` is known to hold no newline.
-    scanned: usize,
-}
-
-impl LineBuffer {
-    fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The next complete non-blank line, without its end; `Err(length)` when an
-    /// unfinished line is already too long.
-    fn next_line(&mut self) -> Result<Option<Vec<u8>>, usize> {
-        loop {
-            let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
-                self.scanned = self.buf.len();
-                if self.buf.len() > MAX_WATCH_LINE {
-                    return Err(self.buf.len());
-                }
-                return Ok(None);
-            };
-            let end = self.scanned + pos;
-            let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
-            self.scanned = 0;
-            if line.len() > MAX_WATCH_LINE {
-                return Err(line.len());
-            }
-            if !line.trim_ascii().is_empty() {
-                return Ok(Some(line));
-            }
-        }
-    }
-
-    fn is_blank(&self) -> bool {
-        self.buf.trim_ascii().is_empty()
-    }
-
-    /// What is left after the last newline (at most [`MAX_WATCH_LINE`] bytes).
-    fn take_rest(&mut self) -> Vec<u8> {
-        self.scanned = 0;
-        std::mem::take(&mut self.buf)
-    }
-}
-
-enum LineError {
-    Cancelled(String),
-    Bad(String),
-}
-
-/// One watch message: the acknowledgement, a batch, or why the watch ended.
-fn parse_watch_line(line: &[u8], start_revision: i64) -> Result<Option<Batch>, LineError> {
-    let line: StreamLine<WatchResult> =
-        serde_json::from_slice(line).map_err(|e| LineError::Bad(format!("watch message: {e}")))?;
-    if let Some(e) = line.error {
-        return Err(LineError::Cancelled(e.describe()));
-    }
-    let Some(r) = line.result else {
-        return Err(LineError::Bad("watch message without a result".into()));
-    };
-    if r.canceled {
-        let reason = if r.compact_revision > 0 {
-            format!(
-                "revision {start_revision} is compacted (the oldest left is {})",
-                r.compact_revision
-            )
-        } else if !r.cancel_reason.is_empty() {
-            r.cancel_reason
-        } else {
-            "cancelled by etcd".to_string()
-        };
-        return Err(LineError::Cancelled(reason));
-    }
-    if r.created {
-        let revision = if start_revision > 0 {
-            start_revision - 1
-        } else {
-            r.header.revision
-        };
-        return Ok(Some(Batch::Created(WatchBatch {
-            revision,
-            events: Vec::new(),
-        })));
-    }
-    let mut revision = 0;
-    let mut events = Vec::with_capacity(r.events.len());
-    for ev in r.events {
-        let key = decode_key(&ev.kv.key).map_err(LineError::Bad)?;
-        revision = revision.max(ev.kv.mod_revision);
-        events.push(match ev.kind.as_deref() {
-            None | Some("PUT") => WatchEvent::Put {
-                key,
-                value: decode(&ev.kv.value).map_err(LineError::Bad)?,
-            },
-            Some("DELETE") => WatchEvent::Delete { key },
-            Some(other) => return Err(LineError::Bad(format!("event type {other:?}"))),
-        });
-    }
-    if revision == 0 {
-        revision = r.header.revision;
-    }
-    if revision <= 0 {
-        return Err(LineError::Bad("watch message without a revision".into()));
-    }
-    Ok(Some(Batch::Other(WatchBatch { revision, events })))
 }
 
 /// The [key, range_end) pair that selects every key starting with `prefix`: range_end is
@@ -755,42 +497,38 @@ fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
+// The answers' JSON shapes: the gateway leaves out fields at their zero value.
+
 #[derive(Deserialize, Default)]
+#[serde(default)]
 struct Header {
-    #[serde(default, deserialize_with = "int64")]
+    #[serde(deserialize_with = "int64")]
     revision: i64,
 }
 
-/// Any unary answer: only its header matters.
-#[derive(Deserialize)]
+/// A unary KV or lease answer (`kvs` only in a range answer).
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Reply {
-    #[serde(default)]
     header: Header,
-}
-
-#[derive(Deserialize)]
-struct LeaseReply {
-    #[serde(rename = "ID", default, deserialize_with = "int64")]
-    id: i64,
-    #[serde(rename = "TTL", default, deserialize_with = "int64")]
-    ttl: i64,
-}
-
-#[derive(Deserialize)]
-struct RangeReply {
-    #[serde(default)]
-    header: Header,
-    #[serde(default)]
     kvs: Vec<KeyValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LeaseReply {
+    #[serde(rename = "ID", deserialize_with = "int64")]
+    id: i64,
+    #[serde(rename = "TTL", deserialize_with = "int64")]
+    ttl: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct KeyValue {
-    #[serde(default)]
     key: String,
-    #[serde(default)]
     value: String,
-    #[serde(default, deserialize_with = "int64")]
+    #[serde(deserialize_with = "int64")]
     mod_revision: i64,
 }
 
@@ -801,41 +539,11 @@ struct StreamLine<T> {
     error: Option<StreamError>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct StreamError {
-    #[serde(default)]
     grpc_code: i64,
-    #[serde(default)]
     message: String,
-}
-
-impl StreamError {
-    fn describe(&self) -> String {
-        format!("{} (gRPC code {})", self.message, self.grpc_code)
-    }
-}
-
-#[derive(Deserialize)]
-struct WatchResult {
-    #[serde(default)]
-    header: Header,
-    #[serde(default)]
-    created: bool,
-    #[serde(default)]
-    canceled: bool,
-    #[serde(default)]
-    cancel_reason: String,
-    #[serde(default, deserialize_with = "int64")]
-    compact_revision: i64,
-    #[serde(default)]
-    events: Vec<Event>,
-}
-
-#[derive(Deserialize)]
-struct Event {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    kv: KeyValue,
 }
 
 #[cfg(test)]
@@ -848,76 +556,6 @@ mod tests {
         assert_eq!(prefix_range(b"a\xff"), (b"a\xff".to_vec(), b"b".to_vec()));
         assert_eq!(prefix_range(b"\xff\xff"), (b"\xff\xff".to_vec(), vec![0]));
         assert_eq!(prefix_range(b""), (vec![0], vec![0]));
-    }
-
-    #[test]
-    fn watch_lines() {
-        let created = br#"{"result":{"header":{"revision":"7"},"created":true}}"#;
-        match parse_watch_line(created, 0) {
-            Ok(Some(Batch::Created(b))) => assert_eq!(b.revision, 7),
-            _ => panic!("created from now"),
-        }
-        match parse_watch_line(created, 3) {
-            Ok(Some(Batch::Created(b))) => assert_eq!(b.revision, 2),
-            _ => panic!("created from 3"),
-        }
-        let events = br#"{"result":{"header":{"revision":"9"},"events":[
-            {"kv":{"key":"L20vYQ==","mod_revision":"4","value":"aGk="}},
-            {"type":"DELETE","kv":{"key":"L20vYQ==","mod_revision":"5"}}]}}"#;
-        let events: Vec<u8> = events.iter().copied().filter(|&b| b != b'\n').collect();
-        match parse_watch_line(&events, 0) {
-            Ok(Some(Batch::Other(b))) => assert_eq!(
-                b,
-                WatchBatch {
-                    revision: 5,
-                    events: vec![
-                        WatchEvent::Put {
-                            key: "/m/a".into(),
-                            value: b"hi".to_vec()
-                        },
-                        WatchEvent::Delete { key: "/m/a".into() },
-                    ]
-                }
-            ),
-            _ => panic!("events"),
-        }
-        let progress = br#"{"result":{"header":{"revision":"12"}}}"#;
-        match parse_watch_line(progress, 0) {
-            Ok(Some(Batch::Other(b))) => assert_eq!((b.revision, b.events.len()), (12, 0)),
-            _ => panic!("progress"),
-        }
-        let no_leader =
-            br#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}}"#;
-        assert!(matches!(parse_watch_line(no_leader, 0),
-            Err(LineError::Cancelled(r)) if r.contains("no leader")));
-        let compacted =
-            br#"{"result":{"header":{"revision":"9"},"canceled":true,"compact_revision":"6"}}"#;
-        assert!(matches!(parse_watch_line(compacted, 2),
-            Err(LineError::Cancelled(r)) if r.contains("compacted")));
-        assert!(matches!(
-            parse_watch_line(b"<html>", 0),
-            Err(LineError::Bad(_))
-        ));
-    }
-
-    #[test]
-    fn line_buffer_splits_and_bounds() {
-        let mut lines = LineBuffer::default();
-        lines.push(b"{\"a\":1}\n\n{\"b\"");
-        assert_eq!(lines.next_line(), Ok(Some(b"{\"a\":1}".to_vec())));
-        assert_eq!(lines.next_line(), Ok(None));
-        lines.push(b":2}\r\n");
-        assert_eq!(lines.next_line(), Ok(Some(b"{\"b\":2}\r".to_vec())));
-        assert!(lines.is_blank());
-        lines.push(b"{\"error\":{}}");
-        assert_eq!(lines.next_line(), Ok(None));
-        assert_eq!(lines.take_rest(), b"{\"error\":{}}".to_vec());
-        assert!(lines.is_blank());
-        let big = vec![b'x'; MAX_WATCH_LINE / 2 + 1];
-        lines.push(&big);
-        assert_eq!(lines.next_line(), Ok(None));
-        lines.push(&big);
-        assert_eq!(lines.next_line(), Err(MAX_WATCH_LINE + 2));
     }
 
     #[test]
