@@ -65,6 +65,11 @@ pub fn check(config_path: &Path) -> ExitCode {
             let routing = &loaded.snapshot.routing;
             for dn in &routing.names {
                 println!("{}", failover_line(routing, dn));
+                if let Some(c) = &loaded.cluster {
+                    for line in cluster_failover_lines(routing, dn, c) {
+                        println!("  {line}");
+                    }
+                }
             }
             println!("ok");
             ExitCode::SUCCESS
@@ -289,6 +294,55 @@ pub fn failover_line(
             dn.ttl
         ),
     }
+}
+
+/// With a `[cluster]`: the bound when the votes decide (a vote's trip through the store
+/// added), and when the store is gone (the instance notices after two intervals of its
+/// fastest check, and decides alone).
+pub fn cluster_failover_lines(
+    routing: &crate::routing::Routing,
+    dn: &crate::routing::DynamicName,
+    cluster: &crate::config::ClusterConfig,
+) -> Vec<String> {
+    let Some(pool) = routing.pools.get(dn.pool as usize) else {
+        return Vec::new();
+    };
+    let worst = pool
+        .groups
+        .clone()
+        .filter_map(|g| routing.groups.get(g as usize))
+        .flat_map(|g| g.endpoints.clone())
+        .filter_map(|e| routing.endpoints.get(e as usize))
+        .filter_map(|e| e.check.and_then(|c| routing.checks.get(c as usize)))
+        .max_by_key(|c| c.timing.detection_bound());
+    let Some(c) = worst else {
+        return Vec::new();
+    };
+    let detect = c.timing.detection_bound().as_secs_f64();
+    let ttl = f64::from(dn.ttl);
+    let budget = cluster.store_latency_budget_secs;
+    let fastest = routing
+        .checks
+        .iter()
+        .map(|c| c.timing.interval)
+        .min()
+        .unwrap_or(std::time::Duration::from_secs(1));
+    let fallback = (fastest * 2)
+        .max(crate::monitor::FALLBACK_FLOOR)
+        .as_secs_f64();
+    vec![
+        format!(
+            "with the store ({}): {:.1} s = detection {detect:.1} s + store {budget:.2} s + TTL {} s",
+            pool.votes.describe(),
+            detect + budget + ttl,
+            dn.ttl
+        ),
+        format!(
+            "store gone: {:.1} s = max(detection {detect:.1} s, fallback {fallback:.1} s) + TTL {} s",
+            detect.max(fallback) + ttl,
+            dn.ttl
+        ),
+    ]
 }
 
 /// The running server's /status (None if unreachable or not understood), within half a

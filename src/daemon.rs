@@ -73,8 +73,13 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     )?;
     let monitor = {
         let _guard = runtime.enter();
-        Monitor::start(shared.clone(), health.clone(), loaded.state_file.clone())
-            .map_err(std::io::Error::other)?
+        Monitor::start(
+            shared.clone(),
+            health.clone(),
+            loaded.state_file.clone(),
+            loaded.cluster.as_ref(),
+        )
+        .map_err(std::io::Error::other)?
     };
     {
         // Secondaries learn the serials we start with (RFC 1996 NOTIFY, in the background).

@@ -249,6 +249,9 @@ pub struct EndpointHealth {
     pub key: String,
     pub state: State,
     pub reason: Option<String>,
+    /// With a cluster: every instance's vote behind the state (empty without one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<crate::health::VoteStatus>,
 }
 
 /// Explains `q` against `snapshot` with `health` (the live view, or all up) and, when the
@@ -490,6 +493,7 @@ fn endpoint_health(
                 key: ep.key.clone(),
                 state: State::new(up, ep_status.and_then(|s| s.admin)),
                 reason: endpoint_reason(ep.check.is_some(), status.is_some(), ep_status),
+                votes: ep_status.map(|s| s.votes.clone()).unwrap_or_default(),
             }
         })
         .collect()
@@ -540,10 +544,19 @@ fn endpoint_reason(checked: bool, live: bool, status: Option<&EndpointStatus>) -
     }
     let s = status?;
     let check = s.check.as_deref().unwrap_or("check");
-    Some(match &s.last_result {
+    let own = match &s.last_result {
         Some(r) => format!("{check}: {r}"),
         None => format!("{check}: not probed yet"),
-    })
+    };
+    if s.decided_by != "votes" {
+        return Some(own);
+    }
+    let counted: Vec<&crate::health::VoteStatus> = s.votes.iter().filter(|v| v.counted).collect();
+    let down = counted.iter().filter(|v| !v.up).count();
+    Some(format!(
+        "by the fleet's votes: {down} of {} down; this instance's {own}",
+        counted.len()
+    ))
 }
 
 /// The address with the bits beyond `prefix` cleared (what an ECS option carries).

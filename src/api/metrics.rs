@@ -180,6 +180,52 @@ fn data_metrics(reg: &mut Registry, state: &ApiState) {
     );
 }
 
+/// The fleet: the mode, live and ignored votes, the store's latency, votes written.
+fn cluster_metrics(
+    reg: &mut Registry,
+    c: &crate::health::ClusterStatus,
+    endpoints: &[crate::health::EndpointStatus],
+) {
+    total(
+        "cluster_mode",
+        "1 for the mode this instance decides in: shared (the votes) or local (its own checks)",
+        reg,
+        vec![
+            (l("mode", "shared"), u64::from(c.mode == "shared")),
+            (l("mode", "local"), u64::from(c.mode == "local")),
+        ],
+    );
+    let live: usize = endpoints
+        .iter()
+        .map(|e| e.votes.iter().filter(|v| v.counted).count())
+        .sum();
+    total(
+        "cluster_votes_live",
+        "Votes that count, over every endpoint (this instance's own included)",
+        reg,
+        vec![(Vec::new(), live as u64)],
+    );
+    total(
+        "cluster_votes_ignored",
+        "Votes left out for another definition of their check",
+        reg,
+        vec![(Vec::new(), c.votes_ignored)],
+    );
+    total(
+        "cluster_votes_written_total",
+        "Votes this instance wrote to the store",
+        reg,
+        vec![(Vec::new(), c.votes_written)],
+    );
+    let latency = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    latency.set(c.store_latency_ms.unwrap_or(0.0) / 1000.0);
+    reg.register(
+        "cluster_store_latency_seconds",
+        "How long the store took to answer the last keepalive",
+        latency,
+    );
+}
+
 pub(super) async fn metrics(State(state): State<SharedApi>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
@@ -236,6 +282,9 @@ pub(super) async fn metrics(State(state): State<SharedApi>, headers: HeaderMap) 
         check_latency.get_or_create(&l).set(latency);
         check_total.get_or_create(&l).set(checks as i64);
         check_failures.get_or_create(&l).set(failures as i64);
+    }
+    if let Some(c) = &status.cluster {
+        cluster_metrics(&mut reg, c, &status.endpoints);
     }
     let reloads = Family::<Labels, Gauge>::default();
     reg.register("reloads", "Reloads by result since start", reloads.clone());

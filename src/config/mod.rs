@@ -33,6 +33,8 @@ pub struct Loaded {
     pub query_log: Option<QueryLogConfig>,
     /// Absolute (or config-relative resolved) path of the overrides state file.
     pub state_file: Option<PathBuf>,
+    /// The fleet's shared votes, when configured.
+    pub cluster: Option<ClusterConfig>,
     pub snapshot: Snapshot,
     pub warnings: Vec<Diagnostic>,
     /// Files and directories whose change should trigger a reload.
@@ -163,6 +165,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             q
         }),
         state_file: file.health.state_file.map(|p| base.join(p)),
+        cluster: file.cluster,
         warnings,
         watch,
     })
@@ -177,6 +180,9 @@ fn settings_errors(file: &ConfigFile) -> Vec<String> {
         errors.push(e);
     }
     if let Err(e) = file.rrl.validate() {
+        errors.push(e);
+    }
+    if let Some(Err(e)) = file.cluster.as_ref().map(ClusterConfig::validate) {
         errors.push(e);
     }
     if let Some(Err(e)) = file.query_log.as_ref().map(|q| q.validate()) {

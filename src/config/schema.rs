@@ -31,6 +31,9 @@ pub struct ConfigFile {
     pub api: ApiConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    /// A fleet that shares health votes through etcd; absent: every instance decides alone.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// TSIG keys for zone transfers and NOTIFY (`[tsig_keys] name = { algorithm, secret }`).
     #[serde(default)]
     pub tsig_keys: std::collections::BTreeMap<String, toml::Spanned<transfer::TsigKeyConfig>>,
@@ -261,6 +264,90 @@ impl QueryLogConfig {
         }
         Ok(())
     }
+}
+
+/// `[cluster]`: the etcd cluster the instances share their checks' results through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// etcd client URLs, e.g. "http://10.0.0.1:2379"; tried in turn.
+    pub endpoints: Vec<String>,
+    /// The fleet's name: instances with the same name share votes (key prefix).
+    #[serde(default = "default_cluster_name")]
+    pub name: String,
+    /// This instance's name, unique in the fleet (default: the host name).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Seconds a request to etcd may take (default 1).
+    #[serde(default = "default_store_timeout")]
+    pub timeout_secs: f64,
+    /// What a vote's trip through the store may add to a failover (put and watch delivery),
+    /// for the bound `meridian check` prints (default 0.25 s).
+    #[serde(default = "default_store_budget")]
+    pub store_latency_budget_secs: f64,
+}
+
+fn default_cluster_name() -> String {
+    "meridian".into()
+}
+fn default_store_timeout() -> f64 {
+    1.0
+}
+fn default_store_budget() -> f64 {
+    0.25
+}
+
+/// A name usable as one segment of an etcd key.
+fn key_segment(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cluster.{what} {s:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+impl ClusterConfig {
+    /// This instance's name: as configured, else the host name.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(host_name)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() {
+            return Err("cluster.endpoints names no etcd endpoint".into());
+        }
+        for e in &self.endpoints {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(format!(
+                    "cluster.endpoints: {e:?} is not a URL (http://host:2379)"
+                ));
+            }
+        }
+        key_segment("name", &self.name)?;
+        key_segment("instance", &self.instance_name())?;
+        if !(0.01..=60.0).contains(&self.timeout_secs) {
+            return Err("cluster.timeout_secs must be between 0.01 and 60".into());
+        }
+        if !(0.0..=60.0).contains(&self.store_latency_budget_secs) {
+            return Err("cluster.store_latency_budget_secs must be between 0 and 60".into());
+        }
+        Ok(())
+    }
+}
+
+/// The host name (from the kernel), or "meridian" if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "meridian".into())
 }
 
 /// Refuses a non-loopback API listener without a token (an open admin API is a hijack).

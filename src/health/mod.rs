@@ -5,12 +5,16 @@
 //! tables of the snapshot the view was built for; an index the view does not know counts as
 //! up, so a view that lags a reload never takes a site out by mistake.
 
+pub mod quorum;
 pub mod spec;
 pub mod state;
 pub mod status;
 
 pub use spec::{CheckKind, CheckSpec, Timing};
-pub use status::{AdminState, DatacenterStatus, EndpointStatus, OverrideTarget, Overrides, Status};
+pub use status::{
+    AdminState, ClusterStatus, DatacenterStatus, EndpointStatus, OverrideTarget, Overrides, Status,
+    VoteStatus,
+};
 
 /// Up/down of every endpoint and every datacenter group, by routing index.
 #[derive(Debug, Clone, Default)]

@@ -65,6 +65,47 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
+    /// A fingerprint of what the check tests and how often, the address it probes left
+    /// out (instances may reach a backend by different addresses): instances whose
+    /// fingerprints differ run different checks, and do not count each other's votes.
+    /// Stable across processes and hosts (FNV-1a over a canonical text).
+    pub fn definition(&self) -> String {
+        let kind = match &self.kind {
+            CheckKind::Tcp { .. } => "tcp".to_string(),
+            CheckKind::Http {
+                tls,
+                host,
+                path,
+                expect_status,
+                body_contains,
+                insecure,
+                ..
+            } => format!(
+                "http tls={tls} host={host} path={path} expect={expect_status:?} body={body_contains:?} insecure={insecure}"
+            ),
+            CheckKind::Dns {
+                qname,
+                qtype,
+                rcode,
+                need_answer,
+                ..
+            } => format!("dns {qname} {qtype} rcode={rcode} answer={need_answer}"),
+            CheckKind::Exec { command } => format!("exec {command:?}"),
+            // The file's name only: instances keep their config in different directories.
+            CheckKind::File { path } => format!("file {:?}", path.file_name()),
+        };
+        let t = &self.timing;
+        let text = format!(
+            "{kind} interval={:?} timeout={:?} rise={} fall={}",
+            t.interval, t.timeout, t.rise, t.fall
+        );
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
     /// A short human description: `https://192.0.2.10:443/health (Host www.example.com)`.
     pub fn describe(&self) -> String {
         match &self.kind {

@@ -41,6 +41,39 @@ pub struct EndpointStatus {
     pub checks: u64,
     pub failures: u64,
     pub since_secs: Option<u64>,
+    /// How `up` was decided before overrides: "no check", "own check" or "votes".
+    #[serde(default)]
+    pub decided_by: String,
+    /// With a cluster: this instance's vote and every other instance's, and whether each
+    /// counted (votes on another definition of the check do not).
+    #[serde(default)]
+    pub votes: Vec<VoteStatus>,
+}
+
+/// One instance's vote on an endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VoteStatus {
+    pub instance: String,
+    pub up: bool,
+    pub counted: bool,
+    pub reason: String,
+}
+
+/// The fleet as this instance sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub instance: String,
+    /// "shared": deciding by the votes; "local": by this instance's checks alone.
+    pub mode: String,
+    /// Milliseconds since the store last answered (none: never).
+    pub store_answered_ms_ago: Option<u64>,
+    pub store_latency_ms: Option<f64>,
+    /// Votes this instance wrote since it started.
+    pub votes_written: u64,
+    /// The other instances with live votes.
+    pub instances: Vec<String>,
+    /// Votes left out for another definition of their check, over every endpoint.
+    pub votes_ignored: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +91,8 @@ pub struct DatacenterStatus {
 pub struct Status {
     pub endpoints: Vec<EndpointStatus>,
     pub datacenters: Vec<DatacenterStatus>,
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

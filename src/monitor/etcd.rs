@@ -263,10 +263,16 @@ impl Etcd {
             create["start_revision"] = json!(start_revision.to_string());
         }
         let body = json!({ "create_request": create }).to_string().into_bytes();
-        self.each_endpoint(async |endpoint: &str| {
-            self.open_watch(endpoint, &body, start_revision).await
-        })
-        .await
+        let (start, mut failures) = (self.preferred(), Vec::new());
+        for i in self.order(start) {
+            let endpoint = &self.inner.endpoints[i];
+            let tried = self.open_watch(endpoint, &body, start_revision);
+            let result = tokio::time::timeout(self.inner.timeout, tried).await;
+            if let Some(answer) = self.outcome(i, start, result, &mut failures) {
+                return answer;
+            }
+        }
+        Err(EtcdError::Unreachable(failures.join("; ")))
     }
 
     /// Starts a watch on one endpoint and reads its first message, which must be the
@@ -306,38 +312,55 @@ impl Etcd {
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, EtcdError> {
         let body = body.to_string().into_bytes();
-        self.each_endpoint(async |endpoint: &str| self.attempt(endpoint, path, &body, &parse).await)
-            .await
-    }
-
-    /// Runs `attempt` on each endpoint in turn, from the preferred one, each bounded by
-    /// the timeout, until one answers; the endpoint that answered becomes the preferred.
-    async fn each_endpoint<T>(
-        &self,
-        attempt: impl AsyncFn(&str) -> Result<T, Failure>,
-    ) -> Result<T, EtcdError> {
-        let inner = &self.inner;
-        let n = inner.endpoints.len();
-        let start = inner.preferred.load(Ordering::Relaxed) % n;
-        let mut failures = Vec::new();
-        for i in (start..n).chain(0..start) {
-            let endpoint = &inner.endpoints[i];
-            let result = tokio::time::timeout(inner.timeout, attempt(endpoint)).await;
-            let failure = match result {
-                Ok(Err(Failure::Next(reason))) => reason,
-                Err(_) => format!("no answer within {:?}", inner.timeout),
-                Ok(answer) => {
-                    if i != start {
-                        inner.preferred.store(i, Ordering::Relaxed);
-                        tracing::info!(endpoint = %endpoint, "etcd: now using this endpoint");
-                    }
-                    return answer.map_err(Failure::into_error);
-                }
-            };
-            tracing::debug!(endpoint = %endpoint, "etcd: {failure}");
-            failures.push(format!("{endpoint}: {failure}"));
+        let (start, mut failures) = (self.preferred(), Vec::new());
+        for i in self.order(start) {
+            let endpoint = &self.inner.endpoints[i];
+            let tried = self.attempt(endpoint, path, &body, &parse);
+            let result = tokio::time::timeout(self.inner.timeout, tried).await;
+            if let Some(answer) = self.outcome(i, start, result, &mut failures) {
+                return answer;
+            }
         }
         Err(EtcdError::Unreachable(failures.join("; ")))
+    }
+
+    /// The endpoint to try first: the last that answered.
+    fn preferred(&self) -> usize {
+        self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len()
+    }
+
+    /// Every endpoint once, from `start` (a plain loop, not an async closure: the futures
+    /// stay `Send` for any lifetime, so callers can run inside spawned tasks).
+    fn order(&self, start: usize) -> impl Iterator<Item = usize> + use<> {
+        let n = self.inner.endpoints.len();
+        (start..n).chain(0..start)
+    }
+
+    /// What one endpoint's try (bounded by the timeout) means: `Some` answer to return (the
+    /// endpoint becomes the preferred one), or `None` to try the next, its reason kept.
+    fn outcome<T>(
+        &self,
+        i: usize,
+        start: usize,
+        result: Result<Result<T, Failure>, tokio::time::error::Elapsed>,
+        failures: &mut Vec<String>,
+    ) -> Option<Result<T, EtcdError>> {
+        let inner = &self.inner;
+        let endpoint = &inner.endpoints[i];
+        let failure = match result {
+            Ok(Err(Failure::Next(reason))) => reason,
+            Err(_) => format!("no answer within {:?}", inner.timeout),
+            Ok(answer) => {
+                if i != start {
+                    inner.preferred.store(i, Ordering::Relaxed);
+                    tracing::info!(endpoint = %endpoint, "etcd: now using this endpoint");
+                }
+                return Some(answer.map_err(Failure::into_error));
+            }
+        };
+        tracing::debug!(endpoint = %endpoint, "etcd: {failure}");
+        failures.push(format!("{endpoint}: {failure}"));
+        None
     }
 
     async fn attempt<T>(

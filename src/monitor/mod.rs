@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub mod cluster;
 mod probe;
 
 use probe::Prober;
@@ -20,8 +21,8 @@ use probe::Prober;
 use crate::engine::{SharedHealth, SharedSnapshot};
 use crate::health::state::{ProbeResult, TargetState};
 use crate::health::{
-    AdminState, CheckSpec, DatacenterStatus, EndpointStatus, HealthView, OverrideTarget, Overrides,
-    Status,
+    AdminState, CheckSpec, ClusterStatus, DatacenterStatus, EndpointStatus, HealthView,
+    OverrideTarget, Overrides, Status, VoteStatus,
 };
 
 /// Why the overrides' state file could not be read or written, or an override not set.
@@ -72,6 +73,9 @@ impl Overrides {
     }
 }
 
+/// The shortest time the store may be silent before an instance decides alone.
+pub const FALLBACK_FLOOR: Duration = Duration::from_secs(2);
+
 /// The monitor's shared state.
 struct Inner {
     snapshot: SharedSnapshot,
@@ -80,6 +84,8 @@ struct Inner {
     tasks: Mutex<HashMap<CheckSpec, JoinHandle<()>>>,
     overrides: Mutex<Overrides>,
     state_file: Option<PathBuf>,
+    /// The fleet's votes, with a `[cluster]`.
+    link: std::sync::OnceLock<Arc<cluster::Link>>,
 }
 
 #[derive(Clone)]
@@ -98,6 +104,7 @@ impl Monitor {
         snapshot: SharedSnapshot,
         view: SharedHealth,
         state_file: Option<PathBuf>,
+        cluster: Option<&crate::config::ClusterConfig>,
     ) -> Result<Self, OverrideError> {
         let overrides = match &state_file {
             Some(p) => Overrides::load(p)?,
@@ -111,8 +118,19 @@ impl Monitor {
                 tasks: Mutex::new(HashMap::new()),
                 overrides: Mutex::new(overrides),
                 state_file,
+                link: std::sync::OnceLock::new(),
             }),
         };
+        if let Some(c) = cluster {
+            match cluster::start(&m, c) {
+                Ok(link) => {
+                    let _ = m.inner.link.set(link);
+                }
+                // The config was validated; a client that cannot be built leaves the
+                // instance deciding alone, which is what it would do without the store.
+                Err(e) => tracing::error!("cluster: cannot start: {e}; deciding alone"),
+            }
+        }
         m.reconcile();
         Ok(m)
     }
@@ -151,16 +169,20 @@ impl Monitor {
                 }
             }
         }
+        if let Some(link) = self.inner.link.get() {
+            link.dirty.notify_one();
+        }
         self.publish();
     }
 
-    /// Rebuilds the view from states and overrides, and swaps it in.
+    /// Rebuilds the view from states, votes and overrides, and swaps it in.
     pub fn publish(&self) {
         let snap = self.inner.snapshot.load();
         // Built and stored under the state lock, so concurrent publishers cannot reorder.
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
-        let view = view_for(&snap, &states, &overrides);
+        let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
+        let view = view_for(&snap, &states, &overrides, fleet.as_deref());
         self.inner.view.store(Arc::new(view));
     }
 
@@ -169,7 +191,66 @@ impl Monitor {
     pub fn view_for(&self, snapshot: &crate::engine::Snapshot) -> HealthView {
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
-        view_for(snapshot, &states, &overrides)
+        let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
+        view_for(snapshot, &states, &overrides, fleet.as_deref())
+    }
+
+    /// How long the store may be silent before this instance decides alone, and how long
+    /// it must answer again before it rejoins: two intervals of the fastest check, and at
+    /// least 2 s, so that an etcd leader election (about a second) sends nobody local.
+    pub fn fallback_after(&self) -> Duration {
+        let snap = self.inner.snapshot.load();
+        let fastest = snap
+            .routing
+            .checks
+            .iter()
+            .map(|c| c.timing.interval)
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        (fastest * 2).max(FALLBACK_FLOOR)
+    }
+
+    /// This instance's vote on every endpoint it checks, by endpoint key.
+    pub fn own_votes(&self) -> HashMap<String, cluster::Vote> {
+        let snap = self.inner.snapshot.load();
+        let states = lock(&self.inner.states);
+        let routing = &snap.routing;
+        routing
+            .endpoints
+            .iter()
+            .filter_map(|ep| {
+                let spec = routing.checks.get(ep.check? as usize)?;
+                let state = states.get(spec)?;
+                let vote = cluster::Vote {
+                    up: state.up,
+                    def: spec.definition(),
+                    reason: match &state.last {
+                        Some(ProbeResult::Failed { reason, .. }) => reason.clone(),
+                        Some(ProbeResult::Ok { .. }) => "ok".into(),
+                        None => "not checked yet".into(),
+                    },
+                    since: cluster::since_ms(state.last_change),
+                };
+                Some((ep.key.clone(), vote))
+            })
+            .collect()
+    }
+
+    /// Re-evaluates whether this instance decides by the votes or alone; on a change,
+    /// says so and publishes a new view.
+    pub fn cluster_tick(&self) {
+        let Some(link) = self.inner.link.get() else {
+            return;
+        };
+        let changed = lock(&link.fleet).update_mode(std::time::Instant::now());
+        match changed {
+            Some(true) => tracing::warn!("cluster: the store answers: deciding by the votes"),
+            Some(false) => {
+                tracing::warn!("cluster: the store is gone: deciding from this instance's checks")
+            }
+            None => return,
+        }
+        self.publish();
     }
 
     /// The health view the query path reads now (checks and overrides applied).
@@ -243,6 +324,8 @@ impl Monitor {
         let routing = &snap.routing;
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
+        let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
+        let fleet = fleet.as_deref();
         let now = std::time::SystemTime::now();
         let endpoints = routing
             .endpoints
@@ -277,6 +360,16 @@ impl Monitor {
                     failures: state.map_or(0, |s| s.failures),
                     since_secs: state
                         .and_then(|s| now.duration_since(s.last_change).ok().map(|d| d.as_secs())),
+                    decided_by: match decided_up(routing, ep, &states, fleet).1 {
+                        DecidedBy::NoCheck => "no check",
+                        DecidedBy::OwnCheck => "own check",
+                        DecidedBy::Votes => "votes",
+                    }
+                    .to_string(),
+                    votes: match (fleet, spec, state) {
+                        (Some(f), Some(spec), Some(state)) => vote_status(f, &ep.key, spec, state),
+                        _ => Vec::new(),
+                    },
                 }
             })
             .collect();
@@ -308,6 +401,7 @@ impl Monitor {
         Status {
             endpoints,
             datacenters,
+            cluster: fleet.map(|f| cluster_status(f, &routing.checks, &routing.endpoints)),
         }
     }
 
@@ -331,6 +425,9 @@ impl Monitor {
     }
 
     fn record(&self, spec: &CheckSpec, result: ProbeResult) {
+        if let Some(link) = self.inner.link.get() {
+            *lock(&link.last_probe) = std::time::Instant::now();
+        }
         let transition = {
             let mut states = lock(&self.inner.states);
             let Some(state) = states.get_mut(spec) else {
@@ -356,17 +453,21 @@ impl Monitor {
             } else {
                 tracing::warn!(check = %spec.describe(), endpoints = ?endpoints, reason = %t.reason, "DOWN");
             }
+            if let Some(link) = self.inner.link.get() {
+                link.dirty.notify_one();
+            }
             self.publish();
         }
     }
 }
 
-/// Health for `snap` from target states and overrides: endpoints after overrides, and a
-/// datacenter group up when its share of up endpoints reaches `up_share`.
+/// Health for `snap` from target states, the fleet's votes and overrides: endpoints after
+/// overrides, and a datacenter group up when its share of up endpoints reaches `up_share`.
 fn view_for(
     snap: &crate::engine::Snapshot,
     states: &HashMap<CheckSpec, TargetState>,
     overrides: &Overrides,
+    fleet: Option<&cluster::Fleet>,
 ) -> HealthView {
     let routing = &snap.routing;
     let endpoint_up: Vec<bool> = routing
@@ -375,11 +476,7 @@ fn view_for(
         .map(|ep| match overrides.endpoints.get(&ep.key) {
             Some(AdminState::Up) => true,
             Some(AdminState::Down | AdminState::Drain) => false,
-            None => ep
-                .check
-                .and_then(|c| routing.checks.get(c as usize))
-                .and_then(|spec| states.get(spec))
-                .is_none_or(|s| s.up),
+            None => decided_up(routing, ep, states, fleet).0,
         })
         .collect();
     let group_up: Vec<bool> = routing
@@ -402,6 +499,104 @@ fn view_for(
         )
         .collect();
     HealthView::new(endpoint_up, group_up, snap.generation)
+}
+
+/// Every vote on one endpoint, this instance's first.
+fn vote_status(
+    fleet: &cluster::Fleet,
+    key: &str,
+    spec: &CheckSpec,
+    state: &TargetState,
+) -> Vec<VoteStatus> {
+    let def = spec.definition();
+    let own = VoteStatus {
+        instance: fleet.instance.clone(),
+        up: state.up,
+        counted: true,
+        reason: match &state.last {
+            Some(ProbeResult::Failed { reason, .. }) => reason.clone(),
+            _ => "ok".into(),
+        },
+    };
+    let others = fleet
+        .remote
+        .get(key)
+        .into_iter()
+        .flat_map(|m| m.iter())
+        .map(|(instance, v)| VoteStatus {
+            instance: instance.clone(),
+            up: v.up,
+            counted: v.def == def,
+            reason: v.reason.clone(),
+        });
+    std::iter::once(own).chain(others).collect()
+}
+
+/// The fleet as this instance sees it.
+fn cluster_status(
+    fleet: &cluster::Fleet,
+    checks: &[CheckSpec],
+    endpoints: &[crate::routing::Endpoint],
+) -> ClusterStatus {
+    let mut instances: Vec<String> = fleet
+        .remote
+        .values()
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    instances.sort();
+    instances.dedup();
+    let votes_ignored = endpoints
+        .iter()
+        .filter_map(|ep| Some((ep, checks.get(ep.check? as usize)?)))
+        .map(|(ep, spec)| u64::from(fleet.tally(&ep.key, true, &spec.definition()).ignored))
+        .sum();
+    ClusterStatus {
+        instance: fleet.instance.clone(),
+        mode: if fleet.shared { "shared" } else { "local" }.into(),
+        store_answered_ms_ago: fleet.store_ok.map(|t| t.elapsed().as_millis() as u64),
+        store_latency_ms: fleet.store_latency.map(|d| d.as_secs_f64() * 1000.0),
+        votes_written: fleet.puts,
+        instances,
+        votes_ignored,
+    }
+}
+
+/// How an endpoint's health was decided, for `/status` and `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// No check: always up.
+    NoCheck,
+    /// This instance's check alone (no cluster, the store gone, or too few votes).
+    OwnCheck,
+    /// The fleet's votes under the pool's rule.
+    Votes,
+}
+
+/// An endpoint's health before overrides: by the votes when the fleet decides, else by
+/// this instance's check; and how.
+fn decided_up(
+    routing: &crate::routing::Routing,
+    ep: &crate::routing::Endpoint,
+    states: &HashMap<CheckSpec, TargetState>,
+    fleet: Option<&cluster::Fleet>,
+) -> (bool, DecidedBy) {
+    let Some(spec) = ep.check.and_then(|c| routing.checks.get(c as usize)) else {
+        return (true, DecidedBy::NoCheck);
+    };
+    let own = states.get(spec).is_none_or(|s| s.up);
+    let Some(fleet) = fleet.filter(|f| f.shared) else {
+        return (own, DecidedBy::OwnCheck);
+    };
+    let rule = routing
+        .groups
+        .get(ep.group as usize)
+        .and_then(|g| routing.pools.get(g.pool as usize))
+        .map(|p| p.votes)
+        .unwrap_or_default();
+    match rule.decide(&fleet.tally(&ep.key, own, &spec.definition())) {
+        Some(up) => (up, DecidedBy::Votes),
+        None => (own, DecidedBy::OwnCheck),
+    }
 }
 
 /// Jitter in [0, max): spreads the checks of many targets over the interval.

@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use crate::dns::{Section, Sink, rtype};
 use crate::geo::{GeoRecipe, NetTable};
+use crate::health::quorum::QuorumRule;
 use crate::health::{CheckSpec, HealthView};
 use crate::stats::Counter;
 use crate::zone::{Dynamic, DynamicOutcome};
@@ -76,6 +77,8 @@ pub struct Pool {
     pub name: String,
     /// Groups of this pool, in configuration order (the default order).
     pub groups: Range<u32>,
+    /// How the votes of a cluster's instances decide its endpoints' health.
+    pub votes: QuorumRule,
 }
 
 #[derive(Debug, Clone)]

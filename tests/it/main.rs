@@ -18,6 +18,7 @@ mod geo_tables;
 mod health;
 mod layers;
 mod query_log;
+mod quorum;
 mod reload;
 mod robustness;
 mod rrl;

@@ -25,6 +25,7 @@ use toml::Spanned;
 use super::Diagnostic;
 use crate::dns::name::wire_lower;
 use crate::geo::GeoSources;
+use crate::health::quorum::{QuorumRule, VotePolicy};
 use crate::routing::build::TableBuilder;
 use crate::routing::{
     AllDown, Datacenter, DynamicName, Endpoint, Group, Policy, Pool, Select, TableKind,
@@ -298,9 +299,18 @@ impl<'g> RoutingBuilder<'g> {
                 up_share: share,
             });
         }
+        let votes = match vote_rule(pool) {
+            Ok(rule) => rule,
+            Err(m) => {
+                let line = pool.votes.as_ref().map_or(0, |v| at(&v.span()));
+                errors.push(diag(line, format!("pool {pool_name}: {m}")));
+                QuorumRule::default()
+            }
+        };
         self.tables.routing.pools.push(Pool {
             name: pool_name.to_string(),
             groups: first_group..self.tables.routing.groups.len() as u32,
+            votes,
         });
         pool_idx
     }
@@ -580,6 +590,37 @@ fn served_types(
     }
 
     Ok((serves_a, serves_aaaa, serves_cname))
+}
+
+/// A pool's rule for the cluster's votes.
+fn vote_rule(pool: &PoolConf) -> Result<QuorumRule, String> {
+    let policy = match pool.votes.as_ref().map(|v| v.get_ref()) {
+        None => VotePolicy::Quorum,
+        Some(VotesConf::Named(name)) => match name.as_str() {
+            "quorum" => VotePolicy::Quorum,
+            "all" => VotePolicy::All,
+            "one" => VotePolicy::One,
+            other => {
+                return Err(format!(
+                    "votes {other:?} is not quorum, all, one, {{ at_least = k }} or \
+                     {{ healthy_fraction = p }}"
+                ));
+            }
+        },
+        Some(VotesConf::AtLeast { at_least }) if *at_least >= 1 => VotePolicy::AtLeast(*at_least),
+        Some(VotesConf::AtLeast { .. }) => return Err("votes: at_least must be 1 or more".into()),
+        Some(VotesConf::HealthyFraction {
+            healthy_fraction: p,
+        }) if (0.0..1.0).contains(p) => VotePolicy::HealthyFraction(*p),
+        Some(VotesConf::HealthyFraction { .. }) => {
+            return Err("votes: healthy_fraction must be at least 0 and below 1".into());
+        }
+    };
+    let min_votes = pool.min_votes.unwrap_or(2);
+    if min_votes == 0 {
+        return Err("min_votes must be 1 or more".into());
+    }
+    Ok(QuorumRule { policy, min_votes })
 }
 
 /// How endpoints are picked inside a datacenter.

@@ -41,6 +41,21 @@ pub(super) struct PoolConf {
     /// How the pool's endpoints are health-checked; none: always up.
     #[serde(default)]
     pub(super) check: Option<Spanned<CheckConf>>,
+    /// With a `[cluster]`: how the instances' votes decide an endpoint's health: "quorum"
+    /// (default), "all", "one", { at_least = k } or { healthy_fraction = p }.
+    #[serde(default)]
+    pub(super) votes: Option<Spanned<VotesConf>>,
+    /// The fewest live votes that decide (default 2); fewer: each instance decides alone.
+    #[serde(default)]
+    pub(super) min_votes: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum VotesConf {
+    Named(String),
+    AtLeast { at_least: u32 },
+    HealthyFraction { healthy_fraction: f64 },
 }
 
 /// Defaults that bound failover near 30 s: 2 × 4 s + 2 s + TTL 20 s.

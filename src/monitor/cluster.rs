@@ -1,0 +1,493 @@
+//! A fleet that agrees: each instance publishes its own checks' results (after its own
+//! rise/fall) to etcd as votes, watches every other instance's votes, and decides each
+//! endpoint by its pool's rule (`health::quorum`). When the store is gone it decides from
+//! its own checks alone, and rejoins once the store has been healthy for a while: static
+//! stability, an instance never stops answering because of the store.
+//!
+//! Keys, one lease per instance (all of an instance's votes vanish with it):
+//! ```text
+//! /meridian/<cluster>/v1/vantage/<instance>            {"started": unix ms}
+//! /meridian/<cluster>/v1/health/<endpoint key>/<instance> Vote (JSON)
+//! ```
+//! A vote is written when its state changes, after a new lease, and at start; not every
+//! check. The lease is kept alive only while this instance's checker loop runs, so a wedged
+//! instance's votes expire. Liveness is key presence; the times in a vote are for people.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::etcd::{Etcd, EtcdError, WatchBatch, WatchEvent, WatchStream};
+use super::{Monitor, lock};
+use crate::config::ClusterConfig;
+use crate::health::quorum::Tally;
+
+/// Why a session with the store ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] EtcdError),
+    #[error("a vote does not encode: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One instance's word on one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vote {
+    pub up: bool,
+    /// `CheckSpec::definition` of the check behind it.
+    pub def: String,
+    /// The last probe's result ("ok", or why it failed).
+    pub reason: String,
+    /// Unix milliseconds when its state last changed.
+    pub since: u64,
+}
+
+/// What this instance knows of the fleet; read under the monitor's lock when health is
+/// decided.
+#[derive(Debug)]
+pub struct Fleet {
+    pub instance: String,
+    /// Other instances' votes: endpoint key → instance → vote.
+    pub remote: HashMap<String, BTreeMap<String, Vote>>,
+    /// When the store last answered (a keepalive or a watch message).
+    pub store_ok: Option<Instant>,
+    /// Since when it has answered without a gap longer than the fallback time.
+    pub healthy_since: Option<Instant>,
+    /// Deciding by the votes (true) or from this instance's checks alone.
+    pub shared: bool,
+    /// How long the store takes to answer a keepalive.
+    pub store_latency: Option<Duration>,
+    /// Votes written to the store since start.
+    pub puts: u64,
+    /// When the store counts as gone, and how long it must be back before rejoining.
+    pub fallback_after: Duration,
+}
+
+impl Fleet {
+    fn new(instance: String, fallback_after: Duration) -> Self {
+        Self {
+            instance,
+            remote: HashMap::new(),
+            store_ok: None,
+            healthy_since: None,
+            shared: false,
+            store_latency: None,
+            puts: 0,
+            fallback_after,
+        }
+    }
+
+    /// The mode the votes allow now: shared while the store answers, and, after a spell
+    /// alone, once it has answered for `fallback_after` without a gap.
+    fn mode_now(&self, now: Instant) -> bool {
+        let fresh = self
+            .store_ok
+            .is_some_and(|t| now.duration_since(t) <= self.fallback_after);
+        let settled = self
+            .healthy_since
+            .is_some_and(|t| now.duration_since(t) >= self.fallback_after);
+        fresh && (self.shared || settled)
+    }
+
+    fn store_answered(&mut self, now: Instant) {
+        let gap = self
+            .store_ok
+            .is_none_or(|t| now.duration_since(t) > self.fallback_after);
+        if gap {
+            self.healthy_since = Some(now);
+        }
+        self.store_ok = Some(now);
+    }
+
+    /// The votes on `endpoint`: this instance's own (`own`) and every other live one;
+    /// votes on another definition of the check are counted as ignored.
+    pub fn tally(&self, endpoint: &str, own: bool, def: &str) -> Tally {
+        let mut t = Tally::default();
+        t.add(own);
+        for v in self
+            .remote
+            .get(endpoint)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            if v.def == def {
+                t.add(v.up);
+            } else {
+                t.ignored += 1;
+            }
+        }
+        t
+    }
+}
+
+/// The shared state between the monitor and the task that talks to the store.
+pub struct Link {
+    pub fleet: std::sync::Mutex<Fleet>,
+    /// Woken when this instance's own votes may have changed.
+    pub dirty: Notify,
+    /// When the checker loop last recorded a probe (the lease lives only while it runs).
+    pub last_probe: std::sync::Mutex<Instant>,
+}
+
+struct Keys {
+    health: String,
+    vantage: String,
+}
+
+impl Keys {
+    fn new(cluster: &str, instance: &str) -> Self {
+        let root = format!("/meridian/{cluster}/v1/");
+        Self {
+            health: format!("{root}health/"),
+            vantage: format!("{root}vantage/{instance}"),
+        }
+    }
+
+    /// `(endpoint key, instance)` of a vote's key.
+    fn parse<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        key.strip_prefix(&self.health)?.rsplit_once('/')
+    }
+}
+
+/// Starts the task that publishes and watches votes; returns the link the monitor decides
+/// with. Must run inside tokio.
+pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, EtcdError> {
+    let store = Etcd::new(
+        config.endpoints.clone(),
+        Duration::from_secs_f64(config.timeout_secs),
+    )?;
+    let fallback = monitor.fallback_after();
+    let link = Arc::new(Link {
+        fleet: std::sync::Mutex::new(Fleet::new(config.instance_name(), fallback)),
+        dirty: Notify::new(),
+        last_probe: std::sync::Mutex::new(Instant::now()),
+    });
+    let keys = Keys::new(&config.name, &config.instance_name());
+    tokio::spawn(run(monitor.clone(), link.clone(), store, keys));
+    Ok(link)
+}
+
+/// Lease time: three intervals of the fastest check, at least 2 s (etcd's minimum).
+fn lease_ttl(fallback: Duration) -> i64 {
+    let interval = fallback.as_secs_f64() / 2.0;
+    ((3.0 * interval).ceil() as i64).max(2)
+}
+
+async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys) {
+    let fallback = lock(&link.fleet).fallback_after;
+    let ttl = lease_ttl(fallback);
+    let mut backoff = Duration::from_millis(100);
+    let mut last_warned: Option<Instant> = None;
+    loop {
+        match session(&monitor, &link, &store, &keys, ttl).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                // Once, then at most every 30 s while the store stays away.
+                if last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+                    tracing::warn!("cluster store: {e}");
+                    last_warned = Some(Instant::now());
+                } else {
+                    tracing::debug!("cluster store: {e}");
+                }
+                // Decide alone as soon as the store is gone for the fallback time.
+                monitor.cluster_tick();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// One lease's life: grant, publish, then load and watch the votes, keeping the lease
+/// alive; a broken watch (a member died) is loaded and watched again on the same lease.
+/// Returns when the lease is lost or the store cannot be read (the caller starts over).
+async fn session(
+    monitor: &Monitor,
+    link: &Link,
+    store: &Etcd,
+    keys: &Keys,
+    ttl: i64,
+) -> Result<(), SessionError> {
+    let lease = store.grant(ttl).await?;
+    let started = unix_ms();
+    store
+        .put(
+            &keys.vantage,
+            format!("{{\"started\":{started}}}").as_bytes(),
+            Some(lease),
+        )
+        .await?;
+    let mut published: HashMap<String, Vote> = HashMap::new();
+    publish_votes(monitor, link, store, keys, lease, &mut published).await?;
+    let period = Duration::from_millis((ttl as u64 * 1000 / 3).max(250));
+    let mut ticks = tokio::time::interval(period.min(fallback_tick(link)));
+    // Votes that could not be written yet (the store did not answer): tried every tick.
+    let mut unpublished = false;
+    loop {
+        let mut watch = resync(monitor, link, store, keys).await?;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    keep_alive(link, store, lease, ttl).await?;
+                    if unpublished {
+                        unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)
+                            .await
+                            .is_err();
+                    }
+                    monitor.cluster_tick();
+                }
+                batch = watch.next() => match batch {
+                    Ok(Some(batch)) => {
+                        apply_batch(link, keys, batch);
+                        monitor.cluster_tick();
+                        monitor.publish();
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!("cluster store: watch: {e}; reading the votes again");
+                        break;
+                    }
+                },
+                _ = link.dirty.notified() => {
+                    unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)
+                        .await
+                        .is_err();
+                }
+            }
+        }
+    }
+}
+
+/// Reads every vote (replacing what was known) and watches from the next revision.
+async fn resync(
+    monitor: &Monitor,
+    link: &Link,
+    store: &Etcd,
+    keys: &Keys,
+) -> Result<WatchStream, SessionError> {
+    let (revision, kvs) = store.get_prefix(&keys.health).await?;
+    {
+        let mut fleet = lock(&link.fleet);
+        fleet.remote.clear();
+        let me = fleet.instance.clone();
+        for (key, value) in kvs {
+            apply(&mut fleet, keys, &me, &key, Some(&value));
+        }
+        fleet.store_answered(Instant::now());
+    }
+    monitor.cluster_tick();
+    monitor.publish();
+    Ok(store.watch_prefix(&keys.health, revision + 1).await?)
+}
+
+/// Refreshes the lease while the checker runs (a wedged instance's votes must expire); a
+/// store that does not answer is only noted (the mode falls back on its own), a lost lease
+/// ends the session.
+async fn keep_alive(link: &Link, store: &Etcd, lease: i64, ttl: i64) -> Result<(), SessionError> {
+    if !checker_alive(link, ttl) {
+        return Ok(());
+    }
+    let asked = Instant::now();
+    match store.keep_alive(lease).await {
+        Ok(_) => {
+            let mut fleet = lock(&link.fleet);
+            fleet.store_latency = Some(asked.elapsed());
+            fleet.store_answered(Instant::now());
+            Ok(())
+        }
+        Err(e @ EtcdError::LeaseNotFound(_)) => Err(e.into()),
+        Err(e) => {
+            tracing::debug!("cluster store: keepalive: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// A quarter of the fallback time: how often the mode is re-evaluated at least.
+fn fallback_tick(link: &Link) -> Duration {
+    (lock(&link.fleet).fallback_after / 4).max(Duration::from_millis(100))
+}
+
+/// The checker loop recorded a probe recently enough that this instance's votes still
+/// mean something.
+fn checker_alive(link: &Link, ttl: i64) -> bool {
+    lock(&link.last_probe).elapsed() < Duration::from_secs(ttl as u64 * 2)
+}
+
+fn apply_batch(link: &Link, keys: &Keys, batch: WatchBatch) {
+    let mut fleet = lock(&link.fleet);
+    let me = fleet.instance.clone();
+    for event in &batch.events {
+        match event {
+            WatchEvent::Put { key, value } => apply(&mut fleet, keys, &me, key, Some(value)),
+            WatchEvent::Delete { key } => apply(&mut fleet, keys, &me, key, None),
+        }
+    }
+    fleet.store_answered(Instant::now());
+}
+
+/// One key's new value (`None`: deleted, or its lease expired).
+fn apply(fleet: &mut Fleet, keys: &Keys, me: &str, key: &str, value: Option<&[u8]>) {
+    let Some((endpoint, instance)) = keys.parse(key) else {
+        return;
+    };
+    if instance == me {
+        return;
+    }
+    let vote = value.and_then(|v| serde_json::from_slice::<Vote>(v).ok());
+    match vote {
+        Some(v) => {
+            fleet
+                .remote
+                .entry(endpoint.to_string())
+                .or_default()
+                .insert(instance.to_string(), v);
+        }
+        None => {
+            if let Some(m) = fleet.remote.get_mut(endpoint) {
+                m.remove(instance);
+                if m.is_empty() {
+                    fleet.remote.remove(endpoint);
+                }
+            }
+        }
+    }
+}
+
+/// Writes this instance's votes that changed since the last write (all after a new
+/// lease), and deletes those of endpoints it no longer checks.
+async fn publish_votes(
+    monitor: &Monitor,
+    link: &Link,
+    store: &Etcd,
+    keys: &Keys,
+    lease: i64,
+    published: &mut HashMap<String, Vote>,
+) -> Result<(), SessionError> {
+    let own = monitor.own_votes();
+    let me = lock(&link.fleet).instance.clone();
+    for (endpoint, vote) in &own {
+        if published.get(endpoint) == Some(vote) {
+            continue;
+        }
+        let value = serde_json::to_vec(vote)?;
+        store
+            .put(
+                &format!("{}{endpoint}/{me}", keys.health),
+                &value,
+                Some(lease),
+            )
+            .await?;
+        lock(&link.fleet).puts += 1;
+        published.insert(endpoint.clone(), vote.clone());
+    }
+    let gone: Vec<String> = published
+        .keys()
+        .filter(|k| !own.contains_key(*k))
+        .cloned()
+        .collect();
+    for endpoint in gone {
+        store
+            .delete(&format!("{}{endpoint}/{me}", keys.health))
+            .await?;
+        published.remove(&endpoint);
+    }
+    Ok(())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Fleet {
+    /// Re-evaluates the mode; `Some(shared)` when it changed.
+    pub(super) fn update_mode(&mut self, now: Instant) -> Option<bool> {
+        let shared = self.mode_now(now);
+        (shared != self.shared).then(|| {
+            self.shared = shared;
+            shared
+        })
+    }
+}
+
+/// A vote's `since` from a target state's last change.
+pub(super) fn since_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vote(up: bool, def: &str) -> Vote {
+        Vote {
+            up,
+            def: def.into(),
+            reason: String::new(),
+            since: 0,
+        }
+    }
+
+    #[test]
+    fn keys_split_endpoint_and_instance() {
+        let k = Keys::new("prod", "m1");
+        assert_eq!(
+            k.parse("/meridian/prod/v1/health/example.com/web/fra-1/m2"),
+            Some(("example.com/web/fra-1", "m2"))
+        );
+        assert_eq!(k.parse("/meridian/prod/v1/vantage/m2"), None);
+        assert_eq!(k.vantage, "/meridian/prod/v1/vantage/m1");
+    }
+
+    #[test]
+    fn votes_on_another_definition_are_ignored_and_counted() {
+        let mut f = Fleet::new("m1".into(), Duration::from_secs(2));
+        let keys = Keys::new("prod", "m1");
+        let put = |f: &mut Fleet, i: &str, v: Vote| {
+            let key = format!("/meridian/prod/v1/health/z/p/e/{i}");
+            let value = serde_json::to_vec(&v).expect("json");
+            apply(f, &keys, "m1", &key, Some(&value));
+        };
+        put(&mut f, "m2", vote(false, "d1"));
+        put(&mut f, "m3", vote(false, "other"));
+        // Its own key never counts twice.
+        put(&mut f, "m1", vote(false, "d1"));
+        let t = f.tally("z/p/e", true, "d1");
+        assert_eq!((t.up, t.down, t.ignored), (1, 1, 1));
+        apply(
+            &mut f,
+            &keys,
+            "m1",
+            "/meridian/prod/v1/health/z/p/e/m2",
+            None,
+        );
+        let t = f.tally("z/p/e", true, "d1");
+        assert_eq!((t.up, t.down, t.ignored), (1, 0, 1));
+    }
+
+    #[test]
+    fn the_mode_falls_back_at_once_and_rejoins_after_the_hold() {
+        let hold = Duration::from_secs(2);
+        let mut f = Fleet::new("m1".into(), hold);
+        let t0 = Instant::now();
+        assert_eq!(f.update_mode(t0), None, "starts alone");
+        f.store_answered(t0);
+        assert_eq!(f.update_mode(t0), None, "not before the hold");
+        f.store_answered(t0 + Duration::from_millis(1500));
+        assert_eq!(f.update_mode(t0 + Duration::from_millis(2100)), Some(true));
+        // Silent for longer than the fallback time: alone.
+        assert_eq!(f.update_mode(t0 + Duration::from_millis(3600)), Some(false));
+        // Back: a fresh answer starts the hold again.
+        f.store_answered(t0 + Duration::from_millis(4000));
+        assert_eq!(f.update_mode(t0 + Duration::from_millis(4500)), None);
+        f.store_answered(t0 + Duration::from_millis(5500));
+        assert_eq!(f.update_mode(t0 + Duration::from_millis(6100)), Some(true));
+    }
+}

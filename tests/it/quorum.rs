@@ -1,0 +1,492 @@
+//! A fleet that agrees: three meridian instances share their checks' results through a real
+//! three-member etcd cluster on loopback and decide each endpoint by the pool's rule
+//! (`quorum`). Each instance has its own directory, as on its own host: the `file` checks
+//! read that instance's own files, so a backend can be "unreachable" from one vantage only;
+//! the `tcp` checks probe one real local listener all three share.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+use crate::common::{Server, http_get, query, udp_raw, wait_until};
+use crate::etcd_cluster::EtcdCluster;
+
+const ZONE: &str = "\
+$ORIGIN example.com.
+$TTL 300
+@    SOA ns1 hostmaster 1 3600 600 86400 60
+@    NS  ns1
+ns1  A   192.0.2.1
+";
+
+/// Check timings: interval 0.5 s, timeout 0.25 s, rise and fall 2 (file checks) or 2
+/// (tcp): detection within fall × interval + timeout = 1.25 s.
+fn dynamic(tcp_port_one: u16, tcp_port_two: u16) -> String {
+    format!(
+        r#"
+[datacenters]
+one = {{}}
+two = {{}}
+
+[pools.web]
+endpoints = [
+  {{ id = "w1", datacenter = "one", address = "198.51.100.1" }},
+  {{ id = "w2", datacenter = "two", address = "198.51.100.2" }},
+]
+check = {{ type = "file", file = "health/{{id}}", interval = 0.5, timeout = 0.25, rise = 2, fall = 2 }}
+votes = "quorum"
+
+[pools.api]
+endpoints = [
+  {{ id = "a1", datacenter = "one", address = "198.51.100.11", check_address = "127.0.0.1", check_port = {tcp_port_one} }},
+  {{ id = "a2", datacenter = "two", address = "198.51.100.12", check_address = "127.0.0.1", check_port = {tcp_port_two} }},
+]
+check = {{ type = "tcp", interval = 0.5, timeout = 0.25, rise = 2, fall = 2 }}
+
+[names.www]
+pool = "web"
+policy = "failover"
+order = ["one", "two"]
+ttl = 1
+
+[names.api]
+pool = "api"
+policy = "failover"
+order = ["one", "two"]
+ttl = 1
+"#
+    )
+}
+
+/// One instance, in a directory of its own.
+struct Instance {
+    server: Server,
+    health: PathBuf,
+}
+
+impl Instance {
+    fn start(name: &str, store: &[String], dynamic: &str) -> Instance {
+        let endpoints: Vec<String> = store.iter().map(|e| format!("\"{e}\"")).collect();
+        let server = Server::start(
+            &[("example.com.zone", ZONE), ("example.com.toml", dynamic)],
+            &format!(
+                "[cluster]\nname = \"test\"\ninstance = \"{name}\"\nendpoints = [{}]\ntimeout_secs = 0.5\n",
+                endpoints.join(", ")
+            ),
+        );
+        let health = server.dir.path().join("zones/health");
+        let inst = Instance { server, health };
+        inst.set("w1", true);
+        inst.set("w2", true);
+        inst
+    }
+
+    /// This instance's check of web endpoint `id` passes (true) or fails.
+    fn set(&self, id: &str, up: bool) {
+        std::fs::create_dir_all(&self.health).expect("health dir");
+        let tmp = self.health.join(format!(".{id}.tmp"));
+        std::fs::write(&tmp, if up { "up\n" } else { "down\n" }).expect("write");
+        std::fs::rename(&tmp, self.health.join(id)).expect("rename");
+    }
+
+    fn answer(&self, name: &str) -> Option<String> {
+        let raw = udp_raw(
+            self.server.addr,
+            &query(name, RecordType::A, false).to_vec().ok()?,
+        )?;
+        let m = hickory_proto::op::Message::from_vec(&raw).ok()?;
+        m.answers.first().map(|r| r.data.to_string())
+    }
+
+    fn status(&self) -> Value {
+        let (code, body) = http_get(self.server.api.expect("api"), "/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    fn mode(&self) -> String {
+        self.status()["cluster"]["mode"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string()
+    }
+
+    /// The votes on `endpoint` this instance sees: instance → up.
+    fn votes(&self, endpoint: &str) -> BTreeMap<String, bool> {
+        let st = self.status();
+        let ep = st["endpoints"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["key"] == endpoint))
+            .cloned()
+            .unwrap_or(Value::Null);
+        ep["votes"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter(|v| v["counted"] == true)
+                    .filter_map(|v| Some((v["instance"].as_str()?.to_string(), v["up"].as_bool()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Polls every instance every 50 ms until each answers `name` with `want`, at most
+/// `deadline`; returns when each one flipped, after `since`.
+fn flip_times(
+    fleet: &[Instance],
+    name: &str,
+    want: &str,
+    since: Instant,
+    deadline: Duration,
+) -> Vec<Duration> {
+    let mut flipped: Vec<Option<Duration>> = vec![None; fleet.len()];
+    while since.elapsed() < deadline && flipped.iter().any(Option::is_none) {
+        for (i, inst) in fleet.iter().enumerate() {
+            if flipped[i].is_none() && inst.answer(name).as_deref() == Some(want) {
+                flipped[i] = Some(since.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flipped
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| t.unwrap_or_else(|| panic!("instance {i} never answered {name} with {want}")))
+        .collect()
+}
+
+/// For `window`, every instance answers `name` with `want` in every sample (every 100 ms).
+fn steady(fleet: &[Instance], name: &str, want: &str, window: Duration) -> usize {
+    let start = Instant::now();
+    let mut samples = 0;
+    while start.elapsed() < window {
+        for (i, inst) in fleet.iter().enumerate() {
+            let got = inst.answer(name);
+            assert_eq!(
+                got.as_deref(),
+                Some(want),
+                "instance {i} changed its answer for {name}"
+            );
+            samples += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    samples
+}
+
+fn spread(t: &[Duration]) -> Duration {
+    let max = t.iter().max().copied().unwrap_or_default();
+    let min = t.iter().min().copied().unwrap_or_default();
+    max - min
+}
+
+/// Bound of a failover through the votes: fall × interval + timeout (1.25 s), the jitter
+/// of the first probe, the store's trip, plus 1 s of slack for a loaded CI machine.
+const VOTE_BOUND: Duration = Duration::from_millis(1250 + 500 + 250 + 1000);
+
+#[test]
+fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let mut store = EtcdCluster::start(3);
+    let listener_one = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let listener_two = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = |l: &TcpListener| l.local_addr().map(|a: SocketAddr| a.port()).expect("port");
+    let dynamic = dynamic(port(&listener_one), port(&listener_two));
+    let fleet: Vec<Instance> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| Instance::start(n, &store.endpoints(), &dynamic))
+        .collect();
+
+    // Every instance joins: it sees the store and the others' votes.
+    wait_until(
+        "every instance to decide by the votes",
+        Duration::from_secs(20),
+        || {
+            fleet.iter().all(|i| i.mode() == "shared")
+                && fleet
+                    .iter()
+                    .all(|i| i.votes("example.com/web/w1").len() == 3)
+        },
+    );
+    for i in &fleet {
+        assert_eq!(
+            i.answer("www.example.com.").as_deref(),
+            Some("198.51.100.1")
+        );
+        assert_eq!(
+            i.answer("api.example.com.").as_deref(),
+            Some("198.51.100.11")
+        );
+    }
+
+    // A backend unreachable from one vantage only: with quorum, nobody fails over, and that
+    // instance's own vote shows down everywhere.
+    fleet[2].set("w1", false);
+    wait_until("m3's vote on w1 to go down", Duration::from_secs(5), || {
+        fleet[0].votes("example.com/web/w1").get("m3") == Some(&false)
+    });
+    let samples = steady(
+        &fleet,
+        "www.example.com.",
+        "198.51.100.1",
+        Duration::from_secs(5),
+    );
+    assert_eq!(fleet[2].votes("example.com/web/w1").get("m3"), Some(&false));
+    println!("one vantage down: {samples} answers, none changed");
+
+    // From two of three: every instance fails over, m1 too, although its check passes.
+    let since = Instant::now();
+    fleet[1].set("w1", false);
+    let flips = flip_times(
+        &fleet,
+        "www.example.com.",
+        "198.51.100.2",
+        since,
+        VOTE_BOUND * 2,
+    );
+    println!(
+        "two vantages down: flips {flips:?}, spread {:?}",
+        spread(&flips)
+    );
+    assert!(
+        flips.iter().all(|&t| t <= VOTE_BOUND),
+        "{flips:?} over {VOTE_BOUND:?}"
+    );
+    assert!(spread(&flips) <= Duration::from_millis(500), "{flips:?}");
+    assert_eq!(fleet[0].votes("example.com/web/w1").get("m1"), Some(&true));
+    fleet[1].set("w1", true);
+    fleet[2].set("w1", true);
+    flip_times(
+        &fleet,
+        "www.example.com.",
+        "198.51.100.1",
+        Instant::now(),
+        VOTE_BOUND * 2,
+    );
+
+    // A real backend stops: all three see it, and flip together.
+    let since = Instant::now();
+    drop(listener_one);
+    let flips = flip_times(
+        &fleet,
+        "api.example.com.",
+        "198.51.100.12",
+        since,
+        VOTE_BOUND * 2,
+    );
+    println!(
+        "backend stopped: flips {flips:?}, spread {:?}",
+        spread(&flips)
+    );
+    assert!(
+        flips.iter().all(|&t| t <= VOTE_BOUND),
+        "{flips:?} over {VOTE_BOUND:?}"
+    );
+    assert!(spread(&flips) <= Duration::from_millis(500), "{flips:?}");
+
+    // The etcd leader dies: a new one is elected; no instance stops answering or goes
+    // local, and a vote cast after it still reaches everyone.
+    let leader = store.wait_leader();
+    store.kill(leader);
+    let since = Instant::now();
+    let (mut answered, mut asked, mut local) = (0, 0, 0);
+    while since.elapsed() < Duration::from_secs(3) {
+        for i in &fleet {
+            asked += 1;
+            if i.answer("api.example.com.").as_deref() == Some("198.51.100.12") {
+                answered += 1;
+            }
+            if i.mode() != "shared" {
+                local += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("leader killed: {answered}/{asked} answered, {local} samples in local mode");
+    assert_eq!(answered, asked, "every query answered through the election");
+    assert_eq!(local, 0, "no instance went local for a leader election");
+    store.restart(leader);
+
+    // The store loses its quorum: every instance decides alone within two intervals of its
+    // fastest check (plus slack), and never stops answering; m3 now fails over alone.
+    fleet[2].set("w1", false);
+    let leader = store.wait_leader();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    store.kill(others[0]);
+    store.kill(leader);
+    let since = Instant::now();
+    let mut answered = 0;
+    let mut asked = 0;
+    while since.elapsed() < Duration::from_secs(4) {
+        for i in &fleet {
+            asked += 1;
+            if i.answer("www.example.com.").is_some() {
+                answered += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("store without quorum: {answered}/{asked} answered");
+    assert_eq!(
+        answered, asked,
+        "every query answered while the store is gone"
+    );
+    wait_until(
+        "every instance to decide alone",
+        Duration::from_secs(5),
+        || fleet.iter().all(|i| i.mode() == "local"),
+    );
+    assert_eq!(
+        fleet[2].answer("www.example.com.").as_deref(),
+        Some("198.51.100.2")
+    );
+    assert_eq!(
+        fleet[0].answer("www.example.com.").as_deref(),
+        Some("198.51.100.1")
+    );
+
+    // The store comes back: every instance rejoins, and they agree again.
+    store.restart(leader);
+    store.restart(others[0]);
+    let since = Instant::now();
+    wait_until("every instance to rejoin", Duration::from_secs(20), || {
+        fleet.iter().all(|i| i.mode() == "shared")
+    });
+    println!("rejoined after {:?}", since.elapsed());
+    steady(
+        &fleet,
+        "www.example.com.",
+        "198.51.100.1",
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn a_stopped_instance_loses_its_votes_and_rejoins() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let store = EtcdCluster::start(1);
+    let listener_one = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let listener_two = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = |l: &TcpListener| l.local_addr().map(|a: SocketAddr| a.port()).expect("port");
+    let dynamic = dynamic(port(&listener_one), port(&listener_two));
+    let fleet: Vec<Instance> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| Instance::start(n, &store.endpoints(), &dynamic))
+        .collect();
+    wait_until(
+        "every instance to see three votes",
+        Duration::from_secs(20),
+        || {
+            fleet
+                .iter()
+                .all(|i| i.votes("example.com/web/w1").len() == 3)
+        },
+    );
+
+    // SIGSTOP: m3 is wedged; its lease (3 × 0.5 s, at least 2 s) expires and its votes go.
+    let pid = fleet[2].server.pid().to_string();
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status();
+    assert!(stop.is_ok_and(|s| s.success()));
+    let since = Instant::now();
+    let gone = wait_until("m3's votes to vanish", Duration::from_secs(10), || {
+        !fleet[0].votes("example.com/web/w1").contains_key("m3")
+    });
+    println!(
+        "votes of a stopped instance gone after {:?}",
+        gone.min(since.elapsed())
+    );
+    let cont = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    assert!(cont.is_ok_and(|s| s.success()));
+    wait_until("m3 to vote again", Duration::from_secs(10), || {
+        fleet[0].votes("example.com/web/w1").len() == 3
+    });
+    // And the two others still decide by the votes, with m3 back in them.
+    fleet[2].set("w1", false);
+    fleet[1].set("w1", false);
+    flip_times(
+        &fleet,
+        "www.example.com.",
+        "198.51.100.2",
+        Instant::now(),
+        VOTE_BOUND * 2,
+    );
+}
+
+/// `meridian check` on example.com with `dynamic` and `extra` in meridian.toml: whether it
+/// passed, and what it printed on stdout and stderr.
+fn check(dynamic: &str, extra: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones");
+    std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, format!("zones_dir = \"zones\"\n{extra}")).expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run meridian check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+const CLUSTER: &str = "[cluster]\nendpoints = [\"http://127.0.0.1:2379\"]\ninstance = \"m1\"\n";
+
+#[test]
+fn check_prints_the_bound_with_and_without_the_store() {
+    let (ok, out) = check(&dynamic(1, 2), CLUSTER);
+    assert!(ok, "{out}");
+    // www: fall 2 × 0.5 s + 0.25 s = 1.25 s detection, TTL 1 s; the store adds 0.25 s; a
+    // store outage is noticed after max(2 × 0.5 s, 2 s).
+    assert!(
+        out.contains(
+            "with the store (quorum (down when most votes say down), at least 2 live votes): 2.5 s"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("store gone: 3.0 s = max(detection 1.2 s, fallback 2.0 s) + TTL 1 s"),
+        "{out}"
+    );
+    // Without a [cluster], no such lines.
+    let (ok, out) = check(&dynamic(1, 2), "");
+    assert!(ok && !out.contains("with the store"), "{out}");
+}
+
+#[test]
+fn bad_votes_and_cluster_settings_are_reported() {
+    let bad_votes = dynamic(1, 2).replace("votes = \"quorum\"", "votes = \"most\"");
+    let (ok, out) = check(&bad_votes, CLUSTER);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("example.com.toml") && out.contains("votes \"most\""),
+        "{out}"
+    );
+    let zero = dynamic(1, 2).replace("votes = \"quorum\"", "votes = { at_least = 0 }");
+    let (ok, out) = check(&zero, CLUSTER);
+    assert!(!ok && out.contains("at_least must be 1 or more"), "{out}");
+    let (ok, out) = check(&dynamic(1, 2), "[cluster]\nendpoints = [\"etcd:2379\"]\n");
+    assert!(!ok && out.contains("is not a URL"), "{out}");
+    let (ok, out) = check(
+        &dynamic(1, 2),
+        "[cluster]\nendpoints = [\"http://127.0.0.1:2379\"]\ninstance = \"a/b\"\n",
+    );
+    assert!(!ok && out.contains("cluster.instance"), "{out}");
+}
