@@ -391,8 +391,20 @@ fn a_stopped_instance_loses_its_votes_and_rejoins() {
                 .all(|i| i.votes("example.com/web/w1").len() == 3)
         },
     );
+    // Votes are written when they change, not every check: nothing changes for 3 s (six
+    // check intervals), nothing is written.
+    let written = |i: &Instance| i.status()["cluster"]["votes_written"].as_u64().unwrap_or(0);
+    let before: Vec<u64> = fleet.iter().map(written).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<u64> = fleet.iter().map(written).collect();
+    println!("votes written at start: {before:?}; 3 s later: {after:?}");
+    assert_eq!(before, after, "votes written while nothing changed");
+    assert!(
+        before.iter().all(|&n| n >= 4),
+        "each instance wrote its 4 votes: {before:?}"
+    );
 
-    // SIGSTOP: m3 is wedged; its lease (3 × 0.5 s, at least 2 s) expires and its votes go.
+    // SIGSTOP: m3 is wedged; its lease (3 intervals, at least 2 s) expires and its votes go.
     let pid = fleet[2].server.pid().to_string();
     let stop = std::process::Command::new("kill")
         .args(["-STOP", &pid])
@@ -489,4 +501,32 @@ fn bad_votes_and_cluster_settings_are_reported() {
         "[cluster]\nendpoints = [\"http://127.0.0.1:2379\"]\ninstance = \"a/b\"\n",
     );
     assert!(!ok && out.contains("cluster.instance"), "{out}");
+}
+
+/// Starting with the store down works: the instance answers from its own checks at once,
+/// says it is local, and writes no vote.
+#[test]
+fn an_instance_starts_and_answers_with_the_store_down() {
+    let closed = crate::common::free_port();
+    let store = vec![format!("http://127.0.0.1:{closed}")];
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let inst = Instance::start("alone", &store, &dynamic(port, port));
+    assert_eq!(
+        inst.answer("www.example.com.").as_deref(),
+        Some("198.51.100.1")
+    );
+    inst.set("w1", false);
+    let since = Instant::now();
+    let flips = flip_times(
+        std::slice::from_ref(&inst),
+        "www.example.com.",
+        "198.51.100.2",
+        since,
+        VOTE_BOUND * 2,
+    );
+    assert!(flips[0] <= VOTE_BOUND, "{flips:?}");
+    let st = inst.status();
+    assert_eq!(st["cluster"]["mode"], "local", "{st}");
+    assert_eq!(st["cluster"]["votes_written"], 0, "{st}");
 }
