@@ -29,20 +29,24 @@ pub fn set_thread_slot(i: usize) {
     SLOT.with(|s| s.set(i % (SLOTS - 1)));
 }
 
+#[inline]
 fn slot() -> usize {
     SLOT.with(Cell::get)
 }
 
 impl Counter {
+    #[inline]
     pub fn inc(&self) {
         self.add(1);
     }
 
+    #[inline]
     pub fn add(&self, n: u64) {
         self.slots[slot()].0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// This thread's slot (the answer cache counts its hits there directly).
+    #[inline]
     pub fn mine(&self) -> &AtomicU64 {
         &self.slots[slot()].0
     }
@@ -146,10 +150,12 @@ pub struct Field<'a> {
 }
 
 impl Field<'_> {
+    #[inline]
     pub fn inc(&self) {
         self.add(1);
     }
 
+    #[inline]
     pub fn add(&self, n: u64) {
         if let Some(c) = self
             .stats
@@ -172,30 +178,38 @@ impl Field<'_> {
 }
 
 impl Stats {
+    #[inline]
     fn field(&self, index: usize) -> Field<'_> {
         Field { stats: self, index }
     }
+    #[inline]
     pub fn udp(&self) -> Field<'_> {
         self.field(UDP)
     }
+    #[inline]
     pub fn tcp(&self) -> Field<'_> {
         self.field(TCP)
     }
+    #[inline]
     pub fn truncated(&self) -> Field<'_> {
         self.field(TRUNCATED)
     }
     /// Messages dropped without an answer (no usable header, or a response).
+    #[inline]
     pub fn dropped(&self) -> Field<'_> {
         self.field(DROPPED)
     }
+    #[inline]
     pub fn ecs(&self) -> Field<'_> {
         self.field(ECS)
     }
     /// Sum of ECS scope prefixes returned, for the mean.
+    #[inline]
     pub fn ecs_scope_sum(&self) -> Field<'_> {
         self.field(ECS_SCOPE_SUM)
     }
     /// Responses with rcode `rcode` (0-15).
+    #[inline]
     pub fn rcode(&self, rcode: usize) -> Option<Field<'_>> {
         match rcode {
             0 => Some(self.field(NOERROR)),
@@ -205,6 +219,7 @@ impl Stats {
         }
     }
     /// Queries of type [`QTYPES`]`[index]`, or "other" at `QTYPES.len()`.
+    #[inline]
     pub fn qtype(&self, index: usize) -> Option<Field<'_>> {
         match index {
             INDEX_A => Some(self.field(QTYPE_A)),
@@ -215,6 +230,8 @@ impl Stats {
     }
 }
 
+// Everything a query counts is `#[inline]`: these are called from other modules (the
+// engine, routing), and across codegen units a call would cost more than the count.
 pub static STATS: std::sync::LazyLock<Stats> = std::sync::LazyLock::new(Stats::default);
 
 /// Index into [`QTYPES`] for every type below 512 (the rest are "other"): one load per
@@ -229,6 +246,7 @@ static QTYPE_INDEX: [u8; 512] = {
     table
 };
 
+#[inline]
 pub fn qtype_index(qtype: u16) -> usize {
     QTYPE_INDEX
         .get(usize::from(qtype))

@@ -135,6 +135,19 @@ impl Instance {
     }
 }
 
+/// Three instances m1, m2, m3 on `store`, and the two TCP backends their `api` checks
+/// probe (open while the listeners live).
+fn start_fleet(store: &EtcdCluster) -> (Vec<Instance>, [TcpListener; 2]) {
+    let listeners = [(); 2].map(|_| TcpListener::bind("127.0.0.1:0").expect("listener"));
+    let port = |l: &TcpListener| l.local_addr().map(|a: SocketAddr| a.port()).expect("port");
+    let dynamic = dynamic(port(&listeners[0]), port(&listeners[1]));
+    let fleet = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| Instance::start(n, &store.endpoints(), &dynamic))
+        .collect();
+    (fleet, listeners)
+}
+
 /// Polls every instance every 50 ms until each answers `name` with `want`, at most
 /// `deadline`; returns when each one flipped, after `since`.
 fn flip_times(
@@ -195,14 +208,7 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
         return;
     }
     let mut store = EtcdCluster::start(3);
-    let listener_one = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let listener_two = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = |l: &TcpListener| l.local_addr().map(|a: SocketAddr| a.port()).expect("port");
-    let dynamic = dynamic(port(&listener_one), port(&listener_two));
-    let fleet: Vec<Instance> = ["m1", "m2", "m3"]
-        .iter()
-        .map(|n| Instance::start(n, &store.endpoints(), &dynamic))
-        .collect();
+    let (fleet, [listener_one, _listener_two]) = start_fleet(&store);
 
     // Every instance joins: it sees the store and the others' votes.
     wait_until(
@@ -374,14 +380,7 @@ fn a_stopped_instance_loses_its_votes_and_rejoins() {
         return;
     }
     let store = EtcdCluster::start(1);
-    let listener_one = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let listener_two = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = |l: &TcpListener| l.local_addr().map(|a: SocketAddr| a.port()).expect("port");
-    let dynamic = dynamic(port(&listener_one), port(&listener_two));
-    let fleet: Vec<Instance> = ["m1", "m2", "m3"]
-        .iter()
-        .map(|n| Instance::start(n, &store.endpoints(), &dynamic))
-        .collect();
+    let (fleet, _listeners) = start_fleet(&store);
     wait_until(
         "every instance to see three votes",
         Duration::from_secs(20),
