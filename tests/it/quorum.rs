@@ -267,6 +267,19 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
     );
     assert!(spread(&flips) <= Duration::from_millis(500), "{flips:?}");
     assert_eq!(fleet[0].votes("example.com/web/w1").get("m1"), Some(&true));
+    // m1's own check passes, and its explanation says why w1 is down anyway.
+    let api = fleet[0].server.api.expect("api");
+    let (code, body) = http_get(api, "/explain?name=www.example.com&client=192.0.2.9");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("by the fleet's votes: 2 of 3 down"), "{body}");
+    assert_eq!(
+        crate::common::metric(api, "meridian_cluster_mode{mode=\"shared\"}"),
+        1
+    );
+    assert_eq!(
+        crate::common::metric(api, "meridian_cluster_votes_ignored"),
+        0
+    );
     fleet[1].set("w1", true);
     fleet[2].set("w1", true);
     flip_times(
