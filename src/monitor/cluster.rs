@@ -371,7 +371,12 @@ async fn publish_votes(
     let own = monitor.own_votes();
     let me = lock(&link.fleet).instance.clone();
     for (endpoint, vote) in &own {
-        if published.get(endpoint) == Some(vote) {
+        // Written when the state (or the check's definition) changes; a new reason alone,
+        // such as the first probe's "ok", is not worth a write.
+        if published
+            .get(endpoint)
+            .is_some_and(|p| p.up == vote.up && p.def == vote.def)
+        {
             continue;
         }
         let value = serde_json::to_vec(vote)?;

@@ -5,6 +5,7 @@
 mod common;
 
 mod answer_cache;
+mod anycast;
 mod authoritative;
 mod check;
 mod differential;
