@@ -57,6 +57,9 @@ pub struct VoteStatus {
     pub up: bool,
     pub counted: bool,
     pub reason: String,
+    /// The round trip of the probe behind the vote, in milliseconds.
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
 }
 
 /// The fleet as this instance sees it.

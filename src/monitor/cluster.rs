@@ -34,6 +34,9 @@ pub enum SessionError {
     Encode(#[from] serde_json::Error),
 }
 
+/// The reason of a vote cast before the first probe.
+pub const NOT_CHECKED: &str = "not checked yet";
+
 /// One instance's word on one endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vote {
@@ -44,6 +47,9 @@ pub struct Vote {
     pub reason: String,
     /// Unix milliseconds when its state last changed.
     pub since: u64,
+    /// The round trip of the probe behind it, in milliseconds (as of the last write).
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
 }
 
 /// What this instance knows of the fleet; read under the monitor's lock when health is
@@ -371,12 +377,13 @@ async fn publish_votes(
     let own = monitor.own_votes();
     let me = lock(&link.fleet).instance.clone();
     for (endpoint, vote) in &own {
-        // Written when the state (or the check's definition) changes; a new reason alone,
-        // such as the first probe's "ok", is not worth a write.
-        if published
-            .get(endpoint)
-            .is_some_and(|p| p.up == vote.up && p.def == vote.def)
-        {
+        // Written when the state (or the check's definition) changes, and once when the
+        // first probe has run; a new reason or round trip alone is not worth a write.
+        if published.get(endpoint).is_some_and(|p| {
+            p.up == vote.up
+                && p.def == vote.def
+                && (p.reason != NOT_CHECKED || vote.reason == NOT_CHECKED)
+        }) {
             continue;
         }
         let value = serde_json::to_vec(vote)?;
@@ -437,6 +444,7 @@ mod tests {
             def: def.into(),
             reason: String::new(),
             since: 0,
+            rtt_ms: None,
         }
     }
 

@@ -227,9 +227,13 @@ impl Monitor {
                     reason: match &state.last {
                         Some(ProbeResult::Failed { reason, .. }) => reason.clone(),
                         Some(ProbeResult::Ok { .. }) => "ok".into(),
-                        None => "not checked yet".into(),
+                        None => cluster::NOT_CHECKED.into(),
                     },
                     since: cluster::since_ms(state.last_change),
+                    rtt_ms: state
+                        .last
+                        .as_ref()
+                        .map(|r| r.latency().as_secs_f64() * 1000.0),
                 };
                 Some((ep.key.clone(), vote))
             })
@@ -428,13 +432,24 @@ impl Monitor {
         if let Some(link) = self.inner.link.get() {
             *lock(&link.last_probe) = std::time::Instant::now();
         }
-        let transition = {
+        let (transition, first) = {
             let mut states = lock(&self.inner.states);
             let Some(state) = states.get_mut(spec) else {
                 return;
             };
-            state.record(result, spec.timing.rise, spec.timing.fall)
+            let first = state.checks == 0;
+            (
+                state.record(result, spec.timing.rise, spec.timing.fall),
+                first,
+            )
         };
+        if first
+            && transition.is_none()
+            && let Some(link) = self.inner.link.get()
+        {
+            // The first result is worth a vote's write even without a change of state.
+            link.dirty.notify_one();
+        }
         if let Some(t) = transition {
             let snap = self.inner.snapshot.load();
             let endpoints: Vec<&str> = snap
@@ -517,6 +532,10 @@ fn vote_status(
             Some(ProbeResult::Failed { reason, .. }) => reason.clone(),
             _ => "ok".into(),
         },
+        rtt_ms: state
+            .last
+            .as_ref()
+            .map(|r| r.latency().as_secs_f64() * 1000.0),
     };
     let others = fleet
         .remote
@@ -528,6 +547,7 @@ fn vote_status(
             up: v.up,
             counted: v.def == def,
             reason: v.reason.clone(),
+            rtt_ms: v.rtt_ms,
         });
     std::iter::once(own).chain(others).collect()
 }

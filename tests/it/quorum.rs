@@ -231,6 +231,21 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
             Some("198.51.100.11")
         );
     }
+    // Each vote carries its reason and the round trip of the probe behind it, as written by
+    // its instance once its first probe has run.
+    wait_until("votes with round trips", Duration::from_secs(10), || {
+        let st = fleet[0].status();
+        let a1 = st["endpoints"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["key"] == "example.com/api/a1"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let votes = a1["votes"].as_array().cloned().unwrap_or_default();
+        votes.len() == 3
+            && votes
+                .iter()
+                .all(|v| v["rtt_ms"].as_f64().is_some_and(|r| r >= 0.0) && v["reason"] == "ok")
+    });
 
     // A backend unreachable from one vantage only: with quorum, nobody fails over, and that
     // instance's own vote shows down everywhere.
@@ -403,8 +418,24 @@ fn a_stopped_instance_loses_its_votes_and_rejoins() {
                 .all(|i| i.votes("example.com/web/w1").len() == 3)
         },
     );
-    // Votes are written when they change, not every check: nothing changes for 3 s (six
-    // check intervals), nothing is written.
+    // Votes are written when they change, not every check: once every first probe has run,
+    // nothing changes for 3 s (six check intervals), and nothing is written.
+    wait_until(
+        "every vote to follow a probe",
+        Duration::from_secs(10),
+        || {
+            fleet.iter().all(|i| {
+                let st = i.status();
+                st["endpoints"].as_array().is_some_and(|eps| {
+                    eps.iter().all(|e| {
+                        e["votes"].as_array().is_some_and(|v| {
+                            v.len() == 3 && v.iter().all(|v| v["reason"] != "not checked yet")
+                        })
+                    })
+                })
+            })
+        },
+    );
     let written = |i: &Instance| i.status()["cluster"]["votes_written"].as_u64().unwrap_or(0);
     let before: Vec<u64> = fleet.iter().map(written).collect();
     std::thread::sleep(Duration::from_secs(3));
