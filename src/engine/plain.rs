@@ -7,7 +7,7 @@ use super::cache::{self, AnswerCache};
 use super::{Counting, Request, Snapshot};
 use crate::dns::name::{MAX_NAME_LEN, lower_into};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
-use crate::dns::{HEADER_LEN, class, rcode, rtype};
+use crate::dns::{HEADER_LEN, Transport, class, rcode, rtype};
 use crate::health::HealthView;
 use crate::routing::{Client, Router};
 use crate::stats::{STATS, qtype_index};
@@ -145,7 +145,7 @@ pub(super) fn answer(
     }
     let mut key = [0u8; MAX_NAME_LEN];
     let key = lower_into(query.qname, &mut key);
-    if !screen(snapshot, query, key, &mut w, &mut opt) {
+    if !screen(snapshot, query, request.transport, key, &mut w, &mut opt) {
         return Some(w.finish(opt.as_ref()));
     }
     let subnet = match query.edns.and_then(|e| e.ecs) {
@@ -174,6 +174,7 @@ pub(super) fn answer(
 fn screen(
     snapshot: &Snapshot,
     query: &wire::Query<'_>,
+    transport: Transport,
     key: &[u8],
     w: &mut Writer<'_>,
     opt: &mut Option<OptOut<'_>>,
@@ -192,8 +193,13 @@ fn screen(
             w.set_rcode(rcode::FORMERR);
             return false;
         }
+        // A transfer cannot go over UDP: NOTIMP, as Knot and NSD answer. Over TCP the
+        // transfer path took it already, unless transfers are off for the zone: REFUSED.
         rtype::AXFR | rtype::IXFR => {
-            w.set_rcode(rcode::REFUSED);
+            w.set_rcode(match transport {
+                Transport::Udp => rcode::NOTIMP,
+                Transport::Tcp => rcode::REFUSED,
+            });
             return false;
         }
         // Other meta types (MAILA, MAILB, TKEY, TSIG...) are not questions we answer.

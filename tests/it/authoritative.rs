@@ -311,6 +311,11 @@ fn axfr_is_refused_and_unknown_opcodes_not_implemented() {
     let s = server();
     let m = s.tcp("example.com.", RecordType::AXFR);
     assert_eq!(rcode(&m), ResponseCode::Refused);
+    // Over UDP a transfer is not implemented at all (Knot and NSD say NOTIMP too).
+    for t in [RecordType::AXFR, RecordType::IXFR] {
+        let m = s.udp("example.com.", t);
+        assert_eq!(rcode(&m), ResponseCode::NotImp, "{t} over UDP");
+    }
     let mut q = query("example.com.", RecordType::SOA, false);
     q.metadata.op_code = hickory_proto::op::OpCode::Status;
     let m = udp_query(s.addr, &q);
