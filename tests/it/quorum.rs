@@ -319,11 +319,14 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
         "backend stopped: flips {flips:?}, spread {:?}",
         spread(&flips)
     );
+    // The figures: within fall × interval + timeout + 1 s (2.25 s), flip times
+    // within 250 ms of each other.
+    let bound = Duration::from_millis(2 * 500 + 250 + 1000);
     assert!(
-        flips.iter().all(|&t| t <= VOTE_BOUND),
-        "{flips:?} over {VOTE_BOUND:?}"
+        flips.iter().all(|&t| t <= bound),
+        "{flips:?} over {bound:?}"
     );
-    assert!(spread(&flips) <= Duration::from_millis(500), "{flips:?}");
+    assert!(spread(&flips) <= Duration::from_millis(250), "{flips:?}");
 
     // The etcd leader dies: a new one is elected; no instance stops answering or goes
     // local, and a vote cast after it still reaches everyone.
