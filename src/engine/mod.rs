@@ -27,7 +27,7 @@ mod signed;
 pub mod snapshot;
 pub mod transfer;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 pub use cache::AnswerCache;
 pub use snapshot::{SharedHealth, SharedSnapshot, Snapshot};
@@ -89,13 +89,6 @@ impl<'a> Request<'a> {
     /// This request counted as `counting` says.
     pub fn counted(self, counting: Counting) -> Self {
         Self { counting, ..self }
-    }
-}
-
-/// A request from nowhere in particular over UDP (tests, fuzzing, benchmarks).
-impl<'a> From<&'a [u8]> for Request<'a> {
-    fn from(bytes: &'a [u8]) -> Self {
-        Self::new(bytes, IpAddr::V4(Ipv4Addr::UNSPECIFIED), Transport::Udp)
     }
 }
 

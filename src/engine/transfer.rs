@@ -16,7 +16,7 @@ use super::Snapshot;
 use crate::dns::name::{MAX_NAME_LEN, end_compressed, lower_into, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
-use crate::dns::{HEADER_LEN, class, rcode, rtype};
+use crate::dns::{HEADER_LEN, MAX_MESSAGE, class, rcode, rtype};
 use crate::zone::{Node, Zone};
 
 /// Who may transfer one zone, and whom to notify.
@@ -61,19 +61,10 @@ impl Transfers {
     pub fn insert(&mut self, origin: Box<[u8]>, policy: ZoneTransfer) {
         self.zones.insert(origin, policy);
     }
-
-    /// The key with this lowercase wire name.
-    pub fn key(&self, name: &[u8]) -> Option<(usize, &TsigKey)> {
-        self.keys
-            .iter()
-            .enumerate()
-            .find(|(_, k)| &k.name[..] == name)
-    }
 }
 
 /// Size a transfer message is filled to (well under the 64 KiB limit of a TCP message).
 pub const MESSAGE_TARGET: usize = 16 * 1024;
-const MAX_TCP_MESSAGE: usize = 65535;
 
 /// Is this TCP message an AXFR or IXFR query? Cheap: header and question only.
 pub fn is_transfer(msg: &[u8]) -> bool {
@@ -124,14 +115,14 @@ impl Reply<'_> {
         fill: impl FnOnce(&mut Writer<'_>, usize),
     ) -> Vec<u8> {
         let reserve = signer.as_ref().map_or(0, |s| s.record_len());
-        let mut m = vec![0u8; 2 + MAX_TCP_MESSAGE];
+        let mut m = vec![0u8; 2 + MAX_MESSAGE];
         let opt = OptOut {
             udp_size: self.udp_size,
             ..OptOut::default()
         };
         let len = {
             let question = if question { self.question } else { &[] };
-            let budget = MAX_TCP_MESSAGE - reserve;
+            let budget = MAX_MESSAGE - reserve;
             let mut w = Writer::new(&mut m[2..], self.id, 0, false, question, budget);
             w.set_rcode(rcode);
             w.set_authoritative(aa);
