@@ -16,7 +16,7 @@
 //! | L6 | reload | load, swap, reconcile the monitor, notify secondaries |
 //! | L7 | api | the HTTP admin API |
 //! | L8 | daemon | runtime, binding, signals: wires the shells together |
-//! | L9 | cli | the commands: serve, check, explain |
+//! | L9 | cli, probe | the commands: serve, check, explain; probe (a query every interval, each one's fate) |
 
 pub mod dns;
 pub mod pages;
@@ -43,3 +43,4 @@ pub mod api;
 pub mod daemon;
 
 pub mod cli;
+pub mod probe;

@@ -47,6 +47,29 @@ enum Command {
         #[arg(short, long, default_value = "meridian.toml")]
         config: PathBuf,
     },
+    /// Send one query every interval to a server and print each one's fate (sent at in unix
+    /// ms, sequence, rcode or timeout, round trip ms, answers), then a summary on stderr.
+    Probe {
+        /// The server: ADDR or ADDR:PORT (port 53 by default).
+        server: String,
+        /// The name asked for.
+        name: String,
+        /// The record type.
+        #[arg(default_value = "A")]
+        rtype: String,
+        /// Seconds between queries.
+        #[arg(long, default_value_t = 0.05)]
+        interval: f64,
+        /// Seconds before an unanswered query counts as lost.
+        #[arg(long, default_value_t = 1.0)]
+        timeout: f64,
+        /// Queries to send.
+        #[arg(long, default_value_t = 100)]
+        count: u32,
+        /// Send EDNS Client Subnet ADDR/PREFIX.
+        #[arg(long)]
+        subnet: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,5 +84,61 @@ fn main() -> ExitCode {
             client,
             config,
         } => meridian::cli::explain(&config, &name, &rtype, &client),
+        Command::Probe {
+            server,
+            name,
+            rtype,
+            interval,
+            timeout,
+            count,
+            subnet,
+        } => probe(&server, name, rtype, interval, timeout, count, subnet),
+    }
+}
+
+fn probe(
+    server: &str,
+    name: String,
+    rtype: String,
+    interval: f64,
+    timeout: f64,
+    count: u32,
+    subnet: Option<String>,
+) -> ExitCode {
+    let server = match server.parse::<std::net::SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => match server.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, 53),
+            Err(_) => {
+                eprintln!("error: server {server:?} is not ADDR or ADDR:PORT");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let seconds = |s: f64| {
+        (s.is_finite() && s > 0.0 && s < 3600.0).then(|| std::time::Duration::from_secs_f64(s))
+    };
+    let (Some(interval), Some(timeout)) = (seconds(interval), seconds(timeout)) else {
+        eprintln!("error: interval and timeout are seconds above 0 and below 3600");
+        return ExitCode::FAILURE;
+    };
+    let plan = meridian::probe::ProbePlan {
+        server,
+        name,
+        rtype,
+        subnet,
+        interval,
+        timeout,
+        count,
+    };
+    match meridian::probe::run(&plan, &mut std::io::stdout().lock()) {
+        Ok(summary) => {
+            eprintln!("{}", summary.line());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -151,7 +151,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             .server
             .identity
             .as_ref()
-            .map(|s| s.as_bytes().to_vec().into_boxed_slice()),
+            .map(|s| s.replace("{host}", &schema::host_name()).into_bytes().into_boxed_slice()),
         max_udp_payload: file.server.max_udp_payload,
         transfer,
     };

@@ -128,7 +128,8 @@ pub struct ServerConfig {
     /// Addresses to answer on, UDP and TCP both.
     #[serde(default = "default_listen")]
     pub listen: Vec<SocketAddr>,
-    /// Server identity for NSID (RFC 5001) and `id.server`/`hostname.bind` CH TXT.
+    /// Server identity for NSID (RFC 5001) and `id.server`/`hostname.bind` CH TXT; `{host}`
+    /// in it is the host name, so that one config tells a fleet's sites apart.
     #[serde(default)]
     pub identity: Option<String>,
     /// UDP receive threads per listen address; 0 means one per CPU core.
@@ -342,7 +343,7 @@ impl ClusterConfig {
 }
 
 /// The host name (from the kernel), or "meridian" if it cannot be read.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
