@@ -156,11 +156,23 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
             .position(|(_, sent)| sent.elapsed() >= plan.timeout)
         {
             let (seq, sent) = outstanding.swap_remove(i);
-            report(out, wall_start + (sent - start), seq, Fate::Lost, &mut summary)?;
+            report(
+                out,
+                wall_start + (sent - start),
+                seq,
+                Fate::Lost,
+                &mut summary,
+            )?;
         }
     }
     for (seq, sent) in std::mem::take(&mut outstanding) {
-        report(out, wall_start + (sent - start), seq, Fate::Lost, &mut summary)?;
+        report(
+            out,
+            wall_start + (sent - start),
+            seq,
+            Fate::Lost,
+            &mut summary,
+        )?;
     }
     Ok(summary)
 }

@@ -147,11 +147,11 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
         zones,
         routing,
         ecs: file.geoip.ecs,
-        identity: file
-            .server
-            .identity
-            .as_ref()
-            .map(|s| s.replace("{host}", &schema::host_name()).into_bytes().into_boxed_slice()),
+        identity: file.server.identity.as_ref().map(|s| {
+            s.replace("{host}", &schema::host_name())
+                .into_bytes()
+                .into_boxed_slice()
+        }),
         max_udp_payload: file.server.max_udp_payload,
         transfer,
     };
