@@ -2,7 +2,8 @@
 //! and removes: a router namespace running BIRD, a site namespace running BIRD with the
 //! shipped `dist/anycast/bird-site.conf`, meridian on the anycast service address, and the
 //! shipped `dist/anycast/meridian-anycast-gate`. The route to the service address is at the
-//! router only while meridian can serve: drained (SIGUSR1) or stopped, it is withdrawn.
+//! router only while meridian can serve: drained (SIGUSR1), wedged (SIGSTOP) or stopped, it is
+//! withdrawn.
 //! Addresses are from 198.18.0.0/15 and exist only inside the namespaces.
 
 use std::path::{Path, PathBuf};
@@ -309,6 +310,24 @@ fn a_site_announces_the_service_address_only_while_meridian_serves() {
     wait_until("answers through the route", Duration::from_secs(5), || {
         lab.answers()
     });
+
+    // Wedged (every thread stopped, the process still there): the probes time out, withdrawn.
+    kill("-STOP", meridian);
+    let withdrawn = until(
+        "the route to be withdrawn while meridian is wedged",
+        Duration::from_secs(8),
+        &lab,
+        || !lab.routed(),
+    );
+    println!("wedged → withdrawn in {withdrawn:?}");
+    kill("-CONT", meridian);
+    let back = until(
+        "the route to come back after the wedge",
+        Duration::from_secs(8),
+        &lab,
+        || lab.routed(),
+    );
+    println!("unwedged → announced in {back:?}");
 
     // Stopped: withdrawn.
     kill("-KILL", meridian);
