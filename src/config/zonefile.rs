@@ -1,19 +1,17 @@
 //! RFC 1035 §5 master files: `$ORIGIN`, `$TTL`, `$INCLUDE`, relative names, parentheses,
 //! quoted strings, escapes, comments, and RFC 3597 unknown-type syntax.
 //!
-//! hickory-proto parses the RDATA of each known type; this module does the tokenizing itself
-//! so that every error carries its file and line, and so that loading goes on after an error
-//! and reports all of them at once.
+//! `dns::rdata` turns each type's RDATA into wire form; this module does the tokenizing itself so that every error carries its file and line, and
+//! so that loading goes on after an error and reports all of them at once.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::txt::parse_ttl;
 
 use crate::dns::name::wire_lower;
+use crate::dns::rdata::{self, Word};
 use crate::dns::rtype;
 use crate::zone::ZoneBuilder;
 
@@ -354,16 +352,7 @@ fn unquote(s: &str) -> String {
 }
 
 fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
-    if text == "@" {
-        return Ok(origin.clone());
-    }
-    let mut name = Name::parse(text, Some(origin))
-        .map_err(|e| format!("invalid domain name {text:?}: {e}"))?;
-    name.set_fqdn(true);
-    if name.len() > 255 {
-        return Err(format!("domain name {text:?} is longer than 255 octets"));
-    }
-    Ok(name)
+    crate::dns::name::from_text(text, origin)
 }
 
 fn parse_ttl_value(text: &str) -> Result<u32, String> {
@@ -376,20 +365,7 @@ fn parse_ttl_value(text: &str) -> Result<u32, String> {
 
 /// The record type named by a token: a mnemonic or `TYPEnnn` (RFC 3597 §5).
 fn parse_type(text: &str) -> Option<RecordType> {
-    let upper = text.to_ascii_uppercase();
-    if let Some(num) = upper.strip_prefix("TYPE") {
-        return num.parse::<u16>().ok().map(RecordType::from);
-    }
-    // Some mnemonics hickory does not know by name.
-    match upper.as_str() {
-        "DNAME" => return Some(RecordType::from(rtype::DNAME)),
-        "DS" => return Some(RecordType::from(rtype::DS)),
-        _ => {}
-    }
-    match RecordType::from_str(&upper) {
-        Ok(RecordType::Unknown(_)) | Err(_) => None,
-        Ok(t) => Some(t),
-    }
+    rtype::from_mnemonic(text).map(RecordType::from)
 }
 
 fn is_class(text: &str) -> bool {
@@ -453,98 +429,14 @@ fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<V
     if tokens.first().is_some_and(|t| t.text == "\\#") {
         return generic_rdata(tokens);
     }
-    if tokens.is_empty() {
-        return Err(format!("{rtype} record has no data"));
-    }
-    match code {
-        rtype::DNAME => {
-            let [target] = tokens else {
-                return Err("DNAME takes exactly one domain name".into());
-            };
-            return Ok(crate::dns::name::wire(&parse_name(&target.text, origin)?));
-        }
-        rtype::DS => return ds_rdata(tokens),
-        // hickory decodes `\DDD` escapes in character-strings wrongly (as a code point).
-        rtype::TXT => return character_strings(tokens),
-        _ => {}
-    }
-
-    // Names inside RDATA are made absolute here, since hickory's string parser has no origin.
-    let name_positions: &[usize] = match rtype {
-        RecordType::NS | RecordType::CNAME | RecordType::PTR => &[0],
-        RecordType::MX => &[1],
-        RecordType::SRV => &[3],
-        RecordType::SOA => &[0, 1],
-        RecordType::NAPTR => &[5],
-        RecordType::SVCB | RecordType::HTTPS => &[1],
-        _ => &[],
-    };
-    let mut text = String::new();
-    for (i, t) in tokens.iter().enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        if name_positions.contains(&i) && !t.quoted {
-            let name = parse_name(&t.text, origin)?;
-            text.push_str(&name.to_ascii());
-        } else {
-            text.push_str(&t.text);
-        }
-    }
-    let rdata =
-        RData::try_from_str(rtype, &text).map_err(|e| format!("invalid {rtype} data: {e}"))?;
-    let mut buf = Vec::new();
-    let mut encoder = BinEncoder::new(&mut buf);
-    encoder.set_canonical_form(true);
-    rdata
-        .emit(&mut encoder)
-        .map_err(|e| format!("cannot encode {rtype} data: {e}"))?;
-    if buf.len() > u16::MAX as usize {
-        return Err(format!("{rtype} data is longer than 65535 octets"));
-    }
-    Ok(buf)
-}
-
-/// RFC 1035 §5.1 <character-string>s, one per token, quoted or not, with `\X` and `\DDD`
-/// (a decimal octet) escapes; at most 255 octets each.
-fn character_strings(tokens: &[&Token]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for t in tokens {
-        let text = if t.quoted {
-            unquote(&t.text)
-        } else {
-            t.text.clone()
-        };
-        let bytes = text.as_bytes();
-        let start = out.len();
-        out.push(0);
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] != b'\\' {
-                out.push(bytes[i]);
-                i += 1;
-                continue;
-            }
-            match bytes.get(i + 1..i + 4) {
-                Some(d) if d.iter().all(u8::is_ascii_digit) => {
-                    let v = d.iter().fold(0u32, |v, b| v * 10 + u32::from(b - b'0'));
-                    let v = u8::try_from(v)
-                        .map_err(|_| format!("escape \\{} is above 255", &text[i + 1..i + 4]))?;
-                    out.push(v);
-                    i += 4;
-                }
-                _ => {
-                    let e = bytes.get(i + 1).ok_or("a backslash ends the string")?;
-                    out.push(*e);
-                    i += 2;
-                }
-            }
-        }
-        let len = out.len() - start - 1;
-        out[start] = u8::try_from(len)
-            .map_err(|_| format!("character-string of {len} octets is longer than 255"))?;
-    }
-    Ok(out)
+    let words: Vec<Word> = tokens
+        .iter()
+        .map(|t| Word {
+            text: &t.text,
+            quoted: t.quoted,
+        })
+        .collect();
+    rdata::encode(code, &words, origin)
 }
 
 /// RFC 3597 §5: `\# <length> <hex>...`.
@@ -576,33 +468,6 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("invalid hex {:?}", hex.get(i..i + 2).unwrap_or("")))
         })
         .collect()
-}
-
-/// DS (RFC 4034 §5.3): key tag, algorithm, digest type, hex digest (may be split).
-fn ds_rdata(tokens: &[&Token]) -> Result<Vec<u8>, String> {
-    if tokens.len() < 4 {
-        return Err("DS takes key tag, algorithm, digest type and digest".into());
-    }
-    let tag: u16 = tokens[0]
-        .text
-        .parse()
-        .map_err(|_| format!("invalid DS key tag {:?}", tokens[0].text))?;
-    let alg: u8 = tokens[1]
-        .text
-        .parse()
-        .map_err(|_| format!("invalid DS algorithm {:?}", tokens[1].text))?;
-    let digest_type: u8 = tokens[2]
-        .text
-        .parse()
-        .map_err(|_| format!("invalid DS digest type {:?}", tokens[2].text))?;
-    let hex: String = tokens[3..].iter().map(|t| t.text.as_str()).collect();
-    let digest = decode_hex(&hex)?;
-    let mut out = Vec::with_capacity(4 + digest.len());
-    out.extend_from_slice(&tag.to_be_bytes());
-    out.push(alg);
-    out.push(digest_type);
-    out.extend_from_slice(&digest);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -647,8 +512,12 @@ mod tests {
         let (entries, errors) = toks("svc HTTPS 1 . alpn=\"h2,h3\" port=443\n");
         assert!(errors.is_empty());
         assert_eq!(entries[0].tokens[4].text, "alpn=\"h2,h3\"");
-        let rd = RData::try_from_str(RecordType::HTTPS, "1 . alpn=\"h2,h3\" port=443");
-        assert!(rd.is_ok(), "{rd:?}");
+        let refs: Vec<&Token> = entries[0].tokens[2..].iter().collect();
+        let rd = encode_rdata(RecordType::HTTPS, &refs, &Name::root());
+        assert_eq!(
+            rd,
+            Ok(b"\x00\x01\x00\x00\x01\x00\x06\x02h2\x02h3\x00\x03\x00\x02\x01\xbb".to_vec())
+        );
     }
 
     #[test]
@@ -666,7 +535,7 @@ mod tests {
         let v = [t("60485"), t("5"), t("1"), t("2BB1"), t("83AF")];
         let refs: Vec<&Token> = v.iter().collect();
         assert_eq!(
-            ds_rdata(&refs),
+            encode_rdata(RecordType::DS, &refs, &Name::root()),
             Ok(vec![0xec, 0x45, 5, 1, 0x2b, 0xb1, 0x83, 0xaf])
         );
     }
@@ -677,13 +546,13 @@ mod tests {
         assert!(errors.is_empty());
         let refs: Vec<&Token> = entries[0].tokens[2..].iter().collect();
         assert_eq!(
-            character_strings(&refs),
+            encode_rdata(RecordType::TXT, &refs, &Name::root()),
             Ok(b"\x06a;b\"c;\x03d e\x00\x01\xc8".to_vec())
         );
         let v = [Token {
             text: "\\256".into(),
             quoted: false,
         }];
-        assert!(character_strings(&[&v[0]]).is_err());
+        assert!(encode_rdata(RecordType::TXT, &[&v[0]], &Name::root()).is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod iana;
 pub mod name;
+pub mod rdata;
 pub mod tsig;
 pub mod wire;
 

@@ -21,6 +21,72 @@ pub fn wire_lower(name: &Name) -> Vec<u8> {
     out
 }
 
+/// A name as written in a zone file (`@`, relative to `origin`, or absolute): octets as
+/// written, case kept, `\X` and `\DDD` escapes decoded (not IDNA: zone files are octets).
+pub fn from_text(text: &str, origin: &Name) -> Result<Name, String> {
+    if text == "@" {
+        return Ok(origin.clone());
+    }
+    let bad = |why: &str| format!("invalid domain name {text:?}: {why}");
+    let bytes = text.as_bytes();
+    let mut labels: Vec<Vec<u8>> = Vec::new();
+    let mut label = Vec::new();
+    let mut absolute = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => match bytes.get(i + 1..i + 4) {
+                Some(d) if d.iter().all(u8::is_ascii_digit) => {
+                    let v = d.iter().fold(0u32, |v, b| v * 10 + u32::from(b - b'0'));
+                    label.push(u8::try_from(v).map_err(|_| bad("escape above \\255"))?);
+                    i += 4;
+                    continue;
+                }
+                _ => {
+                    label.push(
+                        *bytes
+                            .get(i + 1)
+                            .ok_or_else(|| bad("ends with a backslash"))?,
+                    );
+                    i += 2;
+                    continue;
+                }
+            },
+            b'.' if text == "." => absolute = true,
+            b'.' => {
+                if label.is_empty() {
+                    return Err(bad("empty label"));
+                }
+                labels.push(std::mem::take(&mut label));
+                absolute = i + 1 == bytes.len();
+            }
+            b => label.push(b),
+        }
+        i += 1;
+    }
+    if !label.is_empty() {
+        labels.push(label);
+    }
+    if let Some(long) = labels.iter().find(|l| l.len() > 63) {
+        return Err(bad(&format!(
+            "a label of {} octets (at most 63)",
+            long.len()
+        )));
+    }
+    let mut name =
+        Name::from_labels(labels.iter().map(Vec::as_slice)).map_err(|e| bad(&e.to_string()))?;
+    if !absolute {
+        name = name
+            .append_domain(origin)
+            .map_err(|e| bad(&e.to_string()))?;
+    }
+    name.set_fqdn(true);
+    if wire(&name).len() > 255 {
+        return Err(format!("domain name {text:?} is longer than 255 octets"));
+    }
+    Ok(name)
+}
+
 /// Wire form of `name`, case kept (RDATA targets, synthesized names).
 pub fn wire(name: &Name) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len() + 2);

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod alltypes;
 mod answer_cache;
 mod anycast;
 mod authoritative;

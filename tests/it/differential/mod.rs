@@ -23,7 +23,7 @@ use meridian::dns::rtype::{
 
 use crate::common::{DaemonGuard, knot_conf, tool_path};
 
-mod wire;
+pub(crate) mod wire;
 use wire::{Response, Rr, ask, encode_query, parse_response, rcode_name, type_name, udp_exchange};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/differential");

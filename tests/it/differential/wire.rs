@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 use meridian::dns::class::IN;
-use meridian::dns::rtype::{CNAME, DNAME, DS, MX, NS, OPT, PTR, SOA, SRV};
+use meridian::dns::rtype::{DNAME, DS, OPT};
 
 use super::{Question, Transport};
 use crate::common::{tcp_read, wire_name};
@@ -168,7 +168,7 @@ fn name_text(wire: &[u8]) -> String {
 }
 
 /// A possibly compressed name at `pos`: (lowercase uncompressed wire, position after it).
-fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
+pub(crate) fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
     let mut out = Vec::new();
     let mut end = None;
     for _ in 0..128 {
@@ -195,20 +195,30 @@ fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
     None
 }
 
-/// RDATA with embedded names expanded and lowercased (for the types that carry them
-/// in a position servers may compress).
-fn normalize_rdata(msg: &[u8], start: usize, len: usize, rtype: u16) -> Option<Vec<u8>> {
+/// RDATA with embedded names expanded and lowercased, for the types whose names a server
+/// may compress (RFC 1035's, and those RFC 3597 §4 lists for decompression).
+pub(crate) fn normalize_rdata(msg: &[u8], start: usize, len: usize, rtype: u16) -> Option<Vec<u8>> {
     let end = start + len;
     let raw = msg.get(start..end)?;
-    let (prefix, names) = match rtype {
-        NS | CNAME | PTR | DNAME => (0, 1),
-        MX => (2, 1),
-        SRV => (6, 1),
-        SOA => (0, 2),
+    // (fixed octets before the names, names, character-strings between)
+    let (prefix, names, strings) = match rtype {
+        // NS MD MF CNAME MB MG MR PTR DNAME
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => (0, 1, 0),
+        // SOA MINFO RP
+        6 | 14 | 17 => (0, 2, 0),
+        // MX AFSDB RT KX
+        15 | 18 | 21 | 36 => (2, 1, 0),
+        26 => (2, 2, 0),
+        33 => (6, 1, 0),
+        35 => (4, 1, 3),
+        24 => (18, 1, 0),
         _ => return Some(raw.to_vec()),
     };
-    let mut out = raw.get(..prefix)?.to_vec();
     let mut pos = start + prefix;
+    for _ in 0..strings {
+        pos += 1 + usize::from(*msg.get(pos)?);
+    }
+    let mut out = msg.get(start..pos)?.to_vec();
     for _ in 0..names {
         let (n, next) = read_name(msg, pos)?;
         out.extend_from_slice(&n);
