@@ -17,6 +17,38 @@ use crate::zone::ZoneBuilder;
 
 /// Deepest `$INCLUDE` nesting accepted (also stops include cycles).
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// Largest zone or included file read (a 1M-record zone is about 40 MB).
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// A zone file's text: only a regular file (`$INCLUDE /dev/zero` or a FIFO would never end)
+/// and at most `MAX_FILE_BYTES`.
+fn read_zone_text(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a device, FIFO or directory)",
+        ));
+    }
+    let too_big = || {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut text = String::with_capacity(meta.len() as usize);
+    // A file that grows while it is read stops at the limit too.
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(text)
+}
 
 /// A problem in a file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,8 +284,8 @@ fn load_file(
     };
     // A file that cannot be read is reported by the caller: for an `$INCLUDE`, at the line
     // of the directive.
-    let text = std::fs::read_to_string(path)?;
-    stack.push(path.to_path_buf());
+    let text = read_zone_text(path)?;
+    stack.push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
     let mut lex_errors = Vec::new();
     let entries = tokenize(&text, &mut lex_errors);
     errors.extend(lex_errors.into_iter().map(|(l, m)| diag(l, m)));
@@ -313,7 +345,9 @@ fn directive(
                 .parent()
                 .unwrap_or_else(|| Path::new("."))
                 .join(&file_name);
-            if stack.contains(&target) {
+            // The same file by another path (`./a.inc`, a symlink) is the same file.
+            let key = std::fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
+            if stack.contains(&key) {
                 return Err(format!(
                     "$INCLUDE {file_name}: include cycle ({} is already being read)",
                     target.display()

@@ -332,7 +332,6 @@ fn lookup(
         key,
         node.map(|d| d.node),
         query.qtype,
-        request.transport,
         w,
         &mut router,
     );

@@ -20,7 +20,7 @@
 //! types other than A/AAAA behind a CNAME, names below a cut or DNAME, wildcards, NXDOMAIN.
 
 use crate::dns::wire::Writer;
-use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, Transport, class, rtype};
+use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, class, rtype};
 use crate::zone::{Dynamic, DynamicOutcome, ZoneSet};
 
 /// Upper bound on the bytes kept; names beyond it are answered the general way. An answer
@@ -114,7 +114,6 @@ fn render(
         owner,
         Some(node),
         qtype,
-        Transport::Udp,
         &mut w,
         &mut routing,
     );

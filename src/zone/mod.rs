@@ -10,7 +10,7 @@ use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 
 use crate::dns::name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
-use crate::dns::{RRset, Section, Sink, Transport, name, rcode, rtype};
+use crate::dns::{RRset, Section, Sink, name, rcode, rtype};
 
 /// Longest CNAME/DNAME chain followed inside one zone before giving up.
 const MAX_CHAIN: usize = 12;
@@ -176,7 +176,7 @@ pub(crate) fn soa_field(rdata: &[u8], index: usize) -> Option<u32> {
 pub fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
     let start = match rtype {
         rtype::NS | rtype::CNAME | rtype::DNAME | rtype::PTR => 0,
-        rtype::MX => 2,
+        rtype::MX | rtype::SVCB | rtype::HTTPS => 2,
         rtype::SRV => 6,
         _ => return None,
     };

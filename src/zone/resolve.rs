@@ -16,7 +16,6 @@ impl ZoneSet {
         key: &[u8],
         node: Option<&Node>,
         qtype: u16,
-        transport: Transport,
         sink: &mut S,
         dynamic: &mut D,
     ) -> Outcome {
@@ -32,13 +31,11 @@ impl ZoneSet {
         };
         let mut cur = [0u8; MAX_NAME_LEN];
         let Some(cur_len) = self.step_answer(
-            zone, first, qname, key, 0, qtype, transport, sink, dynamic, &mut out, &mut cur,
+            zone, first, qname, key, 0, qtype, sink, dynamic, &mut out, &mut cur,
         ) else {
             return out;
         };
-        self.follow_chain(
-            zone, key, cur, cur_len, qtype, transport, sink, dynamic, out,
-        )
+        self.follow_chain(zone, key, cur, cur_len, qtype, sink, dynamic, out)
     }
 
     /// The rest of a CNAME or DNAME chain after the first step wrote its part.
@@ -50,7 +47,6 @@ impl ZoneSet {
         mut cur: [u8; MAX_NAME_LEN],
         mut cur_len: usize,
         qtype: u16,
-        transport: Transport,
         sink: &mut S,
         dynamic: &mut D,
         mut out: Outcome,
@@ -74,7 +70,6 @@ impl ZoneSet {
                 lower,
                 hop,
                 qtype,
-                transport,
                 sink,
                 dynamic,
                 &mut out,
@@ -98,7 +93,6 @@ impl ZoneSet {
         key: &[u8],
         hop: usize,
         qtype: u16,
-        transport: Transport,
         sink: &mut S,
         dynamic: &mut D,
         out: &mut Outcome,
@@ -155,13 +149,13 @@ impl ZoneSet {
                     }
                 }
             }
-            Step::Node(node) | Step::Wildcard(node) => zone
-                .answer_node(node, name, qtype, transport, sink)
-                .map(|target| {
+            Step::Node(node) | Step::Wildcard(node) => {
+                zone.answer_node(node, name, qtype, sink).map(|target| {
                     let len = target.len().min(MAX_NAME_LEN);
                     cur[..len].copy_from_slice(&target[..len]);
                     len
-                }),
+                })
+            }
             Step::NxDomain => {
                 out.rcode = rcode::NXDOMAIN;
                 zone.add_negative_soa(sink);
@@ -256,21 +250,16 @@ impl Zone {
         node: &'z Node,
         owner: &[u8],
         qtype: u16,
-        transport: Transport,
         sink: &mut S,
     ) -> Option<&'z [u8]> {
         if qtype == rtype::ANY {
             if node.rrsets.is_empty() {
                 self.add_negative_soa(sink);
-            } else if transport == Transport::Udp {
-                // RFC 8482 §4.1: one RRset is enough over UDP.
-                if let Some(set) = node.get(rtype::CNAME).or(node.rrsets.first()) {
-                    sink.rrset(Section::Answer, owner, set, set.ttl);
-                }
-            } else {
-                for set in &node.rrsets {
-                    sink.rrset(Section::Answer, owner, set, set.ttl);
-                }
+            } else if let Some(set) = node.get(rtype::CNAME).or(node.rrsets.first())
+                // RFC 8482 §4.1: one RRset, over UDP and TCP alike (as Knot and NSD do).
+                && sink.rrset(Section::Answer, owner, set, set.ttl)
+            {
+                self.add_additional(set, sink);
             }
             return None;
         }
@@ -300,7 +289,11 @@ impl Zone {
     /// A/AAAA for the targets of NS, MX and SRV records that we hold in this zone,
     /// glue below a cut included.
     fn add_additional<S: Sink>(&self, set: &RRset, sink: &mut S) {
-        if !matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+        // RFC 1034 §3.6.2 / RFC 2782 / RFC 9460 §4.1: the targets' addresses, where held.
+        if !matches!(
+            set.rtype,
+            rtype::NS | rtype::MX | rtype::SRV | rtype::SVCB | rtype::HTTPS
+        ) {
             return;
         }
         for (i, rd) in set.rdata.iter().enumerate() {

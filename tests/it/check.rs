@@ -202,6 +202,35 @@ $INCLUDE
 }
 
 #[test]
+fn includes_of_devices_directories_and_the_same_file_by_another_path_are_refused() {
+    let zone = "\
+$TTL 300
+@    IN SOA ns1 hostmaster 1 3600 600 86400 60
+     IN NS  ns1
+ns1  IN A   192.0.2.1
+$INCLUDE /dev/zero
+$INCLUDE inc
+$INCLUDE inc/self.inc
+";
+    let c = check(&[
+        ("meridian.toml", CONFIG),
+        ("zones/example.com.zone", zone),
+        // Includes itself as ./self.inc: the same file, a cycle.
+        (
+            "zones/inc/self.inc",
+            "s A 192.0.2.20
+$INCLUDE ./self.inc
+",
+        ),
+    ]);
+    c.assert_errors(&[
+        "zones/example.com.zone:5: $INCLUDE /dev/zero: cannot read /dev/zero: not a regular file",
+        "zones/example.com.zone:6: $INCLUDE inc: cannot read zones/inc: not a regular file",
+        "zones/inc/self.inc:2: $INCLUDE ./self.inc: include cycle",
+    ]);
+}
+
+#[test]
 fn several_zone_files_and_listed_zones_are_all_checked() {
     let config = format!(
         "{CONFIG}\n[[zone]]\norigin = \"listed.org.\"\nfile = \"other/listed.org.zone\"\n\n\
