@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{ApiState, SharedApi, authorized, unauthorized};
-use crate::engine::rrl;
+use crate::engine::{cookies, rrl};
 use crate::stats::{QTYPES, STATS};
 
 type Labels = Vec<(String, String)>;
@@ -77,6 +77,23 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
         vec![
             (l("action", "dropped"), rrl::DROPPED.load(Relaxed)),
             (l("action", "slipped"), rrl::SLIPPED.load(Relaxed)),
+        ],
+    );
+    total(
+        "cookies_total",
+        "Queries with a DNS cookie by outcome, and BADCOOKIE responses sent",
+        reg,
+        vec![
+            (
+                l("outcome", "client_only"),
+                cookies::CLIENT_ONLY.load(Relaxed),
+            ),
+            (l("outcome", "valid"), cookies::VALID.load(Relaxed)),
+            (l("outcome", "invalid"), cookies::INVALID.load(Relaxed)),
+            (
+                l("outcome", "badcookie_sent"),
+                cookies::BADCOOKIE_SENT.load(Relaxed),
+            ),
         ],
     );
 }

@@ -154,6 +154,10 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
         }),
         max_udp_payload: file.server.max_udp_payload,
         transfer,
+        cookies: file
+            .cookies
+            .secrets(process_cookie_secret())
+            .unwrap_or(None),
     };
     Ok(Loaded {
         snapshot,
@@ -172,6 +176,13 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
 }
 
 /// Settings that are wrong on their own, whatever the zones say.
+/// The cookie secret of a process without a configured one: random, drawn once, so that
+/// a reload keeps the cookies clients hold.
+fn process_cookie_secret() -> [u8; 16] {
+    static SECRET: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    *SECRET.get_or_init(rand::random)
+}
+
 fn settings_errors(file: &ConfigFile) -> Vec<String> {
     let mut errors = Vec::new();
     if let Some(listen) = file.api.listen
@@ -180,6 +191,9 @@ fn settings_errors(file: &ConfigFile) -> Vec<String> {
         errors.push(e);
     }
     if let Err(e) = file.rrl.validate() {
+        errors.push(e);
+    }
+    if let Err(e) = file.cookies.secrets([0; 16]) {
         errors.push(e);
     }
     if let Some(Err(e)) = file.cluster.as_ref().map(ClusterConfig::validate) {

@@ -46,6 +46,67 @@ pub struct ConfigFile {
     /// Sampled query log to a file (off unless given).
     #[serde(default)]
     pub query_log: Option<QueryLogConfig>,
+    /// DNS Cookies (RFC 7873, RFC 9018 server cookies); on by default.
+    #[serde(default)]
+    pub cookies: CookiesConfig,
+}
+
+/// `[cookies]`: DNS Cookies. Every instance behind one anycast address needs the same
+/// `secret` so that each accepts the others' cookies; without one, each process picks a
+/// random secret at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiesConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// 32 hex digits (16 octets).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The secret before the last rotation: its cookies are still accepted.
+    #[serde(default)]
+    pub previous_secret: Option<String>,
+}
+
+impl Default for CookiesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secret: None,
+            previous_secret: None,
+        }
+    }
+}
+
+impl CookiesConfig {
+    /// The secrets to use (`random` when none is configured), or what is wrong with them
+    /// (never the secret itself).
+    pub fn secrets(
+        &self,
+        random: [u8; 16],
+    ) -> Result<Option<crate::engine::cookies::CookieSecrets>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let parse = |what: &str, hex: &str| -> Result<[u8; 16], String> {
+            data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.trim().as_bytes())
+                .ok()
+                .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                .ok_or_else(|| format!("cookies.{what} must be 32 hex digits (16 octets)"))
+        };
+        let current = match &self.secret {
+            Some(s) => parse("secret", s)?,
+            None => random,
+        };
+        let previous = match &self.previous_secret {
+            Some(s) => Some(parse("previous_secret", s)?),
+            None => None,
+        };
+        Ok(Some(crate::engine::cookies::CookieSecrets {
+            current,
+            previous,
+        }))
+    }
 }
 
 /// The HTTP admin API.

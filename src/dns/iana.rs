@@ -97,6 +97,8 @@ pub mod rcode {
     /// TSIG errors (RFC 8945), carried in the TSIG record.
     pub const BADSIG: u16 = 16;
     pub const BADKEY: u16 = 17;
+    /// Extended (23): a bad or missing server cookie (RFC 7873 §8).
+    pub const BADCOOKIE: u16 = 23;
     pub const BADTIME: u16 = 18;
 
     /// The mnemonic dig prints for an rcode (`NXDOMAIN`), for the codes that have one in a
@@ -125,4 +127,6 @@ pub mod edns_option {
     pub const NSID: u16 = 3;
     /// Client subnet (RFC 7871).
     pub const ECS: u16 = 8;
+    /// DNS Cookies (RFC 7873).
+    pub const COOKIE: u16 = 10;
 }

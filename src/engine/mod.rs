@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cache;
+pub mod cookies;
 mod plain;
 pub mod prerender;
 pub mod rrl;

@@ -139,7 +139,13 @@ pub(super) fn answer(
             s.scope_prefix = 0;
             s
         }),
+        cookie: None,
     });
+    if let (Some(opt), Some(edns)) = (opt.as_mut(), query.edns.as_ref())
+        && edns.cookie_len != 0
+    {
+        super::cookies::answer(snapshot.cookies.as_ref(), request, edns, opt);
+    }
     if let Some(opt) = &opt {
         w.reserve_opt(opt);
     }

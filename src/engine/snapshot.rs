@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
     /// Who may transfer which zone (AXFR/IXFR), TSIG keys, NOTIFY targets.
     pub transfer: Transfers,
+    /// DNS Cookies (RFC 7873): the secrets, or `None` when cookies are off.
+    pub cookies: Option<super::cookies::CookieSecrets>,
 }
 
 impl Snapshot {

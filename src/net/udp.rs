@@ -15,6 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dns::wire::truncate_to_question;
 use crate::dns::{MAX_MESSAGE, Transport};
+use crate::engine::cookies::{self, CookieState};
 use crate::engine::rrl::{RateLimiter, Verdict};
 use crate::engine::{self, AnswerCache, Request, SharedHealth, SharedSnapshot};
 use crate::pages::ZeroedPages;
@@ -182,17 +183,25 @@ pub fn serve(
                 Some(c) => engine::answer(snapshot, view, Some(c), &request, response),
                 None => engine::answer(snapshot, view, None, &request, response),
             };
-            let request = request.bytes;
             let Some(mut n) = answered else {
                 continue;
             };
             if let Some(limiter) = rrl.as_mut() {
-                match limiter.judge(now, source, request, response) {
+                match rate_limit(limiter, now, snapshot, &request, response) {
                     Verdict::Send => {}
                     Verdict::Drop => continue,
-                    Verdict::Slip => n = truncate_to_question(response, n),
+                    // A client that sent a cookie gets BADCOOKIE and a fresh one instead of
+                    // TC: it retries verified (RFC 7873 §5.2.3).
+                    Verdict::Slip => {
+                        n = match cookies::bad_cookie(snapshot.cookies.as_ref(), &request, response)
+                        {
+                            Some(bad) => bad,
+                            None => truncate_to_question(response, n),
+                        }
+                    }
                 }
             }
+            let request = request.bytes;
             if let Some(log) = query_log.as_mut() {
                 log.offer(source, Transport::Udp, request, &response[..n]);
             }
@@ -238,4 +247,25 @@ fn send_all(fd: libc::c_int, hdrs: &mut [libc::mmsghdr]) {
             sent += n as usize;
         }
     }
+}
+
+/// Rate limiting for one response: a source that proved itself with a valid server cookie
+/// (it received our answers before, so it is not spoofed) is never limited.
+fn rate_limit(
+    limiter: &mut RateLimiter,
+    now: u32,
+    snapshot: &crate::engine::Snapshot,
+    request: &engine::Request<'_>,
+    response: &[u8],
+) -> Verdict {
+    let verified = snapshot.cookies.as_ref().is_some_and(|secrets| {
+        crate::dns::wire::parse_query(request.bytes)
+            .ok()
+            .and_then(|q| q.edns)
+            .is_some_and(|e| cookies::state(Some(secrets), request, &e) == CookieState::Valid)
+    });
+    if verified {
+        return Verdict::Send;
+    }
+    limiter.judge(now, request.source, request.bytes, response)
 }

@@ -9,6 +9,7 @@ mod answer_cache;
 mod anycast;
 mod authoritative;
 mod check;
+mod cookies;
 mod differential;
 mod engine;
 mod etcd;

@@ -1,7 +1,7 @@
 //! Parsing a query: header, question, every other record skipped with bounds checks, the
 //! OPT record (version, DO, size, NSID, ECS validated per RFC 7871). Never panics.
 
-use super::super::edns_option::{ECS as OPT_ECS, NSID as OPT_NSID};
+use super::super::edns_option::{COOKIE as OPT_COOKIE, ECS as OPT_ECS, NSID as OPT_NSID};
 use super::super::name::{end_compressed, end_uncompressed};
 use super::super::{HEADER_LEN, MAX_MESSAGE, Transport, class, rcode, rtype, u16_at};
 
@@ -24,6 +24,22 @@ pub struct Edns {
     pub dnssec_ok: bool,
     pub nsid: bool,
     pub ecs: Option<ClientSubnet>,
+    /// The COOKIE option (RFC 7873): where its data starts in the message, and its length
+    /// (8: a client cookie alone; 16-40: with a server cookie). 0 when absent.
+    pub cookie_at: u16,
+    pub cookie_len: u8,
+}
+
+impl Edns {
+    /// The client cookie and the server cookie (empty when none), from the message `msg`.
+    pub fn cookie<'m>(&self, msg: &'m [u8]) -> Option<(&'m [u8], &'m [u8])> {
+        if self.cookie_len == 0 {
+            return None;
+        }
+        let at = usize::from(self.cookie_at);
+        let data = msg.get(at..at + usize::from(self.cookie_len))?;
+        Some(data.split_at(8))
+    }
 }
 
 /// A parsed query; `qname` borrows the request buffer (wire form, case as received).
@@ -130,7 +146,7 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
             if !in_additional || edns.is_some() || buf[name_start] != 0 {
                 return Err(formerr);
             }
-            edns = Some(parse_opt(class, ttl_hi, ttl_lo, rdata).ok_or(formerr)?);
+            edns = Some(parse_opt(class, ttl_hi, ttl_lo, rdata, rdata_start).ok_or(formerr)?);
         } else if rr_type == rtype::TSIG {
             // Only as the very last record (RFC 8945 §5.1).
             if i + 1 != total || i < ancount as usize + nscount as usize {
@@ -155,13 +171,22 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
     })
 }
 
-fn parse_opt(class: u16, ttl_hi: u16, ttl_lo: u16, rdata: &[u8]) -> Option<Edns> {
+/// The OPT record's RDATA (at `rdata_start` in the message); `None`: FORMERR.
+fn parse_opt(
+    class: u16,
+    ttl_hi: u16,
+    ttl_lo: u16,
+    rdata: &[u8],
+    rdata_start: usize,
+) -> Option<Edns> {
     let mut edns = Edns {
         udp_size: class,
         version: (ttl_hi & 0xFF) as u8,
         dnssec_ok: ttl_lo & 0x8000 != 0,
         nsid: false,
         ecs: None,
+        cookie_at: 0,
+        cookie_len: 0,
     };
     let mut pos = 0usize;
     while pos < rdata.len() {
@@ -176,6 +201,14 @@ fn parse_opt(class: u16, ttl_hi: u16, ttl_lo: u16, rdata: &[u8]) -> Option<Edns>
                     return None;
                 }
                 edns.ecs = Some(parse_ecs(data)?);
+            }
+            // RFC 7873 §5.2.2: a client cookie of 8 octets, a server cookie of 8 to 32.
+            OPT_COOKIE => {
+                if edns.cookie_len != 0 || !(len == 8 || (16..=40).contains(&len)) {
+                    return None;
+                }
+                edns.cookie_at = u16::try_from(rdata_start + pos - len).ok()?;
+                edns.cookie_len = len as u8;
             }
             // Unknown options are ignored (RFC 6891 §6.1.2).
             _ => {}

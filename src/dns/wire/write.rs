@@ -1,8 +1,8 @@
 //! Writing a response into a caller-owned buffer: header, question, RRsets with name
 //! compression (owner names and RFC 1035 RDATA names), whole-RRset rollback and TC when a
-//! set does not fit, and the OPT record (NSID, ECS). No allocation.
+//! set does not fit, and the OPT record (NSID, ECS, COOKIE). No allocation.
 
-use super::super::edns_option::{ECS as OPT_ECS, NSID as OPT_NSID};
+use super::super::edns_option::{COOKIE as OPT_COOKIE, ECS as OPT_ECS, NSID as OPT_NSID};
 use super::super::name::{MAX_LABELS, end_uncompressed};
 use super::super::{HEADER_LEN, RRset, Section, Sink, class, rtype};
 use super::{ClientSubnet, Query};
@@ -15,11 +15,16 @@ pub struct OptOut<'a> {
     pub dnssec_ok: bool,
     pub nsid: Option<&'a [u8]>,
     pub ecs: Option<ClientSubnet>,
+    /// The client cookie echoed and our server cookie (RFC 7873, RFC 9018).
+    pub cookie: Option<[u8; 24]>,
 }
 
 impl OptOut<'_> {
     fn wire_len(&self) -> usize {
         let mut n = 11;
+        if self.cookie.is_some() {
+            n += 4 + 24;
+        }
         if let Some(id) = self.nsid {
             n += 4 + id.len();
         }
@@ -235,6 +240,12 @@ impl<'b> Writer<'b> {
             option[8..].copy_from_slice(&ecs.addr);
             b[p..p + 8 + n].copy_from_slice(&option[..8 + n]);
             p += 8 + n;
+        }
+        if let Some(cookie) = &opt.cookie {
+            b[p..p + 2].copy_from_slice(&OPT_COOKIE.to_be_bytes());
+            b[p + 2..p + 4].copy_from_slice(&24u16.to_be_bytes());
+            b[p + 4..p + 28].copy_from_slice(cookie);
+            p += 28;
         }
         self.len = p;
     }
