@@ -62,9 +62,14 @@ impl Reloader {
         let _one = self.running.lock().await;
         let this = self.clone();
         // Loading reads files and walks GeoIP databases: keep it off the async workers.
-        let loaded = tokio::task::spawn_blocking(move || config::load(&this.config_path))
-            .await
-            .map_err(|e| vec![format!("reload task: {e}")])?;
+        // So is computing the IXFR differences against the data being replaced.
+        let loaded = tokio::task::spawn_blocking(move || {
+            let mut loaded = config::load(&this.config_path)?;
+            loaded.snapshot.adopt_journals(&this.snapshot.load());
+            Ok::<_, Vec<config::Diagnostic>>(loaded)
+        })
+        .await
+        .map_err(|e| vec![format!("reload task: {e}")])?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

@@ -158,6 +158,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             .cookies
             .secrets(process_cookie_secret())
             .unwrap_or(None),
+        journals: Default::default(),
     };
     Ok(Loaded {
         snapshot,

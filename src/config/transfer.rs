@@ -9,6 +9,7 @@
 //! allow = ["192.0.2.0/24", "2001:db8::/32"]   # source networks (empty: any, with tsig)
 //! tsig = "xfr"                                # requests must be signed with this key
 //! notify = ["192.0.2.53", "192.0.2.54:5300"]  # secondaries told of new serials
+//! ixfr_history = 10                           # differences kept for IXFR (default 10)
 //! ```
 //!
 //! Transfers are off unless a zone has an entry, and an entry must say `allow`, `tsig` or
@@ -55,6 +56,13 @@ pub struct TransferConfig {
     /// `addr:port`.
     #[serde(default)]
     pub notify: Vec<Spanned<String>>,
+    /// Versions of the zone whose differences are kept for IXFR (in memory); 0: none.
+    #[serde(default = "default_ixfr_history")]
+    pub ixfr_history: usize,
+}
+
+fn default_ixfr_history() -> usize {
+    10
 }
 
 /// A problem at a line of the config file (0: no line).
@@ -128,7 +136,10 @@ fn zone_transfer(
     line: &dyn Fn(std::ops::Range<usize>) -> usize,
     errors: &mut Vec<Problem>,
 ) -> ZoneTransfer {
-    let mut zt = ZoneTransfer::default();
+    let mut zt = ZoneTransfer {
+        history: t.ixfr_history,
+        ..ZoneTransfer::default()
+    };
     for a in &t.allow {
         let text = a.get_ref().trim();
         let net = IpNet::from_str(text)

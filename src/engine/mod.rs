@@ -21,6 +21,7 @@
 
 pub mod cache;
 pub mod cookies;
+pub mod journal;
 mod plain;
 pub mod prerender;
 pub mod rrl;

@@ -48,9 +48,40 @@ pub struct Snapshot {
     pub transfer: Transfers,
     /// DNS Cookies (RFC 7873): the secrets, or `None` when cookies are off.
     pub cookies: Option<super::cookies::CookieSecrets>,
+    /// IXFR differences of the zones that may be transferred, by lowercase wire origin.
+    pub journals: rustc_hash::FxHashMap<Box<[u8]>, Arc<super::journal::Journal>>,
 }
 
 impl Snapshot {
+    /// Carries `old`'s IXFR journals over, with the difference to this snapshot appended for
+    /// every transferable zone whose serial went up (at most the zone's `ixfr_history`).
+    pub fn adopt_journals(&mut self, old: &Snapshot) {
+        use super::journal::{diff, newer};
+        for zone in self.zones.zones() {
+            let origin = zone.origin();
+            let Some(keep) = self.transfer.zone(origin).map(|p| p.history) else {
+                continue;
+            };
+            let Some(prev) = old.zones.zones().iter().find(|z| z.origin() == origin) else {
+                continue;
+            };
+            let carried = old.journals.get(origin).cloned().unwrap_or_default();
+            let journal = if keep == 0 {
+                continue;
+            } else if prev.serial() == zone.serial() {
+                carried
+            } else if newer(zone.serial(), prev.serial())
+                && let Some(d) = diff(prev, zone)
+            {
+                Arc::new(carried.with(d, keep))
+            } else {
+                // The serial went back: the history no longer leads here.
+                continue;
+            };
+            self.journals.insert(origin.into(), journal);
+        }
+    }
+
     /// Takes over `old`'s per-zone and per-name counters wherever the zone, or the name and
     /// datacenter, is still there: a reload does not restart them.
     pub fn adopt_counters(&mut self, old: &Snapshot) {

@@ -1,5 +1,6 @@
-//! Zone transfer out over TCP: AXFR (RFC 5936) and IXFR (RFC 1995) answered with the whole
-//! zone, or with the SOA alone when the client is current. Off unless `[transfer]` names the
+//! Zone transfer out over TCP: AXFR (RFC 5936), and IXFR (RFC 1995) answered with the
+//! differences kept in the journal (`journal`) when they reach back to the client's serial,
+//! else with the whole zone, or with the SOA alone when the client is current. Off unless `[transfer]` names the
 //! zone; allowed by source network and/or TSIG (RFC 8945), every message signed when the
 //! request was. Dynamic names are not transferred (their answers depend on the client).
 //!
@@ -8,11 +9,13 @@
 //! stay near [`MESSAGE_TARGET`] bytes.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use super::Snapshot;
+use super::journal::{Change, Journal};
 use crate::dns::name::{MAX_NAME_LEN, end_compressed, lower_into, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
@@ -27,6 +30,8 @@ pub struct ZoneTransfer {
     /// Index into [`Transfers::keys`].
     pub tsig: Option<usize>,
     pub notify: Vec<SocketAddr>,
+    /// Differences kept for IXFR (RFC 1995): how many serials back (0: always AXFR-style).
+    pub history: usize,
 }
 
 impl ZoneTransfer {
@@ -230,6 +235,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
     };
 
     let ixfr = query.qtype == rtype::IXFR;
+    let mut incremental = None;
     if ixfr {
         let Some(client) = ixfr_serial(request) else {
             return Start::One(reply.empty(rcode::FORMERR, signer.as_mut(), now));
@@ -243,15 +249,30 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
             });
             return Start::One(m);
         }
+        // The differences from the client's serial, if the journal holds them all; else
+        // the whole zone (RFC 1995 §4).
+        incremental = snapshot
+            .journals
+            .get(key)
+            .and_then(|j| j.chain(client, ours).map(|first| (j.clone(), first)));
+        if incremental.is_none() {
+            tracing::info!(zone = %zone_text, %peer, from = client, to = ours,
+                "IXFR: no differences kept from that serial, sending the whole zone");
+        }
     }
 
-    let owners = transfer_order(zone);
+    let owners = if incremental.is_some() {
+        Vec::new()
+    } else {
+        transfer_order(zone)
+    };
     Start::Zone(Box::new(Transfer {
         zone: zone_index,
         id: query.id,
         question: question.to_vec(),
         edns: query.edns.is_some(),
         ixfr,
+        incremental,
         owners,
         stage: Stage::FirstSoa,
         signer,
@@ -334,6 +355,8 @@ enum Stage {
     FirstSoa,
     /// Owner index, RRset index, record index.
     Body(usize, usize, usize),
+    /// IXFR: diff index, part (0 old SOA, 1 removed, 2 new SOA, 3 added), record index.
+    Diff(usize, u8, usize),
     LastSoa,
     Done,
 }
@@ -345,8 +368,10 @@ pub struct Transfer {
     id: u16,
     question: Vec<u8>,
     edns: bool,
-    /// Asked as IXFR (answered in full).
+    /// Asked as IXFR.
     pub ixfr: bool,
+    /// Answered with differences: the journal and the first diff to send.
+    pub incremental: Option<(Arc<Journal>, usize)>,
     /// Apex first, then every other owner with static records.
     owners: Vec<Box<[u8]>>,
     stage: Stage,
@@ -388,6 +413,45 @@ fn body_record<'a>(
     }
 }
 
+/// The IXFR record at `stage` (RFC 1995 §4: per diff, old SOA, removed records, new SOA,
+/// added records); advances `stage`. `None` after the last diff.
+fn diff_record<'a>(
+    journal: &'a Journal,
+    stage: &mut Stage,
+) -> Option<(&'a [u8], u16, u32, &'a [u8])> {
+    let rec = |c: &'a Change| (&c.owner[..], c.rtype, c.ttl, &c.rdata[..]);
+    loop {
+        let Stage::Diff(d, part, i) = *stage else {
+            return None;
+        };
+        let diff = journal.diffs.get(d)?;
+        match part {
+            0 => {
+                *stage = Stage::Diff(d, 1, 0);
+                return Some(rec(&diff.old_soa));
+            }
+            1 => match diff.removed.get(i) {
+                Some(c) => {
+                    *stage = Stage::Diff(d, 1, i + 1);
+                    return Some(rec(c));
+                }
+                None => *stage = Stage::Diff(d, 2, 0),
+            },
+            2 => {
+                *stage = Stage::Diff(d, 3, 0);
+                return Some(rec(&diff.new_soa));
+            }
+            _ => match diff.added.get(i) {
+                Some(c) => {
+                    *stage = Stage::Diff(d, 3, i + 1);
+                    return Some(rec(c));
+                }
+                None => *stage = Stage::Diff(d + 1, 0, 0),
+            },
+        }
+    }
+}
+
 impl Transfer {
     /// The next message (length-prefixed, signed when the request was), or `None` when
     /// the closing SOA has been sent.
@@ -406,7 +470,7 @@ impl Transfer {
         let first = self.messages == 0;
         let mut count = 0u16;
         let mut too_large = false;
-        let (stage, owners) = (&mut self.stage, &self.owners);
+        let (stage, owners, incremental) = (&mut self.stage, &self.owners, &self.incremental);
         let m = reply.message((0, true, first), self.signer.as_mut(), now, |w, budget| {
             // Messages stay near the target; a record larger than that goes alone.
             let target = MESSAGE_TARGET.min(budget);
@@ -414,8 +478,23 @@ impl Transfer {
                 let before = *stage;
                 let (owner, rtype, ttl, rdata) = match *stage {
                     Stage::FirstSoa => {
-                        *stage = Stage::Body(0, 0, 0);
+                        *stage = match incremental {
+                            Some((_, first)) => Stage::Diff(*first, 0, 0),
+                            None => Stage::Body(0, 0, 0),
+                        };
                         (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                    }
+                    Stage::Diff(..) => {
+                        let record = incremental
+                            .as_ref()
+                            .and_then(|(journal, _)| diff_record(journal, stage));
+                        match record {
+                            Some(r) => r,
+                            None => {
+                                *stage = Stage::LastSoa;
+                                continue;
+                            }
+                        }
                     }
                     Stage::Body(..) => match body_record(zone, owners, stage) {
                         Some(r) => r,

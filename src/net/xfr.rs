@@ -41,7 +41,11 @@ pub async fn serve<W: AsyncWrite + Unpin>(
         records = transfer.records,
         messages = transfer.messages,
         ms = started.elapsed().as_millis() as u64,
-        kind = if transfer.ixfr { "IXFR (full)" } else { "AXFR" },
+        kind = match (transfer.ixfr, transfer.incremental.is_some()) {
+            (true, true) => "IXFR",
+            (true, false) => "IXFR (full)",
+            _ => "AXFR",
+        },
         "zone transferred"
     );
     Ok(())

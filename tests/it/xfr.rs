@@ -468,6 +468,23 @@ fn knot_follows_meridian_as_a_secondary() {
         log.contains("notify, incoming"),
         "Knot logged no NOTIFY:\n{log}"
     );
+    // The change came as differences (RFC 1995), not as the whole zone again.
+    let ixfr: Vec<&str> = log.lines().filter(|l| l.contains("IXFR")).collect();
+    println!("{}", ixfr.join("\n"));
+    assert!(
+        ixfr.iter()
+            .any(|l| l.contains("IXFR, incoming") && l.contains("finished")),
+        "Knot did not take an IXFR:\n{log}"
+    );
+    // One whole transfer only: the first load.
+    let axfrs = log
+        .lines()
+        .filter(|l| l.contains("AXFR, incoming") && l.contains("started"))
+        .count();
+    assert!(
+        axfrs == 1 && !log.contains("fallback"),
+        "Knot fell back to AXFR:\n{log}"
+    );
     assert_eq!(
         knot.answers("www.example.com.", RecordType::A),
         ours("www.example.com.", RecordType::A)
@@ -477,4 +494,70 @@ fn knot_follows_meridian_as_a_secondary() {
         knot.answers("host2000.bulk.example.com.", RecordType::A),
         ours("host2000.bulk.example.com.", RecordType::A)
     );
+}
+
+/// Writes `text` as the zone and reloads through the API; fails the test unless it took.
+fn reload_with(server: &Server, text: &str) {
+    std::fs::write(server.dir.path().join("zones/example.com.zone"), text).expect("write");
+    let (code, body) = crate::common::http_post(server.api.expect("api"), "/reload", "");
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn ixfr_sends_the_differences_kept_and_the_whole_zone_beyond_them() {
+    if !require_tool("dig", "bind9-dnsutils") {
+        return;
+    }
+    let server = serve(
+        &zone(1, "192.0.2.80", 3),
+        "[transfer.\"example.com.\"]\nallow = [\"127.0.0.0/8\"]\nixfr_history = 2\n",
+    );
+    // 1 → 2: www changes address, a bulk host goes. 2 → 3: a bulk host comes back.
+    let v2 = zone(2, "192.0.2.81", 2);
+    reload_with(&server, &v2);
+    let v3 = zone(3, "192.0.2.81", 3);
+    reload_with(&server, &v3);
+
+    let soa = |serial: u32| records(&zone(serial, "x", 0))[0].clone();
+    let www = |addr: &str| format!("www.example.com. 300 IN A {addr}");
+    let host2 = "host2.bulk.example.com. 300 IN A 10.0.0.2".to_string();
+    let out = dig(
+        server.addr,
+        &["+nocmd", "+nostats", "example.com", "IXFR=1"],
+    );
+    assert_eq!(
+        records(&out),
+        [
+            soa(3),
+            soa(1),
+            www("192.0.2.80"),
+            host2.clone(),
+            soa(2),
+            www("192.0.2.81"),
+            soa(2),
+            soa(3),
+            host2,
+            soa(3)
+        ],
+        "{out}"
+    );
+    // From 2: the last difference only.
+    let out = dig(
+        server.addr,
+        &["+nocmd", "+nostats", "example.com", "IXFR=2"],
+    );
+    assert_eq!(records(&out).len(), 5, "{out}");
+    // Current: the SOA alone. Unknown (older than the history): the whole zone.
+    let out = dig(
+        server.addr,
+        &["+nocmd", "+nostats", "example.com", "IXFR=3"],
+    );
+    assert_eq!(records(&out), [soa(3)], "{out}");
+    let v4 = zone(4, "192.0.2.82", 3);
+    reload_with(&server, &v4);
+    let out = dig(
+        server.addr,
+        &["+nocmd", "+nostats", "example.com", "IXFR=1"],
+    );
+    assert_whole_zone(&out, &v4);
 }
