@@ -96,6 +96,26 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
             ),
         ],
     );
+    {
+        use crate::net::notify;
+        total(
+            "notify_total",
+            "NOTIFY messages to secondaries by outcome (answers with a missing or wrong TSIG are ignored)",
+            reg,
+            vec![
+                (
+                    l("outcome", "acknowledged"),
+                    notify::ACKNOWLEDGED.load(Relaxed),
+                ),
+                (l("outcome", "error"), notify::REFUSED.load(Relaxed)),
+                (
+                    l("outcome", "untrusted_answer"),
+                    notify::UNTRUSTED.load(Relaxed),
+                ),
+                (l("outcome", "gave_up"), notify::UNANSWERED.load(Relaxed)),
+            ],
+        );
+    }
 }
 
 /// Server-wide counters: transports, rcodes, types, truncation, drops, ECS.

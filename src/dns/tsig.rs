@@ -57,6 +57,47 @@ pub struct RequestTsig {
 /// Parses the TSIG record at `at` (the last record of `msg`) and checks it: key, MAC, time
 /// (in that order, RFC 8945 §5.2). `None`: the record itself is malformed (FORMERR).
 pub fn verify(keys: &[TsigKey], msg: &[u8], at: usize, now: u64) -> Option<RequestTsig> {
+    verify_with(keys, msg, at, now, None)
+}
+
+/// [`verify`] for a response to a signed request of ours: its MAC covers our request's MAC
+/// first (RFC 8945 §4.3.1).
+pub fn verify_response(
+    keys: &[TsigKey],
+    msg: &[u8],
+    at: usize,
+    now: u64,
+    request_mac: &[u8],
+) -> Option<RequestTsig> {
+    verify_with(keys, msg, at, now, Some(request_mac))
+}
+
+/// Where the TSIG record of `msg` starts, if its last record is one.
+pub fn find(msg: &[u8]) -> Option<usize> {
+    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
+    let mut pos = HEADER_LEN;
+    for _ in 0..count(0)? {
+        pos = super::name::end_compressed(msg, pos)? + 4;
+    }
+    let records = count(1)? + count(2)? + count(3)?;
+    let mut last = None;
+    for _ in 0..records {
+        last = Some(pos);
+        let end = super::name::end_compressed(msg, pos)?;
+        pos = end + 10 + usize::from(u16_at(msg, end + 8)?);
+    }
+    let last = last?;
+    let end = super::name::end_compressed(msg, last)?;
+    (pos == msg.len() && u16_at(msg, end)? == rtype::TSIG).then_some(last)
+}
+
+fn verify_with(
+    keys: &[TsigKey],
+    msg: &[u8],
+    at: usize,
+    now: u64,
+    prior_mac: Option<&[u8]>,
+) -> Option<RequestTsig> {
     let (key_name, pos) = read_lower(msg, at)?;
     if u16_at(msg, pos)? != rtype::TSIG || u16_at(msg, pos + 2)? != class::ANY {
         return None;
@@ -108,6 +149,10 @@ pub fn verify(keys: &[TsigKey], msg: &[u8], at: usize, now: u64) -> Option<Reque
     }
     let arcount = u16_at(msg, 10)?.checked_sub(1)?;
     let mut ctx = hmac::Context::with_key(&key.key);
+    if let Some(prior) = prior_mac {
+        ctx.update(&(prior.len() as u16).to_be_bytes());
+        ctx.update(prior);
+    }
     ctx.update(&original_id.to_be_bytes());
     ctx.update(&msg[2..10]);
     ctx.update(&arcount.to_be_bytes());
@@ -190,6 +235,11 @@ impl Signer {
             error: 0,
             request_time: None,
         }
+    }
+
+    /// The MAC of the last message signed (a request's, to check its response with).
+    pub fn last_mac(&self) -> &[u8] {
+        &self.prev_mac
     }
 
     /// Bytes the TSIG record adds to a message.

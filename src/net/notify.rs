@@ -14,7 +14,15 @@ use std::sync::Mutex;
 
 use crate::dns::name::to_text;
 use crate::dns::rtype;
-use crate::dns::tsig::{Signer, TsigKey};
+use crate::dns::tsig::{self, Signer, TsigKey};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// NOTIFY outcomes for /metrics: acknowledged, answered with an error, answers ignored for a
+/// missing or wrong signature, and NOTIFYs given up.
+pub static ACKNOWLEDGED: AtomicU64 = AtomicU64::new(0);
+pub static REFUSED: AtomicU64 = AtomicU64::new(0);
+pub static UNTRUSTED: AtomicU64 = AtomicU64::new(0);
+pub static UNANSWERED: AtomicU64 = AtomicU64::new(0);
 use crate::engine::Snapshot;
 use crate::net::clock::unix_now;
 
@@ -90,7 +98,7 @@ struct Notify {
 impl Notify {
     /// The NOTIFY message: the zone's SOA as the question, the new SOA as the answer
     /// (RFC 1996 §3.7), AA set, TSIG-signed when the zone has a key.
-    fn message(&self, id: u16) -> Vec<u8> {
+    fn message(&self, id: u16) -> (Vec<u8>, Option<Vec<u8>>) {
         let mut m = Vec::with_capacity(512);
         m.extend_from_slice(&id.to_be_bytes());
         m.push((OPCODE_NOTIFY << 3) | 0x04);
@@ -105,14 +113,30 @@ impl Notify {
         m.extend_from_slice(&self.soa_ttl.to_be_bytes());
         m.extend_from_slice(&(self.soa.len() as u16).to_be_bytes());
         m.extend_from_slice(&self.soa);
+        let mut mac = None;
         if let Some(key) = &self.key {
             let mut s = Signer::for_request(key, id);
             let len = m.len();
             m.resize(len + s.record_len(), 0);
             let n = s.sign(&mut m, len, unix_now());
             m.truncate(n);
+            mac = Some(s.last_mac().to_vec());
         }
-        m
+        (m, mac)
+    }
+
+    /// Whether the answer `r` to our NOTIFY (signed with `mac`, if signed) may be believed:
+    /// a signed NOTIFY needs a response signed with the same key (RFC 8945 §5.3).
+    fn trusted(&self, r: &[u8], mac: Option<&[u8]>) -> Result<(), &'static str> {
+        let (Some(key), Some(mac)) = (&self.key, mac) else {
+            return Ok(());
+        };
+        let at = tsig::find(r).ok_or("the answer is not signed")?;
+        let keys = std::slice::from_ref(key);
+        match tsig::verify_response(keys, r, at, unix_now(), mac) {
+            Some(v) if v.error == 0 => Ok(()),
+            _ => Err("the answer's signature does not verify"),
+        }
     }
 
     async fn run(self, generation: u64) {
@@ -141,7 +165,7 @@ impl Notify {
                 return; // a newer serial is being announced
             }
             let id: u16 = rand::random();
-            let msg = self.message(id);
+            let (msg, mac) = self.message(id);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(*secs);
             if let Err(e) = socket.send(&msg).await {
                 tracing::debug!(zone, %target, attempt, "NOTIFY send: {e}");
@@ -165,10 +189,18 @@ impl Notify {
                         {
                             continue; // not the answer to this NOTIFY
                         }
+                        if let Err(why) = self.trusted(r, mac.as_deref()) {
+                            // Not from the secondary we share the key with: keep waiting.
+                            UNTRUSTED.fetch_add(1, Relaxed);
+                            tracing::warn!(zone, %target, "NOTIFY answer ignored: {why}");
+                            continue;
+                        }
                         let rcode = r[3] & 0xF;
                         if rcode == 0 {
+                            ACKNOWLEDGED.fetch_add(1, Relaxed);
                             tracing::info!(zone, %target, serial = self.serial, "NOTIFY acknowledged");
                         } else {
+                            REFUSED.fetch_add(1, Relaxed);
                             tracing::warn!(zone, %target, serial = self.serial, rcode,
                                 "NOTIFY answered with an error");
                         }
@@ -177,6 +209,7 @@ impl Notify {
                 }
             }
         }
+        UNANSWERED.fetch_add(1, Relaxed);
         tracing::warn!(
             zone,
             %target,

@@ -485,6 +485,13 @@ fn knot_follows_meridian_as_a_secondary() {
         axfrs == 1 && !log.contains("fallback"),
         "Knot fell back to AXFR:\n{log}"
     );
+    // Knot signs its answers to our signed NOTIFYs: they verify.
+    let api = server.api.expect("api");
+    assert!(metric(api, "meridian_notify_total{outcome=\"acknowledged\"}") >= 1);
+    assert_eq!(
+        metric(api, "meridian_notify_total{outcome=\"untrusted_answer\"}"),
+        0
+    );
     assert_eq!(
         knot.answers("www.example.com.", RecordType::A),
         ours("www.example.com.", RecordType::A)
@@ -560,4 +567,82 @@ fn ixfr_sends_the_differences_kept_and_the_whole_zone_beyond_them() {
         &["+nocmd", "+nostats", "example.com", "IXFR=1"],
     );
     assert_whole_zone(&out, &v4);
+}
+
+/// A secondary played by the test: it answers meridian's signed NOTIFY first without a
+/// signature (ignored: anyone could have sent it), then signed with the shared key
+/// (acknowledged).
+#[test]
+fn a_signed_notify_needs_a_signed_answer() {
+    use meridian::dns::tsig::{self, Signer, TsigKey};
+    let secondary = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    secondary
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let port = secondary.local_addr().expect("addr").port();
+    let server = serve(
+        &zone(5, "192.0.2.80", 0),
+        &transfer_config("\"127.0.0.1/32\"", true, Some(port)),
+    );
+    let api = server.api.expect("api");
+    let mut buf = [0u8; 4096];
+    let (n, from) = secondary.recv_from(&mut buf).expect("a NOTIFY at startup");
+    let notify = buf[..n].to_vec();
+    assert_eq!((notify[2] >> 3) & 0xF, 4, "opcode NOTIFY");
+
+    // Unsigned: header and question only, QR set.
+    let question_end = 12 + 13 + 4; // example.com. SOA IN
+    let mut unsigned = notify[..question_end].to_vec();
+    unsigned[2] |= 0x80;
+    unsigned[6..12].fill(0);
+    secondary.send_to(&unsigned, from).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(api, "meridian_notify_total{outcome=\"untrusted_answer\"}") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unsigned answer was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        metric(api, "meridian_notify_total{outcome=\"acknowledged\"}"),
+        0
+    );
+
+    // Signed with the key, over the NOTIFY's MAC: acknowledged.
+    let secret = data_encoding::BASE64
+        .decode(SECRET.as_bytes())
+        .expect("base64");
+    let key = TsigKey {
+        name: b"\x07xfr-key\x00".to_vec().into(),
+        key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
+    };
+    let at = tsig::find(&notify).expect("the NOTIFY is signed");
+    let verified =
+        tsig::verify(std::slice::from_ref(&key), &notify, at, unix_now()).expect("parse");
+    assert_eq!(
+        verified.error, 0,
+        "meridian's NOTIFY verifies with the shared key"
+    );
+    let mut signed = unsigned.clone();
+    let mut signer = Signer::for_response(&key, &verified);
+    let len = signed.len();
+    signed.resize(len + signer.record_len(), 0);
+    let n = signer.sign(&mut signed, len, unix_now());
+    signed.truncate(n);
+    secondary.send_to(&signed, from).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(api, "meridian_notify_total{outcome=\"acknowledged\"}") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the signed answer was not accepted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
