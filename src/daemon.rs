@@ -13,11 +13,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::Loaded;
+use crate::engine::cache as answer_cache;
 use crate::engine::{SharedHealth, SharedSnapshot};
-use crate::engine::{cache as answer_cache, rrl};
 use crate::health::HealthView;
 use crate::monitor::Monitor;
-use crate::net::{clock, notify, querylog, tcp, udp};
+use crate::net::{clock, notify, tcp, udp};
 use crate::reload;
 
 /// Runs the server until it is stopped. Prints one `listening on` line per address to
@@ -48,10 +48,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         .thread_name("meridian-io")
         .build()?;
 
-    let query_log = match &loaded.query_log {
-        Some(config) => Some(querylog::QueryLog::start(config)?),
-        None => None,
-    };
+    let settings = crate::net::settings::start(&loaded.rrl, loaded.query_log.as_ref())?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let tcp_state = tcp::Tcp::new(
         tcp::Limits {
@@ -61,16 +58,9 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
             query: std::time::Duration::from_secs(server.tcp_query_timeout_secs.max(1)),
         },
         shutdown_rx,
-        query_log.clone(),
+        settings.clone(),
     );
-    let bound = start_listeners(
-        &server,
-        &loaded.rrl,
-        &runtime,
-        (&shared, &health),
-        &tcp_state,
-        &query_log,
-    )?;
+    let bound = start_listeners(&server, &runtime, (&shared, &health), &tcp_state, &settings)?;
     let monitor = {
         let _guard = runtime.enter();
         Monitor::start(
@@ -86,7 +76,12 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         let _guard = runtime.enter();
         notify::send_changed(None, &shared.load_full());
     }
-    let reloader = reload::Reloader::new(config_path, shared.clone(), monitor.clone());
+    let reloader = reload::Reloader::new(
+        config_path,
+        shared.clone(),
+        monitor.clone(),
+        settings.clone(),
+    );
     runtime.spawn(reloader.clone().watch(loaded.watch.clone()));
     runtime.spawn(tick_clock());
     let api_state = Arc::new(crate::api::ApiState {
@@ -95,7 +90,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         reloader: reloader.clone(),
         token: loaded.api.token.clone(),
         draining: std::sync::atomic::AtomicBool::new(false),
-        query_log: query_log.as_ref().map(|q| q.stats.clone()),
+        settings: settings.clone(),
     });
     let api_addr = match loaded.api.listen {
         Some(addr) => {
@@ -150,11 +145,10 @@ async fn tick_clock() {
 /// its TCP listener on the runtime. Returns the addresses bound (port 0 resolved).
 fn start_listeners(
     server: &crate::config::ServerConfig,
-    rrl_config: &rrl::RrlConfig,
     runtime: &tokio::runtime::Runtime,
     (shared, health): (&SharedSnapshot, &SharedHealth),
     tcp_state: &Arc<tcp::Tcp>,
-    query_log: &Option<querylog::QueryLog>,
+    settings: &crate::net::settings::SharedSettings,
 ) -> std::io::Result<Vec<SocketAddr>> {
     let threads = udp_threads(server.udp_threads);
     let mut bound: Vec<SocketAddr> = Vec::new();
@@ -163,17 +157,14 @@ fn start_listeners(
         for (i, sock) in udp_sockets.into_iter().enumerate() {
             let shared = shared.clone();
             let health = health.clone();
-            let rrl = rrl_config
-                .enabled()
-                .then(|| rrl::RateLimiter::new(rrl_config.clone()));
             let thread = bound.len() * threads + i;
-            let sampler = query_log.as_ref().map(querylog::QueryLog::sampler);
+            let settings = settings.clone();
             let cache_slots = server.answer_cache;
             std::thread::Builder::new()
                 .name(format!("meridian-udp-{i}"))
                 .spawn(move || {
                     let cache = answer_cache::AnswerCache::new(cache_slots);
-                    udp::serve(sock, shared, health, thread, rrl, sampler, cache)
+                    udp::serve(sock, shared, health, thread, settings, cache)
                 })?;
         }
         let listener = {

@@ -41,17 +41,25 @@ pub struct Reloader {
     config_path: PathBuf,
     snapshot: SharedSnapshot,
     monitor: Monitor,
+    /// `[rrl]` and `[query_log]`, which a reload changes in place.
+    settings: crate::net::settings::SharedSettings,
     pub stats: ReloadStats,
     /// One reload at a time (the watcher, a signal and the API may race).
     running: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    pub fn new(config_path: PathBuf, snapshot: SharedSnapshot, monitor: Monitor) -> Arc<Self> {
+    pub fn new(
+        config_path: PathBuf,
+        snapshot: SharedSnapshot,
+        monitor: Monitor,
+        settings: crate::net::settings::SharedSettings,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config_path,
             snapshot,
             monitor,
+            settings,
             stats: ReloadStats::default(),
             running: tokio::sync::Mutex::new(()),
         })
@@ -63,8 +71,17 @@ impl Reloader {
         let this = self.clone();
         // Loading reads files and walks GeoIP databases: keep it off the async workers.
         // So is computing the IXFR differences against the data being replaced.
+        // And opening a new query log file, when [rrl] or [query_log] changed.
         let loaded = tokio::task::spawn_blocking(move || {
             let mut loaded = config::load(&this.config_path)?;
+            crate::net::settings::update(&this.settings, &loaded.rrl, loaded.query_log.as_ref())
+                .map_err(|e| {
+                    vec![config::Diagnostic {
+                        file: this.config_path.clone(),
+                        line: 0,
+                        message: e.to_string(),
+                    }]
+                })?;
             loaded.snapshot.adopt_journals(&this.snapshot.load());
             Ok::<_, Vec<config::Diagnostic>>(loaded)
         })

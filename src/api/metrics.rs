@@ -45,7 +45,13 @@ fn l(k: &str, v: &str) -> Labels {
 fn query_metrics(reg: &mut Registry, state: &ApiState) {
     traffic_metrics(reg);
     data_metrics(reg, state);
-    if let Some(q) = &state.query_log {
+    if let Some(q) = state
+        .settings
+        .load()
+        .query_log
+        .as_ref()
+        .map(|l| l.stats.clone())
+    {
         total(
             "query_log_lines_total",
             "Query log lines written",

@@ -28,7 +28,8 @@ pub struct ApiState {
     /// Set to make /health report down (anycast withdrawal) while still answering DNS.
     pub draining: AtomicBool,
     /// Written and dropped counts of the query log, when it is on.
-    pub query_log: Option<Arc<crate::net::querylog::QueryLogStats>>,
+    /// `[rrl]` and `[query_log]` as the last reload left them.
+    pub settings: crate::net::settings::SharedSettings,
 }
 
 pub type SharedApi = Arc<ApiState>;

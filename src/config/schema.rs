@@ -284,7 +284,7 @@ pub struct ZoneConfig {
 }
 
 /// `[query_log]` in meridian.toml.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryLogConfig {
     /// File the lines are appended to (created if missing).

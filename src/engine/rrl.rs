@@ -20,7 +20,7 @@ use crate::dns::{HEADER_LEN, u16_at};
 use crate::pages::{ZeroValid, ZeroedPages};
 
 /// `[rrl]` in meridian.toml. A rate of 0 turns that kind of limiting off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RrlConfig {
     /// Identical answers per second to one client network.

@@ -53,6 +53,8 @@ pub struct QueryLog {
     sample: u32,
     /// Queries seen by [`QueryLog::offer_shared`] (TCP, where no thread owns a sampler).
     shared_count: Arc<AtomicU64>,
+    /// Set when a reload replaced this log: the writer drains the queue and exits.
+    stop: super::settings::StopFlag,
 }
 
 /// Per-thread sampling: counts down to the next logged query.
@@ -86,6 +88,7 @@ impl QueryLog {
             stats: Arc::new(QueryLogStats::default()),
             sample: config.sample,
             shared_count: Arc::new(AtomicU64::new(0)),
+            stop: Default::default(),
         };
         let writer = Writer {
             log: log.clone(),
@@ -97,6 +100,11 @@ impl QueryLog {
             .name("meridian-querylog".into())
             .spawn(move || writer.run())?;
         Ok(log)
+    }
+
+    /// Tells the writer to finish what is queued and stop (the log was replaced).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     pub fn sampler(&self) -> Sampler {
@@ -190,6 +198,10 @@ impl Writer {
             }
             if wrote && let Err(e) = self.out.flush() {
                 tracing::warn!("query log {}: {e}", self.path.display());
+            }
+            if super::settings::stopped(&self.log.stop) && self.log.queue.is_empty() {
+                let _ = self.out.flush();
+                return;
             }
             self.reopen_if_moved();
             std::thread::sleep(TICK);

@@ -46,21 +46,21 @@ pub struct Tcp {
     slots: Arc<Semaphore>,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     shutdown: watch::Receiver<bool>,
-    query_log: Option<super::querylog::QueryLog>,
+    settings: super::settings::SharedSettings,
 }
 
 impl Tcp {
     pub fn new(
         limits: Limits,
         shutdown: watch::Receiver<bool>,
-        query_log: Option<super::querylog::QueryLog>,
+        settings: super::settings::SharedSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             per_client: Mutex::new(HashMap::new()),
             shutdown,
-            query_log,
+            settings,
         })
     }
 
@@ -201,7 +201,7 @@ async fn connection(
         };
         drop(snapshot);
         drop(view);
-        if let Some(log) = &tcp.query_log {
+        if let Some(log) = &tcp.settings.load().query_log {
             log.offer_shared(
                 peer.ip(),
                 Transport::Tcp,

@@ -121,10 +121,13 @@ pub fn serve(
     shared: SharedSnapshot,
     health: SharedHealth,
     thread: usize,
-    mut rrl: Option<RateLimiter>,
-    mut query_log: Option<super::querylog::Sampler>,
+    settings: super::settings::SharedSettings,
     mut cache: Option<AnswerCache>,
 ) {
+    // Rebuilt from `settings` whenever a reload changed them (checked once per batch).
+    let mut version = u64::MAX;
+    let mut rrl: Option<RateLimiter> = None;
+    let mut query_log: Option<super::querylog::Sampler> = None;
     crate::stats::set_thread_slot(thread);
     let fd = socket.as_raw_fd();
     let mut b = Batch::new();
@@ -157,6 +160,14 @@ pub fn serve(
         let got = (got as usize).min(BATCH);
         used = got;
 
+        {
+            let s = settings.load();
+            if s.version != version {
+                version = s.version;
+                rrl = s.rrl.enabled().then(|| RateLimiter::new(s.rrl.clone()));
+                query_log = s.query_log.as_ref().map(super::querylog::QueryLog::sampler);
+            }
+        }
         // One snapshot, health view and (for rate limiting) clock reading per batch.
         let now = if rrl.is_some() {
             started.elapsed().as_secs() as u32

@@ -76,3 +76,61 @@ fn without_rrl_nothing_is_limited() {
     let (full, truncated) = flood(s.addr, "127.0.4.1", 100, "www.example.com.");
     assert_eq!((full, truncated), (100, 0));
 }
+
+/// Appends `extra` to the server's configuration (as it was at start) and reloads through
+/// the API: (status, body).
+fn reconfigure(s: &Server, base: &str, extra: &str) -> (u16, String) {
+    std::fs::write(&s.config, format!("{base}{extra}")).expect("write config");
+    http_post(s.api.expect("api"), "/reload", "")
+}
+
+#[test]
+fn rrl_and_the_query_log_follow_a_reload() {
+    let s = Server::start(&[("example.com.zone", ZONE)], "");
+    let base = std::fs::read_to_string(&s.config).expect("config");
+    let (full, _) = flood(s.addr, "127.0.5.1", 100, "www.example.com.");
+    assert_eq!(full, 100, "no limit at start");
+
+    // [rrl] and [query_log] added: both take effect without a restart.
+    let log = s.dir.path().join("queries.log");
+    let extra = format!(
+        "\n[rrl]\nresponses_per_second = 5\nwindow = 5\nslip = 2\n\n[query_log]\npath = \"{}\"\nsample = 1\n",
+        log.display()
+    );
+    let (code, body) = reconfigure(&s, &base, &extra);
+    assert_eq!(code, 200, "{body}");
+    let (full, truncated) = flood(s.addr, "127.0.5.1", 100, "www.example.com.");
+    assert!(
+        full <= 15 && truncated > 20,
+        "limited after the reload: {full} / {truncated}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 10 {
+        assert!(Instant::now() < deadline, "nothing logged after the reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A query log that cannot be opened fails the reload, and the old settings stay.
+    let bad =
+        "\n[rrl]\nresponses_per_second = 5\n\n[query_log]\npath = \"/nonexistent-dir/q.log\"\n";
+    let (code, body) = reconfigure(&s, &base, bad);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("nonexistent-dir"), "{body}");
+    let (full, _) = flood(s.addr, "127.0.6.1", 100, "www.example.com.");
+    assert!(full <= 15, "still limited: {full}");
+
+    // Removed again: unlimited, and the old log's writer has stopped.
+    let (code, body) = reconfigure(&s, &base, "");
+    assert_eq!(code, 200, "{body}");
+    let (full, _) = flood(s.addr, "127.0.7.1", 100, "www.example.com.");
+    assert_eq!(full, 100, "no limit after the section went");
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = std::fs::read_to_string(&log).expect("log").lines().count();
+    let _ = flood(s.addr, "127.0.8.1", 20, "www.example.com.");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log").lines().count(),
+        lines,
+        "nothing logged once [query_log] is gone"
+    );
+}
