@@ -249,12 +249,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
             });
             return Start::One(m);
         }
-        // The differences from the client's serial, if the journal holds them all; else
-        // the whole zone (RFC 1995 §4).
-        incremental = snapshot
-            .journals
-            .get(key)
-            .and_then(|j| j.chain(client, ours).map(|first| (j.clone(), first)));
+        incremental = journal_chain(snapshot, key, client, ours);
         if incremental.is_none() {
             tracing::info!(zone = %zone_text, %peer, from = client, to = ours,
                 "IXFR: no differences kept from that serial, sending the whole zone");
@@ -279,6 +274,18 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         records: 0,
         messages: 0,
     }))
+}
+
+/// The differences from the client's serial to ours, if the journal holds them all (else
+/// the whole zone goes, RFC 1995 §4): the journal and the first diff to send.
+fn journal_chain(
+    snapshot: &Snapshot,
+    origin: &[u8],
+    client: u32,
+    ours: u32,
+) -> Option<(Arc<Journal>, usize)> {
+    let journal = snapshot.journals.get(origin)?;
+    Some((journal.clone(), journal.chain(client, ours)?))
 }
 
 /// The owners a transfer walks: the apex first, then every other name with static records
