@@ -19,6 +19,7 @@ mod gdnsd_compare;
 mod geo_routing;
 mod geo_tables;
 mod geode_sim;
+mod grafana;
 mod health;
 mod layers;
 mod probe;
