@@ -19,7 +19,13 @@ pub fn init_logging(format: &str) {
     }
 }
 
-pub fn serve(config_path: PathBuf, api_listen: Option<std::net::SocketAddr>) -> ExitCode {
+/// Serves `config_path`; `listen` (when not empty) replaces `[server] listen`, `api_listen`
+/// the API's address.
+pub fn serve(
+    config_path: PathBuf,
+    listen: Vec<std::net::SocketAddr>,
+    api_listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let mut loaded = match config::load(&config_path) {
         Ok(l) => l,
         Err(errors) => {
@@ -38,6 +44,9 @@ pub fn serve(config_path: PathBuf, api_listen: Option<std::net::SocketAddr>) -> 
             return ExitCode::FAILURE;
         }
         loaded.api.listen = Some(addr);
+    }
+    if !listen.is_empty() {
+        loaded.server.listen = listen;
     }
     match crate::daemon::run(config_path, loaded) {
         Ok(()) => ExitCode::SUCCESS,

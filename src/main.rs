@@ -28,6 +28,9 @@ enum Command {
         /// Listen for the admin API here instead of the config's api.listen.
         #[arg(long)]
         api_listen: Option<std::net::SocketAddr>,
+        /// Answer DNS here instead of the config's server.listen (repeatable).
+        #[arg(long)]
+        listen: Vec<std::net::SocketAddr>,
     },
     /// Validate the configuration and every zone; print every error with file and line.
     Check {
@@ -76,7 +79,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     meridian::cli::init_logging(&cli.log_format);
     match cli.command {
-        Command::Serve { config, api_listen } => meridian::cli::serve(config, api_listen),
+        Command::Serve {
+            config,
+            api_listen,
+            listen,
+        } => meridian::cli::serve(config, listen, api_listen),
         Command::Check { config } => meridian::cli::check(&config),
         Command::Explain {
             name,

@@ -10,6 +10,7 @@ mod anycast;
 mod authoritative;
 mod check;
 mod cookies;
+mod deb;
 mod differential;
 mod engine;
 mod etcd;
