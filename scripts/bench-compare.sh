@@ -21,6 +21,8 @@
 # Knobs (environment): RATE (queries/s, default 20000), SECS (per CPU run, default 3), CG_QUERIES
 # (callgrind queries per run, default 20000; 0 skips callgrind), CG_RATE (default 2000), SERVERS (default
 # "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
+# ALT_CONFIG (TOML appended to the alt server's meridian.toml, \n for newlines: the cost of
+# a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
 # (CPU runs per server, interleaved; the table shows medians and quartiles, default 25), ALT_MERIDIAN (a
 # second meridian binary, measured as server "alt" with the same configuration: A/B tests).
@@ -303,7 +305,12 @@ start_cmd() {
 
 configure() {
     case $1 in
-    meridian | alt) write_meridian "$2" ;;
+    meridian) write_meridian "$2" ;;
+    alt)
+        write_meridian "$2"
+        # The same server with more configuration, e.g. a dnstap log, to measure its cost.
+        if [ -n "${ALT_CONFIG:-}" ]; then printf '\n%b\n' "$ALT_CONFIG" >>"$WORK/meridian/meridian.toml"; fi
+        ;;
     gdnsd) write_gdnsd "$2" ;;
     knot) write_knot "$2" ;;
     esac

@@ -166,7 +166,8 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
         api: file.api,
         rrl: file.rrl,
         query_log: file.query_log.map(|mut q| {
-            q.path = base.join(&q.path);
+            q.path = q.path.map(|p| base.join(p));
+            q.socket = q.socket.map(|p| base.join(p));
             q
         }),
         state_file: file.health.state_file.map(|p| base.join(p)),
@@ -176,7 +177,6 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     })
 }
 
-/// Settings that are wrong on their own, whatever the zones say.
 /// The cookie secret of a process without a configured one: random, drawn once, so that
 /// a reload keeps the cookies clients hold.
 fn process_cookie_secret() -> [u8; 16] {
@@ -184,6 +184,7 @@ fn process_cookie_secret() -> [u8; 16] {
     *SECRET.get_or_init(rand::random)
 }
 
+/// Settings that are wrong on their own, whatever the zones say.
 fn settings_errors(file: &ConfigFile) -> Vec<String> {
     let mut errors = Vec::new();
     if let Some(listen) = file.api.listen

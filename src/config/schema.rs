@@ -287,14 +287,23 @@ pub struct ZoneConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryLogConfig {
-    /// File the lines are appended to (created if missing).
-    pub path: PathBuf,
+    /// File the lines (or dnstap frames) are appended to (created if missing).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// dnstap only: a Frame Streams unix socket to send to (a collector such as
+    /// `fstrm_capture` or `dnstap`), instead of a file.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
     /// Log one query in this many, per thread (1 logs every query).
     #[serde(default = "default_sample")]
     pub sample: u32,
-    /// "text" (one line of key=value fields) or "json" (one object per line).
+    /// "text" (one line of key=value fields), "json" (one object per line) or "dnstap"
+    /// (AUTH_QUERY and AUTH_RESPONSE messages in Frame Streams).
     #[serde(default)]
     pub format: QueryLogFormat,
+    /// dnstap identity (default: the host name).
+    #[serde(default)]
+    pub identity: Option<String>,
     /// Records waiting for the writer; beyond this they are dropped (and counted).
     #[serde(default = "default_queue")]
     pub queue: usize,
@@ -306,6 +315,7 @@ pub enum QueryLogFormat {
     #[default]
     Text,
     Json,
+    Dnstap,
 }
 
 fn default_sample() -> u32 {
@@ -324,7 +334,13 @@ impl QueryLogConfig {
         if self.queue == 0 {
             return Err("query_log.queue must be at least 1".into());
         }
-        Ok(())
+        match (&self.path, &self.socket, self.format) {
+            (Some(_), None, _) => Ok(()),
+            (None, Some(_), QueryLogFormat::Dnstap) => Ok(()),
+            (None, Some(_), _) => Err("query_log.socket is for format = \"dnstap\"; text and json go to a path".into()),
+            (Some(_), Some(_), _) => Err("query_log: give a path or a socket, not both".into()),
+            (None, None, _) => Err("query_log needs a path (or, for dnstap, a socket)".into()),
+        }
     }
 }
 
@@ -404,7 +420,7 @@ impl ClusterConfig {
 }
 
 /// The host name (from the kernel), or "meridian" if it cannot be read.
-pub(crate) fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

@@ -4,6 +4,7 @@
 //! hands every message to `engine::answer`.
 
 pub mod clock;
+pub mod dnstap;
 pub mod notify;
 pub mod querylog;
 pub mod settings;

@@ -3,7 +3,8 @@
 //! records and appends one line each to a file. The query path never formats, allocates,
 //! writes or waits: when the queue is full the record is dropped and counted.
 //!
-//! The file is reopened when it is moved or removed (logrotate without copytruncate).
+//! The file is reopened when it is moved or removed (logrotate without copytruncate). With
+//! `format = "dnstap"` the writer sends dnstap frames to the file or a unix socket.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -17,9 +18,9 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::dns::Transport;
 
-/// Bytes kept of each request and response; longer responses are logged from their first
-/// part (the header, question and usually every answer fit).
-const KEEP: usize = 512;
+/// Bytes kept of each request and response (our largest UDP answer); longer (TCP) responses
+/// are logged from their first part, and left out of dnstap.
+const KEEP: usize = 1232;
 /// How often the writer drains the queue and checks the file.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -66,7 +67,7 @@ pub struct Sampler {
 impl QueryLog {
     /// Opens the file and starts the writer thread.
     pub fn start(config: &QueryLogConfig) -> std::io::Result<Self> {
-        let file = open(&config.path)?;
+        let output = Output::open(config)?;
         let queue = Arc::new(ArrayQueue::new(config.queue));
         let spare = Arc::new(ArrayQueue::new(config.queue));
         // Records are allocated up front, so the query path only moves boxes around.
@@ -90,11 +91,16 @@ impl QueryLog {
             shared_count: Arc::new(AtomicU64::new(0)),
             stop: Default::default(),
         };
+        let identity = config
+            .identity
+            .clone()
+            .unwrap_or_else(crate::config::host_name)
+            .into_bytes();
         let writer = Writer {
             log: log.clone(),
-            path: config.path.clone(),
             format: config.format,
-            out: std::io::BufWriter::new(file),
+            identity,
+            output,
         };
         std::thread::Builder::new()
             .name("meridian-querylog".into())
@@ -171,65 +177,179 @@ fn open(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("query log {}: {e}", path.display())))
 }
 
+/// Where the writer puts its bytes: a file (reopened when moved) or, for dnstap, a Frame
+/// Streams socket (reconnected when lost).
+enum Output {
+    File {
+        path: PathBuf,
+        out: std::io::BufWriter<std::fs::File>,
+        dnstap: bool,
+    },
+    Socket {
+        path: PathBuf,
+        stream: Option<std::os::unix::net::UnixStream>,
+    },
+}
+
+impl Output {
+    fn open(config: &QueryLogConfig) -> std::io::Result<Self> {
+        let dnstap = config.format == QueryLogFormat::Dnstap;
+        match (&config.path, &config.socket) {
+            (_, Some(socket)) => {
+                let stream = super::dnstap::connect(socket).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("dnstap socket {}: {e}", socket.display()))
+                })?;
+                Ok(Output::Socket {
+                    path: socket.clone(),
+                    stream: Some(stream),
+                })
+            }
+            (Some(path), None) => {
+                let mut out = std::io::BufWriter::new(open(path)?);
+                if dnstap {
+                    let mut start = Vec::new();
+                    super::dnstap::start_frame(&mut start);
+                    out.write_all(&start)?;
+                }
+                Ok(Output::File {
+                    path: path.clone(),
+                    out,
+                    dnstap,
+                })
+            }
+            (None, None) => Err(std::io::Error::other("query log: no path")),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::File { out, .. } => out.write_all(bytes),
+            Output::Socket { stream, .. } => match stream {
+                Some(s) => s.write_all(bytes).inspect_err(|_| *stream = None),
+                None => Err(std::io::Error::other("dnstap socket not connected")),
+            },
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::File { out, .. } => out.flush(),
+            Output::Socket { .. } => Ok(()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Output::File { path, .. } | Output::Socket { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// A moved file is let go for a new one at the path; a lost socket is dialled again.
+    fn keep_up(&mut self) {
+        match self {
+            Output::File { path, out, dnstap } => {
+                use std::os::unix::fs::MetadataExt;
+                let current = out.get_ref().metadata().ok().map(|m| (m.dev(), m.ino()));
+                let at_path = std::fs::metadata(&*path).ok().map(|m| (m.dev(), m.ino()));
+                if current.is_some() && current == at_path {
+                    return;
+                }
+                match open(path) {
+                    Ok(f) => {
+                        let _ = out.flush();
+                        *out = std::io::BufWriter::new(f);
+                        if *dnstap {
+                            let mut start = Vec::new();
+                            super::dnstap::start_frame(&mut start);
+                            let _ = out.write_all(&start);
+                        }
+                    }
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+            Output::Socket { path, stream } => {
+                if stream.is_none() {
+                    *stream = super::dnstap::connect(path).ok();
+                }
+            }
+        }
+    }
+
+    /// The end: a dnstap file or socket gets its STOP frame.
+    fn close(&mut self) {
+        match self {
+            Output::File { out, dnstap, .. } => {
+                if *dnstap {
+                    let mut stop = Vec::new();
+                    super::dnstap::stop_frame(&mut stop);
+                    let _ = out.write_all(&stop);
+                }
+                let _ = out.flush();
+            }
+            Output::Socket { stream, .. } => {
+                if let Some(s) = stream.as_mut() {
+                    super::dnstap::finish(s);
+                }
+            }
+        }
+    }
+}
+
 struct Writer {
     log: QueryLog,
-    path: PathBuf,
     format: QueryLogFormat,
-    out: std::io::BufWriter<std::fs::File>,
+    /// dnstap's identity field.
+    identity: Vec<u8>,
+    output: Output,
 }
 
 impl Writer {
     fn run(mut self) {
         let mut line = String::with_capacity(512);
+        let mut frames = Vec::with_capacity(2048);
         loop {
             let mut wrote = false;
             while let Some(r) = self.log.queue.pop() {
-                line.clear();
-                format_record(&r, self.format, &mut line);
+                frames.clear();
+                if self.format == QueryLogFormat::Dnstap {
+                    super::dnstap::frames(&exchange(&r), &self.identity, &mut frames);
+                } else {
+                    line.clear();
+                    format_record(&r, self.format, &mut line);
+                    line.push('\n');
+                    frames.extend_from_slice(line.as_bytes());
+                }
                 let _ = self.log.spare.push(r);
-                line.push('\n');
-                if let Err(e) = self.out.write_all(line.as_bytes()) {
-                    tracing::warn!("query log {}: {e}", self.path.display());
+                if let Err(e) = self.output.write(&frames) {
+                    tracing::debug!("query log {}: {e}", self.output.describe());
                     self.log.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
                     self.log.stats.written.fetch_add(1, Ordering::Relaxed);
                     wrote = true;
                 }
             }
-            if wrote && let Err(e) = self.out.flush() {
-                tracing::warn!("query log {}: {e}", self.path.display());
+            if wrote && let Err(e) = self.output.flush() {
+                tracing::warn!("query log {}: {e}", self.output.describe());
             }
             if super::settings::stopped(&self.log.stop) && self.log.queue.is_empty() {
-                let _ = self.out.flush();
+                self.output.close();
                 return;
             }
-            self.reopen_if_moved();
+            self.output.keep_up();
             std::thread::sleep(TICK);
         }
     }
+}
 
-    /// A rotated (renamed or removed) file is let go and a new one started at the path.
-    fn reopen_if_moved(&mut self) {
-        use std::os::unix::fs::MetadataExt;
-        let current = self
-            .out
-            .get_ref()
-            .metadata()
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
-        let at_path = std::fs::metadata(&self.path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
-        if current.is_some() && current == at_path {
-            return;
-        }
-        match open(&self.path) {
-            Ok(f) => {
-                let _ = self.out.flush();
-                self.out = std::io::BufWriter::new(f);
-            }
-            Err(e) => tracing::warn!("{e}"),
-        }
+/// A record as dnstap sees it: the response only when it was kept whole.
+fn exchange(r: &Record) -> super::dnstap::Exchange<'_> {
+    let response = &r.response[..usize::from(r.response_len)];
+    super::dnstap::Exchange {
+        time: r.time,
+        client: r.source,
+        transport: r.transport,
+        query: &r.request[..usize::from(r.request_len)],
+        response: (r.response_full == r.response_len).then_some(response),
     }
 }
 
@@ -261,7 +381,8 @@ fn format_record(r: &Record, format: QueryLogFormat, out: &mut String) {
                 out.push_str(&s);
             }
         }
-        QueryLogFormat::Text => {
+        // dnstap records are framed by the writer, never formatted as lines.
+        QueryLogFormat::Text | QueryLogFormat::Dnstap => {
             let _ = write!(
                 out,
                 "{} client={} {} id={} {} {}",

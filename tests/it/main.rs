@@ -11,6 +11,7 @@ mod authoritative;
 mod check;
 mod cookies;
 mod deb;
+mod dnstap;
 mod differential;
 mod engine;
 mod etcd;
