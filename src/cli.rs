@@ -416,3 +416,112 @@ fn health_from_status(
         .collect();
     crate::health::HealthView::new(endpoint_up, group_up, snap.generation)
 }
+
+/// `meridian diff`: OLD against NEW, or NEW at git revision `rev` against NEW.
+pub fn diff(old: Option<&Path>, new: &Path, rev: Option<&str>, markdown: bool) -> ExitCode {
+    let checkout;
+    let old_path = match (old, rev) {
+        (Some(o), None) => o.to_path_buf(),
+        (None, Some(rev)) => match git_checkout(new, rev) {
+            Ok((dir, path)) => {
+                checkout = dir;
+                let _ = &checkout;
+                path
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => {
+            eprintln!("error: give OLD and NEW configurations, or --rev REV and NEW");
+            return ExitCode::FAILURE;
+        }
+    };
+    let load = |p: &Path| {
+        config::load_to_inspect(p).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("error: {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    };
+    let (before, after) = match (load(&old_path), load(new)) {
+        (Ok(b), Ok(a)) => (b, a),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let geo = after
+        .snapshot
+        .routing
+        .geo
+        .as_ref()
+        .and_then(|r| r.open().ok())
+        .map(|(g, _)| g);
+    let d = crate::diff::diff(&before.snapshot, &after.snapshot, geo.as_ref());
+    print!("{}", crate::diff::render(&d, markdown));
+    ExitCode::SUCCESS
+}
+
+/// A temporary copy of the git repository holding `config` at `rev` (`git archive`), and
+/// the config's path inside it. The directory is removed when the guard drops.
+fn git_checkout(config: &Path, rev: &str) -> Result<(TempCheckout, PathBuf), String> {
+    use std::process::{Command, Stdio};
+    let config = std::fs::canonicalize(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let dir = config.parent().unwrap_or_else(|| Path::new("."));
+    let top = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !top.status.success() {
+        return Err(format!("{} is not in a git repository", config.display()));
+    }
+    let top = PathBuf::from(String::from_utf8_lossy(&top.stdout).trim());
+    let rel = config
+        .strip_prefix(&top)
+        .map_err(|_| "the config is outside its repository".to_string())?
+        .to_path_buf();
+    let tmp = std::env::temp_dir().join(format!("meridian-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let guard = TempCheckout(tmp.clone());
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(&top)
+        .args(["archive", "--format=tar", rev])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("git archive: {e}"))?;
+    let stdout = archive.stdout.take().ok_or("git archive: no output")?;
+    let untar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&tmp)
+        .stdin(stdout)
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    let archived = archive
+        .wait_with_output()
+        .map_err(|e| format!("git archive: {e}"))?;
+    if !archived.status.success() || !untar.success() {
+        return Err(format!(
+            "git archive {rev}: {}",
+            String::from_utf8_lossy(&archived.stderr).trim()
+        ));
+    }
+    Ok((guard, tmp.join(rel)))
+}
+
+/// Removes a temporary checkout when dropped.
+struct TempCheckout(PathBuf);
+
+impl Drop for TempCheckout {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

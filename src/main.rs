@@ -50,6 +50,22 @@ enum Command {
         #[arg(short, long, default_value = "meridian.toml")]
         config: PathBuf,
     },
+    /// What a configuration change does to traffic: for each dynamic name the share of the
+    /// address space (and the continents and countries) whose first datacenter changes, and
+    /// the static RRsets added, removed and changed.
+    Diff {
+        /// The old configuration (with --rev: the configuration).
+        old: Option<PathBuf>,
+        /// The new configuration.
+        #[arg(default_value = "meridian.toml")]
+        new: PathBuf,
+        /// Compare NEW with itself at this git revision (e.g. HEAD, origin/main).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Print Markdown (for a pull request) instead of text.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Send one query every interval to a server and print each one's fate (sent at in unix
     /// ms, sequence, rcode or timeout, round trip ms, answers), then a summary on stderr.
     Probe {
@@ -91,6 +107,16 @@ fn main() -> ExitCode {
             client,
             config,
         } => meridian::cli::explain(&config, &name, &rtype, &client),
+        Command::Diff {
+            old,
+            new,
+            rev,
+            markdown,
+        } => match (old, rev) {
+            // With --rev the one positional argument is the configuration.
+            (Some(config), Some(rev)) => meridian::cli::diff(None, &config, Some(&rev), markdown),
+            (old, rev) => meridian::cli::diff(old.as_deref(), &new, rev.as_deref(), markdown),
+        },
         Command::Probe {
             server,
             name,

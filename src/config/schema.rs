@@ -337,7 +337,9 @@ impl QueryLogConfig {
         match (&self.path, &self.socket, self.format) {
             (Some(_), None, _) => Ok(()),
             (None, Some(_), QueryLogFormat::Dnstap) => Ok(()),
-            (None, Some(_), _) => Err("query_log.socket is for format = \"dnstap\"; text and json go to a path".into()),
+            (None, Some(_), _) => Err(
+                "query_log.socket is for format = \"dnstap\"; text and json go to a path".into(),
+            ),
             (Some(_), Some(_), _) => Err("query_log: give a path or a socket, not both".into()),
             (None, None, _) => Err("query_log needs a path (or, for dnstap, a socket)".into()),
         }

@@ -97,7 +97,11 @@ fn fixed32_field(field: u64, v: u32, out: &mut Vec<u8>) {
 /// `Dnstap { identity = 1, version = 2, message = 14, type = 15 (MESSAGE) }`.
 fn dnstap(x: &Exchange<'_>, identity: &[u8], kind: u64, message: Option<&[u8]>, out: &mut Vec<u8>) {
     bytes_field(1, identity, out);
-    bytes_field(2, concat!("meridian ", env!("CARGO_PKG_VERSION")).as_bytes(), out);
+    bytes_field(
+        2,
+        concat!("meridian ", env!("CARGO_PKG_VERSION")).as_bytes(),
+        out,
+    );
     let mut m = Vec::with_capacity(64 + x.query.len() + message.map_or(0, <[u8]>::len));
     encode_message(x, kind, message, &mut m);
     bytes_field(14, &m, out);

@@ -197,7 +197,10 @@ impl Output {
         match (&config.path, &config.socket) {
             (_, Some(socket)) => {
                 let stream = super::dnstap::connect(socket).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("dnstap socket {}: {e}", socket.display()))
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("dnstap socket {}: {e}", socket.display()),
+                    )
                 })?;
                 Ok(Output::Socket {
                     path: socket.clone(),

@@ -16,7 +16,13 @@ const ZONE: &str = "$ORIGIN example.com.\n$TTL 60\n@ IN SOA ns1 hostmaster 1 360
 
 fn ask(addr: SocketAddr) {
     let www = b"\x03www\x07example\x03com\x00";
-    let ecs = build_query(1, www, 1, true, Some(("198.51.100.0".parse().expect("ip"), 24)));
+    let ecs = build_query(
+        1,
+        www,
+        1,
+        true,
+        Some(("198.51.100.0".parse().expect("ip"), 24)),
+    );
     assert!(udp_raw(addr, &ecs).is_some());
     let missing = build_query(2, b"\x04nope\x07example\x03com\x00", 1, false, None);
     assert!(udp_raw(addr, &missing).is_some());
@@ -58,10 +64,23 @@ fn read(file: &Path, want: usize) -> String {
 
 /// Field-by-field checks of the three exchanges `ask` made.
 fn check(text: &str) {
-    let messages: Vec<&str> = text.split("---").filter(|m| m.contains("type: MESSAGE")).collect();
-    assert_eq!(messages.len(), 6, "three queries, two messages each:\n{text}");
-    let queries = messages.iter().filter(|m| m.contains("type: AUTH_QUERY")).count();
-    let responses = messages.iter().filter(|m| m.contains("type: AUTH_RESPONSE")).count();
+    let messages: Vec<&str> = text
+        .split("---")
+        .filter(|m| m.contains("type: MESSAGE"))
+        .collect();
+    assert_eq!(
+        messages.len(),
+        6,
+        "three queries, two messages each:\n{text}"
+    );
+    let queries = messages
+        .iter()
+        .filter(|m| m.contains("type: AUTH_QUERY"))
+        .count();
+    let responses = messages
+        .iter()
+        .filter(|m| m.contains("type: AUTH_RESPONSE"))
+        .count();
     assert_eq!((queries, responses), (3, 3), "{text}");
     for m in &messages {
         assert!(m.contains("identity: tap-test"), "{m}");
@@ -69,22 +88,36 @@ fn check(text: &str) {
         assert!(m.contains("query_address: \"127.0.0.1\""), "{m}");
         assert!(m.contains("socket_family: INET"), "{m}");
     }
-    let udp = messages.iter().filter(|m| m.contains("socket_protocol: UDP")).count();
-    let tcp = messages.iter().filter(|m| m.contains("socket_protocol: TCP")).count();
+    let udp = messages
+        .iter()
+        .filter(|m| m.contains("socket_protocol: UDP"))
+        .count();
+    let tcp = messages
+        .iter()
+        .filter(|m| m.contains("socket_protocol: TCP"))
+        .count();
     assert_eq!((udp, tcp), (4, 2), "{text}");
     // The ECS query and its answer, decoded by dnstap-read from the messages we sent.
     let ecs_query = messages
         .iter()
         .find(|m| m.contains("AUTH_QUERY") && m.contains("www.example.com"))
         .expect("the www query");
-    assert!(ecs_query.contains("CLIENT-SUBNET: 198.51.100.0/24"), "{ecs_query}");
+    assert!(
+        ecs_query.contains("CLIENT-SUBNET: 198.51.100.0/24"),
+        "{ecs_query}"
+    );
     let answer = messages
         .iter()
         .find(|m| m.contains("AUTH_RESPONSE") && m.contains("www.example.com"))
         .expect("the www answer");
-    assert!(answer.contains("192.0.2.80") && answer.contains("NOERROR"), "{answer}");
     assert!(
-        messages.iter().any(|m| m.contains("AUTH_RESPONSE") && m.contains("NXDOMAIN")),
+        answer.contains("192.0.2.80") && answer.contains("NOERROR"),
+        "{answer}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("AUTH_RESPONSE") && m.contains("NXDOMAIN")),
         "{text}"
     );
 }
