@@ -55,17 +55,72 @@ pub struct Exchange<'a> {
     pub response: Option<&'a [u8]>,
 }
 
-/// Appends the two data frames (AUTH_QUERY, AUTH_RESPONSE) of `x`.
+/// Appends the two data frames (AUTH_QUERY, AUTH_RESPONSE) of `x`, written in one pass
+/// (every length is computed first: no scratch buffer, no allocation once `out` is warm).
 pub fn frames(x: &Exchange<'_>, identity: &[u8], out: &mut Vec<u8>) {
+    let since = x
+        .time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (v4, v6);
+    let (family, addr): (u64, &[u8]) = match x.client {
+        IpAddr::V4(a) => {
+            v4 = a.octets();
+            (1, &v4)
+        }
+        IpAddr::V6(a) => {
+            v6 = a.octets();
+            (2, &v6)
+        }
+    };
+    let protocol = if x.transport == Transport::Tcp { 2 } else { 1 };
+    let secs = since.as_secs();
     for (kind, message) in [(1u64, Some(x.query)), (2, x.response)] {
-        let at = out.len();
-        out.extend_from_slice(&[0; 4]);
-        dnstap(x, identity, kind, message, out);
-        let len = (out.len() - at - 4) as u32;
-        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        // Message: type, family, protocol (1 + 1 octets each), address, seconds, nanos,
+        // the DNS message.
+        let mut m_len = 2 * 3 + 2 + addr.len() + 1 + varint_len(secs) + 5;
+        if let Some(msg) = message {
+            m_len += 1 + varint_len(msg.len() as u64) + msg.len();
+        }
+        let frame_len = 1
+            + varint_len(identity.len() as u64)
+            + identity.len()
+            + 1
+            + varint_len(VERSION.len() as u64)
+            + VERSION.len()
+            + 1
+            + varint_len(m_len as u64)
+            + m_len
+            + 2;
+        out.reserve(4 + frame_len);
+        out.extend_from_slice(&(frame_len as u32).to_be_bytes());
+        bytes_field(1, identity, out);
+        bytes_field(2, VERSION, out);
+        key(14, 2, out);
+        varint(m_len as u64, out);
+        let before = out.len();
+        varint_field(1, kind, out);
+        varint_field(2, family, out);
+        varint_field(3, protocol, out);
+        bytes_field(4, addr, out);
+        let (sec_field, nsec_field, msg_field) = if kind == 1 { (8, 9, 10) } else { (12, 13, 14) };
+        varint_field(sec_field, secs, out);
+        fixed32_field(nsec_field, since.subsec_nanos(), out);
+        if let Some(msg) = message {
+            bytes_field(msg_field, msg, out);
+        }
+        debug_assert_eq!(out.len() - before, m_len);
+        varint_field(15, 1, out);
     }
 }
 
+const VERSION: &[u8] = concat!("meridian ", env!("CARGO_PKG_VERSION")).as_bytes();
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[inline]
 fn varint(mut v: u64, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -74,62 +129,28 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
     out.push(v as u8);
 }
 
+#[inline]
 fn key(field: u64, wire_type: u64, out: &mut Vec<u8>) {
     varint((field << 3) | wire_type, out);
 }
 
+#[inline]
 fn bytes_field(field: u64, b: &[u8], out: &mut Vec<u8>) {
     key(field, 2, out);
     varint(b.len() as u64, out);
     out.extend_from_slice(b);
 }
 
+#[inline]
 fn varint_field(field: u64, v: u64, out: &mut Vec<u8>) {
     key(field, 0, out);
     varint(v, out);
 }
 
+#[inline]
 fn fixed32_field(field: u64, v: u32, out: &mut Vec<u8>) {
     key(field, 5, out);
     out.extend_from_slice(&v.to_le_bytes());
-}
-
-/// `Dnstap { identity = 1, version = 2, message = 14, type = 15 (MESSAGE) }`.
-fn dnstap(x: &Exchange<'_>, identity: &[u8], kind: u64, message: Option<&[u8]>, out: &mut Vec<u8>) {
-    bytes_field(1, identity, out);
-    bytes_field(
-        2,
-        concat!("meridian ", env!("CARGO_PKG_VERSION")).as_bytes(),
-        out,
-    );
-    let mut m = Vec::with_capacity(64 + x.query.len() + message.map_or(0, <[u8]>::len));
-    encode_message(x, kind, message, &mut m);
-    bytes_field(14, &m, out);
-    varint_field(15, 1, out);
-}
-
-/// `Message`: type (AUTH_QUERY 1, AUTH_RESPONSE 2), socket family and protocol, the
-/// client's address, times, and the DNS message.
-fn encode_message(x: &Exchange<'_>, kind: u64, message: Option<&[u8]>, m: &mut Vec<u8>) {
-    let since = x
-        .time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    varint_field(1, kind, m);
-    let (family, addr): (u64, Vec<u8>) = match x.client {
-        IpAddr::V4(a) => (1, a.octets().to_vec()),
-        IpAddr::V6(a) => (2, a.octets().to_vec()),
-    };
-    varint_field(2, family, m);
-    varint_field(3, if x.transport == Transport::Tcp { 2 } else { 1 }, m);
-    bytes_field(4, &addr, m);
-    // The query's time on both: the response leaves within the same microseconds.
-    let (sec_field, nsec_field, msg_field) = if kind == 1 { (8, 9, 10) } else { (12, 13, 14) };
-    varint_field(sec_field, since.as_secs(), m);
-    fixed32_field(nsec_field, since.subsec_nanos(), m);
-    if let Some(msg) = message {
-        bytes_field(msg_field, msg, m);
-    }
 }
 
 /// A Frame Streams writer connected to a unix socket: READY sent, ACCEPT read, START sent.
@@ -182,13 +203,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn frame_lengths_add_up() {
+        let x = Exchange {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            client: "2001:db8::1".parse().expect("addr"),
+            transport: Transport::Tcp,
+            query: &[7u8; 200],
+            response: Some(&[9u8; 300]),
+        };
+        let mut out = Vec::new();
+        frames(&x, b"id", &mut out);
+        let first = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        let second_at = 4 + first;
+        let second = u32::from_be_bytes([
+            out[second_at],
+            out[second_at + 1],
+            out[second_at + 2],
+            out[second_at + 3],
+        ]) as usize;
+        assert_eq!(second_at + 4 + second, out.len());
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(0), 1);
+    }
+
+    #[test]
     fn varints_and_frames() {
         let mut v = Vec::new();
         varint(300, &mut v);
         assert_eq!(v, [0xac, 0x02]);
         let mut f = Vec::new();
         start_frame(&mut f);
-        assert_eq!(f[..12], [0, 0, 0, 0, 0, 0, 0, 30, 0, 0, 0, 2]);
+        assert_eq!(f[..12], [0, 0, 0, 0, 0, 0, 0, 34, 0, 0, 0, 2]);
         assert_eq!(&f[20..], CONTENT_TYPE);
     }
 }

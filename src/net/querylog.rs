@@ -309,7 +309,7 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut line = String::with_capacity(512);
-        let mut frames = Vec::with_capacity(2048);
+        let mut frames = Vec::with_capacity(4096);
         loop {
             let mut wrote = false;
             while let Some(r) = self.log.queue.pop() {

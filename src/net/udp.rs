@@ -160,13 +160,11 @@ pub fn serve(
         let got = (got as usize).min(BATCH);
         used = got;
 
-        {
+        if super::settings::version() != version {
             let s = settings.load();
-            if s.version != version {
-                version = s.version;
-                rrl = s.rrl.enabled().then(|| RateLimiter::new(s.rrl.clone()));
-                query_log = s.query_log.as_ref().map(super::querylog::QueryLog::sampler);
-            }
+            version = s.version;
+            rrl = s.rrl.enabled().then(|| RateLimiter::new(s.rrl.clone()));
+            query_log = s.query_log.as_ref().map(super::querylog::QueryLog::sampler);
         }
         // One snapshot, health view and (for rate limiting) clock reading per batch.
         let now = if rrl.is_some() {
