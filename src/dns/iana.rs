@@ -21,6 +21,7 @@ pub mod rtype {
     pub const RRSIG: u16 = 46;
     pub const NSEC: u16 = 47;
     pub const DNSKEY: u16 = 48;
+    pub const NSEC3: u16 = 50;
     pub const TLSA: u16 = 52;
     pub const SVCB: u16 = 64;
     pub const HTTPS: u16 = 65;

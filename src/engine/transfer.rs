@@ -20,7 +20,7 @@ use crate::dns::name::{MAX_NAME_LEN, end_compressed, lower_into, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
 use crate::dns::{HEADER_LEN, MAX_MESSAGE, class, rcode, rtype};
-use crate::zone::{Node, Zone};
+use crate::zone::Zone;
 
 /// Who may transfer one zone, and whom to notify.
 #[derive(Debug, Clone, Default)]
@@ -288,17 +288,23 @@ fn journal_chain(
     Some((journal.clone(), journal.chain(client, ours)?))
 }
 
-/// The owners a transfer walks: the apex first, then every other name with static records
-/// in canonical-ish (byte) order.
-fn transfer_order(zone: &Zone) -> Vec<Box<[u8]>> {
-    let mut owners: Vec<Box<[u8]>> = zone
+/// The owners a transfer walks, as positions in [`Zone::nodes`]: the apex first, then every
+/// other name with static records in canonical-ish (byte) order.
+fn transfer_order(zone: &Zone) -> Vec<u32> {
+    let mut owners: Vec<(&[u8], u32)> = zone
         .nodes()
-        .filter(|(name, n)| n.dynamic.is_none() && !n.rrsets.is_empty() && *name != zone.origin())
-        .map(|(name, _)| Box::<[u8]>::from(name))
+        .enumerate()
+        .filter(|(_, (name, n))| {
+            n.dynamic.is_none() && !n.rrsets.is_empty() && *name != zone.origin()
+        })
+        .map(|(i, (name, _))| (name, i as u32))
         .collect();
     owners.sort_unstable();
-    owners.insert(0, Box::from(zone.origin()));
-    owners
+    let apex = zone.nodes().position(|(name, _)| name == zone.origin());
+    apex.map(|a| a as u32)
+        .into_iter()
+        .chain(owners.into_iter().map(|(_, i)| i))
+        .collect()
 }
 
 /// A refused TSIG: the key name and error to log (when verified but wrong), and the reply.
@@ -379,8 +385,8 @@ pub struct Transfer {
     pub ixfr: bool,
     /// Answered with differences: the journal and the first diff to send.
     pub incremental: Option<(Arc<Journal>, usize)>,
-    /// Apex first, then every other owner with static records.
-    owners: Vec<Box<[u8]>>,
+    /// Apex first, then every other owner with static records (positions in the zone).
+    owners: Vec<u32>,
     stage: Stage,
     signer: Option<Signer>,
     /// Records and messages produced so far.
@@ -392,20 +398,17 @@ pub struct Transfer {
 /// the position after it. `None` at the end of the body.
 fn body_record<'a>(
     zone: &'a Zone,
-    owners: &'a [Box<[u8]>],
+    owners: &[u32],
     stage: &mut Stage,
 ) -> Option<(&'a [u8], u16, u32, &'a [u8])> {
     let Stage::Body(mut o, mut s, mut r) = *stage else {
         return None;
     };
     loop {
-        let owner = owners.get(o)?;
-        let node: &Node = match zone.node(owner) {
-            Some(n) => n,
-            None => {
-                (o, s, r) = (o + 1, 0, 0);
-                continue;
-            }
+        let at = *owners.get(o)?;
+        let Some((owner, node)) = zone.node_at(at as usize) else {
+            (o, s, r) = (o + 1, 0, 0);
+            continue;
         };
         let Some(set) = node.rrsets.get(s) else {
             (o, s, r) = (o + 1, 0, 0);
@@ -416,7 +419,7 @@ fn body_record<'a>(
             continue;
         }
         *stage = Stage::Body(o, s, r + 1);
-        return Some((&owner[..], set.rtype, set.ttl, &set.rdata[r]));
+        return Some((owner, set.rtype, set.ttl, &set.rdata[r]));
     }
 }
 

@@ -151,8 +151,14 @@ impl Zone {
     }
 
     /// All owner names with their nodes (order unspecified).
+    /// Every owner and node, also those queries do not find (NSEC3 owners).
     pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
         self.entries.iter().map(|(k, v)| (&k[..], v))
+    }
+
+    /// The owner and node at position `i` of [`Zone::nodes`].
+    pub fn node_at(&self, i: usize) -> Option<(&[u8], &Node)> {
+        self.entries.get(i).map(|(k, v)| (&k[..], v))
     }
 }
 

@@ -60,6 +60,10 @@ impl ZoneSet {
                 if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
                     continue;
                 }
+                // Names queries must not find (NSEC3 owners) stay out of the table too.
+                if zone.node(owner).is_none() {
+                    continue;
+                }
                 if self.find_index(owner, rtype::A) != Some(zi) {
                     continue;
                 }
