@@ -19,7 +19,9 @@
 #
 # Usage: scripts/bench-compare.sh
 # Knobs (environment): RATE (queries/s, default 20000), SECS (per CPU run, default 3), CG_QUERIES
-# (callgrind queries per run, default 20000; 0 skips callgrind), CG_RATE (default 2000), SERVERS (default
+# (callgrind queries per run, default 20000; 0 skips callgrind), CG_MISS_QUERIES (per cache-miss
+# workload: a random ECS /24, a random label under a wildcard, a random NXDOMAIN; default
+# 10000, 0 skips them), CG_RATE (default 2000), SERVERS (default
 # "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
 # ALT_CONFIG (TOML appended to the alt server's meridian.toml, \n for newlines: the cost of
 # a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
@@ -36,6 +38,7 @@ RATE=${RATE:-20000}
 SECS=${SECS:-3}
 CG_QUERIES=${CG_QUERIES:-20000}
 CG_RATE=${CG_RATE:-2000}
+CG_MISS_QUERIES=${CG_MISS_QUERIES:-10000}
 SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
 ROUNDS=${ROUNDS:-25}
 ALT_MERIDIAN=${ALT_MERIDIAN:-}
@@ -430,6 +433,39 @@ run_callgrind() {
     echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
 }
 
+# Cache-miss workloads under callgrind: every query different, sent by `meridian probe`
+# (dnsperf repeats one ECS option): $2 is the workload's key, $3 the name, $4 what varies.
+run_callgrind_miss() {
+    local name=$1 key=$2 qname=$3 vary=$4 port=$((PORT++)) pid q ir
+    configure "$name" "$port"
+    rm -f "$WORK"/cg."$name".*
+    # shellcheck disable=SC2046
+    taskset -c 1 valgrind --tool=callgrind \
+        --callgrind-out-file="$WORK/cg.$name.%p" $(start_cmd "$name" "$port") \
+        >"$WORK/$name.cg.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    if ! wait_ready "$port" 180; then
+        echo "$name did not start under valgrind" >&2
+        stop_process "$pid" 100
+        return
+    fi
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    taskset -c 0 "$MERIDIAN" probe "127.0.0.1:$port" "$qname" A --vary "$vary" --quiet \
+        --count "$CG_MISS_QUERIES" --interval "$(awk -v r="$CG_RATE" 'BEGIN { printf "%.6f", 1 / r }')" \
+        --timeout 2 2>"$WORK/cgprobe.$name.$key" >/dev/null || true
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    stop_process "$pid" 100
+    q=$(sed -n 's/.*answered \([0-9]*\).*/\1/p' "$WORK/cgprobe.$name.$key")
+    ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
+    if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP"
+        cp "$WORK"/cg."$name".*.1 "$CG_KEEP/callgrind.$name.$key" 2>/dev/null || true
+    fi
+    MISS[$name.$key]=$(awk -v ir="$ir" -v q="${q:-0}" 'BEGIN { if (q > 0) printf "%.0f", ir / q; else print "-" }')
+    echo "  $name $key under callgrind: ${q:-0} queries → ${MISS[$name.$key]}/query" >&2
+}
+
 # The lower and upper quartile of a list, as "q1–q3" ("-" when empty).
 quartiles() { sorted "$1" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 3) / 4)] "–" v[int((3 * NR + 3) / 4)]; else print "-" }'; }
 
@@ -480,6 +516,20 @@ if ((CG_QUERIES > 0)); then
     done
 fi
 
+# The miss paths: (key, name, what varies) for the servers with geo (not echo, not Knot).
+MISS_WORKLOADS=("geo-random-ecs geo0.$ZONE subnet" "wildcard-random-label wild.$ZONE label" "nxdomain-random $ZONE label")
+declare -A MISS=()
+if ((CG_MISS_QUERIES > 0)); then
+    for w in "${MISS_WORKLOADS[@]}"; do
+        read -r key qname vary <<<"$w"
+        for s in "${servers[@]}"; do
+            case $s in echo | knot) continue ;; esac
+            echo "callgrind (miss): $s, $key" >&2
+            run_callgrind_miss "$s" "$key" "$qname" "$vary"
+        done
+    done
+fi
+
 # ---------------------------------------------------------------------------------------
 # The table
 
@@ -501,3 +551,19 @@ for ecs in $ECS_RUNS; do
         echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}" 3) | ${RSS[$s]:--} | ${HWM[$s]:--} |"
     done
 done
+if ((CG_MISS_QUERIES > 0)); then
+    echo
+    echo "Cache misses: $CG_MISS_QUERIES queries each, every one different (meridian probe --vary), one outstanding, under callgrind."
+    echo
+    echo "| workload | $(for s in "${servers[@]}"; do case $s in echo | knot) ;; *) printf '%s instructions/query | ' "$s" ;; esac; done)meridian / gdnsd |"
+    echo "|---|$(for s in "${servers[@]}"; do case $s in echo | knot) ;; *) printf -- '---|' ;; esac; done)---|"
+    for w in "${MISS_WORKLOADS[@]}"; do
+        read -r key _ _ <<<"$w"
+        row="| $key |"
+        for s in "${servers[@]}"; do
+            case $s in echo | knot) continue ;; esac
+            row+=" ${MISS[$s.$key]:--} |"
+        done
+        echo "$row $(ratio "${MISS[meridian.$key]:-}" "${MISS[gdnsd.$key]:-}" 2) |"
+    done
+fi

@@ -88,6 +88,13 @@ enum Command {
         /// Send EDNS Client Subnet ADDR/PREFIX.
         #[arg(long)]
         subnet: Option<String>,
+        /// Vary every query so no cache helps: "subnet" (a random /24 as ECS) or "label"
+        /// (a random label in front of NAME).
+        #[arg(long, value_parser = ["subnet", "label"])]
+        vary: Option<String>,
+        /// Only the summary, no line per query.
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -125,18 +132,29 @@ fn main() -> ExitCode {
             timeout,
             count,
             subnet,
-        } => probe(&server, name, rtype, interval, timeout, count, subnet),
+            vary,
+            quiet,
+        } => {
+            let vary = match vary.as_deref() {
+                Some("subnet") => meridian::probe::Vary::Subnet,
+                Some("label") => meridian::probe::Vary::Label,
+                _ => meridian::probe::Vary::Nothing,
+            };
+            let plan = (name, rtype, subnet, vary, quiet);
+            probe(&server, plan, interval, timeout, count)
+        }
     }
 }
 
+/// What `meridian probe` asks: name, type, subnet, what varies, quiet.
+type ProbeQuestion = (String, String, Option<String>, meridian::probe::Vary, bool);
+
 fn probe(
     server: &str,
-    name: String,
-    rtype: String,
+    (name, rtype, subnet, vary, quiet): ProbeQuestion,
     interval: f64,
     timeout: f64,
     count: u32,
-    subnet: Option<String>,
 ) -> ExitCode {
     let server = match server.parse::<std::net::SocketAddr>() {
         Ok(a) => a,
@@ -163,6 +181,8 @@ fn probe(
         interval,
         timeout,
         count,
+        vary,
+        quiet,
     };
     match meridian::probe::run(&plan, &mut std::io::stdout().lock()) {
         Ok(summary) => {

@@ -24,6 +24,21 @@ pub struct ProbePlan {
     pub timeout: Duration,
     /// Queries to send; the run ends after the last one is answered or timed out.
     pub count: u32,
+    /// What changes from query to query (load generation for cache-miss benchmarks).
+    pub vary: Vary,
+    /// No line per query, only the summary.
+    pub quiet: bool,
+}
+
+/// What each query varies, so that no answer cache can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Vary {
+    #[default]
+    Nothing,
+    /// A random IPv4 /24 as EDNS Client Subnet in every query.
+    Subnet,
+    /// A random 12-letter label in front of the name in every query.
+    Label,
 }
 
 /// Why a probe could not run.
@@ -106,7 +121,7 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
         .map(|_| (question.address, question.prefix));
     let socket = UdpSocket::bind(SocketAddr::new(unspecified, 0))?;
     socket.connect(plan.server)?;
-    socket.set_read_timeout(Some(Duration::from_millis(5)))?;
+    socket.set_read_timeout(Some(Duration::from_millis(1)))?;
 
     let start = Instant::now();
     let wall_start = SystemTime::now()
@@ -119,12 +134,31 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
     let mut summary = ProbeSummary::default();
     let mut buf = [0u8; 65535];
     let mut next = 0u32;
+    // A fixed seed: the same run sends the same queries.
+    let mut rng = 0x6d65_7269_6469_616eu64;
     let deadline = plan.interval * plan.count + plan.timeout + Duration::from_secs(1);
     while (next < plan.count || !outstanding.is_empty()) && start.elapsed() < deadline {
         let due = start + plan.interval * next;
         if next < plan.count && Instant::now() >= due {
             let id = base.wrapping_add(next as u16);
-            let query = build_query(id, &question.key, u16::from(question.rtype), true, ecs);
+            rng = crate::routing::splitmix(rng);
+            let query = match plan.vary {
+                Vary::Nothing => {
+                    build_query(id, &question.key, u16::from(question.rtype), true, ecs)
+                }
+                Vary::Subnet => {
+                    let [a, b, c, ..] = rng.to_be_bytes();
+                    let subnet = Some((IpAddr::from([a, b, c, 0]), 24));
+                    build_query(id, &question.key, u16::from(question.rtype), true, subnet)
+                }
+                Vary::Label => {
+                    let mut name = Vec::with_capacity(13 + question.key.len());
+                    name.push(12);
+                    name.extend((0..12).map(|i| b'a' + ((rng >> (i * 5)) % 26) as u8));
+                    name.extend_from_slice(&question.key);
+                    build_query(id, &name, u16::from(question.rtype), true, ecs)
+                }
+            };
             // A send error (no route yet) is a lost query, reported like one.
             let _ = socket.send(&query);
             outstanding.push((next, Instant::now()));
@@ -148,7 +182,14 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
                     rtt: sent.elapsed(),
                     answers,
                 };
-                report(out, wall_start + (sent - start), seq, fate, &mut summary)?;
+                report(
+                    out,
+                    wall_start + (sent - start),
+                    seq,
+                    fate,
+                    &mut summary,
+                    plan.quiet,
+                )?;
             }
         }
         while let Some(i) = outstanding
@@ -162,6 +203,7 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
                 seq,
                 Fate::Lost,
                 &mut summary,
+                plan.quiet,
             )?;
         }
     }
@@ -172,6 +214,7 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
             seq,
             Fate::Lost,
             &mut summary,
+            plan.quiet,
         )?;
     }
     Ok(summary)
@@ -184,6 +227,7 @@ fn report(
     seq: u32,
     fate: Fate,
     summary: &mut ProbeSummary,
+    quiet: bool,
 ) -> Result<(), ProbeError> {
     let sent_ms = sent.as_millis();
     match fate {
@@ -200,6 +244,9 @@ fn report(
             let name = rcode::mnemonic(code)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("RCODE{code}"));
+            if quiet {
+                return Ok(());
+            }
             let answers = if answers.is_empty() { "-" } else { &answers };
             writeln!(
                 out,
@@ -209,6 +256,9 @@ fn report(
         }
         Fate::Lost => {
             summary.lost += 1;
+            if quiet {
+                return Ok(());
+            }
             writeln!(out, "{sent_ms} {seq} timeout - -")?;
         }
     }

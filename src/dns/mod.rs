@@ -51,6 +51,11 @@ pub enum Section {
 /// compresses them. A `false` return means the data did not fit in the response.
 pub trait Sink {
     fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
+    /// The zone's SOA in the authority section of a negative answer (`origin` its owner).
+    /// A writer may take a shorter way; the default writes it as any RRset.
+    fn negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
+        self.rrset(Section::Authority, origin, soa, ttl)
+    }
     fn record(
         &mut self,
         section: Section,

@@ -203,7 +203,15 @@ pub struct AnswerCache {
     slots: ZeroedPages<Slot>,
     mask: usize,
     stats: Arc<CacheStats>,
+    /// The admission filter for negative answers: one bit per (name, type) hash, set the
+    /// first time; a name is admitted the second time it is seen. Cleared when a quarter of
+    /// the bits are set, so a long flood does not open it for good.
+    seen: Box<[u64; SEEN_WORDS]>,
+    seen_set: usize,
 }
+
+/// 64 Ki bits (8 KiB) per thread.
+const SEEN_WORDS: usize = 1024;
 
 impl std::fmt::Debug for AnswerCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +271,26 @@ impl AnswerCache {
             slots: ZeroedPages::new(n),
             mask: n - 1,
             stats,
+            seen: Box::new([0; SEEN_WORDS]),
+            seen_set: 0,
         })
+    }
+
+    /// Whether `key`'s (name, type) was offered before (since the filter was last cleared);
+    /// marks it as seen.
+    pub fn seen_before(&mut self, key: &Key<'_>) -> bool {
+        let bit = (key.tag >> 20) as usize % (SEEN_WORDS * 64);
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if self.seen[word] & mask != 0 {
+            return true;
+        }
+        self.seen[word] |= mask;
+        self.seen_set += 1;
+        if self.seen_set > SEEN_WORDS * 64 / 4 {
+            self.seen.fill(0);
+            self.seen_set = 0;
+        }
+        false
     }
 
     pub fn stats(&self) -> &CacheStats {

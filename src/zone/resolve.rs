@@ -282,7 +282,7 @@ impl Zone {
 
     fn add_negative_soa<S: Sink>(&self, sink: &mut S) {
         if let Some(soa) = self.soa() {
-            sink.rrset(Section::Authority, &self.origin, soa, self.negative_ttl);
+            sink.negative_soa(&self.origin, soa, self.negative_ttl);
         }
     }
 

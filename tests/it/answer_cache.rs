@@ -216,3 +216,53 @@ fn hits_count_in_the_zone_and_name_counters() {
     assert_eq!(zone_total() - zone_before, 50);
     assert_eq!(name_total() - name_before, 50);
 }
+
+/// Admission: a flood of nonexistent names, each asked once, stores nothing (it would push
+/// the hot entries out); a nonexistent name asked again is stored, as is an existing name.
+#[test]
+fn nxdomain_answers_are_cached_only_when_asked_again() {
+    use crate::common::{Server, metric, udp_raw};
+    let s = Server::start(
+        &[(
+            "example.com.zone",
+            "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n",
+        )],
+        "",
+    );
+    let api = s.api.expect("api");
+    let stored = |api| metric(api, "meridian_answer_cache_total{result=\"stored\"}");
+    let before = stored(api);
+    for i in 0..20 {
+        let q = build_query(
+            i,
+            &wire(&format!("x{i}.example.com.")),
+            rtype::A,
+            true,
+            None,
+        );
+        let r = udp_raw(s.addr, &q).expect("answer");
+        assert_eq!(r[3] & 0x0f, 3, "NXDOMAIN");
+    }
+    assert_eq!(
+        stored(api),
+        before,
+        "NXDOMAIN answers asked once were cached"
+    );
+    // Asked again (from one socket, so one thread sees both): stored the second time.
+    let q = build_query(98, &wire("again.example.com."), rtype::A, true, None);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    for _ in 0..2 {
+        sock.send_to(&q, s.addr).expect("send");
+        let mut buf = [0u8; 512];
+        sock.recv_from(&mut buf).expect("answer");
+    }
+    assert_eq!(stored(api), before + 1, "an NXDOMAIN asked twice is stored");
+    let before = stored(api);
+    let q = build_query(99, &wire("ns1.example.com."), rtype::A, true, None);
+    for _ in 0..3 {
+        assert!(udp_raw(s.addr, &q).is_some());
+    }
+    assert!(stored(api) > before, "a positive answer is cached");
+}

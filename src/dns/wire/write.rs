@@ -546,7 +546,89 @@ fn eq_fold(a: &[u8], b: &[u8]) -> bool {
     x == y || x.eq_ignore_ascii_case(y)
 }
 
+impl Writer<'_> {
+    /// Where the question name's suffix `origin` starts in the message, when the response
+    /// holds nothing but the question and that suffix is whole labels.
+    fn origin_in_question(&self, origin: &[u8]) -> Option<usize> {
+        if self.counts != [0, 0, 0] || self.qname_len < origin.len() {
+            return None;
+        }
+        let qname = &self.buf[HEADER_LEN..HEADER_LEN + self.qname_len];
+        let mut at = 0;
+        while qname.len() - at > origin.len() {
+            at += usize::from(*qname.get(at)?) + 1;
+        }
+        (qname.len() - at == origin.len() && eq_fold(&qname[at..], origin))
+            .then_some(HEADER_LEN + at)
+    }
+
+    /// A name of SOA RDATA: the labels before `origin` and a pointer to it, or the whole
+    /// name when it is not under `origin`.
+    fn put_soa_name(&mut self, name: &[u8], origin: &[u8], origin_at: usize) -> bool {
+        if name.len() >= origin.len() {
+            let split = name.len() - origin.len();
+            // Whole labels only: walk the name's labels to the split point.
+            let mut at = 0;
+            while at < split {
+                at += usize::from(name[at]) + 1;
+            }
+            if at == split && eq_fold(&name[split..], origin) {
+                let pointer = (0xC000 | origin_at as u16).to_be_bytes();
+                return self.put(&name[..split]) && self.put(&pointer);
+            }
+        }
+        self.put(name)
+    }
+
+    /// The negative answer's SOA without the compression search: the owner is the question's
+    /// own suffix, and the RDATA names under the zone point at it. Falls back to the general
+    /// writer when the response holds more than the question or the record does not fit.
+    fn fast_negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
+        let (Some(origin_at), Some(rdata)) = (self.origin_in_question(origin), soa.rdata.first())
+        else {
+            return false;
+        };
+        let Some(mname_end) = end_uncompressed(rdata, 0) else {
+            return false;
+        };
+        let Some(rname_end) = end_uncompressed(rdata, mname_end) else {
+            return false;
+        };
+        let start = self.len;
+        let mut fixed = [0u8; 12];
+        fixed[..2].copy_from_slice(&(0xC000 | origin_at as u16).to_be_bytes());
+        fixed[2..4].copy_from_slice(&rtype::SOA.to_be_bytes());
+        fixed[4..6].copy_from_slice(&class::IN.to_be_bytes());
+        fixed[6..10].copy_from_slice(&ttl.to_be_bytes());
+        let ok = self.put(&fixed)
+            && self.put_soa_name(&rdata[..mname_end], origin, origin_at)
+            && self.put_soa_name(&rdata[mname_end..rname_end], origin, origin_at)
+            && self.put(&rdata[rname_end..]);
+        if !ok {
+            self.len = start;
+            return false;
+        }
+        let rdlen = (self.len - start - 12) as u16;
+        self.buf[start + 10..start + 12].copy_from_slice(&rdlen.to_be_bytes());
+        self.section = Section::Authority;
+        self.counts[1] += 1;
+        true
+    }
+}
+
 impl Sink for Writer<'_> {
+    fn negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
+        self.fast_negative_soa(origin, soa, ttl)
+            || self.write_set(
+                Section::Authority,
+                origin,
+                soa.rtype,
+                class::IN,
+                ttl,
+                soa.rdata.iter().map(|r| &r[..]),
+            )
+    }
+
     fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool {
         self.write_set(
             section,
