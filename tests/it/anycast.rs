@@ -210,6 +210,7 @@ fn until(what: &str, limit: Duration, lab: &Lab, mut f: impl FnMut() -> bool) ->
 
 #[test]
 fn a_site_announces_the_service_address_only_while_meridian_serves() {
+    let _heavy = crate::common::heavy();
     if !require_tool("bird", "bird2") || !require_tool("dig", "bind9-dnsutils") {
         return;
     }

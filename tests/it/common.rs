@@ -500,3 +500,11 @@ pub fn wire_name(text: &str) -> Vec<u8> {
     out.push(0);
     out
 }
+
+/// Held by the tests that run many processes with timing assertions (etcd fleets, the
+/// anycast simulation, Prometheus): one at a time, so that on 2 cores they do not starve
+/// each other into missed deadlines.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}

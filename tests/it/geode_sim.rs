@@ -41,6 +41,7 @@ impl Results {
 
 #[test]
 fn three_sites_keep_answering_through_failures() {
+    let _heavy = crate::common::heavy();
     for (tool, package) in [
         ("ip", "iproute2"),
         ("bird", "bird2"),

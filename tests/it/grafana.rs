@@ -78,6 +78,7 @@ fn expressions(dashboard: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn every_dashboard_expression_returns_data_from_prometheus() {
+    let _heavy = crate::common::heavy();
     if !require_tool("prometheus", "prometheus")
         || !require_tool("etcd", "etcd-server")
         || !require_tool("curl", "curl")

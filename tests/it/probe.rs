@@ -116,3 +116,33 @@ fn bad_arguments_are_refused_with_a_reason() {
         assert!(err.starts_with("error: "), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn varied_queries_for_cache_miss_loads() {
+    let server = Server::start(&[("example.com.zone", ZONE)], "");
+    let addr = server.addr.to_string();
+    let api = server.api.expect("api");
+    let hits = || crate::common::metric(api, "meridian_answer_cache_total{result=\"hit\"}");
+    // A random label under the zone: every query a different nonexistent name, so none comes
+    // from the answer cache (an NXDOMAIN is only stored the second time its name is asked).
+    let (lines, summary) = probe(&[&addr, "example.com", "--vary", "label", "--count", "10"]);
+    assert_eq!(lines.len(), 10);
+    assert!(lines.iter().all(|l| l[2] == "NXDOMAIN"), "{lines:?}");
+    assert!(summary.starts_with("sent 10 answered 10"), "{summary}");
+    assert_eq!(hits(), 0);
+    // Quiet: the summary only.
+    let (lines, summary) = probe(&[
+        &addr,
+        "www.example.com",
+        "--vary",
+        "subnet",
+        "--count",
+        "10",
+        "--quiet",
+    ]);
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(
+        summary.starts_with("sent 10 answered 10 lost 0"),
+        "{summary}"
+    );
+}

@@ -204,6 +204,7 @@ const VOTE_BOUND: Duration = Duration::from_millis(1250 + 500 + 250 + 1000);
 
 #[test]
 fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
+    let _heavy = crate::common::heavy();
     if !crate::common::require_tool("etcd", "etcd-server") {
         return;
     }
@@ -407,6 +408,7 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
 
 #[test]
 fn a_stopped_instance_loses_its_votes_and_rejoins() {
+    let _heavy = crate::common::heavy();
     if !crate::common::require_tool("etcd", "etcd-server") {
         return;
     }
