@@ -4,6 +4,9 @@
 //! `answer_from` on one reused response buffer, as the UDP loop does. Criterion's time per
 //! iteration is the time per query (ns/query); the throughput line is queries per second.
 //!
+//! The `cache` group goes through the answer cache: one repeated question, and three kinds of
+//! questions that all differ (cache misses).
+//!
 //!     cargo bench --bench answer
 
 use std::hint::black_box;
@@ -156,6 +159,95 @@ fn bench(c: &mut Criterion) {
                         black_box(case.source),
                         Transport::Udp,
                     ),
+                    &mut response,
+                )
+            })
+        });
+    }
+    group.finish();
+
+    // Through the answer cache, as the UDP loop runs: one repeated question (hits), and
+    // questions that all differ (misses: what a random-subdomain flood or a resolver fleet
+    // behind many networks sends). 4096 prepared queries, used in turn.
+    let mut group = c.benchmark_group("cache");
+    group.throughput(Throughput::Elements(1));
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut seed = 0x6d65_7269_6469_616eu64;
+    let mut next = || {
+        seed = meridian::routing::splitmix(seed);
+        seed
+    };
+    let label = |r: u64| -> String {
+        (0..12)
+            .map(|i| (b'a' + ((r >> (i * 5)) % 26) as u8) as char)
+            .collect()
+    };
+    let mut workloads: Vec<(&str, Vec<Vec<u8>>)> = Vec::new();
+    let www = wire("www.example.com.");
+    workloads.push((
+        "hit: geo A, one ECS /24",
+        vec![build_query(
+            7,
+            &www,
+            rtype::A,
+            true,
+            Some((IpAddr::V4(Ipv4Addr::new(81, 2, 69, 0)), 24)),
+        )],
+    ));
+    workloads.push((
+        "miss: geo A, random ECS /24",
+        (0..4096)
+            .map(|_| {
+                let [a, b, c, ..] = next().to_be_bytes();
+                build_query(
+                    7,
+                    &www,
+                    rtype::A,
+                    true,
+                    Some((IpAddr::V4(Ipv4Addr::new(a, b, c, 0)), 24)),
+                )
+            })
+            .collect(),
+    ));
+    workloads.push((
+        "miss: random label under a wildcard",
+        (0..4096)
+            .map(|_| {
+                build_query(
+                    7,
+                    &wire(&format!("{}.apps.example.com.", label(next()))),
+                    rtype::A,
+                    true,
+                    None,
+                )
+            })
+            .collect(),
+    ));
+    workloads.push((
+        "miss: random NXDOMAIN",
+        (0..4096)
+            .map(|_| {
+                build_query(
+                    7,
+                    &wire(&format!("{}.example.com.", label(next()))),
+                    rtype::A,
+                    true,
+                    None,
+                )
+            })
+            .collect(),
+    ));
+    for (name, queries) in &workloads {
+        let mut cache = engine::AnswerCache::new(2048).expect("cache");
+        let mut i = 0usize;
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                i = (i + 1) % queries.len();
+                engine::answer(
+                    black_box(&snapshot),
+                    &health,
+                    Some(&mut cache),
+                    &Request::new(black_box(&queries[i]), local, Transport::Udp),
                     &mut response,
                 )
             })
