@@ -364,9 +364,9 @@ fn keep(
     if outcome.spells_qname || router.answered > 1 || router.basis.is_some_and(|b| b.random) {
         return;
     }
-    // Admission: an NXDOMAIN goes in the second time its name is asked. A random-subdomain
-    // flood asks each name once, and would push the hot entries out.
-    if outcome.rcode == rcode::NXDOMAIN && !cache.seen_before(key) {
+    // Admission: an NXDOMAIN or a wildcard answer goes in the second time its name is asked.
+    // A random-subdomain flood asks each name once, and would push the hot entries out.
+    if (outcome.rcode == rcode::NXDOMAIN || outcome.wildcard) && !cache.seen_before(key) {
         return;
     }
     let Some((body, counts)) = w.complete_body() else {

@@ -70,6 +70,9 @@ pub struct Outcome {
     /// The records hold bytes of the question name as the query spelled it (a CNAME
     /// synthesized from a DNAME), not only pointers to it: they depend on its case.
     pub spells_qname: bool,
+    /// The answer came from a wildcard (RFC 4592): the name itself does not exist, and a
+    /// flood of random names under the wildcard gets one such answer each.
+    pub wildcard: bool,
 }
 
 /// One zone: the apex and every owner name below it, empty non-terminals included.

@@ -23,6 +23,7 @@ impl ZoneSet {
             rcode: rcode::NOERROR,
             authoritative: true,
             spells_qname: false,
+            wildcard: false,
         };
         // The common case: a node found directly, answered without a chain to follow.
         let first = match node {
@@ -99,6 +100,9 @@ impl ZoneSet {
         next: &mut [u8; MAX_NAME_LEN],
     ) -> Option<usize> {
         let cur = next;
+        if matches!(step, Step::Wildcard(_)) {
+            out.wildcard = true;
+        }
         match step {
             Step::Referral { cut, node } => {
                 if let Some(ns) = node.get(rtype::NS) {
