@@ -397,72 +397,67 @@ measure_cpu() {
     echo "$cpu"
 }
 
-run_callgrind() {
-    local name=$1 ecs=$2 port=$((PORT++)) pid q ir runs
+# Starts server $1 on port $2 under callgrind, waits until it answers and zeroes the
+# counters (start-up and the readiness probes are not counted); its pid goes to CG_PID.
+# Returns 1 when it does not start.
+callgrind_start() {
+    local name=$1 port=$2
     configure "$name" "$port"
     rm -f "$WORK"/cg."$name".*
     # shellcheck disable=SC2046
     taskset -c 1 valgrind --tool=callgrind \
         --callgrind-out-file="$WORK/cg.$name.%p" $(start_cmd "$name" "$port") \
         >"$WORK/$name.cg.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
+    CG_PID=$!
+    PIDS+=("$CG_PID")
     if ! wait_ready "$port" 180; then
         echo "$name did not start under valgrind; log:" >&2
         tail -20 "$WORK/$name.cg.log" >&2
-        stop_process "$pid" 100
-        return
+        stop_process "$CG_PID" 100
+        return 1
     fi
-    # Start-up and the readiness probes are not counted: zero, load, dump.
-    callgrind_control -z "$pid" >/dev/null 2>&1
+    callgrind_control -z "$CG_PID" >/dev/null 2>&1
+}
+
+# Dumps and stops server $1 (pid CG_PID); prints the instructions per query for $2 queries
+# answered, keeping the profile as CG_KEEP/callgrind.$1.$3 when CG_KEEP is set.
+callgrind_finish() {
+    local name=$1 q=$2 label=$3 ir
+    callgrind_control -d "$CG_PID" >/dev/null 2>&1
+    stop_process "$CG_PID" 100
+    # The first dump holds exactly the load (the file written at exit holds the shutdown).
+    ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
+    if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP"
+        cp "$WORK"/cg."$name".*.1 "$CG_KEEP/callgrind.$name.$label" 2>/dev/null || true
+    fi
+    awk -v ir="$ir" -v q="${q:-0}" 'BEGIN { if (q > 0) printf "%.0f", ir / q; else print "-" }'
+}
+
+# The mixed query stream under callgrind, with ECS ($2 = 1) or without.
+run_callgrind() {
+    local name=$1 ecs=$2 port=$((PORT++)) q runs
+    callgrind_start "$name" "$port" || return
     runs=$(((CG_QUERIES + 99) / 100))
     # shellcheck disable=SC2046
     taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -n "$runs" \
         -Q "$CG_RATE" -l $((CG_QUERIES / CG_RATE * 3 + 30)) -t 5 $(perf_args "$ecs") \
         >"$WORK/cgperf.$name.$ecs" 2>&1 || true
-    callgrind_control -d "$pid" >/dev/null 2>&1
-    stop_process "$pid" 100
     q=$(completed "$WORK/cgperf.$name.$ecs")
-    # The first dump holds exactly the load (the file written at exit holds the shutdown).
-    ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
-    IR[$name.$ecs]=$(awk -v ir="$ir" -v q="$q" 'BEGIN { if (q > 0) printf "%.0f", ir / q; else print "-" }')
-    if [ -n "${CG_KEEP:-}" ]; then
-        mkdir -p "$CG_KEEP"
-        cp "$WORK"/cg."$name".*.1 "$CG_KEEP/callgrind.$name.ecs$ecs" 2>/dev/null || true
-    fi
-    echo "  $name ecs=$ecs under callgrind: $q queries, $ir instructions → ${IR[$name.$ecs]}/query" >&2
+    IR[$name.$ecs]=$(callgrind_finish "$name" "$q" "ecs$ecs")
+    echo "  $name ecs=$ecs under callgrind: $q queries → ${IR[$name.$ecs]}/query" >&2
 }
 
 # Cache-miss workloads under callgrind: every query different, sent by `meridian probe`
 # (dnsperf repeats one ECS option): $2 is the workload's key, $3 the name, $4 what varies.
 run_callgrind_miss() {
-    local name=$1 key=$2 qname=$3 vary=$4 port=$((PORT++)) pid q ir
-    configure "$name" "$port"
-    rm -f "$WORK"/cg."$name".*
-    # shellcheck disable=SC2046
-    taskset -c 1 valgrind --tool=callgrind \
-        --callgrind-out-file="$WORK/cg.$name.%p" $(start_cmd "$name" "$port") \
-        >"$WORK/$name.cg.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    if ! wait_ready "$port" 180; then
-        echo "$name did not start under valgrind" >&2
-        stop_process "$pid" 100
-        return
-    fi
-    callgrind_control -z "$pid" >/dev/null 2>&1
+    local name=$1 key=$2 qname=$3 vary=$4 port=$((PORT++)) q
+    callgrind_start "$name" "$port" || return
     taskset -c 0 "$MERIDIAN" probe "127.0.0.1:$port" "$qname" A --vary "$vary" --quiet \
         --count "$CG_MISS_QUERIES" --interval "$(awk -v r="$CG_RATE" 'BEGIN { printf "%.6f", 1 / r }')" \
         --timeout 2 2>"$WORK/cgprobe.$name.$key" >/dev/null || true
-    callgrind_control -d "$pid" >/dev/null 2>&1
-    stop_process "$pid" 100
     q=$(sed -n 's/.*answered \([0-9]*\).*/\1/p' "$WORK/cgprobe.$name.$key")
-    ir=$(cat "$WORK"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }')
-    if [ -n "${CG_KEEP:-}" ]; then
-        mkdir -p "$CG_KEEP"
-        cp "$WORK"/cg."$name".*.1 "$CG_KEEP/callgrind.$name.$key" 2>/dev/null || true
-    fi
-    MISS[$name.$key]=$(awk -v ir="$ir" -v q="${q:-0}" 'BEGIN { if (q > 0) printf "%.0f", ir / q; else print "-" }')
+    MISS[$name.$key]=$(callgrind_finish "$name" "$q" "$key")
     echo "  $name $key under callgrind: ${q:-0} queries → ${MISS[$name.$key]}/query" >&2
 }
 

@@ -460,9 +460,6 @@ fn record(entry: &Entry, state: &mut State, builder: &mut ZoneBuilder) -> Result
 /// RDATA in uncompressed wire form.
 fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<Vec<u8>, String> {
     let code = u16::from(rtype);
-    if tokens.first().is_some_and(|t| t.text == "\\#") {
-        return generic_rdata(tokens);
-    }
     let words: Vec<Word> = tokens
         .iter()
         .map(|t| Word {
@@ -471,37 +468,6 @@ fn encode_rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<V
         })
         .collect();
     rdata::encode(code, &words, origin)
-}
-
-/// RFC 3597 §5: `\# <length> <hex>...`.
-fn generic_rdata(tokens: &[&Token]) -> Result<Vec<u8>, String> {
-    let len: usize = tokens
-        .get(1)
-        .and_then(|t| t.text.parse().ok())
-        .ok_or("\\# must be followed by the RDATA length")?;
-    let hex: String = tokens[2..].iter().map(|t| t.text.as_str()).collect();
-    let bytes = decode_hex(&hex)?;
-    if bytes.len() != len {
-        return Err(format!(
-            "\\# says {len} octets but {} are given",
-            bytes.len()
-        ));
-    }
-    Ok(bytes)
-}
-
-fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if !hex.len().is_multiple_of(2) {
-        return Err("odd number of hex digits".into());
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("invalid hex {:?}", hex.get(i..i + 2).unwrap_or("")))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -562,10 +528,13 @@ mod tests {
         };
         let v = [t("\\#"), t("3"), t("0a0B"), t("0c")];
         let refs: Vec<&Token> = v.iter().collect();
-        assert_eq!(generic_rdata(&refs), Ok(vec![10, 11, 12]));
+        assert_eq!(
+            encode_rdata(RecordType::Unknown(65280), &refs, &Name::root()),
+            Ok(vec![10, 11, 12])
+        );
         let v = [t("\\#"), t("4"), t("0a0b")];
         let refs: Vec<&Token> = v.iter().collect();
-        assert!(generic_rdata(&refs).is_err());
+        assert!(encode_rdata(RecordType::Unknown(65280), &refs, &Name::root()).is_err());
         let v = [t("60485"), t("5"), t("1"), t("2BB1"), t("83AF")];
         let refs: Vec<&Token> = v.iter().collect();
         assert_eq!(

@@ -129,6 +129,21 @@ pub fn state(
     }
 }
 
+/// Whether the query behind `response` proved its source with a valid server cookie: for
+/// the UDP shell's rate limiting. Only a response that carries a cookie (the writer puts
+/// the COOKIE option last in the OPT record, and OPT last in the message) has its query
+/// parsed and checked again; every other response costs one comparison.
+pub fn verified(secrets: Option<&CookieSecrets>, request: &Request<'_>, response: &[u8]) -> bool {
+    let n = response.len();
+    if secrets.is_none() || n < 28 || response[n - 28..n - 24] != [0, 10, 0, 24] {
+        return false;
+    }
+    wire::parse_query(request.bytes)
+        .ok()
+        .and_then(|q| q.edns)
+        .is_some_and(|e| state(secrets, request, &e) == CookieState::Valid)
+}
+
 /// Puts the COOKIE option of the response into `opt`: the client cookie and a fresh server
 /// cookie; counts the outcome.
 #[inline]
@@ -138,10 +153,10 @@ pub(super) fn answer(
     edns: &wire::Edns,
     opt: &mut OptOut<'_>,
 ) {
-    let (Some(secrets), Some((client, _))) = (secrets, edns.cookie(request.bytes)) else {
+    let (Some(secrets), Some((client, server))) = (secrets, edns.cookie(request.bytes)) else {
         return;
     };
-    let counter = match state(Some(secrets), request, edns) {
+    let counter = match check(secrets, client, server, request.source, request.now) {
         CookieState::Valid => &VALID,
         CookieState::Invalid => &INVALID,
         _ => &CLIENT_ONLY,

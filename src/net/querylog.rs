@@ -55,7 +55,7 @@ pub struct QueryLog {
     /// Queries seen by [`QueryLog::offer_shared`] (TCP, where no thread owns a sampler).
     shared_count: Arc<AtomicU64>,
     /// Set when a reload replaced this log: the writer drains the queue and exits.
-    stop: super::settings::StopFlag,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Per-thread sampling: counts down to the next logged query.
@@ -334,7 +334,7 @@ impl Writer {
             if wrote && let Err(e) = self.output.flush() {
                 tracing::warn!("query log {}: {e}", self.output.describe());
             }
-            if super::settings::stopped(&self.log.stop) && self.log.queue.is_empty() {
+            if self.log.stop.load(Ordering::Relaxed) && self.log.queue.is_empty() {
                 self.output.close();
                 return;
             }

@@ -3,7 +3,7 @@
 //! batch and rebuild their limiter and sampler when it moved; TCP reads it per query.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -82,11 +82,4 @@ pub fn update(
         "traffic settings changed by the reload"
     );
     Ok(true)
-}
-
-/// Set when a query log is replaced: its writer drains and exits.
-pub(super) type StopFlag = Arc<AtomicBool>;
-
-pub(super) fn stopped(flag: &StopFlag) -> bool {
-    flag.load(Ordering::Relaxed)
 }

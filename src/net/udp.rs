@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dns::wire::truncate_to_question;
 use crate::dns::{MAX_MESSAGE, Transport};
-use crate::engine::cookies::{self, CookieState};
+use crate::engine::cookies;
 use crate::engine::rrl::{RateLimiter, Verdict};
 use crate::engine::{self, AnswerCache, Request, SharedHealth, SharedSnapshot};
 use crate::pages::ZeroedPages;
@@ -196,7 +196,7 @@ pub fn serve(
                 continue;
             };
             if let Some(limiter) = rrl.as_mut() {
-                match rate_limit(limiter, now, snapshot, &request, response) {
+                match rate_limit(limiter, now, snapshot, &request, &response[..n]) {
                     Verdict::Send => {}
                     Verdict::Drop => continue,
                     // A client that sent a cookie gets BADCOOKIE and a fresh one instead of
@@ -267,13 +267,7 @@ fn rate_limit(
     request: &engine::Request<'_>,
     response: &[u8],
 ) -> Verdict {
-    let verified = snapshot.cookies.as_ref().is_some_and(|secrets| {
-        crate::dns::wire::parse_query(request.bytes)
-            .ok()
-            .and_then(|q| q.edns)
-            .is_some_and(|e| cookies::state(Some(secrets), request, &e) == CookieState::Valid)
-    });
-    if verified {
+    if cookies::verified(snapshot.cookies.as_ref(), request, response) {
         return Verdict::Send;
     }
     limiter.judge(now, request.source, request.bytes, response)

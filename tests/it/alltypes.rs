@@ -27,47 +27,83 @@ const FILE: &str = "types.example.zone";
 /// RDATA decompressed where servers may compress them).
 type Transfer = BTreeMap<u16, BTreeSet<String>>;
 
-/// An AXFR over TCP, read message by message until the closing SOA; `None` if it fails.
-fn axfr(addr: SocketAddr) -> Option<Transfer> {
-    let origin = name::wire(&hickory_proto::rr::Name::from_ascii(ORIGIN).ok()?);
-    let query = build_query(0x5aa5, &origin, rtype::AXFR, false, None);
+/// One answer-section record: owner (lowercase text), type, class, TTL, RDATA as hex with
+/// names decompressed where servers may compress them.
+struct Record {
+    owner: String,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    hex: String,
+}
+
+/// The header's rcode and AA bit, and the answer section of `msg`.
+fn answer_records(msg: &[u8]) -> Option<(u8, bool, Vec<Record>)> {
+    let (qd, an) = (u16_at(msg, 4)?, u16_at(msg, 6)?);
+    let mut pos = 12;
+    for _ in 0..qd {
+        pos = read_name(msg, pos)?.1 + 4;
+    }
+    let mut out = Vec::with_capacity(usize::from(an));
+    for _ in 0..an {
+        let (owner, next) = read_name(msg, pos)?;
+        let (rtype, class) = (u16_at(msg, next)?, u16_at(msg, next + 2)?);
+        let ttl = u32::from(u16_at(msg, next + 4)?) << 16 | u32::from(u16_at(msg, next + 6)?);
+        let rdlen = usize::from(u16_at(msg, next + 8)?);
+        let rdata = normalize_rdata(msg, next + 10, rdlen, rtype)?;
+        pos = next + 10 + rdlen;
+        out.push(Record {
+            owner: name::to_text(&owner),
+            rtype,
+            class,
+            ttl,
+            hex: rdata.iter().map(|b| format!("{b:02x}")).collect(),
+        });
+    }
+    Some((msg.get(3)? & 0x0f, msg.get(2)? & 0x04 != 0, out))
+}
+
+/// Sends `query` over TCP; the stream, to read the response message(s) from.
+fn send_tcp(addr: SocketAddr, query: &[u8]) -> Option<TcpStream> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&query);
+    framed.extend_from_slice(query);
     s.write_all(&framed).ok()?;
+    Some(s)
+}
+
+fn read_message(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).ok()?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut msg).ok()?;
+    Some(msg)
+}
+
+/// An AXFR over TCP, read message by message until the closing SOA; `None` if it fails.
+fn axfr(addr: SocketAddr) -> Option<Transfer> {
+    let origin = name::wire(&hickory_proto::rr::Name::from_ascii(ORIGIN).ok()?);
+    let mut s = send_tcp(
+        addr,
+        &build_query(0x5aa5, &origin, rtype::AXFR, false, None),
+    )?;
     let mut t = Transfer::new();
     let mut soas = 0;
     for _ in 0..1000 {
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).ok()?;
-        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut msg).ok()?;
-        if msg.get(3)? & 0x0f != 0 {
+        let (rcode, _, records) = answer_records(&read_message(&mut s)?)?;
+        if rcode != 0 {
             return None;
         }
-        let (qd, an) = (u16_at(&msg, 4)?, u16_at(&msg, 6)?);
-        let mut pos = 12;
-        for _ in 0..qd {
-            pos = read_name(&msg, pos)?.1 + 4;
-        }
-        for _ in 0..an {
-            let (owner, next) = read_name(&msg, pos)?;
-            let (rt, class) = (u16_at(&msg, next)?, u16_at(&msg, next + 2)?);
-            let ttl = u32::from(u16_at(&msg, next + 4)?) << 16 | u32::from(u16_at(&msg, next + 6)?);
-            let rdlen = usize::from(u16_at(&msg, next + 8)?);
-            let rdata = normalize_rdata(&msg, next + 10, rdlen, rt)?;
-            pos = next + 10 + rdlen;
-            if rt == rtype::SOA {
+        for r in records {
+            if r.rtype == rtype::SOA {
                 soas += 1;
                 if soas == 2 {
                     return Some(t);
                 }
             }
-            let hex: String = rdata.iter().map(|b| format!("{b:02x}")).collect();
-            t.entry(rt)
-                .or_default()
-                .insert(format!("{} {ttl} {class} {hex}", name::to_text(&owner)));
+            let line = format!("{} {} {} {}", r.owner, r.ttl, r.class, r.hex);
+            t.entry(r.rtype).or_default().insert(line);
         }
     }
     None
@@ -94,42 +130,18 @@ fn wait_axfr(what: &str, addr: SocketAddr, log: &Path) -> Transfer {
 /// One question over TCP: "rcode aa | answer records" (records as the AXFR lines, sorted),
 /// or why it failed.
 fn ask(addr: SocketAddr, owner: &[u8], qtype: u16) -> String {
-    let query = build_query(0x1234, owner, qtype, true, None);
-    let result = (|| -> Option<String> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&query);
-        s.write_all(&framed).ok()?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).ok()?;
-        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut msg).ok()?;
-        let (qd, an) = (u16_at(&msg, 4)?, u16_at(&msg, 6)?);
-        let mut pos = 12;
-        for _ in 0..qd {
-            pos = read_name(&msg, pos)?.1 + 4;
-        }
-        let mut records = Vec::new();
-        for _ in 0..an {
-            let (o, next) = read_name(&msg, pos)?;
-            let rt = u16_at(&msg, next)?;
-            let ttl = u32::from(u16_at(&msg, next + 4)?) << 16 | u32::from(u16_at(&msg, next + 6)?);
-            let rdlen = usize::from(u16_at(&msg, next + 8)?);
-            let rdata = normalize_rdata(&msg, next + 10, rdlen, rt)?;
-            pos = next + 10 + rdlen;
-            let hex: String = rdata.iter().map(|b| format!("{b:02x}")).collect();
-            records.push(format!("{} {rt} {ttl} {hex}", name::to_text(&o)));
-        }
-        records.sort();
-        Some(format!(
-            "rcode {} aa {} | {}",
-            msg[3] & 0x0f,
-            msg[2] & 0x04 != 0,
-            records.join(" ")
-        ))
-    })();
-    result.unwrap_or_else(|| "no answer".into())
+    let answer = send_tcp(addr, &build_query(0x1234, owner, qtype, true, None))
+        .and_then(|mut s| read_message(&mut s))
+        .and_then(|msg| answer_records(&msg));
+    let Some((rcode, aa, records)) = answer else {
+        return "no answer".into();
+    };
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.owner, r.rtype, r.ttl, r.hex))
+        .collect();
+    lines.sort();
+    format!("rcode {rcode} aa {aa} | {}", lines.join(" "))
 }
 
 fn knot(dir: &Path) -> (DaemonGuard, SocketAddr, std::path::PathBuf) {

@@ -159,6 +159,9 @@ pub fn known(code: u16) -> bool {
 /// The wire RDATA of a record of type `code` written as `words`; relative names are
 /// completed with `origin`.
 pub fn encode(code: u16, words: &[Word], origin: &Name) -> Result<Vec<u8>, String> {
+    if words.first().is_some_and(|w| w.text == "\\#" && !w.quoted) {
+        return generic(words);
+    }
     let type_name = rtype::mnemonic(code).unwrap_or("this type");
     // APL is the one type whose RDATA may be empty (no items).
     if words.is_empty() && code != 42 {
@@ -185,6 +188,27 @@ pub fn encode(code: u16, words: &[Word], origin: &Name) -> Result<Vec<u8>, Strin
         return Err(format!("{type_name} data is longer than 65535 octets"));
     }
     Ok(out)
+}
+
+/// RFC 3597 §5: `\# <length> <hex>...`, for any type.
+fn generic(words: &[Word]) -> Result<Vec<u8>, String> {
+    let len: usize = words
+        .get(1)
+        .and_then(|w| w.text.parse().ok())
+        .ok_or("\\# must be followed by the RDATA length")?;
+    let hex: String = words[2..].iter().map(|w| w.text).collect();
+    let bytes = if hex.is_empty() {
+        Vec::new()
+    } else {
+        fields::hex(&hex, "\\# data")?
+    };
+    if bytes.len() != len {
+        return Err(format!(
+            "\\# says {len} octets but {} are given",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Writes `fields` from `words`; returns how many words were used.
