@@ -276,17 +276,7 @@ pub fn failover_line(
     dn: &crate::routing::DynamicName,
 ) -> String {
     let owner = name::to_text(&dn.owner);
-    let worst = routing
-        .pools
-        .get(dn.pool as usize)
-        .into_iter()
-        .flat_map(|p| p.groups.clone())
-        .filter_map(|g| routing.groups.get(g as usize))
-        .flat_map(|g| g.endpoints.clone())
-        .filter_map(|e| routing.endpoints.get(e as usize))
-        .filter_map(|e| e.check.and_then(|c| routing.checks.get(c as usize)))
-        .max_by_key(|c| c.timing.detection_bound());
-    match worst {
+    match routing.worst_check(dn) {
         Some(c) => {
             let t = &c.timing;
             let total = t.detection_bound().as_secs_f64() + f64::from(dn.ttl);
@@ -313,18 +303,8 @@ pub fn cluster_failover_lines(
     dn: &crate::routing::DynamicName,
     cluster: &crate::config::ClusterConfig,
 ) -> Vec<String> {
-    let Some(pool) = routing.pools.get(dn.pool as usize) else {
-        return Vec::new();
-    };
-    let worst = pool
-        .groups
-        .clone()
-        .filter_map(|g| routing.groups.get(g as usize))
-        .flat_map(|g| g.endpoints.clone())
-        .filter_map(|e| routing.endpoints.get(e as usize))
-        .filter_map(|e| e.check.and_then(|c| routing.checks.get(c as usize)))
-        .max_by_key(|c| c.timing.detection_bound());
-    let Some(c) = worst else {
+    let (Some(pool), Some(c)) = (routing.pools.get(dn.pool as usize), routing.worst_check(dn))
+    else {
         return Vec::new();
     };
     let detect = c.timing.detection_bound().as_secs_f64();

@@ -91,6 +91,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         token: loaded.api.token.clone(),
         draining: std::sync::atomic::AtomicBool::new(false),
         settings: settings.clone(),
+        census: Default::default(),
     });
     let api_addr = match loaded.api.listen {
         Some(addr) => {

@@ -11,7 +11,7 @@
 //! | L1 | zone, geo, health | authoritative data and the RFC 1034 lookup; GeoIP and network tables; the health view and check rules (pure) |
 //! | L2 | routing | policies as functions (client, health view) -> decision; building geo and latency tables |
 //! | L3 | engine | one request -> one response: no socket, no clock, no tokio |
-//! | L4 | config, explain, diff | files -> an immutable Snapshot (every problem as file:line: reason); what one client is answered and why; what a config change does to traffic |
+//! | L4 | config, explain, diff, coverage | files -> an immutable Snapshot (every problem as file:line: reason); what one client is answered and why; what a config change does to traffic; where each name's answers go by country now |
 //! | L5 | net, monitor | the I/O shells: UDP, TCP, transfers, NOTIFY, query log; the health probes and the task that runs them |
 //! | L6 | reload | load, swap, reconcile the monitor, notify secondaries |
 //! | L7 | api | the HTTP admin API |
@@ -31,6 +31,7 @@ pub mod routing;
 pub mod engine;
 
 pub mod config;
+pub mod coverage;
 pub mod diff;
 pub mod explain;
 

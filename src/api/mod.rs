@@ -1,5 +1,5 @@
-//! The HTTP admin surface: health for load balancers and BGP speakers, endpoint and
-//! datacenter state as JSON, admin overrides, Prometheus metrics, and `explain`.
+//! The HTTP admin surface: a live status page, health for load balancers and BGP speakers,
+//! endpoint and datacenter state as JSON, admin overrides, Prometheus metrics, and `explain`.
 //!
 //! Bound to localhost by default; anywhere else it requires a bearer token.
 
@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 mod metrics;
+mod page;
 
 use crate::health::{AdminState, OverrideTarget};
 use crate::monitor::Monitor;
@@ -30,12 +31,16 @@ pub struct ApiState {
     /// Written and dropped counts of the query log, when it is on.
     /// `[rrl]` and `[query_log]` as the last reload left them.
     pub settings: crate::net::settings::SharedSettings,
+    /// The status page's census of the live snapshot.
+    pub census: page::CensusCache,
 }
 
 pub type SharedApi = Arc<ApiState>;
 
 pub fn router(state: SharedApi) -> Router {
     Router::new()
+        .route("/", get(page::page))
+        .route("/status/map", get(page::map))
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/metrics", get(metrics::metrics))

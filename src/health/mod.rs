@@ -12,8 +12,8 @@ pub mod status;
 
 pub use spec::{CheckKind, CheckSpec, Timing};
 pub use status::{
-    AdminState, ClusterStatus, DatacenterStatus, EndpointStatus, OverrideTarget, Overrides, Status,
-    VoteStatus,
+    AdminState, ClusterStatus, DatacenterStatus, EndpointStatus, OverrideTarget, Overrides,
+    StateChange, Status, VoteStatus,
 };
 
 /// Up/down of every endpoint and every datacenter group, by routing index.

@@ -48,6 +48,9 @@ pub struct EndpointStatus {
     /// counted (votes on another definition of the check do not).
     #[serde(default)]
     pub votes: Vec<VoteStatus>,
+    /// Seconds since `up` last changed (or since the monitor started).
+    #[serde(default)]
+    pub state_secs: Option<u64>,
 }
 
 /// One instance's vote on an endpoint.
@@ -88,6 +91,21 @@ pub struct DatacenterStatus {
     pub endpoints_up: usize,
     pub endpoints: usize,
     pub up_share: f64,
+    /// Seconds since `up` last changed (or since the monitor started).
+    #[serde(default)]
+    pub state_secs: Option<u64>,
+}
+
+/// A change of an endpoint's or a datacenter's effective state (after votes and overrides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
+    /// "endpoint" or "datacenter".
+    pub kind: String,
+    pub key: String,
+    pub up: bool,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +114,9 @@ pub struct Status {
     pub datacenters: Vec<DatacenterStatus>,
     #[serde(default)]
     pub cluster: Option<ClusterStatus>,
+    /// The last changes of state, oldest first (a bounded number).
+    #[serde(default)]
+    pub changes: Vec<StateChange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

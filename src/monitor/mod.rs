@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub mod cluster;
+mod history;
 mod probe;
 
 use probe::Prober;
@@ -86,6 +87,7 @@ struct Inner {
     state_file: Option<PathBuf>,
     /// The fleet's votes, with a `[cluster]`.
     link: std::sync::OnceLock<Arc<cluster::Link>>,
+    history: Mutex<history::History>,
 }
 
 #[derive(Clone)]
@@ -119,6 +121,7 @@ impl Monitor {
                 overrides: Mutex::new(overrides),
                 state_file,
                 link: std::sync::OnceLock::new(),
+                history: Mutex::new(history::History::new()),
             }),
         };
         if let Some(c) = cluster {
@@ -183,6 +186,13 @@ impl Monitor {
         let overrides = lock(&self.inner.overrides);
         let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
         let view = view_for(&snap, &states, &overrides, fleet.as_deref());
+        lock(&self.inner.history).observe(&history::Inputs {
+            snap: &snap,
+            view: &view,
+            states: &states,
+            overrides: &overrides,
+            fleet: fleet.as_deref(),
+        });
         self.inner.view.store(Arc::new(view));
     }
 
@@ -330,6 +340,7 @@ impl Monitor {
         let overrides = lock(&self.inner.overrides);
         let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
         let fleet = fleet.as_deref();
+        let history = lock(&self.inner.history);
         let now = std::time::SystemTime::now();
         let endpoints = routing
             .endpoints
@@ -374,6 +385,7 @@ impl Monitor {
                         (Some(f), Some(spec), Some(state)) => vote_status(f, &ep.key, spec, state),
                         _ => Vec::new(),
                     },
+                    state_secs: history.endpoint_secs(&ep.key, now),
                 }
             })
             .collect();
@@ -383,14 +395,12 @@ impl Monitor {
             .enumerate()
             .map(|(i, g)| {
                 let key = routing.datacenter_key(g).to_string();
+                let pool = routing.pool_name(g).to_string();
                 DatacenterStatus {
                     admin: overrides.datacenters.get(&key).copied(),
+                    state_secs: history.group_secs(&key, &pool, now),
                     key,
-                    pool: routing
-                        .pools
-                        .get(g.pool as usize)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_default(),
+                    pool,
                     up: view.group_up(i),
                     endpoints_up: g
                         .endpoints
@@ -406,6 +416,7 @@ impl Monitor {
             endpoints,
             datacenters,
             cluster: fleet.map(|f| cluster_status(f, &routing.checks, &routing.endpoints)),
+            changes: history.changes(),
         }
     }
 

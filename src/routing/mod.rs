@@ -741,6 +741,20 @@ impl Routing {
             .map_or("", |p| p.name.as_str())
     }
 
+    /// The check of `name`'s pool that takes longest to notice a failure (none: no
+    /// endpoint is checked): with the TTL, it bounds how long a dead site keeps clients.
+    pub fn worst_check(&self, name: &DynamicName) -> Option<&CheckSpec> {
+        self.pools
+            .get(name.pool as usize)
+            .into_iter()
+            .flat_map(|p| p.groups.clone())
+            .filter_map(|g| self.groups.get(g as usize))
+            .flat_map(|g| g.endpoints.clone())
+            .filter_map(|e| self.endpoints.get(e as usize))
+            .filter_map(|e| e.check.and_then(|c| self.checks.get(c as usize)))
+            .max_by_key(|c| c.timing.detection_bound())
+    }
+
     /// The datacenter each slot of `name.answers` counts, in order ("all-down" last).
     pub fn answer_slots<'r>(&'r self, name: &DynamicName) -> impl Iterator<Item = &'r str> {
         let groups = self

@@ -32,6 +32,7 @@ mod reload;
 mod robustness;
 mod rrl;
 mod static_answers;
+mod status_page;
 mod tcp;
 #[cfg(target_os = "linux")]
 mod tcp_many;
