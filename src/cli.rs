@@ -505,3 +505,177 @@ impl Drop for TempCheckout {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The `[dnssec]` section of a config (read without loading the zones).
+fn dnssec_section(config_path: &Path) -> Result<(config::schema::DnssecConfig, PathBuf), String> {
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let file: config::schema::ConfigFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {}", config_path.display(), e.message()))?;
+    let d = file.dnssec.ok_or_else(|| {
+        format!(
+            "{}: no [dnssec] section (it names key_dir and the zones to sign)",
+            config_path.display()
+        )
+    })?;
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let dir = base.join(&d.key_dir);
+    Ok((d, dir))
+}
+
+fn zone_wire(zone: &str) -> Result<(Vec<u8>, String), String> {
+    let text = format!("{}.", zone.trim_end_matches('.').to_ascii_lowercase());
+    let n = hickory_proto::rr::Name::from_ascii(&text).map_err(|e| format!("{zone}: {e}"))?;
+    Ok((name::wire_lower(&n), text))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `meridian dnssec keygen ZONE`: a new key in the key directory (a CSK unless `zsk`),
+/// the private file readable by its owner only.
+pub fn dnssec_keygen(
+    config_path: &Path,
+    zone: &str,
+    algorithm: Option<&str>,
+    zsk: bool,
+) -> ExitCode {
+    let run = || -> Result<String, String> {
+        let (d, dir) = dnssec_section(config_path)?;
+        let (wire, text) = zone_wire(zone)?;
+        let alg = config::dnssec::algorithm_number(algorithm.unwrap_or(&d.algorithm))?;
+        let (key, secret) = crate::dnssec::SigningKey::generate(&wire, alg, !zsk, unix_now())
+            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let stem = dir.join(key.file_stem());
+        let private = config::dnssec::key_file(&stem, "private");
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&private)
+                .map_err(|e| format!("{}: {e}", private.display()))?;
+            f.write_all(key.private_file(&secret).as_bytes())
+                .map_err(|e| format!("{}: {e}", private.display()))?;
+        }
+        let public = config::dnssec::key_file(&stem, "key");
+        std::fs::write(&public, key.key_file())
+            .map_err(|e| format!("{}: {e}", public.display()))?;
+        Ok(format!(
+            "{} ({} key {} for {text}, algorithm {})",
+            stem.display(),
+            if key.sep() { "CSK/KSK" } else { "ZSK" },
+            key.tag,
+            key.algorithm
+        ))
+    };
+    match run() {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `meridian dnssec ds ZONE`: the DS records (SHA-256) of the zone's published key-signing
+/// keys, for the registrar.
+pub fn dnssec_ds(config_path: &Path, zone: &str) -> ExitCode {
+    let run = || -> Result<Vec<String>, String> {
+        let (_, dir) = dnssec_section(config_path)?;
+        let (wire, text) = zone_wire(zone)?;
+        let keys = config::dnssec::zone_keys(&dir, &wire, &text)?;
+        let now = unix_now();
+        Ok(keys
+            .iter()
+            .filter(|k| k.sep() && k.timing.delete.is_none_or(|t| now < t))
+            .map(|k| {
+                let ds = crate::dnssec::key::ds_rdata(&wire, &k.dnskey());
+                let hex = data_encoding::HEXUPPER.encode(ds.get(4..).unwrap_or_default());
+                format!("{text} IN DS {} {} 2 {hex}", k.tag, k.algorithm)
+            })
+            .collect())
+    };
+    match run() {
+        Ok(lines) if !lines.is_empty() => {
+            lines.iter().for_each(|l| println!("{l}"));
+            ExitCode::SUCCESS
+        }
+        Ok(_) => {
+            eprintln!("error: {zone} has no key-signing key (flags 257)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn key_state(t: &crate::dnssec::Timing, now: u64) -> &'static str {
+    if t.delete.is_some_and(|d| d <= now) {
+        "deleted"
+    } else if t.active(now) {
+        "active"
+    } else if t.inactive.is_some_and(|i| i <= now) {
+        "retired (published, not signing)"
+    } else if t.published(now) {
+        "published (not yet signing)"
+    } else {
+        "created (not yet published)"
+    }
+}
+
+/// `meridian dnssec status`: every key of every signed zone with its state and next event,
+/// and when the signatures made now would expire.
+pub fn dnssec_status(config_path: &Path) -> ExitCode {
+    let run = || -> Result<(), String> {
+        let (d, dir) = dnssec_section(config_path)?;
+        let now = unix_now();
+        let expiry = now + u64::from(d.signature_lifetime_days.max(1)) * 86_400;
+        for zone in &d.zones {
+            let (wire, text) = zone_wire(zone)?;
+            println!("zone {text}");
+            let keys = config::dnssec::zone_keys(&dir, &wire, &text)?;
+            for k in &keys {
+                let next = k.timing.next_event(now).map_or("none".to_string(), |t| {
+                    format!("{} (in {} s)", crate::dnssec::key::format_time(t), t - now)
+                });
+                println!(
+                    "  key {} alg {} flags {} ({}): {}; next event {next}",
+                    k.tag,
+                    k.algorithm,
+                    k.flags,
+                    if k.sep() { "KSK/CSK" } else { "ZSK" },
+                    key_state(&k.timing, now)
+                );
+            }
+            let active = keys.iter().filter(|k| k.timing.active(now)).count();
+            if active == 0 {
+                println!("  warning: no active key: the zone cannot be signed");
+            }
+            println!(
+                "  signatures made now expire {} (lifetime {} days; a reload re-signs)",
+                crate::dnssec::key::format_time(expiry),
+                d.signature_lifetime_days
+            );
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

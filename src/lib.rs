@@ -9,7 +9,7 @@
 //! |-------|-------|---------------|
 //! | L0 | dns, stats, pages | the wire vocabulary once (codes, names, parse, write, compress, TSIG); counters; zeroed page mappings |
 //! | L1 | zone, geo, health | authoritative data and the RFC 1034 lookup; GeoIP and network tables; the health view and check rules (pure) |
-//! | L2 | routing | policies as functions (client, health view) -> decision; building geo and latency tables |
+//! | L2 | routing, dnssec | policies as functions (client, health view) -> decision; building geo and latency tables; keys (BIND files) and zone signing (DNSKEY, NSEC chain, RRSIGs) |
 //! | L3 | engine | one request -> one response: no socket, no clock, no tokio |
 //! | L4 | config, explain, diff, coverage | files -> an immutable Snapshot (every problem as file:line: reason); what one client is answered and why; what a config change does to traffic; where each name's answers go by country now |
 //! | L5 | net, monitor | the I/O shells: UDP, TCP, transfers, NOTIFY, query log; the health probes and the task that runs them |
@@ -26,6 +26,7 @@ pub mod geo;
 pub mod health;
 pub mod zone;
 
+pub mod dnssec;
 pub mod routing;
 
 pub mod engine;

@@ -66,6 +66,11 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// DNSSEC keys: make one, print the DS for the registrar, show every key's state.
+    Dnssec {
+        #[command(subcommand)]
+        action: DnssecAction,
+    },
     /// Send one query every interval to a server and print each one's fate (sent at in unix
     /// ms, sequence, rcode or timeout, round trip ms, answers), then a summary on stderr.
     Probe {
@@ -98,6 +103,33 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DnssecAction {
+    /// Make a key for ZONE in [dnssec] key_dir: a CSK (flags 257) unless --zsk.
+    Keygen {
+        zone: String,
+        /// ECDSAP256SHA256 (default, or [dnssec] algorithm) or ED25519.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// A zone-signing key (flags 256) for a KSK/ZSK split.
+        #[arg(long)]
+        zsk: bool,
+        #[arg(short, long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Print the DS records (SHA-256) of ZONE's key-signing keys for the registrar.
+    Ds {
+        zone: String,
+        #[arg(short, long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Every key of every signed zone: state, next key event, signature expiry.
+    Status {
+        #[arg(short, long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     meridian::cli::init_logging(&cli.log_format);
@@ -123,6 +155,16 @@ fn main() -> ExitCode {
             // With --rev the one positional argument is the configuration.
             (Some(config), Some(rev)) => meridian::cli::diff(None, &config, Some(&rev), markdown),
             (old, rev) => meridian::cli::diff(old.as_deref(), &new, rev.as_deref(), markdown),
+        },
+        Command::Dnssec { action } => match action {
+            DnssecAction::Keygen {
+                zone,
+                algorithm,
+                zsk,
+                config,
+            } => meridian::cli::dnssec_keygen(&config, &zone, algorithm.as_deref(), zsk),
+            DnssecAction::Ds { zone, config } => meridian::cli::dnssec_ds(&config, &zone),
+            DnssecAction::Status { config } => meridian::cli::dnssec_status(&config),
         },
         Command::Probe {
             server,

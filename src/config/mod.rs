@@ -4,6 +4,7 @@
 //! Every problem is a [`Diagnostic`] with file, line and reason; loading goes on after an
 //! error so that `meridian check` can report all of them in one run.
 
+pub mod dnssec;
 pub mod dynamic;
 pub mod schema;
 pub mod transfer;
@@ -18,7 +19,8 @@ use hickory_proto::rr::Name;
 
 pub use zonefile::Diagnostic;
 
-use crate::dns::name::wire_lower;
+use crate::dns::name::{is_subdomain, wire_lower};
+use crate::dns::rtype;
 use crate::engine::Snapshot;
 use crate::geo::{FileStamp, GeoDb, GeoRecipe, GeoSources};
 use crate::zone::{Zone, ZoneBuilder, ZoneSet};
@@ -95,8 +97,16 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let sources = zone_sources(&file, base, &mut errors, &diag);
     let watch = watch_list(config_path, &file, base, &sources);
     let mut zones: Vec<Zone> = Vec::new();
+    let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
+    if let Some((d, _)) = &signing {
+        errors.extend(unknown_signed_zones(d, &sources).map(|m| diag(0, m)));
+    }
     for (origin, path, dynamic) in sources {
-        match load_zone(&origin, &path, dynamic.as_deref(), &mut routing) {
+        let sign = signing
+            .as_ref()
+            .filter(|(d, _)| dnssec::signs_zone(d, &origin.to_string()))
+            .map(|(d, dir)| (*d, dir.as_path()));
+        match load_zone(&origin, &path, dynamic.as_deref(), &mut routing, sign) {
             Ok((zone, w)) => {
                 warnings.extend(w);
                 zones.push(zone);
@@ -338,12 +348,67 @@ fn watch_list(
 
 type ZoneResult = Result<(Zone, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnostic>)>;
 
-/// Loads one master file as the zone `origin`, and its dynamic names when it has them.
+/// `[dnssec] zones` that name no zone served here.
+fn unknown_signed_zones<'a>(
+    d: &'a schema::DnssecConfig,
+    sources: &'a [ZoneSource],
+) -> impl Iterator<Item = String> + 'a {
+    d.zones
+        .iter()
+        .filter(|z| !sources.iter().any(|(o, _, _)| same_zone(o, z)))
+        .map(|z| format!("[dnssec] zones: {z} is not a zone served here"))
+}
+
+fn same_zone(a: &Name, b: &str) -> bool {
+    a.to_string()
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Signs the zone in `builder` with its keys from `key_dir`.
+fn sign(
+    builder: &mut ZoneBuilder,
+    origin: &Name,
+    config: &schema::DnssecConfig,
+    key_dir: &Path,
+    routing: &dynamic::RoutingBuilder<'_>,
+) -> Result<crate::dnssec::SignStats, String> {
+    let zone = wire_lower(origin);
+    let keys = dnssec::zone_keys(key_dir, &zone, &origin.to_string())?;
+    let r = &routing.tables.routing;
+    let names = &r.names;
+    for dn in names.iter().filter(|n| is_subdomain(&n.owner, &zone)) {
+        for (rtype, ttl, rdata) in dnssec::default_answer(r, dn) {
+            builder.add_transfer_default(&dn.owner, rtype, ttl, rdata);
+        }
+    }
+    let dynamic_types = |i: u32| {
+        let Some(n) = names.get(i as usize) else {
+            return Vec::new();
+        };
+        let mut t = Vec::new();
+        for (on, ty) in [
+            (n.serves_a, rtype::A),
+            (n.serves_aaaa, rtype::AAAA),
+            (n.serves_cname, rtype::CNAME),
+        ] {
+            if on {
+                t.push(ty);
+            }
+        }
+        t
+    };
+    crate::dnssec::sign_zone(builder, &keys, &dnssec::policy(config), dynamic_types)
+}
+
+/// Loads one master file as the zone `origin`, and its dynamic names when it has them;
+/// signs it when `signing` gives the `[dnssec]` section and the key directory.
 pub fn load_zone(
     origin: &Name,
     path: &Path,
     dynamic: Option<&Path>,
     routing: &mut dynamic::RoutingBuilder<'_>,
+    signing: Option<(&schema::DnssecConfig, &Path)>,
 ) -> ZoneResult {
     let mut builder = ZoneBuilder::new(wire_lower(origin));
     let (mut errors, mut warnings) = zonefile::load_zone_file(path, origin, &mut builder);
@@ -353,6 +418,24 @@ pub fn load_zone(
         errors.extend(e);
     }
     warnings.extend(routing.take_warnings());
+    if errors.is_empty()
+        && let Some((config, key_dir)) = signing
+    {
+        match sign(&mut builder, origin, config, key_dir, routing) {
+            Ok(stats) => tracing::info!(
+                zone = %origin,
+                signatures = stats.signatures,
+                nsec = stats.nsec,
+                dnskeys = stats.dnskeys,
+                "signed"
+            ),
+            Err(e) => errors.push(Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                message: format!("dnssec: {e}"),
+            }),
+        }
+    }
     if !errors.is_empty() {
         return Err((errors, warnings));
     }

@@ -49,6 +49,43 @@ pub struct ConfigFile {
     /// DNS Cookies (RFC 7873, RFC 9018 server cookies); on by default.
     #[serde(default)]
     pub cookies: CookiesConfig,
+    /// DNSSEC signing (off unless given).
+    #[serde(default)]
+    pub dnssec: Option<DnssecConfig>,
+}
+
+/// `[dnssec]`: which zones are signed, with which keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecConfig {
+    /// The BIND key files (`K<zone>.+<alg>+<tag>.key` and `.private`), relative to the
+    /// config file. Keep it out of git; a `.private` readable by group or others is refused.
+    pub key_dir: PathBuf,
+    /// The zones to sign (origins). Every key of the zone in `key_dir` is used as its
+    /// timing says: published, active, inactive, deleted.
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// How long a signature is valid from now (days).
+    #[serde(default = "default_signature_lifetime_days")]
+    pub signature_lifetime_days: u32,
+    /// TTL of the DNSKEY RRset.
+    #[serde(default = "default_dnskey_ttl")]
+    pub dnskey_ttl: u32,
+    /// Algorithm of keys `meridian dnssec keygen` makes: ECDSAP256SHA256 or ED25519.
+    #[serde(default = "default_dnssec_algorithm")]
+    pub algorithm: String,
+}
+
+fn default_signature_lifetime_days() -> u32 {
+    14
+}
+
+fn default_dnskey_ttl() -> u32 {
+    3600
+}
+
+fn default_dnssec_algorithm() -> String {
+    "ECDSAP256SHA256".into()
 }
 
 /// `[cookies]`: DNS Cookies. Every instance behind one anycast address needs the same

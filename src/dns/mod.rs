@@ -37,6 +37,25 @@ pub struct RRset {
     pub rtype: u16,
     pub ttl: u32,
     pub rdata: Vec<Box<[u8]>>,
+    /// One TTL per record where they differ: only signatures (RRSIG), each of which has
+    /// the TTL of the RRset it covers (RFC 4034 §3). Empty: every record has `ttl`.
+    pub ttls: Vec<u32>,
+}
+
+impl RRset {
+    pub fn new(rtype: u16, ttl: u32, rdata: Vec<Box<[u8]>>) -> Self {
+        Self {
+            rtype,
+            ttl,
+            rdata,
+            ttls: Vec::new(),
+        }
+    }
+
+    /// The TTL of record `i`.
+    pub fn ttl_of(&self, i: usize) -> u32 {
+        self.ttls.get(i).copied().unwrap_or(self.ttl)
+    }
 }
 
 /// Where a record goes in the response.

@@ -86,7 +86,8 @@ fn records(zone: &Zone) -> impl Iterator<Item = (&[u8], u16, u32, &[u8])> {
                 .flat_map(move |set| {
                     set.rdata
                         .iter()
-                        .map(move |rd| (owner, set.rtype, set.ttl, &rd[..]))
+                        .enumerate()
+                        .map(move |(i, rd)| (owner, set.rtype, set.ttl_of(i), &rd[..]))
                 })
         })
 }

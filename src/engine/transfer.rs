@@ -289,14 +289,13 @@ fn journal_chain(
 }
 
 /// The owners a transfer walks, as positions in [`Zone::nodes`]: the apex first, then every
-/// other name with static records in canonical-ish (byte) order.
+/// other name with records in canonical-ish (byte) order. A dynamic name has records only
+/// in a signed zone: its default answer, signed, and its NSEC (what a secondary serves).
 fn transfer_order(zone: &Zone) -> Vec<u32> {
     let mut owners: Vec<(&[u8], u32)> = zone
         .nodes()
         .enumerate()
-        .filter(|(_, (name, n))| {
-            n.dynamic.is_none() && !n.rrsets.is_empty() && *name != zone.origin()
-        })
+        .filter(|(_, (name, n))| !n.rrsets.is_empty() && *name != zone.origin())
         .map(|(i, (name, _))| (name, i as u32))
         .collect();
     owners.sort_unstable();
@@ -419,7 +418,7 @@ fn body_record<'a>(
             continue;
         }
         *stage = Stage::Body(o, s, r + 1);
-        return Some((owner, set.rtype, set.ttl, &set.rdata[r]));
+        return Some((owner, set.rtype, set.ttl_of(r), &set.rdata[r]));
     }
 }
 

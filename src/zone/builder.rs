@@ -47,7 +47,8 @@ impl ZoneBuilder {
             return Err(ZoneError::SoaNotAtApex);
         }
         let node = self.nodes.entry(owner.into()).or_default();
-        if node.dynamic.is_some() {
+        // A dynamic name holds only its denial proof and signatures (a signed zone's NSEC).
+        if node.dynamic.is_some() && !matches!(rtype, rtype::RRSIG | rtype::NSEC) {
             return Err(ZoneError::StaticAtDynamic(name::to_text(owner)));
         }
         let has_cname = node.get(rtype::CNAME).is_some();
@@ -72,6 +73,19 @@ impl ZoneBuilder {
             return Err(ZoneError::SecondSoa);
         }
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+            // Signatures keep their own TTLs (each that of the RRset it covers).
+            Some(set) if rtype == rtype::RRSIG => {
+                if !set.rdata.iter().any(|r| r[..] == rdata[..]) {
+                    if set.ttls.is_empty() {
+                        set.ttls = vec![set.ttl; set.rdata.len()];
+                    }
+                    set.ttls.push(ttl);
+                    set.rdata.push(rdata.into_boxed_slice());
+                    if set.ttls.iter().all(|&t| t == set.ttl) {
+                        set.ttls.clear();
+                    }
+                }
+            }
             Some(set) => {
                 if set.ttl != ttl {
                     self.warnings.push(format!(
@@ -87,11 +101,8 @@ impl ZoneBuilder {
                 }
             }
             None => {
-                node.rrsets.push(RRset {
-                    rtype,
-                    ttl,
-                    rdata: vec![rdata.into_boxed_slice()],
-                });
+                node.rrsets
+                    .push(RRset::new(rtype, ttl, vec![rdata.into_boxed_slice()]));
                 node.rrsets.sort_by_key(|s| s.rtype);
             }
         }
@@ -136,6 +147,43 @@ impl ZoneBuilder {
         }
         node.dynamic = Some(index);
         Ok(())
+    }
+
+    /// Puts a dynamic name's default answer at its node, for transfers of a signed zone
+    /// (queries still get the live answer: a dynamic node answers from routing).
+    pub fn add_transfer_default(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: Vec<u8>) {
+        let node = self.nodes.entry(owner.into()).or_default();
+        match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+            Some(set) => set.rdata.push(rdata.into_boxed_slice()),
+            None => {
+                node.rrsets
+                    .push(RRset::new(rtype, ttl, vec![rdata.into_boxed_slice()]));
+                node.rrsets.sort_by_key(|s| s.rtype);
+            }
+        }
+    }
+
+    /// The node at `owner` (lowercase wire), if anything was added there.
+    pub fn node(&self, owner: &[u8]) -> Option<&Node> {
+        self.nodes.get(owner)
+    }
+
+    /// Every owner added so far with its node (order unspecified).
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.nodes.iter().map(|(k, v)| (&k[..], v))
+    }
+
+    /// Drops every RRset of these types (a signer replacing old signatures and chains).
+    pub fn remove_types(&mut self, types: &[u16]) {
+        for node in self.nodes.values_mut() {
+            node.rrsets.retain(|s| !types.contains(&s.rtype));
+        }
+    }
+
+    /// TTL of negative answers and NSEC records: min(SOA TTL, SOA MINIMUM) (RFC 9077).
+    pub fn negative_ttl(&self) -> Option<u32> {
+        let soa = self.nodes.get(&self.origin)?.get(rtype::SOA)?;
+        Some(soa.ttl.min(soa_field(soa.rdata.first()?, 4)?))
     }
 
     /// Warnings collected so far (TTL mismatches), without location.
@@ -213,7 +261,8 @@ impl ZoneBuilder {
 fn fingerprint(nodes: &FxHashMap<Box<[u8]>, Node>) -> u64 {
     let mut total = 0u64;
     for (owner, node) in nodes {
-        for set in &node.rrsets {
+        // Signatures are derived data (and ECDSA's differ at every signing).
+        for set in node.rrsets.iter().filter(|s| s.rtype != rtype::RRSIG) {
             for rd in &set.rdata {
                 let mut h = FxHasher::default();
                 owner.hash(&mut h);

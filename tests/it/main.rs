@@ -13,6 +13,7 @@ mod cookies;
 mod deb;
 mod diff;
 mod differential;
+mod dnssec;
 mod dnstap;
 mod engine;
 mod etcd;

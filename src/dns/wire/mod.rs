@@ -78,11 +78,7 @@ mod tests {
         let q = query(NAME, 1, &[], 0);
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 1, 0, false, &q[12..], 512);
-        let set = RRset {
-            rtype: 1,
-            ttl: 60,
-            rdata: vec![vec![192, 0, 2, 1].into_boxed_slice()],
-        };
+        let set = RRset::new(1, 60, vec![vec![192, 0, 2, 1].into_boxed_slice()]);
         assert!(w.rrset(Section::Answer, b"\x03WWW\x07example\x03com\x00", &set, 60));
         let len = w.finish(None);
         // header + question + pointer(2) + fixed(10) + rdata(4)
@@ -95,11 +91,7 @@ mod tests {
         let q = query(NAME, 1, &[], 0);
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 7, 0, false, &q[12..], 512);
-        let set = RRset {
-            rtype: 1,
-            ttl: 60,
-            rdata: vec![vec![192, 0, 2, 1].into_boxed_slice()],
-        };
+        let set = RRset::new(1, 60, vec![vec![192, 0, 2, 1].into_boxed_slice()]);
         w.rrset(Section::Answer, NAME, &set, 60);
         let len = w.finish(None);
         let cut = truncate_to_question(&mut buf, len);
@@ -113,13 +105,13 @@ mod tests {
         let q = query(NAME, 16, &[], 0);
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 1, 0, false, &q[12..], 100);
-        let set = RRset {
-            rtype: 16,
-            ttl: 60,
-            rdata: (0..10)
+        let set = RRset::new(
+            16,
+            60,
+            (0..10)
                 .map(|i| vec![10, b'a' + i, 1, 2, 3, 4, 5, 6, 7, 8, 9].into_boxed_slice())
                 .collect(),
-        };
+        );
         assert!(!w.rrset(Section::Answer, NAME, &set, 60));
         assert!(w.is_truncated());
         assert_eq!(w.answer_count(), 0);

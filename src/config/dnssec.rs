@@ -1,0 +1,168 @@
+//! `[dnssec]`: finding and reading a zone's keys in the key directory, and the signing
+//! policy. The signing itself is the `dnssec` room's.
+
+use std::path::{Path, PathBuf};
+
+use super::schema::DnssecConfig;
+use crate::dnssec::{SignPolicy, SigningKey, key};
+
+/// A zone's key files: `K<zone>.+<alg>+<tag>` stems that have a `.private` file.
+pub fn key_stems(dir: &Path, zone_text: &str) -> Result<Vec<PathBuf>, String> {
+    let prefix = format!(
+        "k{}.+",
+        zone_text.trim_end_matches('.').to_ascii_lowercase()
+    );
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut stems: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "private"))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.to_ascii_lowercase().starts_with(&prefix))
+        })
+        .filter_map(|p| {
+            let name = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".private")?
+                .to_string();
+            Some(p.with_file_name(name))
+        })
+        .collect();
+    stems.sort();
+    Ok(stems)
+}
+
+/// `<stem>.<ext>` (the stem has dots of its own: `Kexample.com.+013+12345`).
+pub fn key_file(stem: &Path, ext: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// Reads one key from `<stem>.key` and `<stem>.private`; refuses a private file that
+/// group or others may read.
+pub fn read_key(zone: &[u8], stem: &Path) -> Result<SigningKey, String> {
+    let private = key_file(stem, "private");
+    let public = key_file(stem, "key");
+    let meta = std::fs::metadata(&private).map_err(|e| format!("{}: {e}", private.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{}: readable by group or others (mode {:o}): chmod 600 it",
+                private.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    let private_text =
+        std::fs::read_to_string(&private).map_err(|e| format!("{}: {e}", private.display()))?;
+    let public_text =
+        std::fs::read_to_string(&public).map_err(|e| format!("{}: {e}", public.display()))?;
+    let k = SigningKey::from_bind(zone, &public_text, &private_text)
+        .map_err(|e| format!("{}: {e}", stem.display()))?;
+    // The tag in the file name must be the key's own (a renamed file is a mistake).
+    let named_tag = stem
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(|f| f.rsplit('+').next())
+        .and_then(|t| t.parse::<u16>().ok());
+    if named_tag != Some(k.tag) {
+        return Err(format!(
+            "{}: the key's tag is {}, not the one in the file name",
+            stem.display(),
+            k.tag
+        ));
+    }
+    Ok(k)
+}
+
+/// Every key of `zone` (lowercase wire, `zone_text` its name) in the key directory.
+pub fn zone_keys(dir: &Path, zone: &[u8], zone_text: &str) -> Result<Vec<SigningKey>, String> {
+    let stems = key_stems(dir, zone_text)?;
+    if stems.is_empty() {
+        return Err(format!(
+            "no key for {zone_text} in {} (make one: meridian dnssec keygen {zone_text})",
+            dir.display()
+        ));
+    }
+    stems.iter().map(|s| read_key(zone, s)).collect()
+}
+
+/// Is `origin` (text, any case, with or without the final dot) to be signed?
+pub fn signs_zone(config: &DnssecConfig, origin: &str) -> bool {
+    let norm = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+    config.zones.iter().any(|z| norm(z) == norm(origin))
+}
+
+/// The signing policy for now: signatures from an hour ago for the configured lifetime.
+pub fn policy(config: &DnssecConfig) -> SignPolicy {
+    SignPolicy {
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        inception_offset: 3600,
+        lifetime: u64::from(config.signature_lifetime_days.max(1)) * 86_400,
+        dnskey_ttl: config.dnskey_ttl,
+    }
+}
+
+/// The algorithm number for a name in `[dnssec] algorithm` or on the command line.
+pub fn algorithm_number(name: &str) -> Result<u8, String> {
+    match name.to_ascii_uppercase().as_str() {
+        "ECDSAP256SHA256" | "13" => Ok(key::ECDSAP256SHA256),
+        "ED25519" | "15" => Ok(key::ED25519),
+        other => Err(format!(
+            "unsupported algorithm {other:?}: use ECDSAP256SHA256 (13) or ED25519 (15)"
+        )),
+    }
+}
+
+/// A dynamic name's default answer, as its transfer carries it: the endpoints of the first
+/// datacenter its policy names for a client it cannot locate (every endpoint up).
+pub fn default_answer(
+    routing: &crate::routing::Routing,
+    name: &crate::routing::DynamicName,
+) -> Vec<(u16, u32, Vec<u8>)> {
+    use crate::routing::Policy;
+    let first = match &name.policy {
+        Policy::Failover { order } => routing.orders.get(*order as usize).and_then(|o| o.first()),
+        Policy::Table { table, .. } => routing.tables.get(*table as usize).and_then(|t| {
+            let (id, _) = t.lookup(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            routing.orders.get(*id as usize).and_then(|o| o.first())
+        }),
+        Policy::Weighted { .. } => None,
+    }
+    .copied()
+    .or_else(|| {
+        routing
+            .pools
+            .get(name.pool as usize)
+            .map(|p| p.groups.start)
+    });
+    let Some(group) = first.and_then(|g| routing.groups.get(g as usize)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in group.endpoints.clone() {
+        let Some(ep) = routing.endpoints.get(e as usize) else {
+            continue;
+        };
+        if let Some(cname) = &ep.cname {
+            // A CNAME stands alone: the first endpoint's.
+            return vec![(crate::dns::rtype::CNAME, name.ttl, cname.to_vec())];
+        }
+        if let Some(a) = ep.a {
+            out.push((crate::dns::rtype::A, name.ttl, a.to_vec()));
+        }
+        if let Some(aaaa) = ep.aaaa {
+            out.push((crate::dns::rtype::AAAA, name.ttl, aaaa.to_vec()));
+        }
+    }
+    out
+}
