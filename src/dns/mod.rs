@@ -69,6 +69,10 @@ pub enum Section {
 /// The response writer the lookup reports to. Owner names are wire form; the writer
 /// compresses them. A `false` return means the data did not fit in the response.
 pub trait Sink {
+    /// The answer is for a DO query to a signed zone: signatures and denial proofs go in.
+    fn dnssec_ok(&self) -> bool {
+        false
+    }
     fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
     /// The zone's SOA in the authority section of a negative answer (`origin` its owner).
     /// A writer may take a shorter way; the default writes it as any RRset.

@@ -159,6 +159,31 @@ pub fn label_offsets(wire: &[u8], offsets: &mut [u8; MAX_LABELS]) -> usize {
     n
 }
 
+/// Canonical DNS name order (RFC 4034 §6.1): labels compared from the right, each as
+/// lowercase octets, fewer labels first. No allocation (the NSEC lookup of a query uses it).
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let (mut oa, mut ob) = ([0u8; MAX_LABELS], [0u8; MAX_LABELS]);
+    // Without the root label.
+    let na = label_offsets(a, &mut oa).saturating_sub(1);
+    let nb = label_offsets(b, &mut ob).saturating_sub(1);
+    fn label(w: &[u8], off: u8) -> &[u8] {
+        let start = usize::from(off) + 1;
+        let len = usize::from(w.get(usize::from(off)).copied().unwrap_or(0));
+        w.get(start..start + len).unwrap_or_default()
+    }
+    for i in 1..=na.min(nb) {
+        let (x, y) = (label(a, oa[na - i]), label(b, ob[nb - i]));
+        let ord = x
+            .iter()
+            .map(u8::to_ascii_lowercase)
+            .cmp(y.iter().map(u8::to_ascii_lowercase));
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    na.cmp(&nb)
+}
+
 /// Number of labels excluding the root.
 pub fn label_count(wire: &[u8]) -> usize {
     let mut offsets = [0u8; MAX_LABELS];

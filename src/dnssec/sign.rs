@@ -6,8 +6,6 @@
 //! A zone's name set is known at load, so every denial (NXDOMAIN, NODATA, wildcard, empty
 //! non-terminal) is proven by records signed here: none is signed per query.
 
-use std::cmp::Ordering;
-
 use super::key::SigningKey;
 use crate::dns::name::{self, is_subdomain};
 use crate::dns::{RRset, rtype};
@@ -38,35 +36,7 @@ pub struct SignStats {
     pub expiration: u64,
 }
 
-/// Canonical DNS name order (RFC 4034 §6.1): labels compared from the right, each as
-/// lowercase octets, a shorter label sequence first.
-pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
-    let labels = |n: &[u8]| {
-        let mut v: Vec<(usize, usize)> = Vec::with_capacity(8);
-        let mut pos = 0;
-        while let Some(&len) = n.get(pos) {
-            if len == 0 {
-                break;
-            }
-            v.push((pos + 1, pos + 1 + usize::from(len)));
-            pos += 1 + usize::from(len);
-        }
-        v
-    };
-    let (la, lb) = (labels(a), labels(b));
-    for (x, y) in la.iter().rev().zip(lb.iter().rev()) {
-        let xa = a.get(x.0..x.1).unwrap_or_default();
-        let yb = b.get(y.0..y.1).unwrap_or_default();
-        let ord = xa
-            .iter()
-            .map(u8::to_ascii_lowercase)
-            .cmp(yb.iter().map(u8::to_ascii_lowercase));
-        if ord != Ordering::Equal {
-            return ord;
-        }
-    }
-    la.len().cmp(&lb.len())
-}
+pub use crate::dns::name::canonical_cmp;
 
 /// Lowercases the uncompressed name at `pos` of `rdata`; the position after it.
 fn lower_name_at(rdata: &mut [u8], pos: usize) -> Option<usize> {
@@ -394,7 +364,6 @@ fn sign_jobs(
             .collect()
     })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -253,9 +253,12 @@ fn lookup(
     opt: Option<&mut OptOut<'_>>,
 ) -> Option<u8> {
     let counting = request.counting;
+    // A DO query where some zone is signed is answered afresh: the cache and the
+    // pre-rendered answers hold answers without signatures.
+    let dnssec = query.edns.is_some_and(|e| e.dnssec_ok) && snapshot.zones.any_signed();
     // The cache and this query's key into it (hashed only when there is a cache).
     let mut cache = match cache {
-        Some(c) => {
+        Some(c) if !dnssec => {
             let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
             let k = cache::Key::new(
                 key,
@@ -267,7 +270,7 @@ fn lookup(
             );
             Some((c, k))
         }
-        None => None,
+        _ => None,
     };
     if let Some((cache, cache_key)) = &mut cache
         && let Some(hit) = cache.get(cache_key)
@@ -297,8 +300,10 @@ fn lookup(
     {
         c.inc();
     }
+    w.set_dnssec(dnssec && zone.is_signed());
     // A static name answered before: header, question, one copy.
-    if let Some(d) = node
+    if !dnssec
+        && let Some(d) = node
         && let Some(r) = snapshot
             .static_answers
             .get(zone_index, d.entry, key.len(), query.qtype)

@@ -245,6 +245,20 @@ impl ZoneBuilder {
                     .map_or(0, |(owner, _)| hash_name(owner))
             });
         }
+        let signed = entries
+            .iter()
+            .any(|(o, n)| *o == self.origin && n.get(rtype::RRSIG).is_some());
+        let mut nsec_order: Vec<u32> = (0..entries.len() as u32)
+            .filter(|&i| {
+                entries
+                    .get(i as usize)
+                    .is_some_and(|(_, n)| n.get(rtype::NSEC).is_some())
+            })
+            .collect();
+        nsec_order.sort_by(|&a, &b| {
+            let name = |i: u32| entries.get(i as usize).map_or(&[][..], |(o, _)| &o[..]);
+            name::canonical_cmp(name(a), name(b))
+        });
         Ok(Zone {
             origin: self.origin,
             origin_labels,
@@ -253,6 +267,8 @@ impl ZoneBuilder {
             apex_dname,
             negative_ttl,
             fingerprint,
+            signed,
+            nsec_order,
         })
     }
 }

@@ -90,6 +90,11 @@ pub struct Zone {
     negative_ttl: u32,
     /// Hash of all records (SOA serial excluded): tells a reload whether content changed.
     fingerprint: u64,
+    /// Signed (the apex has signatures): DO queries get RRSIGs and denial proofs.
+    signed: bool,
+    /// Positions in `entries` of the names with an NSEC record, in canonical order: the
+    /// NSEC that covers a name is found by a binary search.
+    nsec_order: Vec<u32>,
 }
 
 impl Zone {
@@ -200,6 +205,7 @@ pub(crate) fn hash_name(name: &[u8]) -> u64 {
 }
 
 mod builder;
+mod denial;
 mod error;
 mod resolve;
 mod set;

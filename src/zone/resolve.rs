@@ -100,9 +100,10 @@ impl ZoneSet {
         next: &mut [u8; MAX_NAME_LEN],
     ) -> Option<usize> {
         let cur = next;
-        if matches!(step, Step::Wildcard(_)) {
+        if matches!(step, Step::Wildcard(..)) {
             out.wildcard = true;
         }
+        let dnssec = sink.dnssec_ok() && zone.signed;
         match step {
             Step::Referral { cut, node } => {
                 if let Some(ns) = node.get(rtype::NS) {
@@ -110,6 +111,9 @@ impl ZoneSet {
                         out.authoritative = false;
                     }
                     if sink.rrset(Section::Authority, cut, ns, ns.ttl) {
+                        if dnssec {
+                            zone.add_referral_proof(node, cut, sink);
+                        }
                         zone.add_additional(ns, sink);
                     }
                 }
@@ -118,7 +122,16 @@ impl ZoneSet {
             Step::Dname { owner_off, node } => {
                 let dname = node.get(rtype::DNAME)?;
                 let target = dname.rdata.first()?;
-                sink.rrset(Section::Answer, &key[owner_off..], dname, dname.ttl);
+                if sink.rrset(Section::Answer, &key[owner_off..], dname, dname.ttl) && dnssec {
+                    zone.add_sigs(
+                        node,
+                        &key[owner_off..],
+                        rtype::DNAME,
+                        Section::Answer,
+                        dname.ttl,
+                        sink,
+                    );
+                }
                 let new_len = owner_off + target.len();
                 if new_len > MAX_NAME_LEN {
                     out.rcode = rcode::YXDOMAIN;
@@ -138,12 +151,15 @@ impl ZoneSet {
                 // follows a CNAME only when QTYPE is not CNAME).
                 (qtype != rtype::CNAME).then_some(new_len)
             }
-            Step::Node(node) | Step::Wildcard(node) if node.dynamic.is_some() => {
+            Step::Node(node) | Step::Wildcard(node, _) if node.dynamic.is_some() => {
                 let index = node.dynamic.unwrap_or_default();
                 match dynamic.answer(index, name, qtype, sink) {
                     DynamicOutcome::Answered => None,
                     DynamicOutcome::NoData => {
                         zone.add_negative_soa(sink);
+                        if dnssec {
+                            zone.add_nodata_proof(node, key, sink);
+                        }
                         None
                     }
                     DynamicOutcome::Cname(target) => {
@@ -153,8 +169,21 @@ impl ZoneSet {
                     }
                 }
             }
-            Step::Node(node) | Step::Wildcard(node) => {
-                zone.answer_node(node, name, qtype, sink).map(|target| {
+            Step::Node(node) => zone
+                .answer_node(node, name, key, qtype, sink)
+                .map(|target| {
+                    let len = target.len().min(MAX_NAME_LEN);
+                    cur[..len].copy_from_slice(&target[..len]);
+                    len
+                }),
+            Step::Wildcard(node, owner) => {
+                let next = zone.answer_node(node, name, owner, qtype, sink);
+                // The name itself does not exist. (When the chain goes on from here the
+                // proof would have to follow later answers: not given, a known gap.)
+                if dnssec && next.is_none() {
+                    zone.add_wildcard_proof(node, owner, key, qtype, sink);
+                }
+                next.map(|target| {
                     let len = target.len().min(MAX_NAME_LEN);
                     cur[..len].copy_from_slice(&target[..len]);
                     len
@@ -163,6 +192,9 @@ impl ZoneSet {
             Step::NxDomain => {
                 out.rcode = rcode::NXDOMAIN;
                 zone.add_negative_soa(sink);
+                if dnssec {
+                    zone.add_nxdomain_proof(key, sink);
+                }
                 None
             }
         }
@@ -172,9 +204,16 @@ impl ZoneSet {
 /// Where one name leads inside a zone.
 enum Step<'z> {
     Node(&'z Node),
-    Wildcard(&'z Node),
-    Referral { cut: &'z [u8], node: &'z Node },
-    Dname { owner_off: usize, node: &'z Node },
+    /// The wildcard's node and its owner name.
+    Wildcard(&'z Node, &'z [u8]),
+    Referral {
+        cut: &'z [u8],
+        node: &'z Node,
+    },
+    Dname {
+        owner_off: usize,
+        node: &'z Node,
+    },
     NxDomain,
 }
 
@@ -242,51 +281,81 @@ impl Zone {
         wild[0] = 1;
         wild[1] = b'*';
         wild[2..len].copy_from_slice(encloser);
-        match self.node(&wild[..len]) {
-            Some(node) => Step::Wildcard(node),
+        match self.entry(&wild[..len]) {
+            Some((owner, node)) => Step::Wildcard(node, owner),
             None => Step::NxDomain,
         }
     }
 
-    /// Answers from an existing node. Returns the CNAME target when the chain goes on.
+    /// Answers from an existing node (written under `owner`; `stored` is the node's own
+    /// name, lowercase). Returns the CNAME target when the chain goes on.
     fn answer_node<'z, S: Sink>(
         &'z self,
         node: &'z Node,
         owner: &[u8],
+        stored: &[u8],
         qtype: u16,
         sink: &mut S,
     ) -> Option<&'z [u8]> {
+        let dnssec = sink.dnssec_ok() && self.signed;
+        // With signatures, minimal responses: proofs may still follow in the authority
+        // section, which must come before any additional record.
+        let answer = |set: &RRset, sink: &mut S| {
+            if sink.rrset(Section::Answer, owner, set, set.ttl) {
+                if dnssec {
+                    self.add_sigs(node, owner, set.rtype, Section::Answer, set.ttl, sink);
+                } else {
+                    self.add_additional(set, sink);
+                }
+            }
+        };
         if qtype == rtype::ANY {
-            if node.rrsets.is_empty() {
-                self.add_negative_soa(sink);
-            } else if let Some(set) = node.get(rtype::CNAME).or(node.rrsets.first())
-                // RFC 8482 §4.1: one RRset, over UDP and TCP alike (as Knot and NSD do).
-                && sink.rrset(Section::Answer, owner, set, set.ttl)
-            {
-                self.add_additional(set, sink);
+            // RFC 8482 §4.1: one RRset, over UDP and TCP alike (as Knot and NSD do).
+            match node.get(rtype::CNAME).or(node.rrsets.first()) {
+                Some(set) => answer(set, sink),
+                None => self.add_nodata(node, stored, sink),
             }
             return None;
         }
         if let Some(set) = node.get(qtype) {
-            if sink.rrset(Section::Answer, owner, set, set.ttl) {
-                self.add_additional(set, sink);
-            }
+            answer(set, sink);
             return None;
         }
         if let Some(cname) = node.get(rtype::CNAME) {
-            sink.rrset(Section::Answer, owner, cname, cname.ttl);
+            answer(cname, sink);
             return cname
                 .rdata
                 .first()
                 .and_then(|rd| rdata_target(rtype::CNAME, rd));
         }
-        self.add_negative_soa(sink);
+        self.add_nodata(node, stored, sink);
         None
     }
 
+    /// The negative SOA of a NODATA answer at `node` (named `stored`), and with
+    /// signatures its proof.
+    fn add_nodata<S: Sink>(&self, node: &Node, stored: &[u8], sink: &mut S) {
+        self.add_negative_soa(sink);
+        if sink.dnssec_ok() && self.signed {
+            self.add_nodata_proof(node, stored, sink);
+        }
+    }
+
     fn add_negative_soa<S: Sink>(&self, sink: &mut S) {
-        if let Some(soa) = self.soa() {
-            sink.negative_soa(&self.origin, soa, self.negative_ttl);
+        if let Some(soa) = self.soa()
+            && sink.negative_soa(&self.origin, soa, self.negative_ttl)
+            && sink.dnssec_ok()
+            && self.signed
+        {
+            let apex = self.apex();
+            self.add_sigs(
+                apex,
+                &self.origin,
+                rtype::SOA,
+                Section::Authority,
+                self.negative_ttl,
+                sink,
+            );
         }
     }
 

@@ -20,6 +20,8 @@ pub struct ZoneSet {
     /// zone containing it, with no delegation or DNAME above it, and not itself a cut.
     /// Most questions hit here and skip the zone search and the walk down from the apex.
     direct: HashTable<(u32, u32)>,
+    /// Some zone is signed: DO queries cannot share answers with the others.
+    any_signed: bool,
 }
 
 /// A name found by one hash lookup: its node, and its position in the zone (which keys
@@ -41,14 +43,21 @@ impl ZoneSet {
             let len = z.origin.len().min(255);
             origin_lens[len / 64] |= 1 << (len % 64);
         }
+        let any_signed = zones.iter().any(Zone::is_signed);
         let mut set = Self {
             zones,
             by_origin,
             origin_lens,
             direct: HashTable::new(),
+            any_signed,
         };
         set.direct = set.direct_names();
         Ok(set)
+    }
+
+    /// Some zone is signed.
+    pub fn any_signed(&self) -> bool {
+        self.any_signed
     }
 
     /// The table behind [`ZoneSet::lookup`].

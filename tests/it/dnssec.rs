@@ -287,3 +287,113 @@ fn bind_and_ldns_keys_sign_a_split_and_an_ed25519_zone() {
     assert!(out.contains("RRSIG\tSOA 15 "), "{out}");
     verify("ed.test", &ed, true);
 }
+
+/// delv's verdict on one question to the server, with `anchor` as the trust anchor file.
+fn delv(server: &Server, anchor: &Path, zone: &str, name: &str, rtype: &str) -> String {
+    let (_, out) = run(Command::new(tool_path("delv"))
+        .arg(format!("@{}", server.addr.ip()))
+        .args(["-p", &server.addr.port().to_string(), "-a"])
+        .arg(anchor)
+        .arg(format!("+root={zone}"))
+        .args([name, rtype]));
+    out
+}
+
+/// A trust anchor file for delv from a `.key` file.
+fn anchor_file(dir: &Path, zone: &str, key_file: &Path) -> std::path::PathBuf {
+    let key = std::fs::read_to_string(key_file).expect("key file");
+    let line = key
+        .lines()
+        .find(|l| l.contains("DNSKEY") && !l.starts_with(';'))
+        .expect("DNSKEY line");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let at = f.iter().position(|w| *w == "DNSKEY").expect("DNSKEY");
+    let anchor = format!(
+        "trust-anchors {{ {zone}. static-key {} {} {} \"{}\"; }};\n",
+        f[at + 1],
+        f[at + 2],
+        f[at + 3],
+        f[at + 4..].concat()
+    );
+    let path = dir.join(format!(
+        "anchor-{}.conf",
+        key_file.display().to_string().len()
+    ));
+    std::fs::write(&path, anchor).expect("anchor");
+    path
+}
+
+#[test]
+fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
+    if !tools() || !require_tool("delv", "bind9-dnsutils") {
+        return;
+    }
+    let dir = setup(&[("signed.test", ZONE, Some(DYNAMIC))]);
+    let (ok, out) = meridian(dir.path(), &["dnssec", "keygen", "signed.test"]);
+    assert!(ok, "{out}");
+    let stem = out.split_whitespace().next().expect("stem").to_string();
+    let anchor = anchor_file(
+        dir.path(),
+        "signed.test",
+        &dir.path().join(format!("{stem}.key")),
+    );
+    let server = Server::start_with_config(
+        tempfile::tempdir().expect("unused"),
+        dir.path().join("meridian.toml"),
+    );
+    let positive = "; fully validated";
+    let negative = "; negative response, fully validated";
+    for (name, rtype, verdict) in [
+        ("signed.test", "SOA", positive),
+        ("signed.test", "DNSKEY", positive),
+        ("signed.test", "MX", positive),
+        ("www.signed.test", "A", positive),
+        ("WwW.SiGnEd.TeSt", "AAAA", positive),
+        ("alias.signed.test", "A", positive),
+        ("srv.signed.test", "SRV", positive),
+        ("anything.wild.signed.test", "TXT", positive),
+        ("deep.a.b.signed.test", "A", positive),
+        ("mixed.signed.test", "TXT", positive),
+        ("sub.signed.test", "DS", positive),
+        ("nope.signed.test", "A", negative),
+        ("NoPe.signed.test", "A", negative),
+        ("www.signed.test", "MX", negative),
+        ("anything.wild.signed.test", "A", negative),
+        // Empty non-terminals: a.b and b exist only as ancestors of deep.a.b.
+        ("a.b.signed.test", "A", negative),
+        ("b.signed.test", "TXT", negative),
+        ("x.deep.a.b.signed.test", "A", negative),
+        ("ns1.signed.test", "DS", negative),
+    ] {
+        let out = delv(&server, &anchor, "signed.test", name, rtype);
+        assert!(
+            out.contains(verdict),
+            "{name} {rtype}: expected {verdict:?}:\n{out}"
+        );
+    }
+    // Another key as the anchor: nothing validates.
+    let other = tempfile::tempdir().expect("dir");
+    let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
+        .args([
+            "-a",
+            "ECDSAP256SHA256",
+            "-f",
+            "KSK",
+            "-n",
+            "ZONE",
+            "signed.test",
+        ])
+        .current_dir(other.path()));
+    assert!(ok, "{out}");
+    let wrong = anchor_file(
+        other.path(),
+        "signed.test",
+        &other.path().join(format!("{}.key", out.trim())),
+    );
+    let out = delv(&server, &wrong, "signed.test", "www.signed.test", "A");
+    assert!(
+        !out.contains("validated"),
+        "validated with a wrong anchor:\n{out}"
+    );
+    assert!(out.contains("resolution failed"), "{out}");
+}

@@ -60,6 +60,8 @@ pub struct Writer<'b> {
     /// An additional record was left out for want of room (not an error, no TC).
     additional_left_out: bool,
     section: Section,
+    /// Signatures and denial proofs go in (a DO query to a signed zone).
+    dnssec: bool,
 }
 
 impl<'b> Writer<'b> {
@@ -106,6 +108,7 @@ impl<'b> Writer<'b> {
             truncated: false,
             additional_left_out: false,
             section: Section::Answer,
+            dnssec: false,
         };
         w.buf[..HEADER_LEN].fill(0);
         w.buf[0..2].copy_from_slice(&id.to_be_bytes());
@@ -137,6 +140,11 @@ impl<'b> Writer<'b> {
         } else {
             self.buf[2] &= !0x04;
         }
+    }
+
+    /// Answer with signatures and denial proofs (a DO query to a signed zone).
+    pub fn set_dnssec(&mut self, on: bool) {
+        self.dnssec = on;
     }
 
     pub fn set_checking_disabled(&mut self, cd: bool) {
@@ -617,6 +625,10 @@ impl Writer<'_> {
 }
 
 impl Sink for Writer<'_> {
+    fn dnssec_ok(&self) -> bool {
+        self.dnssec
+    }
+
     fn negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
         self.fast_negative_soa(origin, soa, ttl)
             || self.write_set(
