@@ -15,7 +15,6 @@ use arc_swap::ArcSwap;
 use crate::config::Loaded;
 use crate::engine::cache as answer_cache;
 use crate::engine::{SharedHealth, SharedSnapshot};
-use crate::health::HealthView;
 use crate::monitor::Monitor;
 use crate::net::{clock, notify, tcp, udp};
 use crate::reload;
@@ -35,8 +34,11 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     );
     // Loading parsed files and built tables: give the scratch memory back before serving.
     reload::release_free_memory();
+    // Everything up, with the signatures of a signed zone's dynamic answers.
+    let health: SharedHealth = Arc::new(ArcSwap::from_pointee(
+        loaded.snapshot.initial_health.clone(),
+    ));
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
-    let health: SharedHealth = Arc::new(ArcSwap::from_pointee(HealthView::all_up()));
 
     let threads = udp_threads(server.udp_threads);
 

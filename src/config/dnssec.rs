@@ -166,3 +166,46 @@ pub fn default_answer(
     }
     out
 }
+
+/// `view` with the signatures of every dynamic answer set it can produce in a signed zone
+/// (reused from `previous` where it has them, for the same snapshot generation).
+pub fn signed_view(
+    snapshot: &crate::engine::Snapshot,
+    view: crate::health::HealthView,
+    previous: Option<&crate::health::HealthView>,
+) -> crate::health::HealthView {
+    use crate::dns::sigstore::{SigStore, set_hash};
+    if snapshot.signers.is_empty() {
+        return view;
+    }
+    let previous = previous
+        .filter(|p| p.generation() == snapshot.generation)
+        .map(|p| p.sigs().clone());
+    let routing = &snapshot.routing;
+    let mut store = SigStore::default();
+    for (i, name) in routing.names.iter().enumerate() {
+        let Some(signer) = snapshot
+            .signers
+            .iter()
+            .filter(|s| crate::dns::name::is_subdomain(&name.owner, &s.origin))
+            .max_by_key(|s| s.origin.len())
+        else {
+            continue;
+        };
+        for (rtype, rdatas) in routing.answer_sets(i as u32, &view) {
+            let hash = set_hash(rdatas.iter().copied());
+            if let Some(sigs) = previous.as_ref().and_then(|p| p.get(i as u32, rtype, hash)) {
+                store.insert(i as u32, rtype, hash, sigs.to_vec());
+                continue;
+            }
+            match signer.sign(&name.owner, (rtype, name.ttl, &rdatas)) {
+                Ok(sigs) => store.insert(i as u32, rtype, hash, sigs),
+                Err(e) => tracing::error!(
+                    name = %crate::dns::name::to_text(&name.owner),
+                    "dnssec: cannot sign a dynamic answer: {e}"
+                ),
+            }
+        }
+    }
+    view.with_sigs(std::sync::Arc::new(store))
+}

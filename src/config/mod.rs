@@ -98,6 +98,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let watch = watch_list(config_path, &file, base, &sources);
     let mut zones: Vec<Zone> = Vec::new();
     let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
+    let mut signers = Vec::new();
     if let Some((d, _)) = &signing {
         errors.extend(unknown_signed_zones(d, &sources).map(|m| diag(0, m)));
     }
@@ -106,7 +107,14 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             .as_ref()
             .filter(|(d, _)| dnssec::signs_zone(d, &origin.to_string()))
             .map(|(d, dir)| (*d, dir.as_path()));
-        match load_zone(&origin, &path, dynamic.as_deref(), &mut routing, sign) {
+        match load_zone(
+            &origin,
+            &path,
+            dynamic.as_deref(),
+            &mut routing,
+            sign,
+            &mut signers,
+        ) {
             Ok((zone, w)) => {
                 warnings.extend(w);
                 zones.push(zone);
@@ -142,7 +150,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let mut routing = routing.tables.routing;
     // The databases themselves go when `load` returns: the tables hold what queries need.
     routing.geo = geo.is_some().then_some(recipe);
-    let snapshot = Snapshot {
+    let mut snapshot = Snapshot {
         generation: 0,
         serial: Snapshot::next_serial(),
         initial_health: crate::health::HealthView::all_up(),
@@ -169,7 +177,10 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             .secrets(process_cookie_secret())
             .unwrap_or(None),
         journals: Default::default(),
+        signers,
     };
+    let all_up = crate::health::HealthView::all_up();
+    snapshot.initial_health = dnssec::signed_view(&snapshot, all_up, None);
     Ok(Loaded {
         snapshot,
         server: file.server,
@@ -372,7 +383,7 @@ fn sign(
     config: &schema::DnssecConfig,
     key_dir: &Path,
     routing: &dynamic::RoutingBuilder<'_>,
-) -> Result<crate::dnssec::SignStats, String> {
+) -> Result<(crate::dnssec::SignStats, crate::dnssec::ZoneSigner), String> {
     let zone = wire_lower(origin);
     let keys = dnssec::zone_keys(key_dir, &zone, &origin.to_string())?;
     let r = &routing.tables.routing;
@@ -398,7 +409,24 @@ fn sign(
         }
         t
     };
-    crate::dnssec::sign_zone(builder, &keys, &dnssec::policy(config), dynamic_types)
+    let policy = dnssec::policy(config);
+    let stats = crate::dnssec::sign_zone(builder, &keys, &policy, dynamic_types)?;
+    // The keys that sign data (not only the DNSKEY RRset) sign the dynamic answers too.
+    let signs_data: Vec<bool> = keys
+        .iter()
+        .map(|k| crate::dnssec::sign::key_signs(&keys, k, rtype::A, policy.now))
+        .collect();
+    let data_keys: Vec<std::sync::Arc<crate::dnssec::SigningKey>> = keys
+        .into_iter()
+        .zip(signs_data)
+        .filter_map(|(k, yes)| yes.then(|| std::sync::Arc::new(k)))
+        .collect();
+    let signer = crate::dnssec::ZoneSigner {
+        origin: zone.into_boxed_slice(),
+        keys: data_keys,
+        window: policy.window(),
+    };
+    Ok((stats, signer))
 }
 
 /// Loads one master file as the zone `origin`, and its dynamic names when it has them;
@@ -409,6 +437,7 @@ pub fn load_zone(
     dynamic: Option<&Path>,
     routing: &mut dynamic::RoutingBuilder<'_>,
     signing: Option<(&schema::DnssecConfig, &Path)>,
+    signers: &mut Vec<crate::dnssec::ZoneSigner>,
 ) -> ZoneResult {
     let mut builder = ZoneBuilder::new(wire_lower(origin));
     let (mut errors, mut warnings) = zonefile::load_zone_file(path, origin, &mut builder);
@@ -422,13 +451,16 @@ pub fn load_zone(
         && let Some((config, key_dir)) = signing
     {
         match sign(&mut builder, origin, config, key_dir, routing) {
-            Ok(stats) => tracing::info!(
+            Ok((stats, signer)) => {
+                signers.push(signer);
+                tracing::info!(
                 zone = %origin,
                 signatures = stats.signatures,
                 nsec = stats.nsec,
                 dnskeys = stats.dnskeys,
                 "signed"
-            ),
+                );
+            }
             Err(e) => errors.push(Diagnostic {
                 file: path.to_path_buf(),
                 line: 0,

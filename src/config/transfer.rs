@@ -227,12 +227,15 @@ pub fn build(
             ));
         }
         if zone.nodes().any(|(_, n)| n.dynamic.is_some()) {
+            let what = if zone.is_signed() {
+                "its dynamic names go out as their default answer, signed (a secondary cannot \
+                 steer)"
+            } else {
+                "transfers carry only its static records"
+            };
             warnings.push((
                 at,
-                format!(
-                    "transfer.\"{zone_name}\": the zone has dynamic names; transfers carry only \
-                     its static records"
-                ),
+                format!("transfer.\"{zone_name}\": the zone has dynamic names; {what}"),
             ));
         }
         out.insert(origin.into_boxed_slice(), zt);

@@ -5,6 +5,7 @@
 pub mod iana;
 pub mod name;
 pub mod rdata;
+pub mod sigstore;
 pub mod tsig;
 pub mod wire;
 

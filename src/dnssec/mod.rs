@@ -5,4 +5,26 @@ pub mod key;
 pub mod sign;
 
 pub use key::{KeyError, SigningKey, Timing};
-pub use sign::{SignPolicy, SignStats, sign_zone};
+pub use sign::{SignPolicy, SignStats, Window, sign_rrset, sign_zone};
+
+/// What signs one zone's dynamic answers as health changes: the keys that sign its data
+/// (active; the ZSKs when keys are split) and the window of the signatures made at load.
+#[derive(Debug, Clone)]
+pub struct ZoneSigner {
+    /// Lowercase wire.
+    pub origin: Box<[u8]>,
+    pub keys: Vec<std::sync::Arc<SigningKey>>,
+    pub window: Window,
+}
+
+impl ZoneSigner {
+    /// The signatures of one RRset by every key.
+    pub fn sign(&self, owner: &[u8], set: (u16, u32, &[&[u8]])) -> Result<Vec<Box<[u8]>>, String> {
+        self.keys
+            .iter()
+            .map(|k| {
+                sign_rrset(k, &self.origin, owner, set, self.window).map(Vec::into_boxed_slice)
+            })
+            .collect()
+    }
+}

@@ -166,7 +166,7 @@ pub fn signed_data(
     owner: &[u8],
     rtype: u16,
     ttl: u32,
-    rdata: &[Box<[u8]>],
+    rdata: &[&[u8]],
 ) -> Vec<u8> {
     let mut records: Vec<Vec<u8>> = rdata.iter().map(|r| canonical_rdata(rtype, r)).collect();
     records.sort();
@@ -202,6 +202,19 @@ fn occluded(builder: &ZoneBuilder, owner: &[u8]) -> bool {
     false
 }
 
+/// KSK/ZSK split: both kinds are active at `now`. Otherwise every key signs everything
+/// (a CSK, or keys of one kind).
+pub fn split_keys(keys: &[SigningKey], now: u64) -> bool {
+    let active = || keys.iter().filter(|k| k.timing.active(now));
+    active().any(SigningKey::sep) && active().any(|k| !k.sep())
+}
+
+/// Does `key` sign RRsets of type `t` at `now` (active, and the right kind when split)?
+pub fn key_signs(keys: &[SigningKey], key: &SigningKey, t: u16, now: u64) -> bool {
+    key.timing.active(now)
+        && (!split_keys(keys, now) || key.sep() == matches!(t, rtype::DNSKEY | 59 | 60))
+}
+
 /// One RRSIG to make: who signs what.
 struct Job {
     owner: Vec<u8>,
@@ -230,10 +243,7 @@ pub fn sign_zone(
             name::to_text(builder.origin())
         ));
     }
-    // KSK/ZSK split when both kinds are active; otherwise every key signs everything (CSK).
-    let has_ksk = active.iter().any(|&i| keys[i].sep());
-    let has_zsk = active.iter().any(|&i| !keys[i].sep());
-    let split = has_ksk && has_zsk;
+    let split = split_keys(keys, now);
     let signs = |key: &SigningKey, t: u16| {
         !split || key.sep() == matches!(t, rtype::DNSKEY | 59 | 60) // DNSKEY, CDS, CDNSKEY
     };
@@ -318,6 +328,49 @@ pub fn sign_zone(
     Ok(stats)
 }
 
+/// When signatures are valid (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub inception: u64,
+    pub expiration: u64,
+}
+
+impl SignPolicy {
+    pub fn window(&self) -> Window {
+        Window {
+            inception: self.now.saturating_sub(self.inception_offset),
+            expiration: self.now + self.lifetime,
+        }
+    }
+}
+
+/// The RRSIG RDATA of one RRset (type, original TTL, RDATAs) of `owner` by `key` of the
+/// zone `signer`.
+pub fn sign_rrset(
+    key: &SigningKey,
+    signer: &[u8],
+    owner: &[u8],
+    (rtype, ttl, rdata): (u16, u32, &[&[u8]]),
+    window: Window,
+) -> Result<Vec<u8>, String> {
+    let header = SigHeader {
+        covered: rtype,
+        algorithm: key.algorithm,
+        labels: rrsig_labels(owner),
+        original_ttl: ttl,
+        // Serial-number arithmetic on 32 bits (RFC 4034 §3.1.5).
+        expiration: window.expiration as u32,
+        inception: window.inception as u32,
+        tag: key.tag,
+        signer,
+    };
+    let mut out = Vec::with_capacity(18 + signer.len() + 64);
+    header.write(&mut out);
+    let data = signed_data(&out, owner, rtype, ttl, rdata);
+    out.extend_from_slice(&key.sign(&data).map_err(|e| e.to_string())?);
+    Ok(out)
+}
+
 /// Makes the RRSIG RDATA of every job, on every core (a million RRsets take about 30 s of
 /// signing on one).
 fn sign_jobs(
@@ -327,24 +380,14 @@ fn sign_jobs(
     inception: u64,
     expiration: u64,
 ) -> Vec<Result<Vec<u8>, String>> {
+    let window = Window {
+        inception,
+        expiration,
+    };
     let sign_one = |job: &Job| -> Result<Vec<u8>, String> {
-        let key = &keys[job.key];
-        let header = SigHeader {
-            covered: job.rtype,
-            algorithm: key.algorithm,
-            labels: rrsig_labels(&job.owner),
-            original_ttl: job.ttl,
-            // Serial-number arithmetic on 32 bits (RFC 4034 §3.1.5).
-            expiration: expiration as u32,
-            inception: inception as u32,
-            tag: key.tag,
-            signer: origin,
-        };
-        let mut rdata = Vec::with_capacity(18 + origin.len() + 64);
-        header.write(&mut rdata);
-        let data = signed_data(&rdata, &job.owner, job.rtype, job.ttl, &job.rdata);
-        rdata.extend_from_slice(&key.sign(&data).map_err(|e| e.to_string())?);
-        Ok(rdata)
+        let rdata: Vec<&[u8]> = job.rdata.iter().map(|r| &r[..]).collect();
+        let set = (job.rtype, job.ttl, &rdata[..]);
+        sign_rrset(&keys[job.key], origin, &job.owner, set, window)
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub cookies: Option<super::cookies::CookieSecrets>,
     /// IXFR differences of the zones that may be transferred, by lowercase wire origin.
     pub journals: rustc_hash::FxHashMap<Box<[u8]>, Arc<super::journal::Journal>>,
+    /// Signed zones' keys for the dynamic answers (health views carry the signatures).
+    pub signers: Vec<crate::dnssec::ZoneSigner>,
 }
 
 impl Snapshot {

@@ -26,6 +26,8 @@ pub struct HealthView {
     /// Different for every view built by [`HealthView::new`] (0: all up): per-thread answer
     /// caches drop what they keep when it changes.
     version: u64,
+    /// Signatures of the dynamic answer sets this view can produce (signed zones only).
+    sigs: std::sync::Arc<crate::dns::sigstore::SigStore>,
 }
 
 /// The next [`HealthView::version`].
@@ -43,7 +45,18 @@ impl HealthView {
             group_up: group_up.into_boxed_slice(),
             generation,
             version: NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            sigs: Default::default(),
         }
+    }
+
+    /// This view with the signatures of its dynamic answer sets.
+    pub fn with_sigs(mut self, sigs: std::sync::Arc<crate::dns::sigstore::SigStore>) -> Self {
+        self.sigs = sigs;
+        self
+    }
+
+    pub fn sigs(&self) -> &std::sync::Arc<crate::dns::sigstore::SigStore> {
+        &self.sigs
     }
 
     pub fn generation(&self) -> u64 {

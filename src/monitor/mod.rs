@@ -186,6 +186,8 @@ impl Monitor {
         let overrides = lock(&self.inner.overrides);
         let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
         let view = view_for(&snap, &states, &overrides, fleet.as_deref());
+        // A signed zone's dynamic answers under this view are signed before it goes live.
+        let view = crate::config::dnssec::signed_view(&snap, view, Some(&self.inner.view.load()));
         lock(&self.inner.history).observe(&history::Inputs {
             snap: &snap,
             view: &view,
@@ -202,7 +204,8 @@ impl Monitor {
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
         let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
-        view_for(snapshot, &states, &overrides, fleet.as_deref())
+        let view = view_for(snapshot, &states, &overrides, fleet.as_deref());
+        crate::config::dnssec::signed_view(snapshot, view, None)
     }
 
     /// How long the store may be silent before this instance decides alone, and how long

@@ -8,6 +8,7 @@
 //! query costs one longest-prefix lookup and the table's network is the ECS scope.
 
 pub mod build;
+mod sets;
 use std::net::IpAddr;
 use std::ops::Range;
 
@@ -542,8 +543,13 @@ impl Routing {
             AllDown::FailOpen => self.pick(name, &d, serve_type, how, &mut chosen),
             AllDown::NoData => return (DynamicOutcome::NoData, basis),
             AllDown::Fallback { a, aaaa, cname } => {
+                let fallback = Fallback {
+                    a,
+                    aaaa,
+                    cname: cname.as_deref(),
+                };
                 return (
-                    Self::fallback(name, owner, qtype, a, aaaa, cname.as_deref(), sink),
+                    Self::fallback(index, name, owner, qtype, fallback, health, sink),
                     basis,
                 );
             }
@@ -570,7 +576,8 @@ impl Routing {
             let Some(target) = self.endpoints[chosen[0] as usize].cname.as_deref() else {
                 return (DynamicOutcome::NoData, basis);
             };
-            sink.record(Section::Answer, owner, rtype::CNAME, ttl, target);
+            let one = std::iter::once(target);
+            Self::write_signed(index, rtype::CNAME, ttl, owner, one, health, sink);
             if qtype == rtype::CNAME {
                 return (DynamicOutcome::Answered, basis);
             }
@@ -579,22 +586,66 @@ impl Routing {
         let rdatas = chosen[..n]
             .iter()
             .filter_map(|&e| self.endpoints[e as usize].rdata(serve_type));
-        sink.records(Section::Answer, owner, serve_type, ttl, rdatas);
+        Self::write_signed(index, serve_type, ttl, owner, rdatas, health, sink);
         (DynamicOutcome::Answered, basis)
     }
 
+    /// In a signed zone, for a DO query: the signatures of the set just written, made
+    /// before this health view went live.
+    fn add_sigs<'r, S: Sink>(
+        index: u32,
+        rtype: u16,
+        ttl: u32,
+        owner: &[u8],
+        rdatas: impl Iterator<Item = &'r [u8]>,
+        health: &HealthView,
+        sink: &mut S,
+    ) {
+        if !sink.dnssec_ok() {
+            return;
+        }
+        let hash = crate::dns::sigstore::set_hash(rdatas);
+        for sig in health.sigs().get(index, rtype, hash).unwrap_or_default() {
+            sink.record(Section::Answer, owner, rtype::RRSIG, ttl, sig);
+        }
+    }
+
+    /// Writes an RRset of a dynamic answer and, in a signed zone, its signatures.
+    #[allow(clippy::too_many_arguments)]
+    fn write_signed<'r, S: Sink, I: Iterator<Item = &'r [u8]> + Clone>(
+        index: u32,
+        rtype: u16,
+        ttl: u32,
+        owner: &[u8],
+        rdatas: I,
+        health: &HealthView,
+        sink: &mut S,
+    ) {
+        if sink.records(Section::Answer, owner, rtype, ttl, rdatas.clone()) {
+            Self::add_sigs(index, rtype, ttl, owner, rdatas, health, sink);
+        }
+    }
+
     fn fallback<'a, S: Sink>(
+        index: u32,
         name: &DynamicName,
         owner: &[u8],
         qtype: u16,
-        a: &[[u8; 4]],
-        aaaa: &[[u8; 16]],
-        cname: Option<&'a [u8]>,
+        fallback: Fallback<'a>,
+        health: &HealthView,
         sink: &mut S,
     ) -> DynamicOutcome<'a> {
         let ttl = name.degraded_ttl.unwrap_or(name.ttl);
-        if let Some(target) = cname {
-            sink.record(Section::Answer, owner, rtype::CNAME, ttl, target);
+        if let Some(target) = fallback.cname {
+            Self::write_signed(
+                index,
+                rtype::CNAME,
+                ttl,
+                owner,
+                std::iter::once(target),
+                health,
+                sink,
+            );
             return if qtype == rtype::CNAME {
                 DynamicOutcome::Answered
             } else {
@@ -602,29 +653,26 @@ impl Routing {
             };
         }
         match qtype {
-            rtype::A if !a.is_empty() => {
-                sink.records(
-                    Section::Answer,
-                    owner,
-                    rtype::A,
-                    ttl,
-                    a.iter().map(|x| &x[..]),
-                );
+            rtype::A if !fallback.a.is_empty() => {
+                let rdatas = fallback.a.iter().map(|x| &x[..]);
+                Self::write_signed(index, rtype::A, ttl, owner, rdatas, health, sink);
                 DynamicOutcome::Answered
             }
-            rtype::AAAA if !aaaa.is_empty() => {
-                sink.records(
-                    Section::Answer,
-                    owner,
-                    rtype::AAAA,
-                    ttl,
-                    aaaa.iter().map(|x| &x[..]),
-                );
+            rtype::AAAA if !fallback.aaaa.is_empty() => {
+                let rdatas = fallback.aaaa.iter().map(|x| &x[..]);
+                Self::write_signed(index, rtype::AAAA, ttl, owner, rdatas, health, sink);
                 DynamicOutcome::Answered
             }
             _ => DynamicOutcome::NoData,
         }
     }
+}
+
+/// A name's fixed answer when every candidate is down.
+struct Fallback<'a> {
+    a: &'a [[u8; 4]],
+    aaaa: &'a [[u8; 16]],
+    cname: Option<&'a [u8]>,
 }
 
 /// What one dynamic answer depended on: per-thread answer caches keep it only when it is

@@ -371,6 +371,16 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
             "{name} {rtype}: expected {verdict:?}:\n{out}"
         );
     }
+    // A dynamic name: its answer is signed, before and after a failover, and a type it
+    // does not serve is proven absent.
+    let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "A");
+    assert!(out.contains(positive) && out.contains("198.51.100.2"), "{out}");
+    crate::common::set_override(&server, r#"{"datacenter":"signed.test/two","state":"down"}"#);
+    let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "A");
+    assert!(out.contains(positive) && out.contains("198.51.100.1"), "{out}");
+    let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "AAAA");
+    assert!(out.contains(negative), "{out}");
+
     // Another key as the anchor: nothing validates.
     let other = tempfile::tempdir().expect("dir");
     let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
