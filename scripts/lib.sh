@@ -10,7 +10,7 @@ install_packages() {
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
-    for svc in knot nsd gdnsd prometheus prometheus-node-exporter etcd bird; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+    for svc in knot nsd gdnsd prometheus prometheus-node-exporter etcd bird unbound; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
 }
 
 # Stops process $1: SIGTERM, up to $2 × 0.2 s (default 50) for it to exit, then SIGKILL.

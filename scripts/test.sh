@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-packages=(knot nsd gdnsd dnsperf bind9-dnsutils knot-dnsutils etcd-server bird2 curl iproute2 python3 prometheus fstrm-bin git chromium bind9-utils ldnsutils knot-dnssecutils)
+packages=(knot nsd gdnsd dnsperf bind9-dnsutils knot-dnsutils etcd-server bird2 curl iproute2 python3 prometheus fstrm-bin git chromium bind9-utils ldnsutils knot-dnssecutils unbound)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

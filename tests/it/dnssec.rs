@@ -343,7 +343,7 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
     );
     let positive = "; fully validated";
     let negative = "; negative response, fully validated";
-    for (name, rtype, verdict) in [
+    let questions = [
         ("signed.test", "SOA", positive),
         ("signed.test", "DNSKEY", positive),
         ("signed.test", "MX", positive),
@@ -364,20 +364,45 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
         ("b.signed.test", "TXT", negative),
         ("x.deep.a.b.signed.test", "A", negative),
         ("ns1.signed.test", "DS", negative),
-    ] {
+    ];
+    for (name, rtype, verdict) in questions {
         let out = delv(&server, &anchor, "signed.test", name, rtype);
         assert!(
             out.contains(verdict),
             "{name} {rtype}: expected {verdict:?}:\n{out}"
         );
     }
+    // Every DO response fits 1232 bytes over UDP, without TC.
+    for (name, rtype, _) in questions.iter().chain(&[("dyn.signed.test", "A", "")]) {
+        let (ok, out) = run(Command::new(tool_path("dig"))
+            .arg(format!("@{}", server.addr.ip()))
+            .args(["-p", &server.addr.port().to_string()])
+            .args(["+dnssec", "+bufsize=1232", "+notcp", "+ignore", name, rtype]));
+        let size: usize = out
+            .split("MSG SIZE  rcvd: ")
+            .nth(1)
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap_or(usize::MAX);
+        let tc = out.lines().any(|l| l.starts_with(";; flags:") && l.contains(" tc"));
+        assert!(ok && size <= 1232 && !tc, "{name} {rtype}: {size} bytes:\n{out}");
+    }
+
     // A dynamic name: its answer is signed, before and after a failover, and a type it
     // does not serve is proven absent.
     let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "A");
-    assert!(out.contains(positive) && out.contains("198.51.100.2"), "{out}");
-    crate::common::set_override(&server, r#"{"datacenter":"signed.test/two","state":"down"}"#);
+    assert!(
+        out.contains(positive) && out.contains("198.51.100.2"),
+        "{out}"
+    );
+    crate::common::set_override(
+        &server,
+        r#"{"datacenter":"signed.test/two","state":"down"}"#,
+    );
     let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "A");
-    assert!(out.contains(positive) && out.contains("198.51.100.1"), "{out}");
+    assert!(
+        out.contains(positive) && out.contains("198.51.100.1"),
+        "{out}"
+    );
     let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "AAAA");
     assert!(out.contains(negative), "{out}");
 

@@ -14,6 +14,7 @@ mod deb;
 mod diff;
 mod differential;
 mod dnssec;
+mod dnssec_resolver;
 mod dnstap;
 mod engine;
 mod etcd;

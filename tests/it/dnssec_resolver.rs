@@ -1,0 +1,275 @@
+//! A signed zone with a geo-steered name behind a real validating resolver (Unbound with
+//! `subnetcache validator iterator`, the zone's key as trust anchor, 0x20 case randomizing
+//! on): static answers of every kind and dynamic answers for clients in two networks (by
+//! ECS) come back with AD; a datacenter taken down moves the answer while every answer on
+//! the way validates; a wrong anchor and an expired window give SERVFAIL.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use meridian::geo::writer::{CityRow, city_mmdb};
+
+use crate::common::{DaemonGuard, Server, free_port, require_tool, set_override, tool_path};
+
+const ZONE: &str = "\
+$ORIGIN geo.test.
+$TTL 300
+@        IN SOA ns1 hostmaster 1 3600 600 1209600 30
+         IN NS  ns1
+ns1      IN A   192.0.2.1
+static   IN A   192.0.2.5
+alias    IN CNAME static
+*.wild   IN TXT \"any\"
+deep.ent IN A   192.0.2.6
+";
+
+const DYNAMIC: &str = r#"
+[datacenters]
+fra = {}
+nyc = {}
+[pools.web]
+endpoints = [
+  { id = "f1", datacenter = "fra", address = "192.0.2.10" },
+  { id = "f2", datacenter = "fra", address = "192.0.2.11" },
+  { id = "n1", datacenter = "nyc", address = "192.0.2.20" },
+]
+[geo_maps.world]
+default = ["nyc", "fra"]
+[geo_maps.world.map]
+EU = ["fra", "nyc"]
+NA = ["nyc", "fra"]
+[names.www]
+pool = "web"
+policy = "geo"
+map = "world"
+ttl = 1
+"#;
+
+fn fixture_db() -> Vec<u8> {
+    let row = |net: &str| CityRow::new(net.parse().expect("network"));
+    let rows = [
+        row("81.2.69.0/24").continent("EU").country("DE"),
+        row("8.8.8.0/24").continent("NA").country("US"),
+    ];
+    city_mmdb("GeoIP2-City", &rows).expect("fixture db")
+}
+
+/// An Unbound on a free port in `dir`, validating `geo.test` against `anchor` (a DNSKEY
+/// file), stub to meridian at `upstream`; `extra` lines go in its server section.
+fn unbound(
+    dir: &Path,
+    upstream: std::net::SocketAddr,
+    anchor: &Path,
+    extra: &str,
+) -> (DaemonGuard, u16) {
+    let port = free_port();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  do-not-query-localhost: no\n  \
+         module-config: \"subnetcache validator iterator\"\n  trust-anchor-file: \"{}\"\n  \
+         local-zone: \"test.\" nodefault\n  send-client-subnet: 127.0.0.1\n  \
+         client-subnet-always-forward: yes\n  max-client-subnet-ipv4: 24\n  \
+         use-caps-for-id: yes\n  username: \"\"\n  chroot: \"\"\n  directory: \"{}\"\n  \
+         pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 1\n  val-log-level: 2\n  \
+         access-control: 127.0.0.0/8 allow\n  auto-trust-anchor-file: \"\"\n{extra}\n\
+         stub-zone:\n  name: \"geo.test\"\n  stub-addr: {}@{}\n",
+        anchor.display(),
+        dir.display(),
+        upstream.ip(),
+        upstream.port()
+    );
+    let path = dir.join(format!("unbound-{port}.conf"));
+    std::fs::write(&path, conf).expect("unbound.conf");
+    let guard = DaemonGuard::spawn(
+        Command::new(tool_path("unbound"))
+            .args(["-d", "-c"])
+            .arg(&path),
+        dir,
+        &dir.join(format!("unbound-{port}.log")),
+    );
+    // Up when it answers at all (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if dig(port, "ns1.geo.test", "A", None).0.contains("status:") {
+            return (guard, port);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "unbound did not start: {}",
+        std::fs::read_to_string(dir.join(format!("unbound-{port}.log"))).unwrap_or_default()
+    );
+}
+
+/// dig through the resolver: (whole output, status, has AD, answer addresses).
+fn dig(
+    port: u16,
+    name: &str,
+    rtype: &str,
+    subnet: Option<&str>,
+) -> (String, String, bool, Vec<String>) {
+    let mut cmd = Command::new(tool_path("dig"));
+    cmd.args([
+        "@127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "+dnssec",
+        "+time=3",
+        "+tries=1",
+    ]);
+    if let Some(s) = subnet {
+        cmd.arg(format!("+subnet={s}"));
+    }
+    let out = cmd.args([name, rtype]).output().expect("dig");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or("")
+        .to_string();
+    let ad = text
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .is_some_and(|l| {
+            l.split(';')
+                .nth(2)
+                .is_some_and(|f| f.split_whitespace().any(|w| w == "ad"))
+        });
+    let addrs = text
+        .lines()
+        .filter(|l| !l.starts_with(';') && l.contains("\tA\t"))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    (text, status, ad, addrs)
+}
+
+#[test]
+fn unbound_validates_static_and_steered_answers_through_a_failover() {
+    if !require_tool("unbound", "unbound") || !require_tool("dig", "bind9-dnsutils") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("zones")).expect("zones");
+    std::fs::write(d.join("zones/geo.test.zone"), ZONE).expect("zone");
+    std::fs::write(d.join("zones/geo.test.toml"), DYNAMIC).expect("toml");
+    std::fs::write(d.join("geo.mmdb"), fixture_db()).expect("db");
+    std::fs::write(
+        d.join("meridian.toml"),
+        "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\n[geoip]\n\
+         databases = [\"geo.mmdb\"]\n[dnssec]\nkey_dir = \"keys\"\nzones = [\"geo.test\"]\n",
+    )
+    .expect("config");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["dnssec", "keygen", "geo.test", "--config"])
+        .arg(d.join("meridian.toml"))
+        .output()
+        .expect("keygen");
+    let stem = String::from_utf8_lossy(&keygen.stdout)
+        .split_whitespace()
+        .next()
+        .expect("stem")
+        .to_string();
+    let anchor = d.join(format!("{stem}.key"));
+    let server = Server::start_with_config(
+        tempfile::tempdir().expect("unused"),
+        d.join("meridian.toml"),
+    );
+
+    let (_unbound, port) = unbound(d, server.addr, &anchor, "");
+    for (name, rtype, status) in [
+        ("static.geo.test", "A", "NOERROR"),
+        ("STATIC.Geo.Test", "A", "NOERROR"),
+        ("alias.geo.test", "A", "NOERROR"),
+        ("x.wild.geo.test", "TXT", "NOERROR"),
+        ("geo.test", "DNSKEY", "NOERROR"),
+        ("static.geo.test", "MX", "NOERROR"),
+        ("ent.geo.test", "A", "NOERROR"),
+        ("nope.geo.test", "A", "NXDOMAIN"),
+        ("www.geo.test", "AAAA", "NOERROR"),
+    ] {
+        let (out, got, ad, _) = dig(port, name, rtype, None);
+        assert_eq!(got, status, "{name} {rtype}:\n{out}");
+        assert!(ad, "{name} {rtype}: no AD:\n{out}");
+    }
+    // Steered by ECS, and validated, in two networks.
+    let (out, status, ad, eu) = dig(port, "www.geo.test", "A", Some("81.2.69.0/24"));
+    assert!(status == "NOERROR" && ad, "{out}");
+    let mut eu_sorted = eu.clone();
+    eu_sorted.sort();
+    assert_eq!(eu_sorted, ["192.0.2.10", "192.0.2.11"], "{out}");
+    let (out, status, ad, na) = dig(port, "www.geo.test", "A", Some("8.8.8.0/24"));
+    assert!(status == "NOERROR" && ad, "{out}");
+    assert_eq!(na, ["192.0.2.20"], "{out}");
+
+    // fra's first endpoint down, then all of fra: the European answer shrinks, then moves to
+    // nyc, and every answer on the way validates (TTL 1 s: Unbound asks again).
+    set_override(&server, r#"{"endpoint":"geo.test/web/f1","state":"down"}"#);
+    let mut seen_one = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !seen_one {
+        let (out, status, ad, eu) = dig(port, "www.geo.test", "A", Some("81.2.69.0/24"));
+        assert!(
+            status == "NOERROR" && ad,
+            "a failover answer did not validate:\n{out}"
+        );
+        seen_one = eu == ["192.0.2.11"];
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        seen_one,
+        "the answer never lost the endpoint that went down"
+    );
+    set_override(&server, r#"{"datacenter":"geo.test/fra","state":"down"}"#);
+    let mut moved = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !moved {
+        let (out, status, ad, eu) = dig(port, "www.geo.test", "A", Some("81.2.69.0/24"));
+        assert!(
+            status == "NOERROR" && ad,
+            "a failover answer did not validate:\n{out}"
+        );
+        moved = eu == ["192.0.2.20"];
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(moved, "Europe never moved to nyc");
+
+    // A wrong anchor: SERVFAIL.
+    let other = tempfile::tempdir().expect("dir");
+    let out = Command::new(tool_path("dnssec-keygen"))
+        .args([
+            "-a",
+            "ECDSAP256SHA256",
+            "-f",
+            "KSK",
+            "-n",
+            "ZONE",
+            "geo.test",
+        ])
+        .current_dir(other.path())
+        .output()
+        .expect("dnssec-keygen");
+    let wrong = other.path().join(format!(
+        "{}.key",
+        String::from_utf8_lossy(&out.stdout).trim()
+    ));
+    let (_bad, bad_port) = unbound(d, server.addr, &wrong, "");
+    let (out, status, _, _) = dig(bad_port, "static.geo.test", "A", None);
+    assert_eq!(status, "SERVFAIL", "validated with a wrong anchor:\n{out}");
+
+    // Past the signatures' expiry (14 days): SERVFAIL.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let later = meridian::dnssec::key::format_time(now + 20 * 86_400);
+    let (_late, late_port) = unbound(
+        d,
+        server.addr,
+        &anchor,
+        &format!("  val-override-date: \"{later}\""),
+    );
+    let (out, status, _, _) = dig(late_port, "static.geo.test", "A", None);
+    assert_eq!(status, "SERVFAIL", "expired signatures validated:\n{out}");
+}
