@@ -65,11 +65,15 @@ pub fn check(config_path: &Path) -> ExitCode {
             }
             for z in loaded.snapshot.zones.zones() {
                 println!(
-                    "zone {}: serial {}, {} records",
+                    "zone {}: serial {}, {} records{}",
                     name::to_text(z.origin()),
                     z.serial(),
-                    z.record_count()
+                    z.record_count(),
+                    if z.is_signed() { ", signed" } else { "" }
                 );
+                for w in config::dnssec::check_warnings(z, unix_now()) {
+                    println!("warning: {w}");
+                }
             }
             let routing = &loaded.snapshot.routing;
             for dn in &routing.names {

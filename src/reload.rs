@@ -179,8 +179,17 @@ impl Reloader {
     /// and directories that appear later; a short settle delay lets a burst of writes end.
     pub async fn watch(self: Arc<Self>, paths: Vec<PathBuf>) {
         let mut last = fingerprint(&paths);
+        // A re-sign that failed (a broken key file) is tried again a minute later, not at
+        // every tick; the old signatures stay until then.
+        let mut resign_tried: Option<std::time::Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            let retry = resign_tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+            if retry && self.resign_due() {
+                resign_tried = Some(std::time::Instant::now());
+                let _ = self.reload("dnssec re-sign or key event").await;
+                continue;
+            }
             let now = fingerprint(&paths);
             if now == last {
                 continue;
@@ -189,6 +198,16 @@ impl Reloader {
             last = fingerprint(&paths);
             let _ = self.reload("file change").await;
         }
+    }
+}
+
+impl Reloader {
+    /// A signed zone's signatures are half way to expiry, or a key changes state now.
+    fn resign_due(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.snapshot.load().signers.iter().any(|s| now >= s.due())
     }
 }
 

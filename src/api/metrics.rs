@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use super::{ApiState, SharedApi, authorized, unauthorized};
 use crate::engine::{cookies, rrl};
+use crate::health::HealthView;
 use crate::stats::{QTYPES, STATS};
 
 type Labels = Vec<(String, String)>;
@@ -220,6 +221,53 @@ fn data_metrics(reg: &mut Registry, state: &ApiState) {
         "Dynamic answers by name and the datacenter chosen",
         reg,
         rows,
+    );
+    dnssec_metrics(reg, &snap, &state.monitor.view());
+}
+
+/// Signed zones: signatures made at load and for dynamic answer sets, and the seconds left
+/// to the earliest expiry and to the next re-sign or key event.
+fn dnssec_metrics(reg: &mut Registry, snap: &crate::engine::Snapshot, view: &HealthView) {
+    if snap.signers.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let zone = |s: &crate::dnssec::ZoneSigner| l("zone", &crate::dns::name::to_text(&s.origin));
+    let secs = |t: u64| t.saturating_sub(now);
+    total(
+        "dnssec_signatures",
+        "Signatures made when the zone was last signed (static data, NSEC chain, DNSKEY)",
+        reg,
+        snap.signers
+            .iter()
+            .map(|s| (zone(s), s.signatures as u64))
+            .collect(),
+    );
+    total(
+        "dnssec_dynamic_answer_sets",
+        "Dynamic answer sets signed for the live health view",
+        reg,
+        vec![(Vec::new(), view.sigs().len() as u64)],
+    );
+    total(
+        "dnssec_expiry_seconds",
+        "Seconds until the zone's signatures expire",
+        reg,
+        snap.signers
+            .iter()
+            .map(|s| (zone(s), secs(s.window.expiration)))
+            .collect(),
+    );
+    total(
+        "dnssec_next_event_seconds",
+        "Seconds until the zone is signed again (half the lifetime, or a key event)",
+        reg,
+        snap.signers
+            .iter()
+            .map(|s| (zone(s), secs(s.due())))
+            .collect(),
     );
 }
 

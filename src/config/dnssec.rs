@@ -209,3 +209,74 @@ pub fn signed_view(
     }
     view.with_sigs(std::sync::Arc::new(store))
 }
+
+/// What `meridian check` warns about in a signed zone: signatures that have expired or
+/// will within three days (a zone signed elsewhere is not re-signed here), more than two
+/// active keys, and a DNSKEY answer over 512 bytes (fragmentation, TCP fallback).
+pub fn check_warnings(zone: &crate::zone::Zone, now: u64) -> Vec<String> {
+    use crate::dns::rtype;
+    let mut out = Vec::new();
+    if !zone.is_signed() {
+        return out;
+    }
+    let origin = zone.origin();
+    let name = crate::dns::name::to_text(origin);
+    let field = |rd: &[u8], at: usize| {
+        rd.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // Expiry in serial arithmetic: seconds left from `now` (negative: expired).
+    let left = |exp: u32| i64::from(exp.wrapping_sub(now as u32) as i32);
+    let earliest = zone
+        .nodes()
+        .filter_map(|(_, n)| n.get(rtype::RRSIG))
+        .flat_map(|s| s.rdata.iter())
+        .filter_map(|rd| field(rd, 8))
+        .map(left)
+        .min();
+    match earliest {
+        Some(s) if s <= 0 => out.push(format!("zone {name}: signatures have expired")),
+        Some(s) if s < 3 * 86_400 => out.push(format!(
+            "zone {name}: signatures expire in {:.1} h",
+            s as f64 / 3600.0
+        )),
+        _ => {}
+    }
+    let apex = zone.apex();
+    let mut tags: Vec<u16> = apex
+        .get(rtype::RRSIG)
+        .map(|s| {
+            s.rdata
+                .iter()
+                .filter_map(|rd| rd.get(16..18).map(|b| u16::from_be_bytes([b[0], b[1]])))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort_unstable();
+    tags.dedup();
+    if tags.len() > 2 {
+        out.push(format!(
+            "zone {name}: {} keys sign (more than two makes every answer larger)",
+            tags.len()
+        ));
+    }
+    let record = |rdlen: usize| 2 + 10 + rdlen;
+    let dnskeys: usize = apex
+        .get(rtype::DNSKEY)
+        .map_or(0, |s| s.rdata.iter().map(|r| record(r.len())).sum());
+    let sigs: usize = apex.get(rtype::RRSIG).map_or(0, |s| {
+        s.rdata
+            .iter()
+            .filter(|rd| rd.get(..2) == Some(&rtype::DNSKEY.to_be_bytes()[..]))
+            .map(|r| record(r.len()))
+            .sum()
+    });
+    // Header, question, the records, an OPT record.
+    let size = 12 + origin.len() + 4 + dnskeys + sigs + 11;
+    if size > 512 {
+        out.push(format!(
+            "zone {name}: the signed DNSKEY answer is {size} bytes (over 512: resolvers without EDNS get TC)"
+        ));
+    }
+    out
+}

@@ -354,6 +354,10 @@ fn watch_list(
     if let Some(p) = &file.health.state_file {
         watch.push(base.join(p));
     }
+    // A key made, or its timing changed (dnssec-settime), re-signs.
+    if let Some(d) = &file.dnssec {
+        watch.push(base.join(&d.key_dir));
+    }
     watch
 }
 
@@ -410,7 +414,13 @@ fn sign(
         t
     };
     let policy = dnssec::policy(config);
+    // Every signing is a new version for secondaries: serial = max(file, Unix time).
+    builder.raise_serial(policy.now as u32);
     let stats = crate::dnssec::sign_zone(builder, &keys, &policy, dynamic_types)?;
+    let next_key_event = keys
+        .iter()
+        .filter_map(|k| k.timing.next_event(policy.now))
+        .min();
     // The keys that sign data (not only the DNSKEY RRset) sign the dynamic answers too.
     let signs_data: Vec<bool> = keys
         .iter()
@@ -425,6 +435,10 @@ fn sign(
         origin: zone.into_boxed_slice(),
         keys: data_keys,
         window: policy.window(),
+        // Well before expiry: at half the lifetime.
+        resign_at: policy.now + policy.lifetime / 2,
+        next_key_event,
+        signatures: stats.signatures,
     };
     Ok((stats, signer))
 }

@@ -15,6 +15,20 @@ pub struct ZoneSigner {
     pub origin: Box<[u8]>,
     pub keys: Vec<std::sync::Arc<SigningKey>>,
     pub window: Window,
+    /// When the zone is to be signed again (Unix seconds): half its signatures' lifetime.
+    pub resign_at: u64,
+    /// The next change of any key's state (publish, activate, retire, delete).
+    pub next_key_event: Option<u64>,
+    /// Signatures made at load (static data, NSEC chain, DNSKEY).
+    pub signatures: usize,
+}
+
+impl ZoneSigner {
+    /// When this zone must be signed again: the re-sign time or a key event.
+    pub fn due(&self) -> u64 {
+        self.next_key_event
+            .map_or(self.resign_at, |e| e.min(self.resign_at))
+    }
 }
 
 impl ZoneSigner {

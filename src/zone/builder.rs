@@ -180,6 +180,29 @@ impl ZoneBuilder {
         }
     }
 
+    /// Sets the SOA serial to `at_least` when that is newer (RFC 1982 arithmetic).
+    pub fn raise_serial(&mut self, at_least: u32) {
+        let Some(rd) = self
+            .nodes
+            .get_mut(&self.origin)
+            .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == rtype::SOA))
+            .and_then(|s| s.rdata.first_mut())
+        else {
+            return;
+        };
+        let Some(at) = name::end_uncompressed(rd, 0).and_then(|p| name::end_uncompressed(rd, p))
+        else {
+            return;
+        };
+        let Some(b) = rd.get_mut(at..at + 4) else {
+            return;
+        };
+        let current = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if (at_least.wrapping_sub(current) as i32) > 0 {
+            b.copy_from_slice(&at_least.to_be_bytes());
+        }
+    }
+
     /// TTL of negative answers and NSEC records: min(SOA TTL, SOA MINIMUM) (RFC 9077).
     pub fn negative_ttl(&self) -> Option<u32> {
         let soa = self.nodes.get(&self.origin)?.get(rtype::SOA)?;
