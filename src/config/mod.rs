@@ -96,35 +96,17 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let mut routing = dynamic::RoutingBuilder::new(geo.as_ref());
     let sources = zone_sources(&file, base, &mut errors, &diag);
     let watch = watch_list(config_path, &file, base, &sources);
-    let mut zones: Vec<Zone> = Vec::new();
     let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
-    let mut signers = Vec::new();
     if let Some((d, _)) = &signing {
         errors.extend(unknown_signed_zones(d, &sources).map(|m| diag(0, m)));
     }
-    for (origin, path, dynamic) in sources {
-        let sign = signing
-            .as_ref()
-            .filter(|(d, _)| dnssec::signs_zone(d, &origin.to_string()))
-            .map(|(d, dir)| (*d, dir.as_path()));
-        match load_zone(
-            &origin,
-            &path,
-            dynamic.as_deref(),
-            &mut routing,
-            sign,
-            &mut signers,
-        ) {
-            Ok((zone, w)) => {
-                warnings.extend(w);
-                zones.push(zone);
-            }
-            Err((e, w)) => {
-                errors.extend(e);
-                warnings.extend(w);
-            }
-        }
-    }
+    let (zones, signers) = load_zones(
+        sources,
+        &mut routing,
+        signing.as_ref().map(|(d, dir)| (*d, dir.as_path())),
+        &mut errors,
+        &mut warnings,
+    );
     let zones = ZoneSet::new(zones).unwrap_or_else(|e| {
         errors.push(diag(0, e.to_string()));
         ZoneSet::default()
@@ -362,6 +344,39 @@ fn watch_list(
 }
 
 type ZoneResult = Result<(Zone, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnostic>)>;
+
+/// Loads (and, where `[dnssec]` says so, signs) every zone; the signers of the signed ones.
+fn load_zones(
+    sources: Vec<ZoneSource>,
+    routing: &mut dynamic::RoutingBuilder<'_>,
+    signing: Option<(&schema::DnssecConfig, &Path)>,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> (Vec<Zone>, Vec<crate::dnssec::ZoneSigner>) {
+    let mut zones = Vec::new();
+    let mut signers = Vec::new();
+    for (origin, path, dynamic) in sources {
+        let sign = signing.filter(|(d, _)| dnssec::signs_zone(d, &origin.to_string()));
+        match load_zone(
+            &origin,
+            &path,
+            dynamic.as_deref(),
+            routing,
+            sign,
+            &mut signers,
+        ) {
+            Ok((zone, w)) => {
+                warnings.extend(w);
+                zones.push(zone);
+            }
+            Err((e, w)) => {
+                errors.extend(e);
+                warnings.extend(w);
+            }
+        }
+    }
+    (zones, signers)
+}
 
 /// `[dnssec] zones` that name no zone served here.
 fn unknown_signed_zones<'a>(

@@ -9,10 +9,11 @@
 
 pub mod build;
 mod sets;
+mod write;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use crate::dns::{Section, Sink, rtype};
+use crate::dns::{Sink, rtype};
 use crate::geo::{GeoRecipe, NetTable};
 use crate::health::quorum::QuorumRule;
 use crate::health::{CheckSpec, HealthView};
@@ -543,7 +544,7 @@ impl Routing {
             AllDown::FailOpen => self.pick(name, &d, serve_type, how, &mut chosen),
             AllDown::NoData => return (DynamicOutcome::NoData, basis),
             AllDown::Fallback { a, aaaa, cname } => {
-                let fallback = Fallback {
+                let fallback = write::Fallback {
                     a,
                     aaaa,
                     cname: cname.as_deref(),
@@ -589,90 +590,6 @@ impl Routing {
         Self::write_signed(index, serve_type, ttl, owner, rdatas, health, sink);
         (DynamicOutcome::Answered, basis)
     }
-
-    /// In a signed zone, for a DO query: the signatures of the set just written, made
-    /// before this health view went live.
-    fn add_sigs<'r, S: Sink>(
-        index: u32,
-        rtype: u16,
-        ttl: u32,
-        owner: &[u8],
-        rdatas: impl Iterator<Item = &'r [u8]>,
-        health: &HealthView,
-        sink: &mut S,
-    ) {
-        if !sink.dnssec_ok() {
-            return;
-        }
-        let hash = crate::dns::sigstore::set_hash(rdatas);
-        for sig in health.sigs().get(index, rtype, hash).unwrap_or_default() {
-            sink.record(Section::Answer, owner, rtype::RRSIG, ttl, sig);
-        }
-    }
-
-    /// Writes an RRset of a dynamic answer and, in a signed zone, its signatures.
-    #[allow(clippy::too_many_arguments)]
-    fn write_signed<'r, S: Sink, I: Iterator<Item = &'r [u8]> + Clone>(
-        index: u32,
-        rtype: u16,
-        ttl: u32,
-        owner: &[u8],
-        rdatas: I,
-        health: &HealthView,
-        sink: &mut S,
-    ) {
-        if sink.records(Section::Answer, owner, rtype, ttl, rdatas.clone()) {
-            Self::add_sigs(index, rtype, ttl, owner, rdatas, health, sink);
-        }
-    }
-
-    fn fallback<'a, S: Sink>(
-        index: u32,
-        name: &DynamicName,
-        owner: &[u8],
-        qtype: u16,
-        fallback: Fallback<'a>,
-        health: &HealthView,
-        sink: &mut S,
-    ) -> DynamicOutcome<'a> {
-        let ttl = name.degraded_ttl.unwrap_or(name.ttl);
-        if let Some(target) = fallback.cname {
-            Self::write_signed(
-                index,
-                rtype::CNAME,
-                ttl,
-                owner,
-                std::iter::once(target),
-                health,
-                sink,
-            );
-            return if qtype == rtype::CNAME {
-                DynamicOutcome::Answered
-            } else {
-                DynamicOutcome::Cname(target)
-            };
-        }
-        match qtype {
-            rtype::A if !fallback.a.is_empty() => {
-                let rdatas = fallback.a.iter().map(|x| &x[..]);
-                Self::write_signed(index, rtype::A, ttl, owner, rdatas, health, sink);
-                DynamicOutcome::Answered
-            }
-            rtype::AAAA if !fallback.aaaa.is_empty() => {
-                let rdatas = fallback.aaaa.iter().map(|x| &x[..]);
-                Self::write_signed(index, rtype::AAAA, ttl, owner, rdatas, health, sink);
-                DynamicOutcome::Answered
-            }
-            _ => DynamicOutcome::NoData,
-        }
-    }
-}
-
-/// A name's fixed answer when every candidate is down.
-struct Fallback<'a> {
-    a: &'a [[u8; 4]],
-    aaaa: &'a [[u8; 16]],
-    cname: Option<&'a [u8]>,
 }
 
 /// What one dynamic answer depended on: per-thread answer caches keep it only when it is
