@@ -109,6 +109,7 @@ pub fn policy(config: &DnssecConfig) -> SignPolicy {
         inception_offset: 3600,
         lifetime: u64::from(config.signature_lifetime_days.max(1)) * 86_400,
         dnskey_ttl: config.dnskey_ttl,
+        cds: config.cds,
     }
 }
 

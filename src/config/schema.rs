@@ -74,6 +74,10 @@ pub struct DnssecConfig {
     /// Algorithm of keys `meridian dnssec keygen` makes: ECDSAP256SHA256 or ED25519.
     #[serde(default = "default_dnssec_algorithm")]
     pub algorithm: String,
+    /// Publish CDS and CDNSKEY (RFC 7344, RFC 8078) for the key-signing keys, so that a
+    /// parent that reads them updates the DS by itself.
+    #[serde(default)]
+    pub cds: bool,
 }
 
 fn default_signature_lifetime_days() -> u32 {

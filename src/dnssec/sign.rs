@@ -24,6 +24,8 @@ pub struct SignPolicy {
     /// And end this long after `now`.
     pub lifetime: u64,
     pub dnskey_ttl: u32,
+    /// Publish CDS and CDNSKEY for the key-signing keys.
+    pub cds: bool,
 }
 
 /// What signing did.
@@ -248,7 +250,11 @@ pub fn sign_zone(
         !split || key.sep() == matches!(t, rtype::DNSKEY | 59 | 60) // DNSKEY, CDS, CDNSKEY
     };
 
+    // Old chains and signatures go; with `cds`, so do CDS/CDNSKEY (made anew from the keys).
     builder.remove_types(&[rtype::RRSIG, rtype::NSEC, rtype::NSEC3, 51]);
+    if policy.cds {
+        builder.remove_types(&[59, 60]);
+    }
     let origin = builder.origin().to_vec();
     let mut stats = SignStats::default();
     for key in keys.iter().filter(|k| k.timing.published(now)) {
@@ -256,6 +262,16 @@ pub fn sign_zone(
             .add(&origin, rtype::DNSKEY, policy.dnskey_ttl, key.dnskey())
             .map_err(|e| e.to_string())?;
         stats.dnskeys += 1;
+        if policy.cds && key.sep() && key.timing.delete.is_none() {
+            let ttl = policy.dnskey_ttl;
+            let ds = super::key::ds_rdata(&origin, &key.dnskey());
+            builder
+                .add(&origin, 59, ttl, ds)
+                .map_err(|e| e.to_string())?;
+            builder
+                .add(&origin, 60, ttl, key.dnskey())
+                .map_err(|e| e.to_string())?;
+        }
     }
     let negative_ttl = builder.negative_ttl().ok_or("the zone has no usable SOA")?;
 

@@ -171,6 +171,10 @@ fn a_zone_signed_with_a_meridian_csk_passes_three_verifiers_and_its_ds_matches_b
 
     let (ok, status) = meridian(dir.path(), &["dnssec", "status"]);
     assert!(ok && status.contains("active"), "{status}");
+    // CDS and CDNSKEY for the parent to read.
+    let config = dir.path().join("meridian.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}cds = true\n")).expect("config");
 
     let server = Server::start_with_config(
         tempfile::tempdir().expect("unused"),
@@ -184,6 +188,20 @@ fn a_zone_signed_with_a_meridian_csk_passes_three_verifiers_and_its_ds_matches_b
         "{out}"
     );
     assert!(out.contains("dyn.signed.test.\t60\tIN\tNSEC"), "{out}");
+    let ds_digest = bind_ds.split_whitespace().last().expect("digest");
+    let cds = out
+        .lines()
+        .find(|l| l.contains("\tCDS\t"))
+        .unwrap_or_default();
+    assert!(
+        cds.replace(' ', "").contains(ds_digest),
+        "CDS is not the DS:\n{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("\tCDNSKEY\t257 3 13 ")),
+        "{out}"
+    );
+    assert!(out.contains("RRSIG\tCDS 13 "), "{out}");
     // Glue below the cut is neither signed nor in the chain; the DS at the cut is signed.
     assert!(
         !out.lines()
