@@ -27,7 +27,9 @@
 # a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
 # (CPU runs per server, interleaved; the table shows medians and quartiles, default 25), ALT_MERIDIAN (a
-# second meridian binary, measured as server "alt" with the same configuration: A/B tests).
+# second meridian binary, measured as server "alt" with the same configuration: A/B tests),
+# DNSSEC (1: the zone signed, meridian by its own key, Knot by its automatic signing; every
+# query with DO, the cache-miss workloads too; gdnsd left out, it does not sign).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -39,6 +41,8 @@ SECS=${SECS:-3}
 CG_QUERIES=${CG_QUERIES:-20000}
 CG_RATE=${CG_RATE:-2000}
 CG_MISS_QUERIES=${CG_MISS_QUERIES:-10000}
+DNSSEC=${DNSSEC:-0}
+if [ "$DNSSEC" = 1 ]; then SERVERS=${SERVERS:-"echo meridian knot"}; fi
 SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
 ROUNDS=${ROUNDS:-25}
 ALT_MERIDIAN=${ALT_MERIDIAN:-}
@@ -158,6 +162,12 @@ udp_threads = 1
 [api]
 listen = "127.0.0.1:0"
 EOF
+    if [ "$DNSSEC" = 1 ]; then
+        printf '[dnssec]\nkey_dir = "keys"\nzones = ["%s"]\n' "$ZONE" >>"$dir/meridian.toml"
+        if ! ls "$dir"/keys/*.private >/dev/null 2>&1; then
+            "$MERIDIAN" dnssec keygen "$ZONE" --config "$dir/meridian.toml" >/dev/null
+        fi
+    fi
 }
 
 quoted() {
@@ -267,6 +277,8 @@ zone:
   - domain: $ZONE
     file: $dir/$ZONE.zone
 EOF
+    # Knot's automatic signing (its default policy: ECDSA P-256, NSEC).
+    if [ "$DNSSEC" = 1 ]; then echo "    dnssec-signing: on" >>"$dir/knot.conf"; fi
 }
 
 # 100 queries: 38 geo (A and AAAA), 30 static (A, AAAA, MX, SOA), 8 CNAME, 8 wildcard,
@@ -349,6 +361,7 @@ user_sys_ticks() {
 perf_args() {
     # dnsperf options for a run with ECS ($1 = 1) or without.
     if [ "$1" = 1 ]; then echo "-E $ECS_OPT"; fi
+    if [ "$DNSSEC" = 1 ]; then echo "-D"; fi
 }
 
 completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
@@ -453,7 +466,9 @@ run_callgrind() {
 run_callgrind_miss() {
     local name=$1 key=$2 qname=$3 vary=$4 port=$((PORT++)) q
     callgrind_start "$name" "$port" || return
-    taskset -c 0 "$MERIDIAN" probe "127.0.0.1:$port" "$qname" A --vary "$vary" --quiet \
+    local dnssec=()
+    if [ "$DNSSEC" = 1 ]; then dnssec=(--dnssec); fi
+    taskset -c 0 "$MERIDIAN" probe "127.0.0.1:$port" "$qname" A --vary "$vary" --quiet "${dnssec[@]}" \
         --count "$CG_MISS_QUERIES" --interval "$(awk -v r="$CG_RATE" 'BEGIN { printf "%.6f", 1 / r }')" \
         --timeout 2 2>"$WORK/cgprobe.$name.$key" >/dev/null || true
     q=$(sed -n 's/.*answered \([0-9]*\).*/\1/p' "$WORK/cgprobe.$name.$key")

@@ -100,6 +100,9 @@ enum Command {
         /// Only the summary, no line per query.
         #[arg(long)]
         quiet: bool,
+        /// Set DO (DNSSEC OK): a signed zone answers with its signatures.
+        #[arg(long)]
+        dnssec: bool,
     },
 }
 
@@ -176,24 +179,32 @@ fn main() -> ExitCode {
             subnet,
             vary,
             quiet,
+            dnssec,
         } => {
             let vary = match vary.as_deref() {
                 Some("subnet") => meridian::probe::Vary::Subnet,
                 Some("label") => meridian::probe::Vary::Label,
                 _ => meridian::probe::Vary::Nothing,
             };
-            let plan = (name, rtype, subnet, vary, quiet);
+            let plan = (name, rtype, subnet, vary, quiet, dnssec);
             probe(&server, plan, interval, timeout, count)
         }
     }
 }
 
-/// What `meridian probe` asks: name, type, subnet, what varies, quiet.
-type ProbeQuestion = (String, String, Option<String>, meridian::probe::Vary, bool);
+/// What `meridian probe` asks: name, type, subnet, what varies, quiet, DO.
+type ProbeQuestion = (
+    String,
+    String,
+    Option<String>,
+    meridian::probe::Vary,
+    bool,
+    bool,
+);
 
 fn probe(
     server: &str,
-    (name, rtype, subnet, vary, quiet): ProbeQuestion,
+    (name, rtype, subnet, vary, quiet, dnssec): ProbeQuestion,
     interval: f64,
     timeout: f64,
     count: u32,
@@ -225,6 +236,7 @@ fn probe(
         count,
         vary,
         quiet,
+        dnssec,
     };
     match meridian::probe::run(&plan, &mut std::io::stdout().lock()) {
         Ok(summary) => {

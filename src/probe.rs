@@ -28,6 +28,17 @@ pub struct ProbePlan {
     pub vary: Vary,
     /// No line per query, only the summary.
     pub quiet: bool,
+    /// Set the DO bit (DNSSEC OK): signed zones answer with signatures.
+    pub dnssec: bool,
+}
+
+/// Sets DO in the OPT record of a query built by `build_query` for a name `qname_len` long.
+fn set_dnssec_ok(query: &mut [u8], qname_len: usize) {
+    // Header, question, then the OPT record: root name, type, class (payload size), and in
+    // the TTL field extended rcode, version, then the flags whose top bit is DO.
+    if let Some(flags) = query.get_mut(12 + qname_len + 4 + 7) {
+        *flags |= 0x80;
+    }
 }
 
 /// What each query varies, so that no answer cache can help.
@@ -99,6 +110,38 @@ impl ProbeSummary {
     }
 }
 
+/// Query `id` of a run: the question, varied as the plan says with the random bits `rng`.
+fn next_query(
+    plan: &ProbePlan,
+    key: &[u8],
+    rtype: u16,
+    ecs: Option<(IpAddr, u8)>,
+    id: u16,
+    rng: u64,
+) -> Vec<u8> {
+    let mut qname_len = key.len();
+    let mut query = match plan.vary {
+        Vary::Nothing => build_query(id, key, rtype, true, ecs),
+        Vary::Subnet => {
+            let [a, b, c, ..] = rng.to_be_bytes();
+            let subnet = Some((IpAddr::from([a, b, c, 0]), 24));
+            build_query(id, key, rtype, true, subnet)
+        }
+        Vary::Label => {
+            let mut name = Vec::with_capacity(13 + key.len());
+            name.push(12);
+            name.extend((0..12).map(|i| b'a' + ((rng >> (i * 5)) % 26) as u8));
+            name.extend_from_slice(key);
+            qname_len = name.len();
+            build_query(id, &name, rtype, true, ecs)
+        }
+    };
+    if plan.dnssec {
+        set_dnssec_ok(&mut query, qname_len);
+    }
+    query
+}
+
 /// Runs `plan`, writing one line per query to `out`:
 /// `<unix ms sent> <sequence> <rcode|timeout> <rtt ms|-> <answers, comma-separated|->`.
 pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, ProbeError> {
@@ -142,23 +185,7 @@ pub fn run(plan: &ProbePlan, out: &mut impl Write) -> Result<ProbeSummary, Probe
         if next < plan.count && Instant::now() >= due {
             let id = base.wrapping_add(next as u16);
             rng = crate::routing::splitmix(rng);
-            let query = match plan.vary {
-                Vary::Nothing => {
-                    build_query(id, &question.key, u16::from(question.rtype), true, ecs)
-                }
-                Vary::Subnet => {
-                    let [a, b, c, ..] = rng.to_be_bytes();
-                    let subnet = Some((IpAddr::from([a, b, c, 0]), 24));
-                    build_query(id, &question.key, u16::from(question.rtype), true, subnet)
-                }
-                Vary::Label => {
-                    let mut name = Vec::with_capacity(13 + question.key.len());
-                    name.push(12);
-                    name.extend((0..12).map(|i| b'a' + ((rng >> (i * 5)) % 26) as u8));
-                    name.extend_from_slice(&question.key);
-                    build_query(id, &name, u16::from(question.rtype), true, ecs)
-                }
-            };
+            let query = next_query(plan, &question.key, u16::from(question.rtype), ecs, id, rng);
             // A send error (no route yet) is a lost query, reported like one.
             let _ = socket.send(&query);
             outstanding.push((next, Instant::now()));
