@@ -184,6 +184,35 @@ pub fn canonical_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     na.cmp(&nb)
 }
 
+/// Longest [`canonical_key`] of a valid name.
+pub const CANONICAL_KEY_MAX: usize = 2 * MAX_NAME_LEN + MAX_LABELS;
+
+/// A byte string whose plain order is the canonical order of names (RFC 4034 §6.1): the
+/// labels from the right, each lowercased, its bytes 0 and 1 escaped as 1,0 and 1,1, ended by
+/// 0. Written into `out`; returns its length. Comparing keys is one `memcmp` where
+/// [`canonical_cmp`] walks labels.
+pub fn canonical_key(name: &[u8], out: &mut [u8; CANONICAL_KEY_MAX]) -> usize {
+    let mut offsets = [0u8; MAX_LABELS];
+    let n = label_offsets(name, &mut offsets).saturating_sub(1);
+    let mut len = 0;
+    for &off in offsets[..n].iter().rev() {
+        let start = usize::from(off) + 1;
+        let end = start + usize::from(name.get(usize::from(off)).copied().unwrap_or(0));
+        for &b in name.get(start..end).unwrap_or_default() {
+            let b = b.to_ascii_lowercase();
+            if b <= 1 {
+                out[len] = 1;
+                len += 1;
+            }
+            out[len] = b;
+            len += 1;
+        }
+        out[len] = 0;
+        len += 1;
+    }
+    len
+}
+
 /// Number of labels excluding the root.
 pub fn label_count(wire: &[u8]) -> usize {
     let mut offsets = [0u8; MAX_LABELS];
@@ -369,5 +398,40 @@ mod tests {
         assert_eq!(label_count(&w("a.b.c.")), 3);
         assert_eq!(parent(&w("a.b.")), Some(&w("b.")[..]));
         assert_eq!(parent(&[0]), None);
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    /// Keys order names as `canonical_cmp` does, escapes and case included.
+    #[test]
+    fn canonical_keys_sort_like_canonical_cmp() {
+        let names: Vec<Vec<u8>> = vec![
+            b"\x07example\x00".to_vec(),
+            b"\x01a\x07example\x00".to_vec(),
+            b"\x08yljkjljk\x01a\x07example\x00".to_vec(),
+            b"\x01Z\x01a\x07example\x00".to_vec(),
+            b"\x04zABC\x01a\x07EXAMPLE\x00".to_vec(),
+            b"\x01z\x07example\x00".to_vec(),
+            b"\x01\x01\x01z\x07example\x00".to_vec(),
+            b"\x01\x00\x01z\x07example\x00".to_vec(),
+            b"\x02\x00\x00\x01z\x07example\x00".to_vec(),
+            b"\x01*\x01z\x07example\x00".to_vec(),
+            b"\x01\xc8\x01z\x07example\x00".to_vec(),
+            b"\x02ab\x07example\x00".to_vec(),
+            b"\x01a\x01b\x07example\x00".to_vec(),
+        ];
+        let key = |n: &[u8]| {
+            let mut k = [0u8; CANONICAL_KEY_MAX];
+            let len = canonical_key(n, &mut k);
+            k[..len].to_vec()
+        };
+        for a in &names {
+            for b in &names {
+                assert_eq!(key(a).cmp(&key(b)), canonical_cmp(a, b), "{a:?} {b:?}");
+            }
+        }
     }
 }

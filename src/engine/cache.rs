@@ -144,6 +144,15 @@ impl<'a> Key<'a> {
         }
     }
 
+    /// The key of the same question asked with DO where some zone is signed: its answer
+    /// (with signatures) is kept apart from the one without.
+    #[inline]
+    pub fn with_dnssec(mut self) -> Self {
+        self.now.0 ^= 1 << 63;
+        self.tag = hash(self.name, self.qtype, 1) | 1;
+        self
+    }
+
     /// The slot of (name, type).
     fn first(&self, mask: usize) -> usize {
         self.tag as usize & mask

@@ -253,12 +253,12 @@ fn lookup(
     opt: Option<&mut OptOut<'_>>,
 ) -> Option<u8> {
     let counting = request.counting;
-    // A DO query where some zone is signed is answered afresh: the cache and the
-    // pre-rendered answers hold answers without signatures.
+    // A DO query where some zone is signed: its answers (with signatures) are cached apart,
+    // and the pre-rendered answers (without) are not for it.
     let dnssec = query.edns.is_some_and(|e| e.dnssec_ok) && snapshot.zones.any_signed();
     // The cache and this query's key into it (hashed only when there is a cache).
     let mut cache = match cache {
-        Some(c) if !dnssec => {
+        Some(c) => {
             let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
             let k = cache::Key::new(
                 key,
@@ -268,9 +268,9 @@ fn lookup(
                 snapshot.serial,
                 health,
             );
-            Some((c, k))
+            Some((c, if dnssec { k.with_dnssec() } else { k }))
         }
-        _ => None,
+        None => None,
     };
     if let Some((cache, cache_key)) = &mut cache
         && let Some(hit) = cache.get(cache_key)

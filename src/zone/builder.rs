@@ -282,6 +282,15 @@ impl ZoneBuilder {
             let name = |i: u32| entries.get(i as usize).map_or(&[][..], |(o, _)| &o[..]);
             name::canonical_cmp(name(a), name(b))
         });
+        let mut key = [0u8; name::CANONICAL_KEY_MAX];
+        let nsec_keys = nsec_order
+            .iter()
+            .map(|&i| {
+                let owner = entries.get(i as usize).map_or(&[][..], |(o, _)| &o[..]);
+                let len = name::canonical_key(owner, &mut key);
+                key[..len].into()
+            })
+            .collect();
         Ok(Zone {
             origin: self.origin,
             origin_labels,
@@ -292,6 +301,7 @@ impl ZoneBuilder {
             fingerprint,
             signed,
             nsec_order,
+            nsec_keys,
         })
     }
 }

@@ -50,14 +50,10 @@ impl Zone {
         if self.nsec_order.is_empty() {
             return None;
         }
-        let owner = |k: &u32| {
-            self.entries
-                .get(*k as usize)
-                .map_or(&[][..], |(o, _)| &o[..])
-        };
-        let after = self
-            .nsec_order
-            .partition_point(|k| name::canonical_cmp(owner(k), name).is_le());
+        let mut key = [0u8; name::CANONICAL_KEY_MAX];
+        let len = name::canonical_key(name, &mut key);
+        let key = &key[..len];
+        let after = self.nsec_keys.partition_point(|k| &k[..] <= key);
         // Before the first (the apex, the smallest name): the last NSEC wraps around.
         Some(after.checked_sub(1).unwrap_or(self.nsec_order.len() - 1))
     }

@@ -95,6 +95,8 @@ pub struct Zone {
     /// Positions in `entries` of the names with an NSEC record, in canonical order: the
     /// NSEC that covers a name is found by a binary search.
     nsec_order: Vec<u32>,
+    /// The canonical keys of those names, in the same order (one `memcmp` per probe).
+    nsec_keys: Vec<Box<[u8]>>,
 }
 
 impl Zone {
