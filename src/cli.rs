@@ -152,6 +152,8 @@ pub fn explain_text(
         Some(status) => health_from_status(&snap, status),
         None => HealthView::all_up(),
     };
+    // A signed zone's dynamic answers carry their signatures, as the server's would.
+    let health = config::dnssec::signed_view(&snap, health, None);
     let e = crate::explain::explain(&snap, &health, live.as_ref(), &question)?;
     Ok(render_explanation(&e))
 }
@@ -186,6 +188,9 @@ pub fn render_explanation(e: &crate::explain::Explanation) -> String {
         (None, note) => {
             let _ = writeln!(out, "location: {}", note.as_deref().unwrap_or("unknown"));
         }
+    }
+    if let Some(d) = &e.dnssec {
+        let _ = writeln!(out, "dnssec:   {d}");
     }
     match (&e.zone, &e.dynamic) {
         (None, _) => {

@@ -170,6 +170,49 @@ pub struct Explanation {
     pub answers: Vec<String>,
     pub authority: Vec<String>,
     pub additional: Vec<String>,
+    /// For a signed zone: the signatures' window and keys (the query is then asked with DO,
+    /// so the records above carry their RRSIGs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<String>,
+}
+
+/// A record in presentation form; DNSSEC records (which hickory without its DNSSEC feature
+/// keeps as opaque data) spelled out.
+fn record_text(r: &hickory_proto::rr::Record) -> String {
+    if let hickory_proto::rr::RData::Unknown { code, rdata } = &r.data
+        && let Some(text) = crate::dnssec::present(u16::from(*code), &rdata.anything)
+    {
+        return format!("{} {} IN {} {text}", r.name, r.ttl, r.record_type());
+    }
+    r.to_string()
+}
+
+/// What `explain` says of a signed zone's signatures.
+fn dnssec_summary(snapshot: &Snapshot, zone: &crate::zone::Zone) -> Option<String> {
+    if !zone.is_signed() {
+        return None;
+    }
+    let time = crate::dnssec::key::format_time;
+    Some(
+        match snapshot
+            .signers
+            .iter()
+            .find(|s| &s.origin[..] == zone.origin())
+        {
+            Some(s) => format!(
+                "signed here: RRSIGs valid {} to {} by key(s) {}; signed again at {}",
+                time(s.window.inception),
+                time(s.window.expiration),
+                s.keys
+                    .iter()
+                    .map(|k| k.tag.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                time(s.due())
+            ),
+            None => "signed elsewhere (the zone file's RRSIGs and NSEC chain)".into(),
+        },
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -319,8 +362,15 @@ pub fn explain(
         .map(|dn| explain_dynamic(&snapshot.routing, dn, &client, q.rtype, view, status));
 
     // The answer itself, from the real answer path.
-    let request =
+    let mut request =
         crate::dns::wire::build_query(0x4d45, &q.key, qtype, true, Some((q.address, q.prefix)));
+    let dnssec = zone.and_then(|z| dnssec_summary(snapshot, z));
+    if dnssec.is_some() {
+        // DO: the top flag bit in the OPT record's TTL field, after header and question.
+        if let Some(flags) = request.get_mut(12 + q.key.len() + 4 + 7) {
+            *flags |= 0x80;
+        }
+    }
     let mut response = vec![0u8; MAX_MESSAGE];
     // Not traffic: counted nowhere (metrics, per-zone and per-name counters).
     let request = Request::new(&request, q.address, Transport::Udp).counted(Counting::Nothing);
@@ -336,7 +386,7 @@ pub fn explain(
             _ => None,
         });
     let text = |records: &[hickory_proto::rr::Record]| -> Vec<String> {
-        records.iter().map(|r| r.to_string()).collect()
+        records.iter().map(record_text).collect()
     };
     Ok(Explanation {
         name: q.name.to_string(),
@@ -363,6 +413,7 @@ pub fn explain(
         answers: text(&msg.answers),
         authority: text(&msg.authorities),
         additional: text(&msg.additionals),
+        dnssec,
     })
 }
 

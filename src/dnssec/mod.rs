@@ -42,3 +42,78 @@ impl ZoneSigner {
             .collect()
     }
 }
+
+fn type_text(t: u16) -> String {
+    crate::dns::rtype::mnemonic(t).map_or_else(|| format!("TYPE{t}"), str::to_string)
+}
+
+/// RRSIG, NSEC, DNSKEY and DS RDATA in presentation form (for `explain`; `None` for other
+/// types or RDATA that does not parse).
+pub fn present(rtype: u16, rdata: &[u8]) -> Option<String> {
+    use crate::dns::name::{end_uncompressed, to_text};
+    use data_encoding::{BASE64, HEXUPPER};
+    let u16_at = |i: usize| {
+        rdata
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let u32_at = |i: usize| {
+        rdata
+            .get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match rtype {
+        46 => {
+            let end = end_uncompressed(rdata, 18)?;
+            Some(format!(
+                "{} {} {} {} {} {} {} {} {}",
+                type_text(u16_at(0)?),
+                rdata.get(2)?,
+                rdata.get(3)?,
+                u32_at(4)?,
+                key::format_time(u64::from(u32_at(8)?)),
+                key::format_time(u64::from(u32_at(12)?)),
+                u16_at(16)?,
+                to_text(rdata.get(18..end)?),
+                BASE64.encode(rdata.get(end..)?)
+            ))
+        }
+        47 => {
+            let end = end_uncompressed(rdata, 0)?;
+            let mut types = Vec::new();
+            let mut bitmap = rdata.get(end..)?;
+            while let [window, len, rest @ ..] = bitmap {
+                let bits = rest.get(..usize::from(*len))?;
+                for (i, byte) in bits.iter().enumerate() {
+                    for bit in 0..8 {
+                        if byte & (0x80 >> bit) != 0 {
+                            let t = u16::from(*window) << 8 | (i * 8 + bit) as u16;
+                            types.push(type_text(t));
+                        }
+                    }
+                }
+                bitmap = rest.get(usize::from(*len)..)?;
+            }
+            Some(format!(
+                "{} {}",
+                to_text(rdata.get(..end)?),
+                types.join(" ")
+            ))
+        }
+        48 | 60 => Some(format!(
+            "{} {} {} {}",
+            u16_at(0)?,
+            rdata.get(2)?,
+            rdata.get(3)?,
+            BASE64.encode(rdata.get(4..)?)
+        )),
+        43 | 59 => Some(format!(
+            "{} {} {} {}",
+            u16_at(0)?,
+            rdata.get(2)?,
+            rdata.get(3)?,
+            HEXUPPER.encode(rdata.get(4..)?)
+        )),
+        _ => None,
+    }
+}

@@ -212,6 +212,26 @@ fn a_zone_signed_with_a_meridian_csk_passes_three_verifiers_and_its_ds_matches_b
             .any(|l| l.starts_with("sub.signed.test.") && l.contains("RRSIG\tDS"))
     );
     verify("signed.test", &file, true);
+
+    // explain shows the window and the records with their signatures, spelled out.
+    let (ok, out) = meridian(
+        dir.path(),
+        &["explain", "www.signed.test", "A", "--client", "192.0.2.1"],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("dnssec:   signed here: RRSIGs valid "),
+        "{out}"
+    );
+    assert!(out.contains("IN RRSIG A 13 3 300 "), "{out}");
+    let (_, out) = meridian(
+        dir.path(),
+        &["explain", "nope.signed.test", "A", "--client", "192.0.2.1"],
+    );
+    assert!(
+        out.contains("IN NSEC ") && out.contains(" RRSIG NSEC"),
+        "{out}"
+    );
 }
 
 #[test]
