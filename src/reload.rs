@@ -186,8 +186,9 @@ impl Reloader {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let retry = resign_tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
             if retry && self.resign_due() {
-                resign_tried = Some(std::time::Instant::now());
                 let _ = self.reload("dnssec re-sign or key event").await;
+                // Still due: the reload failed (or moved nothing); wait before trying again.
+                resign_tried = self.resign_due().then(std::time::Instant::now);
                 continue;
             }
             let now = fingerprint(&paths);

@@ -232,6 +232,12 @@ impl Stats {
 
 // Everything a query counts is `#[inline]`: these are called from other modules (the
 // engine, routing), and across codegen units a call would cost more than the count.
+/// Dynamic answers of a signed zone sent to a DO query without signatures: their answer set
+/// was not signed ahead (more sets than `routing::sets::MAX_SETS`). Rare, so one shared
+/// counter is enough.
+pub static DNSSEC_UNSIGNED_ANSWERS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 pub static STATS: std::sync::LazyLock<Stats> = std::sync::LazyLock::new(Stats::default);
 
 /// Index into [`QTYPES`] for every type below 512 (the rest are "other"): one load per

@@ -252,6 +252,15 @@ fn dnssec_metrics(reg: &mut Registry, snap: &crate::engine::Snapshot, view: &Hea
         vec![(Vec::new(), view.sigs().len() as u64)],
     );
     total(
+        "dnssec_unsigned_answers_total",
+        "Dynamic answers sent to DO queries without signatures (their set was not signed ahead)",
+        reg,
+        vec![(
+            Vec::new(),
+            crate::stats::DNSSEC_UNSIGNED_ANSWERS.load(std::sync::atomic::Ordering::Relaxed),
+        )],
+    );
+    total(
         "dnssec_expiry_seconds",
         "Seconds until the zone's signatures expire",
         reg,

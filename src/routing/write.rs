@@ -22,8 +22,16 @@ impl Routing {
             return;
         }
         let hash = crate::dns::sigstore::set_hash(rdatas);
-        for sig in health.sigs().get(index, rtype, hash).unwrap_or_default() {
-            sink.record(Section::Answer, owner, rtype::RRSIG, ttl, sig);
+        match health.sigs().get(index, rtype, hash) {
+            Some(sigs) => {
+                for sig in sigs {
+                    sink.record(Section::Answer, owner, rtype::RRSIG, ttl, sig);
+                }
+            }
+            None => {
+                crate::stats::DNSSEC_UNSIGNED_ANSWERS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 

@@ -126,6 +126,13 @@ fn verify_with(zone: &str, file: &Path, csk_only: bool, knot: bool) {
             .arg(file));
         assert!(ok, "kzonecheck {zone}:\n{out}");
     }
+    // Still valid just before the re-sign point (half of the 14 days)...
+    let (ok, out) = run(Command::new(tool_path("ldns-verify-zone"))
+        .arg("-t")
+        .arg(format!("+{}", 6 * 86_400))
+        .arg(file));
+    assert!(ok, "ldns-verify-zone six days on:\n{out}");
+    // ...and not past the expiry.
     let (ok, out) = run(Command::new(tool_path("ldns-verify-zone"))
         .arg("-t")
         .arg(format!("+{PAST_EXPIRY}"))

@@ -273,3 +273,109 @@ fn unbound_validates_static_and_steered_answers_through_a_failover() {
     let (out, status, _, _) = dig(late_port, "static.geo.test", "A", None);
     assert_eq!(status, "SERVFAIL", "expired signatures validated:\n{out}");
 }
+
+/// A CSK roll by double DS (RFC 7583 §3.3.2), driven by BIND key timings that the server
+/// acts on by itself, with Unbound anchored on the parent's DS records: the old key signs,
+/// the new one is published, takes over at its activation time while the old one retires
+/// and then leaves the DNSKEY RRset. Answers validate at every step with the DS set the
+/// registrar has at that step, and a resolver that never got the new DS fails once the
+/// old key stops signing (the test can fail).
+#[test]
+fn a_csk_roll_by_key_timings_never_fails_validation() {
+    if !require_tool("unbound", "unbound")
+        || !require_tool("dig", "bind9-dnsutils")
+        || !require_tool("dnssec-keygen", "bind9-utils")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("zones")).expect("zones");
+    std::fs::create_dir_all(d.join("keys")).expect("keys");
+    std::fs::write(d.join("zones/geo.test.zone"), ZONE).expect("zone");
+    std::fs::write(
+        d.join("meridian.toml"),
+        "zones_dir = \"zones\"\n[server]\nlisten = [\"127.0.0.1:0\"]\n[dnssec]\n\
+         key_dir = \"keys\"\nzones = [\"geo.test\"]\ndnskey_ttl = 5\n",
+    )
+    .expect("config");
+    let keygen = |args: &[&str]| -> String {
+        let out = Command::new(tool_path("dnssec-keygen"))
+            .args(["-a", "ECDSAP256SHA256", "-f", "KSK", "-n", "ZONE"])
+            .args(args)
+            .arg("geo.test")
+            .current_dir(d.join("keys"))
+            .output()
+            .expect("dnssec-keygen");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Old: signs now, retires in 8 s, leaves in 16 s. New: published now, signs in 8 s.
+    let old = keygen(&["-I", "now+8", "-D", "now+16"]);
+    let new = keygen(&["-P", "now", "-A", "now+8"]);
+    let ds = |stem: &str| -> String {
+        let out = Command::new(tool_path("dnssec-dsfromkey"))
+            .arg("-2")
+            .arg(d.join("keys").join(format!("{stem}.key")))
+            .output()
+            .expect("dnssec-dsfromkey");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let anchors = |name: &str, stems: &[&str]| -> std::path::PathBuf {
+        let path = d.join(name);
+        let text: Vec<String> = stems.iter().map(|s| ds(s)).collect();
+        std::fs::write(&path, text.join("\n") + "\n").expect("anchor");
+        path
+    };
+    let server = Server::start_with_config(
+        tempfile::tempdir().expect("unused"),
+        d.join("meridian.toml"),
+    );
+    let start = Instant::now();
+    // Every answer fetched and validated afresh: no cache beyond a second.
+    let fresh = "  cache-max-ttl: 1\n  aggressive-nsec: no";
+    // The registrar has the old DS only, then (before the new key signs) both.
+    let (_only_old, only_old) = unbound(d, server.addr, &anchors("ds-old", &[&old]), fresh);
+    let (out, status, ad, _) = dig(only_old, "static.geo.test", "A", None);
+    assert!(status == "NOERROR" && ad, "{out}");
+    let (_both, both) = unbound(d, server.addr, &anchors("ds-both", &[&old, &new]), fresh);
+    let mut checked = 0;
+    while start.elapsed() < Duration::from_secs(19) {
+        let n = checked;
+        for (name, rtype) in [
+            (format!("x{n}.wild.geo.test"), "TXT"),
+            (format!("nope{n}.geo.test"), "A"),
+            ("static.geo.test".to_string(), "A"),
+        ] {
+            let (out, status, ad, _) = dig(both, &name, rtype, None);
+            assert!(
+                ad && (status == "NOERROR" || status == "NXDOMAIN"),
+                "validation failed {:?} into the roll:\n{out}",
+                start.elapsed()
+            );
+            checked += 1;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert!(checked > 20, "too few checks: {checked}");
+    // The old key is gone: the registrar keeps the new DS only.
+    let (_only_new, only_new) = unbound(d, server.addr, &anchors("ds-new", &[&new]), fresh);
+    let (out, status, ad, _) = dig(only_new, "static.geo.test", "A", None);
+    assert!(status == "NOERROR" && ad, "{out}");
+    let keys = dig(only_new, "geo.test", "DNSKEY", None).0;
+    assert_eq!(
+        keys.lines().filter(|l| l.contains("\tDNSKEY\t")).count(),
+        1,
+        "{keys}"
+    );
+    // A resolver that never got the new DS fails now (its cache expired: TTLs of 5 s).
+    let (out, status, _, _) = dig(only_old, "www2.geo.test", "A", None);
+    assert_eq!(
+        status, "SERVFAIL",
+        "the old DS alone still validates:\n{out}"
+    );
+}
