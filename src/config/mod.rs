@@ -140,7 +140,12 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
             .map(|_| std::sync::Arc::default())
             .collect(),
         static_answers: if serving && file.server.prerender {
-            crate::engine::prerender::StaticAnswers::build(&zones)
+            crate::engine::prerender::StaticAnswers::build(&zones, false)
+        } else {
+            Default::default()
+        },
+        static_answers_dnssec: if serving && file.server.prerender && zones.any_signed() {
+            crate::engine::prerender::StaticAnswers::build(&zones, true)
         } else {
             Default::default()
         },

@@ -300,13 +300,17 @@ fn lookup(
     {
         c.inc();
     }
-    w.set_dnssec(dnssec && zone.is_signed());
-    // A static name answered before: header, question, one copy.
-    if !dnssec
-        && let Some(d) = node
-        && let Some(r) = snapshot
-            .static_answers
-            .get(zone_index, d.entry, key.len(), query.qtype)
+    // Signatures go in for DO queries to a signed zone (elsewhere DO changes nothing).
+    let signed = dnssec && zone.is_signed();
+    w.set_dnssec(signed);
+    // A static name answered before: header, question, one copy (with signatures for DO).
+    let rendered = if signed {
+        &snapshot.static_answers_dnssec
+    } else {
+        &snapshot.static_answers
+    };
+    if let Some(d) = node
+        && let Some(r) = rendered.get(zone_index, d.entry, key.len(), query.qtype)
         && w.append_rendered(r.body, r.counts)
     {
         if let Some((cache, cache_key)) = cache {

@@ -99,6 +99,7 @@ fn render(
     node: &crate::zone::Node,
     qtype: u16,
     buf: &mut [u8],
+    dnssec: bool,
 ) -> Option<(Rendered, std::ops::Range<usize>)> {
     let mut question = [0u8; crate::dns::name::MAX_NAME_LEN + 4];
     let qlen = owner.len() + 4;
@@ -107,6 +108,7 @@ fn render(
     question[owner.len() + 2..qlen].copy_from_slice(&class::IN.to_be_bytes());
     let question = &question[..qlen];
     let mut w = Writer::new(buf, 0, 0, false, question, MAX_MESSAGE);
+    w.set_dnssec(dnssec);
     let mut routing = NoRouting { touched: false };
     let outcome = zones.resolve(
         zone,
@@ -138,8 +140,9 @@ fn render(
 }
 
 impl StaticAnswers {
-    /// Renders what can be rendered of `zones`.
-    pub fn build(zones: &ZoneSet) -> Self {
+    /// Renders what can be rendered of `zones`; with `dnssec`, the answers to DO queries of
+    /// the signed zones (with their signatures and proofs), nothing of the others.
+    pub fn build(zones: &ZoneSet, dnssec: bool) -> Self {
         let started = std::time::Instant::now();
         let mut out = Self {
             first: zones
@@ -165,6 +168,9 @@ impl StaticAnswers {
             let Some(zone) = zones.zones().get(zi) else {
                 continue;
             };
+            if dnssec && !zone.is_signed() {
+                continue;
+            }
             types.clear();
             let cname = node.get(rtype::CNAME).is_some();
             if cname {
@@ -181,7 +187,7 @@ impl StaticAnswers {
                     all_rendered = false;
                     continue;
                 }
-                match render(zones, zone, owner, node, qtype, &mut buf) {
+                match render(zones, zone, owner, node, qtype, &mut buf, dnssec) {
                     Some((r, body)) => out.push(r, &buf[body]),
                     None => all_rendered = false,
                 }
@@ -193,7 +199,8 @@ impl StaticAnswers {
             if !cname
                 && all_rendered
                 && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
-                && let Some((mut r, body)) = render(zones, zone, owner, node, qtype, &mut buf)
+                && let Some((mut r, body)) =
+                    render(zones, zone, owner, node, qtype, &mut buf, dnssec)
             {
                 r.qtype = OTHER_TYPES;
                 let shared = out.shared_nodata(zi, owner.len());

@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub zones: ZoneSet,
     /// Responses to static names, rendered from `zones` at load (see server::prerender).
     pub static_answers: StaticAnswers,
+    /// The same for DO queries to signed zones (with signatures and proofs).
+    pub static_answers_dnssec: StaticAnswers,
     /// Queries per zone, by zone index (they restart with each reload).
     /// Shared with the snapshot before a reload when the zone is still served, so the
     /// totals run on across reloads.

@@ -310,3 +310,96 @@ fn prerender_off_renders_nothing_and_answers_the_same() {
     .expect("answer");
     assert_eq!(a[..la], b[..lb]);
 }
+
+/// Signed: the answers rendered for DO queries (signatures and proofs included) are the
+/// bytes the general path writes, for every direct name and many types.
+#[test]
+fn rendered_dnssec_answers_are_byte_identical_to_the_general_path() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("zones")).expect("zones dir");
+    std::fs::create_dir_all(dir.path().join("keys")).expect("keys dir");
+    std::fs::write(dir.path().join("zones/render.test.zone"), EXTRA_ZONE).expect("zone");
+    std::fs::write(dir.path().join("zones/render.test.toml"), EXTRA_DYNAMIC).expect("names");
+    let zone = b"\x06render\x04test\x00";
+    let (key, secret) = meridian::dnssec::SigningKey::generate(
+        zone,
+        meridian::dnssec::key::ECDSAP256SHA256,
+        true,
+        0,
+    )
+    .expect("key");
+    let stem = dir.path().join("keys").join(key.file_stem());
+    let private = format!("{}.private", stem.display());
+    std::fs::write(format!("{}.key", stem.display()), key.key_file()).expect("key file");
+    std::fs::write(&private, key.private_file(&secret)).expect("private file");
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let geoip = root.join("geoip/demo-city.mmdb");
+    let text = format!(
+        "{}\n[dnssec]\nkey_dir = \"keys\"\nzones = [\"render.test\"]\n",
+        EXTRA_CONFIG.replace("GEOIP", &geoip.display().to_string())
+    );
+    std::fs::write(dir.path().join("meridian.toml"), text).expect("config");
+    let mut snap = load(&dir.path().join("meridian.toml"));
+    let (answers, _) = snap.static_answers_dnssec.size();
+    assert!(answers > 10, "too few DO answers rendered: {answers}");
+    let health = snap.initial_health.clone();
+    let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+    let names: Vec<Vec<u8>> = snap
+        .zones
+        .direct_entries()
+        .filter(|(_, _, _, node)| node.dynamic.is_none())
+        .map(|(_, _, owner, _)| owner.to_vec())
+        .collect();
+    let mut seed = 11u64;
+    let mut queries = Vec::new();
+    for name in &names {
+        for qtype in QTYPES {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let qname = mixed_case(name, &mut seed);
+                let mut query = build_query(0x1234, &qname, qtype, true, None);
+                // DO: the top flag bit in the OPT record's TTL field.
+                query[12 + qname.len() + 4 + 7] |= 0x80;
+                queries.push((qname, qtype, transport, query));
+            }
+        }
+    }
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut answer_all = |snap: &Snapshot| -> Vec<Vec<u8>> {
+        queries
+            .iter()
+            .map(|(_, _, transport, q)| {
+                let n = engine::answer(
+                    snap,
+                    &health,
+                    None,
+                    &Request::new(q, source, *transport),
+                    &mut buf,
+                )
+                .expect("an answer");
+                buf[..n].to_vec()
+            })
+            .collect()
+    };
+    let rendered = answer_all(&snap);
+    snap.static_answers = StaticAnswers::default();
+    snap.static_answers_dnssec = StaticAnswers::default();
+    let general = answer_all(&snap);
+    let mut signed = 0;
+    for ((qname, qtype, transport, _), (a, b)) in queries.iter().zip(rendered.iter().zip(&general))
+    {
+        assert_eq!(a, b, "{qname:?} type {qtype} {transport:?}");
+        if a.windows(2).any(|w| w == [0, 46]) {
+            signed += 1;
+        }
+    }
+    assert!(
+        signed > queries.len() / 2,
+        "only {signed} of {} carry RRSIGs",
+        queries.len()
+    );
+}
