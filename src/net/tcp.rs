@@ -142,9 +142,10 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let mut shutdown = tcp.shutdown.clone();
     // Queries are small: the request buffer grows (once) only for a larger one, so a
-    // thousand idle connections do not each hold 64 KiB for it.
+    // thousand idle connections do not each hold 64 KiB for it. Responses are written into
+    // the worker thread's scratch buffer and kept, until sent, in one that fits them.
     let mut request = vec![0u8; INITIAL_REQUEST_BUF];
-    let mut response = vec![0u8; MAX_MESSAGE + 2];
+    let mut response: Vec<u8> = Vec::new();
     let mut entropy = super::clock::entropy_seed();
     loop {
         if *shutdown.borrow() {
@@ -189,29 +190,42 @@ async fn connection(
             .await?;
             continue;
         }
-        let snapshot = shared.load();
-        let view = health.load();
         entropy = entropy.wrapping_add(super::clock::ENTROPY_STEP);
         let query = Request::new(&request[..n], peer.ip(), Transport::Tcp)
             .at(super::clock::coarse_now())
             .with_entropy(entropy);
-        let Some(out) = engine::answer(&snapshot, &view, None, &query, &mut response[2..]) else {
+        let answered = SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            let (snapshot, view) = (shared.load(), health.load());
+            let out = engine::answer(&snapshot, &view, None, &query, &mut buf[2..])?;
+            if let Some(log) = &tcp.settings.load().query_log {
+                log.offer_shared(peer.ip(), Transport::Tcp, &request[..n], &buf[2..2 + out]);
+            }
+            buf[..2].copy_from_slice(&(out as u16).to_be_bytes());
+            response.clear();
+            response.extend_from_slice(&buf[..out + 2]);
+            Some(())
+        });
+        if answered.is_none() {
             // Nothing to say to a message we cannot parse: end the connection.
             return Ok(());
-        };
-        drop(snapshot);
-        drop(view);
-        if let Some(log) = &tcp.settings.load().query_log {
-            log.offer_shared(
-                peer.ip(),
-                Transport::Tcp,
-                &request[..n],
-                &response[2..2 + out],
-            );
         }
-        response[..2].copy_from_slice(&(out as u16).to_be_bytes());
-        tokio::time::timeout(tcp.limits.query, stream.write_all(&response[..out + 2]))
+        tokio::time::timeout(tcp.limits.query, stream.write_all(&response))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow reader"))??;
+        // A rare large answer is not kept for the rest of a long idle connection.
+        if response.capacity() > KEEP_RESPONSE_BUF {
+            response = Vec::new();
+        }
     }
 }
+
+thread_local! {
+    /// Each runtime worker thread's response buffer: an answer is written here
+    /// (synchronously, no await in between) and copied into the connection's own,
+    /// right-sized buffer, so an idle connection holds no 64 KiB buffer.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; MAX_MESSAGE + 2]);
+}
+
+/// A connection's response buffer above this size is let go after the answer is sent.
+const KEEP_RESPONSE_BUF: usize = 4096;
