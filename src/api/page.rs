@@ -94,7 +94,10 @@ async fn census_for(state: &super::ApiState, snap: &Arc<Snapshot>) -> SharedCens
     let for_task = snap.clone();
     // A city-sized database takes seconds to walk: off the async workers.
     let built = tokio::task::spawn_blocking(move || {
-        crate::coverage::census(&for_task.routing).map_err(|e| e.to_string())
+        let census = crate::coverage::census(&for_task.routing).map_err(|e| e.to_string());
+        // The walk's scratch (a country table of the whole database) goes back to the system.
+        crate::reload::release_free_memory();
+        census
     })
     .await
     .unwrap_or_else(|e| Err(format!("census task failed: {e}")));
