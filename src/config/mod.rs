@@ -98,7 +98,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let watch = watch_list(config_path, &file, base, &sources);
     let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
     if let Some((d, _)) = &signing {
-        errors.extend(unknown_signed_zones(d, &sources).map(|m| diag(0, m)));
+        errors.extend(dnssec_errors(d, &sources).map(|m| diag(0, m)));
     }
     let (zones, signers) = load_zones(
         sources,
@@ -383,15 +383,22 @@ fn load_zones(
     (zones, signers)
 }
 
-/// `[dnssec] zones` that name no zone served here.
-fn unknown_signed_zones<'a>(
+/// `[dnssec] zones` that name no zone served here, and a `denial` we do not know.
+fn dnssec_errors<'a>(
     d: &'a schema::DnssecConfig,
     sources: &'a [ZoneSource],
 ) -> impl Iterator<Item = String> + 'a {
+    let denial = (!matches!(d.denial.as_str(), "nsec" | "compact")).then(|| {
+        format!(
+            "[dnssec] denial = {:?}: use \"nsec\" or \"compact\"",
+            d.denial
+        )
+    });
     d.zones
         .iter()
         .filter(|z| !sources.iter().any(|(o, _, _)| same_zone(o, z)))
         .map(|z| format!("[dnssec] zones: {z} is not a zone served here"))
+        .chain(denial)
 }
 
 fn same_zone(a: &Name, b: &str) -> bool {
@@ -459,6 +466,7 @@ fn sign(
         resign_at: policy.now + policy.lifetime / 2,
         next_key_event,
         signatures: stats.signatures,
+        compact_budget: (config.denial == "compact").then_some(config.compact_budget),
     };
     Ok((stats, signer))
 }

@@ -78,6 +78,22 @@ pub struct DnssecConfig {
     /// parent that reads them updates the DS by itself.
     #[serde(default)]
     pub cds: bool,
+    /// How a nonexistent name is proven absent: "nsec" (the chain signed at load: no
+    /// signing per query) or "compact" (RFC 9824: one NSEC made and signed per answer,
+    /// smaller and no zone walking through NXDOMAIN answers, within `compact_budget`).
+    #[serde(default = "default_denial")]
+    pub denial: String,
+    /// Compact-denial signatures per second and thread; beyond it the chain answers.
+    #[serde(default = "default_compact_budget")]
+    pub compact_budget: u32,
+}
+
+fn default_denial() -> String {
+    "nsec".into()
+}
+
+fn default_compact_budget() -> u32 {
+    2000
 }
 
 fn default_signature_lifetime_days() -> u32 {

@@ -74,6 +74,14 @@ pub trait Sink {
     fn dnssec_ok(&self) -> bool {
         false
     }
+    /// Compact denial (RFC 9824): proves `owner` (lowercase) absent by one NSEC made and
+    /// signed now (next name `\000.owner`, types RRSIG NSEC NXNAME) in the authority
+    /// section. `None`: not done (not configured, or over the signing budget), the caller
+    /// proves it with the zone's NSEC chain; `Some(co)`: done, and the query said CO (the
+    /// rcode stays NXDOMAIN; without CO it becomes NOERROR).
+    fn compact_denial(&mut self, _owner: &[u8], _ttl: u32) -> Option<bool> {
+        None
+    }
     fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
     /// The zone's SOA in the authority section of a negative answer (`origin` its owner).
     /// A writer may take a shorter way; the default writes it as any RRset.

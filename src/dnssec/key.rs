@@ -438,6 +438,19 @@ impl SigningKey {
         s
     }
 
+    /// Signs `data` into `out` without allocating; the signature's length (64), or `None`
+    /// when it fails or does not fit.
+    pub fn sign_into(&self, data: &[u8], out: &mut [u8]) -> Option<usize> {
+        let copy = |sig: &[u8], out: &mut [u8]| {
+            out.get_mut(..sig.len())?.copy_from_slice(sig);
+            Some(sig.len())
+        };
+        match &self.pair {
+            Pair::Ecdsa(p) => copy(p.sign(&self.rng, data).ok()?.as_ref(), out),
+            Pair::Ed25519(p) => copy(p.sign(data).as_ref(), out),
+        }
+    }
+
     /// Signs `data`: 64 bytes for both algorithms (P-256: r || s).
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.pair {

@@ -21,6 +21,75 @@ pub struct ZoneSigner {
     pub next_key_event: Option<u64>,
     /// Signatures made at load (static data, NSEC chain, DNSKEY).
     pub signatures: usize,
+    /// Compact denial (RFC 9824) for nonexistent names, with at most this many signatures
+    /// per second per thread (beyond it the NSEC chain proves them); `None`: NSEC chain only.
+    pub compact_budget: Option<u32>,
+}
+
+/// Longest RDATA of a compact-denial NSEC (`\000.` and a name, the bitmap) or its RRSIG.
+pub const COMPACT_RDATA_MAX: usize = 512;
+
+/// The NSEC of compact denial for `owner` (lowercase wire) into `out`: next name
+/// `\000.owner`, types RRSIG NSEC NXNAME (RFC 9824 §3). Its length, or `None` when the
+/// next name would be too long.
+pub fn compact_nsec(owner: &[u8], out: &mut [u8; COMPACT_RDATA_MAX]) -> Option<usize> {
+    let next_len = owner.len() + 2;
+    if next_len > crate::dns::name::MAX_NAME_LEN {
+        return None;
+    }
+    out[0] = 1;
+    out[1] = 0;
+    out[2..next_len].copy_from_slice(owner);
+    // Window 0, 17 bytes: RRSIG (46) and NSEC (47) in byte 5, NXNAME (128) in byte 16.
+    let bitmap: [u8; 19] = [
+        0, 17, 0, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80,
+    ];
+    out[next_len..next_len + bitmap.len()].copy_from_slice(&bitmap);
+    Some(next_len + bitmap.len())
+}
+
+impl ZoneSigner {
+    /// The RRSIG RDATA over one record (`rtype`, `ttl`, `rdata`, already canonical) of
+    /// `owner` by `key`, into `out`, without allocating: for signing on the query path.
+    pub fn sign_one_into(
+        &self,
+        key: &SigningKey,
+        owner: &[u8],
+        (rtype, ttl, rdata): (u16, u32, &[u8]),
+        out: &mut [u8; COMPACT_RDATA_MAX],
+    ) -> Option<usize> {
+        let header_len = 18 + self.origin.len();
+        let mut data = [0u8; 3 * COMPACT_RDATA_MAX];
+        let fields = [
+            &rtype.to_be_bytes()[..],
+            &[key.algorithm, sign::rrsig_labels(owner)],
+            &ttl.to_be_bytes(),
+            &(self.window.expiration as u32).to_be_bytes(),
+            &(self.window.inception as u32).to_be_bytes(),
+            &key.tag.to_be_bytes(),
+            &self.origin,
+        ];
+        let mut n = 0;
+        for f in fields {
+            data.get_mut(n..n + f.len())?.copy_from_slice(f);
+            n += f.len();
+        }
+        out.get_mut(..header_len)?
+            .copy_from_slice(data.get(..header_len)?);
+        for f in [
+            owner,
+            &rtype.to_be_bytes(),
+            &1u16.to_be_bytes(),
+            &ttl.to_be_bytes(),
+            &(rdata.len() as u16).to_be_bytes(),
+            rdata,
+        ] {
+            data.get_mut(n..n + f.len())?.copy_from_slice(f);
+            n += f.len();
+        }
+        let sig = key.sign_into(data.get(..n)?, out.get_mut(header_len..)?)?;
+        Some(header_len + sig)
+    }
 }
 
 impl ZoneSigner {

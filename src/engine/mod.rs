@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cache;
+mod compact;
 pub mod cookies;
 pub mod journal;
 mod plain;

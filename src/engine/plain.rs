@@ -208,8 +208,13 @@ fn screen(
             });
             return false;
         }
+        // NXNAME only marks compact denial's NSEC; asking for it is an error (RFC 9824 §3.5).
+        128 => {
+            w.set_rcode(rcode::FORMERR);
+            return false;
+        }
         // Other meta types (MAILA, MAILB, TKEY, TSIG...) are not questions we answer.
-        128..=254 => {
+        129..=254 => {
             w.set_rcode(rcode::NOTIMP);
             return false;
         }
@@ -341,12 +346,13 @@ fn lookup(
         },
         counting != Counting::Nothing,
     );
-    let outcome = snapshot.zones.resolve(
+    let node = node.map(|d| d.node);
+    let outcome = resolve(
+        snapshot,
         zone,
-        query.qname,
-        key,
-        node.map(|d| d.node),
-        query.qtype,
+        (query, key, node),
+        signed,
+        request,
         w,
         &mut router,
     );
@@ -356,6 +362,45 @@ fn lookup(
         keep(cache, &cache_key, w, &outcome, &router, zone_counter);
     }
     ecs_scope(router.scope, opt, subnet)
+}
+
+/// The zone lookup; through compact denial's writer for a DO query (`signed`) to a zone
+/// that has it.
+#[inline(always)]
+fn resolve(
+    snapshot: &Snapshot,
+    zone: &crate::zone::Zone,
+    (query, key, node): (&wire::Query<'_>, &[u8], Option<&crate::zone::Node>),
+    signed: bool,
+    request: &Request<'_>,
+    w: &mut Writer<'_>,
+    router: &mut Router<'_>,
+) -> crate::zone::Outcome {
+    let compact = if signed {
+        snapshot
+            .signers
+            .iter()
+            .find(|s| s.compact_budget.is_some() && &s.origin[..] == zone.origin())
+    } else {
+        None
+    };
+    let (qname, qtype) = (query.qname, query.qtype);
+    match compact {
+        Some(signer) => {
+            let mut sink = super::compact::CompactSink {
+                inner: w,
+                signer,
+                compact_ok: query.edns.is_some_and(|e| e.compact_ok),
+                now: request.now,
+            };
+            snapshot
+                .zones
+                .resolve(zone, qname, key, node, qtype, &mut sink, router)
+        }
+        None => snapshot
+            .zones
+            .resolve(zone, qname, key, node, qtype, w, router),
+    }
 }
 
 /// Keeps a fresh answer in the cache when another client in its network would get the same
@@ -375,7 +420,7 @@ fn keep(
     }
     // Admission: an NXDOMAIN or a wildcard answer goes in the second time its name is asked.
     // A random-subdomain flood asks each name once, and would push the hot entries out.
-    if (outcome.rcode == rcode::NXDOMAIN || outcome.wildcard) && !cache.seen_before(key) {
+    if (outcome.nonexistent || outcome.wildcard) && !cache.seen_before(key) {
         return;
     }
     let Some((body, counts)) = w.complete_body() else {

@@ -73,6 +73,8 @@ pub struct Outcome {
     /// The answer came from a wildcard (RFC 4592): the name itself does not exist, and a
     /// flood of random names under the wildcard gets one such answer each.
     pub wildcard: bool,
+    /// The name does not exist (NXDOMAIN, or NOERROR under compact denial).
+    pub nonexistent: bool,
 }
 
 /// One zone: the apex and every owner name below it, empty non-terminals included.

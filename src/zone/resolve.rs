@@ -24,6 +24,7 @@ impl ZoneSet {
             authoritative: true,
             spells_qname: false,
             wildcard: false,
+            nonexistent: false,
         };
         // The common case: a node found directly, answered without a chain to follow.
         let first = match node {
@@ -191,9 +192,13 @@ impl ZoneSet {
             }
             Step::NxDomain => {
                 out.rcode = rcode::NXDOMAIN;
+                out.nonexistent = true;
                 zone.add_negative_soa(sink);
                 if dnssec {
-                    zone.add_nxdomain_proof(key, sink);
+                    match sink.compact_denial(key, zone.negative_ttl) {
+                        Some(co) => out.rcode = if co { rcode::NXDOMAIN } else { rcode::NOERROR },
+                        None => zone.add_nxdomain_proof(key, sink),
+                    }
                 }
                 None
             }

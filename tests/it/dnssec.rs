@@ -658,3 +658,109 @@ fn a_key_activating_later_starts_signing_when_its_time_comes() {
     assert!(serial(&last) > serial(&first), "the serial did not go up");
     verify_with("roll.test", &file, true, false);
 }
+
+/// A DNS message's rcode and the owners of its NSEC records (authority section), parsed
+/// with hickory.
+fn rcode_and_nsec_owners(bytes: &[u8]) -> (u16, Vec<String>) {
+    let m = hickory_proto::op::Message::from_vec(bytes).expect("response parses");
+    let owners = m
+        .authorities
+        .iter()
+        .filter(|r| u16::from(r.record_type()) == 47)
+        .map(|r| r.name.to_string())
+        .collect();
+    (u16::from(m.metadata.response_code), owners)
+}
+
+/// A DO query (with CO when `co`) for `name` `qtype`, raw over UDP.
+fn do_query(server: &Server, name: &str, qtype: u16, co: bool) -> Vec<u8> {
+    let wire = crate::common::wire_name(name);
+    let mut q = meridian::dns::wire::build_query(0x5151, &wire, qtype, true, None);
+    q[12 + wire.len() + 4 + 7] |= 0x80 | if co { 0x40 } else { 0 };
+    crate::common::udp_raw(server.addr, &q).expect("an answer")
+}
+
+/// Compact denial (RFC 9824): a nonexistent name gets NOERROR and one NSEC of its own
+/// (types RRSIG NSEC NXNAME), signed on the spot and validated by delv; NXDOMAIN when the
+/// query says CO; FORMERR for a question of type NXNAME; past the signing budget the NSEC
+/// chain answers instead.
+#[test]
+fn compact_denial_validates_follows_co_and_keeps_to_its_budget() {
+    if !tools() || !require_tool("delv", "bind9-dnsutils") {
+        return;
+    }
+    let dir = setup(&[("signed.test", ZONE, None)]);
+    let config = dir.path().join("meridian.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}denial = \"compact\"\n")).expect("config");
+    let (ok, out) = meridian(dir.path(), &["dnssec", "keygen", "signed.test"]);
+    assert!(ok, "{out}");
+    let stem = out.split_whitespace().next().expect("stem").to_string();
+    let anchor = anchor_file(
+        dir.path(),
+        "signed.test",
+        &dir.path().join(format!("{stem}.key")),
+    );
+    let server = Server::start_with_config(tempfile::tempdir().expect("unused"), config.clone());
+
+    let out = delv(&server, &anchor, "signed.test", "nope.signed.test", "A");
+    assert!(
+        out.contains("; negative response, fully validated"),
+        "{out}"
+    );
+    let (ok, out) = run(Command::new(tool_path("dig"))
+        .arg(format!("@{}", server.addr.ip()))
+        .args([
+            "-p",
+            &server.addr.port().to_string(),
+            "+dnssec",
+            "other.signed.test",
+            "A",
+        ]));
+    assert!(ok && out.contains("status: NOERROR"), "{out}");
+    assert!(
+        out.contains(
+            "other.signed.test.\t60\tIN\tNSEC\t\\000.other.signed.test. RRSIG NSEC TYPE128"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("RRSIG\tNSEC 13 3 60 "), "{out}");
+
+    let (rcode, owners) = rcode_and_nsec_owners(&do_query(&server, "co.signed.test.", 1, true));
+    assert_eq!(
+        (rcode, owners),
+        (3, vec!["co.signed.test.".to_string()]),
+        "CO: NXDOMAIN"
+    );
+    let (rcode, _) = rcode_and_nsec_owners(&do_query(&server, "www.signed.test.", 128, false));
+    assert_eq!(rcode, 1, "a question of type NXNAME is a FORMERR");
+
+    // Budget: 2 signatures per second per thread; ten names at once are not all compact.
+    std::fs::write(
+        &config,
+        format!("{text}denial = \"compact\"\ncompact_budget = 2\n"),
+    )
+    .expect("config");
+    let (code, body) = crate::common::http_post(server.api.expect("api"), "/reload", "");
+    assert_eq!(code, 200, "{body}");
+    let (mut compact, mut chain) = (0, 0);
+    for i in 0..10 {
+        let name = format!("flood{i}.signed.test.");
+        let (rcode, owners) = rcode_and_nsec_owners(&do_query(&server, &name, 1, false));
+        if owners == [name.clone()] {
+            assert_eq!(rcode, 0, "{name}: compact answers NOERROR");
+            compact += 1;
+        } else {
+            assert_eq!(
+                (rcode, owners.len()),
+                (3, 2),
+                "{name}: the chain proves NXDOMAIN"
+            );
+            chain += 1;
+        }
+    }
+    assert!(
+        compact >= 1 && chain >= 2,
+        "compact {compact}, chain {chain}"
+    );
+}

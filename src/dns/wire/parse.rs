@@ -22,6 +22,8 @@ pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// CO, "compact answers OK" (RFC 9824 §5): the bit after DO.
+    pub compact_ok: bool,
     pub nsid: bool,
     pub ecs: Option<ClientSubnet>,
     /// The COOKIE option (RFC 7873): where its data starts in the message, and its length
@@ -183,6 +185,7 @@ fn parse_opt(
         udp_size: class,
         version: (ttl_hi & 0xFF) as u8,
         dnssec_ok: ttl_lo & 0x8000 != 0,
+        compact_ok: ttl_lo & 0x4000 != 0,
         nsid: false,
         ecs: None,
         cookie_at: 0,
