@@ -288,15 +288,7 @@ fn signed_snapshot(dir: &Path) -> Snapshot {
         0,
     )
     .expect("key");
-    let stem = keys.join(key.file_stem());
-    let private = format!("{}.private", stem.display());
-    std::fs::write(format!("{}.key", stem.display()), key.key_file()).expect("key file");
-    std::fs::write(&private, key.private_file(&secret)).expect("private file");
-    std::fs::set_permissions(
-        &private,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .expect("chmod");
+    config::dnssec::write_key(&keys, &key, &secret).expect("key files");
     let config = dir.join("meridian.toml");
     std::fs::write(
         &config,

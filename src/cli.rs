@@ -558,24 +558,7 @@ pub fn dnssec_keygen(
         let alg = config::dnssec::algorithm_number(algorithm.unwrap_or(&d.algorithm))?;
         let (key, secret) = crate::dnssec::SigningKey::generate(&wire, alg, !zsk, unix_now())
             .map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let stem = dir.join(key.file_stem());
-        let private = config::dnssec::key_file(&stem, "private");
-        {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&private)
-                .map_err(|e| format!("{}: {e}", private.display()))?;
-            f.write_all(key.private_file(&secret).as_bytes())
-                .map_err(|e| format!("{}: {e}", private.display()))?;
-        }
-        let public = config::dnssec::key_file(&stem, "key");
-        std::fs::write(&public, key.key_file())
-            .map_err(|e| format!("{}: {e}", public.display()))?;
+        let stem = config::dnssec::write_key(&dir, &key, &secret)?;
         Ok(format!(
             "{} ({} key {} for {text}, algorithm {})",
             stem.display(),

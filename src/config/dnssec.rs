@@ -43,6 +43,27 @@ pub fn key_file(stem: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Writes `key` (its private bytes `secret`) into `dir` as BIND files, the private one
+/// readable by its owner only and never over an existing file; returns the files' stem.
+pub fn write_key(dir: &Path, key: &SigningKey, secret: &[u8]) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stem = dir.join(key.file_stem());
+    let private = key_file(&stem, "private");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private)
+        .map_err(|e| format!("{}: {e}", private.display()))?;
+    f.write_all(key.private_file(secret).as_bytes())
+        .map_err(|e| format!("{}: {e}", private.display()))?;
+    let public = key_file(&stem, "key");
+    std::fs::write(&public, key.key_file()).map_err(|e| format!("{}: {e}", public.display()))?;
+    Ok(stem)
+}
+
 /// Reads one key from `<stem>.key` and `<stem>.private`; refuses a private file that
 /// group or others may read.
 pub fn read_key(zone: &[u8], stem: &Path) -> Result<SigningKey, String> {

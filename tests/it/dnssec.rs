@@ -149,6 +149,18 @@ fn tools() -> bool {
         && require_tool("kzonecheck", "knot-dnssecutils")
 }
 
+/// A key for `zone` made by BIND's `dnssec-keygen` in `dir` (ECDSAP256SHA256, zone key),
+/// with `args` before the zone name (`-f KSK`, timings): the files' stem, `K<zone>.+013+<tag>`.
+pub fn bind_keygen(dir: &Path, zone: &str, args: &[&str]) -> String {
+    let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
+        .args(["-a", "ECDSAP256SHA256", "-n", "ZONE"])
+        .args(args)
+        .arg(zone)
+        .current_dir(dir));
+    assert!(ok, "dnssec-keygen {args:?} {zone}: {out}");
+    out.trim().to_string()
+}
+
 #[test]
 fn a_zone_signed_with_a_meridian_csk_passes_three_verifiers_and_its_ds_matches_bind() {
     if !tools() {
@@ -255,35 +267,10 @@ fn bind_and_ldns_keys_sign_a_split_and_an_ed25519_zone() {
         ("ed.test", &ZONE.replace("signed.test", "ed.test"), None),
     ]);
     let keys = dir.path().join("keys");
-    for args in [
-        &[
-            "-a",
-            "ECDSAP256SHA256",
-            "-f",
-            "KSK",
-            "-n",
-            "ZONE",
-            "split.test",
-        ][..],
-        &["-a", "ECDSAP256SHA256", "-n", "ZONE", "split.test"][..],
-        // Published now, signing only tomorrow: in the DNSKEY RRset, no signature yet.
-        &[
-            "-a",
-            "ECDSAP256SHA256",
-            "-n",
-            "ZONE",
-            "-P",
-            "now",
-            "-A",
-            "now+1d",
-            "split.test",
-        ][..],
-    ] {
-        let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
-            .args(args)
-            .current_dir(&keys));
-        assert!(ok, "dnssec-keygen {args:?}: {out}");
-    }
+    bind_keygen(&keys, "split.test", &["-f", "KSK"]);
+    bind_keygen(&keys, "split.test", &[]);
+    // Published now, signing only tomorrow: in the DNSKEY RRset, no signature yet.
+    bind_keygen(&keys, "split.test", &["-P", "now", "-A", "now+1d"]);
     let (ok, out) = run(Command::new(tool_path("ldns-keygen"))
         .args(["-a", "ED25519", "-k", "ed.test"])
         .current_dir(&keys));
@@ -467,22 +454,11 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
 
     // Another key as the anchor: nothing validates.
     let other = tempfile::tempdir().expect("dir");
-    let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
-        .args([
-            "-a",
-            "ECDSAP256SHA256",
-            "-f",
-            "KSK",
-            "-n",
-            "ZONE",
-            "signed.test",
-        ])
-        .current_dir(other.path()));
-    assert!(ok, "{out}");
+    let wrong_stem = bind_keygen(other.path(), "signed.test", &["-f", "KSK"]);
     let wrong = anchor_file(
         other.path(),
         "signed.test",
-        &other.path().join(format!("{}.key", out.trim())),
+        &other.path().join(format!("{wrong_stem}.key")),
     );
     let out = delv(&server, &wrong, "signed.test", "www.signed.test", "A");
     assert!(
@@ -506,19 +482,8 @@ fn a_zone_signed_by_dnssec_signzone_validates_and_check_warns_when_it_expires() 
     std::fs::create_dir_all(d.join("keys")).expect("keys");
     let text = ZONE.replace("signed.test", "pre.test");
     std::fs::write(d.join("plain.zone"), &text).expect("zone");
-    let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
-        .args([
-            "-a",
-            "ECDSAP256SHA256",
-            "-f",
-            "KSK",
-            "-n",
-            "ZONE",
-            "pre.test",
-        ])
-        .current_dir(d.join("keys")));
-    assert!(ok, "{out}");
-    let key = d.join("keys").join(format!("{}.key", out.trim()));
+    let stem = bind_keygen(&d.join("keys"), "pre.test", &["-f", "KSK"]);
+    let key = d.join("keys").join(format!("{stem}.key"));
     let sign = |extra: &[&str], to: &str| {
         let (ok, out) = run(Command::new(tool_path("dnssec-signzone"))
             .args(["-S", "-K", "keys", "-z", "-o", "pre.test", "-f", to])
@@ -579,43 +544,19 @@ fn a_key_activating_later_starts_signing_when_its_time_comes() {
     }
     let dir = setup(&[("roll.test", &ZONE.replace("signed.test", "roll.test"), None)]);
     let keys = dir.path().join("keys");
-    let mut tags = Vec::new();
-    for args in [
-        &[
-            "-a",
-            "ECDSAP256SHA256",
-            "-f",
-            "KSK",
-            "-n",
-            "ZONE",
-            "roll.test",
-        ][..],
-        &[
-            "-a",
-            "ECDSAP256SHA256",
-            "-f",
-            "KSK",
-            "-n",
-            "ZONE",
-            "-P",
-            "now",
-            "-A",
-            "now+4",
-            "roll.test",
-        ][..],
-    ] {
-        let (ok, out) = run(Command::new(tool_path("dnssec-keygen"))
-            .args(args)
-            .current_dir(&keys));
-        assert!(ok, "{out}");
-        let tag: u16 = out
-            .trim()
-            .rsplit('+')
+    let tags: Vec<u16> = [
+        &["-f", "KSK"][..],
+        &["-f", "KSK", "-P", "now", "-A", "now+4"],
+    ]
+    .iter()
+    .map(|args| {
+        let stem = bind_keygen(&keys, "roll.test", args);
+        stem.rsplit('+')
             .next()
             .and_then(|t| t.parse().ok())
-            .expect("tag");
-        tags.push(tag);
-    }
+            .expect("tag")
+    })
+    .collect();
     for f in std::fs::read_dir(&keys).expect("keys").flatten() {
         std::fs::set_permissions(
             f.path(),

@@ -237,23 +237,8 @@ fn unbound_validates_static_and_steered_answers_through_a_failover() {
 
     // A wrong anchor: SERVFAIL.
     let other = tempfile::tempdir().expect("dir");
-    let out = Command::new(tool_path("dnssec-keygen"))
-        .args([
-            "-a",
-            "ECDSAP256SHA256",
-            "-f",
-            "KSK",
-            "-n",
-            "ZONE",
-            "geo.test",
-        ])
-        .current_dir(other.path())
-        .output()
-        .expect("dnssec-keygen");
-    let wrong = other.path().join(format!(
-        "{}.key",
-        String::from_utf8_lossy(&out.stdout).trim()
-    ));
+    let wrong_stem = crate::dnssec::bind_keygen(other.path(), "geo.test", &["-f", "KSK"]);
+    let wrong = other.path().join(format!("{wrong_stem}.key"));
     let (_bad, bad_port) = unbound(d, server.addr, &wrong, "");
     let (out, status, _, _) = dig(bad_port, "static.geo.test", "A", None);
     assert_eq!(status, "SERVFAIL", "validated with a wrong anchor:\n{out}");
@@ -299,20 +284,10 @@ fn a_csk_roll_by_key_timings_never_fails_validation() {
          key_dir = \"keys\"\nzones = [\"geo.test\"]\ndnskey_ttl = 5\n",
     )
     .expect("config");
-    let keygen = |args: &[&str]| -> String {
-        let out = Command::new(tool_path("dnssec-keygen"))
-            .args(["-a", "ECDSAP256SHA256", "-f", "KSK", "-n", "ZONE"])
-            .args(args)
-            .arg("geo.test")
-            .current_dir(d.join("keys"))
-            .output()
-            .expect("dnssec-keygen");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let keygen = |args: &[&str]| {
+        let mut all = vec!["-f", "KSK"];
+        all.extend_from_slice(args);
+        crate::dnssec::bind_keygen(&d.join("keys"), "geo.test", &all)
     };
     // Old: signs now, retires in 8 s, leaves in 16 s. New: published now, signs in 8 s.
     let old = keygen(&["-I", "now+8", "-D", "now+16"]);

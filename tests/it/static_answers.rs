@@ -329,15 +329,8 @@ fn rendered_dnssec_answers_are_byte_identical_to_the_general_path() {
         0,
     )
     .expect("key");
-    let stem = dir.path().join("keys").join(key.file_stem());
-    let private = format!("{}.private", stem.display());
-    std::fs::write(format!("{}.key", stem.display()), key.key_file()).expect("key file");
-    std::fs::write(&private, key.private_file(&secret)).expect("private file");
-    std::fs::set_permissions(
-        &private,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .expect("chmod");
+    meridian::config::dnssec::write_key(&dir.path().join("keys"), &key, &secret)
+        .expect("key files");
     let geoip = root.join("geoip/demo-city.mmdb");
     let text = format!(
         "{}\n[dnssec]\nkey_dir = \"keys\"\nzones = [\"render.test\"]\n",
