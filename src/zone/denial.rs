@@ -58,6 +58,18 @@ impl Zone {
         Some(after.checked_sub(1).unwrap_or(self.nsec_order.len() - 1))
     }
 
+    /// The position in `nsec_order` of the NSEC covering `name` (see [`Zone::add_cover`]).
+    pub(super) fn cover_position(&self, name: &[u8]) -> Option<usize> {
+        self.covering(name)
+    }
+
+    /// Writes the NSEC at `position` in `nsec_order`, with its signatures.
+    pub(super) fn add_nsec_position<S: Sink>(&self, position: usize, sink: &mut S) {
+        if let Some(&i) = self.nsec_order.get(position) {
+            self.add_nsec_at(i, sink);
+        }
+    }
+
     /// The position in `nsec_order` of the NSEC at `stored` (an owner with data).
     fn nsec_position(&self, stored: &[u8]) -> Option<usize> {
         self.node(stored)

@@ -75,6 +75,11 @@ pub struct Outcome {
     pub wildcard: bool,
     /// The name does not exist (NXDOMAIN, or NOERROR under compact denial).
     pub nonexistent: bool,
+    /// A wildcard's CNAME led the chain on: the NSEC proving the name itself absent (its
+    /// position in the zone's NSEC order) goes after the chain's last answer.
+    pub wildcard_cover: Option<usize>,
+    /// The answer ended in a referral (its glue may follow in the additional section).
+    pub referral: bool,
 }
 
 /// One zone: the apex and every owner name below it, empty non-terminals included.

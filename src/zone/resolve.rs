@@ -25,6 +25,8 @@ impl ZoneSet {
             spells_qname: false,
             wildcard: false,
             nonexistent: false,
+            wildcard_cover: None,
+            referral: false,
         };
         // The common case: a node found directly, answered without a chain to follow.
         let first = match node {
@@ -37,7 +39,15 @@ impl ZoneSet {
         ) else {
             return out;
         };
-        self.follow_chain(zone, key, cur, cur_len, qtype, sink, dynamic, out)
+        let out = self.follow_chain(zone, key, cur, cur_len, qtype, sink, dynamic, out);
+        // After the whole chain, in the authority section (unless a referral's glue is
+        // already in the additional one).
+        if let Some(at) = out.wildcard_cover
+            && !out.referral
+        {
+            zone.add_nsec_position(at, sink);
+        }
+        out
     }
 
     /// The rest of a CNAME or DNAME chain after the first step wrote its part.
@@ -107,6 +117,7 @@ impl ZoneSet {
         let dnssec = sink.dnssec_ok() && zone.signed;
         match step {
             Step::Referral { cut, node } => {
+                out.referral = true;
                 if let Some(ns) = node.get(rtype::NS) {
                     if hop == 0 {
                         out.authoritative = false;
@@ -183,6 +194,8 @@ impl ZoneSet {
                 // proof would have to follow later answers: not given, a known gap.)
                 if dnssec && next.is_none() {
                     zone.add_wildcard_proof(node, owner, key, qtype, sink);
+                } else if dnssec && hop == 0 {
+                    out.wildcard_cover = zone.cover_position(key);
                 }
                 next.map(|target| {
                     let len = target.len().min(MAX_NAME_LEN);

@@ -21,6 +21,7 @@ www      IN A   192.0.2.10
          IN AAAA 2001:db8::10
 alias    IN CNAME www
 *.wild   IN TXT \"wildcard\"
+*.cn     IN CNAME www
 deep.a.b IN A   192.0.2.20
 sub      IN NS  ns.sub
 sub      IN DS  12345 13 2 0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF
@@ -392,6 +393,8 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
         ("alias.signed.test", "A", positive),
         ("srv.signed.test", "SRV", positive),
         ("anything.wild.signed.test", "TXT", positive),
+        ("through.cn.signed.test", "A", positive),
+        ("through.cn.signed.test", "MX", positive),
         ("deep.a.b.signed.test", "A", positive),
         ("mixed.signed.test", "TXT", positive),
         ("sub.signed.test", "DS", positive),
