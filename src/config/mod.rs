@@ -413,7 +413,7 @@ fn sign(
     origin: &Name,
     config: &schema::DnssecConfig,
     key_dir: &Path,
-    routing: &dynamic::RoutingBuilder<'_>,
+    routing: &mut dynamic::RoutingBuilder<'_>,
 ) -> Result<(crate::dnssec::SignStats, crate::dnssec::ZoneSigner), String> {
     let zone = wire_lower(origin);
     let keys = dnssec::zone_keys(key_dir, &zone, &origin.to_string())?;
@@ -458,6 +458,7 @@ fn sign(
         .zip(signs_data)
         .filter_map(|(k, yes)| yes.then(|| std::sync::Arc::new(k)))
         .collect();
+    let negative_ttl = builder.negative_ttl().unwrap_or(0);
     let signer = crate::dnssec::ZoneSigner {
         origin: zone.into_boxed_slice(),
         keys: data_keys,
@@ -468,7 +469,37 @@ fn sign(
         signatures: stats.signatures,
         compact_budget: (config.denial == "compact").then_some(config.compact_budget),
     };
+    for dn in routing.tables.routing.names.iter_mut() {
+        // Names of this zone only (another zone's below it are not in this builder).
+        if is_subdomain(&dn.owner, &signer.origin)
+            && let Some(empty) = empty_nsec(builder, &signer, &dn.owner, negative_ttl)
+        {
+            dn.empty_nsec = Some(empty);
+        }
+    }
     Ok((stats, signer))
+}
+
+/// A dynamic name's NSEC with no type but RRSIG and NSEC (the chain's next name), signed.
+fn empty_nsec(
+    builder: &ZoneBuilder,
+    signer: &crate::dnssec::ZoneSigner,
+    owner: &[u8],
+    ttl: u32,
+) -> Option<crate::routing::EmptyNsec> {
+    let chain = builder.node(owner)?.get(rtype::NSEC)?.rdata.first()?;
+    let next_end = crate::dns::name::end_uncompressed(chain, 0)?;
+    let mut rdata = chain.get(..next_end)?.to_vec();
+    rdata.extend(crate::dnssec::sign::type_bitmap(&[
+        rtype::RRSIG,
+        rtype::NSEC,
+    ]));
+    let sigs = signer.sign(owner, (rtype::NSEC, ttl, &[&rdata])).ok()?;
+    Some(crate::routing::EmptyNsec {
+        rdata: rdata.into_boxed_slice(),
+        ttl,
+        sigs,
+    })
 }
 
 /// Loads one master file as the zone `origin`, and its dynamic names when it has them;

@@ -13,7 +13,7 @@ mod write;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use crate::dns::{Sink, rtype};
+use crate::dns::{Section, Sink, rtype};
 use crate::geo::{GeoRecipe, NetTable};
 use crate::health::quorum::QuorumRule;
 use crate::health::{CheckSpec, HealthView};
@@ -147,6 +147,18 @@ pub struct DynamicName {
     pub serves_a: bool,
     pub serves_aaaa: bool,
     pub serves_cname: bool,
+    /// In a signed zone: an NSEC for this name listing no type (RRSIG and NSEC only), signed
+    /// at load, for a NODATA of a type it serves (every candidate down with `all_down =
+    /// "nodata"`, or no endpoint of that type): its chain NSEC lists the type.
+    pub empty_nsec: Option<EmptyNsec>,
+}
+
+/// The RDATA of a name's empty NSEC, its TTL and signatures.
+#[derive(Debug, Clone)]
+pub struct EmptyNsec {
+    pub rdata: Box<[u8]>,
+    pub ttl: u32,
+    pub sigs: Vec<Box<[u8]>>,
 }
 
 impl DynamicName {
@@ -667,6 +679,41 @@ impl<'a> Router<'a> {
 }
 
 impl Dynamic for Router<'_> {
+    fn nodata_proof<S: Sink>(
+        &mut self,
+        index: u32,
+        owner: &[u8],
+        qtype: u16,
+        sink: &mut S,
+    ) -> bool {
+        let Some(name) = self.routing.names.get(index as usize) else {
+            return false;
+        };
+        let serves = name.serves_cname
+            || (qtype == rtype::A && name.serves_a)
+            || (qtype == rtype::AAAA && name.serves_aaaa);
+        // Its own name only: under a wildcard the name asked for needs proofs of its own.
+        let Some(empty) = name
+            .empty_nsec
+            .as_ref()
+            .filter(|_| serves && *owner == *name.owner)
+        else {
+            return false;
+        };
+        if sink.record(
+            Section::Authority,
+            owner,
+            rtype::NSEC,
+            empty.ttl,
+            &empty.rdata,
+        ) {
+            for sig in &empty.sigs {
+                sink.record(Section::Authority, owner, rtype::RRSIG, empty.ttl, sig);
+            }
+        }
+        true
+    }
+
     fn answer<S: Sink>(
         &mut self,
         index: u32,

@@ -51,6 +51,19 @@ pub trait Dynamic {
         qtype: u16,
         sink: &mut S,
     ) -> DynamicOutcome<'_>;
+
+    /// After a NODATA from `answer` in a signed zone, for a DO query: writes the proof that
+    /// `qtype` is absent at `owner` when the dynamic side has its own (true), else the
+    /// zone's NSEC for the name answers.
+    fn nodata_proof<S: Sink>(
+        &mut self,
+        _index: u32,
+        _owner: &[u8],
+        _qtype: u16,
+        _sink: &mut S,
+    ) -> bool {
+        false
+    }
 }
 
 /// For zone sets without dynamic names.

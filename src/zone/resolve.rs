@@ -169,7 +169,7 @@ impl ZoneSet {
                     DynamicOutcome::Answered => None,
                     DynamicOutcome::NoData => {
                         zone.add_negative_soa(sink);
-                        if dnssec {
+                        if dnssec && !dynamic.nodata_proof(index, key, qtype, sink) {
                             zone.add_nodata_proof(node, key, sink);
                         }
                         None

@@ -44,6 +44,12 @@ pool = "web"
 policy = "failover"
 order = ["two", "one"]
 ttl = 20
+[names.strict]
+pool = "web"
+policy = "failover"
+order = ["one", "two"]
+all_down = "nodata"
+ttl = 20
 "#;
 
 /// Seconds past the default signature lifetime (14 days).
@@ -453,6 +459,19 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
         "{out}"
     );
     let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "AAAA");
+    assert!(out.contains(negative), "{out}");
+    // Every candidate down: a fail-open name still answers (signed), an all_down =
+    // "nodata" one says NODATA, proven by its own NSEC without the type.
+    crate::common::set_override(
+        &server,
+        r#"{"datacenter":"signed.test/one","state":"down"}"#,
+    );
+    let out = delv(&server, &anchor, "signed.test", "dyn.signed.test", "A");
+    assert!(
+        out.contains(positive) && out.contains("198.51.100.2"),
+        "{out}"
+    );
+    let out = delv(&server, &anchor, "signed.test", "strict.signed.test", "A");
     assert!(out.contains(negative), "{out}");
 
     // Another key as the anchor: nothing validates.

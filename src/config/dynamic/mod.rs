@@ -403,6 +403,7 @@ impl<'g> RoutingBuilder<'g> {
             serves_a,
             serves_aaaa,
             serves_cname,
+            empty_nsec: None,
         })
     }
 
