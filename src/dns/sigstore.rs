@@ -47,16 +47,6 @@ impl SigStore {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-
-    /// The earliest expiration (RRSIG field, Unix seconds mod 2^32) of any signature.
-    pub fn earliest_expiration(&self) -> Option<u32> {
-        self.map
-            .values()
-            .flat_map(|v| v.iter())
-            .filter_map(|rd| rd.get(8..12))
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .min()
-    }
 }
 
 #[cfg(test)]

@@ -49,46 +49,16 @@ pub fn compact_nsec(owner: &[u8], out: &mut [u8; COMPACT_RDATA_MAX]) -> Option<u
 }
 
 impl ZoneSigner {
-    /// The RRSIG RDATA over one record (`rtype`, `ttl`, `rdata`, already canonical) of
-    /// `owner` by `key`, into `out`, without allocating: for signing on the query path.
+    /// The RRSIG RDATA over one record (already canonical) of `owner` by `key`, into
+    /// `out`, without allocating: for signing on the query path.
     pub fn sign_one_into(
         &self,
         key: &SigningKey,
         owner: &[u8],
-        (rtype, ttl, rdata): (u16, u32, &[u8]),
+        set: (u16, u32, &[u8]),
         out: &mut [u8; COMPACT_RDATA_MAX],
     ) -> Option<usize> {
-        let header_len = 18 + self.origin.len();
-        let mut data = [0u8; 3 * COMPACT_RDATA_MAX];
-        let fields = [
-            &rtype.to_be_bytes()[..],
-            &[key.algorithm, sign::rrsig_labels(owner)],
-            &ttl.to_be_bytes(),
-            &(self.window.expiration as u32).to_be_bytes(),
-            &(self.window.inception as u32).to_be_bytes(),
-            &key.tag.to_be_bytes(),
-            &self.origin,
-        ];
-        let mut n = 0;
-        for f in fields {
-            data.get_mut(n..n + f.len())?.copy_from_slice(f);
-            n += f.len();
-        }
-        out.get_mut(..header_len)?
-            .copy_from_slice(data.get(..header_len)?);
-        for f in [
-            owner,
-            &rtype.to_be_bytes(),
-            &1u16.to_be_bytes(),
-            &ttl.to_be_bytes(),
-            &(rdata.len() as u16).to_be_bytes(),
-            rdata,
-        ] {
-            data.get_mut(n..n + f.len())?.copy_from_slice(f);
-            n += f.len();
-        }
-        let sig = key.sign_into(data.get(..n)?, out.get_mut(header_len..)?)?;
-        Some(header_len + sig)
+        sign::sign_record_into(key, &self.origin, owner, set, self.window, out)
     }
 }
 

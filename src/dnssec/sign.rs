@@ -34,8 +34,6 @@ pub struct SignStats {
     pub signatures: usize,
     pub nsec: usize,
     pub dnskeys: usize,
-    /// Unix seconds when the signatures expire.
-    pub expiration: u64,
 }
 
 pub use crate::dns::name::canonical_cmp;
@@ -141,16 +139,49 @@ struct SigHeader<'a> {
     signer: &'a [u8],
 }
 
-impl SigHeader<'_> {
+impl<'a> SigHeader<'a> {
+    /// The header of `key`'s signature over an RRset of `owner` (type, original TTL) in the
+    /// zone `signer`, valid in `window`.
+    fn new(
+        key: &SigningKey,
+        signer: &'a [u8],
+        owner: &[u8],
+        (rtype, ttl): (u16, u32),
+        window: Window,
+    ) -> Self {
+        Self {
+            covered: rtype,
+            algorithm: key.algorithm,
+            labels: rrsig_labels(owner),
+            original_ttl: ttl,
+            // Serial-number arithmetic on 32 bits (RFC 4034 §3.1.5).
+            expiration: window.expiration as u32,
+            inception: window.inception as u32,
+            tag: key.tag,
+            signer,
+        }
+    }
+
+    /// Writes the header (the signer's name lowercased) at the start of `out`; its length.
+    fn write_into(&self, out: &mut [u8]) -> Option<usize> {
+        let len = 18 + self.signer.len();
+        let out = out.get_mut(..len)?;
+        out[..2].copy_from_slice(&self.covered.to_be_bytes());
+        out[2] = self.algorithm;
+        out[3] = self.labels;
+        out[4..8].copy_from_slice(&self.original_ttl.to_be_bytes());
+        out[8..12].copy_from_slice(&self.expiration.to_be_bytes());
+        out[12..16].copy_from_slice(&self.inception.to_be_bytes());
+        out[16..18].copy_from_slice(&self.tag.to_be_bytes());
+        out[18..].copy_from_slice(self.signer);
+        out[18..].make_ascii_lowercase();
+        Some(len)
+    }
+
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.covered.to_be_bytes());
-        out.push(self.algorithm);
-        out.push(self.labels);
-        out.extend_from_slice(&self.original_ttl.to_be_bytes());
-        out.extend_from_slice(&self.expiration.to_be_bytes());
-        out.extend_from_slice(&self.inception.to_be_bytes());
-        out.extend_from_slice(&self.tag.to_be_bytes());
-        out.extend_from_slice(&self.signer.to_ascii_lowercase());
+        let at = out.len();
+        out.resize(at + 18 + self.signer.len(), 0);
+        let _ = self.write_into(&mut out[at..]);
     }
 }
 
@@ -331,10 +362,7 @@ pub fn sign_zone(
         stats.nsec += 1;
     }
 
-    let inception = now.saturating_sub(policy.inception_offset);
-    let expiration = now + policy.lifetime;
-    stats.expiration = expiration;
-    let signed = sign_jobs(&jobs, keys, &origin, inception, expiration);
+    let signed = sign_jobs(&jobs, keys, &origin, policy.window());
     for (job, rrsig) in jobs.iter().zip(signed) {
         builder
             .add(&job.owner, rtype::RRSIG, job.ttl, rrsig?)
@@ -369,22 +397,41 @@ pub fn sign_rrset(
     (rtype, ttl, rdata): (u16, u32, &[&[u8]]),
     window: Window,
 ) -> Result<Vec<u8>, String> {
-    let header = SigHeader {
-        covered: rtype,
-        algorithm: key.algorithm,
-        labels: rrsig_labels(owner),
-        original_ttl: ttl,
-        // Serial-number arithmetic on 32 bits (RFC 4034 §3.1.5).
-        expiration: window.expiration as u32,
-        inception: window.inception as u32,
-        tag: key.tag,
-        signer,
-    };
     let mut out = Vec::with_capacity(18 + signer.len() + 64);
-    header.write(&mut out);
+    SigHeader::new(key, signer, owner, (rtype, ttl), window).write(&mut out);
     let data = signed_data(&out, owner, rtype, ttl, rdata);
     out.extend_from_slice(&key.sign(&data).map_err(|e| e.to_string())?);
     Ok(out)
+}
+
+/// The RRSIG RDATA over one record (already in canonical form) of `owner` (lowercase) by
+/// `key` of the zone `signer`, into `out`, without allocating: for signing on the query
+/// path. Its length, or `None` when it does not fit.
+pub fn sign_record_into(
+    key: &SigningKey,
+    signer: &[u8],
+    owner: &[u8],
+    (rtype, ttl, rdata): (u16, u32, &[u8]),
+    window: Window,
+    out: &mut [u8],
+) -> Option<usize> {
+    let header = SigHeader::new(key, signer, owner, (rtype, ttl), window);
+    let mut data = [0u8; 1536];
+    let mut n = header.write_into(&mut data)?;
+    for f in [
+        owner,
+        &rtype.to_be_bytes(),
+        &1u16.to_be_bytes(),
+        &ttl.to_be_bytes(),
+        &(rdata.len() as u16).to_be_bytes(),
+        rdata,
+    ] {
+        data.get_mut(n..n + f.len())?.copy_from_slice(f);
+        n += f.len();
+    }
+    let len = header.write_into(out)?;
+    let sig = key.sign_into(data.get(..n)?, out.get_mut(len..)?)?;
+    Some(len + sig)
 }
 
 /// Makes the RRSIG RDATA of every job, on every core (a million RRsets take about 30 s of
@@ -393,13 +440,8 @@ fn sign_jobs(
     jobs: &[Job],
     keys: &[SigningKey],
     origin: &[u8],
-    inception: u64,
-    expiration: u64,
+    window: Window,
 ) -> Vec<Result<Vec<u8>, String>> {
-    let window = Window {
-        inception,
-        expiration,
-    };
     let sign_one = |job: &Job| -> Result<Vec<u8>, String> {
         let rdata: Vec<&[u8]> = job.rdata.iter().map(|r| &r[..]).collect();
         let set = (job.rtype, job.ttl, &rdata[..]);

@@ -271,26 +271,19 @@ impl ZoneBuilder {
         let signed = entries
             .iter()
             .any(|(o, n)| *o == self.origin && n.get(rtype::RRSIG).is_some());
-        let mut nsec_order: Vec<u32> = (0..entries.len() as u32)
-            .filter(|&i| {
-                entries
-                    .get(i as usize)
-                    .is_some_and(|(_, n)| n.get(rtype::NSEC).is_some())
-            })
-            .collect();
-        nsec_order.sort_by(|&a, &b| {
-            let name = |i: u32| entries.get(i as usize).map_or(&[][..], |(o, _)| &o[..]);
-            name::canonical_cmp(name(a), name(b))
-        });
+        // The names with an NSEC, in canonical order: sorted by their canonical keys.
         let mut key = [0u8; name::CANONICAL_KEY_MAX];
-        let nsec_keys = nsec_order
+        let mut keyed: Vec<(Box<[u8]>, u32)> = entries
             .iter()
-            .map(|&i| {
-                let owner = entries.get(i as usize).map_or(&[][..], |(o, _)| &o[..]);
+            .enumerate()
+            .filter(|(_, (_, n))| n.get(rtype::NSEC).is_some())
+            .map(|(i, (owner, _))| {
                 let len = name::canonical_key(owner, &mut key);
-                key[..len].into()
+                (key[..len].into(), i as u32)
             })
             .collect();
+        keyed.sort_unstable();
+        let (nsec_keys, nsec_order) = keyed.into_iter().unzip();
         Ok(Zone {
             origin: self.origin,
             origin_labels,

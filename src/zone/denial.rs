@@ -46,7 +46,7 @@ impl Zone {
 
     /// The position (in `nsec_order`) of the NSEC whose owner is `name` or precedes it
     /// most closely in canonical order: the one that matches or covers `name`.
-    fn covering(&self, name: &[u8]) -> Option<usize> {
+    pub(super) fn covering(&self, name: &[u8]) -> Option<usize> {
         if self.nsec_order.is_empty() {
             return None;
         }
@@ -56,11 +56,6 @@ impl Zone {
         let after = self.nsec_keys.partition_point(|k| &k[..] <= key);
         // Before the first (the apex, the smallest name): the last NSEC wraps around.
         Some(after.checked_sub(1).unwrap_or(self.nsec_order.len() - 1))
-    }
-
-    /// The position in `nsec_order` of the NSEC covering `name` (see [`Zone::add_cover`]).
-    pub(super) fn cover_position(&self, name: &[u8]) -> Option<usize> {
-        self.covering(name)
     }
 
     /// Writes the NSEC at `position` in `nsec_order`, with its signatures.

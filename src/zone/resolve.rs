@@ -195,7 +195,7 @@ impl ZoneSet {
                 if dnssec && next.is_none() {
                     zone.add_wildcard_proof(node, owner, key, qtype, sink);
                 } else if dnssec && hop == 0 {
-                    out.wildcard_cover = zone.cover_position(key);
+                    out.wildcard_cover = zone.covering(key);
                 }
                 next.map(|target| {
                     let len = target.len().min(MAX_NAME_LEN);
