@@ -151,6 +151,8 @@ fn tools() -> bool {
     require_tool("dig", "bind9-dnsutils")
         && require_tool("dnssec-verify", "bind9-utils")
         && require_tool("dnssec-keygen", "bind9-utils")
+        && require_tool("dnssec-dsfromkey", "bind9-utils")
+        && require_tool("dnssec-signzone", "bind9-utils")
         && require_tool("ldns-verify-zone", "ldnsutils")
         && require_tool("ldns-keygen", "ldnsutils")
         && require_tool("kzonecheck", "knot-dnssecutils")

@@ -146,7 +146,10 @@ fn dig(
 
 #[test]
 fn unbound_validates_static_and_steered_answers_through_a_failover() {
-    if !require_tool("unbound", "unbound") || !require_tool("dig", "bind9-dnsutils") {
+    if !require_tool("unbound", "unbound")
+        || !require_tool("dig", "bind9-dnsutils")
+        || !require_tool("dnssec-keygen", "bind9-utils")
+    {
         return;
     }
     let dir = tempfile::tempdir().expect("dir");
@@ -270,6 +273,7 @@ fn a_csk_roll_by_key_timings_never_fails_validation() {
     if !require_tool("unbound", "unbound")
         || !require_tool("dig", "bind9-dnsutils")
         || !require_tool("dnssec-keygen", "bind9-utils")
+        || !require_tool("dnssec-dsfromkey", "bind9-utils")
     {
         return;
     }
