@@ -90,7 +90,7 @@ pub struct Outcome {
     pub nonexistent: bool,
     /// A wildcard's CNAME led the chain on: the NSEC proving the name itself absent (its
     /// position in the zone's NSEC order) goes after the chain's last answer.
-    pub wildcard_cover: Option<usize>,
+    pub wildcard_cover: Option<u32>,
     /// The answer ended in a referral (its glue may follow in the additional section).
     pub referral: bool,
 }

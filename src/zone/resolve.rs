@@ -45,7 +45,7 @@ impl ZoneSet {
         if let Some(at) = out.wildcard_cover
             && !out.referral
         {
-            zone.add_nsec_position(at, sink);
+            zone.add_nsec_position(at as usize, sink);
         }
         out
     }
@@ -195,7 +195,7 @@ impl ZoneSet {
                 if dnssec && next.is_none() {
                     zone.add_wildcard_proof(node, owner, key, qtype, sink);
                 } else if dnssec && hop == 0 {
-                    out.wildcard_cover = zone.covering(key);
+                    out.wildcard_cover = zone.covering(key).and_then(|p| u32::try_from(p).ok());
                 }
                 next.map(|target| {
                     let len = target.len().min(MAX_NAME_LEN);
