@@ -55,7 +55,8 @@ ttl = 20
 /// Seconds past the default signature lifetime (14 days).
 const PAST_EXPIRY: u64 = 15 * 86_400;
 
-fn run(cmd: &mut Command) -> (bool, String) {
+/// Runs a tool: (exit success, stdout and stderr).
+pub fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let text = format!(
         "{}{}",

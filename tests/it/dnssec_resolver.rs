@@ -274,6 +274,7 @@ fn a_csk_roll_by_key_timings_never_fails_validation() {
         || !require_tool("dig", "bind9-dnsutils")
         || !require_tool("dnssec-keygen", "bind9-utils")
         || !require_tool("dnssec-dsfromkey", "bind9-utils")
+        || !require_tool("dnssec-settime", "bind9-utils")
     {
         return;
     }
@@ -293,9 +294,8 @@ fn a_csk_roll_by_key_timings_never_fails_validation() {
         all.extend_from_slice(args);
         crate::dnssec::bind_keygen(&d.join("keys"), "geo.test", &all)
     };
-    // Old: signs now, retires in 8 s, leaves in 16 s. New: published now, signs in 8 s.
-    let old = keygen(&["-I", "now+8", "-D", "now+16"]);
-    let new = keygen(&["-P", "now", "-A", "now+8"]);
+    // The old key signs from the start, with no end yet.
+    let old = keygen(&[]);
     let ds = |stem: &str| -> String {
         let out = Command::new(tool_path("dnssec-dsfromkey"))
             .arg("-2")
@@ -314,13 +314,30 @@ fn a_csk_roll_by_key_timings_never_fails_validation() {
         tempfile::tempdir().expect("unused"),
         d.join("meridian.toml"),
     );
-    let start = Instant::now();
+    let unbound_log = |port: u16| {
+        std::fs::read_to_string(d.join(format!("unbound-{port}.log"))).unwrap_or_default()
+    };
     // Every answer fetched and validated afresh: no cache beyond a second.
     let fresh = "  cache-max-ttl: 1\n  aggressive-nsec: no";
-    // The registrar has the old DS only, then (before the new key signs) both.
+    // The registrar has the old DS only.
     let (_only_old, only_old) = unbound(d, server.addr, &anchors("ds-old", &[&old]), fresh);
     let (out, status, ad, _) = dig(only_old, "static.geo.test", "A", None);
-    assert!(status == "NOERROR" && ad, "{out}");
+    assert!(
+        status == "NOERROR" && ad,
+        "{out}\n{}",
+        unbound_log(only_old)
+    );
+    // The roll is set in motion by the key files alone (the server watches key_dir): the new
+    // key is published now and signs in 8 s, when the old one retires; the old one leaves
+    // the DNSKEY RRset in 16 s. The registrar has both DS records before the new key signs.
+    let new = keygen(&["-P", "now", "-A", "now+8"]);
+    let (ok, out) = crate::dnssec::run(
+        Command::new(tool_path("dnssec-settime"))
+            .args(["-I", "now+8", "-D", "now+16", &old])
+            .current_dir(d.join("keys")),
+    );
+    assert!(ok, "dnssec-settime: {out}");
+    let start = Instant::now();
     let (_both, both) = unbound(d, server.addr, &anchors("ds-both", &[&old, &new]), fresh);
     let mut checked = 0;
     while start.elapsed() < Duration::from_secs(19) {
@@ -333,8 +350,9 @@ fn a_csk_roll_by_key_timings_never_fails_validation() {
             let (out, status, ad, _) = dig(both, &name, rtype, None);
             assert!(
                 ad && (status == "NOERROR" || status == "NXDOMAIN"),
-                "validation failed {:?} into the roll:\n{out}",
-                start.elapsed()
+                "validation failed {:?} into the roll:\n{out}\n{}",
+                start.elapsed(),
+                unbound_log(both)
             );
             checked += 1;
         }
