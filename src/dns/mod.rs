@@ -84,8 +84,15 @@ pub trait Sink {
     }
     fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool;
     /// The zone's SOA in the authority section of a negative answer (`origin` its owner).
-    /// A writer may take a shorter way; the default writes it as any RRset.
-    fn negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
+    /// A writer may take a shorter way (`rendered`: the record as the zone rendered it at
+    /// load); the default writes it as any RRset.
+    fn negative_soa(
+        &mut self,
+        origin: &[u8],
+        soa: &RRset,
+        ttl: u32,
+        _rendered: Option<&wire::NegativeSoa>,
+    ) -> bool {
         self.rrset(Section::Authority, origin, soa, ttl)
     }
     fn record(

@@ -47,8 +47,14 @@ impl<S: Sink> Sink for CompactSink<'_, S> {
         self.inner.rrset(section, owner, set, ttl)
     }
 
-    fn negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
-        self.inner.negative_soa(origin, soa, ttl)
+    fn negative_soa(
+        &mut self,
+        origin: &[u8],
+        soa: &RRset,
+        ttl: u32,
+        rendered: Option<&crate::dns::wire::NegativeSoa>,
+    ) -> bool {
+        self.inner.negative_soa(origin, soa, ttl, rendered)
     }
 
     fn record(

@@ -290,7 +290,7 @@ fn lookup(
         w.set_authoritative(hit.authoritative);
         return ecs_scope(hit.scope, opt, subnet);
     }
-    let Some((zone_index, node)) = snapshot.zones.lookup(key, query.qtype) else {
+    let Some((zone_index, found)) = snapshot.zones.lookup(key, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
         return None;
@@ -314,7 +314,7 @@ fn lookup(
     } else {
         &snapshot.static_answers
     };
-    if let Some(d) = node
+    if let Some(d) = found.exact()
         && let Some(r) = rendered.get(zone_index, d.entry, key.len(), query.qtype)
         && w.append_rendered(r.body, r.counts)
     {
@@ -346,11 +346,10 @@ fn lookup(
         },
         counting != Counting::Nothing,
     );
-    let node = node.map(|d| d.node);
     let outcome = resolve(
         snapshot,
         zone,
-        (query, key, node),
+        (query, key, found),
         signed,
         request,
         w,
@@ -370,7 +369,7 @@ fn lookup(
 fn resolve(
     snapshot: &Snapshot,
     zone: &crate::zone::Zone,
-    (query, key, node): (&wire::Query<'_>, &[u8], Option<&crate::zone::Node>),
+    (query, key, found): (&wire::Query<'_>, &[u8], crate::zone::Found<'_>),
     signed: bool,
     request: &Request<'_>,
     w: &mut Writer<'_>,
@@ -395,11 +394,11 @@ fn resolve(
             };
             snapshot
                 .zones
-                .resolve(zone, qname, key, node, qtype, &mut sink, router)
+                .resolve(zone, qname, key, found, qtype, &mut sink, router)
         }
         None => snapshot
             .zones
-            .resolve(zone, qname, key, node, qtype, w, router),
+            .resolve(zone, qname, key, found, qtype, w, router),
     }
 }
 

@@ -96,7 +96,7 @@ fn render(
     zones: &ZoneSet,
     zone: &crate::zone::Zone,
     owner: &[u8],
-    node: &crate::zone::Node,
+    direct: crate::zone::Direct<'_>,
     qtype: u16,
     buf: &mut [u8],
     dnssec: bool,
@@ -114,7 +114,7 @@ fn render(
         zone,
         &question[..owner.len()],
         owner,
-        Some(node),
+        crate::zone::Found::Exact(direct),
         qtype,
         &mut w,
         &mut routing,
@@ -187,7 +187,15 @@ impl StaticAnswers {
                     all_rendered = false;
                     continue;
                 }
-                match render(zones, zone, owner, node, qtype, &mut buf, dnssec) {
+                match render(
+                    zones,
+                    zone,
+                    owner,
+                    crate::zone::Direct { entry, node },
+                    qtype,
+                    &mut buf,
+                    dnssec,
+                ) {
                     Some((r, body)) => out.push(r, &buf[body]),
                     None => all_rendered = false,
                 }
@@ -199,8 +207,15 @@ impl StaticAnswers {
             if !cname
                 && all_rendered
                 && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
-                && let Some((mut r, body)) =
-                    render(zones, zone, owner, node, qtype, &mut buf, dnssec)
+                && let Some((mut r, body)) = render(
+                    zones,
+                    zone,
+                    owner,
+                    crate::zone::Direct { entry, node },
+                    qtype,
+                    &mut buf,
+                    dnssec,
+                )
             {
                 r.qtype = OTHER_TYPES;
                 let shared = out.shared_nodata(zi, owner.len());

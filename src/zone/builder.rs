@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
-use super::{Node, Zone, ZoneError, hash_name, soa_field};
+use super::{NegativeSoa, Node, Zone, ZoneError, hash_name, soa_field};
 use crate::dns::name::{self, is_subdomain};
 use crate::dns::{RRset, rtype};
 
@@ -221,6 +221,7 @@ impl ZoneBuilder {
         let soa_rdata = soa.rdata.first().ok_or(ZoneError::EmptySoa)?;
         let minimum = soa_field(soa_rdata, 4).ok_or(ZoneError::MalformedSoa)?;
         let negative_ttl = soa.ttl.min(minimum);
+        let negative_soa = NegativeSoa::new(&self.origin, soa_rdata, negative_ttl);
         if apex.get(rtype::NS).is_none() {
             return Err(ZoneError::NoApexNs);
         }
@@ -291,6 +292,7 @@ impl ZoneBuilder {
             index,
             apex_dname,
             negative_ttl,
+            negative_soa,
             fingerprint,
             signed,
             nsec_order,

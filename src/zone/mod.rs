@@ -10,6 +10,7 @@ use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 
 use crate::dns::name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
+use crate::dns::wire::NegativeSoa;
 use crate::dns::{RRset, Section, Sink, name, rcode, rtype};
 
 /// Longest CNAME/DNAME chain followed inside one zone before giving up.
@@ -108,6 +109,9 @@ pub struct Zone {
     apex_dname: bool,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.
     negative_ttl: u32,
+    /// That SOA record rendered for the wire once (the names left to point into the
+    /// question).
+    negative_soa: Option<NegativeSoa>,
     /// Hash of all records (SOA serial excluded): tells a reload whether content changed.
     fingerprint: u64,
     /// Signed (the apex has signatures): DO queries get RRSIGs and denial proofs.
@@ -234,4 +238,4 @@ mod set;
 
 pub use builder::ZoneBuilder;
 pub use error::ZoneError;
-pub use set::{Direct, ZoneSet};
+pub use set::{Direct, Found, ZoneSet};

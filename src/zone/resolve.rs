@@ -7,14 +7,14 @@ use super::*;
 impl ZoneSet {
     /// Answers one question from `zone`. `qname` is the question name as received (its case
     /// is preserved in answers); it must be a valid uncompressed wire name inside `zone`.
-    /// `key` is `qname` lowercased, and `node` what [`ZoneSet::lookup`] found for it.
+    /// `key` is `qname` lowercased, and `found` what [`ZoneSet::lookup`] found for it.
     #[allow(clippy::too_many_arguments)]
     pub fn resolve<S: Sink, D: Dynamic>(
         &self,
         zone: &Zone,
         qname: &[u8],
         key: &[u8],
-        node: Option<&Node>,
+        found: Found<'_>,
         qtype: u16,
         sink: &mut S,
         dynamic: &mut D,
@@ -28,10 +28,13 @@ impl ZoneSet {
             wildcard_cover: None,
             referral: false,
         };
-        // The common case: a node found directly, answered without a chain to follow.
-        let first = match node {
-            Some(node) => Step::Node(node),
-            None => zone.step(key, qtype),
+        // The common cases: a node found directly, or a name known absent with the wildcard
+        // that answers for it; the walk down from the apex otherwise.
+        let first = match found {
+            Found::Exact(direct) => Step::Node(direct.node),
+            Found::Absent(Some((owner, node))) => Step::Wildcard(node, owner),
+            Found::Absent(None) => Step::NxDomain,
+            Found::Search => zone.step(key, qtype),
         };
         let mut cur = [0u8; MAX_NAME_LEN];
         let Some(cur_len) = self.step_answer(
@@ -291,18 +294,24 @@ impl Zone {
     }
 
     fn wildcard(&self, encloser: &[u8]) -> Step<'_> {
-        let mut wild = [0u8; MAX_NAME_LEN];
-        let len = encloser.len() + 2;
-        if len > MAX_NAME_LEN {
-            return Step::NxDomain;
-        }
-        wild[0] = 1;
-        wild[1] = b'*';
-        wild[2..len].copy_from_slice(encloser);
-        match self.entry(&wild[..len]) {
+        match self.wildcard_below(encloser) {
             Some((owner, node)) => Step::Wildcard(node, owner),
             None => Step::NxDomain,
         }
+    }
+
+    /// The wildcard directly below `encloser` (`*.encloser`): its owner and node.
+    pub(super) fn wildcard_below(&self, encloser: &[u8]) -> Option<(&[u8], &Node)> {
+        let len = encloser.len() + 2;
+        if len > MAX_NAME_LEN {
+            return None;
+        }
+        let mut wild = [0u8; MAX_NAME_LEN];
+        wild[0] = 1;
+        wild[1] = b'*';
+        wild[2..len].copy_from_slice(encloser);
+        self.entry(&wild[..len])
+            .map(|(owner, node)| (&owner[..], node))
     }
 
     /// Answers from an existing node (written under `owner`; `stored` is the node's own
@@ -361,7 +370,12 @@ impl Zone {
 
     fn add_negative_soa<S: Sink>(&self, sink: &mut S) {
         if let Some(soa) = self.soa()
-            && sink.negative_soa(&self.origin, soa, self.negative_ttl)
+            && sink.negative_soa(
+                &self.origin,
+                soa,
+                self.negative_ttl,
+                self.negative_soa.as_ref(),
+            )
             && sink.dnssec_ok()
             && self.signed
         {

@@ -24,12 +24,39 @@ pub struct ZoneSet {
     any_signed: bool,
 }
 
+/// Marks an entry of the direct table that only the general search answers for: an
+/// existing name at or below a cut or DNAME, or one not in its most specific zone. Being
+/// in the table, it stops the walk up from a name that does not exist.
+const SEARCH: u32 = 1 << 31;
+
 /// A name found by one hash lookup: its node, and its position in the zone (which keys
 /// anything precomputed per name, such as the server's pre-rendered answers).
 #[derive(Debug, Clone, Copy)]
 pub struct Direct<'z> {
     pub entry: u32,
     pub node: &'z Node,
+}
+
+/// What [`ZoneSet::lookup`] settled about a name, to be passed on to [`ZoneSet::resolve`].
+#[derive(Debug, Clone, Copy)]
+pub enum Found<'z> {
+    /// The name's own node.
+    Exact(Direct<'z>),
+    /// The name does not exist, and neither a cut nor a DNAME is above it: the wildcard
+    /// at its closest encloser answers (its owner and node), or none does (NXDOMAIN).
+    Absent(Option<(&'z [u8], &'z Node)>),
+    /// Only the walk down from the apex settles it.
+    Search,
+}
+
+impl<'z> Found<'z> {
+    /// The name's own node, when it was found directly.
+    pub fn exact(self) -> Option<Direct<'z>> {
+        match self {
+            Found::Exact(d) => Some(d),
+            _ => None,
+        }
+    }
 }
 
 impl ZoneSet {
@@ -97,33 +124,81 @@ impl ZoneSet {
                 }
             }
         }
+        // Every other existing name goes in marked (once per name), so that the walk up
+        // from an absent name stops at its closest encloser whatever that is.
+        for (zi, zone) in self.zones.iter().enumerate() {
+            for (ei, (owner, _)) in zone.entries.iter().enumerate() {
+                let Ok(ei) = u32::try_from(ei) else { break };
+                if ei >= SEARCH {
+                    break;
+                }
+                let hash = hash_name(owner);
+                let known = direct
+                    .find(hash, |&(z, e)| self.entry_name(z, e) == Some(&owner[..]))
+                    .is_some();
+                if !known {
+                    direct.insert_unique(hash, (zi as u32, ei | SEARCH), |&(z, e)| {
+                        self.entry_name(z, e).map_or(0, hash_name)
+                    });
+                }
+            }
+        }
         direct
     }
 
     fn entry_name(&self, zone: u32, entry: u32) -> Option<&[u8]> {
         self.zones
             .get(zone as usize)
-            .and_then(|z| z.entries.get(entry as usize))
+            .and_then(|z| z.entries.get((entry & !SEARCH) as usize))
             .map(|(owner, _)| &owner[..])
     }
 
     /// The zone that answers `key` (lowercase wire), as an index into
-    /// [`ZoneSet::zones`], and, when one hash lookup settles it, the node that answers.
-    /// Pass both to [`ZoneSet::resolve`].
-    pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Option<Direct<'_>>)> {
+    /// [`ZoneSet::zones`], and what the direct table settles about the name: its node, or
+    /// that it does not exist (with the wildcard that answers instead). Pass both to
+    /// [`ZoneSet::resolve`]. An absent name costs one hash lookup per label up to its
+    /// closest encloser, and one for the wildcard there.
+    pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Found<'_>)> {
         // DS belongs to the parent side of a cut: the general search knows that.
-        if qtype != rtype::DS {
-            let hit = self.direct.find(hash_name(key), |&(z, e)| {
-                self.entry_name(z, e).is_some_and(|owner| owner == key)
-            });
-            if let Some(&(z, e)) = hit
-                && let Some(zone) = self.zones.get(z as usize)
-                && let Some((_, node)) = zone.entries.get(e as usize)
-            {
-                return Some((z as usize, Some(Direct { entry: e, node })));
-            }
+        if qtype == rtype::DS {
+            return self.find_index(key, qtype).map(|i| (i, Found::Search));
         }
-        self.find_index(key, qtype).map(|i| (i, None))
+        let mut at = 0usize;
+        while at < key.len() {
+            let suffix = &key[at..];
+            let hit = self.direct.find(hash_name(suffix), |&(z, e)| {
+                self.entry_name(z, e).is_some_and(|owner| owner == suffix)
+            });
+            if let Some(&(z, e)) = hit {
+                return self.found(key, at, z, e);
+            }
+            at += usize::from(key[at]) + 1;
+        }
+        // No name of any zone is a suffix, so no origin is.
+        None
+    }
+
+    /// What the direct table's entry (zone `z`, entry `e`) for `key[at..]`, the longest
+    /// suffix of `key` in it, tells about `key`.
+    fn found(&self, key: &[u8], at: usize, z: u32, e: u32) -> Option<(usize, Found<'_>)> {
+        let search = || self.find_index(key, rtype::A).map(|i| (i, Found::Search));
+        let Some(zone) = self.zones.get(z as usize) else {
+            return search();
+        };
+        let Some((owner, node)) = zone.entries.get((e & !SEARCH) as usize) else {
+            return search();
+        };
+        if e & SEARCH != 0 {
+            return search();
+        }
+        if at == 0 {
+            return Some((z as usize, Found::Exact(Direct { entry: e, node })));
+        }
+        // Below a DNAME (at the apex too) the name is redirected, not absent.
+        if node.get(rtype::DNAME).is_some() {
+            return search();
+        }
+        Some((z as usize, Found::Absent(zone.wildcard_below(owner))))
     }
 
     /// Every name [`ZoneSet::lookup`] answers with one hash lookup: (zone index, entry

@@ -27,6 +27,7 @@ mod geode_sim;
 mod grafana;
 mod health;
 mod layers;
+mod lookup;
 mod probe;
 mod query_log;
 mod quorum;

@@ -144,7 +144,8 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
         assert!(names.len() > 5, "too few direct names: {}", names.len());
         for name in &names {
             for qtype in QTYPES {
-                if let Some((zone, Some(d))) = with.zones.lookup(name, qtype)
+                if let Some((zone, meridian::zone::Found::Exact(d))) =
+                    with.zones.lookup(name, qtype)
                     && with
                         .static_answers
                         .get(zone, d.entry, name.len(), qtype)
@@ -204,7 +205,9 @@ fn what_is_rendered_and_what_is_not() {
     let rendered = |name: &str, qtype: u16| {
         let key = wire(name);
         match extra.zones.lookup(&key, qtype) {
-            Some((zone, Some(d))) => extra.static_answers.get(zone, d.entry, key.len(), qtype),
+            Some((zone, meridian::zone::Found::Exact(d))) => {
+                extra.static_answers.get(zone, d.entry, key.len(), qtype)
+            }
             _ => None,
         }
     };

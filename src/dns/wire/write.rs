@@ -570,58 +570,85 @@ impl Writer<'_> {
             .then_some(HEADER_LEN + at)
     }
 
-    /// A name of SOA RDATA: the labels before `origin` and a pointer to it, or the whole
-    /// name when it is not under `origin`.
-    fn put_soa_name(&mut self, name: &[u8], origin: &[u8], origin_at: usize) -> bool {
-        if name.len() >= origin.len() {
-            let split = name.len() - origin.len();
-            // Whole labels only: walk the name's labels to the split point.
-            let mut at = 0;
-            while at < split {
-                at += usize::from(name[at]) + 1;
-            }
-            if at == split && eq_fold(&name[split..], origin) {
-                let pointer = (0xC000 | origin_at as u16).to_be_bytes();
-                return self.put(&name[..split]) && self.put(&pointer);
-            }
-        }
-        self.put(name)
-    }
-
-    /// The negative answer's SOA without the compression search: the owner is the question's
-    /// own suffix, and the RDATA names under the zone point at it. Falls back to the general
-    /// writer when the response holds more than the question or the record does not fit.
-    fn fast_negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
-        let (Some(origin_at), Some(rdata)) = (self.origin_in_question(origin), soa.rdata.first())
-        else {
+    /// The negative answer's SOA from its rendering at load, without the compression
+    /// search: the owner and the RDATA names under the zone point at the question's own
+    /// suffix. Declines (false) when the response holds more than the question or the
+    /// record does not fit.
+    fn fast_negative_soa(&mut self, origin: &[u8], rendered: &NegativeSoa) -> bool {
+        let Some(origin_at) = self.origin_in_question(origin) else {
             return false;
         };
-        let Some(mname_end) = end_uncompressed(rdata, 0) else {
-            return false;
-        };
-        let Some(rname_end) = end_uncompressed(rdata, mname_end) else {
-            return false;
-        };
-        let start = self.len;
-        let mut fixed = [0u8; 12];
-        fixed[..2].copy_from_slice(&(0xC000 | origin_at as u16).to_be_bytes());
-        fixed[2..4].copy_from_slice(&rtype::SOA.to_be_bytes());
-        fixed[4..6].copy_from_slice(&class::IN.to_be_bytes());
-        fixed[6..10].copy_from_slice(&ttl.to_be_bytes());
-        let ok = self.put(&fixed)
-            && self.put_soa_name(&rdata[..mname_end], origin, origin_at)
-            && self.put_soa_name(&rdata[mname_end..rname_end], origin, origin_at)
-            && self.put(&rdata[rname_end..]);
-        if !ok {
-            self.len = start;
+        let (start, bytes) = (self.len, &rendered.bytes[..]);
+        if !self.put(bytes) {
             return false;
         }
-        let rdlen = (self.len - start - 12) as u16;
-        self.buf[start + 10..start + 12].copy_from_slice(&rdlen.to_be_bytes());
+        let pointer = (0xC000 | origin_at as u16).to_be_bytes();
+        self.buf[start..start + 2].copy_from_slice(&pointer);
+        for at in rendered.pointers {
+            if at != 0 {
+                let at = start + usize::from(at);
+                self.buf[at..at + 2].copy_from_slice(&pointer);
+            }
+        }
         self.section = Section::Authority;
         self.counts[1] += 1;
         true
     }
+}
+
+/// A zone's SOA record as negative answers carry it, rendered once at load: owner, type,
+/// class, TTL, RDLENGTH and RDATA. The owner and each RDATA name under the origin end in a
+/// pointer that the writer sets to where the origin sits in the question.
+#[derive(Debug, Clone)]
+pub struct NegativeSoa {
+    bytes: Box<[u8]>,
+    /// Positions in `bytes` of the RDATA names' pointers (0: that name is written whole).
+    pointers: [u16; 2],
+}
+
+impl NegativeSoa {
+    /// `origin` in lowercase wire form; `rdata` the SOA's, with uncompressed names;
+    /// `ttl` the negative answers' (RFC 2308 §5). `None` when the RDATA is malformed.
+    pub fn new(origin: &[u8], rdata: &[u8], ttl: u32) -> Option<Self> {
+        let mname_end = end_uncompressed(rdata, 0)?;
+        let rname_end = end_uncompressed(rdata, mname_end)?;
+        let mut bytes = Vec::with_capacity(12 + rdata.len());
+        bytes.extend_from_slice(&[0xC0, 0]);
+        bytes.extend_from_slice(&rtype::SOA.to_be_bytes());
+        bytes.extend_from_slice(&class::IN.to_be_bytes());
+        bytes.extend_from_slice(&ttl.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        let mut pointers = [0u16; 2];
+        let names = [&rdata[..mname_end], &rdata[mname_end..rname_end]];
+        for (pointer, name) in pointers.iter_mut().zip(names) {
+            match labels_before(name, origin) {
+                Some(split) => {
+                    bytes.extend_from_slice(&name[..split]);
+                    *pointer = u16::try_from(bytes.len()).ok()?;
+                    bytes.extend_from_slice(&[0xC0, 0]);
+                }
+                None => bytes.extend_from_slice(name),
+            }
+        }
+        bytes.extend_from_slice(&rdata[rname_end..]);
+        let rdlen = u16::try_from(bytes.len() - 12).ok()?;
+        bytes[10..12].copy_from_slice(&rdlen.to_be_bytes());
+        Some(Self {
+            bytes: bytes.into(),
+            pointers,
+        })
+    }
+}
+
+/// The length of `name`'s labels before `origin`, when `name` is `origin` or below it.
+fn labels_before(name: &[u8], origin: &[u8]) -> Option<usize> {
+    let split = name.len().checked_sub(origin.len())?;
+    // Whole labels only: walk the name's labels to the split point.
+    let mut at = 0;
+    while at < split {
+        at += usize::from(*name.get(at)?) + 1;
+    }
+    (at == split && eq_fold(&name[split..], origin)).then_some(split)
 }
 
 impl Sink for Writer<'_> {
@@ -629,8 +656,14 @@ impl Sink for Writer<'_> {
         self.dnssec
     }
 
-    fn negative_soa(&mut self, origin: &[u8], soa: &RRset, ttl: u32) -> bool {
-        self.fast_negative_soa(origin, soa, ttl)
+    fn negative_soa(
+        &mut self,
+        origin: &[u8],
+        soa: &RRset,
+        ttl: u32,
+        rendered: Option<&NegativeSoa>,
+    ) -> bool {
+        rendered.is_some_and(|r| self.fast_negative_soa(origin, r))
             || self.write_set(
                 Section::Authority,
                 origin,
