@@ -269,6 +269,20 @@ impl ZoneBuilder {
                     .map_or(0, |(owner, _)| hash_name(owner))
             });
         }
+        // Each wildcard by the position of its parent (the closest encloser it answers for).
+        let mut wildcards = FxHashMap::default();
+        for (i, (owner, node)) in entries.iter().enumerate() {
+            if let Some(encloser) = owner.strip_prefix(b"\x01*")
+                && !hidden(node)
+                && let Some(&at) = index.find(hash_name(encloser), |&j: &u32| {
+                    entries
+                        .get(j as usize)
+                        .is_some_and(|(o, _)| o[..] == *encloser)
+                })
+            {
+                wildcards.insert(at, i as u32);
+            }
+        }
         let signed = entries
             .iter()
             .any(|(o, n)| *o == self.origin && n.get(rtype::RRSIG).is_some());
@@ -293,6 +307,7 @@ impl ZoneBuilder {
             apex_dname,
             negative_ttl,
             negative_soa,
+            wildcards,
             fingerprint,
             signed,
             nsec_order,

@@ -105,6 +105,8 @@ pub struct Zone {
     /// names are stored once: the table holds positions, hashed by the name at them.
     entries: Vec<(Box<[u8]>, Node)>,
     index: HashTable<u32>,
+    /// Position of each wildcard (`*.x`) by the position of its parent `x`.
+    wildcards: rustc_hash::FxHashMap<u32, u32>,
     /// A DNAME at the apex redirects every name below it (known at load: no lookup per query).
     apex_dname: bool,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.

@@ -300,6 +300,15 @@ impl Zone {
         }
     }
 
+    /// The wildcard directly below the name at position `encloser` of the entries: its
+    /// owner and node.
+    pub(super) fn wildcard_at(&self, encloser: u32) -> Option<(&[u8], &Node)> {
+        let at = *self.wildcards.get(&encloser)?;
+        self.entries
+            .get(at as usize)
+            .map(|(owner, node)| (&owner[..], node))
+    }
+
     /// The wildcard directly below `encloser` (`*.encloser`): its owner and node.
     pub(super) fn wildcard_below(&self, encloser: &[u8]) -> Option<(&[u8], &Node)> {
         let len = encloser.len() + 2;

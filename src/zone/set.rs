@@ -185,7 +185,7 @@ impl ZoneSet {
         let Some(zone) = self.zones.get(z as usize) else {
             return search();
         };
-        let Some((owner, node)) = zone.entries.get((e & !SEARCH) as usize) else {
+        let Some((_, node)) = zone.entries.get((e & !SEARCH) as usize) else {
             return search();
         };
         if e & SEARCH != 0 {
@@ -198,7 +198,7 @@ impl ZoneSet {
         if node.get(rtype::DNAME).is_some() {
             return search();
         }
-        Some((z as usize, Found::Absent(zone.wildcard_below(owner))))
+        Some((z as usize, Found::Absent(zone.wildcard_at(e))))
     }
 
     /// Every name [`ZoneSet::lookup`] answers with one hash lookup: (zone index, entry
