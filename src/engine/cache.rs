@@ -160,10 +160,15 @@ impl<'a> Key<'a> {
 
     /// The slot of (name, type, client /24 or /48), for other networks of a dynamic name.
     fn second(&self, mask: usize) -> usize {
+        self.second_hash() as usize & mask
+    }
+
+    /// Hash of (name, type, client /24 or /48): from the tag rather than the name again,
+    /// one multiply with the high bits folded down.
+    fn second_hash(&self) -> u64 {
         let client = self.ecs.unwrap_or(self.source);
-        // From the tag rather than the name again: one multiply, the high bits folded down.
         let v = (self.tag ^ bucket(client)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (v ^ (v >> 29) ^ (v >> 47)) as usize & mask
+        v ^ (v >> 29) ^ (v >> 47)
     }
 }
 
@@ -214,9 +219,10 @@ pub struct AnswerCache {
     slots: ZeroedPages<Slot>,
     mask: usize,
     stats: Arc<CacheStats>,
-    /// The admission filter for negative answers: one bit per (name, type) hash, set the
-    /// first time; a name is admitted the second time it is seen. Cleared when a quarter of
-    /// the bits are set, so a long flood does not open it for good.
+    /// The admission filter for negative and wildcard answers (one bit per (name, type)
+    /// hash) and for a dynamic name's further networks (per (name, type, network)): set
+    /// the first time; admitted the second time. Cleared when a quarter of the bits are
+    /// set, so a long flood does not open it for good.
     seen: Box<[u64; SEEN_WORDS]>,
     seen_set: usize,
 }
@@ -284,7 +290,12 @@ impl AnswerCache {
     /// Whether `key`'s (name, type) was offered before (since the filter was last cleared);
     /// marks it as seen.
     pub fn seen_before(&mut self, key: &Key<'_>) -> bool {
-        let bit = (key.tag >> 20) as usize % (SEEN_WORDS * 64);
+        self.seen(key.tag)
+    }
+
+    /// Whether `hash` was marked before; marks it.
+    fn seen(&mut self, hash: u64) -> bool {
+        let bit = (hash >> 20) as usize % (SEEN_WORDS * 64);
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
         if self.seen[word] & mask != 0 {
             return true;
@@ -380,9 +391,15 @@ impl AnswerCache {
             return;
         }
         let first = key.first(self.mask);
-        // A dynamic name's first network takes the (name, type) slot, the others their own.
+        // A dynamic name's first network takes the (name, type) slot, the others their own,
+        // each the second time it asks: a flood of queries from (or with ECS options of)
+        // ever new networks would otherwise push the hot entries out.
         let index = if fill.client.is_some() && Self::current(&self.slots[first], key) {
-            key.second(self.mask)
+            let hash = key.second_hash();
+            if !self.seen(hash) {
+                return;
+            }
+            hash as usize & self.mask
         } else {
             first
         };
@@ -530,15 +547,16 @@ mod tests {
             &london,
             &fill(b"lon", Some((IpAddr::from([81, 2, 69, 0]), true, 16))),
         );
-        // Same /16 by ECS: hit. Another network: miss, then kept beside it.
+        // Same /16 by ECS: hit. Another network: miss, then kept beside it the second time
+        // it asks (admission).
         let near = at([127, 0, 0, 9], Some([81, 2, 1, 0]));
         assert_eq!(c.get(&near).map(|h| h.body.to_vec()), Some(b"lon".to_vec()));
         let tokyo = at([127, 0, 0, 1], Some([1, 0, 16, 0]));
+        let tokyo_fill = fill(b"tyo", Some((IpAddr::from([1, 0, 16, 0]), true, 24)));
         assert!(c.get(&tokyo).is_none());
-        c.put(
-            &tokyo,
-            &fill(b"tyo", Some((IpAddr::from([1, 0, 16, 0]), true, 24))),
-        );
+        c.put(&tokyo, &tokyo_fill);
+        assert!(c.get(&tokyo).is_none(), "kept the first time");
+        c.put(&tokyo, &tokyo_fill);
         assert_eq!(
             c.get(&tokyo).map(|h| h.body.to_vec()),
             Some(b"tyo".to_vec())

@@ -266,3 +266,65 @@ fn nxdomain_answers_are_cached_only_when_asked_again() {
     }
     assert!(stored(api) > before, "a positive answer is cached");
 }
+
+/// Admission for a dynamic name's networks: a flood of ECS networks, each asking once,
+/// stores nothing past the first network's slot and leaves the hot answers in place; a
+/// network that asks again is stored, and then hits.
+#[test]
+fn an_ecs_network_flood_does_not_push_out_the_hot_answers() {
+    let snapshot = shipped();
+    let health = HealthView::all_up();
+    let mut cache = AnswerCache::new(1024).expect("cache");
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut ask = |cache: &mut AnswerCache, name: &str, ecs: Option<(IpAddr, u8)>| {
+        let query = build_query(9, &wire(name), rtype::A, true, ecs);
+        engine::answer(
+            &snapshot,
+            &health,
+            Some(cache),
+            &Request::new(&query, v4(127, 0, 0, 1), Transport::Udp),
+            &mut buf,
+        )
+        .expect("an answer");
+    };
+    let stats = |c: &AnswerCache| {
+        let s = c.stats();
+        (
+            s.hits.load(Ordering::Relaxed),
+            s.stores.load(Ordering::Relaxed),
+        )
+    };
+    // The hot answers: a static name and the dynamic name for London.
+    let london = Some((v4(81, 2, 69, 0), 24));
+    for _ in 0..2 {
+        ask(&mut cache, "ns1.example.com.", None);
+        ask(&mut cache, "www.example.com.", london);
+    }
+    let (hits, stores) = stats(&cache);
+    assert_eq!((hits, stores), (2, 2), "both hot answers kept");
+    // 3,000 networks (three times the slots), each asking once.
+    for i in 0..3000u32 {
+        let net = v4(10 + (i >> 8) as u8, (i & 0xff) as u8, 7, 0);
+        ask(&mut cache, "www.example.com.", Some((net, 24)));
+    }
+    // Only the admission filter's false positives get in (one bit per network in 64 Ki:
+    // about 2% at this count), not the 3,000 answers that would fill the cache thrice.
+    let flooded = stats(&cache).1 - stores;
+    assert!(flooded < 150, "{flooded} one-time networks stored");
+    let (hits, stores) = stats(&cache);
+    ask(&mut cache, "ns1.example.com.", None);
+    ask(&mut cache, "www.example.com.", london);
+    assert_eq!(stats(&cache).0, hits + 2, "the hot answers were pushed out");
+    // A network that asks again is kept from its second question on.
+    let tokyo = Some((v4(1, 0, 16, 0), 24));
+    for _ in 0..3 {
+        ask(&mut cache, "www.example.com.", tokyo);
+    }
+    let (after_hits, after_stores) = stats(&cache);
+    assert_eq!(
+        after_stores,
+        stores + 1,
+        "a returning network is stored once"
+    );
+    assert_eq!(after_hits, hits + 3, "and hit on its third question");
+}
