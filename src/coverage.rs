@@ -138,7 +138,8 @@ pub fn census(routing: &Routing) -> Result<Census, GeoError> {
     let (sources, _) = recipe.open()?;
     let mut ids: HashMap<Place, u32> = HashMap::new();
     let unknown = u32::MAX;
-    let table = build_table(&sources, &[], |loc: &Location| match loc.country {
+    let fields = crate::geo::Fields::CONTINENT | crate::geo::Fields::COUNTRY;
+    let table = build_table(&sources, &[], fields, |loc: &Location| match loc.country {
         None => unknown,
         Some(country) => {
             let place = Place {

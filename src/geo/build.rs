@@ -12,7 +12,7 @@ use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use maxminddb::WithinOptions;
 
 use super::cidr::{self, GapFill, Item, Merger};
-use super::db::{GeoDb, GeoSources};
+use super::db::{Fields, GeoDb, GeoSources};
 use super::error::GeoError;
 use super::location::Location;
 use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_net};
@@ -20,7 +20,8 @@ use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_n
 /// Distinct records of one database seen during a walk, decoded once each.
 #[derive(Default)]
 struct RecordCache {
-    by_offset: HashMap<usize, usize>,
+    /// Record index by data-section offset (u32 both: a City database's map stays small).
+    by_offset: rustc_hash::FxHashMap<u32, u32>,
     locations: Vec<Location>,
 }
 
@@ -35,6 +36,7 @@ type Walk<'a> = Box<dyn Iterator<Item = Result<Item, GeoError>> + 'a>;
 fn walk<'a>(
     db: &'a GeoDb,
     v6: bool,
+    fields: Fields,
     cache: &'a RefCell<RecordCache>,
 ) -> Result<Walk<'a>, GeoError> {
     let bad = |e: String| GeoError::new(db.path(), e);
@@ -64,6 +66,7 @@ fn walk<'a>(
             .map_err(|e| bad(format!("walking the tree: {e}")))?;
         iters.push(iter.map(move |res| (res, root_start, root_len)));
     }
+    let mut last: Option<(usize, usize)> = None;
     Ok(Box::new(iters.into_iter().flatten().map(
         move |(res, root_start, root_len)| {
             let result = res.map_err(|e| bad(format!("walking the tree: {e}")))?;
@@ -84,18 +87,24 @@ fn walk<'a>(
             };
             let record = match result.offset() {
                 None => None,
+                // Neighbouring networks often share a record.
+                Some(offset) if last.is_some_and(|(o, _)| o == offset) => last.map(|(_, i)| i),
                 Some(offset) => {
                     let mut cache = cache.borrow_mut();
-                    match cache.by_offset.get(&offset) {
-                        Some(&i) => Some(i),
+                    let key = u32::try_from(offset)
+                        .map_err(|_| bad(format!("record offset {offset} past 4 GiB")))?;
+                    let i = match cache.by_offset.get(&key) {
+                        Some(&i) => i as usize,
                         None => {
-                            let loc = db.decode(&result)?;
+                            let loc = db.decode(&result, fields)?;
                             let i = cache.locations.len();
                             cache.locations.push(loc);
-                            cache.by_offset.insert(offset, i);
-                            Some(i)
+                            cache.by_offset.insert(key, i as u32);
+                            i
                         }
-                    }
+                    };
+                    last = Some((offset, i));
+                    Some(i)
                 }
             };
             Ok((start, len, record))
@@ -109,13 +118,14 @@ fn walk<'a>(
 /// `classify(&Location::default())`.
 ///
 /// `classify` sees each distinct combination of records once; it should depend on the
-/// location's fields, not on `prefix_len` (which is 0 here).
+/// location's `fields` (the others are not decoded), not on `prefix_len` (which is 0 here).
 ///
 /// IPv4 lives in the IPv4 table; `::/96`, `::ffff:0:0/96`, and 6to4/Teredo when a database
 /// aliases them to its IPv4 data, are answered from it.
 pub fn build_table(
     sources: &GeoSources,
     overrides: &[(IpNet, u32)],
+    fields: Fields,
     mut classify: impl FnMut(&Location) -> u32,
 ) -> Result<NetTable<u32>, GeoError> {
     let dbs = sources.dbs();
@@ -140,6 +150,19 @@ pub fn build_table(
     let caches: Vec<RefCell<RecordCache>> = dbs.iter().map(|_| RefCell::default()).collect();
     // Ids per distinct combination of records (one record index per database).
     let mut ids: HashMap<Box<[Option<usize>]>, u32> = HashMap::new();
+    // The same for one database, by its record index: one array read per network, where
+    // a hash map of a City database's ~240,000 records misses the CPU cache on every probe.
+    let mut by_record: Vec<u32> = Vec::new();
+    fn known(
+        ids: &HashMap<Box<[Option<usize>]>, u32>,
+        by_record: &[u32],
+        records: &[Option<usize>],
+    ) -> Option<u32> {
+        match records {
+            [Some(r)] => by_record.get(*r).copied().filter(|&id| id != u32::MAX),
+            _ => ids.get(records).copied(),
+        }
+    }
     let mut db_networks = 0;
 
     let mut family = |v6: bool,
@@ -148,7 +171,7 @@ pub fn build_table(
         let width = if v6 { 128 } else { 32 };
         let mut walks = Vec::with_capacity(dbs.len());
         for (db, cache) in dbs.iter().zip(&caches) {
-            walks.push(GapFill::new(walk(db, v6, cache)?, width, db.path()));
+            walks.push(GapFill::new(walk(db, v6, fields, cache)?, width, db.path()));
         }
         let alias_parts = if v6 {
             alias_partition(&aliases)
@@ -180,7 +203,7 @@ pub fn build_table(
                 Slot::Value(overrides.get(i).map_or(unknown, |o| o.1))
             } else if records.iter().all(Option::is_none) {
                 Slot::Value(unknown)
-            } else if let Some(&id) = ids.get(records) {
+            } else if let Some(id) = known(&ids, &by_record, records) {
                 Slot::Value(id)
             } else {
                 let mut loc: Option<Location> = None;
@@ -196,7 +219,17 @@ pub fn build_table(
                     }
                 }
                 let id = classify(&loc.unwrap_or_default());
-                ids.insert(records.into(), id);
+                match records {
+                    [Some(r)] => {
+                        if by_record.len() <= *r {
+                            by_record.resize(r + 1, u32::MAX);
+                        }
+                        by_record[*r] = id;
+                    }
+                    _ => {
+                        ids.insert(records.into(), id);
+                    }
+                }
                 Slot::Value(id)
             };
             merger.push(start, len, slot, &mut |s, l, v| emit(s, l, v));
@@ -238,7 +271,7 @@ mod tests {
         let db = GeoDb::from_bytes("merge.mmdb", bytes, &GeoFieldPaths::default()).unwrap();
         let sources = GeoSources::from(db);
 
-        let by_country = build_table(&sources, &[], |l| match l.country {
+        let by_country = build_table(&sources, &[], Fields::ALL, |l| match l.country {
             Some(c) if c.as_str() == "US" => 1,
             Some(_) => 2,
             None => 0,
@@ -254,7 +287,7 @@ mod tests {
         assert_eq!(by_country.lookup("100.64.1.1".parse().unwrap()), (&1, 22));
         assert_eq!(by_country.lookup("100.64.4.1".parse().unwrap()), (&2, 22));
 
-        let by_asn = build_table(&sources, &[], |l| l.asn.unwrap_or(0)).unwrap();
+        let by_asn = build_table(&sources, &[], Fields::ALL, |l| l.asn.unwrap_or(0)).unwrap();
         let a = by_asn.stats();
         println!(
             "ASN map: IPv4 {} blocks -> {} after merge",

@@ -18,6 +18,35 @@ use super::location::{
 };
 use super::table::V4Alias;
 
+static NO_PATH: FieldPath = FieldPath(Vec::new());
+
+/// The fields of a [`Location`] a table is built from; the others are not decoded (most of
+/// a table build is decoding every distinct record of the database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields(u8);
+
+impl Fields {
+    pub const CONTINENT: Fields = Fields(1);
+    pub const COUNTRY: Fields = Fields(2);
+    pub const SUBDIVISION: Fields = Fields(4);
+    pub const CITY: Fields = Fields(8);
+    /// Latitude and longitude.
+    pub const COORDS: Fields = Fields(16);
+    pub const ASN: Fields = Fields(32);
+    pub const ALL: Fields = Fields(63);
+
+    pub fn has(self, other: Fields) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Fields {
+    type Output = Fields;
+    fn bitor(self, other: Fields) -> Fields {
+        Fields(self.0 | other.0)
+    }
+}
+
 /// One opened MaxMind DB (City, Country, ASN, or any database with configured field paths).
 pub struct GeoDb {
     path: PathBuf,
@@ -123,7 +152,7 @@ impl GeoDb {
             .reader
             .lookup(IpAddr::V4(ip))
             .map_err(|e| self.err(ip, e))?;
-        let mut loc = self.decode(&result)?;
+        let mut loc = self.decode(&result, Fields::ALL)?;
         // The reader reports IPv4 networks in IPv4 bits; a record found above the IPv4
         // subtree of an IPv6 database comes back as an IPv6 network and covers all of IPv4.
         loc.prefix_len = match result.network() {
@@ -138,7 +167,7 @@ impl GeoDb {
             .reader
             .lookup(IpAddr::V6(ip))
             .map_err(|e| self.err(ip, e))?;
-        let mut loc = self.decode(&result)?;
+        let mut loc = self.decode(&result, Fields::ALL)?;
         loc.prefix_len = network_len(&result);
         Ok(loc)
     }
@@ -147,24 +176,37 @@ impl GeoDb {
         GeoError::new(&self.path, format!("lookup of {ip}: {e}"))
     }
 
-    /// Decodes the configured fields of one record (prefix_len left at 0). Malformed or
-    /// out-of-range values become `None`; values of the wrong type are errors, since they
-    /// mean the field paths do not fit this database.
+    /// Decodes the configured fields of one record that `fields` asks for, the others left
+    /// `None` (prefix_len left at 0). Malformed or out-of-range values become `None`; values
+    /// of the wrong type are errors, since they mean the field paths do not fit this
+    /// database.
     pub(crate) fn decode<'a>(
         &'a self,
         result: &LookupResult<'a, Vec<u8>>,
+        fields: Fields,
     ) -> Result<Location, GeoError> {
         if !result.has_data() {
             return Ok(Location::default());
         }
         let p = &self.paths;
-        let continent: Option<&str> = self.field(result, &p.continent, "continent")?;
-        let country: Option<&str> = self.field(result, &p.country, "country")?;
-        let subdivision: Option<&str> = self.field(result, &p.subdivision, "subdivision")?;
-        let city: Option<&str> = self.field(result, &p.city, "city")?;
-        let lat: Option<f64> = self.field(result, &p.latitude, "latitude")?;
-        let lon: Option<f64> = self.field(result, &p.longitude, "longitude")?;
-        let asn: Option<u32> = self.field(result, &p.asn, "asn")?;
+        fn wanted(fields: Fields, field: Fields, path: &FieldPath) -> &FieldPath {
+            if fields.has(field) { path } else { &NO_PATH }
+        }
+        let get = |field: Fields, path: &'a FieldPath| wanted(fields, field, path);
+        let continent: Option<&str> =
+            self.field(result, get(Fields::CONTINENT, &p.continent), "continent")?;
+        let country: Option<&str> =
+            self.field(result, get(Fields::COUNTRY, &p.country), "country")?;
+        let subdivision: Option<&str> = self.field(
+            result,
+            get(Fields::SUBDIVISION, &p.subdivision),
+            "subdivision",
+        )?;
+        let city: Option<&str> = self.field(result, get(Fields::CITY, &p.city), "city")?;
+        let lat: Option<f64> = self.field(result, get(Fields::COORDS, &p.latitude), "latitude")?;
+        let lon: Option<f64> =
+            self.field(result, get(Fields::COORDS, &p.longitude), "longitude")?;
+        let asn: Option<u32> = self.field(result, get(Fields::ASN, &p.asn), "asn")?;
         let coords = match (lat, lon) {
             (Some(lat), Some(lon))
                 if lat.is_finite()
@@ -190,21 +232,29 @@ impl GeoDb {
     fn field<'a, T: Deserialize<'a>>(
         &self,
         result: &LookupResult<'a, Vec<u8>>,
-        path: &FieldPath,
+        path: &'a FieldPath,
         name: &str,
     ) -> Result<Option<T>, GeoError> {
         if path.0.is_empty() {
             return Ok(None);
         }
-        let elements: Vec<PathElement<'_>> = path
-            .0
-            .iter()
-            .map(|s| match s {
-                Segment::Key(k) => PathElement::Key(k),
-                Segment::Index(i) => PathElement::Index(*i),
-            })
-            .collect();
-        result.decode_path(&elements).map_err(|e| {
+        let element = |s: &'a Segment| match s {
+            Segment::Key(k) => PathElement::Key(k),
+            Segment::Index(i) => PathElement::Index(*i),
+        };
+        // On the stack: a table build decodes a few fields of every distinct record.
+        let mut short: [PathElement<'_>; 8] = std::array::from_fn(|_| PathElement::Index(0));
+        let long: Vec<PathElement<'_>>;
+        let elements = if path.0.len() <= short.len() {
+            for (slot, s) in short.iter_mut().zip(&path.0) {
+                *slot = element(s);
+            }
+            &short[..path.0.len()]
+        } else {
+            long = path.0.iter().map(element).collect();
+            &long[..]
+        };
+        result.decode_path(elements).map_err(|e| {
             let at = result
                 .network()
                 .map(|n| n.to_string())

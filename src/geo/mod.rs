@@ -21,7 +21,7 @@ mod table;
 pub mod writer;
 
 pub use build::build_table;
-pub use db::{FileStamp, GeoDb, GeoRecipe, GeoSources};
+pub use db::{Fields, FileStamp, GeoDb, GeoRecipe, GeoSources};
 pub use distance::{EARTH_RADIUS_KM, great_circle_km};
 pub use error::GeoError;
 pub use location::{ContinentCode, CountryCode, GeoFieldPaths, Location, SubdivisionCode};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 
 use super::Routing;
-use crate::geo::{GeoError, GeoSources, Location, build_table, great_circle_km};
+use crate::geo::{Fields, GeoError, GeoSources, Location, build_table, great_circle_km};
 use crate::health::CheckSpec;
 
 /// Where orders are interned and tables built while one snapshot is built.
@@ -118,7 +118,8 @@ impl<'g> TableBuilder<'g> {
             .into_iter()
             .map(|(net, order)| (net.trunc(), self.intern(order)))
             .collect();
-        let table = build_table(self.sources(), &overrides, |loc| {
+        let fields = key_fields(by_key.keys());
+        let table = build_table(self.sources(), &overrides, fields, |loc| {
             best_key(loc, |k| by_key.get(k))
                 .copied()
                 .unwrap_or(default_id)
@@ -133,7 +134,7 @@ impl<'g> TableBuilder<'g> {
         let default_id = self.intern(default);
         let mut cache: HashMap<(u64, u64), u32> = HashMap::new();
         let mut pending = PendingOrders::new(&self.order_ids, self.routing.orders.len());
-        let table = build_table(self.sources(), &[], |loc| {
+        let table = build_table(self.sources(), &[], Fields::COORDS, |loc| {
             let Some(coords) = loc.coords else {
                 return default_id;
             };
@@ -187,7 +188,8 @@ impl<'g> TableBuilder<'g> {
             self.intern(order)
         };
         let mut pending = PendingOrders::new(&self.order_ids, self.routing.orders.len());
-        let table = build_table(self.sources(), &overrides, |loc| {
+        let fields = key_fields(by_key.keys()) | Fields::COORDS;
+        let table = build_table(self.sources(), &overrides, fields, |loc| {
             let measured = best_key(loc, |k| by_key.get(k))
                 .map(|v| &v[..])
                 .unwrap_or(&[]);
@@ -266,6 +268,19 @@ impl GeoKey {
 }
 
 /// The most specific key present: ASN first, then city, subdivision, country, continent.
+/// The location fields that keys like these are matched on (see [`best_key`]).
+fn key_fields<'k>(keys: impl Iterator<Item = &'k GeoKey>) -> Fields {
+    let mut fields = Fields::CONTINENT | Fields::COUNTRY | Fields::SUBDIVISION;
+    for key in keys {
+        match key {
+            GeoKey::Asn(_) => fields = fields | Fields::ASN,
+            GeoKey::Path(p) if p.split('/').count() > 3 => fields = fields | Fields::CITY,
+            GeoKey::Path(_) => {}
+        }
+    }
+    fields
+}
+
 fn best_key<'m, T>(loc: &Location, get: impl Fn(&GeoKey) -> Option<&'m T>) -> Option<&'m T> {
     if let Some(asn) = loc.asn
         && let Some(v) = get(&GeoKey::Asn(asn))

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use meridian::geo::writer::{CityRow, city_mmdb, mmdb_writer};
 use meridian::geo::{
-    CountryCode, GeoDb, GeoFieldPaths, GeoSources, Location, NetTable, build_table, check_table,
+    CountryCode, Fields, GeoDb, GeoFieldPaths, GeoSources, Location, NetTable, build_table,
+    check_table,
 };
 
 fn net(s: &str) -> IpNet {
@@ -184,7 +185,7 @@ fn lookups_ipv4_ipv6_and_mapped() {
 #[test]
 fn sibling_networks_merge_only_when_the_answer_is_the_same() {
     let sources = GeoSources::from(city_db("merge.mmdb"));
-    let countries = build_table(&sources, &[], country_id).unwrap();
+    let countries = build_table(&sources, &[], Fields::ALL, country_id).unwrap();
     check_table(&countries).unwrap();
 
     // Two /25s, both GB: one /24.
@@ -193,7 +194,7 @@ fn sibling_networks_merge_only_when_the_answer_is_the_same() {
     // Both US: one /24 for a country map...
     assert_eq!(countries.lookup(ip("198.51.100.1")), (&2, 24));
     // ...but not for a subdivision map.
-    let subdivisions = build_table(&sources, &[], subdivision_classifier()).unwrap();
+    let subdivisions = build_table(&sources, &[], Fields::ALL, subdivision_classifier()).unwrap();
     let (ny, ny_len) = subdivisions.lookup(ip("198.51.100.1"));
     let (ca, ca_len) = subdivisions.lookup(ip("198.51.100.200"));
     assert_ne!(ny, ca);
@@ -215,7 +216,7 @@ fn sibling_networks_merge_only_when_the_answer_is_the_same() {
 #[test]
 fn ipv6_mapped_and_6to4_lookups_in_the_table() {
     let sources = GeoSources::from(city_db("v6.mmdb"));
-    let t = build_table(&sources, &[], country_id).unwrap();
+    let t = build_table(&sources, &[], Fields::ALL, country_id).unwrap();
     assert_eq!(t.lookup(ip("2001:db8:1::1")), (&2, 48));
     assert_eq!(t.lookup(ip("2001:db8::1")), (&5, 48));
     assert_eq!(*t.lookup(ip("2001:db9::1")).0, 0);
@@ -248,7 +249,7 @@ fn cidr_overrides_take_precedence_most_specific_wins() {
         (net("::ffff:203.0.113.0/120"), 77),
         (net("2001:db8:1:2::/64"), 66),
     ];
-    let t = build_table(&sources, &overrides, country_id).unwrap();
+    let t = build_table(&sources, &overrides, Fields::ALL, country_id).unwrap();
     check_table(&t).unwrap();
     assert_eq!(t.lookup(ip("81.2.69.130")), (&98, 27));
     assert_eq!(t.lookup(ip("81.2.69.170")), (&99, 27));
@@ -265,6 +266,7 @@ fn cidr_overrides_take_precedence_most_specific_wins() {
     let t = build_table(
         &sources,
         &[(net("8.8.8.0/24"), 1), (net("8.8.8.0/24"), 2)],
+        Fields::ALL,
         country_id,
     )
     .unwrap();
@@ -315,7 +317,7 @@ fn probe_addresses() -> Vec<IpAddr> {
 #[test]
 fn every_lookup_is_a_containing_block_consistent_with_the_database() {
     let sources = GeoSources::from(city_db("property.mmdb"));
-    let t = build_table(&sources, &[], country_id).unwrap();
+    let t = build_table(&sources, &[], Fields::ALL, country_id).unwrap();
     for addr in probe_addresses() {
         let (&id, len) = t.lookup(addr);
         // The answer is what classifying the database's answer gives...
@@ -386,13 +388,13 @@ fn several_databases_merge_with_the_narrowest_prefix() {
     assert_eq!((loc.asn, loc.prefix_len), (Some(20712), 25));
     assert_eq!(sources.lookup(ip("81.2.69.100")).unwrap().prefix_len, 26);
 
-    let by_asn = build_table(&sources, &[], |l| l.asn.unwrap_or(0)).unwrap();
+    let by_asn = build_table(&sources, &[], Fields::ALL, |l| l.asn.unwrap_or(0)).unwrap();
     assert_eq!(by_asn.lookup(ip("81.2.69.5")), (&64500, 26));
     // 81.2.69.64/26 and .128/25 have the same ASN but are not siblings: no merge.
     assert_eq!(by_asn.lookup(ip("81.2.69.100")), (&20712, 26));
     assert_eq!(by_asn.lookup(ip("81.2.69.200")), (&20712, 25));
     // A combined key (country + ASN) splits where either database does.
-    let combined = build_table(&sources, &[], |l| {
+    let combined = build_table(&sources, &[], Fields::ALL, |l| {
         country_id(l) * 100_000 + l.asn.unwrap_or(0) % 100_000
     })
     .unwrap();
@@ -436,7 +438,10 @@ fn ipv4_only_database_and_custom_field_paths() {
     assert_eq!(loc.prefix_len, 3);
 
     let sources = GeoSources::from(db);
-    let t = build_table(&sources, &[], |l| u32::from(l.country.is_some())).unwrap();
+    let t = build_table(&sources, &[], Fields::ALL, |l| {
+        u32::from(l.country.is_some())
+    })
+    .unwrap();
     assert_eq!(t.lookup(ip("192.0.2.1")), (&1, 24));
     assert_eq!(t.lookup(ip("::ffff:192.0.2.1")), (&1, 120));
     assert_eq!(t.lookup(ip("2001:db8::1")), (&0, 3));
@@ -466,7 +471,7 @@ fn errors_name_the_file_and_the_reason() {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         if let Ok(db) = GeoDb::open(&path, &GeoFieldPaths::default()) {
             let _ = db.lookup(ip("81.2.69.1"));
-            let _ = build_table(&GeoSources::from(db), &[], country_id);
+            let _ = build_table(&GeoSources::from(db), &[], Fields::ALL, country_id);
         }
     }
 
@@ -480,7 +485,7 @@ fn errors_name_the_file_and_the_reason() {
     let db = GeoDb::open(&path, &fields).unwrap();
     let err = db.lookup(ip("2001:db8:1::1")).unwrap_err();
     assert!(err.reason.contains("country"), "{err}");
-    let err = build_table(&GeoSources::from(db), &[], country_id).unwrap_err();
+    let err = build_table(&GeoSources::from(db), &[], Fields::ALL, country_id).unwrap_err();
     assert_eq!(err.path, path);
 
     // A bad field path is rejected at open.
@@ -513,12 +518,12 @@ fn demo_database_is_current_and_locates_the_demo_addresses() {
         assert_eq!(loc.country, CountryCode::parse("DE"), "{local}");
     }
     let sources = GeoSources::from(db);
-    let continents = build_table(&sources, &[], |l| {
+    let continents = build_table(&sources, &[], Fields::ALL, |l| {
         l.continent
             .map_or(0, |c| u32::from(c.0[0]) << 8 | u32::from(c.0[1]))
     })
     .unwrap();
-    let countries = build_table(&sources, &[], |l| {
+    let countries = build_table(&sources, &[], Fields::ALL, |l| {
         l.country
             .map_or(0, |c| u32::from(c.0[0]) << 8 | u32::from(c.0[1]))
     })
