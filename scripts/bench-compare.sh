@@ -10,7 +10,8 @@
 #   - userspace instructions per query: the server under valgrind --tool=callgrind, counters
 #     zeroed after start-up (callgrind_control -z) and dumped after the load (-d), at a low
 #     rate (valgrind is slow);
-#   - resident memory after the CPU run (VmRSS) and its peak (VmHWM).
+#   - resident memory after the CPU run (VmRSS) and its peak (VmHWM);
+#   - start to ready: from starting each server to its first answer, and its peak RSS by then.
 # Figures only: nothing here passes or fails. Everything listens on 127.0.0.1 and stops by
 # itself (every load is bounded in count and time; servers are killed on exit).
 #
@@ -344,6 +345,30 @@ wait_ready() {
     return 1
 }
 
+# Waits until the server on port $1 answers a UDP query for the zone's SOA (at most $2
+# seconds), asking every 20 ms with a 20 ms timeout: fine enough to time a start.
+wait_answer() {
+    python3 - "$1" "$2" "$ZONE" <<'PY'
+import socket, struct, sys, time
+port, limit, zone = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+name = b"".join(bytes([len(l)]) + l.encode() for l in zone.split(".") if l) + b"\0"
+query = struct.pack(">HHHHHH", 0x4D52, 0, 1, 0, 0, 0) + name + struct.pack(">HH", 6, 1)
+deadline = time.monotonic() + limit
+while time.monotonic() < deadline:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.02)
+    try:
+        s.sendto(query, ("127.0.0.1", port))
+        if s.recv(512)[:2] == query[:2]:
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.02)
+    finally:
+        s.close()
+sys.exit(1)
+PY
+}
+
 cpu_ns() {
     # On-CPU time of every thread of process $1 in nanoseconds (the first field of each
     # thread's schedstat): finer than the 10 ms ticks of /proc/PID/stat.
@@ -366,22 +391,27 @@ perf_args() {
 
 completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
 
-declare -A CPU CPUS RATIO RATIOS IR RSS HWM SPID SPORT
+declare -A CPU CPUS RATIO RATIOS IR RSS HWM SPID SPORT READY READY_HWM
 # Starts server $1 pinned to core 1 and waits until it answers; its pid and port go to SPID
 # and SPORT. Every server stays up through all CPU rounds (idle while another is measured).
 start_server() {
     local name=$1 port=$((PORT++)) pid
     configure "$name" "$port"
+    local t0
+    t0=$(date +%s.%N)
     # shellcheck disable=SC2046
     taskset -c 1 $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    if ! wait_ready "$port" 30; then
+    if ! wait_answer "$port" 30; then
         echo "$name did not start; log:" >&2
         cat "$WORK/$name.log" >&2
         stop_process "$pid" 100
         return 1
     fi
+    # Start to the first answer (polled every 20 ms), and the peak RSS so far: the load.
+    READY[$name]=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    READY_HWM[$name]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
     # Every thread on core 1: Knot, for one, pins its UDP workers to CPUs of its own choice
     # (the first one to core 0, beside dnsperf, where wake-ups cost far less).
     taskset -a -p -c 1 "$pid" >/dev/null
@@ -560,6 +590,15 @@ for ecs in $ECS_RUNS; do
         [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
         echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}" 3) | ${RSS[$s]:--} | ${HWM[$s]:--} |"
     done
+done
+echo
+echo "Start: from starting the server to its first answer (polled every 20 ms), and the peak RSS by then, with $(basename "$MMDB")."
+echo
+echo "| server | start to ready, s | peak RSS at ready, MB |"
+echo "|---|---|---|"
+for s in $SERVERS; do
+    [ "$s" = echo ] && continue
+    echo "| $s | ${READY[$s]:--} | ${READY_HWM[$s]:--} |"
 done
 if ((CG_MISS_QUERIES > 0)); then
     echo
