@@ -89,18 +89,25 @@ impl ZoneSet {
 
     /// The table behind [`ZoneSet::lookup`].
     fn direct_names(&self) -> HashTable<(u32, u32)> {
-        let mut direct = HashTable::new();
+        let entries: usize = self.zones.iter().map(|z| z.entries.len()).sum();
+        let mut direct = HashTable::with_capacity(entries);
+        // The names left out here go in marked afterwards.
+        let mut others: Vec<(u32, u32)> = Vec::new();
         for (zi, zone) in self.zones.iter().enumerate() {
             for (ei, (owner, node)) in zone.entries.iter().enumerate() {
+                let other = (zi as u32, ei as u32);
                 let apex = owner[..] == zone.origin[..];
                 if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
+                    others.push(other);
                     continue;
                 }
                 // Names queries must not find (NSEC3 owners) stay out of the table too.
                 if zone.node(owner).is_none() {
+                    others.push(other);
                     continue;
                 }
                 if self.find_index(owner, rtype::A) != Some(zi) {
+                    others.push(other);
                     continue;
                 }
                 let mut blocked = false;
@@ -117,8 +124,10 @@ impl ZoneSet {
                     }
                     cur = name::parent(p);
                 }
-                if !blocked {
-                    direct.insert_unique(hash_name(owner), (zi as u32, ei as u32), |&(z, e)| {
+                if blocked {
+                    others.push(other);
+                } else {
+                    direct.insert_unique(hash_name(owner), other, |&(z, e)| {
                         self.entry_name(z, e).map_or(0, hash_name)
                     });
                 }
@@ -126,21 +135,18 @@ impl ZoneSet {
         }
         // Every other existing name goes in marked (once per name), so that the walk up
         // from an absent name stops at its closest encloser whatever that is.
-        for (zi, zone) in self.zones.iter().enumerate() {
-            for (ei, (owner, _)) in zone.entries.iter().enumerate() {
-                let Ok(ei) = u32::try_from(ei) else { break };
-                if ei >= SEARCH {
-                    break;
-                }
-                let hash = hash_name(owner);
-                let known = direct
-                    .find(hash, |&(z, e)| self.entry_name(z, e) == Some(&owner[..]))
-                    .is_some();
-                if !known {
-                    direct.insert_unique(hash, (zi as u32, ei | SEARCH), |&(z, e)| {
-                        self.entry_name(z, e).map_or(0, hash_name)
-                    });
-                }
+        for (zi, ei) in others {
+            let Some(owner) = self.entry_name(zi, ei).filter(|_| ei < SEARCH) else {
+                continue;
+            };
+            let hash = hash_name(owner);
+            let known = direct
+                .find(hash, |&(z, e)| self.entry_name(z, e) == Some(owner))
+                .is_some();
+            if !known {
+                direct.insert_unique(hash, (zi, ei | SEARCH), |&(z, e)| {
+                    self.entry_name(z, e).map_or(0, hash_name)
+                });
             }
         }
         direct
