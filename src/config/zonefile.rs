@@ -76,7 +76,7 @@ struct Token {
 }
 
 /// One logical entry: a directive or a record, possibly spanning lines in parentheses.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     line: usize,
     /// The entry began with white space: the owner is the previous one.
@@ -84,21 +84,36 @@ struct Entry {
     tokens: Vec<Token>,
 }
 
-/// Splits master-file text into entries. Errors carry the line where they were found.
-fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
-    let mut entries = Vec::new();
+/// Splits master-file text into entries and hands each to `each` as soon as it is complete
+/// (a big zone is never held as tokens whole). Errors carry the line where they were found.
+fn tokenize(text: &str, errors: &mut Vec<(usize, String)>, mut each: impl FnMut(&Entry)) {
     let mut line = 1usize;
     let mut depth = 0usize;
     let mut paren_line = 0usize;
-    let mut cur: Option<Entry> = None;
+    // The entry being read, reused: after each entry its tokens' strings go to `spare`, so
+    // a million records do not make a million sets of strings.
+    let mut cur = Entry {
+        line: 0,
+        blank_owner: false,
+        tokens: Vec::new(),
+    };
+    let mut open = false;
+    let mut spare: Vec<String> = Vec::new();
     let mut at_line_start = true;
     let mut chars = text.chars().peekable();
 
-    let flush = |cur: &mut Option<Entry>, entries: &mut Vec<Entry>| {
-        if let Some(e) = cur.take()
-            && !e.tokens.is_empty()
-        {
-            entries.push(e);
+    let mut flush = |cur: &mut Entry, open: &mut bool, spare: &mut Vec<String>| {
+        if *open && !cur.tokens.is_empty() {
+            each(cur);
+        }
+        *open = false;
+        spare.extend(cur.tokens.drain(..).map(|t| t.text));
+    };
+    let begin = |cur: &mut Entry, open: &mut bool, line: usize, blank_owner: bool| {
+        if !*open {
+            *open = true;
+            cur.line = line;
+            cur.blank_owner = blank_owner;
         }
     };
 
@@ -110,7 +125,7 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
                 line += 1;
                 at_line_start = true;
                 if depth == 0 {
-                    flush(&mut cur, &mut entries);
+                    flush(&mut cur, &mut open, &mut spare);
                 }
             }
             ';' => {
@@ -119,19 +134,15 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
                         line += 1;
                         at_line_start = true;
                         if depth == 0 {
-                            flush(&mut cur, &mut entries);
+                            flush(&mut cur, &mut open, &mut spare);
                         }
                         break;
                     }
                 }
             }
             ' ' | '\t' | '\r' => {
-                if line_start && depth == 0 && cur.is_none() {
-                    cur = Some(Entry {
-                        line,
-                        blank_owner: true,
-                        tokens: Vec::new(),
-                    });
+                if line_start && depth == 0 {
+                    begin(&mut cur, &mut open, line, true);
                 }
             }
             '(' => {
@@ -139,11 +150,7 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
                     paren_line = line;
                 }
                 depth += 1;
-                cur.get_or_insert(Entry {
-                    line,
-                    blank_owner: line_start,
-                    tokens: Vec::new(),
-                });
+                begin(&mut cur, &mut open, line, line_start);
             }
             ')' => {
                 if depth == 0 {
@@ -153,12 +160,9 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
                 }
             }
             _ => {
-                let entry = cur.get_or_insert(Entry {
-                    line,
-                    blank_owner: false,
-                    tokens: Vec::new(),
-                });
-                let mut text = String::new();
+                begin(&mut cur, &mut open, line, false);
+                let mut text = spare.pop().unwrap_or_default();
+                text.clear();
                 let quoted = c == '"';
                 text.push(c);
                 if quoted {
@@ -169,15 +173,14 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>) -> Vec<Entry> {
                 } else {
                     read_word(c, &mut chars, &mut text, &mut line);
                 }
-                entry.tokens.push(Token { text, quoted });
+                cur.tokens.push(Token { text, quoted });
             }
         }
     }
     if depth > 0 {
         errors.push((paren_line, "'(' is never closed".into()));
     }
-    flush(&mut cur, &mut entries);
-    entries
+    flush(&mut cur, &mut open, &mut spare);
 }
 
 type Chars<'t> = std::iter::Peekable<std::str::Chars<'t>>;
@@ -287,15 +290,13 @@ fn load_file(
     let text = read_zone_text(path)?;
     stack.push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
     let mut lex_errors = Vec::new();
-    let entries = tokenize(&text, &mut lex_errors);
-    errors.extend(lex_errors.into_iter().map(|(l, m)| diag(l, m)));
-
-    for entry in entries {
+    let first_error = errors.len();
+    tokenize(&text, &mut lex_errors, |entry| {
         let result = match entry.tokens.first().map(|t| t.text.as_str()) {
             Some(d) if d.starts_with('$') && !entry.blank_owner => {
-                directive(&entry, path, state, builder, errors, warnings, stack)
+                directive(entry, path, state, builder, errors, warnings, stack)
             }
-            _ => record(&entry, state, builder),
+            _ => record(entry, state, builder),
         };
         if let Err(message) = result {
             errors.push(diag(entry.line, message));
@@ -303,7 +304,10 @@ fn load_file(
         for w in builder.take_warnings() {
             warnings.push(diag(entry.line, w));
         }
-    }
+    });
+    // The file's lexical errors first, as they come before its records' in reading.
+    let lexical: Vec<Diagnostic> = lex_errors.into_iter().map(|(l, m)| diag(l, m)).collect();
+    errors.splice(first_error..first_error, lexical);
     stack.pop();
     Ok(())
 }
@@ -476,7 +480,8 @@ mod tests {
 
     fn toks(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
         let mut errors = Vec::new();
-        let entries = tokenize(text, &mut errors);
+        let mut entries = Vec::new();
+        tokenize(text, &mut errors, |e| entries.push(e.clone()));
         (entries, errors)
     }
 

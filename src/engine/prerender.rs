@@ -178,6 +178,7 @@ impl StaticAnswers {
             } else {
                 types.extend(node.rrsets.iter().map(|s| s.rtype));
             }
+            let direct = crate::zone::Direct { entry, node };
             let run_start = out.answers.len();
             let mut all_rendered = true;
             for &qtype in &types {
@@ -187,15 +188,7 @@ impl StaticAnswers {
                     all_rendered = false;
                     continue;
                 }
-                match render(
-                    zones,
-                    zone,
-                    owner,
-                    crate::zone::Direct { entry, node },
-                    qtype,
-                    &mut buf,
-                    dnssec,
-                ) {
+                match render(zones, zone, owner, direct, qtype, &mut buf, dnssec) {
                     Some((r, body)) => out.push(r, &buf[body]),
                     None => all_rendered = false,
                 }
@@ -207,15 +200,8 @@ impl StaticAnswers {
             if !cname
                 && all_rendered
                 && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
-                && let Some((mut r, body)) = render(
-                    zones,
-                    zone,
-                    owner,
-                    crate::zone::Direct { entry, node },
-                    qtype,
-                    &mut buf,
-                    dnssec,
-                )
+                && let Some((mut r, body)) =
+                    render(zones, zone, owner, direct, qtype, &mut buf, dnssec)
             {
                 r.qtype = OTHER_TYPES;
                 let shared = out.shared_nodata(zi, owner.len());

@@ -25,6 +25,38 @@ struct RecordCache {
     locations: Vec<Location>,
 }
 
+/// Ids per distinct combination of records (one record index per database).
+#[derive(Default)]
+struct Ids {
+    by_records: HashMap<Box<[Option<usize>]>, u32>,
+    /// The same for one database, by its record index: one array read per network, where
+    /// a hash map of a City database's ~240,000 records misses the CPU cache on every probe.
+    by_record: Vec<u32>,
+}
+
+impl Ids {
+    fn get(&self, records: &[Option<usize>]) -> Option<u32> {
+        match records {
+            [Some(r)] => self.by_record.get(*r).copied().filter(|&id| id != u32::MAX),
+            _ => self.by_records.get(records).copied(),
+        }
+    }
+
+    fn insert(&mut self, records: &[Option<usize>], id: u32) {
+        match records {
+            [Some(r)] => {
+                if self.by_record.len() <= *r {
+                    self.by_record.resize(r + 1, u32::MAX);
+                }
+                self.by_record[*r] = id;
+            }
+            _ => {
+                self.by_records.insert(records.into(), id);
+            }
+        }
+    }
+}
+
 type Walk<'a> = Box<dyn Iterator<Item = Result<Item, GeoError>> + 'a>;
 
 /// Streams one database's networks of one family in address order as (start, len, record
@@ -148,21 +180,7 @@ pub fn build_table(
     }
 
     let caches: Vec<RefCell<RecordCache>> = dbs.iter().map(|_| RefCell::default()).collect();
-    // Ids per distinct combination of records (one record index per database).
-    let mut ids: HashMap<Box<[Option<usize>]>, u32> = HashMap::new();
-    // The same for one database, by its record index: one array read per network, where
-    // a hash map of a City database's ~240,000 records misses the CPU cache on every probe.
-    let mut by_record: Vec<u32> = Vec::new();
-    fn known(
-        ids: &HashMap<Box<[Option<usize>]>, u32>,
-        by_record: &[u32],
-        records: &[Option<usize>],
-    ) -> Option<u32> {
-        match records {
-            [Some(r)] => by_record.get(*r).copied().filter(|&id| id != u32::MAX),
-            _ => ids.get(records).copied(),
-        }
-    }
+    let mut ids = Ids::default();
     let mut db_networks = 0;
 
     let mut family = |v6: bool,
@@ -203,7 +221,7 @@ pub fn build_table(
                 Slot::Value(overrides.get(i).map_or(unknown, |o| o.1))
             } else if records.iter().all(Option::is_none) {
                 Slot::Value(unknown)
-            } else if let Some(id) = known(&ids, &by_record, records) {
+            } else if let Some(id) = ids.get(records) {
                 Slot::Value(id)
             } else {
                 let mut loc: Option<Location> = None;
@@ -219,17 +237,7 @@ pub fn build_table(
                     }
                 }
                 let id = classify(&loc.unwrap_or_default());
-                match records {
-                    [Some(r)] => {
-                        if by_record.len() <= *r {
-                            by_record.resize(r + 1, u32::MAX);
-                        }
-                        by_record[*r] = id;
-                    }
-                    _ => {
-                        ids.insert(records.into(), id);
-                    }
-                }
+                ids.insert(records, id);
                 Slot::Value(id)
             };
             merger.push(start, len, slot, &mut |s, l, v| emit(s, l, v));
