@@ -12,15 +12,29 @@ use crate::dns::{RRset, rtype};
 /// Collects records for one zone, checks RFC consistency rules, then freezes it.
 pub struct ZoneBuilder {
     origin: Box<[u8]>,
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    nodes: Nodes,
     warnings: Vec<String>,
+}
+
+/// Nodes by owner name.
+type Nodes = FxHashMap<Box<[u8]>, Node>;
+
+/// The node of `owner`, made when new. The owner is copied only then: most records add to a
+/// name seen on the line before, and `entry` would copy it for every record.
+fn node_mut<'n>(nodes: &'n mut Nodes, owner: &[u8]) -> &'n mut Node {
+    if !nodes.contains_key(owner) {
+        nodes.insert(owner.into(), Node::default());
+    }
+    nodes
+        .get_mut(owner)
+        .unwrap_or_else(|| unreachable!("inserted just above"))
 }
 
 impl ZoneBuilder {
     pub fn new(origin: Vec<u8>) -> Self {
         Self {
             origin: origin.into_boxed_slice(),
-            nodes: FxHashMap::default(),
+            nodes: Nodes::default(),
             warnings: Vec::new(),
         }
     }
@@ -46,7 +60,7 @@ impl ZoneBuilder {
         if rtype == rtype::SOA && owner != &self.origin[..] {
             return Err(ZoneError::SoaNotAtApex);
         }
-        let node = self.nodes.entry(owner.into()).or_default();
+        let node = node_mut(&mut self.nodes, owner);
         // A dynamic name holds only its denial proof and signatures (a signed zone's NSEC).
         if node.dynamic.is_some() && !matches!(rtype, rtype::RRSIG | rtype::NSEC) {
             return Err(ZoneError::StaticAtDynamic(name::to_text(owner)));
@@ -138,7 +152,7 @@ impl ZoneBuilder {
             }
             cur = name::parent(p);
         }
-        let node = self.nodes.entry(owner.into()).or_default();
+        let node = node_mut(&mut self.nodes, owner);
         if !node.rrsets.is_empty() {
             return Err(ZoneError::DynamicAndStatic(name::to_text(owner)));
         }
@@ -152,7 +166,7 @@ impl ZoneBuilder {
     /// Puts a dynamic name's default answer at its node, for transfers of a signed zone
     /// (queries still get the live answer: a dynamic node answers from routing).
     pub fn add_transfer_default(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: Vec<u8>) {
-        let node = self.nodes.entry(owner.into()).or_default();
+        let node = node_mut(&mut self.nodes, owner);
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             Some(set) => set.rdata.push(rdata.into_boxed_slice()),
             None => {
@@ -231,16 +245,20 @@ impl ZoneBuilder {
 
         // Every ancestor between an owner and the apex exists as an empty non-terminal, so
         // that "the name exists" is a single hash lookup and wildcards are blocked correctly.
-        let owners: Vec<Box<[u8]>> = self.nodes.keys().cloned().collect();
-        for owner in owners {
-            let mut cur: &[u8] = &owner;
+        // An existing ancestor's own ancestors are seen from it: the walk up stops there.
+        let mut missing: Vec<Box<[u8]>> = Vec::new();
+        for owner in self.nodes.keys() {
+            let mut cur: &[u8] = owner;
             while let Some(p) = name::parent(cur) {
-                if p.len() < self.origin.len() {
+                if p.len() < self.origin.len() || self.nodes.contains_key(p) {
                     break;
                 }
-                self.nodes.entry(p.into()).or_default();
+                missing.push(p.into());
                 cur = p;
             }
+        }
+        for p in missing {
+            self.nodes.entry(p).or_default();
         }
         let origin_labels = name::label_count(&self.origin);
         let fingerprint = fingerprint(&self.nodes);
@@ -317,7 +335,7 @@ impl ZoneBuilder {
 }
 
 /// Order-independent hash of every record, with SOA serials left out.
-fn fingerprint(nodes: &FxHashMap<Box<[u8]>, Node>) -> u64 {
+fn fingerprint(nodes: &Nodes) -> u64 {
     let mut total = 0u64;
     for (owner, node) in nodes {
         // Signatures are derived data (and ECDSA's differ at every signing).
