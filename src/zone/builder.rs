@@ -1,7 +1,7 @@
 //! Building a zone: records are added one by one with the RFC consistency rules checked
 //! (CNAME and other data, SOA at the apex, dynamic names), then frozen into a [`Zone`].
 
-use hashbrown::HashTable;
+use hashbrown::{HashTable, hash_table};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
@@ -16,18 +16,55 @@ pub struct ZoneBuilder {
     warnings: Vec<String>,
 }
 
-/// Nodes by owner name.
-type Nodes = FxHashMap<Box<[u8]>, Node>;
+/// Nodes by owner name: one hash per lookup, and an owner copied only when its node is new
+/// (most records add to a name seen on the line before).
+#[derive(Default)]
+struct Nodes(HashTable<(Box<[u8]>, Node)>);
 
-/// The node of `owner`, made when new. The owner is copied only then: most records add to a
-/// name seen on the line before, and `entry` would copy it for every record.
-fn node_mut<'n>(nodes: &'n mut Nodes, owner: &[u8]) -> &'n mut Node {
-    if !nodes.contains_key(owner) {
-        nodes.insert(owner.into(), Node::default());
+impl Nodes {
+    fn get(&self, owner: &[u8]) -> Option<&Node> {
+        self.0
+            .find(hash_name(owner), |(k, _)| k[..] == *owner)
+            .map(|(_, node)| node)
     }
-    nodes
-        .get_mut(owner)
-        .unwrap_or_else(|| unreachable!("inserted just above"))
+
+    fn get_mut(&mut self, owner: &[u8]) -> Option<&mut Node> {
+        self.0
+            .find_mut(hash_name(owner), |(k, _)| k[..] == *owner)
+            .map(|(_, node)| node)
+    }
+
+    fn contains_key(&self, owner: &[u8]) -> bool {
+        self.get(owner).is_some()
+    }
+
+    /// The node of `owner`, made when new.
+    fn node_mut(&mut self, owner: &[u8]) -> &mut Node {
+        let found = self.0.entry(
+            hash_name(owner),
+            |(k, _)| k[..] == *owner,
+            |(k, _)| hash_name(k),
+        );
+        match found {
+            hash_table::Entry::Occupied(o) => &mut o.into_mut().1,
+            hash_table::Entry::Vacant(v) => {
+                &mut v.insert((owner.into(), Node::default())).into_mut().1
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.0.iter().map(|(k, node)| (&k[..], node))
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+        self.0.iter_mut().map(|(_, node)| node)
+    }
+
+    /// Room for `names` more (growing a big table as it fills rehashes it several times).
+    fn reserve(&mut self, names: usize) {
+        self.0.reserve(names, |(k, _)| hash_name(k));
+    }
 }
 
 impl ZoneBuilder {
@@ -41,6 +78,11 @@ impl ZoneBuilder {
 
     pub fn origin(&self) -> &[u8] {
         &self.origin
+    }
+
+    /// Makes room for about `names` more owner names (a hint, from the size of a file).
+    pub fn reserve(&mut self, names: usize) {
+        self.nodes.reserve(names);
     }
 
     /// Adds one record. `owner` is lowercase wire form. Errors are reasons, without location.
@@ -60,7 +102,7 @@ impl ZoneBuilder {
         if rtype == rtype::SOA && owner != &self.origin[..] {
             return Err(ZoneError::SoaNotAtApex);
         }
-        let node = node_mut(&mut self.nodes, owner);
+        let node = self.nodes.node_mut(owner);
         // A dynamic name holds only its denial proof and signatures (a signed zone's NSEC).
         if node.dynamic.is_some() && !matches!(rtype, rtype::RRSIG | rtype::NSEC) {
             return Err(ZoneError::StaticAtDynamic(name::to_text(owner)));
@@ -152,7 +194,7 @@ impl ZoneBuilder {
             }
             cur = name::parent(p);
         }
-        let node = node_mut(&mut self.nodes, owner);
+        let node = self.nodes.node_mut(owner);
         if !node.rrsets.is_empty() {
             return Err(ZoneError::DynamicAndStatic(name::to_text(owner)));
         }
@@ -166,7 +208,7 @@ impl ZoneBuilder {
     /// Puts a dynamic name's default answer at its node, for transfers of a signed zone
     /// (queries still get the live answer: a dynamic node answers from routing).
     pub fn add_transfer_default(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: Vec<u8>) {
-        let node = node_mut(&mut self.nodes, owner);
+        let node = self.nodes.node_mut(owner);
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             Some(set) => set.rdata.push(rdata.into_boxed_slice()),
             None => {
@@ -184,7 +226,7 @@ impl ZoneBuilder {
 
     /// Every owner added so far with its node (order unspecified).
     pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.nodes.iter().map(|(k, v)| (&k[..], v))
+        self.nodes.iter()
     }
 
     /// Drops every RRset of these types (a signer replacing old signatures and chains).
@@ -247,7 +289,7 @@ impl ZoneBuilder {
         // that "the name exists" is a single hash lookup and wildcards are blocked correctly.
         // An existing ancestor's own ancestors are seen from it: the walk up stops there.
         let mut missing: Vec<Box<[u8]>> = Vec::new();
-        for owner in self.nodes.keys() {
+        for (owner, _) in self.nodes.iter() {
             let mut cur: &[u8] = owner;
             while let Some(p) = name::parent(cur) {
                 if p.len() < self.origin.len() || self.nodes.contains_key(p) {
@@ -258,7 +300,7 @@ impl ZoneBuilder {
             }
         }
         for p in missing {
-            self.nodes.entry(p).or_default();
+            self.nodes.node_mut(&p);
         }
         let origin_labels = name::label_count(&self.origin);
         let fingerprint = fingerprint(&self.nodes);
@@ -266,7 +308,7 @@ impl ZoneBuilder {
             .nodes
             .get(&self.origin)
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
-        let entries: Vec<(Box<[u8]>, Node)> = self.nodes.into_iter().collect();
+        let entries: Vec<(Box<[u8]>, Node)> = self.nodes.0.into_iter().collect();
         let mut index = HashTable::with_capacity(entries.len());
         // Names that hold only NSEC3 records (and their signatures) are not part of the
         // zone's name space (RFC 5155 §7.2): queries do not find them, transfers still carry
@@ -337,7 +379,7 @@ impl ZoneBuilder {
 /// Order-independent hash of every record, with SOA serials left out.
 fn fingerprint(nodes: &Nodes) -> u64 {
     let mut total = 0u64;
-    for (owner, node) in nodes {
+    for (owner, node) in nodes.iter() {
         // Signatures are derived data (and ECDSA's differ at every signing).
         for set in node.rrsets.iter().filter(|s| s.rtype != rtype::RRSIG) {
             for rd in &set.rdata {
