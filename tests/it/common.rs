@@ -302,6 +302,34 @@ impl Drop for DaemonGuard {
     }
 }
 
+/// A port free on 127.0.0.1 for TCP and UDP, below the kernel's ephemeral range and handed
+/// out once per test process: for a server that must bind the same port again after a
+/// restart (an etcd member). A port from the ephemeral range can meanwhile become the
+/// automatic source port of any connection on the machine ("address already in use").
+pub fn stable_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let low: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(32768);
+    let span = low.saturating_sub(20000).max(1000);
+    // Each call takes the next slot of a walk that starts at a place of this process's own.
+    let start = u64::from(std::process::id()).wrapping_mul(7919);
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let Ok(port) = u16::try_from(20000 + (start + step * 7) % span) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range on 127.0.0.1");
+}
+
 /// A port free on 127.0.0.1 for both UDP and TCP at the moment of asking.
 pub fn free_port() -> u16 {
     for _ in 0..50 {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, tool_path};
+use crate::common::{stable_port, tool_path};
 
 /// How long a start or a restart may take before the test fails.
 const START_DEADLINE: Duration = Duration::from_secs(20);
@@ -54,8 +54,9 @@ impl EtcdCluster {
     fn spawn(n: usize) -> EtcdCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = Vec::new();
+        // Below the ephemeral range: a restarted member binds its ports again.
         while ports.len() < 2 * n {
-            let p = free_port();
+            let p = stable_port();
             if !ports.contains(&p) {
                 ports.push(p);
             }
