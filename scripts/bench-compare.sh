@@ -23,7 +23,9 @@
 # (callgrind queries per run, default 20000; 0 skips callgrind), CG_MISS_QUERIES (per cache-miss
 # workload: a random ECS /24, a random label under a wildcard, a random NXDOMAIN; default
 # 10000, 0 skips them), CG_RATE (default 2000), SERVERS (default
-# "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1"),
+# "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1 miss":
+# without ECS, with it, and the miss mix: every query a name never asked before, half of them
+# nonexistent, half random labels under the wildcard, fresh names each round),
 # ALT_CONFIG (TOML appended to the alt server's meridian.toml, \n for newlines: the cost of
 # a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
@@ -48,7 +50,7 @@ SERVERS=${SERVERS:-"echo meridian gdnsd knot"}
 ROUNDS=${ROUNDS:-25}
 ALT_MERIDIAN=${ALT_MERIDIAN:-}
 MMDB=$(realpath "${MMDB:-geoip/demo-city.mmdb}")
-ECS_RUNS=${ECS_RUNS:-"0 1"}
+ECS_RUNS=${ECS_RUNS:-"0 1 miss"}
 # ECS option for "with ECS" runs: family 1, source /24, scope 0, 81.2.69.0 (London in the
 # demo database).
 ECS_OPT="8:00011800510245"
@@ -422,13 +424,27 @@ start_server() {
         -t 2 >/dev/null 2>&1 || true
 }
 
-# One measured load on running server $1 with ECS ($2 = 1) or without; prints µs/query.
+# Writes the miss mix of round $1 to $WORK/miss.txt: names never asked before (the round in
+# each), half nonexistent, half random labels under the wildcard; a fifth more than a run sends.
+write_miss_queries() {
+    awk -v n=$((RATE * SECS * 6 / 5)) -v r="$1" -v zone="$ZONE" 'BEGIN {
+        for (i = 0; i < n; i++) {
+            if (i % 2) printf "m%dx%d.%s A\n", r, i, zone
+            else printf "m%dx%d.wild.%s A\n", r, i, zone
+        }
+    }' >"$WORK/miss.txt"
+}
+
+# One measured load on running server $1 with ECS ($2 = 1), without (0), or the miss mix
+# (miss); prints µs/query.
 measure_cpu() {
     local name=$1 ecs=$2 pid=${SPID[$1]} port=${SPORT[$1]} t0 t1 q cpu u0 u1 s0 s1
+    local file=$WORK/queries.txt
+    [ "$ecs" = miss ] && file=$WORK/miss.txt
     t0=$(cpu_ns "$pid")
     read -r u0 s0 <<<"$(user_sys_ticks "$pid")"
     # shellcheck disable=SC2046
-    taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -Q "$RATE" -l "$SECS" \
+    taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$file" -Q "$RATE" -l "$SECS" \
         -t 2 $(perf_args "$ecs") >"$WORK/perf.$name.$ecs" 2>&1 || true
     t1=$(cpu_ns "$pid")
     read -r u1 s1 <<<"$(user_sys_ticks "$pid")"
@@ -522,6 +538,7 @@ for s in "${servers[@]}"; do
 done
 for ecs in $ECS_RUNS; do
     for round in $(seq 1 "$ROUNDS"); do
+        if [ "$ecs" = miss ]; then write_miss_queries "$round"; fi
         declare -A this=()
         n=${#up[@]}
         for ((k = 0; k < n; k++)); do
@@ -549,6 +566,8 @@ done
 # CG_QUERIES=0: CPU and memory only (a big database loads slowly under valgrind).
 if ((CG_QUERIES > 0)); then
     for ecs in $ECS_RUNS; do
+        # The miss paths have callgrind workloads of their own (below).
+        [ "$ecs" = miss ] && continue
         for s in "${servers[@]}"; do
             echo "callgrind: $s, ECS=$ecs" >&2
             run_callgrind "$s" "$ecs"
@@ -576,6 +595,7 @@ fi
 echo
 echo "Offered load $RATE queries/s for $SECS s per CPU run, $ROUNDS rounds (every server once a round, rotating order); callgrind runs of $CG_QUERIES queries at $CG_RATE/s."
 echo "Query mix: 38% geo (A/AAAA), 30% static A/AAAA/MX/SOA, 8% CNAME, 8% wildcard, 8% weighted, 8% NXDOMAIN."
+echo "Miss mix: every query a name not asked before, half nonexistent, half a random label under the wildcard (Knot and gdnsd get the same names)."
 echo "CPU ratio: the median over rounds of the server's CPU per query divided by the echo floor's in the same round, with the quartiles of those ratios."
 echo "Knot has no geo here (static answers for geo names). Memory: after the CPU runs, with the map loaded ($(basename "$MMDB"))."
 echo
@@ -588,7 +608,8 @@ for ecs in $ECS_RUNS; do
         [ "$s" = echo ] && label="echo floor"
         [ "$s" = knot ] && label="knot (static only)"
         [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
-        echo "| $label | $([ "$ecs" = 1 ] && echo yes || echo no) | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}" 3) | ${RSS[$s]:--} | ${HWM[$s]:--} |"
+        case $ecs in 1) what=yes ;; miss) what="miss mix" ;; *) what=no ;; esac
+        echo "| $label | $what | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}" 3) | ${RSS[$s]:--} | ${HWM[$s]:--} |"
     done
 done
 echo
