@@ -18,8 +18,6 @@ use super::location::{
 };
 use super::table::V4Alias;
 
-static NO_PATH: FieldPath = FieldPath(Vec::new());
-
 /// The fields of a [`Location`] a table is built from; the others are not decoded (most of
 /// a table build is decoding every distinct record of the database).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,24 +187,21 @@ impl GeoDb {
             return Ok(Location::default());
         }
         let p = &self.paths;
-        fn wanted(fields: Fields, field: Fields, path: &FieldPath) -> &FieldPath {
-            if fields.has(field) { path } else { &NO_PATH }
-        }
-        let get = |field: Fields, path: &'a FieldPath| wanted(fields, field, path);
+        let want = |field: Fields, path: &'a FieldPath| fields.has(field).then_some(path);
         let continent: Option<&str> =
-            self.field(result, get(Fields::CONTINENT, &p.continent), "continent")?;
+            self.field(result, want(Fields::CONTINENT, &p.continent), "continent")?;
         let country: Option<&str> =
-            self.field(result, get(Fields::COUNTRY, &p.country), "country")?;
+            self.field(result, want(Fields::COUNTRY, &p.country), "country")?;
         let subdivision: Option<&str> = self.field(
             result,
-            get(Fields::SUBDIVISION, &p.subdivision),
+            want(Fields::SUBDIVISION, &p.subdivision),
             "subdivision",
         )?;
-        let city: Option<&str> = self.field(result, get(Fields::CITY, &p.city), "city")?;
-        let lat: Option<f64> = self.field(result, get(Fields::COORDS, &p.latitude), "latitude")?;
+        let city: Option<&str> = self.field(result, want(Fields::CITY, &p.city), "city")?;
+        let lat: Option<f64> = self.field(result, want(Fields::COORDS, &p.latitude), "latitude")?;
         let lon: Option<f64> =
-            self.field(result, get(Fields::COORDS, &p.longitude), "longitude")?;
-        let asn: Option<u32> = self.field(result, get(Fields::ASN, &p.asn), "asn")?;
+            self.field(result, want(Fields::COORDS, &p.longitude), "longitude")?;
+        let asn: Option<u32> = self.field(result, want(Fields::ASN, &p.asn), "asn")?;
         let coords = match (lat, lon) {
             (Some(lat), Some(lon))
                 if lat.is_finite()
@@ -232,12 +227,13 @@ impl GeoDb {
     fn field<'a, T: Deserialize<'a>>(
         &self,
         result: &LookupResult<'a, Vec<u8>>,
-        path: &'a FieldPath,
+        path: Option<&'a FieldPath>,
         name: &str,
     ) -> Result<Option<T>, GeoError> {
-        if path.0.is_empty() {
+        // Not asked for, or not in this database.
+        let Some(path) = path.filter(|p| !p.0.is_empty()) else {
             return Ok(None);
-        }
+        };
         let element = |s: &'a Segment| match s {
             Segment::Key(k) => PathElement::Key(k),
             Segment::Index(i) => PathElement::Index(*i),

@@ -349,6 +349,14 @@ fn delv(server: &Server, anchor: &Path, zone: &str, name: &str, rtype: &str) -> 
     out
 }
 
+/// `meridian dnssec keygen ZONE` in `dir`, and delv's trust anchor for the new key.
+fn keygen_with_anchor(dir: &Path, zone: &str) -> std::path::PathBuf {
+    let (ok, out) = meridian(dir, &["dnssec", "keygen", zone]);
+    assert!(ok, "{out}");
+    let stem = out.split_whitespace().next().expect("stem");
+    anchor_file(dir, zone, &dir.join(format!("{stem}.key")))
+}
+
 /// A trust anchor file for delv from a `.key` file.
 fn anchor_file(dir: &Path, zone: &str, key_file: &Path) -> std::path::PathBuf {
     let key = std::fs::read_to_string(key_file).expect("key file");
@@ -379,14 +387,7 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
         return;
     }
     let dir = setup(&[("signed.test", ZONE, Some(DYNAMIC))]);
-    let (ok, out) = meridian(dir.path(), &["dnssec", "keygen", "signed.test"]);
-    assert!(ok, "{out}");
-    let stem = out.split_whitespace().next().expect("stem").to_string();
-    let anchor = anchor_file(
-        dir.path(),
-        "signed.test",
-        &dir.path().join(format!("{stem}.key")),
-    );
+    let anchor = keygen_with_anchor(dir.path(), "signed.test");
     let server = Server::start_with_config(
         tempfile::tempdir().expect("unused"),
         dir.path().join("meridian.toml"),
@@ -652,14 +653,7 @@ fn compact_denial_validates_follows_co_and_keeps_to_its_budget() {
     let config = dir.path().join("meridian.toml");
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(&config, format!("{text}denial = \"compact\"\n")).expect("config");
-    let (ok, out) = meridian(dir.path(), &["dnssec", "keygen", "signed.test"]);
-    assert!(ok, "{out}");
-    let stem = out.split_whitespace().next().expect("stem").to_string();
-    let anchor = anchor_file(
-        dir.path(),
-        "signed.test",
-        &dir.path().join(format!("{stem}.key")),
-    );
+    let anchor = keygen_with_anchor(dir.path(), "signed.test");
     let server = Server::start_with_config(tempfile::tempdir().expect("unused"), config.clone());
 
     let out = delv(&server, &anchor, "signed.test", "nope.signed.test", "A");
