@@ -19,6 +19,8 @@ pub struct ZoneSet {
     /// (zone, entry) of every name one hash lookup answers: a node of the most specific
     /// zone containing it, with no delegation or DNAME above it, and not itself a cut.
     /// Most questions hit here and skip the zone search and the walk down from the apex.
+    /// Every other existing name is here too, marked [`SEARCH`], so that the walk up from
+    /// an absent name stops at its closest encloser.
     direct: HashTable<(u32, u32)>,
     /// Some zone is signed: DO queries cannot share answers with the others.
     any_signed: bool,
@@ -95,41 +97,13 @@ impl ZoneSet {
         let mut others: Vec<(u32, u32)> = Vec::new();
         for (zi, zone) in self.zones.iter().enumerate() {
             for (ei, (owner, node)) in zone.entries.iter().enumerate() {
-                let other = (zi as u32, ei as u32);
-                let apex = owner[..] == zone.origin[..];
-                if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
-                    others.push(other);
-                    continue;
-                }
-                // Names queries must not find (NSEC3 owners) stay out of the table too.
-                if zone.node(owner).is_none() {
-                    others.push(other);
-                    continue;
-                }
-                if self.find_index(owner, rtype::A) != Some(zi) {
-                    others.push(other);
-                    continue;
-                }
-                let mut blocked = false;
-                let mut cur = name::parent(owner);
-                while let Some(p) = cur {
-                    if p.len() <= zone.origin.len() {
-                        break;
-                    }
-                    if zone.node(p).is_some_and(|n| {
-                        n.get(rtype::NS).is_some() || n.get(rtype::DNAME).is_some()
-                    }) {
-                        blocked = true;
-                        break;
-                    }
-                    cur = name::parent(p);
-                }
-                if blocked {
-                    others.push(other);
-                } else {
-                    direct.insert_unique(hash_name(owner), other, |&(z, e)| {
+                let at = (zi as u32, ei as u32);
+                if self.answers_directly(zi, zone, owner, node) {
+                    direct.insert_unique(hash_name(owner), at, |&(z, e)| {
                         self.entry_name(z, e).map_or(0, hash_name)
                     });
+                } else {
+                    others.push(at);
                 }
             }
         }
@@ -150,6 +124,34 @@ impl ZoneSet {
             }
         }
         direct
+    }
+
+    /// Whether one hash lookup may answer for `owner` (in `zone`, at index `zi`): a node
+    /// queries find, of the most specific zone containing it, not a cut itself and with no
+    /// delegation or DNAME above it.
+    fn answers_directly(&self, zi: usize, zone: &Zone, owner: &[u8], node: &Node) -> bool {
+        let apex = owner[..] == zone.origin[..];
+        if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
+            return false;
+        }
+        // Names queries must not find (NSEC3 owners) stay out too.
+        if zone.node(owner).is_none() || self.find_index(owner, rtype::A) != Some(zi) {
+            return false;
+        }
+        let mut cur = name::parent(owner);
+        while let Some(p) = cur {
+            if p.len() <= zone.origin.len() {
+                break;
+            }
+            if zone
+                .node(p)
+                .is_some_and(|n| n.get(rtype::NS).is_some() || n.get(rtype::DNAME).is_some())
+            {
+                return false;
+            }
+            cur = name::parent(p);
+        }
+        true
     }
 
     fn entry_name(&self, zone: u32, entry: u32) -> Option<&[u8]> {
