@@ -91,7 +91,7 @@ pub trait Sink {
         origin: &[u8],
         soa: &RRset,
         ttl: u32,
-        _rendered: Option<&wire::NegativeSoa>,
+        _rendered: &wire::NegativeSoa,
     ) -> bool {
         self.rrset(Section::Authority, origin, soa, ttl)
     }

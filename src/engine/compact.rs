@@ -52,7 +52,7 @@ impl<S: Sink> Sink for CompactSink<'_, S> {
         origin: &[u8],
         soa: &RRset,
         ttl: u32,
-        rendered: Option<&crate::dns::wire::NegativeSoa>,
+        rendered: &crate::dns::wire::NegativeSoa,
     ) -> bool {
         self.inner.negative_soa(origin, soa, ttl, rendered)
     }

@@ -277,7 +277,8 @@ impl ZoneBuilder {
         let soa_rdata = soa.rdata.first().ok_or(ZoneError::EmptySoa)?;
         let minimum = soa_field(soa_rdata, 4).ok_or(ZoneError::MalformedSoa)?;
         let negative_ttl = soa.ttl.min(minimum);
-        let negative_soa = NegativeSoa::new(&self.origin, soa_rdata, negative_ttl);
+        let negative_soa = NegativeSoa::new(&self.origin, soa_rdata, negative_ttl)
+            .ok_or(ZoneError::MalformedSoa)?;
         if apex.get(rtype::NS).is_none() {
             return Err(ZoneError::NoApexNs);
         }

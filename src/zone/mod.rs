@@ -113,7 +113,7 @@ pub struct Zone {
     negative_ttl: u32,
     /// That SOA record rendered for the wire once (the names left to point into the
     /// question).
-    negative_soa: Option<NegativeSoa>,
+    negative_soa: NegativeSoa,
     /// Hash of all records (SOA serial excluded): tells a reload whether content changed.
     fingerprint: u64,
     /// Signed (the apex has signatures): DO queries get RRSIGs and denial proofs.

@@ -379,12 +379,7 @@ impl Zone {
 
     fn add_negative_soa<S: Sink>(&self, sink: &mut S) {
         if let Some(soa) = self.soa()
-            && sink.negative_soa(
-                &self.origin,
-                soa,
-                self.negative_ttl,
-                self.negative_soa.as_ref(),
-            )
+            && sink.negative_soa(&self.origin, soa, self.negative_ttl, &self.negative_soa)
             && sink.dnssec_ok()
             && self.signed
         {

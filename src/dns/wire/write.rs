@@ -664,9 +664,9 @@ impl Sink for Writer<'_> {
         origin: &[u8],
         soa: &RRset,
         ttl: u32,
-        rendered: Option<&NegativeSoa>,
+        rendered: &NegativeSoa,
     ) -> bool {
-        rendered.is_some_and(|r| self.fast_negative_soa(origin, r))
+        self.fast_negative_soa(origin, rendered)
             || self.write_set(
                 Section::Authority,
                 origin,
