@@ -180,15 +180,15 @@ impl Reloader {
     pub async fn watch(self: Arc<Self>, paths: Vec<PathBuf>) {
         let mut last = fingerprint(&paths);
         // A re-sign that failed (a broken key file) is tried again a minute later, not at
-        // every tick; the old signatures stay until then.
-        let mut resign_tried: Option<std::time::Instant> = None;
+        // every tick; the old signatures stay until then. One that worked may find the next
+        // key event already due (it fell due while signing): that one goes at the next tick.
+        let mut resign_failed: Option<std::time::Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let retry = resign_tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+            let retry = resign_failed.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
             if retry && self.resign_due() {
-                let _ = self.reload("dnssec re-sign or key event").await;
-                // Still due: the reload failed (or moved nothing); wait before trying again.
-                resign_tried = self.resign_due().then(std::time::Instant::now);
+                let result = self.reload("dnssec re-sign or key event").await;
+                resign_failed = result.is_err().then(std::time::Instant::now);
                 continue;
             }
             let now = fingerprint(&paths);
