@@ -31,6 +31,8 @@
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
 # (CPU runs per server, interleaved; the table shows medians and quartiles, default 25), ALT_MERIDIAN (a
 # second meridian binary, measured as server "alt" with the same configuration: A/B tests),
+# START_CORES (1, the default: each server starts pinned to core 1, as it then runs; all:
+# it starts on every core, for a server that loads with several threads),
 # DNSSEC (1: the zone signed, meridian by its own key, Knot by its automatic signing; every
 # query with DO, the cache-miss workloads too; gdnsd left out, it does not sign).
 set -euo pipefail
@@ -51,6 +53,7 @@ ROUNDS=${ROUNDS:-25}
 ALT_MERIDIAN=${ALT_MERIDIAN:-}
 MMDB=$(realpath "${MMDB:-geoip/demo-city.mmdb}")
 ECS_RUNS=${ECS_RUNS:-"0 1 miss"}
+START_CORES=${START_CORES:-1}
 # ECS option for "with ECS" runs: family 1, source /24, scope 0, 81.2.69.0 (London in the
 # demo database).
 ECS_OPT="8:00011800510245"
@@ -401,8 +404,10 @@ start_server() {
     configure "$name" "$port"
     local t0
     t0=$(date +%s.%N)
+    local pin=(taskset -c 1)
+    [ "$START_CORES" = all ] && pin=()
     # shellcheck disable=SC2046
-    taskset -c 1 $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
+    "${pin[@]}" $(start_cmd "$name" "$port") >"$WORK/$name.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     if ! wait_answer "$port" 30; then
@@ -613,7 +618,7 @@ for ecs in $ECS_RUNS; do
     done
 done
 echo
-echo "Start: from starting the server to its first answer (polled every 20 ms), and the peak RSS by then, with $(basename "$MMDB")."
+echo "Start: from starting the server to its first answer (polled every 20 ms), and the peak RSS by then, with $(basename "$MMDB"), on $([ "$START_CORES" = all ] && echo "every core" || echo "one core")."
 echo
 echo "| server | start to ready, s | peak RSS at ready, MB |"
 echo "|---|---|---|"

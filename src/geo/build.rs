@@ -22,7 +22,131 @@ use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_n
 struct RecordCache {
     /// Record index by data-section offset (u32 both: a City database's map stays small).
     by_offset: rustc_hash::FxHashMap<u32, u32>,
+    /// Records decoded so far (the next one's index).
+    decoded: u32,
+    /// Decoded records not yet handed to the table builder, in index order.
+    fresh: Vec<Location>,
+}
+
+/// Networks per message from a walking thread: the channel's cost per network stays small
+/// and the messages in flight stay a few hundred KiB.
+const BATCH: usize = 4096;
+
+/// A run of one database's networks, with the records first seen in it.
+struct Batch {
+    items: Vec<Result<Item, GeoError>>,
     locations: Vec<Location>,
+    /// The walk's last batch.
+    done: bool,
+}
+
+/// One database's networks of one family, walked (and their records decoded) on a thread of
+/// its own while the caller gap-fills, sweeps, classifies and merges: the two halves of a
+/// table build take about the same time, so a large database loads in a little over half.
+/// Records arrive in `locations` before the networks that use them.
+struct Walker<'a> {
+    batches: std::sync::mpsc::Receiver<Batch>,
+    current: std::vec::IntoIter<Result<Item, GeoError>>,
+    locations: &'a RefCell<Vec<Location>>,
+    done: bool,
+}
+
+impl<'a> Walker<'a> {
+    fn spawn<'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'a>,
+        db: &'a GeoDb,
+        v6: bool,
+        fields: Fields,
+        records: &'a std::sync::Mutex<RecordCache>,
+        locations: &'a RefCell<Vec<Location>>,
+    ) -> Self {
+        let (tx, batches) = std::sync::mpsc::sync_channel(4);
+        scope.spawn(move || {
+            // Held for the whole walk: the other family's walk of this database starts
+            // after it and goes on with the same record indices.
+            let mut kept = records.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = RefCell::new(std::mem::take(&mut *kept));
+            walk_to(db, v6, fields, &cache, &tx);
+            *kept = cache.into_inner();
+        });
+        Self {
+            batches,
+            current: Vec::new().into_iter(),
+            locations,
+            done: false,
+        }
+    }
+}
+
+/// Sends the walk's networks in batches until it ends, fails or the builder stops.
+fn walk_to(
+    db: &GeoDb,
+    v6: bool,
+    fields: Fields,
+    cache: &RefCell<RecordCache>,
+    tx: &std::sync::mpsc::SyncSender<Batch>,
+) {
+    let networks = match walk(db, v6, fields, cache) {
+        Ok(networks) => networks,
+        Err(e) => {
+            let _ = tx.send(Batch {
+                items: vec![Err(e)],
+                locations: Vec::new(),
+                done: true,
+            });
+            return;
+        }
+    };
+    let mut items = Vec::with_capacity(BATCH);
+    for item in networks {
+        let failed = item.is_err();
+        items.push(item);
+        if items.len() == BATCH || failed {
+            let locations = std::mem::take(&mut cache.borrow_mut().fresh);
+            let items = std::mem::replace(&mut items, Vec::with_capacity(BATCH));
+            // The builder stopped (an error elsewhere): so does the walk.
+            let batch = Batch {
+                items,
+                locations,
+                done: failed,
+            };
+            if tx.send(batch).is_err() || failed {
+                return;
+            }
+        }
+    }
+    let locations = std::mem::take(&mut cache.borrow_mut().fresh);
+    let _ = tx.send(Batch {
+        items,
+        locations,
+        done: true,
+    });
+}
+
+impl Iterator for Walker<'_> {
+    type Item = Result<Item, GeoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            let Ok(batch) = self.batches.recv() else {
+                // Never silently short: the gap fill would answer the rest as unknown.
+                self.done = true;
+                return Some(Err(GeoError::new(
+                    "<table build>",
+                    "a database walk stopped before its end",
+                )));
+            };
+            self.locations.borrow_mut().extend(batch.locations);
+            self.current = batch.items.into_iter();
+            self.done = batch.done;
+        }
+    }
 }
 
 /// Ids per distinct combination of records (one record index per database).
@@ -129,10 +253,11 @@ fn walk<'a>(
                         Some(&i) => i as usize,
                         None => {
                             let loc = db.decode(&result, fields)?;
-                            let i = cache.locations.len();
-                            cache.locations.push(loc);
-                            cache.by_offset.insert(key, i as u32);
-                            i
+                            let i = cache.decoded;
+                            cache.decoded += 1;
+                            cache.fresh.push(loc);
+                            cache.by_offset.insert(key, i);
+                            i as usize
                         }
                     };
                     last = Some((offset, i));
@@ -179,80 +304,85 @@ pub fn build_table(
         }
     }
 
-    let caches: Vec<RefCell<RecordCache>> = dbs.iter().map(|_| RefCell::default()).collect();
+    let records: Vec<std::sync::Mutex<RecordCache>> =
+        dbs.iter().map(|_| Default::default()).collect();
+    let locations: Vec<RefCell<Vec<Location>>> = dbs.iter().map(|_| RefCell::default()).collect();
     let mut ids = Ids::default();
     let mut db_networks = 0;
 
-    let mut family = |v6: bool,
-                      emit: &mut dyn FnMut(u128, u8, Slot<u32>)|
-     -> Result<usize, GeoError> {
-        let width = if v6 { 128 } else { 32 };
-        let mut walks = Vec::with_capacity(dbs.len());
-        for (db, cache) in dbs.iter().zip(&caches) {
-            walks.push(GapFill::new(walk(db, v6, fields, cache)?, width, db.path()));
-        }
-        let alias_parts = if v6 {
-            alias_partition(&aliases)
-        } else {
-            Vec::new()
-        };
-        let override_parts = cidr::partition(width, if v6 { over6.clone() } else { over4.clone() });
-        let mut alias_iter = alias_parts.into_iter().map(Ok);
-        let mut override_iter = override_parts.into_iter().map(Ok);
-
-        let mut sources: Vec<&mut dyn Iterator<Item = Result<Item, GeoError>>> = Vec::new();
-        for w in walks.iter_mut() {
-            sources.push(w);
-        }
-        let n_dbs = sources.len();
-        sources.push(&mut override_iter);
-        if v6 {
-            sources.push(&mut alias_iter);
-        }
-
-        let mut merger = Merger::new(width);
-        cidr::sweep(width, &mut sources, |start, len, payloads| {
-            let (records, rest) = payloads.split_at(n_dbs);
-            let alias = rest.get(1).copied().flatten();
-            let over = rest.first().copied().flatten();
-            let slot = if alias.is_some() {
-                Slot::Alias
-            } else if let Some(i) = over {
-                Slot::Value(overrides.get(i).map_or(unknown, |o| o.1))
-            } else if records.iter().all(Option::is_none) {
-                Slot::Value(unknown)
-            } else if let Some(id) = ids.get(records) {
-                Slot::Value(id)
-            } else {
-                let mut loc: Option<Location> = None;
-                for (cache, record) in caches.iter().zip(records) {
-                    let cache = cache.borrow();
-                    let part = record
-                        .and_then(|r| cache.locations.get(r))
-                        .cloned()
-                        .unwrap_or_default();
-                    match loc.as_mut() {
-                        None => loc = Some(part),
-                        Some(l) => l.merge_from(&part),
-                    }
+    std::thread::scope(|scope| {
+        let mut family =
+            |v6: bool, emit: &mut dyn FnMut(u128, u8, Slot<u32>)| -> Result<usize, GeoError> {
+                let width = if v6 { 128 } else { 32 };
+                let mut walks = Vec::with_capacity(dbs.len());
+                for ((db, records), locations) in dbs.iter().zip(&records).zip(&locations) {
+                    let walker = Walker::spawn(scope, db, v6, fields, records, locations);
+                    walks.push(GapFill::new(walker, width, db.path()));
                 }
-                let id = classify(&loc.unwrap_or_default());
-                ids.insert(records, id);
-                Slot::Value(id)
+                let alias_parts = if v6 {
+                    alias_partition(&aliases)
+                } else {
+                    Vec::new()
+                };
+                let override_parts =
+                    cidr::partition(width, if v6 { over6.clone() } else { over4.clone() });
+                let mut alias_iter = alias_parts.into_iter().map(Ok);
+                let mut override_iter = override_parts.into_iter().map(Ok);
+
+                let mut sources: Vec<&mut dyn Iterator<Item = Result<Item, GeoError>>> = Vec::new();
+                for w in walks.iter_mut() {
+                    sources.push(w);
+                }
+                let n_dbs = sources.len();
+                sources.push(&mut override_iter);
+                if v6 {
+                    sources.push(&mut alias_iter);
+                }
+
+                let mut merger = Merger::new(width);
+                cidr::sweep(width, &mut sources, |start, len, payloads| {
+                    let (records, rest) = payloads.split_at(n_dbs);
+                    let alias = rest.get(1).copied().flatten();
+                    let over = rest.first().copied().flatten();
+                    let slot = if alias.is_some() {
+                        Slot::Alias
+                    } else if let Some(i) = over {
+                        Slot::Value(overrides.get(i).map_or(unknown, |o| o.1))
+                    } else if records.iter().all(Option::is_none) {
+                        Slot::Value(unknown)
+                    } else if let Some(id) = ids.get(records) {
+                        Slot::Value(id)
+                    } else {
+                        let mut loc: Option<Location> = None;
+                        for (known, record) in locations.iter().zip(records) {
+                            let known = known.borrow();
+                            let part = record
+                                .and_then(|r| known.get(r))
+                                .cloned()
+                                .unwrap_or_default();
+                            match loc.as_mut() {
+                                None => loc = Some(part),
+                                Some(l) => l.merge_from(&part),
+                            }
+                        }
+                        let id = classify(&loc.unwrap_or_default());
+                        ids.insert(records, id);
+                        Slot::Value(id)
+                    };
+                    merger.push(start, len, slot, &mut |s, l, v| emit(s, l, v));
+                    Ok(())
+                })?;
+                drop(sources);
+                db_networks += walks.iter().map(|w| w.yielded).sum::<usize>();
+                Ok(merger.finish(&mut |s, l, v| emit(s, l, v)))
             };
-            merger.push(start, len, slot, &mut |s, l, v| emit(s, l, v));
-            Ok(())
-        })?;
-        drop(sources);
-        db_networks += walks.iter().map(|w| w.yielded).sum::<usize>();
-        Ok(merger.finish(&mut |s, l, v| emit(s, l, v)))
-    };
-    let (mut b4, mut b6) = (Blocks::new(), Blocks::new());
-    let pushed = family(false, &mut |s, l, v| b4.add(s, l, v))?;
-    b4.pushed = pushed;
-    let pushed = family(true, &mut |s, l, v| b6.add(s, l, v))?;
-    b6.pushed = pushed;
-    Ok(NetTable::from_merged(b4, b6, aliases, unknown, db_networks))
+        let (mut b4, mut b6) = (Blocks::new(), Blocks::new());
+        let pushed = family(false, &mut |s, l, v| b4.add(s, l, v))?;
+        b4.pushed = pushed;
+        let pushed = family(true, &mut |s, l, v| b6.add(s, l, v))?;
+        b6.pushed = pushed;
+        Ok(NetTable::from_merged(b4, b6, aliases, unknown, db_networks))
+    })
 }
 
 #[cfg(test)]
