@@ -29,6 +29,10 @@ pub struct LastReload {
     pub trigger: String,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
+    /// Network tables (geo maps, nearest, latency) kept from the data replaced because
+    /// nothing they are built from changed, and built anew.
+    pub tables_kept: usize,
+    pub tables_built: usize,
 }
 
 impl ReloadStats {
@@ -73,7 +77,8 @@ impl Reloader {
         // So is computing the IXFR differences against the data being replaced.
         // And opening a new query log file, when [rrl] or [query_log] changed.
         let loaded = tokio::task::spawn_blocking(move || {
-            let mut loaded = config::load(&this.config_path)?;
+            let serving = this.snapshot.load_full();
+            let mut loaded = config::reload(&this.config_path, &serving.routing)?;
             crate::net::settings::update(&this.settings, &loaded.rrl, loaded.query_log.as_ref())
                 .map_err(|e| {
                     vec![config::Diagnostic {
@@ -113,6 +118,7 @@ impl Reloader {
                     tracing::warn!("{w}");
                 }
                 let zones = loaded.snapshot.zones.zones().len();
+                let (tables_kept, tables_built) = loaded.tables;
                 let names = loaded.snapshot.routing.names.len();
                 let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
                 let render_ms = loaded.snapshot.static_answers.build_time().as_millis();
@@ -137,9 +143,13 @@ impl Reloader {
                         trigger: trigger.into(),
                         errors: Vec::new(),
                         warnings,
+                        tables_kept,
+                        tables_built,
                     };
                 }
                 tracing::info!(
+                    tables_kept,
+                    tables_built,
                     trigger,
                     zones,
                     dynamic_names = names,
@@ -166,7 +176,7 @@ impl Reloader {
                         ok: false,
                         trigger: trigger.into(),
                         errors: errors.clone(),
-                        warnings: Vec::new(),
+                        ..LastReload::default()
                     };
                 }
                 Err(errors)

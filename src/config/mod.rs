@@ -41,6 +41,8 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
     /// Files and directories whose change should trigger a reload.
     pub watch: Vec<PathBuf>,
+    /// Network tables taken from the serving snapshot (their recipe unchanged), and built.
+    pub tables: (usize, usize),
 }
 
 /// The 1-based line where a TOML error's span starts (0 when it has none).
@@ -58,19 +60,32 @@ fn toml_line(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
 
 /// Reads and validates the config file and every zone. Returns all errors found.
 pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
-    load_with(config_path, true)
+    load_with(config_path, true, None)
+}
+
+/// [`load`] on a reload: a routing table whose recipe (databases, map, orders) did not
+/// change is taken from `serving` instead of walking the GeoIP databases again.
+pub fn reload(
+    config_path: &Path,
+    serving: &crate::routing::Routing,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    load_with(config_path, true, Some(serving))
 }
 
 /// [`load`] for a snapshot that will not serve (`check`, the `explain` command): the same
 /// checks and data, without rendering static answers (answers are the same either way).
 pub fn load_to_inspect(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
-    load_with(config_path, false)
+    load_with(config_path, false, None)
 }
 
 /// A zone to load: its origin, master file and dynamic-names file.
 type ZoneSource = (Name, PathBuf, Option<PathBuf>);
 
-fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic>> {
+fn load_with(
+    config_path: &Path,
+    serving: bool,
+    previous: Option<&crate::routing::Routing>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let diag = |line: usize, message: String| Diagnostic {
         file: config_path.to_path_buf(),
         line,
@@ -92,8 +107,13 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     let mut warnings = Vec::new();
 
     // GeoIP first: dynamic names compile their tables against it.
-    let (geo, recipe) = open_geoip(&file.geoip, base, &mut |m| errors.push(diag(0, m)));
-    let mut routing = dynamic::RoutingBuilder::new(geo.as_ref());
+    let recipe = geo_recipe(&file.geoip, base);
+    let geo = open_geoip(&recipe, previous, &mut |m| errors.push(diag(0, m)));
+    let mut routing = dynamic::RoutingBuilder::new(
+        geo.as_ref().map(Option::as_ref).map_err(Clone::clone),
+        recipe.identity(),
+        previous,
+    );
     let sources = zone_sources(&file, base, &mut errors, &diag);
     let watch = watch_list(config_path, &file, base, &sources);
     let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
@@ -129,9 +149,10 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
     if !errors.is_empty() {
         return Err(errors);
     }
+    let tables = (routing.tables.kept, routing.tables.built);
     let mut routing = routing.tables.routing;
     // The databases themselves go when `load` returns: the tables hold what queries need.
-    routing.geo = geo.is_some().then_some(recipe);
+    routing.geo = (!recipe.is_empty()).then_some(recipe);
     let mut snapshot = Snapshot {
         generation: 0,
         serial: Snapshot::next_serial(),
@@ -182,6 +203,7 @@ fn load_with(config_path: &Path, serving: bool) -> Result<Loaded, Vec<Diagnostic
         cluster: file.cluster,
         warnings,
         watch,
+        tables,
     })
 }
 
@@ -221,14 +243,9 @@ fn settings_errors(file: &ConfigFile) -> Vec<String> {
     errors
 }
 
-/// Opens every configured GeoIP database; `None` when there is none (or none opened).
-fn open_geoip(
-    config: &GeoIpConfig,
-    base: &Path,
-    error: &mut dyn FnMut(String),
-) -> (Option<GeoSources>, GeoRecipe) {
+/// The configured GeoIP databases, with the stamps their files have before they are read.
+fn geo_recipe(config: &GeoIpConfig, base: &Path) -> GeoRecipe {
     let default_fields = config.fields.clone().unwrap_or_default();
-    let mut dbs = Vec::new();
     let mut recipe = GeoRecipe::default();
     for db in &config.databases {
         let (path, fields) = match db {
@@ -237,15 +254,31 @@ fn open_geoip(
         };
         let path = base.join(path);
         let stamp = FileStamp::of(&path);
-        match GeoDb::open(&path, fields) {
-            Ok(d) => {
-                dbs.push(d);
-                recipe.push(path, fields.clone(), stamp);
-            }
+        recipe.push(path, fields.clone(), stamp);
+    }
+    recipe
+}
+
+/// Opens the databases of `recipe` (`Ok(None)` when there is none), or leaves them closed
+/// (`Err`, how to open them) when they are the unchanged files `previous` was built from:
+/// a reload that keeps every table then reads none of them.
+fn open_geoip(
+    recipe: &GeoRecipe,
+    previous: Option<&crate::routing::Routing>,
+    error: &mut dyn FnMut(String),
+) -> Result<Option<GeoSources>, GeoRecipe> {
+    let identity = recipe.identity();
+    if identity.is_some() && previous.and_then(|p| p.geo.as_ref()?.identity()) == identity {
+        return Err(recipe.clone());
+    }
+    let mut dbs = Vec::new();
+    for (path, fields) in recipe.files() {
+        match GeoDb::open(path, fields) {
+            Ok(d) => dbs.push(d),
             Err(e) => error(format!("geoip: {e}")),
         }
     }
-    ((!dbs.is_empty()).then(|| GeoSources::new(dbs)), recipe)
+    Ok((!dbs.is_empty()).then(|| GeoSources::new(dbs)))
 }
 
 /// The zones to load: every `*.zone` in `zones_dir` (named after the file), then the

@@ -342,6 +342,13 @@ impl FileStamp {
 }
 
 impl GeoRecipe {
+    /// Tells these databases apart from others across loads (paths, fields, sizes,
+    /// modification times); `None` when a file's stamp could not be read.
+    pub fn identity(&self) -> Option<String> {
+        let stamped = self.dbs.iter().all(|(_, _, stamp)| stamp.is_some());
+        stamped.then(|| format!("{:?}", self.dbs))
+    }
+
     /// Records a database as loaded, with the stamp its file had before it was read.
     pub fn push(&mut self, path: PathBuf, fields: GeoFieldPaths, stamp: Option<FileStamp>) {
         self.dbs.push((path, fields, stamp));
@@ -349,6 +356,13 @@ impl GeoRecipe {
 
     pub fn is_empty(&self) -> bool {
         self.dbs.is_empty()
+    }
+
+    /// Each database's path and fields.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &GeoFieldPaths)> {
+        self.dbs
+            .iter()
+            .map(|(path, fields, _)| (path.as_path(), fields))
     }
 
     /// Opens the databases again. The flag says some file changed since it was loaded (the

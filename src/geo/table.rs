@@ -195,6 +195,28 @@ pub(crate) enum Slot<T> {
     Alias,
 }
 
+impl<T> NetTable<T> {
+    /// The same blocks with every value passed through `f` (a table kept from the previous
+    /// load, its values renumbered for this one).
+    pub fn map_values(&self, mut f: impl FnMut(&T) -> T) -> Self {
+        fn family<K: Clone, T>(f: &Family<K, T>, map: &mut impl FnMut(&T) -> T) -> Family<K, T> {
+            Family {
+                starts: f.starts.clone(),
+                lens: f.lens.clone(),
+                values: f.values.iter().map(&mut *map).collect(),
+                buckets: f.buckets.clone(),
+            }
+        }
+        Self {
+            v4: family(&self.v4, &mut f),
+            v6: family(&self.v6, &mut f),
+            v6_aliases: self.v6_aliases.clone(),
+            fallback: f(&self.fallback),
+            stats: self.stats,
+        }
+    }
+}
+
 impl<T: Clone + PartialEq> NetTable<T> {
     /// Builds a table from CIDR entries (most specific wins; for the same network, the later
     /// entry wins) over `default`. Useful for maps that are pure CIDR lists.

@@ -18,6 +18,19 @@ use crate::health::CheckSpec;
 pub struct TableBuilder<'g> {
     pub routing: Routing,
     geo: Option<&'g GeoSources>,
+    /// The databases' identity (paths, fields, sizes, modification times) for table
+    /// recipes; `None` when a file's stamp could not be read (nothing is then reused).
+    geo_identity: Option<String>,
+    /// The serving snapshot's routing, on a reload: a table whose recipe is unchanged is
+    /// taken from it instead of walking the databases again.
+    previous: Option<&'g Routing>,
+    /// Databases the caller did not open (the previous load's, unchanged): opened here
+    /// when a table has to be built after all.
+    unopened: Option<crate::geo::GeoRecipe>,
+    opened: Option<GeoSources>,
+    /// Tables taken from the previous load, and tables built.
+    pub kept: usize,
+    pub built: usize,
     /// Stands in when no database is configured: every client is "unknown".
     no_geo: GeoSources,
     order_ids: HashMap<Vec<u32>, u32>,
@@ -28,10 +41,27 @@ pub struct TableBuilder<'g> {
 pub type Rtt = (u32, f64);
 
 impl<'g> TableBuilder<'g> {
-    pub fn new(geo: Option<&'g GeoSources>) -> Self {
+    /// `geo_identity` tells the databases apart across loads (see the field); `previous`
+    /// is the routing being replaced, if any. `geo` are the databases opened, or, when the
+    /// caller left them closed, how to open them.
+    pub fn new(
+        geo: Result<Option<&'g GeoSources>, crate::geo::GeoRecipe>,
+        geo_identity: Option<String>,
+        previous: Option<&'g Routing>,
+    ) -> Self {
+        let (geo, unopened) = match geo {
+            Ok(geo) => (geo, None),
+            Err(recipe) => (None, Some(recipe)),
+        };
         Self {
             routing: Routing::default(),
             geo,
+            geo_identity,
+            previous,
+            unopened,
+            opened: None,
+            kept: 0,
+            built: 0,
             no_geo: GeoSources::new(Vec::new()),
             order_ids: HashMap::new(),
             check_ids: HashMap::new(),
@@ -39,7 +69,16 @@ impl<'g> TableBuilder<'g> {
     }
 
     fn sources(&self) -> &GeoSources {
-        self.geo.unwrap_or(&self.no_geo)
+        self.geo.or(self.opened.as_ref()).unwrap_or(&self.no_geo)
+    }
+
+    /// Opens the databases left closed, before a table is built from them.
+    fn open_sources(&mut self) -> Result<(), GeoError> {
+        if let Some(recipe) = self.unopened.take() {
+            self.opened = Some(recipe.open()?.0);
+        }
+        self.built += 1;
+        Ok(())
     }
 
     /// The index of `spec` in the routing's checks, added if new.
@@ -95,10 +134,50 @@ impl<'g> TableBuilder<'g> {
         groups
     }
 
-    fn push_table(&mut self, table: crate::geo::NetTable<u32>) -> u32 {
+    fn push_table(&mut self, table: crate::geo::NetTable<u32>, recipe: Option<String>) -> u32 {
         let id = self.routing.tables.len() as u32;
         self.routing.tables.push(table);
+        self.routing.table_recipes.push(recipe);
         id
+    }
+
+    /// A recipe: what a table of `kind` is built from, `inputs` told in a stable order.
+    fn recipe(&self, kind: &str, inputs: impl std::fmt::Debug) -> Option<String> {
+        let identity = self.geo_identity.as_ref()?;
+        Some(format!("{kind} {identity} {inputs:?}"))
+    }
+
+    /// The previous load's table of the same recipe, its values (order ids there) turned
+    /// into this load's order ids.
+    fn reuse(&mut self, recipe: &Option<String>) -> Option<u32> {
+        let previous = self.previous?;
+        let recipe = recipe.as_ref()?;
+        let i = previous
+            .table_recipes
+            .iter()
+            .position(|r| r.as_ref() == Some(recipe))?;
+        let old = previous.tables.get(i)?;
+        let mut ids: HashMap<u32, u32> = HashMap::new();
+        let table = old.map_values(|&v| {
+            *ids.entry(v).or_insert_with(|| {
+                let order = previous.orders.get(v as usize).map(|o| o.to_vec());
+                self.intern(order.unwrap_or_default())
+            })
+        });
+        self.kept += 1;
+        Some(self.push_table(table, Some(recipe.clone())))
+    }
+
+    /// The pool's groups with their datacenters' coordinates: what distances depend on.
+    fn pool_places(&self, pool: u32) -> Vec<(u32, Option<(f64, f64)>)> {
+        self.pool_order(pool)
+            .into_iter()
+            .map(|g| {
+                let dc = self.routing.groups.get(g as usize).map(|g| g.datacenter);
+                let coords = dc.and_then(|d| self.routing.datacenters.get(d as usize)?.coords);
+                (g, coords)
+            })
+            .collect()
     }
 
     /// A geo map's table: each network gets the order of the most specific key that
@@ -109,6 +188,15 @@ impl<'g> TableBuilder<'g> {
         by_key: Vec<(GeoKey, Vec<u32>)>,
         overrides: Vec<(IpNet, Vec<u32>)>,
     ) -> Result<u32, GeoError> {
+        let recipe = {
+            let mut keys: Vec<String> = by_key.iter().map(|k| format!("{k:?}")).collect();
+            keys.sort_unstable();
+            self.recipe("geo", (&default, keys, &overrides))
+        };
+        if let Some(id) = self.reuse(&recipe) {
+            return Ok(id);
+        }
+        self.open_sources()?;
         let default_id = self.intern(default);
         let by_key: HashMap<GeoKey, u32> = by_key
             .into_iter()
@@ -124,12 +212,17 @@ impl<'g> TableBuilder<'g> {
                 .copied()
                 .unwrap_or(default_id)
         })?;
-        Ok(self.push_table(table))
+        Ok(self.push_table(table, recipe))
     }
 
     /// The `limit` nearest datacenters of `pool` for each network, by great-circle
     /// distance from its location.
     pub fn nearest_table(&mut self, pool: u32, limit: usize) -> Result<u32, GeoError> {
+        let recipe = self.recipe("nearest", (self.pool_places(pool), limit));
+        if let Some(id) = self.reuse(&recipe) {
+            return Ok(id);
+        }
+        self.open_sources()?;
         let default = self.pool_order(pool);
         let default_id = self.intern(default);
         let mut cache: HashMap<(u64, u64), u32> = HashMap::new();
@@ -150,7 +243,7 @@ impl<'g> TableBuilder<'g> {
         })?;
         let new = pending.new;
         self.intern_all(new);
-        Ok(self.push_table(table))
+        Ok(self.push_table(table, recipe))
     }
 
     /// Measured RTTs, lowest first; then the datacenters without a measurement, by
@@ -178,6 +271,15 @@ impl<'g> TableBuilder<'g> {
         by_net: Vec<(IpNet, Vec<Rtt>)>,
         by_key: HashMap<GeoKey, Vec<Rtt>>,
     ) -> Result<u32, GeoError> {
+        let recipe = {
+            let mut keys: Vec<String> = by_key.iter().map(|k| format!("{k:?}")).collect();
+            keys.sort_unstable();
+            self.recipe("latency", (self.pool_places(pool), &by_net, keys))
+        };
+        if let Some(id) = self.reuse(&recipe) {
+            return Ok(id);
+        }
+        self.open_sources()?;
         let mut overrides = Vec::new();
         for (net, measured) in &by_net {
             let order = self.latency_order(pool, measured, None);
@@ -200,7 +302,7 @@ impl<'g> TableBuilder<'g> {
         })?;
         let new = pending.new;
         self.intern_all(new);
-        Ok(self.push_table(table))
+        Ok(self.push_table(table, recipe))
     }
 }
 
@@ -324,7 +426,7 @@ mod tests {
 
     #[test]
     fn orders_are_interned_once() {
-        let mut b = TableBuilder::new(None);
+        let mut b = TableBuilder::new(Ok(None), None, None);
         let a = b.intern(vec![2, 0, 1]);
         assert_eq!(b.intern(vec![2, 0, 1]), a);
         assert_ne!(b.intern(vec![0, 1, 2]), a);
@@ -333,7 +435,7 @@ mod tests {
 
     #[test]
     fn without_a_database_every_client_gets_the_default_or_its_network() {
-        let mut b = TableBuilder::new(None);
+        let mut b = TableBuilder::new(Ok(None), None, None);
         let net: IpNet = "192.0.2.0/24".parse().expect("net");
         let t = b
             .geo_table(vec![1, 0], vec![], vec![(net, vec![0, 1])])

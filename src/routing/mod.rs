@@ -182,6 +182,9 @@ pub struct Routing {
     pub endpoints: Vec<Endpoint>,
     pub names: Vec<DynamicName>,
     pub tables: Vec<NetTable<u32>>,
+    /// What each table was built from (databases by path, size and time; the map, overrides
+    /// and orders), when it can be told: a reload finding the same recipe keeps the table.
+    pub table_recipes: Vec<Option<String>>,
     /// Datacenter orders as group indices; tables and failover policies point here.
     pub orders: Vec<Box<[u32]>>,
     /// Distinct health checks; endpoints point here.

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
@@ -456,4 +457,69 @@ fn check_rejects_a_name_both_static_and_dynamic() {
         "{text}"
     );
     assert!(text.contains("unknown pool \"nope\""), "{text}");
+}
+
+/// A reload keeps a network table when nothing it is built from changed (here the zone
+/// changed, not the map nor the database), and builds it anew when the map or the database
+/// changed: the answers follow each change, and the reload status tells kept from built.
+#[test]
+fn a_reload_keeps_unchanged_tables_and_rebuilds_changed_ones() {
+    let map = |eu: &str| {
+        format!(
+            "[geo_maps.world]\ndefault = [\"fra\"]\n[geo_maps.world.map]\n\"EU\" = [\"{eu}\"]\n\
+             \"NA\" = [\"nyc\"]\n\n[names.www]\npool = \"web\"\npolicy = \"geo\"\nmap = \"world\"\n"
+        )
+    };
+    let s = geo_server(&map("lon"), &[]);
+    let api = s.api.expect("api");
+    let dir = s.dir.path();
+    let london = || dcs(&ask(&s, "www.example.com", A, Some(("10.1.2.0", 24))));
+    let status = || -> serde_json::Value {
+        serde_json::from_str(&http_get(api, "/reload").1).expect("reload status")
+    };
+    assert_eq!(london(), BTreeSet::from(["lon"]));
+
+    // The zone changes: the table is kept.
+    let zone = format!("{}\nmarker IN TXT \"after\"\n", zones::ROUTING);
+    std::fs::write(dir.join("zones/example.com.zone"), zone).expect("zone");
+    wait_until("the zone change served", Duration::from_secs(15), || {
+        !ask(&s, "marker.example.com", meridian::dns::rtype::TXT, None)
+            .msg
+            .answers
+            .is_empty()
+    });
+    let last = status();
+    assert_eq!(
+        (last["tables_kept"].as_u64(), last["tables_built"].as_u64()),
+        (Some(1), Some(0)),
+        "{last}"
+    );
+    assert_eq!(london(), BTreeSet::from(["lon"]));
+
+    // The map changes: built anew.
+    let dynamic = format!("{DATACENTERS}\n{}", map("fra"));
+    std::fs::write(dir.join("zones/example.com.toml"), dynamic).expect("names");
+    wait_until("the map change served", Duration::from_secs(15), || {
+        london() == BTreeSet::from(["fra"])
+    });
+
+    // The database changes (London moves to North America): built anew.
+    let row = |net: &str| CityRow::new(net.parse().expect("net"));
+    let moved = city_mmdb(
+        "GeoIP2-City",
+        &[row("10.1.0.0/16").continent("NA").country("US")],
+    )
+    .expect("db");
+    std::fs::write(dir.join("geo.mmdb"), moved).expect("db");
+    wait_until(
+        "the database change served",
+        Duration::from_secs(15),
+        || london() == BTreeSet::from(["nyc"]),
+    );
+    // Kept from then on: the table kept is the new one.
+    let (code, body) = http_post(api, "/reload", "");
+    assert_eq!(code, 200, "{body}");
+    let last: serde_json::Value = serde_json::from_str(&body).expect("reload");
+    assert_eq!(last["tables_kept"].as_u64(), Some(1), "{last}");
+    assert_eq!(london(), BTreeSet::from(["nyc"]));
 }

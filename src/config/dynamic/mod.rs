@@ -109,9 +109,14 @@ fn odd_geo_key(key: &str) -> Option<String> {
 }
 
 impl<'g> RoutingBuilder<'g> {
-    pub fn new(geo: Option<&'g GeoSources>) -> Self {
+    /// See [`TableBuilder::new`].
+    pub fn new(
+        geo: Result<Option<&'g GeoSources>, crate::geo::GeoRecipe>,
+        geo_identity: Option<String>,
+        previous: Option<&'g crate::routing::Routing>,
+    ) -> Self {
         Self {
-            tables: TableBuilder::new(geo),
+            tables: TableBuilder::new(geo, geo_identity, previous),
             table_ids: HashMap::new(),
             warnings: Vec::new(),
         }
