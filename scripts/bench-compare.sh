@@ -68,6 +68,7 @@ command -v dnsperf >/dev/null || packages+=(dnsperf)
 command -v valgrind >/dev/null || packages+=(valgrind)
 install_packages "${packages[@]}"
 GDNSD=$(command -v gdnsd || echo /usr/sbin/gdnsd)
+GDNSDCTL=$(command -v gdnsdctl || echo /usr/bin/gdnsdctl)
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
 
 echo "building meridian and the echo floor (release)..." >&2
@@ -157,10 +158,12 @@ write_meridian() {
         printf '\n[names.api]\npool = "api"\npolicy = "weighted"\nsticky = true\n'
         printf 'weights = { fra = 2, nyc = 1, sin = 1 }\nselect = "weighted"\nttl = 20\n'
     } >"$dir/zones/$ZONE.toml"
+    # A copy of its own: the reload measure touches it.
+    cp "$MMDB" "$dir/geo.mmdb"
     cat >"$dir/meridian.toml" <<EOF
 zones_dir = "zones"
 [geoip]
-databases = ["$MMDB"]
+databases = ["geo.mmdb"]
 ecs = true
 [server]
 listen = ["127.0.0.1:$port"]
@@ -396,7 +399,34 @@ perf_args() {
 
 completed() { awk '/Queries completed:/ { print $3 }' "$1"; }
 
-declare -A CPU CPUS RATIO RATIOS IR RSS HWM SPID SPORT READY READY_HWM
+declare -A CPU CPUS RATIO RATIOS IR RSS HWM SPID SPORT READY READY_HWM RELOAD RELOAD_DB
+
+# Seconds a command takes, the median of 5 runs.
+median_seconds() {
+    local runs=() t0
+    for _ in 1 2 3 4 5; do
+        t0=$(date +%s.%N)
+        "$@" >/dev/null 2>&1 || return 1
+        runs+=("$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')")
+    done
+    printf '%s\n' "${runs[@]}" | sort -n | sed -n 3p
+}
+
+# Reload times of server $1 (meridian: through its API, which answers once the new data
+# serves; gdnsd: gdnsdctl reload-zones, which returns once the zones are replaced). For
+# meridian also after its copy of the database changed (every table built again).
+measure_reload() {
+    local name=$1 api
+    case $name in
+    meridian | alt)
+        api=$(sed -n 's|^meridian: api on http://||p' "$WORK/$name.log" | head -1)
+        [ -n "$api" ] || return 0
+        RELOAD[$name]=$(median_seconds curl -sf -X POST "http://$api/reload") || true
+        RELOAD_DB[$name]=$(median_seconds sh -c "touch '$WORK/meridian/geo.mmdb' && curl -sf -X POST 'http://$api/reload'") || true
+        ;;
+    gdnsd) RELOAD[$name]=$(median_seconds "$GDNSDCTL" -c "$WORK/gdnsd" reload-zones) || true ;;
+    esac
+}
 # Starts server $1 pinned to core 1 and waits until it answers; its pid and port go to SPID
 # and SPORT. Every server stays up through all CPU rounds (idle while another is measured).
 start_server() {
@@ -541,6 +571,7 @@ up=()
 for s in "${servers[@]}"; do
     if start_server "$s"; then up+=("$s"); fi
 done
+for s in "${up[@]}"; do measure_reload "$s"; done
 for ecs in $ECS_RUNS; do
     for round in $(seq 1 "$ROUNDS"); do
         if [ "$ecs" = miss ]; then write_miss_queries "$round"; fi
@@ -625,6 +656,15 @@ echo "|---|---|---|"
 for s in $SERVERS; do
     [ "$s" = echo ] && continue
     echo "| $s | ${READY[$s]:--} | ${READY_HWM[$s]:--} |"
+done
+echo
+echo "Reload: the median of 5, zones unchanged (gdnsd: gdnsdctl reload-zones; meridian: POST /reload, its network tables kept), and for meridian after its copy of the database was touched (every table built again)."
+echo
+echo "| server | reload, s | reload after the database changed, s |"
+echo "|---|---|---|"
+for s in $SERVERS; do
+    case $s in echo | knot) continue ;; esac
+    echo "| $s | ${RELOAD[$s]:--} | ${RELOAD_DB[$s]:--} |"
 done
 if ((CG_MISS_QUERIES > 0)); then
     echo

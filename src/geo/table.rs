@@ -196,6 +196,13 @@ pub(crate) enum Slot<T> {
 }
 
 impl<T> NetTable<T> {
+    /// Every value the table holds, block by block (and the fallback).
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        let v4 = self.v4.values.iter();
+        v4.chain(&self.v6.values)
+            .chain(std::iter::once(&self.fallback))
+    }
+
     /// The same blocks with every value passed through `f` (a table kept from the previous
     /// load, its values renumbered for this one).
     pub fn map_values(&self, mut f: impl FnMut(&T) -> T) -> Self {

@@ -134,7 +134,11 @@ impl<'g> TableBuilder<'g> {
         groups
     }
 
-    fn push_table(&mut self, table: crate::geo::NetTable<u32>, recipe: Option<String>) -> u32 {
+    fn push_table(
+        &mut self,
+        table: std::sync::Arc<crate::geo::NetTable<u32>>,
+        recipe: Option<String>,
+    ) -> u32 {
         let id = self.routing.tables.len() as u32;
         self.routing.tables.push(table);
         self.routing.table_recipes.push(recipe);
@@ -148,7 +152,8 @@ impl<'g> TableBuilder<'g> {
     }
 
     /// The previous load's table of the same recipe, its values (order ids there) turned
-    /// into this load's order ids.
+    /// into this load's order ids: shared as it is when they are the same ids (the usual
+    /// case), else copied with the values renumbered.
     fn reuse(&mut self, recipe: &Option<String>) -> Option<u32> {
         let previous = self.previous?;
         let recipe = recipe.as_ref()?;
@@ -157,13 +162,26 @@ impl<'g> TableBuilder<'g> {
             .iter()
             .position(|r| r.as_ref() == Some(recipe))?;
         let old = previous.tables.get(i)?;
-        let mut ids: HashMap<u32, u32> = HashMap::new();
-        let table = old.map_values(|&v| {
-            *ids.entry(v).or_insert_with(|| {
-                let order = previous.orders.get(v as usize).map(|o| o.to_vec());
-                self.intern(order.unwrap_or_default())
-            })
-        });
+        // This load's id of each previous order the table holds (u32::MAX: not held).
+        let mut ids = vec![u32::MAX; previous.orders.len()];
+        for v in old.values() {
+            if let Some(slot) = ids.get_mut(*v as usize) {
+                *slot = 0;
+            }
+        }
+        let mut same = true;
+        for (v, slot) in ids.iter_mut().enumerate() {
+            if *slot != u32::MAX {
+                let order = previous.orders.get(v).map(|o| o.to_vec());
+                *slot = self.intern(order.unwrap_or_default());
+                same &= *slot as usize == v;
+            }
+        }
+        let table = if same {
+            old.clone()
+        } else {
+            std::sync::Arc::new(old.map_values(|&v| ids.get(v as usize).copied().unwrap_or(v)))
+        };
         self.kept += 1;
         Some(self.push_table(table, Some(recipe.clone())))
     }
@@ -212,7 +230,7 @@ impl<'g> TableBuilder<'g> {
                 .copied()
                 .unwrap_or(default_id)
         })?;
-        Ok(self.push_table(table, recipe))
+        Ok(self.push_table(std::sync::Arc::new(table), recipe))
     }
 
     /// The `limit` nearest datacenters of `pool` for each network, by great-circle
@@ -243,7 +261,7 @@ impl<'g> TableBuilder<'g> {
         })?;
         let new = pending.new;
         self.intern_all(new);
-        Ok(self.push_table(table, recipe))
+        Ok(self.push_table(std::sync::Arc::new(table), recipe))
     }
 
     /// Measured RTTs, lowest first; then the datacenters without a measurement, by
@@ -302,7 +320,7 @@ impl<'g> TableBuilder<'g> {
         })?;
         let new = pending.new;
         self.intern_all(new);
-        Ok(self.push_table(table, recipe))
+        Ok(self.push_table(std::sync::Arc::new(table), recipe))
     }
 }
 

@@ -181,7 +181,8 @@ pub struct Routing {
     pub groups: Vec<Group>,
     pub endpoints: Vec<Endpoint>,
     pub names: Vec<DynamicName>,
-    pub tables: Vec<NetTable<u32>>,
+    /// Shared with the next snapshot when a reload keeps them (see `table_recipes`).
+    pub tables: Vec<std::sync::Arc<NetTable<u32>>>,
     /// What each table was built from (databases by path, size and time; the map, overrides
     /// and orders), when it can be told: a reload finding the same recipe keeps the table.
     pub table_recipes: Vec<Option<String>>,

@@ -522,4 +522,26 @@ fn a_reload_keeps_unchanged_tables_and_rebuilds_changed_ones() {
     let last: serde_json::Value = serde_json::from_str(&body).expect("reload");
     assert_eq!(last["tables_kept"].as_u64(), Some(1), "{last}");
     assert_eq!(london(), BTreeSet::from(["nyc"]));
+
+    // A name read before the map's takes the first order ids: the kept table's values are
+    // renumbered, and every answer stays right.
+    let first = "[names.aaa]\npool = \"web\"\npolicy = \"failover\"\norder = [\"sin\", \"lon\"]\n";
+    let dynamic = format!("{DATACENTERS}\n{first}\n{}", map("fra"));
+    std::fs::write(dir.join("zones/example.com.toml"), dynamic).expect("names");
+    wait_until("the new name served", Duration::from_secs(15), || {
+        !ask(&s, "aaa.example.com", A, None).values.is_empty()
+    });
+    let last = status();
+    assert_eq!(last["tables_kept"].as_u64(), Some(1), "{last}");
+    assert_eq!(
+        dcs(&ask(&s, "aaa.example.com", A, None)),
+        BTreeSet::from(["sin"])
+    );
+    assert_eq!(london(), BTreeSet::from(["nyc"]));
+    let berlin = dcs(&ask(&s, "www.example.com", A, Some(("10.2.0.0", 24))));
+    assert_eq!(
+        berlin,
+        BTreeSet::from(["fra"]),
+        "unknown to the new database: default"
+    );
 }
