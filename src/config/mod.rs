@@ -131,21 +131,7 @@ fn load_with(
         errors.push(diag(0, e.to_string()));
         ZoneSet::default()
     });
-    let transfer = {
-        let (mut errs, mut warns) = (Vec::new(), Vec::new());
-        let line = |span: std::ops::Range<usize>| toml_line(&text, Some(span));
-        let t = transfer::build(
-            &file.tsig_keys,
-            &file.transfer,
-            &zones,
-            &line,
-            &mut errs,
-            &mut warns,
-        );
-        errors.extend(errs.into_iter().map(|(l, m)| diag(l, m)));
-        warnings.extend(warns.into_iter().map(|(l, m)| diag(l, m)));
-        t
-    };
+    let transfer = transfer_settings(&file, &text, &zones, &mut errors, &mut warnings, &diag);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -153,6 +139,15 @@ fn load_with(
     let mut routing = routing.tables.routing;
     // The databases themselves go when `load` returns: the tables hold what queries need.
     routing.geo = (!recipe.is_empty()).then_some(recipe);
+    // Answers to plain queries, and to DO queries when some zone is signed.
+    let render = |dnssec: bool| {
+        let wanted = serving && file.server.prerender && (!dnssec || zones.any_signed());
+        if wanted {
+            crate::engine::prerender::StaticAnswers::build(&zones, dnssec)
+        } else {
+            Default::default()
+        }
+    };
     let mut snapshot = Snapshot {
         generation: 0,
         serial: Snapshot::next_serial(),
@@ -160,16 +155,8 @@ fn load_with(
         zone_queries: (0..zones.zones().len())
             .map(|_| std::sync::Arc::default())
             .collect(),
-        static_answers: if serving && file.server.prerender {
-            crate::engine::prerender::StaticAnswers::build(&zones, false)
-        } else {
-            Default::default()
-        },
-        static_answers_dnssec: if serving && file.server.prerender && zones.any_signed() {
-            crate::engine::prerender::StaticAnswers::build(&zones, true)
-        } else {
-            Default::default()
-        },
+        static_answers: render(false),
+        static_answers_dnssec: render(true),
         zones,
         routing,
         ecs: file.geoip.ecs,
@@ -205,6 +192,31 @@ fn load_with(
         watch,
         tables,
     })
+}
+
+/// The zone transfer settings (TSIG keys, who may transfer and be notified), their
+/// problems added to `errors` and `warnings` with their lines.
+fn transfer_settings(
+    file: &ConfigFile,
+    text: &str,
+    zones: &ZoneSet,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+    diag: &dyn Fn(usize, String) -> Diagnostic,
+) -> crate::engine::transfer::Transfers {
+    let (mut errs, mut warns) = (Vec::new(), Vec::new());
+    let line = |span: std::ops::Range<usize>| toml_line(text, Some(span));
+    let t = transfer::build(
+        &file.tsig_keys,
+        &file.transfer,
+        zones,
+        &line,
+        &mut errs,
+        &mut warns,
+    );
+    errors.extend(errs.into_iter().map(|(l, m)| diag(l, m)));
+    warnings.extend(warns.into_iter().map(|(l, m)| diag(l, m)));
+    t
 }
 
 /// The cookie secret of a process without a configured one: random, drawn once, so that

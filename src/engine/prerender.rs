@@ -139,115 +139,275 @@ fn render(
     Some((rendered, body))
 }
 
+/// Names rendered on more than one thread from this many on (fewer: not worth a thread).
+const PARALLEL_FROM: usize = 20_000;
+
+/// Names of a zone tried, per name length, for the zone's shared NODATA.
+const SHARED_TRIES: u8 = 8;
+
+/// Answers rendered apart (a share of the names, on a thread of its own; or the shared
+/// NODATA answers); positions are its own until [`StaticAnswers::absorb`] appends it.
+#[derive(Default)]
+struct Part {
+    answers: Vec<Rendered>,
+    bytes: Vec<u8>,
+    /// (zone, entry, first answer of the entry's run or SHARED_NODATA_ONLY).
+    firsts: Vec<(usize, u32, u32)>,
+}
+
+impl Part {
+    fn push(&mut self, mut r: Rendered, body: &[u8]) {
+        let Ok(start) = u32::try_from(self.bytes.len()) else {
+            return;
+        };
+        r.start = start;
+        self.bytes.extend_from_slice(body);
+        self.answers.push(r);
+    }
+}
+
 impl StaticAnswers {
     /// Renders what can be rendered of `zones`; with `dnssec`, the answers to DO queries of
     /// the signed zones (with their signatures and proofs), nothing of the others.
+    ///
+    /// The zones' shared NODATA answers are chosen first; then the names are shared out
+    /// over the cores in runs of positions, each run rendered on a thread of its own, and
+    /// the runs appended in order.
     pub fn build(zones: &ZoneSet, dnssec: bool) -> Self {
         let started = std::time::Instant::now();
+        let shared = SharedNodata::choose(zones, dnssec);
+        let total: usize = zones.zones().iter().map(|z| z.entry_count()).sum();
+        let threads = if total < PARALLEL_FROM {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        };
+        let parts: Vec<Part> = std::thread::scope(|scope| {
+            let shared = &shared;
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let share = total * t / threads..total * (t + 1) / threads;
+                    scope.spawn(move || shared.render_share(zones, dnssec, share, threads))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        // Sized once: the parts are copied in and freed.
+        let answers =
+            parts.iter().map(|p| p.answers.len()).sum::<usize>() + shared.part.answers.len();
+        let bytes = parts.iter().map(|p| p.bytes.len()).sum::<usize>() + shared.part.bytes.len();
         let mut out = Self {
             first: zones
                 .zones()
                 .iter()
                 .map(|z| vec![NONE; z.entry_count()].into_boxed_slice())
                 .collect(),
-            answers: Vec::new(),
-            nodata: zones
-                .zones()
-                .iter()
-                .map(|_| vec![NONE; crate::dns::name::MAX_NAME_LEN + 1].into_boxed_slice())
-                .collect(),
-            bytes: Vec::new(),
+            answers: Vec::with_capacity(answers),
+            nodata: Vec::new(),
+            bytes: Vec::with_capacity(bytes),
             build_time: std::time::Duration::ZERO,
         };
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut types: Vec<u16> = Vec::new();
-        for (zi, entry, owner, node) in zones.direct_entries() {
-            if node.dynamic.is_some() || out.bytes.len() >= MAX_BYTES {
-                continue;
-            }
-            let Some(zone) = zones.zones().get(zi) else {
-                continue;
-            };
-            if dnssec && !zone.is_signed() {
-                continue;
-            }
-            types.clear();
-            let cname = node.get(rtype::CNAME).is_some();
-            if cname {
-                types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
-            } else {
-                types.extend(node.rrsets.iter().map(|s| s.rtype));
-            }
-            let direct = crate::zone::Direct { entry, node };
-            let run_start = out.answers.len();
-            let mut all_rendered = true;
-            for &qtype in &types {
-                // Neither ever reaches a rendered answer (ANY is refused by `get`, DS is
-                // not looked up directly); a name holding one gets no NODATA either.
-                if qtype == rtype::ANY || qtype == rtype::DS || qtype == OTHER_TYPES {
-                    all_rendered = false;
-                    continue;
-                }
-                match render(zones, zone, owner, direct, qtype, &mut buf, dnssec) {
-                    Some((r, body)) => out.push(r, &buf[body]),
-                    None => all_rendered = false,
-                }
-            }
-            // NODATA, asked as a type the name does not hold: only when every type it holds
-            // has its own body, or NODATA would answer for one of them.
-            let mut then_shared = false;
-            let mut new_shared = None;
-            if !cname
-                && all_rendered
-                && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
-                && let Some((mut r, body)) =
-                    render(zones, zone, owner, direct, qtype, &mut buf, dnssec)
-            {
-                r.qtype = OTHER_TYPES;
-                let shared = out.shared_nodata(zi, owner.len());
-                // A pointer to the whole question name (other than at the apex) means this
-                // name's own text is in the SOA: it is not the typical one of its length.
-                let typical = owner == zone.origin()
-                    || !buf[body.clone()].windows(2).any(|w| w == [0xC0, 0x0C]);
-                if shared.is_none() && typical {
-                    then_shared = true;
-                    new_shared = Some((r, body));
-                } else if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
-                    then_shared = true;
-                } else {
-                    // Its own (the name is the SOA's MNAME, say): last in its run.
-                    out.push(r, &buf[body]);
-                }
-            }
-            let flags = LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
-            let slot = out
-                .first
-                .get_mut(zi)
-                .and_then(|f| f.get_mut(entry as usize));
-            if out.answers.len() > run_start {
-                if let Some(last) = out.answers.last_mut() {
-                    last.flags |= flags;
-                }
-                if let (Some(slot), Ok(first)) = (slot, u32::try_from(run_start)) {
-                    *slot = first;
-                }
-            } else if then_shared && let Some(slot) = slot {
-                *slot = SHARED_NODATA_ONLY;
-            }
-            // A zone's first NODATA of a length is kept apart from every run.
-            if let Some((mut r, body)) = new_shared {
-                r.flags |= LAST;
-                let at = u32::try_from(out.answers.len()).unwrap_or(NONE);
-                out.push(r, &buf[body]);
-                if let Some(slot) = out.nodata.get_mut(zi).and_then(|n| n.get_mut(owner.len())) {
-                    *slot = at;
-                }
+        for part in parts {
+            out.absorb(part);
+        }
+        // The shared NODATA answers go last: their positions move by all the runs.
+        let shared_at = u32::try_from(out.answers.len()).unwrap_or(NONE);
+        out.nodata = shared.at;
+        for slot in out.nodata.iter_mut().flat_map(|n| n.iter_mut()) {
+            if *slot != NONE {
+                *slot = slot.saturating_add(shared_at);
             }
         }
+        out.absorb(shared.part);
         out.bytes.shrink_to_fit();
         out.answers.shrink_to_fit();
         out.build_time = started.elapsed();
         out
+    }
+
+    /// Appends a part rendered apart: its positions move by what is already here.
+    fn absorb(&mut self, part: Part) {
+        let (Ok(answers_at), Ok(bytes_at)) = (
+            u32::try_from(self.answers.len()),
+            u32::try_from(self.bytes.len()),
+        ) else {
+            return;
+        };
+        self.bytes.extend_from_slice(&part.bytes);
+        self.answers.extend(part.answers.into_iter().map(|mut r| {
+            r.start += bytes_at;
+            r
+        }));
+        for (zi, entry, first) in part.firsts {
+            let first = if first == SHARED_NODATA_ONLY {
+                first
+            } else {
+                first + answers_at
+            };
+            if let Some(slot) = self
+                .first
+                .get_mut(zi)
+                .and_then(|f| f.get_mut(entry as usize))
+            {
+                *slot = first;
+            }
+        }
+    }
+}
+
+/// Each zone's NODATA answers shared by the names of one length, chosen before the names
+/// are shared out: rendered for the first name of that length whose NODATA does not spell
+/// the name out (a few tried per length). Names whose NODATA is byte for byte the same
+/// point to it instead of keeping their own.
+struct SharedNodata {
+    part: Part,
+    /// Per zone, per name length: the position in `part.answers`, or NONE.
+    at: Vec<Box<[u32]>>,
+}
+
+impl SharedNodata {
+    fn choose(zones: &ZoneSet, dnssec: bool) -> Self {
+        let mut this = Self {
+            part: Part::default(),
+            at: zones
+                .zones()
+                .iter()
+                .map(|_| vec![NONE; crate::dns::name::MAX_NAME_LEN + 1].into_boxed_slice())
+                .collect(),
+        };
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut tries = [0u8; crate::dns::name::MAX_NAME_LEN + 1];
+        for (zi, zone) in zones.zones().iter().enumerate() {
+            if dnssec && !zone.is_signed() {
+                continue;
+            }
+            tries.fill(0);
+            for (entry, owner, node) in zones.direct_entries_in(zi, 0..zone.entry_count()) {
+                let Some(tried) = tries.get_mut(owner.len()) else {
+                    continue;
+                };
+                if *tried >= SHARED_TRIES
+                    || node.dynamic.is_some()
+                    || node.get(rtype::CNAME).is_some()
+                {
+                    continue;
+                }
+                *tried += 1;
+                let direct = crate::zone::Direct { entry, node };
+                let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none()) else {
+                    continue;
+                };
+                let Some((mut r, body)) =
+                    render(zones, zone, owner, direct, qtype, &mut buf, dnssec)
+                else {
+                    continue;
+                };
+                // A pointer to the whole question name (other than at the apex) means this
+                // name's own text is in the SOA: it is not the typical one of its length.
+                let typical = owner == zone.origin()
+                    || !buf[body.clone()].windows(2).any(|w| w == [0xC0, 0x0C]);
+                if typical {
+                    r.qtype = OTHER_TYPES;
+                    r.flags |= LAST;
+                    let at = u32::try_from(this.part.answers.len()).unwrap_or(NONE);
+                    this.part.push(r, &buf[body]);
+                    if let Some(slot) = this.at.get_mut(zi).and_then(|n| n.get_mut(owner.len())) {
+                        *slot = at;
+                    }
+                    *tried = SHARED_TRIES;
+                }
+            }
+        }
+        this
+    }
+
+    /// The zone's shared NODATA for names of `len` bytes, if one was chosen.
+    fn get(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
+        let at = *self.at.get(zone)?.get(len)?;
+        self.part.answers.get(at as usize)?.answer(&self.part.bytes)
+    }
+
+    /// Renders the names at positions `share` (counted over all zones' entries in order);
+    /// `threads` shares in all (each keeps within its part of the byte budget).
+    fn render_share(
+        &self,
+        zones: &ZoneSet,
+        dnssec: bool,
+        share: std::ops::Range<usize>,
+        threads: usize,
+    ) -> Part {
+        let mut part = Part::default();
+        let budget = MAX_BYTES / threads.max(1);
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut types: Vec<u16> = Vec::new();
+        let mut base = 0;
+        for (zi, zone) in zones.zones().iter().enumerate() {
+            let count = zone.entry_count();
+            let range = share.start.saturating_sub(base)..share.end.saturating_sub(base).min(count);
+            base += count;
+            if range.is_empty() || (dnssec && !zone.is_signed()) {
+                continue;
+            }
+            for (entry, owner, node) in zones.direct_entries_in(zi, range) {
+                if node.dynamic.is_some() || part.bytes.len() >= budget {
+                    continue;
+                }
+                let direct = crate::zone::Direct { entry, node };
+                let run_start = part.answers.len();
+                let cname = node.get(rtype::CNAME).is_some();
+                types.clear();
+                if cname {
+                    types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
+                } else {
+                    types.extend(node.rrsets.iter().map(|s| s.rtype));
+                }
+                let mut all_rendered = true;
+                for &qtype in &types {
+                    // Neither ever reaches a rendered answer (ANY is refused by `get`, DS is
+                    // not looked up directly); a name holding one gets no NODATA either.
+                    if qtype == rtype::ANY || qtype == rtype::DS || qtype == OTHER_TYPES {
+                        all_rendered = false;
+                        continue;
+                    }
+                    match render(zones, zone, owner, direct, qtype, &mut buf, dnssec) {
+                        Some((r, body)) => part.push(r, &buf[body]),
+                        None => all_rendered = false,
+                    }
+                }
+                // NODATA, asked as a type the name does not hold: only when every type it
+                // holds has its own body, or NODATA would answer for one of them. The zone's
+                // shared one when it is the same, else its own (last in its run).
+                let mut then_shared = false;
+                if !cname
+                    && all_rendered
+                    && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
+                    && let Some((mut r, body)) =
+                        render(zones, zone, owner, direct, qtype, &mut buf, dnssec)
+                {
+                    r.qtype = OTHER_TYPES;
+                    let shared = self.get(zi, owner.len());
+                    if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
+                        then_shared = true;
+                    } else {
+                        part.push(r, &buf[body]);
+                    }
+                }
+                if part.answers.len() > run_start {
+                    if let Some(last) = part.answers.last_mut() {
+                        last.flags |= LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
+                    }
+                    if let Ok(first) = u32::try_from(run_start) {
+                        part.firsts.push((zi, entry, first));
+                    }
+                } else if then_shared {
+                    part.firsts.push((zi, entry, SHARED_NODATA_ONLY));
+                }
+            }
+        }
+        part
     }
 }
 
@@ -263,15 +423,6 @@ impl Rendered {
 }
 
 impl StaticAnswers {
-    fn push(&mut self, mut r: Rendered, body: &[u8]) {
-        let Ok(start) = u32::try_from(self.bytes.len()) else {
-            return;
-        };
-        r.start = start;
-        self.bytes.extend_from_slice(body);
-        self.answers.push(r);
-    }
-
     /// The zone's NODATA answer for names of `len` bytes, if one was rendered.
     fn shared_nodata(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
         let at = *self.nodata.get(zone)?.get(len)?;

@@ -213,17 +213,40 @@ impl ZoneSet {
     /// index, owner, node), in zone and entry order (memory order: a walk over a big zone
     /// stays cache-friendly).
     pub fn direct_entries(&self) -> impl Iterator<Item = (usize, u32, &[u8], &Node)> {
-        self.zones.iter().enumerate().flat_map(move |(zi, zone)| {
-            zone.entries
-                .iter()
-                .enumerate()
-                .filter_map(move |(ei, (owner, node))| {
-                    let (z, e) = (u32::try_from(zi).ok()?, u32::try_from(ei).ok()?);
-                    self.direct
-                        .find(hash_name(owner), |&hit| hit == (z, e))
-                        .map(|_| (zi, e, &owner[..], node))
-                })
+        (0..self.zones.len()).flat_map(move |zi| {
+            self.direct_entries_in(zi, 0..usize::MAX)
+                .map(move |(entry, owner, node)| (zi, entry, owner, node))
         })
+    }
+
+    /// [`ZoneSet::direct_entries`] of zone `zi` among its entries at positions `range`
+    /// (so that several threads can share a zone's entries out).
+    pub fn direct_entries_in(
+        &self,
+        zi: usize,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (u32, &[u8], &Node)> {
+        let entries = self.zones.get(zi).map_or(&[][..], |z| &z.entries[..]);
+        let range = range.start.min(entries.len())..range.end.min(entries.len());
+        let start = range.start;
+        entries[range]
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, (owner, node))| {
+                let e = u32::try_from(start + i).ok()?;
+                self.is_direct(zi, e, owner)
+                    .then_some((e, &owner[..], node))
+            })
+    }
+
+    /// Whether entry `entry` (named `owner`) of zone `zi` is found with one hash lookup.
+    pub fn is_direct(&self, zi: usize, entry: u32, owner: &[u8]) -> bool {
+        let Ok(z) = u32::try_from(zi) else {
+            return false;
+        };
+        self.direct
+            .find(hash_name(owner), |&hit| hit == (z, entry))
+            .is_some()
     }
 
     pub fn zones(&self) -> &[Zone] {
