@@ -106,7 +106,7 @@ impl Reloader {
                     else {
                         continue;
                     };
-                    if prev.fingerprint() != z.fingerprint() && prev.serial() == z.serial() {
+                    if prev.serial() == z.serial() && prev.fingerprint() != z.fingerprint() {
                         warnings.push(format!(
                             "zone {}: content changed but the SOA serial is still {}; secondaries will not notice",
                             name::to_text(z.origin()),

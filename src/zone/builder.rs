@@ -304,7 +304,6 @@ impl ZoneBuilder {
             self.nodes.node_mut(&p);
         }
         let origin_labels = name::label_count(&self.origin);
-        let fingerprint = fingerprint(&self.nodes);
         let apex_dname = self
             .nodes
             .get(&self.origin)
@@ -369,7 +368,7 @@ impl ZoneBuilder {
             negative_ttl,
             negative_soa,
             wildcards,
-            fingerprint,
+            fingerprint: std::sync::OnceLock::new(),
             signed,
             nsec_order,
             nsec_keys,
@@ -378,9 +377,9 @@ impl ZoneBuilder {
 }
 
 /// Order-independent hash of every record, with SOA serials left out.
-fn fingerprint(nodes: &Nodes) -> u64 {
+pub(super) fn fingerprint(entries: &[(Box<[u8]>, Node)]) -> u64 {
     let mut total = 0u64;
-    for (owner, node) in nodes.iter() {
+    for (owner, node) in entries {
         // Signatures are derived data (and ECDSA's differ at every signing).
         for set in node.rrsets.iter().filter(|s| s.rtype != rtype::RRSIG) {
             for rd in &set.rdata {

@@ -115,7 +115,9 @@ pub struct Zone {
     /// question).
     negative_soa: NegativeSoa,
     /// Hash of all records (SOA serial excluded): tells a reload whether content changed.
-    fingerprint: u64,
+    /// Taken when first asked (a pass over every record: a start never needs it, a reload
+    /// only for a zone whose serial stayed the same).
+    fingerprint: std::sync::OnceLock<u64>,
     /// Signed (the apex has signatures): DO queries get RRSIGs and denial proofs.
     signed: bool,
     /// Positions in `entries` of the names with an NSEC record, in canonical order: the
@@ -170,7 +172,9 @@ impl Zone {
 
     /// Hash of the zone's records other than the SOA serial.
     pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
+        *self
+            .fingerprint
+            .get_or_init(|| builder::fingerprint(&self.entries))
     }
 
     /// Number of owner names (entries) in the zone; entry indexes are below it.

@@ -494,6 +494,11 @@ fn a_reload_keeps_unchanged_tables_and_rebuilds_changed_ones() {
         (Some(1), Some(0)),
         "{last}"
     );
+    // The serial stayed: the reload says secondaries will not see the change.
+    assert!(
+        last["warnings"].to_string().contains("serial is still 1"),
+        "{last}"
+    );
     assert_eq!(london(), BTreeSet::from(["lon"]));
 
     // The map changes: built anew.
