@@ -310,19 +310,12 @@ impl ZoneBuilder {
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
         let entries: Vec<(Box<[u8]>, Node)> = self.nodes.0.into_iter().collect();
         let mut index = HashTable::with_capacity(entries.len());
-        // Names that hold only NSEC3 records (and their signatures) are not part of the
-        // zone's name space (RFC 5155 §7.2): queries do not find them, transfers still carry
-        // them (they stay in `entries`), as Knot and NSD do.
-        let hidden = |node: &Node| {
-            !node.rrsets.is_empty()
-                && node.dynamic.is_none()
-                && node
-                    .rrsets
-                    .iter()
-                    .all(|s| s.rtype == rtype::NSEC3 || s.rtype == rtype::RRSIG)
-                && node.rrsets.iter().any(|s| s.rtype == rtype::NSEC3)
-        };
-        for (i, (owner, _)) in entries.iter().enumerate().filter(|(_, (_, n))| !hidden(n)) {
+        // Names that hold only NSEC3 records stay out of the index (they stay in `entries`).
+        for (i, (owner, _)) in entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, n))| !n.nsec3_only())
+        {
             index.insert_unique(hash_name(owner), i as u32, |&j: &u32| {
                 entries
                     .get(j as usize)
@@ -333,7 +326,7 @@ impl ZoneBuilder {
         let mut wildcards = FxHashMap::default();
         for (i, (owner, node)) in entries.iter().enumerate() {
             if let Some(encloser) = owner.strip_prefix(b"\x01*")
-                && !hidden(node)
+                && !node.nsec3_only()
                 && let Some(&at) = index.find(hash_name(encloser), |&j: &u32| {
                     entries
                         .get(j as usize)

@@ -29,6 +29,18 @@ impl Node {
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
     }
+
+    /// Holds only NSEC3 records (and their signatures): not part of the zone's name space
+    /// (RFC 5155 §7.2). Queries do not find it; transfers still carry it, as Knot and NSD do.
+    pub fn nsec3_only(&self) -> bool {
+        !self.rrsets.is_empty()
+            && self.dynamic.is_none()
+            && self
+                .rrsets
+                .iter()
+                .all(|s| s.rtype == rtype::NSEC3 || s.rtype == rtype::RRSIG)
+            && self.rrsets.iter().any(|s| s.rtype == rtype::NSEC3)
+    }
 }
 
 /// What a dynamic name answered.

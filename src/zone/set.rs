@@ -135,7 +135,7 @@ impl ZoneSet {
             return false;
         }
         // Names queries must not find (NSEC3 owners) stay out too.
-        if zone.node(owner).is_none() || self.find_index(owner, rtype::A) != Some(zi) {
+        if node.nsec3_only() || self.find_index(owner, rtype::A) != Some(zi) {
             return false;
         }
         let mut cur = name::parent(owner);
