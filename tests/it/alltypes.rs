@@ -16,7 +16,7 @@ use meridian::dns::name;
 use meridian::dns::rtype;
 use meridian::dns::wire::build_query;
 
-use crate::common::{DaemonGuard, Server, free_port, knot_conf, require_tool, tool_path};
+use crate::common::{DaemonGuard, Server, knot_conf, require_tool, stable_port, tool_path};
 use crate::differential::wire::{normalize_rdata, read_name};
 
 const ZONE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/alltypes");
@@ -145,7 +145,7 @@ fn ask(addr: SocketAddr, owner: &[u8], qtype: u16) -> String {
 }
 
 fn knot(dir: &Path) -> (DaemonGuard, SocketAddr, std::path::PathBuf) {
-    let port = free_port();
+    let port = stable_port();
     let d = dir.display();
     let conf = format!(
         "{}acl:\n  - id: xfr\n    address: 127.0.0.1\n    action: transfer\n\
@@ -166,7 +166,7 @@ fn knot(dir: &Path) -> (DaemonGuard, SocketAddr, std::path::PathBuf) {
 }
 
 fn nsd(dir: &Path) -> (DaemonGuard, SocketAddr, std::path::PathBuf) {
-    let port = free_port();
+    let port = stable_port();
     let d = dir.display();
     let conf = format!(
         "server:\n    ip-address: 127.0.0.1@{port}\n    port: {port}\n    do-ip6: no\n    \

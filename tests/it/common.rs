@@ -303,9 +303,11 @@ impl Drop for DaemonGuard {
 }
 
 /// A port free on 127.0.0.1 for TCP and UDP, below the kernel's ephemeral range and handed
-/// out once per test process: for a server that must bind the same port again after a
-/// restart (an etcd member). A port from the ephemeral range can meanwhile become the
-/// automatic source port of any connection on the machine ("address already in use").
+/// out once per test process: for every daemon a test starts on a port of its choosing
+/// (Unbound, Knot, etcd, ...). A port from the ephemeral range, probed and released, can be
+/// taken before the daemon binds it: by a socket bound to port 0 (a meridian under test), as
+/// the automatic source port of any connection, or by another test's probe of the same port;
+/// the daemon then fails to bind, and another process answers in its place.
 pub fn stable_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -328,18 +330,6 @@ pub fn stable_port() -> u16 {
         }
     }
     panic!("no free port below the ephemeral range on 127.0.0.1");
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP at the moment of asking.
-pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on 127.0.0.1");
 }
 
 /// The first sections of a Knot DNS configuration (server, control, log to stderr at

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use crate::common::{DaemonGuard, free_port, query, require_tool, udp_raw};
+use crate::common::{DaemonGuard, query, require_tool, stable_port, udp_raw};
 
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().expect("run");
@@ -78,7 +78,7 @@ fn the_package_installs_serves_and_purges() {
 
     // The installed binary on the installed config, as the package's user, on free ports
     // (port 53 may be taken on a test machine; the unit is what grants it).
-    let (dns, api) = (free_port(), free_port());
+    let (dns, api) = (stable_port(), stable_port());
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = log_dir.path().join("meridian.log");
     let _server = DaemonGuard::spawn(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use meridian::geo::writer::{CityRow, city_mmdb};
 
-use crate::common::{DaemonGuard, Server, free_port, require_tool, set_override, tool_path};
+use crate::common::{DaemonGuard, Server, require_tool, set_override, stable_port, tool_path};
 
 const ZONE: &str = "\
 $ORIGIN geo.test.
@@ -63,7 +63,7 @@ fn unbound(
     anchor: &Path,
     extra: &str,
 ) -> (DaemonGuard, u16) {
-    let port = free_port();
+    let port = stable_port();
     let conf = format!(
         "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  do-not-query-localhost: no\n  \
          module-config: \"subnetcache validator iterator\"\n  trust-anchor-file: \"{}\"\n  \
@@ -80,17 +80,20 @@ fn unbound(
     );
     let path = dir.join(format!("unbound-{port}.conf"));
     std::fs::write(&path, conf).expect("unbound.conf");
-    let guard = DaemonGuard::spawn(
+    let mut guard = DaemonGuard::spawn(
         Command::new(tool_path("unbound"))
             .args(["-d", "-c"])
             .arg(&path),
         dir,
         &dir.join(format!("unbound-{port}.log")),
     );
-    // Up when it answers at all (bounded).
+    // Up when it answers at all (bounded), and still running: an answer from a process
+    // that took the port first must not pass for this Unbound's.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if dig(port, "ns1.geo.test", "A", None).0.contains("status:") {
+    while Instant::now() < deadline && matches!(guard.try_wait(), Ok(None)) {
+        if dig(port, "ns1.geo.test", "A", None).0.contains("status:")
+            && matches!(guard.try_wait(), Ok(None))
+        {
             return (guard, port);
         }
         std::thread::sleep(Duration::from_millis(100));

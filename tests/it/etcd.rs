@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use meridian::monitor::etcd::{Etcd, EtcdError, WatchBatch, WatchEvent, WatchStream};
 
-use crate::common::{free_port, require_tool};
+use crate::common::{require_tool, stable_port};
 use crate::etcd_cluster::EtcdCluster;
 
 fn client(endpoints: Vec<String>, timeout_ms: u64) -> Etcd {
@@ -517,8 +517,8 @@ async fn stopped_cluster_fails_within_the_timeout() {
 async fn unreachable_endpoints_fail_fast() {
     // Nothing listening: refused at once, on every endpoint.
     let dead = vec![
-        format!("http://127.0.0.1:{}", free_port()),
-        format!("http://127.0.0.1:{}/", free_port()),
+        format!("http://127.0.0.1:{}", stable_port()),
+        format!("http://127.0.0.1:{}/", stable_port()),
     ];
     let etcd = client(dead, 1000);
     let t = Instant::now();

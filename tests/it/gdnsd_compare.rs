@@ -26,7 +26,7 @@ use meridian::geo::writer::{CityRow, city_mmdb};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::common::{DaemonGuard, Server, free_port, require_tool, tool_path, wire_name};
+use crate::common::{DaemonGuard, Server, require_tool, stable_port, tool_path, wire_name};
 
 const ZONE: &str = "cmp.test";
 const SEED: u64 = 0x6d65_7269_6469_616e;
@@ -337,7 +337,7 @@ fn start_gdnsd(dir: &Path, db: &Path) -> Gdnsd {
     let mut last_log = String::new();
     // The port is free when picked but could be taken before gdnsd binds it: retry.
     for _attempt in 0..3 {
-        let port = free_port();
+        let port = stable_port();
         std::fs::write(dir.join("config"), gdnsd_config(dir, port, db)).unwrap();
         let log_path = dir.join("gdnsd.log");
         let child = DaemonGuard::spawn(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use crate::common::{DaemonGuard, Server, free_port, query, require_tool, tool_path, udp_raw};
+use crate::common::{DaemonGuard, Server, query, require_tool, stable_port, tool_path, udp_raw};
 use crate::etcd_cluster::EtcdCluster;
 
 const ZONE: &str = "\
@@ -113,7 +113,7 @@ fn every_dashboard_expression_returns_data_from_prometheus() {
     let api = server.api.expect("api");
 
     // Prometheus scraping meridian every second.
-    let port = free_port();
+    let port = stable_port();
     let prom_dir = tempfile::tempdir().expect("temp dir");
     let conf = prom_dir.path().join("prometheus.yml");
     std::fs::write(

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{Server, free_port};
+use crate::common::{Server, stable_port};
 
 const ZONE: &str = "\
 $ORIGIN example.com.
@@ -84,7 +84,7 @@ fn a_line_per_query_and_a_summary() {
 
 #[test]
 fn unanswered_queries_are_lost_after_the_timeout() {
-    let port = free_port().to_string();
+    let port = stable_port().to_string();
     let (lines, summary) = probe(&[
         &format!("127.0.0.1:{port}"),
         "www.example.com",

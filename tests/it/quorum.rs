@@ -555,7 +555,7 @@ fn bad_votes_and_cluster_settings_are_reported() {
 /// says it is local, and writes no vote.
 #[test]
 fn an_instance_starts_and_answers_with_the_store_down() {
-    let closed = crate::common::free_port();
+    let closed = crate::common::stable_port();
     let store = vec![format!("http://127.0.0.1:{closed}")];
     let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
     let port = listener.local_addr().expect("address").port();

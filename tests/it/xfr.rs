@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    DaemonGuard, Server, answers, free_port, knot_conf, metric, query, require_tool, tcp_query,
+    DaemonGuard, Server, answers, knot_conf, metric, query, require_tool, stable_port, tcp_query,
     tool_path, udp_query,
 };
 use hickory_proto::op::ResponseCode;
@@ -421,7 +421,7 @@ fn knot_follows_meridian_as_a_secondary() {
     if !require_tool("knotd", "knot") {
         return;
     }
-    let knot_port = free_port();
+    let knot_port = stable_port();
     // Enough records for several messages: Knot checks the TSIG chain across them.
     let text = zone(2024010101, "192.0.2.80", 2000);
     let server = serve(

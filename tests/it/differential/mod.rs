@@ -313,7 +313,7 @@ fn start_daemon(
     for _attempt in 0..3 {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_zone_files(dir.path());
-        let port = crate::common::free_port();
+        let port = crate::common::stable_port();
         let (conf, args) = config(dir.path(), port);
         let log = dir.path().join(format!("{name}.log"));
         let child = DaemonGuard::spawn(
