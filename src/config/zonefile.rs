@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::txt::parse_ttl;
 
-use crate::dns::name::wire_lower;
+use crate::dns::name::{self, MAX_NAME_LEN, wire_lower};
 use crate::dns::rdata::{self, Word};
 use crate::dns::rtype;
 use crate::zone::ZoneBuilder;
@@ -234,9 +234,19 @@ fn read_word(first: char, chars: &mut Chars<'_>, text: &mut String, line: &mut u
 /// Parser state that carries across entries and into `$INCLUDE`d files.
 struct State {
     origin: Name,
+    /// `origin` in lowercase wire form, for owner names.
+    origin_wire: Vec<u8>,
     default_ttl: Option<u32>,
     last_ttl: Option<u32>,
-    last_owner: Option<Name>,
+    /// In lowercase wire form (the buffer is reused from record to record).
+    last_owner: Option<Vec<u8>>,
+}
+
+impl State {
+    fn set_origin(&mut self, origin: Name) {
+        self.origin_wire = wire_lower(&origin);
+        self.origin = origin;
+    }
 }
 
 /// Loads a zone's master file into `builder`. Returns every problem found; warnings are
@@ -250,6 +260,7 @@ pub fn load_zone_file(
     let mut warnings = Vec::new();
     let mut state = State {
         origin: origin.clone(),
+        origin_wire: wire_lower(origin),
         default_ttl: None,
         last_ttl: None,
         last_owner: None,
@@ -329,7 +340,8 @@ fn directive(
             let [name] = args else {
                 return Err("$ORIGIN takes exactly one domain name".into());
             };
-            state.origin = parse_name(&name.text, &state.origin)?;
+            let origin = parse_name(&name.text, &state.origin)?;
+            state.set_origin(origin);
             Ok(())
         }
         "$TTL" => {
@@ -368,10 +380,11 @@ fn directive(
             let saved_origin = state.origin.clone();
             let saved_owner = state.last_owner.clone();
             if let Some(o) = origin {
-                state.origin = parse_name(&o.text, &state.origin)?;
+                let origin = parse_name(&o.text, &state.origin)?;
+                state.set_origin(origin);
             }
             let read = load_file(&target, state, builder, errors, warnings, stack);
-            state.origin = saved_origin;
+            state.set_origin(saved_origin);
             state.last_owner = saved_owner;
             read.map_err(|e| {
                 format!(
@@ -418,17 +431,36 @@ fn is_class(text: &str) -> bool {
 
 fn record(entry: &Entry, state: &mut State, builder: &mut ZoneBuilder) -> Result<(), String> {
     let mut tokens = entry.tokens.iter().peekable();
-    let owner = if entry.blank_owner {
-        state
+    let mut owner = [0u8; MAX_NAME_LEN];
+    let owner_len = if entry.blank_owner {
+        let last = state
             .last_owner
-            .clone()
-            .ok_or_else(|| "record has no owner name and none came before".to_string())?
+            .as_deref()
+            .ok_or_else(|| "record has no owner name and none came before".to_string())?;
+        owner
+            .get_mut(..last.len())
+            .ok_or("owner name too long")?
+            .copy_from_slice(last);
+        last.len()
     } else {
         let t = tokens.next().ok_or("empty record")?;
-        let owner = parse_name(&t.text, &state.origin)?;
-        state.last_owner = Some(owner.clone());
-        owner
+        let len = match name::owner_to_wire_lower(&t.text, &state.origin_wire, &mut owner) {
+            Some(len) => len,
+            None => {
+                let wire = wire_lower(&parse_name(&t.text, &state.origin)?);
+                owner
+                    .get_mut(..wire.len())
+                    .ok_or("owner name too long")?
+                    .copy_from_slice(&wire);
+                wire.len()
+            }
+        };
+        let last = state.last_owner.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(&owner[..len]);
+        len
     };
+    let owner = &owner[..owner_len];
 
     // TTL and class come in either order before the type (RFC 1035 §5.1).
     let mut ttl = None;
@@ -459,7 +491,7 @@ fn record(entry: &Entry, state: &mut State, builder: &mut ZoneBuilder) -> Result
     let rdata_tokens: Vec<&Token> = tokens.collect();
     let rdata = encode_rdata(rtype, &rdata_tokens, &state.origin)?;
     builder
-        .add(&wire_lower(&owner), u16::from(rtype), ttl, rdata)
+        .add(owner, u16::from(rtype), ttl, rdata)
         .map_err(|e| e.to_string())
 }
 

@@ -87,6 +87,56 @@ pub fn from_text(text: &str, origin: &Name) -> Result<Name, String> {
     Ok(name)
 }
 
+/// [`from_text`] then [`wire_lower`] for the plain case, straight into `out`: a zone file's
+/// owner names, a million of them in a big zone, without a `Name` or an allocation each.
+/// `origin` is in lowercase wire form. `None` for anything else (an escape, an empty or
+/// over-long label, a name over 255 octets): the caller takes the general way, which also
+/// words the error.
+pub fn owner_to_wire_lower(
+    text: &str,
+    origin: &[u8],
+    out: &mut [u8; MAX_NAME_LEN],
+) -> Option<usize> {
+    if text == "@" {
+        out.get_mut(..origin.len())?.copy_from_slice(origin);
+        return Some(origin.len());
+    }
+    let bytes = text.as_bytes();
+    if bytes.contains(&b'\\') {
+        return None;
+    }
+    // out[label_start] is the length byte of the label being written.
+    let (mut label_start, mut len, mut label_len) = (0usize, 1usize, 0u8);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'.' {
+            if label_len == 0 {
+                return None;
+            }
+            *out.get_mut(label_start)? = label_len;
+            if i + 1 == bytes.len() {
+                // Absolute: the root ends it.
+                *out.get_mut(len)? = 0;
+                return Some(len + 1);
+            }
+            (label_start, len, label_len) = (len, len + 1, 0);
+        } else {
+            if label_len == 63 {
+                return None;
+            }
+            *out.get_mut(len)? = b.to_ascii_lowercase();
+            len += 1;
+            label_len += 1;
+        }
+    }
+    if label_len == 0 {
+        return None;
+    }
+    *out.get_mut(label_start)? = label_len;
+    out.get_mut(len..len + origin.len())?
+        .copy_from_slice(origin);
+    Some(len + origin.len())
+}
+
 /// Wire form of `name`, case kept (RDATA targets, synthesized names).
 pub fn wire(name: &Name) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len() + 2);
@@ -356,6 +406,54 @@ pub fn to_text(wire: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_fast_path_matches_the_general_way() {
+        let origin: Name = "Example.COM.".parse().unwrap();
+        let origin_wire = wire_lower(&origin);
+        let long_label = "a".repeat(63);
+        let too_long_label = "a".repeat(64);
+        let near_max = format!("{l}.{l}.{l}.{m}", l = long_label, m = "b".repeat(49));
+        let over_max = format!("{l}.{l}.{l}.{m}", l = long_label, m = "b".repeat(50));
+        let cases = [
+            "@",
+            "www",
+            "WWW",
+            "a.b.c",
+            "Mail.Example.COM.",
+            "x.",
+            ".",
+            "a..b",
+            ".a",
+            r"a\.b",
+            r"\065bc",
+            "ünï",
+            "*",
+            "*.wild",
+            "_sip._tcp",
+            &long_label,
+            &too_long_label,
+            &near_max,
+            &over_max,
+            "trailing.dot.",
+            "a\\",
+            "",
+        ];
+        for text in cases {
+            let general = from_text(text, &origin).map(|n| wire_lower(&n));
+            let mut out = [0u8; MAX_NAME_LEN];
+            match owner_to_wire_lower(text, &origin_wire, &mut out) {
+                // Taken: exactly the general way's bytes.
+                Some(n) => assert_eq!(Ok(out[..n].to_vec()), general, "{text:?}"),
+                // Declined: only what the general way must word (an escape, an error, the root,
+                // the empty name).
+                None => assert!(
+                    text.contains('\\') || general.is_err() || text == "." || text.is_empty(),
+                    "{text:?} declined but fine: {general:?}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn lower_into_matches_std_for_every_byte() {
