@@ -219,7 +219,7 @@ fn locate(geo: Option<&GeoSources>, start: u32, end: u32, places: &mut BTreeMap<
 /// Static RRsets per zone: (owner type) → sorted "TTL rdata" lines.
 fn rrsets(zone: &crate::zone::Zone) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (owner, node) in zone.nodes().filter(|(_, n)| n.dynamic.is_none()) {
+    for (owner, node) in zone.nodes().filter(|(_, n)| n.dynamic().is_none()) {
         for set in &node.rrsets {
             let key = format!(
                 "{} {}",

@@ -314,7 +314,7 @@ pub fn explain(
     let qtype = u16::from(q.rtype);
     let network = masked(q.address, q.prefix);
     let zone = snapshot.zones.find(&q.key, qtype);
-    let dynamic_name = match zone.and_then(|z| z.node(&q.key)).and_then(|n| n.dynamic) {
+    let dynamic_name = match zone.and_then(|z| z.node(&q.key)).and_then(|n| n.dynamic()) {
         Some(index) => Some(
             snapshot
                 .routing

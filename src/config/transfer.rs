@@ -226,7 +226,7 @@ pub fn build(
                 ),
             ));
         }
-        if zone.nodes().any(|(_, n)| n.dynamic.is_some()) {
+        if zone.nodes().any(|(_, n)| n.dynamic().is_some()) {
             let what = if zone.is_signed() {
                 "its dynamic names go out as their default answer, signed (a secondary cannot \
                  steer)"

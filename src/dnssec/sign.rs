@@ -309,7 +309,7 @@ pub fn sign_zone(
     // The chain: every name with data or a dynamic answer that no cut or DNAME hides.
     let mut chain: Vec<Vec<u8>> = builder
         .nodes()
-        .filter(|(_, n)| !n.rrsets.is_empty() || n.dynamic.is_some())
+        .filter(|(_, n)| !n.rrsets.is_empty() || n.dynamic().is_some())
         .map(|(o, _)| o.to_vec())
         .filter(|o| is_subdomain(o, &origin))
         .collect();
@@ -324,7 +324,7 @@ pub fn sign_zone(
         };
         let next = chain.get(i + 1).unwrap_or(&origin);
         let mut types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
-        if let Some(d) = node.dynamic {
+        if let Some(d) = node.dynamic() {
             types.extend(dynamic_types(d));
         }
         types.extend([rtype::RRSIG, rtype::NSEC]);

@@ -78,7 +78,7 @@ fn soa_change(zone: &Zone) -> Option<Change> {
 /// Every static record of `zone` but its SOA: (owner, type, TTL, RDATA).
 fn records(zone: &Zone) -> impl Iterator<Item = (&[u8], u16, u32, &[u8])> {
     zone.nodes()
-        .filter(|(_, n)| n.dynamic.is_none())
+        .filter(|(_, n)| n.dynamic().is_none())
         .flat_map(move |(owner, node)| {
             node.rrsets
                 .iter()

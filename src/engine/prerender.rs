@@ -290,7 +290,7 @@ impl SharedNodata {
                     continue;
                 };
                 if *tried >= SHARED_TRIES
-                    || node.dynamic.is_some()
+                    || node.dynamic().is_some()
                     || node.get(rtype::CNAME).is_some()
                 {
                     continue;
@@ -352,7 +352,7 @@ impl SharedNodata {
                 continue;
             }
             for (entry, owner, node) in zones.direct_entries_in(zi, range) {
-                if node.dynamic.is_some() || part.bytes.len() >= budget {
+                if node.dynamic().is_some() || part.bytes.len() >= budget {
                     continue;
                 }
                 let direct = crate::zone::Direct { entry, node };

@@ -104,7 +104,7 @@ impl ZoneBuilder {
         }
         let node = self.nodes.node_mut(owner);
         // A dynamic name holds only its denial proof and signatures (a signed zone's NSEC).
-        if node.dynamic.is_some() && !matches!(rtype, rtype::RRSIG | rtype::NSEC) {
+        if node.dynamic().is_some() && !matches!(rtype, rtype::RRSIG | rtype::NSEC) {
             return Err(ZoneError::StaticAtDynamic(name::to_text(owner)));
         }
         let has_cname = node.get(rtype::CNAME).is_some();
@@ -160,6 +160,7 @@ impl ZoneBuilder {
                 node.rrsets
                     .push(RRset::new(rtype, ttl, vec![rdata.into_boxed_slice()]));
                 node.rrsets.sort_by_key(|s| s.rtype);
+                node.kinds |= Node::kind_of(rtype);
             }
         }
         Ok(())
@@ -198,10 +199,10 @@ impl ZoneBuilder {
         if !node.rrsets.is_empty() {
             return Err(ZoneError::DynamicAndStatic(name::to_text(owner)));
         }
-        if node.dynamic.is_some() {
+        if node.dynamic().is_some() {
             return Err(ZoneError::DynamicTwice(name::to_text(owner)));
         }
-        node.dynamic = Some(index);
+        node.set_dynamic(index);
         Ok(())
     }
 
@@ -215,6 +216,7 @@ impl ZoneBuilder {
                 node.rrsets
                     .push(RRset::new(rtype, ttl, vec![rdata.into_boxed_slice()]));
                 node.rrsets.sort_by_key(|s| s.rtype);
+                node.kinds |= Node::kind_of(rtype);
             }
         }
     }
@@ -233,6 +235,10 @@ impl ZoneBuilder {
     pub fn remove_types(&mut self, types: &[u16]) {
         for node in self.nodes.values_mut() {
             node.rrsets.retain(|s| !types.contains(&s.rtype));
+            node.kinds = node
+                .rrsets
+                .iter()
+                .fold(0, |k, s| k | Node::kind_of(s.rtype));
         }
     }
 
@@ -394,7 +400,7 @@ pub(super) fn fingerprint(entries: &[(Box<[u8]>, Node)]) -> u64 {
                 } else {
                     rd.hash(&mut h);
                 }
-                node.dynamic.hash(&mut h);
+                node.dynamic().hash(&mut h);
                 // Sum: the same records in any order give the same value.
                 total = total.wrapping_add(h.finish());
             }

@@ -17,24 +17,75 @@ use crate::dns::{RRset, Section, Sink, name, rcode, rtype};
 const MAX_CHAIN: usize = 12;
 
 /// Everything stored at one owner name. An empty node is an empty non-terminal.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Node {
     /// Sorted by type.
     pub rrsets: Vec<RRset>,
-    /// A dynamic name: its answers come from `routing`, by this index.
-    pub dynamic: Option<u32>,
+    /// A dynamic name: its answers come from `routing`, by this index (NOT_DYNAMIC: none;
+    /// not an `Option`, so that the node stays 32 bytes with `kinds` beside it).
+    dynamic: u32,
+    /// Which of NS, DNAME and NSEC3 it holds, kept by the builder beside the node: the
+    /// load-time walks over a million names ask that without reading each node's RRsets
+    /// (a cache miss each). NSEC3 may be left set after its RRset went (see `nsec3_only`).
+    pub(crate) kinds: u8,
 }
+
+const NOT_DYNAMIC: u32 = u32::MAX;
+
+impl Default for Node {
+    fn default() -> Self {
+        Self {
+            rrsets: Vec::new(),
+            dynamic: NOT_DYNAMIC,
+            kinds: 0,
+        }
+    }
+}
+
+const KIND_NS: u8 = 1;
+const KIND_DNAME: u8 = 2;
+const KIND_NSEC3: u8 = 4;
 
 impl Node {
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
     }
 
+    /// A dynamic name's index into `routing`'s names.
+    pub fn dynamic(&self) -> Option<u32> {
+        (self.dynamic != NOT_DYNAMIC).then_some(self.dynamic)
+    }
+
+    pub(crate) fn set_dynamic(&mut self, index: u32) {
+        self.dynamic = index;
+    }
+
+    /// The `kinds` bit of an RRset type (0 for the types not tracked).
+    pub(crate) fn kind_of(rtype: u16) -> u8 {
+        match rtype {
+            rtype::NS => KIND_NS,
+            rtype::DNAME => KIND_DNAME,
+            rtype::NSEC3 => KIND_NSEC3,
+            _ => 0,
+        }
+    }
+
+    /// Holds NS records (a delegation, below the apex).
+    pub fn has_ns(&self) -> bool {
+        self.kinds & KIND_NS != 0
+    }
+
+    /// Holds a DNAME.
+    pub fn has_dname(&self) -> bool {
+        self.kinds & KIND_DNAME != 0
+    }
+
     /// Holds only NSEC3 records (and their signatures): not part of the zone's name space
     /// (RFC 5155 §7.2). Queries do not find it; transfers still carry it, as Knot and NSD do.
     pub fn nsec3_only(&self) -> bool {
-        !self.rrsets.is_empty()
-            && self.dynamic.is_none()
+        self.kinds & KIND_NSEC3 != 0
+            && !self.rrsets.is_empty()
+            && self.dynamic().is_none()
             && self
                 .rrsets
                 .iter()
@@ -216,7 +267,8 @@ impl Zone {
 
 static EMPTY_NODE: Node = Node {
     rrsets: Vec::new(),
-    dynamic: None,
+    dynamic: NOT_DYNAMIC,
+    kinds: 0,
 };
 
 /// Reads the u32 field `index` after the two names of SOA RDATA (0 = serial, 4 = minimum).

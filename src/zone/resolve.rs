@@ -166,8 +166,8 @@ impl ZoneSet {
                 // follows a CNAME only when QTYPE is not CNAME).
                 (qtype != rtype::CNAME).then_some(new_len)
             }
-            Step::Node(node) | Step::Wildcard(node, _) if node.dynamic.is_some() => {
-                let index = node.dynamic.unwrap_or_default();
+            Step::Node(node) | Step::Wildcard(node, _) if node.dynamic().is_some() => {
+                let index = node.dynamic().unwrap_or_default();
                 match dynamic.answer(index, name, qtype, sink) {
                     DynamicOutcome::Answered => None,
                     DynamicOutcome::NoData => {

@@ -131,7 +131,7 @@ impl ZoneSet {
     /// delegation or DNAME above it.
     fn answers_directly(&self, zi: usize, zone: &Zone, owner: &[u8], node: &Node) -> bool {
         let apex = owner[..] == zone.origin[..];
-        if !apex && (zone.apex_dname || node.get(rtype::NS).is_some()) {
+        if !apex && (zone.apex_dname || node.has_ns()) {
             return false;
         }
         // Names queries must not find (NSEC3 owners) stay out too.
@@ -143,10 +143,7 @@ impl ZoneSet {
             if p.len() <= zone.origin.len() {
                 break;
             }
-            if zone
-                .node(p)
-                .is_some_and(|n| n.get(rtype::NS).is_some() || n.get(rtype::DNAME).is_some())
-            {
+            if zone.node(p).is_some_and(|n| n.has_ns() || n.has_dname()) {
                 return false;
             }
             cur = name::parent(p);

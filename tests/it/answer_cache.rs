@@ -80,7 +80,7 @@ fn cached_answers_are_byte_identical_to_the_uncached_path() {
     // Names drawn at random answer differently query by query: the cache must not keep
     // them (the other test), and they cannot be compared here.
     let random_name = |node: &meridian::zone::Node| {
-        node.dynamic
+        node.dynamic()
             .and_then(|i| snapshot.routing.names.get(i as usize))
             .is_some_and(|n| n.draws_at_random())
     };

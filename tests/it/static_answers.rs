@@ -138,7 +138,7 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
             .direct_entries()
             // Dynamic names may draw at random (weighted policies): two snapshots need
             // not agree on them, and they are never rendered.
-            .filter(|(_, _, _, node)| node.dynamic.is_none())
+            .filter(|(_, _, _, node)| node.dynamic().is_none())
             .map(|(_, _, owner, _)| owner.to_vec())
             .collect();
         assert!(names.len() > 5, "too few direct names: {}", names.len());
@@ -348,7 +348,7 @@ fn rendered_dnssec_answers_are_byte_identical_to_the_general_path() {
     let names: Vec<Vec<u8>> = snap
         .zones
         .direct_entries()
-        .filter(|(_, _, _, node)| node.dynamic.is_none())
+        .filter(|(_, _, _, node)| node.dynamic().is_none())
         .map(|(_, _, owner, _)| owner.to_vec())
         .collect();
     let mut seed = 11u64;
