@@ -249,9 +249,19 @@ impl SigningKey {
                 let mut point = Vec::with_capacity(65);
                 point.push(4);
                 point.extend_from_slice(public);
+                // BIND writes the scalar as a big number without its leading zero bytes
+                // (about one key in 256 has 31 bytes); ring takes exactly 32.
+                let mut scalar = [0u8; 32];
+                let pad = 32usize.checked_sub(secret.len()).ok_or_else(|| {
+                    err(format!(
+                        "the private key is {} bytes long (P-256: at most 32)",
+                        secret.len()
+                    ))
+                })?;
+                scalar[pad..].copy_from_slice(secret);
                 EcdsaKeyPair::from_private_key_and_public_key(
                     &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    secret,
+                    &scalar,
                     &point,
                     &rng,
                 )
@@ -530,6 +540,24 @@ mod tests {
             assert_eq!(back.timing, key.timing);
             assert_eq!(back.sign(b"x").unwrap().len(), 64);
         }
+    }
+
+    /// BIND drops the scalar's leading zero bytes in `.private` (one key in 256): such a
+    /// key loads and signs like any other.
+    #[test]
+    fn a_private_key_without_its_leading_zero_loads() {
+        let zone = b"\x07example\x03com\x00";
+        let (key, secret) = (0..4096)
+            .map(|_| SigningKey::generate(zone, ECDSAP256SHA256, true, 0).unwrap())
+            .find(|(_, secret)| secret.first() == Some(&0))
+            .expect("a scalar with a leading zero byte in 4096 tries");
+        let stripped = key
+            .private_file(&secret)
+            .replace(&BASE64.encode(&secret), &BASE64.encode(&secret[1..]));
+        assert_ne!(stripped, key.private_file(&secret));
+        let back = SigningKey::from_bind(zone, &key.key_file(), &stripped).unwrap();
+        assert_eq!(back.tag, key.tag);
+        assert_eq!(back.sign(b"x").unwrap().len(), 64);
     }
 
     #[test]
