@@ -19,6 +19,8 @@ use hickory_proto::rr::Name;
 
 pub use zonefile::Diagnostic;
 
+use crate::routing::build::Databases;
+
 use crate::dns::name::{is_subdomain, wire_lower};
 use crate::dns::rtype;
 use crate::engine::Snapshot;
@@ -109,11 +111,11 @@ fn load_with(
     // GeoIP first: dynamic names compile their tables against it.
     let recipe = geo_recipe(&file.geoip, base);
     let geo = open_geoip(&recipe, previous, &mut |m| errors.push(diag(0, m)));
-    let mut routing = dynamic::RoutingBuilder::new(
-        geo.as_ref().map(Option::as_ref).map_err(Clone::clone),
-        recipe.identity(),
-        previous,
-    );
+    let databases = match &geo {
+        Ok(opened) => Databases::Opened(opened.as_ref()),
+        Err(Unchanged) => Databases::Unchanged(recipe.clone()),
+    };
+    let mut routing = dynamic::RoutingBuilder::new(databases, recipe.identity(), previous);
     let sources = zone_sources(&file, base, &mut errors, &diag);
     let watch = watch_list(config_path, &file, base, &sources);
     let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
@@ -135,7 +137,8 @@ fn load_with(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let tables = (routing.tables.kept, routing.tables.built);
+    let kept = routing.tables.kept;
+    let tables = (kept, routing.tables.routing.tables.len() - kept);
     let mut routing = routing.tables.routing;
     // The databases themselves go when `load` returns: the tables hold what queries need.
     routing.geo = (!recipe.is_empty()).then_some(recipe);
@@ -255,6 +258,9 @@ fn settings_errors(file: &ConfigFile) -> Vec<String> {
     errors
 }
 
+/// The GeoIP databases are the files the serving snapshot was built from, unchanged.
+struct Unchanged;
+
 /// The configured GeoIP databases, with the stamps their files have before they are read.
 fn geo_recipe(config: &GeoIpConfig, base: &Path) -> GeoRecipe {
     let default_fields = config.fields.clone().unwrap_or_default();
@@ -271,17 +277,17 @@ fn geo_recipe(config: &GeoIpConfig, base: &Path) -> GeoRecipe {
     recipe
 }
 
-/// Opens the databases of `recipe` (`Ok(None)` when there is none), or leaves them closed
-/// (`Err`, how to open them) when they are the unchanged files `previous` was built from:
-/// a reload that keeps every table then reads none of them.
+/// Opens the databases of `recipe` (`None` when there is none), unless they are the
+/// unchanged files `previous` was built from (`Err`): a reload that keeps every table then
+/// reads none of them.
 fn open_geoip(
     recipe: &GeoRecipe,
     previous: Option<&crate::routing::Routing>,
     error: &mut dyn FnMut(String),
-) -> Result<Option<GeoSources>, GeoRecipe> {
+) -> Result<Option<GeoSources>, Unchanged> {
     let identity = recipe.identity();
     if identity.is_some() && previous.and_then(|p| p.geo.as_ref()?.identity()) == identity {
-        return Err(recipe.clone());
+        return Err(Unchanged);
     }
     let mut dbs = Vec::new();
     for (path, fields) in recipe.files() {

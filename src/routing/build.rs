@@ -14,6 +14,15 @@ use super::Routing;
 use crate::geo::{Fields, GeoError, GeoSources, Location, build_table, great_circle_km};
 use crate::health::CheckSpec;
 
+/// The GeoIP databases a load hands the table builder.
+pub enum Databases<'g> {
+    /// Opened (`None`: none configured).
+    Opened(Option<&'g GeoSources>),
+    /// The files the serving snapshot was built from, unchanged, left closed: opened only
+    /// if a table has to be built after all.
+    Unchanged(crate::geo::GeoRecipe),
+}
+
 /// Where orders are interned and tables built while one snapshot is built.
 pub struct TableBuilder<'g> {
     pub routing: Routing,
@@ -28,9 +37,8 @@ pub struct TableBuilder<'g> {
     /// when a table has to be built after all.
     unopened: Option<crate::geo::GeoRecipe>,
     opened: Option<GeoSources>,
-    /// Tables taken from the previous load, and tables built.
+    /// Tables taken from the previous load (the others in `routing.tables` were built).
     pub kept: usize,
-    pub built: usize,
     /// Stands in when no database is configured: every client is "unknown".
     no_geo: GeoSources,
     order_ids: HashMap<Vec<u32>, u32>,
@@ -42,16 +50,15 @@ pub type Rtt = (u32, f64);
 
 impl<'g> TableBuilder<'g> {
     /// `geo_identity` tells the databases apart across loads (see the field); `previous`
-    /// is the routing being replaced, if any. `geo` are the databases opened, or, when the
-    /// caller left them closed, how to open them.
+    /// is the routing being replaced, if any.
     pub fn new(
-        geo: Result<Option<&'g GeoSources>, crate::geo::GeoRecipe>,
+        geo: Databases<'g>,
         geo_identity: Option<String>,
         previous: Option<&'g Routing>,
     ) -> Self {
         let (geo, unopened) = match geo {
-            Ok(geo) => (geo, None),
-            Err(recipe) => (None, Some(recipe)),
+            Databases::Opened(geo) => (geo, None),
+            Databases::Unchanged(recipe) => (None, Some(recipe)),
         };
         Self {
             routing: Routing::default(),
@@ -61,7 +68,6 @@ impl<'g> TableBuilder<'g> {
             unopened,
             opened: None,
             kept: 0,
-            built: 0,
             no_geo: GeoSources::new(Vec::new()),
             order_ids: HashMap::new(),
             check_ids: HashMap::new(),
@@ -77,7 +83,6 @@ impl<'g> TableBuilder<'g> {
         if let Some(recipe) = self.unopened.take() {
             self.opened = Some(recipe.open()?.0);
         }
-        self.built += 1;
         Ok(())
     }
 
@@ -151,6 +156,13 @@ impl<'g> TableBuilder<'g> {
         Some(format!("{kind} {identity} {inputs:?}"))
     }
 
+    /// Map entries told in a stable order (a `HashMap`'s own order changes from load to load).
+    fn sorted<T: std::fmt::Debug>(entries: impl Iterator<Item = T>) -> Vec<String> {
+        let mut told: Vec<String> = entries.map(|e| format!("{e:?}")).collect();
+        told.sort_unstable();
+        told
+    }
+
     /// The previous load's table of the same recipe, its values (order ids there) turned
     /// into this load's order ids: shared as it is when they are the same ids (the usual
     /// case), else copied with the values renumbered.
@@ -206,11 +218,7 @@ impl<'g> TableBuilder<'g> {
         by_key: Vec<(GeoKey, Vec<u32>)>,
         overrides: Vec<(IpNet, Vec<u32>)>,
     ) -> Result<u32, GeoError> {
-        let recipe = {
-            let mut keys: Vec<String> = by_key.iter().map(|k| format!("{k:?}")).collect();
-            keys.sort_unstable();
-            self.recipe("geo", (&default, keys, &overrides))
-        };
+        let recipe = self.recipe("geo", (&default, Self::sorted(by_key.iter()), &overrides));
         if let Some(id) = self.reuse(&recipe) {
             return Ok(id);
         }
@@ -289,11 +297,8 @@ impl<'g> TableBuilder<'g> {
         by_net: Vec<(IpNet, Vec<Rtt>)>,
         by_key: HashMap<GeoKey, Vec<Rtt>>,
     ) -> Result<u32, GeoError> {
-        let recipe = {
-            let mut keys: Vec<String> = by_key.iter().map(|k| format!("{k:?}")).collect();
-            keys.sort_unstable();
-            self.recipe("latency", (self.pool_places(pool), &by_net, keys))
-        };
+        let keys = Self::sorted(by_key.iter());
+        let recipe = self.recipe("latency", (self.pool_places(pool), &by_net, keys));
         if let Some(id) = self.reuse(&recipe) {
             return Ok(id);
         }
@@ -387,7 +392,6 @@ impl GeoKey {
     }
 }
 
-/// The most specific key present: ASN first, then city, subdivision, country, continent.
 /// The location fields that keys like these are matched on (see [`best_key`]).
 fn key_fields<'k>(keys: impl Iterator<Item = &'k GeoKey>) -> Fields {
     let mut fields = Fields::CONTINENT | Fields::COUNTRY | Fields::SUBDIVISION;
@@ -401,6 +405,7 @@ fn key_fields<'k>(keys: impl Iterator<Item = &'k GeoKey>) -> Fields {
     fields
 }
 
+/// The most specific key present: ASN first, then city, subdivision, country, continent.
 fn best_key<'m, T>(loc: &Location, get: impl Fn(&GeoKey) -> Option<&'m T>) -> Option<&'m T> {
     if let Some(asn) = loc.asn
         && let Some(v) = get(&GeoKey::Asn(asn))
@@ -444,7 +449,7 @@ mod tests {
 
     #[test]
     fn orders_are_interned_once() {
-        let mut b = TableBuilder::new(Ok(None), None, None);
+        let mut b = TableBuilder::new(Databases::Opened(None), None, None);
         let a = b.intern(vec![2, 0, 1]);
         assert_eq!(b.intern(vec![2, 0, 1]), a);
         assert_ne!(b.intern(vec![0, 1, 2]), a);
@@ -453,7 +458,7 @@ mod tests {
 
     #[test]
     fn without_a_database_every_client_gets_the_default_or_its_network() {
-        let mut b = TableBuilder::new(Ok(None), None, None);
+        let mut b = TableBuilder::new(Databases::Opened(None), None, None);
         let net: IpNet = "192.0.2.0/24".parse().expect("net");
         let t = b
             .geo_table(vec![1, 0], vec![], vec![(net, vec![0, 1])])

@@ -24,7 +24,6 @@ use toml::Spanned;
 
 use super::Diagnostic;
 use crate::dns::name::wire_lower;
-use crate::geo::GeoSources;
 use crate::health::quorum::{QuorumRule, VotePolicy};
 use crate::routing::build::TableBuilder;
 use crate::routing::{
@@ -111,7 +110,7 @@ fn odd_geo_key(key: &str) -> Option<String> {
 impl<'g> RoutingBuilder<'g> {
     /// See [`TableBuilder::new`].
     pub fn new(
-        geo: Result<Option<&'g GeoSources>, crate::geo::GeoRecipe>,
+        geo: crate::routing::build::Databases<'g>,
         geo_identity: Option<String>,
         previous: Option<&'g crate::routing::Routing>,
     ) -> Self {
