@@ -84,7 +84,7 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         monitor.clone(),
         settings.clone(),
     );
-    runtime.spawn(reloader.clone().watch(loaded.watch.clone()));
+    runtime.spawn(reloader.clone().watch(loaded.watch.clone(), loaded.watched));
     runtime.spawn(tick_clock());
     let api_state = Arc::new(crate::api::ApiState {
         snapshot: shared.clone(),

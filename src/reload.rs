@@ -1,7 +1,7 @@
 //! Reloading: from SIGHUP, the API, or a change in the watched files. A reload builds a
 //! whole new snapshot and swaps it in, or, on any error, changes nothing and says why.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -187,8 +187,9 @@ impl Reloader {
     /// Polls the watched paths once a second and reloads when any of them changes. Polling
     /// (rather than inotify) sees files replaced by rename, as editors and `git pull` do,
     /// and directories that appear later; a short settle delay lets a burst of writes end.
-    pub async fn watch(self: Arc<Self>, paths: Vec<PathBuf>) {
-        let mut last = fingerprint(&paths);
+    /// `last`: the paths' fingerprint as the serving data was loaded (taken by the load, so
+    /// that a change made while the server started is not taken for the baseline).
+    pub async fn watch(self: Arc<Self>, paths: Vec<PathBuf>, mut last: u64) {
         // A re-sign that failed (a broken key file) is tried again a minute later, not at
         // every tick; the old signatures stay until then. One that worked may find the next
         // key event already due (it fell due while signing): that one goes at the next tick.
@@ -201,12 +202,12 @@ impl Reloader {
                 resign_failed = result.is_err().then(std::time::Instant::now);
                 continue;
             }
-            let now = fingerprint(&paths);
+            let now = config::fingerprint(&paths);
             if now == last {
                 continue;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            last = fingerprint(&paths);
+            last = config::fingerprint(&paths);
             let _ = self.reload("file change").await;
         }
     }
@@ -220,47 +221,6 @@ impl Reloader {
             .map_or(0, |d| d.as_secs());
         self.snapshot.load().signers.iter().any(|s| now >= s.due())
     }
-}
-
-/// Names, sizes and modification times of the watched files, and of the files directly
-/// inside watched directories (hidden, backup and temporary files ignored).
-pub fn fingerprint(paths: &[PathBuf]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let stamp = |p: &Path, h: &mut std::collections::hash_map::DefaultHasher| {
-        p.hash(h);
-        if let Ok(m) = std::fs::metadata(p) {
-            m.len().hash(h);
-            m.modified().ok().hash(h);
-        }
-    };
-    for p in paths {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|e| e.is_file())
-                .filter(|e| {
-                    let n = e
-                        .file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default();
-                    !(n.starts_with('.')
-                        || n.ends_with('~')
-                        || n.ends_with(".swp")
-                        || n.ends_with(".tmp"))
-                })
-                .collect();
-            entries.sort();
-            for e in entries {
-                stamp(&e, &mut h);
-            }
-        } else {
-            stamp(p, &mut h);
-        }
-    }
-    h.finish()
 }
 
 /// How long a replaced snapshot may stay in use (a long zone transfer holds it) before the

@@ -43,6 +43,8 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
     /// Files and directories whose change should trigger a reload.
     pub watch: Vec<PathBuf>,
+    /// Their [`fingerprint`] taken before the zones were read.
+    pub watched: u64,
     /// Network tables taken from the serving snapshot (their recipe unchanged), and built.
     pub tables: (usize, usize),
 }
@@ -118,6 +120,8 @@ fn load_with(
     let mut routing = dynamic::RoutingBuilder::new(databases, recipe.identity(), previous);
     let sources = zone_sources(&file, base, &mut errors, &diag);
     let watch = watch_list(config_path, &file, base, &sources);
+    // Before the zones are read: a change from here on is seen by the watcher.
+    let watched = fingerprint(&watch);
     let signing = file.dnssec.as_ref().map(|d| (d, base.join(&d.key_dir)));
     if let Some((d, _)) = &signing {
         errors.extend(dnssec_errors(d, &sources).map(|m| diag(0, m)));
@@ -193,6 +197,7 @@ fn load_with(
         cluster: file.cluster,
         warnings,
         watch,
+        watched,
         tables,
     })
 }
@@ -606,4 +611,45 @@ pub fn load_zone(
             Err((errors, warnings))
         }
     }
+}
+
+/// Names, sizes and modification times of the watched files, and of the files directly
+/// inside watched directories (hidden, backup and temporary files ignored).
+pub fn fingerprint(paths: &[PathBuf]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let stamp = |p: &Path, h: &mut std::collections::hash_map::DefaultHasher| {
+        p.hash(h);
+        if let Ok(m) = std::fs::metadata(p) {
+            m.len().hash(h);
+            m.modified().ok().hash(h);
+        }
+    };
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| e.is_file())
+                .filter(|e| {
+                    let n = e
+                        .file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default();
+                    !(n.starts_with('.')
+                        || n.ends_with('~')
+                        || n.ends_with(".swp")
+                        || n.ends_with(".tmp"))
+                })
+                .collect();
+            entries.sort();
+            for e in entries {
+                stamp(&e, &mut h);
+            }
+        } else {
+            stamp(p, &mut h);
+        }
+    }
+    h.finish()
 }
