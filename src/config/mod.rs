@@ -477,7 +477,9 @@ fn sign(
     let names = &r.names;
     for dn in names.iter().filter(|n| is_subdomain(&n.owner, &zone)) {
         for (rtype, ttl, rdata) in dnssec::default_answer(r, dn) {
-            builder.add_transfer_default(&dn.owner, rtype, ttl, rdata);
+            builder
+                .add_transfer_default(&dn.owner, rtype, ttl, &rdata)
+                .map_err(|e| format!("{}: {e}", crate::dns::name::to_text(&dn.owner)))?;
         }
     }
     let dynamic_types = |i: u32| {

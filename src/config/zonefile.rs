@@ -491,7 +491,7 @@ fn record(entry: &Entry, state: &mut State, builder: &mut ZoneBuilder) -> Result
     let rdata_tokens: Vec<&Token> = tokens.collect();
     let rdata = encode_rdata(rtype, &rdata_tokens, &state.origin)?;
     builder
-        .add(owner, u16::from(rtype), ttl, rdata)
+        .add(owner, u16::from(rtype), ttl, &rdata)
         .map_err(|e| e.to_string())
 }
 

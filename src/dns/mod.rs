@@ -5,11 +5,13 @@
 pub mod iana;
 pub mod name;
 pub mod rdata;
+mod rrset;
 pub mod sigstore;
 pub mod tsig;
 pub mod wire;
 
 pub use iana::{class, edns_option, opcode, rcode, rtype};
+pub use rrset::{RRset, RdataIter, RdataList, RdataTooLarge};
 
 /// The big-endian u16 at `pos`, if the buffer holds it.
 #[inline]
@@ -30,33 +32,6 @@ pub const MAX_MESSAGE: usize = 65535;
 pub enum Transport {
     Udp,
     Tcp,
-}
-
-/// One RRset: all records of one type at one owner, in wire form without compression.
-#[derive(Debug, Clone)]
-pub struct RRset {
-    pub rtype: u16,
-    pub ttl: u32,
-    pub rdata: Vec<Box<[u8]>>,
-    /// One TTL per record where they differ: only signatures (RRSIG), each of which has
-    /// the TTL of the RRset it covers (RFC 4034 §3). Empty: every record has `ttl`.
-    pub ttls: Vec<u32>,
-}
-
-impl RRset {
-    pub fn new(rtype: u16, ttl: u32, rdata: Vec<Box<[u8]>>) -> Self {
-        Self {
-            rtype,
-            ttl,
-            rdata,
-            ttls: Vec::new(),
-        }
-    }
-
-    /// The TTL of record `i`.
-    pub fn ttl_of(&self, i: usize) -> u32 {
-        self.ttls.get(i).copied().unwrap_or(self.ttl)
-    }
 }
 
 /// Where a record goes in the response.

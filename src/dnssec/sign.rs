@@ -8,7 +8,7 @@
 
 use super::key::SigningKey;
 use crate::dns::name::{self, is_subdomain};
-use crate::dns::{RRset, rtype};
+use crate::dns::{RRset, RdataList, rtype};
 use crate::zone::ZoneBuilder;
 
 /// DNS class IN.
@@ -253,7 +253,7 @@ struct Job {
     owner: Vec<u8>,
     rtype: u16,
     ttl: u32,
-    rdata: Vec<Box<[u8]>>,
+    rdata: RdataList,
     key: usize,
 }
 
@@ -290,17 +290,17 @@ pub fn sign_zone(
     let mut stats = SignStats::default();
     for key in keys.iter().filter(|k| k.timing.published(now)) {
         builder
-            .add(&origin, rtype::DNSKEY, policy.dnskey_ttl, key.dnskey())
+            .add(&origin, rtype::DNSKEY, policy.dnskey_ttl, &key.dnskey())
             .map_err(|e| e.to_string())?;
         stats.dnskeys += 1;
         if policy.cds && key.sep() && key.timing.delete.is_none() {
             let ttl = policy.dnskey_ttl;
             let ds = super::key::ds_rdata(&origin, &key.dnskey());
             builder
-                .add(&origin, 59, ttl, ds)
+                .add(&origin, 59, ttl, &ds)
                 .map_err(|e| e.to_string())?;
             builder
-                .add(&origin, 60, ttl, key.dnskey())
+                .add(&origin, 60, ttl, &key.dnskey())
                 .map_err(|e| e.to_string())?;
         }
     }
@@ -338,11 +338,8 @@ pub fn sign_zone(
             .filter(|s| !cut || s.rtype == rtype::DS)
             .cloned()
             .collect();
-        sets.push(RRset::new(
-            rtype::NSEC,
-            negative_ttl,
-            vec![nsec.into_boxed_slice()],
-        ));
+        let nsec_rdata = RdataList::one(&nsec).map_err(|e| e.to_string())?;
+        sets.push(RRset::new(rtype::NSEC, negative_ttl, nsec_rdata));
         for set in sets {
             for &k in active.iter().filter(|&&k| signs(&keys[k], set.rtype)) {
                 jobs.push(Job {
@@ -357,7 +354,7 @@ pub fn sign_zone(
     }
     for (owner, nsec) in nsecs {
         builder
-            .add(&owner, rtype::NSEC, negative_ttl, nsec)
+            .add(&owner, rtype::NSEC, negative_ttl, &nsec)
             .map_err(|e| e.to_string())?;
         stats.nsec += 1;
     }
@@ -365,7 +362,7 @@ pub fn sign_zone(
     let signed = sign_jobs(&jobs, keys, &origin, policy.window());
     for (job, rrsig) in jobs.iter().zip(signed) {
         builder
-            .add(&job.owner, rtype::RRSIG, job.ttl, rrsig?)
+            .add(&job.owner, rtype::RRSIG, job.ttl, &rrsig?)
             .map_err(|e| e.to_string())?;
         stats.signatures += 1;
     }
@@ -443,7 +440,7 @@ fn sign_jobs(
     window: Window,
 ) -> Vec<Result<Vec<u8>, String>> {
     let sign_one = |job: &Job| -> Result<Vec<u8>, String> {
-        let rdata: Vec<&[u8]> = job.rdata.iter().map(|r| &r[..]).collect();
+        let rdata: Vec<&[u8]> = job.rdata.iter().collect();
         let set = (job.rtype, job.ttl, &rdata[..]);
         sign_rrset(&keys[job.key], origin, &job.owner, set, window)
     };

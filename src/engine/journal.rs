@@ -71,7 +71,7 @@ fn soa_change(zone: &Zone) -> Option<Change> {
         owner: zone.origin().into(),
         rtype: rtype::SOA,
         ttl: soa.ttl,
-        rdata: soa.rdata.first()?.clone(),
+        rdata: soa.rdata.first()?.into(),
     })
 }
 
@@ -87,7 +87,7 @@ fn records(zone: &Zone) -> impl Iterator<Item = (&[u8], u16, u32, &[u8])> {
                     set.rdata
                         .iter()
                         .enumerate()
-                        .map(move |(i, rd)| (owner, set.rtype, set.ttl_of(i), &rd[..]))
+                        .map(move |(i, rd)| (owner, set.rtype, set.ttl_of(i), rd))
                 })
         })
 }

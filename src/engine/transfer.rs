@@ -230,7 +230,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         return refuse("the zone requires a TSIG key", signer.as_mut());
     }
     let zone = &snapshot.zones.zones()[zone_index];
-    let Some(soa) = zone.soa().filter(|s| !s.rdata.is_empty()) else {
+    let Some((soa_ttl, soa)) = zone.soa().and_then(|s| Some((s.ttl, s.rdata.first()?))) else {
         return Start::One(reply.empty(rcode::SERVFAIL, signer.as_mut(), now));
     };
 
@@ -245,7 +245,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         if client == ours || (client.wrapping_sub(ours) as i32) > 0 {
             tracing::info!(zone = %zone_text, %peer, serial = ours, "IXFR: client is current");
             let m = reply.message((0, true, true), signer.as_mut(), now, |w, budget| {
-                w.transfer_record(zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0], budget);
+                w.transfer_record(zone.origin(), rtype::SOA, soa_ttl, soa, budget);
             });
             return Start::One(m);
         }
@@ -365,8 +365,10 @@ fn ixfr_serial(msg: &[u8]) -> Option<u32> {
 #[derive(Debug, Clone, Copy)]
 enum Stage {
     FirstSoa,
-    /// Owner index, RRset index, record index.
-    Body(usize, usize, usize),
+    /// Owner index, RRset index, record index, and where that record starts in the
+    /// RRset's RDATA list (finding the n-th record from the start would make a big RRset
+    /// quadratic).
+    Body(usize, usize, usize, usize),
     /// IXFR: diff index, part (0 old SOA, 1 removed, 2 new SOA, 3 added), record index.
     Diff(usize, u8, usize),
     LastSoa,
@@ -400,25 +402,26 @@ fn body_record<'a>(
     owners: &[u32],
     stage: &mut Stage,
 ) -> Option<(&'a [u8], u16, u32, &'a [u8])> {
-    let Stage::Body(mut o, mut s, mut r) = *stage else {
+    let Stage::Body(mut o, mut s, mut r, mut at) = *stage else {
         return None;
     };
     loop {
-        let at = *owners.get(o)?;
-        let Some((owner, node)) = zone.node_at(at as usize) else {
-            (o, s, r) = (o + 1, 0, 0);
+        let entry = *owners.get(o)?;
+        let Some((owner, node)) = zone.node_at(entry as usize) else {
+            (o, s, r, at) = (o + 1, 0, 0, 0);
             continue;
         };
         let Some(set) = node.rrsets.get(s) else {
-            (o, s, r) = (o + 1, 0, 0);
+            (o, s, r, at) = (o + 1, 0, 0, 0);
             continue;
         };
-        if (o == 0 && set.rtype == rtype::SOA) || r >= set.rdata.len() {
-            (s, r) = (s + 1, 0);
+        let record = set.rdata.record_at(at);
+        let Some((rdata, next)) = record.filter(|_| !(o == 0 && set.rtype == rtype::SOA)) else {
+            (s, r, at) = (s + 1, 0, 0);
             continue;
-        }
-        *stage = Stage::Body(o, s, r + 1);
-        return Some((owner, set.rtype, set.ttl_of(r), &set.rdata[r]));
+        };
+        *stage = Stage::Body(o, s, r + 1, next);
+        return Some((owner, set.rtype, set.ttl_of(r), rdata));
     }
 }
 
@@ -470,6 +473,7 @@ impl Transfer {
         }
         let zone = snapshot.zones.zones().get(self.zone)?;
         let soa = zone.soa()?;
+        let soa_rdata = soa.rdata.first()?;
         let reply = Reply {
             id: self.id,
             question: &self.question,
@@ -489,9 +493,9 @@ impl Transfer {
                     Stage::FirstSoa => {
                         *stage = match incremental {
                             Some((_, first)) => Stage::Diff(*first, 0, 0),
-                            None => Stage::Body(0, 0, 0),
+                            None => Stage::Body(0, 0, 0, 0),
                         };
-                        (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                        (zone.origin(), rtype::SOA, soa.ttl, soa_rdata)
                     }
                     Stage::Diff(..) => {
                         let record = incremental
@@ -514,7 +518,7 @@ impl Transfer {
                     },
                     Stage::LastSoa => {
                         *stage = Stage::Done;
-                        (zone.origin(), rtype::SOA, soa.ttl, &soa.rdata[0][..])
+                        (zone.origin(), rtype::SOA, soa.ttl, soa_rdata)
                     }
                     Stage::Done => break,
                 };

@@ -72,7 +72,7 @@ pub fn send_changed(old: Option<&Snapshot>, new: &Arc<Snapshot>) {
             let job = Notify {
                 origin: origin.to_vec(),
                 soa_ttl: soa.ttl,
-                soa: soa.rdata[0].to_vec(),
+                soa: soa.rdata.first().unwrap_or_default().to_vec(),
                 serial,
                 key: key.clone(),
                 target,

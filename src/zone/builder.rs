@@ -5,9 +5,9 @@ use hashbrown::{HashTable, hash_table};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
-use super::{NegativeSoa, Node, Zone, ZoneError, hash_name, soa_field};
+use super::{Entry, NegativeSoa, Node, Owners, Zone, ZoneError, hash_name, soa_field};
 use crate::dns::name::{self, is_subdomain};
-use crate::dns::{RRset, rtype};
+use crate::dns::{RRset, RdataList, rtype};
 
 /// Collects records for one zone, checks RFC consistency rules, then freezes it.
 pub struct ZoneBuilder {
@@ -16,22 +16,26 @@ pub struct ZoneBuilder {
     warnings: Vec<String>,
 }
 
-/// Nodes by owner name: one hash per lookup, and an owner copied only when its node is new
-/// (most records add to a name seen on the line before).
+/// Nodes by owner name: one hash per lookup, and an owner copied (into the zone's owner
+/// buffer) only when its node is new (most records add to a name seen on the line before).
 #[derive(Default)]
-struct Nodes(HashTable<(Box<[u8]>, Node)>);
+struct Nodes {
+    table: HashTable<Entry>,
+    owners: Owners,
+}
 
 impl Nodes {
     fn get(&self, owner: &[u8]) -> Option<&Node> {
-        self.0
-            .find(hash_name(owner), |(k, _)| k[..] == *owner)
-            .map(|(_, node)| node)
+        self.table
+            .find(hash_name(owner), |e| self.owners.get(e.owner) == owner)
+            .map(|e| &e.node)
     }
 
     fn get_mut(&mut self, owner: &[u8]) -> Option<&mut Node> {
-        self.0
-            .find_mut(hash_name(owner), |(k, _)| k[..] == *owner)
-            .map(|(_, node)| node)
+        let owners = &self.owners;
+        self.table
+            .find_mut(hash_name(owner), |e| owners.get(e.owner) == owner)
+            .map(|e| &mut e.node)
     }
 
     fn contains_key(&self, owner: &[u8]) -> bool {
@@ -39,31 +43,41 @@ impl Nodes {
     }
 
     /// The node of `owner`, made when new.
-    fn node_mut(&mut self, owner: &[u8]) -> &mut Node {
-        let found = self.0.entry(
+    fn node_mut(&mut self, owner: &[u8]) -> Result<&mut Node, ZoneError> {
+        let owners = &mut self.owners;
+        let found = self.table.entry(
             hash_name(owner),
-            |(k, _)| k[..] == *owner,
-            |(k, _)| hash_name(k),
+            |e| owners.get(e.owner) == owner,
+            |e| hash_name(owners.get(e.owner)),
         );
-        match found {
-            hash_table::Entry::Occupied(o) => &mut o.into_mut().1,
+        Ok(match found {
+            hash_table::Entry::Occupied(o) => &mut o.into_mut().node,
             hash_table::Entry::Vacant(v) => {
-                &mut v.insert((owner.into(), Node::default())).into_mut().1
+                let at = owners.push(owner).ok_or(ZoneError::TooManyNames)?;
+                let entry = Entry {
+                    node: Node::default(),
+                    owner: at,
+                };
+                &mut v.insert(entry).into_mut().node
             }
-        }
+        })
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.0.iter().map(|(k, node)| (&k[..], node))
+        self.table
+            .iter()
+            .map(|e| (self.owners.get(e.owner), &e.node))
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> {
-        self.0.iter_mut().map(|(_, node)| node)
+        self.table.iter_mut().map(|e| &mut e.node)
     }
 
     /// Room for `names` more (growing a big table as it fills rehashes it several times).
     fn reserve(&mut self, names: usize) {
-        self.0.reserve(names, |(k, _)| hash_name(k));
+        let owners = &self.owners;
+        self.table
+            .reserve(names, |e| hash_name(owners.get(e.owner)));
     }
 }
 
@@ -91,7 +105,7 @@ impl ZoneBuilder {
         owner: &[u8],
         rtype: u16,
         ttl: u32,
-        rdata: Vec<u8>,
+        rdata: &[u8],
     ) -> Result<(), ZoneError> {
         if !is_subdomain(owner, &self.origin) {
             return Err(ZoneError::OutsideZone {
@@ -102,7 +116,7 @@ impl ZoneBuilder {
         if rtype == rtype::SOA && owner != &self.origin[..] {
             return Err(ZoneError::SoaNotAtApex);
         }
-        let node = self.nodes.node_mut(owner);
+        let node = self.nodes.node_mut(owner)?;
         // A dynamic name holds only its denial proof and signatures (a signed zone's NSEC).
         if node.dynamic().is_some() && !matches!(rtype, rtype::RRSIG | rtype::NSEC) {
             return Err(ZoneError::StaticAtDynamic(name::to_text(owner)));
@@ -131,14 +145,17 @@ impl ZoneBuilder {
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
             // Signatures keep their own TTLs (each that of the RRset it covers).
             Some(set) if rtype == rtype::RRSIG => {
-                if !set.rdata.iter().any(|r| r[..] == rdata[..]) {
-                    if set.ttls.is_empty() {
-                        set.ttls = vec![set.ttl; set.rdata.len()];
+                if !set.rdata.contains(rdata) {
+                    set.rdata
+                        .push(rdata)
+                        .map_err(|_| ZoneError::RRsetTooLarge)?;
+                    let mut ttls = std::mem::take(&mut set.ttls).into_vec();
+                    if ttls.is_empty() {
+                        ttls = vec![set.ttl; set.rdata.len() - 1];
                     }
-                    set.ttls.push(ttl);
-                    set.rdata.push(rdata.into_boxed_slice());
-                    if set.ttls.iter().all(|&t| t == set.ttl) {
-                        set.ttls.clear();
+                    ttls.push(ttl);
+                    if ttls.iter().any(|&t| t != set.ttl) {
+                        set.ttls = ttls.into_boxed_slice();
                     }
                 }
             }
@@ -152,15 +169,15 @@ impl ZoneBuilder {
                     ));
                 }
                 // Duplicate records collapse into one (RFC 2181 §5).
-                if !set.rdata.iter().any(|r| r[..] == rdata[..]) {
-                    set.rdata.push(rdata.into_boxed_slice());
+                if !set.rdata.contains(rdata) {
+                    set.rdata
+                        .push(rdata)
+                        .map_err(|_| ZoneError::RRsetTooLarge)?;
                 }
             }
             None => {
-                node.rrsets
-                    .push(RRset::new(rtype, ttl, vec![rdata.into_boxed_slice()]));
-                node.rrsets.sort_by_key(|s| s.rtype);
-                node.kinds |= Node::kind_of(rtype);
+                let rdata = RdataList::one(rdata).map_err(|_| ZoneError::RRsetTooLarge)?;
+                node.insert_rrset(RRset::new(rtype, ttl, rdata));
             }
         }
         Ok(())
@@ -195,7 +212,7 @@ impl ZoneBuilder {
             }
             cur = name::parent(p);
         }
-        let node = self.nodes.node_mut(owner);
+        let node = self.nodes.node_mut(owner)?;
         if !node.rrsets.is_empty() {
             return Err(ZoneError::DynamicAndStatic(name::to_text(owner)));
         }
@@ -208,17 +225,21 @@ impl ZoneBuilder {
 
     /// Puts a dynamic name's default answer at its node, for transfers of a signed zone
     /// (queries still get the live answer: a dynamic node answers from routing).
-    pub fn add_transfer_default(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: Vec<u8>) {
-        let node = self.nodes.node_mut(owner);
+    pub fn add_transfer_default(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), ZoneError> {
+        let node = self.nodes.node_mut(owner)?;
         match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
-            Some(set) => set.rdata.push(rdata.into_boxed_slice()),
+            Some(set) => set.rdata.push(rdata),
             None => {
-                node.rrsets
-                    .push(RRset::new(rtype, ttl, vec![rdata.into_boxed_slice()]));
-                node.rrsets.sort_by_key(|s| s.rtype);
-                node.kinds |= Node::kind_of(rtype);
+                RdataList::one(rdata).map(|rdata| node.insert_rrset(RRset::new(rtype, ttl, rdata)))
             }
         }
+        .map_err(|_| ZoneError::RRsetTooLarge)
     }
 
     /// The node at `owner` (lowercase wire), if anything was added there.
@@ -234,7 +255,11 @@ impl ZoneBuilder {
     /// Drops every RRset of these types (a signer replacing old signatures and chains).
     pub fn remove_types(&mut self, types: &[u16]) {
         for node in self.nodes.values_mut() {
-            node.rrsets.retain(|s| !types.contains(&s.rtype));
+            if node.rrsets.iter().any(|s| types.contains(&s.rtype)) {
+                let mut kept = std::mem::take(&mut node.rrsets).into_vec();
+                kept.retain(|s| !types.contains(&s.rtype));
+                node.rrsets = kept.into_boxed_slice();
+            }
             node.kinds = node
                 .rrsets
                 .iter()
@@ -307,52 +332,60 @@ impl ZoneBuilder {
             }
         }
         for p in missing {
-            self.nodes.node_mut(&p);
+            self.nodes.node_mut(&p)?;
         }
         let origin_labels = name::label_count(&self.origin);
         let apex_dname = self
             .nodes
             .get(&self.origin)
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
-        let entries: Vec<(Box<[u8]>, Node)> = self.nodes.0.into_iter().collect();
+        let Nodes { table, mut owners } = self.nodes;
+        owners.0.shrink_to_fit();
+        let entries: Vec<Entry> = table
+            .into_iter()
+            .map(|mut entry| {
+                // Sets that grew record by record give back their spare room.
+                for set in entry.node.rrsets.iter_mut() {
+                    set.rdata.shrink_to_fit();
+                }
+                entry
+            })
+            .collect();
+        let owner_of = |j: u32| {
+            entries
+                .get(j as usize)
+                .map_or(&[][..], |e| owners.get(e.owner))
+        };
         let mut index = HashTable::with_capacity(entries.len());
         // Names that hold only NSEC3 records stay out of the index (they stay in `entries`).
-        for (i, (owner, _)) in entries
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, n))| !n.nsec3_only())
-        {
-            index.insert_unique(hash_name(owner), i as u32, |&j: &u32| {
-                entries
-                    .get(j as usize)
-                    .map_or(0, |(owner, _)| hash_name(owner))
-            });
+        for (i, entry) in entries.iter().enumerate() {
+            if !entry.node.nsec3_only() {
+                let hash = hash_name(owners.get(entry.owner));
+                index.insert_unique(hash, i as u32, |&j: &u32| hash_name(owner_of(j)));
+            }
         }
         // Each wildcard by the position of its parent (the closest encloser it answers for).
         let mut wildcards = FxHashMap::default();
-        for (i, (owner, node)) in entries.iter().enumerate() {
-            if let Some(encloser) = owner.strip_prefix(b"\x01*")
-                && !node.nsec3_only()
-                && let Some(&at) = index.find(hash_name(encloser), |&j: &u32| {
-                    entries
-                        .get(j as usize)
-                        .is_some_and(|(o, _)| o[..] == *encloser)
-                })
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(encloser) = owners.get(entry.owner).strip_prefix(b"\x01*")
+                && !entry.node.nsec3_only()
+                && let Some(&at) =
+                    index.find(hash_name(encloser), |&j: &u32| owner_of(j) == encloser)
             {
                 wildcards.insert(at, i as u32);
             }
         }
         let signed = entries
             .iter()
-            .any(|(o, n)| *o == self.origin && n.get(rtype::RRSIG).is_some());
+            .any(|e| owners.get(e.owner) == &self.origin[..] && e.node.get(rtype::RRSIG).is_some());
         // The names with an NSEC, in canonical order: sorted by their canonical keys.
         let mut key = [0u8; name::CANONICAL_KEY_MAX];
         let mut keyed: Vec<(Box<[u8]>, u32)> = entries
             .iter()
             .enumerate()
-            .filter(|(_, (_, n))| n.get(rtype::NSEC).is_some())
-            .map(|(i, (owner, _))| {
-                let len = name::canonical_key(owner, &mut key);
+            .filter(|(_, e)| e.node.get(rtype::NSEC).is_some())
+            .map(|(i, e)| {
+                let len = name::canonical_key(owners.get(e.owner), &mut key);
                 (key[..len].into(), i as u32)
             })
             .collect();
@@ -362,6 +395,7 @@ impl ZoneBuilder {
             origin: self.origin,
             origin_labels,
             entries,
+            owners,
             index,
             apex_dname,
             negative_ttl,
@@ -376,7 +410,7 @@ impl ZoneBuilder {
 }
 
 /// Order-independent hash of every record, with SOA serials left out.
-pub(super) fn fingerprint(entries: &[(Box<[u8]>, Node)]) -> u64 {
+pub(super) fn fingerprint<'z>(entries: impl Iterator<Item = (&'z [u8], &'z Node)>) -> u64 {
     let mut total = 0u64;
     for (owner, node) in entries {
         // Signatures are derived data (and ECDSA's differ at every signing).

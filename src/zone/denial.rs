@@ -34,7 +34,7 @@ impl Zone {
 
     /// The NSEC at entry `i` and its signatures, in the authority section.
     fn add_nsec_at<S: Sink>(&self, i: u32, sink: &mut S) {
-        let Some((owner, node)) = self.entries.get(i as usize) else {
+        let Some((owner, node)) = self.node_at(i as usize) else {
             return;
         };
         if let Some(nsec) = node.get(rtype::NSEC)

@@ -39,6 +39,10 @@ pub enum ZoneError {
     NoApexNs,
     #[error("a CNAME at the zone apex is not allowed")]
     ApexCname,
+    #[error("an RRset cannot hold this record: longer than 65535 octets, or over 65535 records")]
+    RRsetTooLarge,
+    #[error("the zone's owner names pass 4 GiB")]
+    TooManyNames,
     #[error("zone {0} is defined twice")]
     ZoneTwice(String),
 }

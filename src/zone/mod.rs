@@ -19,8 +19,9 @@ const MAX_CHAIN: usize = 12;
 /// Everything stored at one owner name. An empty node is an empty non-terminal.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Sorted by type.
-    pub rrsets: Vec<RRset>,
+    /// Sorted by type. A boxed slice, sized exactly: most names hold one or two RRsets,
+    /// where a growing `Vec` would keep room for four.
+    pub rrsets: Box<[RRset]>,
     /// A dynamic name: its answers come from `routing`, by this index (NOT_DYNAMIC: none;
     /// not an `Option`, so that the node stays 32 bytes with `kinds` beside it).
     dynamic: u32,
@@ -35,7 +36,7 @@ const NOT_DYNAMIC: u32 = u32::MAX;
 impl Default for Node {
     fn default() -> Self {
         Self {
-            rrsets: Vec::new(),
+            rrsets: Box::new([]),
             dynamic: NOT_DYNAMIC,
             kinds: 0,
         }
@@ -49,6 +50,17 @@ const KIND_NSEC3: u8 = 4;
 impl Node {
     pub fn get(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+
+    /// Adds an RRset of a type the node does not hold yet, keeping the order by type.
+    pub(crate) fn insert_rrset(&mut self, set: RRset) {
+        let mut sets = std::mem::take(&mut self.rrsets).into_vec();
+        // Exactly one more: the boxed slice below then needs no second copy.
+        sets.reserve_exact(1);
+        self.kinds |= Node::kind_of(set.rtype);
+        let at = sets.partition_point(|s| s.rtype < set.rtype);
+        sets.insert(at, set);
+        self.rrsets = sets.into_boxed_slice();
     }
 
     /// A dynamic name's index into `routing`'s names.
@@ -164,9 +176,10 @@ pub struct Outcome {
 pub struct Zone {
     origin: Box<[u8]>,
     origin_labels: usize,
-    /// Every owner name (lowercase wire) with its node; `index` finds them by name. The
-    /// names are stored once: the table holds positions, hashed by the name at them.
-    entries: Vec<(Box<[u8]>, Node)>,
+    /// Every owner name with its node; `index` finds them by name. The names are stored
+    /// once, in `owners`: the table holds positions, hashed by the name at them.
+    entries: Vec<Entry>,
+    owners: Owners,
     index: HashTable<u32>,
     /// Position of each wildcard (`*.x`) by the position of its parent `x`.
     wildcards: rustc_hash::FxHashMap<u32, u32>,
@@ -196,29 +209,33 @@ impl Zone {
     }
 
     pub fn node(&self, name: &[u8]) -> Option<&Node> {
-        self.entry(name).map(|(_, node)| node)
+        self.entry_at(hash_name(name), name)
+            .and_then(|i| self.entries.get(i as usize))
+            .map(|e| &e.node)
     }
 
     /// The stored owner name and node for `name` (lowercase wire).
-    fn entry(&self, name: &[u8]) -> Option<&(Box<[u8]>, Node)> {
+    fn entry(&self, name: &[u8]) -> Option<(&[u8], &Node)> {
         self.entry_at(hash_name(name), name)
-            .and_then(|i| self.entries.get(i as usize))
+            .and_then(|i| self.node_at(i as usize))
     }
 
     /// Position of `name` (whose hash is `hash`) in `entries`.
     fn entry_at(&self, hash: u64, name: &[u8]) -> Option<u32> {
         self.index
-            .find(hash, |&i| {
-                self.entries
-                    .get(i as usize)
-                    .is_some_and(|(owner, _)| owner[..] == *name)
-            })
+            .find(hash, |&i| self.owner_at(i as usize) == Some(name))
             .copied()
+    }
+
+    /// The owner name at position `i` of the entries.
+    fn owner_at(&self, i: usize) -> Option<&[u8]> {
+        self.entries.get(i).map(|e| self.owners.get(e.owner))
     }
 
     pub fn apex(&self) -> &Node {
         // A zone is only built with an SOA at its apex (checked in ZoneBuilder::finish).
-        self.node(&self.origin).unwrap_or(&EMPTY_NODE)
+        static EMPTY_NODE: std::sync::LazyLock<Node> = std::sync::LazyLock::new(Node::default);
+        self.node(&self.origin).unwrap_or_else(|| &EMPTY_NODE)
     }
 
     pub fn soa(&self) -> Option<&RRset> {
@@ -237,7 +254,7 @@ impl Zone {
     pub fn fingerprint(&self) -> u64 {
         *self
             .fingerprint
-            .get_or_init(|| builder::fingerprint(&self.entries))
+            .get_or_init(|| builder::fingerprint(self.nodes()))
     }
 
     /// Number of owner names (entries) in the zone; entry indexes are below it.
@@ -248,7 +265,7 @@ impl Zone {
     pub fn record_count(&self) -> usize {
         self.entries
             .iter()
-            .flat_map(|(_, n)| n.rrsets.iter())
+            .flat_map(|e| e.node.rrsets.iter())
             .map(|s| s.rdata.len())
             .sum()
     }
@@ -256,20 +273,53 @@ impl Zone {
     /// All owner names with their nodes (order unspecified).
     /// Every owner and node, also those queries do not find (NSEC3 owners).
     pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.entries.iter().map(|(k, v)| (&k[..], v))
+        self.entries
+            .iter()
+            .map(|e| (self.owners.get(e.owner), &e.node))
     }
 
     /// The owner and node at position `i` of [`Zone::nodes`].
     pub fn node_at(&self, i: usize) -> Option<(&[u8], &Node)> {
-        self.entries.get(i).map(|(k, v)| (&k[..], v))
+        self.entries
+            .get(i)
+            .map(|e| (self.owners.get(e.owner), &e.node))
     }
 }
 
-static EMPTY_NODE: Node = Node {
-    rrsets: Vec::new(),
-    dynamic: NOT_DYNAMIC,
-    kinds: 0,
-};
+/// One owner name (where in [`Owners`]) and its node.
+#[derive(Debug)]
+struct Entry {
+    node: Node,
+    owner: OwnerRef,
+}
+
+/// Where an owner name is in [`Owners`].
+#[derive(Debug, Clone, Copy)]
+struct OwnerRef {
+    at: u32,
+    len: u8,
+}
+
+/// A zone's owner names (lowercase wire), one after another in one buffer: a name costs
+/// its own bytes, where a box per name cost about 48 more (and an allocation each).
+#[derive(Debug, Default)]
+struct Owners(Vec<u8>);
+
+impl Owners {
+    /// Appends `name`; `None` when the buffer would pass 4 GiB.
+    fn push(&mut self, name: &[u8]) -> Option<OwnerRef> {
+        let at = u32::try_from(self.0.len()).ok()?;
+        let len = u8::try_from(name.len()).ok()?;
+        at.checked_add(u32::from(len))?;
+        self.0.extend_from_slice(name);
+        Some(OwnerRef { at, len })
+    }
+
+    fn get(&self, owner: OwnerRef) -> &[u8] {
+        let at = owner.at as usize;
+        self.0.get(at..at + usize::from(owner.len)).unwrap_or(&[])
+    }
+}
 
 /// Reads the u32 field `index` after the two names of SOA RDATA (0 = serial, 4 = minimum).
 pub(crate) fn soa_field(rdata: &[u8], index: usize) -> Option<u32> {

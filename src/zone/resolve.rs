@@ -270,10 +270,7 @@ impl Zone {
             if node.get(rtype::NS).is_some() {
                 // DS lives on the parent side of the cut.
                 if !(depth == key_labels && qtype == rtype::DS) {
-                    return Step::Referral {
-                        cut: &stored[..],
-                        node,
-                    };
+                    return Step::Referral { cut: stored, node };
                 }
             }
             if depth < key_labels && node.get(rtype::DNAME).is_some() {
@@ -304,9 +301,7 @@ impl Zone {
     /// owner and node.
     pub(super) fn wildcard_at(&self, encloser: u32) -> Option<(&[u8], &Node)> {
         let at = *self.wildcards.get(&encloser)?;
-        self.entries
-            .get(at as usize)
-            .map(|(owner, node)| (&owner[..], node))
+        self.node_at(at as usize)
     }
 
     /// The wildcard directly below `encloser` (`*.encloser`): its owner and node.
@@ -320,7 +315,6 @@ impl Zone {
         wild[1] = b'*';
         wild[2..len].copy_from_slice(encloser);
         self.entry(&wild[..len])
-            .map(|(owner, node)| (&owner[..], node))
     }
 
     /// Answers from an existing node (written under `owner`; `stored` is the node's own
@@ -415,7 +409,7 @@ impl Zone {
                 continue;
             }
             // Skip targets already handled for an earlier record of this RRset.
-            let seen = set.rdata[..i].iter().any(|prev| {
+            let seen = set.rdata.iter().take(i).any(|prev| {
                 rdata_target(set.rtype, prev).is_some_and(|t| t.eq_ignore_ascii_case(target))
             });
             if seen {

@@ -91,12 +91,12 @@ impl ZoneSet {
 
     /// The table behind [`ZoneSet::lookup`].
     fn direct_names(&self) -> HashTable<(u32, u32)> {
-        let entries: usize = self.zones.iter().map(|z| z.entries.len()).sum();
+        let entries: usize = self.zones.iter().map(Zone::entry_count).sum();
         let mut direct = HashTable::with_capacity(entries);
         // The names left out here go in marked afterwards.
         let mut others: Vec<(u32, u32)> = Vec::new();
         for (zi, zone) in self.zones.iter().enumerate() {
-            for (ei, (owner, node)) in zone.entries.iter().enumerate() {
+            for (ei, (owner, node)) in zone.nodes().enumerate() {
                 let at = (zi as u32, ei as u32);
                 if self.answers_directly(zi, zone, owner, node) {
                     direct.insert_unique(hash_name(owner), at, |&(z, e)| {
@@ -154,8 +154,7 @@ impl ZoneSet {
     fn entry_name(&self, zone: u32, entry: u32) -> Option<&[u8]> {
         self.zones
             .get(zone as usize)
-            .and_then(|z| z.entries.get((entry & !SEARCH) as usize))
-            .map(|(owner, _)| &owner[..])
+            .and_then(|z| z.owner_at((entry & !SEARCH) as usize))
     }
 
     /// The zone that answers `key` (lowercase wire), as an index into
@@ -190,7 +189,7 @@ impl ZoneSet {
         let Some(zone) = self.zones.get(z as usize) else {
             return search();
         };
-        let Some((_, node)) = zone.entries.get((e & !SEARCH) as usize) else {
+        let Some((_, node)) = zone.node_at((e & !SEARCH) as usize) else {
             return search();
         };
         if e & SEARCH != 0 {
@@ -223,17 +222,13 @@ impl ZoneSet {
         zi: usize,
         range: std::ops::Range<usize>,
     ) -> impl Iterator<Item = (u32, &[u8], &Node)> {
-        let entries = self.zones.get(zi).map_or(&[][..], |z| &z.entries[..]);
-        let range = range.start.min(entries.len())..range.end.min(entries.len());
-        let start = range.start;
-        entries[range]
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, (owner, node))| {
-                let e = u32::try_from(start + i).ok()?;
-                self.is_direct(zi, e, owner)
-                    .then_some((e, &owner[..], node))
-            })
+        let zone = self.zones.get(zi);
+        let count = zone.map_or(0, Zone::entry_count);
+        (range.start.min(count)..range.end.min(count)).filter_map(move |i| {
+            let (owner, node) = zone?.node_at(i)?;
+            let e = u32::try_from(i).ok()?;
+            self.is_direct(zi, e, owner).then_some((e, owner, node))
+        })
     }
 
     /// Whether entry `entry` (named `owner`) of zone `zi` is found with one hash lookup.

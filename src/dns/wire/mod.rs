@@ -10,7 +10,7 @@ pub use write::*;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{RRset, Section, Sink};
+    use crate::dns::{RRset, RdataList, Section, Sink};
 
     fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
@@ -78,7 +78,7 @@ mod tests {
         let q = query(NAME, 1, &[], 0);
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 1, 0, false, &q[12..], 512);
-        let set = RRset::new(1, 60, vec![vec![192, 0, 2, 1].into_boxed_slice()]);
+        let set = RRset::new(1, 60, RdataList::one(&[192, 0, 2, 1]).expect("fits"));
         assert!(w.rrset(Section::Answer, b"\x03WWW\x07example\x03com\x00", &set, 60));
         let len = w.finish(None);
         // header + question + pointer(2) + fixed(10) + rdata(4)
@@ -91,7 +91,7 @@ mod tests {
         let q = query(NAME, 1, &[], 0);
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 7, 0, false, &q[12..], 512);
-        let set = RRset::new(1, 60, vec![vec![192, 0, 2, 1].into_boxed_slice()]);
+        let set = RRset::new(1, 60, RdataList::one(&[192, 0, 2, 1]).expect("fits"));
         w.rrset(Section::Answer, NAME, &set, 60);
         let len = w.finish(None);
         let cut = truncate_to_question(&mut buf, len);
@@ -105,13 +105,12 @@ mod tests {
         let q = query(NAME, 16, &[], 0);
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 1, 0, false, &q[12..], 100);
-        let set = RRset::new(
-            16,
-            60,
-            (0..10)
-                .map(|i| vec![10, b'a' + i, 1, 2, 3, 4, 5, 6, 7, 8, 9].into_boxed_slice())
-                .collect(),
-        );
+        let mut txt = RdataList::default();
+        for i in 0..10 {
+            txt.push(&[10, b'a' + i, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+                .expect("fits");
+        }
+        let set = RRset::new(16, 60, txt);
         assert!(!w.rrset(Section::Answer, NAME, &set, 60));
         assert!(w.is_truncated());
         assert_eq!(w.answer_count(), 0);

@@ -673,19 +673,12 @@ impl Sink for Writer<'_> {
                 soa.rtype,
                 class::IN,
                 ttl,
-                soa.rdata.iter().map(|r| &r[..]),
+                soa.rdata.iter(),
             )
     }
 
     fn rrset(&mut self, section: Section, owner: &[u8], set: &RRset, ttl: u32) -> bool {
-        self.write_set(
-            section,
-            owner,
-            set.rtype,
-            class::IN,
-            ttl,
-            set.rdata.iter().map(|r| &r[..]),
-        )
+        self.write_set(section, owner, set.rtype, class::IN, ttl, set.rdata.iter())
     }
 
     fn record(
