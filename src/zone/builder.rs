@@ -18,66 +18,89 @@ pub struct ZoneBuilder {
 
 /// Nodes by owner name: one hash per lookup, and an owner copied (into the zone's owner
 /// buffer) only when its node is new (most records add to a name seen on the line before).
+/// The entries and the index over them become the zone's own: nothing is copied or hashed
+/// again when the zone is frozen.
 #[derive(Default)]
 struct Nodes {
-    table: HashTable<Entry>,
+    /// In the order the names first came (the file's order).
+    entries: Vec<Entry>,
     owners: Owners,
+    /// Positions in `entries`, hashed by their owner names.
+    index: HashTable<u32>,
+}
+
+/// The owner name of entry `i`.
+fn owner_of<'a>(entries: &[Entry], owners: &'a Owners, i: u32) -> &'a [u8] {
+    entries
+        .get(i as usize)
+        .map_or(&[][..], |e| owners.get(e.owner))
 }
 
 impl Nodes {
+    fn position(&self, owner: &[u8]) -> Option<usize> {
+        let (entries, owners) = (&self.entries, &self.owners);
+        self.index
+            .find(hash_name(owner), |&i| owner_of(entries, owners, i) == owner)
+            .map(|&i| i as usize)
+    }
+
     fn get(&self, owner: &[u8]) -> Option<&Node> {
-        self.table
-            .find(hash_name(owner), |e| self.owners.get(e.owner) == owner)
-            .map(|e| &e.node)
+        let i = self.position(owner)?;
+        self.entries.get(i).map(|e| &e.node)
     }
 
     fn get_mut(&mut self, owner: &[u8]) -> Option<&mut Node> {
-        let owners = &self.owners;
-        self.table
-            .find_mut(hash_name(owner), |e| owners.get(e.owner) == owner)
-            .map(|e| &mut e.node)
+        let i = self.position(owner)?;
+        self.entries.get_mut(i).map(|e| &mut e.node)
     }
 
     fn contains_key(&self, owner: &[u8]) -> bool {
-        self.get(owner).is_some()
+        self.position(owner).is_some()
     }
 
     /// The node of `owner`, made when new.
     fn node_mut(&mut self, owner: &[u8]) -> Result<&mut Node, ZoneError> {
-        let owners = &mut self.owners;
-        let found = self.table.entry(
+        let (entries, owners) = (&mut self.entries, &mut self.owners);
+        let found = self.index.entry(
             hash_name(owner),
-            |e| owners.get(e.owner) == owner,
-            |e| hash_name(owners.get(e.owner)),
+            |&i| owner_of(entries, owners, i) == owner,
+            |&i| hash_name(owner_of(entries, owners, i)),
         );
-        Ok(match found {
-            hash_table::Entry::Occupied(o) => &mut o.into_mut().node,
+        let i = match found {
+            hash_table::Entry::Occupied(o) => *o.get(),
             hash_table::Entry::Vacant(v) => {
+                let i = u32::try_from(entries.len()).map_err(|_| ZoneError::TooManyNames)?;
                 let at = owners.push(owner).ok_or(ZoneError::TooManyNames)?;
-                let entry = Entry {
+                entries.push(Entry {
                     node: Node::default(),
                     owner: at,
-                };
-                &mut v.insert(entry).into_mut().node
+                });
+                v.insert(i);
+                i
             }
-        })
+        };
+        entries
+            .get_mut(i as usize)
+            .map(|e| &mut e.node)
+            .ok_or(ZoneError::TooManyNames)
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.table
+        self.entries
             .iter()
             .map(|e| (self.owners.get(e.owner), &e.node))
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> {
-        self.table.iter_mut().map(|e| &mut e.node)
+        self.entries.iter_mut().map(|e| &mut e.node)
     }
 
     /// Room for `names` more (growing a big table as it fills rehashes it several times).
     fn reserve(&mut self, names: usize) {
-        let owners = &self.owners;
-        self.table
-            .reserve(names, |e| hash_name(owners.get(e.owner)));
+        let (entries, owners) = (&self.entries, &self.owners);
+        self.index
+            .reserve(names, |&i| hash_name(owner_of(entries, owners, i)));
+        self.entries.reserve(names);
     }
 }
 
@@ -339,31 +362,24 @@ impl ZoneBuilder {
             .nodes
             .get(&self.origin)
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
-        let Nodes { table, mut owners } = self.nodes;
+        let Nodes {
+            mut entries,
+            mut owners,
+            mut index,
+        } = self.nodes;
         owners.0.shrink_to_fit();
-        let entries: Vec<Entry> = table
-            .into_iter()
-            .map(|mut entry| {
-                // Sets that grew record by record give back their spare room.
-                for set in entry.node.rrsets.iter_mut() {
-                    set.rdata.shrink_to_fit();
-                }
-                entry
-            })
-            .collect();
-        let owner_of = |j: u32| {
-            entries
-                .get(j as usize)
-                .map_or(&[][..], |e| owners.get(e.owner))
-        };
-        let mut index = HashTable::with_capacity(entries.len());
-        // Names that hold only NSEC3 records stay out of the index (they stay in `entries`).
-        for (i, entry) in entries.iter().enumerate() {
-            if !entry.node.nsec3_only() {
-                let hash = hash_name(owners.get(entry.owner));
-                index.insert_unique(hash, i as u32, |&j: &u32| hash_name(owner_of(j)));
+        entries.shrink_to_fit();
+        for entry in &mut entries {
+            // Sets that grew record by record give back their spare room.
+            for set in entry.node.rrsets.iter_mut() {
+                set.rdata.shrink_to_fit();
             }
         }
+        // Names that hold only NSEC3 records leave the index (they stay in `entries`).
+        if entries.iter().any(|e| e.node.nsec3_only()) {
+            index.retain(|&mut i| !entries.get(i as usize).is_some_and(|e| e.node.nsec3_only()));
+        }
+        let owner_of = |j: u32| owner_of(&entries, &owners, j);
         // Each wildcard by the position of its parent (the closest encloser it answers for).
         let mut wildcards = FxHashMap::default();
         for (i, entry) in entries.iter().enumerate() {
@@ -441,4 +457,70 @@ pub(super) fn fingerprint<'z>(entries: impl Iterator<Item = (&'z [u8], &'z Node)
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lowercase wire form of a dotted name ("www.example.").
+    fn wire(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in text.split('.').filter(|l| !l.is_empty()) {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    fn soa_rdata() -> Vec<u8> {
+        let mut rd = wire("ns.example.");
+        rd.extend(wire("host.example."));
+        for field in [1u32, 3600, 600, 86400, 300] {
+            rd.extend_from_slice(&field.to_be_bytes());
+        }
+        rd
+    }
+
+    #[test]
+    fn names_with_only_nsec3_stay_out_of_lookups_and_empty_non_terminals_are_made() {
+        let mut b = ZoneBuilder::new(wire("example."));
+        b.add(&wire("example."), rtype::SOA, 3600, &soa_rdata())
+            .expect("soa");
+        b.add(&wire("example."), rtype::NS, 3600, &wire("ns.example."))
+            .expect("ns");
+        b.add(&wire("ns.example."), rtype::A, 3600, &[192, 0, 2, 1])
+            .expect("a");
+        b.add(
+            &wire("hashed.example."),
+            rtype::NSEC3,
+            300,
+            &[1, 0, 0, 1, 0, 1, 0, 0, 0],
+        )
+        .expect("nsec3");
+        b.add(&wire("a.b.c.example."), rtype::A, 3600, &[192, 0, 2, 2])
+            .expect("deep");
+        let zone = b.finish().expect("zone");
+
+        assert!(zone.node(&wire("hashed.example.")).is_none());
+        assert!(zone.nodes().any(|(o, _)| o == &wire("hashed.example.")[..]));
+        let ns = zone.node(&wire("ns.example.")).expect("ns.example.");
+        assert_eq!(
+            www.get(rtype::A).and_then(|s| s.rdata.first()),
+            Some(&[192, 0, 2, 1][..])
+        );
+        for ent in ["b.c.example.", "c.example."] {
+            let node = zone.node(&wire(ent)).expect(ent);
+            assert!(node.rrsets.is_empty(), "{ent} is an empty non-terminal");
+        }
+        assert_eq!(zone.record_count(), 5);
+        assert_eq!(zone.entry_count(), 6);
+        // Every position the index gives back names the name asked for.
+        for (i, (owner, _)) in zone.nodes().enumerate() {
+            if owner != &wire("hashed.example.")[..] {
+                assert_eq!(zone.entry_at(hash_name(owner), owner), Some(i as u32));
+            }
+        }
+    }
 }
