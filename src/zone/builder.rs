@@ -507,7 +507,7 @@ mod tests {
         assert!(zone.nodes().any(|(o, _)| o == &wire("hashed.example.")[..]));
         let ns = zone.node(&wire("ns.example.")).expect("ns.example.");
         assert_eq!(
-            www.get(rtype::A).and_then(|s| s.rdata.first()),
+            ns.get(rtype::A).and_then(|s| s.rdata.first()),
             Some(&[192, 0, 2, 1][..])
         );
         for ent in ["b.c.example.", "c.example."] {
