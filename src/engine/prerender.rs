@@ -32,6 +32,23 @@ const NONE: u32 = u32::MAX;
 /// `first` of an entry whose only answer is its zone's NODATA for its name length.
 const SHARED_NODATA_ONLY: u32 = u32::MAX - 1;
 
+/// A position in the answers: the part in the top bits, the index in its part below.
+const PART_SHIFT: u32 = 28;
+const INDEX_MASK: u32 = (1 << PART_SHIFT) - 1;
+/// Threads that render (the shared NODATA answers are one part more; NONE and
+/// SHARED_NODATA_ONLY lie in the unused top part).
+const MAX_THREADS: usize = 8;
+
+/// The position of answer `index` of part `part`, if it can be told apart from NONE and
+/// SHARED_NODATA_ONLY.
+fn position(part: usize, index: usize) -> Option<u32> {
+    let part = u32::try_from(part)
+        .ok()
+        .filter(|&p| p <= MAX_THREADS as u32)?;
+    let index = u32::try_from(index).ok().filter(|&i| i <= INDEX_MASK)?;
+    Some(part << PART_SHIFT | index)
+}
+
 /// The `qtype` of an entry's own NODATA body: it answers any type its run does not list.
 /// (Type 0 is reserved; a name that holds it gets no NODATA body.)
 const OTHER_TYPES: u16 = 0;
@@ -65,14 +82,14 @@ pub struct StaticAnswer<'a> {
 /// Every rendered answer of one snapshot.
 #[derive(Debug, Default)]
 pub struct StaticAnswers {
-    /// Per zone, per entry: the index in `answers` of the entry's first answer, NONE or
+    /// Per zone, per entry: the [`position`] of the entry's first answer, NONE or
     /// SHARED_NODATA_ONLY.
     first: Vec<Box<[u32]>>,
-    /// Grouped by entry; a run ends with the LAST flag.
-    answers: Vec<Rendered>,
-    /// Per zone, per name length: the index in `answers` of the shared NODATA, or NONE.
+    /// Per zone, per name length: the [`position`] of the shared NODATA, or NONE.
     nodata: Vec<Box<[u32]>>,
-    bytes: Vec<u8>,
+    /// As the threads rendered them, and the shared NODATA answers last: kept apart, not
+    /// copied into one buffer (which cost the whole size again while it was made).
+    parts: Vec<Part>,
     /// How long rendering took, for the logs.
     build_time: std::time::Duration,
 }
@@ -147,12 +164,14 @@ const SHARED_TRIES: u8 = 8;
 
 /// Answers rendered apart (a share of the names, on a thread of its own; or the shared
 /// NODATA answers); positions are its own until [`StaticAnswers::absorb`] appends it.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Part {
+    /// Grouped by entry; a run ends with the LAST flag.
     answers: Vec<Rendered>,
     bytes: Vec<u8>,
-    /// (zone, entry, first answer of the entry's run or SHARED_NODATA_ONLY).
-    firsts: Vec<(usize, u32, u32)>,
+    /// (zone, entry, first answer of the entry's run or SHARED_NODATA_ONLY); emptied
+    /// when the part is kept.
+    firsts: Vec<(u32, u32, u32)>,
 }
 
 impl Part {
@@ -172,7 +191,7 @@ impl StaticAnswers {
     ///
     /// The zones' shared NODATA answers are chosen first; then the names are shared out
     /// over the cores in runs of positions, each run rendered on a thread of its own, and
-    /// the runs appended in order.
+    /// the threads' parts kept as they are.
     pub fn build(zones: &ZoneSet, dnssec: bool) -> Self {
         let started = std::time::Instant::now();
         let shared = SharedNodata::choose(zones, dnssec);
@@ -180,9 +199,9 @@ impl StaticAnswers {
         let threads = if total < PARALLEL_FROM {
             1
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
         };
-        let parts: Vec<Part> = std::thread::scope(|scope| {
+        let mut parts: Vec<Part> = std::thread::scope(|scope| {
             let shared = &shared;
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
@@ -195,66 +214,52 @@ impl StaticAnswers {
                 .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
-        // Sized once: the parts are copied in and freed.
-        let answers =
-            parts.iter().map(|p| p.answers.len()).sum::<usize>() + shared.part.answers.len();
-        let bytes = parts.iter().map(|p| p.bytes.len()).sum::<usize>() + shared.part.bytes.len();
         let mut out = Self {
             first: zones
                 .zones()
                 .iter()
                 .map(|z| vec![NONE; z.entry_count()].into_boxed_slice())
                 .collect(),
-            answers: Vec::with_capacity(answers),
             nodata: Vec::new(),
-            bytes: Vec::with_capacity(bytes),
+            parts: Vec::new(),
             build_time: std::time::Duration::ZERO,
         };
-        for part in parts {
-            out.absorb(part);
-        }
-        // The shared NODATA answers go last: their positions move by all the runs.
-        let shared_at = u32::try_from(out.answers.len()).unwrap_or(NONE);
+        // The shared NODATA answers are the last part.
+        let shared_part = parts.len();
         out.nodata = shared.at;
         for slot in out.nodata.iter_mut().flat_map(|n| n.iter_mut()) {
             if *slot != NONE {
-                *slot = slot.saturating_add(shared_at);
+                *slot = position(shared_part, *slot as usize).unwrap_or(NONE);
             }
         }
-        out.absorb(shared.part);
-        out.bytes.shrink_to_fit();
-        out.answers.shrink_to_fit();
+        parts.push(shared.part);
+        for (p, part) in parts.iter_mut().enumerate() {
+            for (zi, entry, first) in std::mem::take(&mut part.firsts) {
+                let first = match first {
+                    SHARED_NODATA_ONLY => first,
+                    _ => position(p, first as usize).unwrap_or(NONE),
+                };
+                if let Some(slot) = out
+                    .first
+                    .get_mut(zi as usize)
+                    .and_then(|f| f.get_mut(entry as usize))
+                {
+                    *slot = first;
+                }
+            }
+            part.answers.shrink_to_fit();
+            part.bytes.shrink_to_fit();
+        }
+        out.parts = parts;
         out.build_time = started.elapsed();
         out
     }
 
-    /// Appends a part rendered apart: its positions move by what is already here.
-    fn absorb(&mut self, part: Part) {
-        let (Ok(answers_at), Ok(bytes_at)) = (
-            u32::try_from(self.answers.len()),
-            u32::try_from(self.bytes.len()),
-        ) else {
-            return;
-        };
-        self.bytes.extend_from_slice(&part.bytes);
-        self.answers.extend(part.answers.into_iter().map(|mut r| {
-            r.start += bytes_at;
-            r
-        }));
-        for (zi, entry, first) in part.firsts {
-            let first = if first == SHARED_NODATA_ONLY {
-                first
-            } else {
-                first + answers_at
-            };
-            if let Some(slot) = self
-                .first
-                .get_mut(zi)
-                .and_then(|f| f.get_mut(entry as usize))
-            {
-                *slot = first;
-            }
-        }
+    /// The answer at `position`.
+    fn at(&self, position: u32) -> Option<(&Part, &[Rendered])> {
+        let part = self.parts.get((position >> PART_SHIFT) as usize)?;
+        let answers = part.answers.get((position & INDEX_MASK) as usize..)?;
+        Some((part, answers))
     }
 }
 
@@ -399,10 +404,10 @@ impl SharedNodata {
                     if let Some(last) = part.answers.last_mut() {
                         last.flags |= LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
                     }
-                    if let Ok(first) = u32::try_from(run_start) {
+                    if let (Ok(zi), Ok(first)) = (u32::try_from(zi), u32::try_from(run_start)) {
                         part.firsts.push((zi, entry, first));
                     }
-                } else if then_shared {
+                } else if then_shared && let Ok(zi) = u32::try_from(zi) {
                     part.firsts.push((zi, entry, SHARED_NODATA_ONLY));
                 }
             }
@@ -425,8 +430,8 @@ impl Rendered {
 impl StaticAnswers {
     /// The zone's NODATA answer for names of `len` bytes, if one was rendered.
     fn shared_nodata(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
-        let at = *self.nodata.get(zone)?.get(len)?;
-        self.answers.get(at as usize)?.answer(&self.bytes)
+        let (part, answers) = self.at(*self.nodata.get(zone)?.get(len)?)?;
+        answers.first()?.answer(&part.bytes)
     }
 
     /// The rendered answer to `qtype` for entry `entry` of zone `zone`, whose name is
@@ -445,10 +450,11 @@ impl StaticAnswers {
         if first == SHARED_NODATA_ONLY {
             return self.shared_nodata(zone, name_len);
         }
-        for r in self.answers.get(first as usize..)? {
+        let (part, answers) = self.at(first)?;
+        for r in answers {
             // A name's own NODATA comes last in its run: every listed type was passed.
             if r.qtype == qtype || r.qtype == OTHER_TYPES {
-                return r.answer(&self.bytes);
+                return r.answer(&part.bytes);
             }
             if r.flags & LAST != 0 {
                 if r.flags & THEN_SHARED_NODATA != 0 {
@@ -462,7 +468,8 @@ impl StaticAnswers {
 
     /// Rendered answers and their bytes, for logs and tests.
     pub fn size(&self) -> (usize, usize) {
-        (self.answers.len(), self.bytes.len())
+        let answers = self.parts.iter().map(|p| p.answers.len()).sum();
+        (answers, self.parts.iter().map(|p| p.bytes.len()).sum())
     }
 
     /// How long rendering took.
