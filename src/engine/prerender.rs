@@ -21,6 +21,7 @@
 
 use crate::dns::wire::Writer;
 use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, class, rtype};
+use crate::pages::{PagesVec, ZeroValid};
 use crate::zone::{Dynamic, DynamicOutcome, ZoneSet};
 
 /// Upper bound on the bytes kept; names beyond it are answered the general way. An answer
@@ -156,6 +157,10 @@ fn render(
     Some((rendered, body))
 }
 
+/// Room for a zone's shared NODATA bodies: one per name length in use, each about an SOA
+/// record (one that does not fit is not shared: its names keep their own).
+const SHARED_NODATA_BYTES: usize = 32 * 1024;
+
 /// Names rendered on more than one thread from this many on (fewer: not worth a thread).
 const PARALLEL_FROM: usize = 20_000;
 
@@ -163,25 +168,47 @@ const PARALLEL_FROM: usize = 20_000;
 const SHARED_TRIES: u8 = 8;
 
 /// Answers rendered apart (a share of the names, on a thread of its own; or the shared
-/// NODATA answers); positions are its own until [`StaticAnswers::absorb`] appends it.
-#[derive(Debug, Default)]
+/// NODATA answers), kept as it is: a [`position`] names the part.
+#[derive(Debug)]
 struct Part {
     /// Grouped by entry; a run ends with the LAST flag.
-    answers: Vec<Rendered>,
-    bytes: Vec<u8>,
-    /// (zone, entry, first answer of the entry's run or SHARED_NODATA_ONLY); emptied
-    /// when the part is kept.
-    firsts: Vec<(u32, u32, u32)>,
+    answers: PagesVec<Rendered>,
+    bytes: PagesVec<u8>,
+    /// [zone, entry, first answer of the entry's run or SHARED_NODATA_ONLY]; dropped when
+    /// `StaticAnswers::first` is filled in. In pages too: freed in the malloc arena of the
+    /// thread that rendered it, it stayed resident.
+    firsts: Option<PagesVec<[u32; 3]>>,
 }
 
+// SAFETY: Rendered is integers only; all zeros is a valid value.
+unsafe impl ZeroValid for Rendered {}
+
 impl Part {
-    fn push(&mut self, mut r: Rendered, body: &[u8]) {
+    /// Room for `bytes` of bodies (and as many answers as bodies that small could make)
+    /// of at most `names` names.
+    fn with_limit(bytes: usize, names: usize) -> Self {
+        Self {
+            // A body holds at least one record: 12 bytes or more.
+            answers: PagesVec::with_limit(bytes / 12 + 1),
+            bytes: PagesVec::with_limit(bytes),
+            firsts: Some(PagesVec::with_limit(names)),
+        }
+    }
+
+    /// Notes where entry `entry` of zone `zone` starts its answers (one call per entry).
+    fn record_first(&mut self, zone: u32, entry: u32, first: u32) {
+        if let Some(firsts) = &mut self.firsts {
+            firsts.push([zone, entry, first]);
+        }
+    }
+
+    /// Appends an answer; false when the part is full.
+    fn push(&mut self, mut r: Rendered, body: &[u8]) -> bool {
         let Ok(start) = u32::try_from(self.bytes.len()) else {
-            return;
+            return false;
         };
         r.start = start;
-        self.bytes.extend_from_slice(body);
-        self.answers.push(r);
+        self.bytes.extend_from_slice(body) && self.answers.push(r)
     }
 }
 
@@ -234,7 +261,7 @@ impl StaticAnswers {
         }
         parts.push(shared.part);
         for (p, part) in parts.iter_mut().enumerate() {
-            for (zi, entry, first) in std::mem::take(&mut part.firsts) {
+            for &[zi, entry, first] in part.firsts.take().as_deref().unwrap_or_default() {
                 let first = match first {
                     SHARED_NODATA_ONLY => first,
                     _ => position(p, first as usize).unwrap_or(NONE),
@@ -247,8 +274,6 @@ impl StaticAnswers {
                     *slot = first;
                 }
             }
-            part.answers.shrink_to_fit();
-            part.bytes.shrink_to_fit();
         }
         out.parts = parts;
         out.build_time = started.elapsed();
@@ -276,7 +301,8 @@ struct SharedNodata {
 impl SharedNodata {
     fn choose(zones: &ZoneSet, dnssec: bool) -> Self {
         let mut this = Self {
-            part: Part::default(),
+            // Per zone, one body per name length at most.
+            part: Part::with_limit(zones.zones().len() * SHARED_NODATA_BYTES, 0),
             at: zones
                 .zones()
                 .iter()
@@ -318,7 +344,9 @@ impl SharedNodata {
                     r.qtype = OTHER_TYPES;
                     r.flags |= LAST;
                     let at = u32::try_from(this.part.answers.len()).unwrap_or(NONE);
-                    this.part.push(r, &buf[body]);
+                    if !this.part.push(r, &buf[body]) {
+                        continue;
+                    }
                     if let Some(slot) = this.at.get_mut(zi).and_then(|n| n.get_mut(owner.len())) {
                         *slot = at;
                     }
@@ -344,8 +372,9 @@ impl SharedNodata {
         share: std::ops::Range<usize>,
         threads: usize,
     ) -> Part {
-        let mut part = Part::default();
         let budget = MAX_BYTES / threads.max(1);
+        // Reserved, not resident: only what is written costs memory.
+        let mut part = Part::with_limit(budget + MAX_MESSAGE, share.len());
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut types: Vec<u16> = Vec::new();
         let mut base = 0;
@@ -378,8 +407,8 @@ impl SharedNodata {
                         continue;
                     }
                     match render(zones, zone, owner, direct, qtype, &mut buf, dnssec) {
-                        Some((r, body)) => part.push(r, &buf[body]),
-                        None => all_rendered = false,
+                        Some((r, body)) if part.push(r, &buf[body.clone()]) => {}
+                        _ => all_rendered = false,
                     }
                 }
                 // NODATA, asked as a type the name does not hold: only when every type it
@@ -396,8 +425,8 @@ impl SharedNodata {
                     let shared = self.get(zi, owner.len());
                     if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
                         then_shared = true;
-                    } else {
-                        part.push(r, &buf[body]);
+                    } else if !part.push(r, &buf[body]) {
+                        then_shared = false;
                     }
                 }
                 if part.answers.len() > run_start {
@@ -405,10 +434,10 @@ impl SharedNodata {
                         last.flags |= LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
                     }
                     if let (Ok(zi), Ok(first)) = (u32::try_from(zi), u32::try_from(run_start)) {
-                        part.firsts.push((zi, entry, first));
+                        part.record_first(zi, entry, first);
                     }
                 } else if then_shared && let Ok(zi) = u32::try_from(zi) {
-                    part.firsts.push((zi, entry, SHARED_NODATA_ONLY));
+                    part.record_first(zi, entry, SHARED_NODATA_ONLY);
                 }
             }
         }
