@@ -465,13 +465,8 @@ mod tests {
 
     /// Lowercase wire form of a dotted name ("www.example.").
     fn wire(text: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        for label in text.split('.').filter(|l| !l.is_empty()) {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label.as_bytes());
-        }
-        out.push(0);
-        out
+        let name = hickory_proto::rr::Name::from_ascii(text).expect("a valid name");
+        name::wire_lower(&name)
     }
 
     fn soa_rdata() -> Vec<u8> {
