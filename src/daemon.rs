@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use crate::published::Published;
 
 use crate::config::Loaded;
 use crate::engine::cache as answer_cache;
@@ -35,10 +35,8 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
     // Loading parsed files and built tables: give the scratch memory back before serving.
     reload::release_free_memory();
     // Everything up, with the signatures of a signed zone's dynamic answers.
-    let health: SharedHealth = Arc::new(ArcSwap::from_pointee(
-        loaded.snapshot.initial_health.clone(),
-    ));
-    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(loaded.snapshot));
+    let health: SharedHealth = Arc::new(Published::new(loaded.snapshot.initial_health.clone()));
+    let shared: SharedSnapshot = Arc::new(Published::new(loaded.snapshot));
 
     let threads = udp_threads(server.udp_threads);
 

@@ -7,7 +7,7 @@
 //!
 //! | layer | rooms | what they are |
 //! |-------|-------|---------------|
-//! | L0 | dns, stats, pages | the wire vocabulary once (codes, names, parse, write, compress, TSIG); counters; zeroed page mappings |
+//! | L0 | dns, stats, pages, published | the wire vocabulary once (codes, names, parse, write, compress, TSIG); counters; zeroed page mappings; values replaced by one writer and pinned by query threads |
 //! | L1 | zone, geo, health | authoritative data and the RFC 1034 lookup; GeoIP and network tables; the health view and check rules (pure) |
 //! | L2 | routing, dnssec | policies as functions (client, health view) -> decision; building geo and latency tables; keys (BIND files) and zone signing (DNSKEY, NSEC chain, RRSIGs) |
 //! | L3 | engine | one request -> one response: no socket, no clock, no tokio |
@@ -20,6 +20,7 @@
 
 pub mod dns;
 pub mod pages;
+pub mod published;
 pub mod stats;
 
 pub mod geo;

@@ -12,6 +12,7 @@ use crate::config;
 use crate::dns::name;
 use crate::engine::{SharedSnapshot, Snapshot};
 use crate::monitor::Monitor;
+use crate::published::Retired;
 
 /// The outcome of reloads so far, for the API and metrics.
 #[derive(Debug, Default)]
@@ -131,10 +132,10 @@ impl Reloader {
                 snapshot.adopt_counters(&old);
                 snapshot.initial_health = self.monitor.view_for(&snapshot);
                 let new = Arc::new(snapshot);
-                self.snapshot.store(new.clone());
+                let pinned = self.snapshot.store(new.clone());
                 // Secondaries of zones whose serial changed hear of it (in the background).
                 crate::net::notify::send_changed(Some(&old), &new);
-                tokio::spawn(retire(old));
+                tokio::spawn(retire(old, pinned));
                 self.monitor.reconcile();
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut l) = self.stats.last.lock() {
@@ -227,11 +228,14 @@ impl Reloader {
 /// retirer lets go of it anyway; the last user then frees it.
 const RETIRE_WAIT: Duration = Duration::from_secs(60);
 
-/// Frees a replaced snapshot off the query path. Every UDP thread lets go of it at its next
-/// batch (or within its 1 s idle timeout); while this task holds a reference, no query thread
-/// drops the last one and pays for freeing a large zone. Then the allocator is asked to
-/// return the memory to the system, so RSS comes back down after a reload.
-async fn retire(old: Arc<Snapshot>) {
+/// Frees a replaced snapshot off the query path. The UDP threads pin it only for the batch
+/// they were in when it was replaced (`pinned` waits for them); the TCP and API readers hold
+/// guards while they answer. While this task holds a reference, no query thread drops the
+/// last one and pays for freeing a large zone. Then the allocator is asked to return the
+/// memory to the system, so RSS comes back down after a reload.
+async fn retire(old: Arc<Snapshot>, pinned: Retired<Snapshot>) {
+    // Waiting for a batch to end may block: not on an async worker.
+    let _ = tokio::task::spawn_blocking(move || drop(pinned)).await;
     let deadline = tokio::time::Instant::now() + RETIRE_WAIT;
     while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -3,19 +3,18 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
 use super::prerender::StaticAnswers;
 use super::transfer::Transfers;
 use crate::health::HealthView;
+use crate::published::Published;
 use crate::routing::Routing;
 use crate::stats::Counter;
 use crate::zone::ZoneSet;
 
 /// The snapshot every listener reads; replaced whole on reload.
-pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+pub type SharedSnapshot = Arc<Published<Snapshot>>;
 /// The health view every listener reads; replaced whole when a state changes.
-pub type SharedHealth = Arc<ArcSwap<HealthView>>;
+pub type SharedHealth = Arc<Published<HealthView>>;
 
 /// The next [`Snapshot::serial`].
 static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

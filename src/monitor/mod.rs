@@ -195,7 +195,13 @@ impl Monitor {
             overrides: &overrides,
             fleet: fleet.as_deref(),
         });
-        self.inner.view.store(Arc::new(view));
+        let replaced = self.inner.view.store(Arc::new(view));
+        // Dropping it waits for UDP threads pinned on it (a batch): not under these locks,
+        // nor on an async worker.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(replaced))),
+            Err(_) => drop(replaced),
+        }
     }
 
     /// The view a new snapshot should start with (what the checks know now), so that a

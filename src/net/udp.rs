@@ -2,10 +2,11 @@
 //! batches of [`BATCH`] datagrams, every buffer and message header allocated once per thread.
 //!
 //! Per batch: one `recvmmsg` (blocks for the first datagram, then takes whatever else is
-//! queued), one load of the current snapshot and health view, the answers written in place,
-//! one `sendmmsg`. The loads are arc-swap guards, let go before the thread blocks again: an
-//! idle thread holds no snapshot that a reload replaced, without a receive timeout (whose
-//! timer the kernel would arm and cancel at every blocking receive).
+//! queued), the current snapshot and health view pinned (`published::Reader`: a store and a
+//! load each, no reference count), the answers written in place, one `sendmmsg`. The pins
+//! are let go before the thread blocks again: an idle thread holds no snapshot that a reload
+//! replaced, without a receive timeout (whose timer the kernel would arm and cancel at every
+//! blocking receive).
 //! Per query: no allocation, no lock, no system call.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -134,6 +135,7 @@ pub fn serve(
     let started = std::time::Instant::now();
     let mut entropy = super::clock::entropy_seed();
     let mut used = BATCH;
+    let (mut snapshots, mut views) = (shared.reader(), health.reader());
     loop {
         b.prepare_receive(used);
         used = 0;
@@ -173,9 +175,10 @@ pub fn serve(
             0
         };
         let unix_now = super::clock::coarse_now();
-        let snapshot_guard = shared.load();
-        let view_guard = health.load();
-        let (snapshot, view) = (&**snapshot_guard, &**view_guard);
+        // Pinned for this batch only: a thread blocked in its receive holds neither.
+        let snapshot_guard = snapshots.pin();
+        let view_guard = views.pin();
+        let (snapshot, view) = (&*snapshot_guard, &*view_guard);
         let mut out = 0usize;
         for i in 0..got {
             let len = (b.recv_hdrs[i].msg_len as usize).min(REQUEST_BUF);
