@@ -77,7 +77,7 @@ impl Reloader {
         // Loading reads files and walks GeoIP databases: keep it off the async workers.
         // So is computing the IXFR differences against the data being replaced.
         // And opening a new query log file, when [rrl] or [query_log] changed.
-        let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = at_low_priority(move || {
             let serving = this.snapshot.load_full();
             let mut loaded = config::reload(&this.config_path, &serving.routing)?;
             crate::net::settings::update(&this.settings, &loaded.rrl, loaded.query_log.as_ref())
@@ -247,11 +247,78 @@ async fn retire(old: Arc<Snapshot>, pinned: Retired<Snapshot>) {
     .await;
 }
 
+/// The nice value a reload's load runs at (and the threads it starts: they inherit it).
+const RELOAD_NICE: libc::c_int = 10;
+
+/// Runs `work` on a thread of its own at a lower CPU priority and waits for it: a big
+/// zone's parsing and rendering then give way to the query threads on a busy machine,
+/// instead of taking every core from them (a million-record zone reloaded every 0.75 s
+/// at 20,000 q/s on 2 cores lost 0.3 % of the queries to receive-buffer drops).
+async fn at_low_priority<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("meridian-reload".into())
+        .spawn(move || {
+            lower_own_priority();
+            // The receiver only goes away when the reload was dropped: nothing to tell.
+            let _ = done.send(work());
+        })
+        .map_err(|e| e.to_string())?;
+    result
+        .await
+        .map_err(|_| "the load stopped (panicked)".to_string())
+}
+
+/// Lowers the calling thread's priority to at least RELOAD_NICE (Linux: nice is per
+/// thread). A failure leaves it as it was.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid, getpriority and setpriority only read and change the calling
+    // thread's scheduling.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if now < RELOAD_NICE {
+            libc::setpriority(libc::PRIO_PROCESS, tid, RELOAD_NICE);
+        }
+    }
+}
+
 /// glibc keeps freed memory in its arenas; `malloc_trim` hands it back.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The nice value of the calling thread.
+    fn own_nice() -> libc::c_int {
+        // SAFETY: as in lower_own_priority; getpriority only reads.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::getpriority(libc::PRIO_PROCESS, tid)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_load_runs_at_low_priority_and_its_threads_inherit_it() {
+        let before = own_nice();
+        let (load, child) = at_low_priority(|| {
+            let child = std::thread::spawn(own_nice).join().expect("child thread");
+            (own_nice(), child)
+        })
+        .await
+        .expect("load thread");
+        assert_eq!(load, before.max(RELOAD_NICE), "the load's thread");
+        assert_eq!(child, load, "a thread the load starts");
+        assert_eq!(own_nice(), before, "the caller keeps its priority");
     }
 }
