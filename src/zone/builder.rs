@@ -5,7 +5,7 @@ use hashbrown::{HashTable, hash_table};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
-use super::{Entry, NegativeSoa, Node, Owners, Zone, ZoneError, hash_name, soa_field};
+use super::{Entry, NegativeSoa, Node, OwnerRef, Owners, Zone, ZoneError, hash_name, soa_field};
 use crate::dns::name::{self, is_subdomain};
 use crate::dns::{RRset, RdataList, rtype};
 
@@ -396,17 +396,28 @@ impl ZoneBuilder {
             .any(|e| owners.get(e.owner) == &self.origin[..] && e.node.get(rtype::RRSIG).is_some());
         // The names with an NSEC, in canonical order: sorted by their canonical keys.
         let mut key = [0u8; name::CANONICAL_KEY_MAX];
-        let mut keyed: Vec<(Box<[u8]>, u32)> = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.node.get(rtype::NSEC).is_some())
-            .map(|(i, e)| {
+        let mut unsorted = Owners::default();
+        let mut keyed: Vec<(OwnerRef, u32)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.node.get(rtype::NSEC).is_some() {
                 let len = name::canonical_key(owners.get(e.owner), &mut key);
-                (key[..len].into(), i as u32)
-            })
-            .collect();
-        keyed.sort_unstable();
-        let (nsec_keys, nsec_order) = keyed.into_iter().unzip();
+                let at = unsorted.push(&key[..len]).ok_or(ZoneError::TooManyNames)?;
+                keyed.push((at, i as u32));
+            }
+        }
+        keyed.sort_unstable_by(|a, b| unsorted.get(a.0).cmp(unsorted.get(b.0)));
+        // Copied in search order: a binary search's probes stay close together.
+        let mut nsec_key_bytes = Owners::default();
+        let mut nsec_keys = Vec::with_capacity(keyed.len());
+        let mut nsec_order = Vec::with_capacity(keyed.len());
+        for (at, i) in keyed {
+            let at = nsec_key_bytes
+                .push(unsorted.get(at))
+                .ok_or(ZoneError::TooManyNames)?;
+            nsec_keys.push(at);
+            nsec_order.push(i);
+        }
+        drop(unsorted);
         Ok(Zone {
             origin: self.origin,
             origin_labels,
@@ -421,6 +432,7 @@ impl ZoneBuilder {
             signed,
             nsec_order,
             nsec_keys,
+            nsec_key_bytes,
         })
     }
 }

@@ -53,7 +53,9 @@ impl Zone {
         let mut key = [0u8; name::CANONICAL_KEY_MAX];
         let len = name::canonical_key(name, &mut key);
         let key = &key[..len];
-        let after = self.nsec_keys.partition_point(|k| &k[..] <= key);
+        let after = self
+            .nsec_keys
+            .partition_point(|&k| self.nsec_key_bytes.get(k) <= key);
         // Before the first (the apex, the smallest name): the last NSEC wraps around.
         Some(after.checked_sub(1).unwrap_or(self.nsec_order.len() - 1))
     }

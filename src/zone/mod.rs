@@ -199,8 +199,10 @@ pub struct Zone {
     /// Positions in `entries` of the names with an NSEC record, in canonical order: the
     /// NSEC that covers a name is found by a binary search.
     nsec_order: Vec<u32>,
-    /// The canonical keys of those names, in the same order (one `memcmp` per probe).
-    nsec_keys: Vec<Box<[u8]>>,
+    /// The canonical keys of those names, in the same order (one `memcmp` per probe), their
+    /// bytes one after another in `nsec_key_bytes` (in that order too).
+    nsec_keys: Vec<OwnerRef>,
+    nsec_key_bytes: Owners,
 }
 
 impl Zone {
@@ -293,11 +295,11 @@ struct Entry {
     owner: OwnerRef,
 }
 
-/// Where an owner name is in [`Owners`].
+/// Where an owner name (or a canonical key) is in [`Owners`].
 #[derive(Debug, Clone, Copy)]
 struct OwnerRef {
     at: u32,
-    len: u8,
+    len: u16,
 }
 
 /// A zone's owner names (lowercase wire), one after another in one buffer: a name costs
@@ -309,7 +311,7 @@ impl Owners {
     /// Appends `name`; `None` when the buffer would pass 4 GiB.
     fn push(&mut self, name: &[u8]) -> Option<OwnerRef> {
         let at = u32::try_from(self.0.len()).ok()?;
-        let len = u8::try_from(name.len()).ok()?;
+        let len = u16::try_from(name.len()).ok()?;
         at.checked_add(u32::from(len))?;
         self.0.extend_from_slice(name);
         Some(OwnerRef { at, len })
