@@ -9,8 +9,9 @@ pub struct RRset {
     pub ttl: u32,
     pub rdata: RdataList,
     /// One TTL per record where they differ: only signatures (RRSIG), each of which has
-    /// the TTL of the RRset it covers (RFC 4034 §3). Empty: every record has `ttl`.
-    pub ttls: Box<[u32]>,
+    /// the TTL of the RRset it covers (RFC 4034 §3). None: every record has `ttl`. Boxed
+    /// twice so that the usual case costs one word, not two (an RRset of 40 bytes, not 48).
+    pub ttls: Option<Box<Box<[u32]>>>,
 }
 
 impl RRset {
@@ -19,13 +20,17 @@ impl RRset {
             rtype,
             ttl,
             rdata,
-            ttls: Box::default(),
+            ttls: None,
         }
     }
 
     /// The TTL of record `i`.
     pub fn ttl_of(&self, i: usize) -> u32 {
-        self.ttls.get(i).copied().unwrap_or(self.ttl)
+        self.ttls
+            .as_ref()
+            .and_then(|t| t.get(i))
+            .copied()
+            .unwrap_or(self.ttl)
     }
 }
 
@@ -253,7 +258,7 @@ mod tests {
     #[test]
     fn a_list_is_no_bigger_than_three_words() {
         assert!(std::mem::size_of::<RdataList>() <= 24);
-        assert!(std::mem::size_of::<RRset>() <= 48);
+        assert!(std::mem::size_of::<RRset>() <= 40);
     }
 
     #[test]

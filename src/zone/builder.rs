@@ -172,13 +172,13 @@ impl ZoneBuilder {
                     set.rdata
                         .push(rdata)
                         .map_err(|_| ZoneError::RRsetTooLarge)?;
-                    let mut ttls = std::mem::take(&mut set.ttls).into_vec();
+                    let mut ttls = set.ttls.take().map_or_else(Vec::new, |t| t.into_vec());
                     if ttls.is_empty() {
                         ttls = vec![set.ttl; set.rdata.len() - 1];
                     }
                     ttls.push(ttl);
                     if ttls.iter().any(|&t| t != set.ttl) {
-                        set.ttls = ttls.into_boxed_slice();
+                        set.ttls = Some(Box::new(ttls.into_boxed_slice()));
                     }
                 }
             }
