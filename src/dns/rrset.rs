@@ -184,10 +184,6 @@ impl RdataList {
         self.iter().next()
     }
 
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
-        self.iter().nth(i)
-    }
-
     /// The first record's RDATA, to change in place (its length stays).
     pub fn first_mut(&mut self) -> Option<&mut [u8]> {
         let used = self.used_mut();
@@ -197,14 +193,6 @@ impl RdataList {
 
     pub fn contains(&self, rdata: &[u8]) -> bool {
         self.iter().any(|r| r == rdata)
-    }
-
-    /// Bytes of heap this list holds (0 when inline): for memory estimates.
-    pub fn heap_bytes(&self) -> usize {
-        match &self.0 {
-            Store::Inline { .. } => 0,
-            Store::Heap { buf, .. } => buf.len(),
-        }
     }
 }
 
@@ -255,6 +243,14 @@ impl<'a> IntoIterator for &'a RdataList {
 mod tests {
     use super::*;
 
+    /// Bytes of heap a list holds (0 when inline).
+    fn heap_bytes(list: &RdataList) -> usize {
+        match &list.0 {
+            Store::Inline { .. } => 0,
+            Store::Heap { buf, .. } => buf.len(),
+        }
+    }
+
     #[test]
     fn a_list_is_no_bigger_than_three_words() {
         assert!(std::mem::size_of::<RdataList>() <= 24);
@@ -278,10 +274,10 @@ mod tests {
         list.shrink_to_fit();
         assert_eq!(list, before);
         assert_eq!(
-            list.heap_bytes(),
+            heap_bytes(&list),
             records.iter().map(|r| r.len() + 2).sum::<usize>()
         );
-        assert_eq!(list.get(3), Some(&records[3][..]));
+        assert_eq!(list.iter().nth(3), Some(&records[3][..]));
         assert!(list.contains(&records[9]));
         assert!(!list.contains(&[99]));
     }
@@ -289,13 +285,13 @@ mod tests {
     #[test]
     fn an_address_and_an_ipv6_address_stay_inline() {
         let a = RdataList::one(&[192, 0, 2, 1]).expect("fits");
-        assert_eq!(a.heap_bytes(), 0);
+        assert_eq!(heap_bytes(&a), 0);
         let aaaa = RdataList::one(&[0x20; 16]).expect("fits");
-        assert_eq!(aaaa.heap_bytes(), 0);
+        assert_eq!(heap_bytes(&aaaa), 0);
         assert_eq!(aaaa.first(), Some(&[0x20; 16][..]));
         let mut two = a.clone();
         two.push(&[192, 0, 2, 2]).expect("fits");
-        assert_eq!(two.heap_bytes(), 0);
+        assert_eq!(heap_bytes(&two), 0);
         assert_eq!(two.len(), 2);
     }
 
@@ -307,7 +303,7 @@ mod tests {
             first[0] = 9;
         }
         assert_eq!(list.first(), Some(&[9, 2, 3][..]));
-        assert_eq!(list.get(1), Some(&[4; 30][..]));
+        assert_eq!(list.iter().nth(1), Some(&[4; 30][..]));
     }
 
     #[test]
