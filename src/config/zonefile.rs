@@ -5,6 +5,7 @@
 //! so that loading goes on after an error and reports all of them at once.
 
 use std::fmt;
+use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RecordType};
@@ -20,10 +21,10 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// Largest zone or included file read (a 1M-record zone is about 40 MB).
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
-/// A zone file's text: only a regular file (`$INCLUDE /dev/zero` or a FIFO would never end)
-/// and at most `MAX_FILE_BYTES`.
-fn read_zone_text(path: &Path) -> std::io::Result<String> {
-    use std::io::{Error, ErrorKind, Read};
+/// A zone file, opened to be read as it is parsed: only a regular file (`$INCLUDE /dev/zero`
+/// or a FIFO would never end) and at most `MAX_FILE_BYTES`. Also its size.
+fn open_zone_file(path: &Path) -> std::io::Result<(FileChars<std::fs::File>, u64)> {
+    use std::io::{Error, ErrorKind};
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -32,22 +33,130 @@ fn read_zone_text(path: &Path) -> std::io::Result<String> {
             "not a regular file (a device, FIFO or directory)",
         ));
     }
-    let too_big = || {
-        Error::new(
-            ErrorKind::InvalidData,
-            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
-        )
-    };
     if meta.len() > MAX_FILE_BYTES {
         return Err(too_big());
     }
-    let mut text = String::with_capacity(meta.len() as usize);
-    // A file that grows while it is read stops at the limit too.
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big());
+    Ok((FileChars::new(file), meta.len()))
+}
+
+fn too_big() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+    )
+}
+
+/// Bytes read from a zone file at a time.
+const READ_BLOCK: usize = 64 * 1024;
+
+/// The characters of a file, decoded as UTF-8 while it is read: a big zone's text is never
+/// held whole (28 MB for a million records, on top of the zone being built). A read error,
+/// invalid UTF-8 or passing `MAX_FILE_BYTES` ends the characters and is kept in `error`.
+struct FileChars<R> {
+    reader: R,
+    buf: Box<[u8]>,
+    /// `buf[pos..end]` is read and not yet decoded.
+    pos: usize,
+    end: usize,
+    read: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<R: std::io::Read> FileChars<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buf: vec![0; READ_BLOCK].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            read: 0,
+            error: None,
+        }
     }
-    Ok(text)
+
+    /// Reads more after the bytes not yet decoded (moved to the front); false at the end
+    /// of the file or on an error.
+    #[inline(never)]
+    fn fill(&mut self) -> bool {
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        loop {
+            let Some(room) = self.buf.get_mut(self.end..) else {
+                return false;
+            };
+            match self.reader.read(room) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.end += n;
+                    self.read += n as u64;
+                    if self.read > MAX_FILE_BYTES {
+                        self.error = Some(too_big());
+                        return false;
+                    }
+                    return true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn invalid_utf8(&mut self) -> Option<char> {
+        self.error = Some(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ));
+        self.pos = self.end;
+        None
+    }
+}
+
+impl<R: std::io::Read> Iterator for FileChars<R> {
+    type Item = char;
+
+    #[inline]
+    fn next(&mut self) -> Option<char> {
+        if self.error.is_some() {
+            return None;
+        }
+        if self.pos == self.end && !self.fill() {
+            return None;
+        }
+        let first = *self.buf.get(self.pos)?;
+        if first < 0x80 {
+            self.pos += 1;
+            return Some(char::from(first));
+        }
+        let width = match first {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return self.invalid_utf8(),
+        };
+        while self.end - self.pos < width {
+            if !self.fill() {
+                // The file ends inside a character, or could not be read further.
+                return match self.error {
+                    Some(_) => None,
+                    None => self.invalid_utf8(),
+                };
+            }
+        }
+        let Some(c) = self
+            .buf
+            .get(self.pos..self.pos + width)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.chars().next())
+        else {
+            return self.invalid_utf8();
+        };
+        self.pos += width;
+        Some(c)
+    }
 }
 
 /// A problem in a file, with where it is.
@@ -86,7 +195,11 @@ struct Entry {
 
 /// Splits master-file text into entries and hands each to `each` as soon as it is complete
 /// (a big zone is never held as tokens whole). Errors carry the line where they were found.
-fn tokenize(text: &str, errors: &mut Vec<(usize, String)>, mut each: impl FnMut(&Entry)) {
+fn tokenize(
+    text: impl Iterator<Item = char>,
+    errors: &mut Vec<(usize, String)>,
+    mut each: impl FnMut(&Entry),
+) {
     let mut line = 1usize;
     let mut depth = 0usize;
     let mut paren_line = 0usize;
@@ -100,7 +213,7 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>, mut each: impl FnMut(
     let mut open = false;
     let mut spare: Vec<String> = Vec::new();
     let mut at_line_start = true;
-    let mut chars = text.chars().peekable();
+    let mut chars = text.peekable();
 
     let mut flush = |cur: &mut Entry, open: &mut bool, spare: &mut Vec<String>| {
         if *open && !cur.tokens.is_empty() {
@@ -183,11 +296,13 @@ fn tokenize(text: &str, errors: &mut Vec<(usize, String)>, mut each: impl FnMut(
     flush(&mut cur, &mut open, &mut spare);
 }
 
-type Chars<'t> = std::iter::Peekable<std::str::Chars<'t>>;
-
 /// Reads a quoted string after its opening quote into `text`, escapes kept; `false` when
 /// the text ends before the closing quote.
-fn read_quoted(chars: &mut Chars<'_>, text: &mut String, line: &mut usize) -> bool {
+fn read_quoted(
+    chars: &mut Peekable<impl Iterator<Item = char>>,
+    text: &mut String,
+    line: &mut usize,
+) -> bool {
     while let Some(c) = chars.next() {
         text.push(c);
         match c {
@@ -209,7 +324,12 @@ fn read_quoted(chars: &mut Chars<'_>, text: &mut String, line: &mut usize) -> bo
 
 /// Reads the rest of a bare word that began with `first` into `text`: escapes kept, and a
 /// quoted part inside it (`key="value"`, RFC 9460 SvcParams) is part of the word.
-fn read_word(first: char, chars: &mut Chars<'_>, text: &mut String, line: &mut usize) {
+fn read_word(
+    first: char,
+    chars: &mut Peekable<impl Iterator<Item = char>>,
+    text: &mut String,
+    line: &mut usize,
+) {
     if first == '\\'
         && let Some(n) = chars.next()
     {
@@ -298,13 +418,13 @@ fn load_file(
     };
     // A file that cannot be read is reported by the caller: for an `$INCLUDE`, at the line
     // of the directive.
-    let text = read_zone_text(path)?;
+    let (mut chars, size) = open_zone_file(path)?;
     stack.push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
     // About one owner name per 48 bytes of master file in a big zone.
-    builder.reserve(text.len() / 48);
+    builder.reserve(usize::try_from(size / 48).unwrap_or(0));
     let mut lex_errors = Vec::new();
     let first_error = errors.len();
-    tokenize(&text, &mut lex_errors, |entry| {
+    tokenize(&mut chars, &mut lex_errors, |entry| {
         let result = match entry.tokens.first().map(|t| t.text.as_str()) {
             Some(d) if d.starts_with('$') && !entry.blank_owner => {
                 directive(entry, path, state, builder, errors, warnings, stack)
@@ -322,7 +442,8 @@ fn load_file(
     let lexical: Vec<Diagnostic> = lex_errors.into_iter().map(|(l, m)| diag(l, m)).collect();
     errors.splice(first_error..first_error, lexical);
     stack.pop();
-    Ok(())
+    // Read as far as it could be: the records before a read error are not the zone.
+    chars.error.map_or(Ok(()), Err)
 }
 
 fn directive(
@@ -515,7 +636,7 @@ mod tests {
     fn toks(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
         let mut errors = Vec::new();
         let mut entries = Vec::new();
-        tokenize(text, &mut errors, |e| entries.push(e.clone()));
+        tokenize(text.chars(), &mut errors, |e| entries.push(e.clone()));
         (entries, errors)
     }
 
@@ -596,5 +717,36 @@ mod tests {
             quoted: false,
         }];
         assert!(encode_rdata(RecordType::TXT, &[&v[0]], &Name::root()).is_err());
+    }
+
+    /// Hands out its bytes a few at a time, as a slow file or pipe may.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn file_characters_decode_across_reads_and_stop_at_bad_utf8() {
+        let text: String = (0..40_000)
+            .map(|i| ["a", "é", "€", "𝄞", "\n"][i % 5])
+            .collect();
+        for step in [1, 3, 7, READ_BLOCK] {
+            let mut chars = FileChars::new(Trickle(text.as_bytes(), step));
+            let decoded: String = chars.by_ref().collect();
+            assert!(chars.error.is_none(), "step {step}: {:?}", chars.error);
+            assert_eq!(decoded, text, "step {step}");
+        }
+        for bad in [&b"ab\xffcd"[..], b"ab\xc3", b"ab\xe2\x82x", b"\xed\xa0\x80"] {
+            let mut chars = FileChars::new(Trickle(bad, 2));
+            let decoded: String = chars.by_ref().collect();
+            assert!(chars.error.is_some(), "{bad:?} accepted as {decoded:?}");
+            assert!(decoded.len() <= 2, "{bad:?}: {decoded:?}");
+        }
     }
 }
