@@ -79,7 +79,7 @@ impl Reloader {
         // And opening a new query log file, when [rrl] or [query_log] changed.
         let loaded = at_low_priority(move || {
             let serving = this.snapshot.load_full();
-            let mut loaded = config::reload(&this.config_path, &serving.routing)?;
+            let mut loaded = config::reload(&this.config_path, &serving)?;
             crate::net::settings::update(&this.settings, &loaded.rrl, loaded.query_log.as_ref())
                 .map_err(|e| {
                     vec![config::Diagnostic {
@@ -123,6 +123,10 @@ impl Reloader {
                 let names = loaded.snapshot.routing.names.len();
                 let (rendered, rendered_bytes) = loaded.snapshot.static_answers.size();
                 let render_ms = loaded.snapshot.static_answers.build_time().as_millis();
+                let (blocks_kept, blocks) = loaded
+                    .snapshot
+                    .static_answers
+                    .blocks_shared_with(&old.static_answers);
                 if let Err(e) = self.monitor.reload_overrides() {
                     tracing::warn!("overrides kept as they were: {e}");
                     warnings.push(format!("overrides kept as they were: {e}"));
@@ -157,6 +161,8 @@ impl Reloader {
                     rendered,
                     rendered_bytes,
                     render_ms,
+                    rendered_blocks = blocks,
+                    rendered_blocks_kept = blocks_kept,
                     "reloaded"
                 );
                 Ok(())

@@ -68,11 +68,9 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 }
 
 /// [`load`] on a reload: a routing table whose recipe (databases, map, orders) did not
-/// change is taken from `serving` instead of walking the GeoIP databases again.
-pub fn reload(
-    config_path: &Path,
-    serving: &crate::routing::Routing,
-) -> Result<Loaded, Vec<Diagnostic>> {
+/// change is taken from `serving` instead of walking the GeoIP databases again, and each
+/// zone shares with its serving version the parts that did not change.
+pub fn reload(config_path: &Path, serving: &Snapshot) -> Result<Loaded, Vec<Diagnostic>> {
     load_with(config_path, true, Some(serving))
 }
 
@@ -88,8 +86,10 @@ type ZoneSource = (Name, PathBuf, Option<PathBuf>);
 fn load_with(
     config_path: &Path,
     serving: bool,
-    previous: Option<&crate::routing::Routing>,
+    serving_snapshot: Option<&Snapshot>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    let previous = serving_snapshot.map(|s| &s.routing);
+    let previous_zones = serving_snapshot.map(|s| &s.zones);
     let diag = |line: usize, message: String| Diagnostic {
         file: config_path.to_path_buf(),
         line,
@@ -128,6 +128,7 @@ fn load_with(
     }
     let (zones, signers) = load_zones(
         sources,
+        previous_zones,
         &mut routing,
         signing.as_ref().map(|(d, dir)| (*d, dir.as_path())),
         &mut errors,
@@ -149,11 +150,7 @@ fn load_with(
     // Answers to plain queries, and to DO queries when some zone is signed.
     let render = |dnssec: bool| {
         let wanted = serving && file.server.prerender && (!dnssec || zones.any_signed());
-        if wanted {
-            crate::engine::prerender::StaticAnswers::build(&zones, dnssec)
-        } else {
-            Default::default()
-        }
+        render_static(wanted.then_some(&zones), dnssec, serving_snapshot)
     };
     let mut snapshot = Snapshot {
         generation: 0,
@@ -200,6 +197,26 @@ fn load_with(
         watched,
         tables,
     })
+}
+
+/// The static answers of `zones` (none when not wanted), sharing what renders the same with
+/// the serving snapshot's on a reload.
+fn render_static(
+    zones: Option<&ZoneSet>,
+    dnssec: bool,
+    serving: Option<&Snapshot>,
+) -> crate::engine::prerender::StaticAnswers {
+    let Some(zones) = zones else {
+        return Default::default();
+    };
+    let previous = serving.map(|s| {
+        let answers = match dnssec {
+            true => &s.static_answers_dnssec,
+            false => &s.static_answers,
+        };
+        (answers, &s.zones)
+    });
+    crate::engine::prerender::StaticAnswers::build(zones, dnssec, previous)
 }
 
 /// The zone transfer settings (TSIG keys, who may transfer and be notified), their
@@ -409,6 +426,7 @@ type ZoneResult = Result<(Zone, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnost
 /// Loads (and, where `[dnssec]` says so, signs) every zone; the signers of the signed ones.
 fn load_zones(
     sources: Vec<ZoneSource>,
+    previous: Option<&ZoneSet>,
     routing: &mut dynamic::RoutingBuilder<'_>,
     signing: Option<(&schema::DnssecConfig, &Path)>,
     errors: &mut Vec<Diagnostic>,
@@ -418,8 +436,10 @@ fn load_zones(
     let mut signers = Vec::new();
     for (origin, path, dynamic) in sources {
         let sign = signing.filter(|(d, _)| dnssec::signs_zone(d, &origin.to_string()));
+        let wire = wire_lower(&origin);
+        let serving = previous.and_then(|p| p.zones().iter().find(|z| z.origin() == wire));
         match load_zone(
-            &origin,
+            (&origin, serving),
             &path,
             dynamic.as_deref(),
             routing,
@@ -562,8 +582,9 @@ fn empty_nsec(
 
 /// Loads one master file as the zone `origin`, and its dynamic names when it has them;
 /// signs it when `signing` gives the `[dnssec]` section and the key directory.
+/// `origin` with the zone it replaces on a reload, if any.
 pub fn load_zone(
-    origin: &Name,
+    (origin, serving): (&Name, Option<&Zone>),
     path: &Path,
     dynamic: Option<&Path>,
     routing: &mut dynamic::RoutingBuilder<'_>,
@@ -571,6 +592,9 @@ pub fn load_zone(
     signers: &mut Vec<crate::dnssec::ZoneSigner>,
 ) -> ZoneResult {
     let mut builder = ZoneBuilder::new(wire_lower(origin));
+    if let Some(serving) = serving {
+        builder.share_with(serving);
+    }
     let (mut errors, mut warnings) = zonefile::load_zone_file(path, origin, &mut builder);
     if let Some(d) = dynamic
         && let Err(e) = routing.load_file(d, origin, &mut builder)
@@ -603,7 +627,13 @@ pub fn load_zone(
         return Err((errors, warnings));
     }
     match builder.finish() {
-        Ok(zone) => Ok((zone, warnings)),
+        Ok(zone) => {
+            if let Some(serving) = serving {
+                let (shared, chunks) = zone.chunks_shared_with(serving);
+                tracing::info!(zone = %origin, shared, chunks, "reloaded: chunks of names kept from the serving zone");
+            }
+            Ok((zone, warnings))
+        }
         Err(e) => {
             errors.push(Diagnostic {
                 file: path.to_path_buf(),

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// One RRset: all records of one type at one owner, in wire form without compression.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RRset {
     pub rtype: u16,
     pub ttl: u32,

@@ -21,7 +21,8 @@
 
 use crate::dns::wire::Writer;
 use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, class, rtype};
-use crate::pages::{PagesVec, ZeroValid};
+use std::sync::Arc;
+
 use crate::zone::{Dynamic, DynamicOutcome, ZoneSet};
 
 /// Upper bound on the bytes kept; names beyond it are answered the general way. An answer
@@ -33,22 +34,13 @@ const NONE: u32 = u32::MAX;
 /// `first` of an entry whose only answer is its zone's NODATA for its name length.
 const SHARED_NODATA_ONLY: u32 = u32::MAX - 1;
 
-/// A position in the answers: the part in the top bits, the index in its part below.
-const PART_SHIFT: u32 = 28;
-const INDEX_MASK: u32 = (1 << PART_SHIFT) - 1;
-/// Threads that render (the shared NODATA answers are one part more; NONE and
-/// SHARED_NODATA_ONLY lie in the unused top part).
-const MAX_THREADS: usize = 8;
+/// log2 of the entries whose answers are kept together in one [`Block`]: the unit a reload
+/// shares with the snapshot it replaces.
+const BLOCK_BITS: u32 = 10;
+const BLOCK_LEN: usize = 1 << BLOCK_BITS;
 
-/// The position of answer `index` of part `part`, if it can be told apart from NONE and
-/// SHARED_NODATA_ONLY.
-fn position(part: usize, index: usize) -> Option<u32> {
-    let part = u32::try_from(part)
-        .ok()
-        .filter(|&p| p <= MAX_THREADS as u32)?;
-    let index = u32::try_from(index).ok().filter(|&i| i <= INDEX_MASK)?;
-    Some(part << PART_SHIFT | index)
-}
+/// Threads that render at most.
+const MAX_THREADS: usize = 8;
 
 /// The `qtype` of an entry's own NODATA body: it answers any type its run does not list.
 /// (Type 0 is reserved; a name that holds it gets no NODATA body.)
@@ -61,7 +53,7 @@ const AUTHORITATIVE: u8 = 2;
 const THEN_SHARED_NODATA: u8 = 4;
 
 /// One rendered response body: 16 bytes besides the body itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Rendered {
     qtype: u16,
     flags: u8,
@@ -83,16 +75,65 @@ pub struct StaticAnswer<'a> {
 /// Every rendered answer of one snapshot.
 #[derive(Debug, Default)]
 pub struct StaticAnswers {
-    /// Per zone, per entry: the [`position`] of the entry's first answer, NONE or
-    /// SHARED_NODATA_ONLY.
-    first: Vec<Box<[u32]>>,
-    /// Per zone, per name length: the [`position`] of the shared NODATA, or NONE.
-    nodata: Vec<Box<[u32]>>,
-    /// As the threads rendered them, and the shared NODATA answers last: kept apart, not
-    /// copied into one buffer (which cost the whole size again while it was made).
-    parts: Vec<Part>,
+    /// Per zone, per run of [`BLOCK_LEN`] entries: their answers. Shared with the snapshot a
+    /// reload replaces wherever they came out the same.
+    blocks: Vec<Vec<Arc<Block>>>,
+    /// Each zone's NODATA answers for names of one length.
+    shared: SharedNodata,
     /// How long rendering took, for the logs.
     build_time: std::time::Duration,
+}
+
+/// The answers of [`BLOCK_LEN`] consecutive entries of a zone (fewer in its last block).
+#[derive(Debug, Default, PartialEq)]
+struct Block {
+    /// Per entry: the index of its first answer in `answers`, NONE or SHARED_NODATA_ONLY.
+    first: Box<[u32]>,
+    /// Grouped by entry; a run ends with the LAST flag.
+    answers: Box<[Rendered]>,
+    bytes: Box<[u8]>,
+}
+
+/// A block being rendered (its buffers reused from block to block).
+#[derive(Debug, Default)]
+struct Scratch {
+    first: Vec<u32>,
+    answers: Vec<Rendered>,
+    bytes: Vec<u8>,
+}
+
+impl Scratch {
+    /// Appends an answer; false when it would not be found again (a block past 4 GiB).
+    fn push(&mut self, mut r: Rendered, body: &[u8]) -> bool {
+        let Ok(start) = u32::try_from(self.bytes.len()) else {
+            return false;
+        };
+        r.start = start;
+        self.bytes.extend_from_slice(body);
+        self.answers.push(r);
+        true
+    }
+
+    /// The block rendered, or `previous` when it is the same: then only one is kept.
+    fn finish(&mut self, previous: Option<&Arc<Block>>) -> Arc<Block> {
+        let same = previous.filter(|p| {
+            *p.first == self.first[..]
+                && *p.answers == self.answers[..]
+                && *p.bytes == self.bytes[..]
+        });
+        let block = match same {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(Block {
+                first: self.first[..].into(),
+                answers: self.answers[..].into(),
+                bytes: self.bytes[..].into(),
+            }),
+        };
+        self.first.clear();
+        self.answers.clear();
+        self.bytes.clear();
+        block
+    }
 }
 
 /// Stands in for routing while rendering: a dynamic name anywhere in the answer makes it
@@ -167,73 +208,47 @@ const PARALLEL_FROM: usize = 20_000;
 /// Names of a zone tried, per name length, for the zone's shared NODATA.
 const SHARED_TRIES: u8 = 8;
 
-/// Answers rendered apart (a share of the names, on a thread of its own; or the shared
-/// NODATA answers), kept as it is: a [`position`] names the part.
-#[derive(Debug)]
-struct Part {
-    /// Grouped by entry; a run ends with the LAST flag.
-    answers: PagesVec<Rendered>,
-    bytes: PagesVec<u8>,
-    /// [zone, entry, first answer of the entry's run or SHARED_NODATA_ONLY]; dropped when
-    /// `StaticAnswers::first` is filled in. In pages too: freed in the malloc arena of the
-    /// thread that rendered it, it stayed resident.
-    firsts: Option<PagesVec<[u32; 3]>>,
-}
-
-// SAFETY: Rendered is integers only; all zeros is a valid value.
-unsafe impl ZeroValid for Rendered {}
-
-impl Part {
-    /// Room for `bytes` of bodies (and as many answers as bodies that small could make)
-    /// of at most `names` names.
-    fn with_limit(bytes: usize, names: usize) -> Self {
-        Self {
-            // A body holds at least one record: 12 bytes or more.
-            answers: PagesVec::with_limit(bytes / 12 + 1),
-            bytes: PagesVec::with_limit(bytes),
-            firsts: Some(PagesVec::with_limit(names)),
-        }
-    }
-
-    /// Notes where entry `entry` of zone `zone` starts its answers (one call per entry).
-    fn record_first(&mut self, zone: u32, entry: u32, first: u32) {
-        if let Some(firsts) = &mut self.firsts {
-            firsts.push([zone, entry, first]);
-        }
-    }
-
-    /// Appends an answer; false when the part is full.
-    fn push(&mut self, mut r: Rendered, body: &[u8]) -> bool {
-        let Ok(start) = u32::try_from(self.bytes.len()) else {
-            return false;
-        };
-        r.start = start;
-        self.bytes.extend_from_slice(body) && self.answers.push(r)
-    }
-}
-
 impl StaticAnswers {
     /// Renders what can be rendered of `zones`; with `dnssec`, the answers to DO queries of
     /// the signed zones (with their signatures and proofs), nothing of the others.
     ///
-    /// The zones' shared NODATA answers are chosen first; then the names are shared out
-    /// over the cores in runs of positions, each run rendered on a thread of its own, and
-    /// the threads' parts kept as they are.
-    pub fn build(zones: &ZoneSet, dnssec: bool) -> Self {
+    /// The zones' shared NODATA answers are chosen first; then the blocks of names are
+    /// shared out over the cores, in runs. `previous` is the serving snapshot's answers and
+    /// zones, on a reload: a block that renders the same as the one at its place there is
+    /// taken from it, so the two snapshots hold it once.
+    pub fn build(zones: &ZoneSet, dnssec: bool, previous: Option<(&Self, &ZoneSet)>) -> Self {
         let started = std::time::Instant::now();
         let shared = SharedNodata::choose(zones, dnssec);
+        // Every (zone, block) to render, with the previous snapshot's block at its place.
+        let mut jobs: Vec<(usize, usize, Option<&Arc<Block>>)> = Vec::new();
+        for (zi, zone) in zones.zones().iter().enumerate() {
+            if dnssec && !zone.is_signed() {
+                continue;
+            }
+            let old = previous.and_then(|(answers, old_zones)| {
+                let at = old_zones
+                    .zones()
+                    .iter()
+                    .position(|z| z.origin() == zone.origin())?;
+                answers.blocks.get(at)
+            });
+            for k in 0..zone.entry_count().div_ceil(BLOCK_LEN) {
+                jobs.push((zi, k, old.and_then(|o| o.get(k))));
+            }
+        }
         let total: usize = zones.zones().iter().map(|z| z.entry_count()).sum();
         let threads = if total < PARALLEL_FROM {
             1
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
         };
-        let mut parts: Vec<Part> = std::thread::scope(|scope| {
-            let shared = &shared;
+        let rendered: Vec<Vec<Arc<Block>>> = std::thread::scope(|scope| {
+            let (shared, jobs) = (&shared, &jobs);
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let share = total * t / threads..total * (t + 1) / threads;
-                    scope.spawn(move || shared.render_share(zones, dnssec, share, threads))
+                    let share = jobs.len() * t / threads..jobs.len() * (t + 1) / threads;
+                    let budget = MAX_BYTES / threads;
+                    scope.spawn(move || shared.render_share(zones, dnssec, &jobs[share], budget))
                 })
                 .collect();
             handles
@@ -241,50 +256,30 @@ impl StaticAnswers {
                 .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
-        let mut out = Self {
-            first: zones
-                .zones()
-                .iter()
-                .map(|z| vec![NONE; z.entry_count()].into_boxed_slice())
-                .collect(),
-            nodata: Vec::new(),
-            parts: Vec::new(),
-            build_time: std::time::Duration::ZERO,
-        };
-        // The shared NODATA answers are the last part.
-        let shared_part = parts.len();
-        out.nodata = shared.at;
-        for slot in out.nodata.iter_mut().flat_map(|n| n.iter_mut()) {
-            if *slot != NONE {
-                *slot = position(shared_part, *slot as usize).unwrap_or(NONE);
+        let mut blocks: Vec<Vec<Arc<Block>>> = zones.zones().iter().map(|_| Vec::new()).collect();
+        for ((zi, _, _), block) in jobs.iter().zip(rendered.into_iter().flatten()) {
+            if let Some(zone) = blocks.get_mut(*zi) {
+                zone.push(block);
             }
         }
-        parts.push(shared.part);
-        for (p, part) in parts.iter_mut().enumerate() {
-            for &[zi, entry, first] in part.firsts.take().as_deref().unwrap_or_default() {
-                let first = match first {
-                    SHARED_NODATA_ONLY => first,
-                    _ => position(p, first as usize).unwrap_or(NONE),
-                };
-                if let Some(slot) = out
-                    .first
-                    .get_mut(zi as usize)
-                    .and_then(|f| f.get_mut(entry as usize))
-                {
-                    *slot = first;
-                }
-            }
+        Self {
+            blocks,
+            shared,
+            build_time: started.elapsed(),
         }
-        out.parts = parts;
-        out.build_time = started.elapsed();
-        out
     }
 
-    /// The answer at `position`.
-    fn at(&self, position: u32) -> Option<(&Part, &[Rendered])> {
-        let part = self.parts.get((position >> PART_SHIFT) as usize)?;
-        let answers = part.answers.get((position & INDEX_MASK) as usize..)?;
-        Some((part, answers))
+    /// How many blocks of answers this snapshot shares with `other`, and how many it has.
+    pub fn blocks_shared_with(&self, other: &Self) -> (usize, usize) {
+        let theirs: rustc_hash::FxHashSet<*const Block> =
+            other.blocks.iter().flatten().map(Arc::as_ptr).collect();
+        let shared = self
+            .blocks
+            .iter()
+            .flatten()
+            .filter(|b| theirs.contains(&Arc::as_ptr(b)))
+            .count();
+        (shared, self.blocks.iter().map(Vec::len).sum())
     }
 }
 
@@ -292,17 +287,19 @@ impl StaticAnswers {
 /// are shared out: rendered for the first name of that length whose NODATA does not spell
 /// the name out (a few tried per length). Names whose NODATA is byte for byte the same
 /// point to it instead of keeping their own.
+#[derive(Debug, Default)]
 struct SharedNodata {
-    part: Part,
-    /// Per zone, per name length: the position in `part.answers`, or NONE.
+    answers: Vec<Rendered>,
+    bytes: Vec<u8>,
+    /// Per zone, per name length: the position in `answers`, or NONE.
     at: Vec<Box<[u32]>>,
 }
 
 impl SharedNodata {
     fn choose(zones: &ZoneSet, dnssec: bool) -> Self {
         let mut this = Self {
-            // Per zone, one body per name length at most.
-            part: Part::with_limit(zones.zones().len() * SHARED_NODATA_BYTES, 0),
+            answers: Vec::new(),
+            bytes: Vec::new(),
             at: zones
                 .zones()
                 .iter()
@@ -340,13 +337,18 @@ impl SharedNodata {
                 // name's own text is in the SOA: it is not the typical one of its length.
                 let typical = owner == zone.origin()
                     || !buf[body.clone()].windows(2).any(|w| w == [0xC0, 0x0C]);
-                if typical {
+                let (Ok(at), Ok(start)) = (
+                    u32::try_from(this.answers.len()),
+                    u32::try_from(this.bytes.len()),
+                ) else {
+                    continue;
+                };
+                if typical && this.bytes.len() < SHARED_NODATA_BYTES * zones.zones().len() {
                     r.qtype = OTHER_TYPES;
                     r.flags |= LAST;
-                    let at = u32::try_from(this.part.answers.len()).unwrap_or(NONE);
-                    if !this.part.push(r, &buf[body]) {
-                        continue;
-                    }
+                    r.start = start;
+                    this.bytes.extend_from_slice(&buf[body]);
+                    this.answers.push(r);
                     if let Some(slot) = this.at.get_mut(zi).and_then(|n| n.get_mut(owner.len())) {
                         *slot = at;
                     }
@@ -360,88 +362,115 @@ impl SharedNodata {
     /// The zone's shared NODATA for names of `len` bytes, if one was chosen.
     fn get(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
         let at = *self.at.get(zone)?.get(len)?;
-        self.part.answers.get(at as usize)?.answer(&self.part.bytes)
+        self.answers.get(at as usize)?.answer(&self.bytes)
     }
 
-    /// Renders the names at positions `share` (counted over all zones' entries in order);
-    /// `threads` shares in all (each keeps within its part of the byte budget).
+    /// Renders the blocks `jobs` (zone, block, the previous snapshot's block there), with
+    /// at most `budget` bytes of new answers; the blocks in the same order.
     fn render_share(
         &self,
         zones: &ZoneSet,
         dnssec: bool,
-        share: std::ops::Range<usize>,
-        threads: usize,
-    ) -> Part {
-        let budget = MAX_BYTES / threads.max(1);
-        // Reserved, not resident: only what is written costs memory.
-        let mut part = Part::with_limit(budget + MAX_MESSAGE, share.len());
+        jobs: &[(usize, usize, Option<&Arc<Block>>)],
+        budget: usize,
+    ) -> Vec<Arc<Block>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut types: Vec<u16> = Vec::new();
-        let mut base = 0;
-        for (zi, zone) in zones.zones().iter().enumerate() {
-            let count = zone.entry_count();
-            let range = share.start.saturating_sub(base)..share.end.saturating_sub(base).min(count);
-            base += count;
-            if range.is_empty() || (dnssec && !zone.is_signed()) {
+        let mut block = Scratch::default();
+        let mut spent = 0usize;
+        let mut out = Vec::with_capacity(jobs.len());
+        for &(zi, k, previous) in jobs {
+            let Some(zone) = zones.zones().get(zi) else {
                 continue;
-            }
+            };
+            let range = k * BLOCK_LEN..(k + 1) * BLOCK_LEN;
+            block
+                .first
+                .resize(range.len().min(zone.entry_count() - k * BLOCK_LEN), NONE);
             for (entry, owner, node) in zones.direct_entries_in(zi, range) {
-                if node.dynamic().is_some() || part.bytes.len() >= budget {
+                if node.dynamic().is_some() || spent + block.bytes.len() >= budget {
                     continue;
                 }
-                let direct = crate::zone::Direct { entry, node };
-                let run_start = part.answers.len();
-                let cname = node.get(rtype::CNAME).is_some();
-                types.clear();
-                if cname {
-                    types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
-                } else {
-                    types.extend(node.rrsets.iter().map(|s| s.rtype));
-                }
-                let mut all_rendered = true;
-                for &qtype in &types {
-                    // Neither ever reaches a rendered answer (ANY is refused by `get`, DS is
-                    // not looked up directly); a name holding one gets no NODATA either.
-                    if qtype == rtype::ANY || qtype == rtype::DS || qtype == OTHER_TYPES {
-                        all_rendered = false;
-                        continue;
-                    }
-                    match render(zones, zone, owner, direct, qtype, &mut buf, dnssec) {
-                        Some((r, body)) if part.push(r, &buf[body.clone()]) => {}
-                        _ => all_rendered = false,
-                    }
-                }
-                // NODATA, asked as a type the name does not hold: only when every type it
-                // holds has its own body, or NODATA would answer for one of them. The zone's
-                // shared one when it is the same, else its own (last in its run).
-                let mut then_shared = false;
-                if !cname
-                    && all_rendered
-                    && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
-                    && let Some((mut r, body)) =
-                        render(zones, zone, owner, direct, qtype, &mut buf, dnssec)
-                {
-                    r.qtype = OTHER_TYPES;
-                    let shared = self.get(zi, owner.len());
-                    if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
-                        then_shared = true;
-                    } else if !part.push(r, &buf[body]) {
-                        then_shared = false;
-                    }
-                }
-                if part.answers.len() > run_start {
-                    if let Some(last) = part.answers.last_mut() {
-                        last.flags |= LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
-                    }
-                    if let (Ok(zi), Ok(first)) = (u32::try_from(zi), u32::try_from(run_start)) {
-                        part.record_first(zi, entry, first);
-                    }
-                } else if then_shared && let Ok(zi) = u32::try_from(zi) {
-                    part.record_first(zi, entry, SHARED_NODATA_ONLY);
+                let first = self.render_entry(
+                    zones,
+                    (zi, zone),
+                    (entry, owner, node),
+                    dnssec,
+                    (&mut buf, &mut types),
+                    &mut block,
+                );
+                if let Some(slot) = block.first.get_mut(entry as usize % BLOCK_LEN) {
+                    *slot = first;
                 }
             }
+            let done = block.finish(previous);
+            if !previous.is_some_and(|p| Arc::ptr_eq(p, &done)) {
+                spent += done.bytes.len();
+            }
+            out.push(done);
         }
-        part
+        out
+    }
+
+    /// Renders every answer of one entry into `block`; what its `first` is.
+    fn render_entry(
+        &self,
+        zones: &ZoneSet,
+        (zi, zone): (usize, &crate::zone::Zone),
+        (entry, owner, node): (u32, &[u8], &crate::zone::Node),
+        dnssec: bool,
+        (buf, types): (&mut [u8], &mut Vec<u16>),
+        block: &mut Scratch,
+    ) -> u32 {
+        let direct = crate::zone::Direct { entry, node };
+        let run_start = block.answers.len();
+        let cname = node.get(rtype::CNAME).is_some();
+        types.clear();
+        if cname {
+            types.extend([rtype::CNAME, rtype::A, rtype::AAAA]);
+        } else {
+            types.extend(node.rrsets.iter().map(|s| s.rtype));
+        }
+        let mut all_rendered = true;
+        for &qtype in types.iter() {
+            // Neither ever reaches a rendered answer (ANY is refused by `get`, DS is not
+            // looked up directly); a name holding one gets no NODATA either.
+            if qtype == rtype::ANY || qtype == rtype::DS || qtype == OTHER_TYPES {
+                all_rendered = false;
+                continue;
+            }
+            match render(zones, zone, owner, direct, qtype, buf, dnssec) {
+                Some((r, body)) if block.push(r, &buf[body.clone()]) => {}
+                _ => all_rendered = false,
+            }
+        }
+        // NODATA, asked as a type the name does not hold: only when every type it holds has
+        // its own body, or NODATA would answer for one of them. The zone's shared one when it
+        // is the same, else its own (last in its run).
+        let mut then_shared = false;
+        if !cname
+            && all_rendered
+            && let Some(qtype) = (0xFF00..=0xFFFF).find(|&t| node.get(t).is_none())
+            && let Some((mut r, body)) = render(zones, zone, owner, direct, qtype, buf, dnssec)
+        {
+            r.qtype = OTHER_TYPES;
+            let shared = self.get(zi, owner.len());
+            if shared.is_some_and(|s| s.same_as(&r, &buf[body.clone()])) {
+                then_shared = true;
+            } else {
+                block.push(r, &buf[body]);
+            }
+        }
+        if block.answers.len() > run_start {
+            if let Some(last) = block.answers.last_mut() {
+                last.flags |= LAST | if then_shared { THEN_SHARED_NODATA } else { 0 };
+            }
+            u32::try_from(run_start).unwrap_or(NONE)
+        } else if then_shared {
+            SHARED_NODATA_ONLY
+        } else {
+            NONE
+        }
     }
 }
 
@@ -457,12 +486,6 @@ impl Rendered {
 }
 
 impl StaticAnswers {
-    /// The zone's NODATA answer for names of `len` bytes, if one was rendered.
-    fn shared_nodata(&self, zone: usize, len: usize) -> Option<StaticAnswer<'_>> {
-        let (part, answers) = self.at(*self.nodata.get(zone)?.get(len)?)?;
-        answers.first()?.answer(&part.bytes)
-    }
-
     /// The rendered answer to `qtype` for entry `entry` of zone `zone`, whose name is
     /// `name_len` bytes long, if there is one.
     pub fn get(
@@ -472,22 +495,23 @@ impl StaticAnswers {
         name_len: usize,
         qtype: u16,
     ) -> Option<StaticAnswer<'_>> {
-        let first = *self.first.get(zone)?.get(entry as usize)?;
+        let entry = entry as usize;
+        let block = self.blocks.get(zone)?.get(entry >> BLOCK_BITS)?;
+        let first = *block.first.get(entry & (BLOCK_LEN - 1))?;
         if first == NONE || qtype == rtype::ANY {
             return None;
         }
         if first == SHARED_NODATA_ONLY {
-            return self.shared_nodata(zone, name_len);
+            return self.shared.get(zone, name_len);
         }
-        let (part, answers) = self.at(first)?;
-        for r in answers {
+        for r in block.answers.get(first as usize..)? {
             // A name's own NODATA comes last in its run: every listed type was passed.
             if r.qtype == qtype || r.qtype == OTHER_TYPES {
-                return r.answer(&part.bytes);
+                return r.answer(&block.bytes);
             }
             if r.flags & LAST != 0 {
                 if r.flags & THEN_SHARED_NODATA != 0 {
-                    return self.shared_nodata(zone, name_len);
+                    return self.shared.get(zone, name_len);
                 }
                 break;
             }
@@ -497,8 +521,11 @@ impl StaticAnswers {
 
     /// Rendered answers and their bytes, for logs and tests.
     pub fn size(&self) -> (usize, usize) {
-        let answers = self.parts.iter().map(|p| p.answers.len()).sum();
-        (answers, self.parts.iter().map(|p| p.bytes.len()).sum())
+        let blocks = self.blocks.iter().flatten();
+        let answers =
+            blocks.clone().map(|b| b.answers.len()).sum::<usize>() + self.shared.answers.len();
+        let bytes = blocks.map(|b| b.bytes.len()).sum::<usize>() + self.shared.bytes.len();
+        (answers, bytes)
     }
 
     /// How long rendering took.

@@ -5,7 +5,8 @@ use hashbrown::{HashTable, hash_table};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
-use super::{Entry, NegativeSoa, Node, OwnerRef, Owners, Zone, ZoneError, hash_name, soa_field};
+use super::entries::Entries;
+use super::{NegativeSoa, Node, OwnerRef, Owners, Zone, ZoneError, hash_name, soa_field};
 use crate::dns::name::{self, is_subdomain};
 use crate::dns::{RRset, RdataList, rtype};
 
@@ -23,35 +24,27 @@ pub struct ZoneBuilder {
 #[derive(Default)]
 struct Nodes {
     /// In the order the names first came (the file's order).
-    entries: Vec<Entry>,
-    owners: Owners,
+    entries: Entries,
     /// Positions in `entries`, hashed by their owner names.
     index: HashTable<u32>,
 }
 
-/// The owner name of entry `i`.
-fn owner_of<'a>(entries: &[Entry], owners: &'a Owners, i: u32) -> &'a [u8] {
-    entries
-        .get(i as usize)
-        .map_or(&[][..], |e| owners.get(e.owner))
-}
-
 impl Nodes {
     fn position(&self, owner: &[u8]) -> Option<usize> {
-        let (entries, owners) = (&self.entries, &self.owners);
+        let entries = &self.entries;
         self.index
-            .find(hash_name(owner), |&i| owner_of(entries, owners, i) == owner)
+            .find(hash_name(owner), |&i| entries.owner(i as usize) == owner)
             .map(|&i| i as usize)
     }
 
     fn get(&self, owner: &[u8]) -> Option<&Node> {
         let i = self.position(owner)?;
-        self.entries.get(i).map(|e| &e.node)
+        self.entries.get(i).map(|(_, node)| node)
     }
 
     fn get_mut(&mut self, owner: &[u8]) -> Option<&mut Node> {
         let i = self.position(owner)?;
-        self.entries.get_mut(i).map(|e| &mut e.node)
+        self.entries.node_mut(i)
     }
 
     fn contains_key(&self, owner: &[u8]) -> bool {
@@ -60,47 +53,32 @@ impl Nodes {
 
     /// The node of `owner`, made when new.
     fn node_mut(&mut self, owner: &[u8]) -> Result<&mut Node, ZoneError> {
-        let (entries, owners) = (&mut self.entries, &mut self.owners);
+        let entries = &mut self.entries;
         let found = self.index.entry(
             hash_name(owner),
-            |&i| owner_of(entries, owners, i) == owner,
-            |&i| hash_name(owner_of(entries, owners, i)),
+            |&i| entries.owner(i as usize) == owner,
+            |&i| hash_name(entries.owner(i as usize)),
         );
         let i = match found {
             hash_table::Entry::Occupied(o) => *o.get(),
             hash_table::Entry::Vacant(v) => {
-                let i = u32::try_from(entries.len()).map_err(|_| ZoneError::TooManyNames)?;
-                let at = owners.push(owner).ok_or(ZoneError::TooManyNames)?;
-                entries.push(Entry {
-                    node: Node::default(),
-                    owner: at,
-                });
+                let i = entries.push(owner).ok_or(ZoneError::TooManyNames)?;
                 v.insert(i);
                 i
             }
         };
-        entries
-            .get_mut(i as usize)
-            .map(|e| &mut e.node)
-            .ok_or(ZoneError::TooManyNames)
+        entries.node_mut(i as usize).ok_or(ZoneError::TooManyNames)
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.entries
-            .iter()
-            .map(|e| (self.owners.get(e.owner), &e.node))
-    }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> {
-        self.entries.iter_mut().map(|e| &mut e.node)
+        self.entries.iter()
     }
 
     /// Room for `names` more (growing a big table as it fills rehashes it several times).
     fn reserve(&mut self, names: usize) {
-        let (entries, owners) = (&self.entries, &self.owners);
+        let entries = &self.entries;
         self.index
-            .reserve(names, |&i| hash_name(owner_of(entries, owners, i)));
-        self.entries.reserve(names);
+            .reserve(names, |&i| hash_name(entries.owner(i as usize)));
     }
 }
 
@@ -115,6 +93,12 @@ impl ZoneBuilder {
 
     pub fn origin(&self) -> &[u8] {
         &self.origin
+    }
+
+    /// Builds for a reload of `previous`: the parts of the new zone equal to the old one's
+    /// are shared with it, not held twice (see `entries`).
+    pub fn share_with(&mut self, previous: &Zone) {
+        self.nodes.entries.share_with(&previous.entries);
     }
 
     /// Makes room for about `names` more owner names (a hint, from the size of a file).
@@ -277,17 +261,23 @@ impl ZoneBuilder {
 
     /// Drops every RRset of these types (a signer replacing old signatures and chains).
     pub fn remove_types(&mut self, types: &[u16]) {
-        for node in self.nodes.values_mut() {
-            if node.rrsets.iter().any(|s| types.contains(&s.rtype)) {
+        let kinds = |node: &Node| {
+            node.rrsets
+                .iter()
+                .fold(0, |k, s| k | Node::kind_of(s.rtype))
+        };
+        // Only the nodes that change: a chunk shared with the previous zone stays shared.
+        self.nodes.entries.change_where(
+            |node| {
+                node.rrsets.iter().any(|s| types.contains(&s.rtype)) || node.kinds != kinds(node)
+            },
+            |node| {
                 let mut kept = std::mem::take(&mut node.rrsets).into_vec();
                 kept.retain(|s| !types.contains(&s.rtype));
                 node.rrsets = kept.into_boxed_slice();
-            }
-            node.kinds = node
-                .rrsets
-                .iter()
-                .fold(0, |k, s| k | Node::kind_of(s.rtype));
-        }
+                node.kinds = kinds(node);
+            },
+        );
     }
 
     /// Sets the SOA serial to `at_least` when that is newer (RFC 1982 arithmetic).
@@ -364,43 +354,41 @@ impl ZoneBuilder {
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
         let Nodes {
             mut entries,
-            mut owners,
             mut index,
         } = self.nodes;
-        owners.0.shrink_to_fit();
-        entries.shrink_to_fit();
-        for entry in &mut entries {
-            // Sets that grew record by record give back their spare room.
-            for set in entry.node.rrsets.iter_mut() {
-                set.rdata.shrink_to_fit();
-            }
-        }
+        // Sets that grew record by record give back their spare room; chunks equal to the
+        // previous zone's are taken from it.
+        entries.seal();
         // Names that hold only NSEC3 records leave the index (they stay in `entries`).
-        if entries.iter().any(|e| e.node.nsec3_only()) {
-            index.retain(|&mut i| !entries.get(i as usize).is_some_and(|e| e.node.nsec3_only()));
+        if entries.iter().any(|(_, node)| node.nsec3_only()) {
+            index.retain(|&mut i| {
+                !entries
+                    .get(i as usize)
+                    .is_some_and(|(_, node)| node.nsec3_only())
+            });
         }
-        let owner_of = |j: u32| owner_of(&entries, &owners, j);
         // Each wildcard by the position of its parent (the closest encloser it answers for).
         let mut wildcards = FxHashMap::default();
-        for (i, entry) in entries.iter().enumerate() {
-            if let Some(encloser) = owners.get(entry.owner).strip_prefix(b"\x01*")
-                && !entry.node.nsec3_only()
-                && let Some(&at) =
-                    index.find(hash_name(encloser), |&j: &u32| owner_of(j) == encloser)
+        for (i, (owner, node)) in entries.iter().enumerate() {
+            if let Some(encloser) = owner.strip_prefix(b"\x01*")
+                && !node.nsec3_only()
+                && let Some(&at) = index.find(hash_name(encloser), |&j: &u32| {
+                    entries.owner(j as usize) == encloser
+                })
             {
                 wildcards.insert(at, i as u32);
             }
         }
         let signed = entries
             .iter()
-            .any(|e| owners.get(e.owner) == &self.origin[..] && e.node.get(rtype::RRSIG).is_some());
+            .any(|(owner, node)| owner == &self.origin[..] && node.get(rtype::RRSIG).is_some());
         // The names with an NSEC, in canonical order: sorted by their canonical keys.
         let mut key = [0u8; name::CANONICAL_KEY_MAX];
         let mut unsorted = Owners::default();
         let mut keyed: Vec<(OwnerRef, u32)> = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            if e.node.get(rtype::NSEC).is_some() {
-                let len = name::canonical_key(owners.get(e.owner), &mut key);
+        for (i, (owner, node)) in entries.iter().enumerate() {
+            if node.get(rtype::NSEC).is_some() {
+                let len = name::canonical_key(owner, &mut key);
                 let at = unsorted.push(&key[..len]).ok_or(ZoneError::TooManyNames)?;
                 keyed.push((at, i as u32));
             }
@@ -422,7 +410,6 @@ impl ZoneBuilder {
             origin: self.origin,
             origin_labels,
             entries,
-            owners,
             index,
             apex_dname,
             negative_ttl,
@@ -529,5 +516,97 @@ mod tests {
                 assert_eq!(zone.entry_at(hash_name(owner), owner), Some(i as u32));
             }
         }
+    }
+
+    /// A zone of `names` hosts (an A record each), with `changed`'s address different.
+    fn hosts(names: u32, changed: Option<u32>, share: Option<&Zone>) -> Zone {
+        let mut b = ZoneBuilder::new(wire("example."));
+        if let Some(previous) = share {
+            b.share_with(previous);
+        }
+        b.add(&wire("example."), rtype::SOA, 3600, &soa_rdata())
+            .expect("soa");
+        b.add(&wire("example."), rtype::NS, 3600, &wire("ns.example."))
+            .expect("ns");
+        for i in 0..names {
+            let last = if Some(i) == changed { 99 } else { 1 };
+            b.add(
+                &wire(&format!("h{i}.example.")),
+                rtype::A,
+                300,
+                &[10, 0, 0, last],
+            )
+            .expect("a");
+        }
+        b.finish().expect("zone")
+    }
+
+    fn same_data(a: &Zone, b: &Zone) -> bool {
+        a.entry_count() == b.entry_count() && a.nodes().eq(b.nodes())
+    }
+
+    #[test]
+    fn a_reload_shares_the_unchanged_chunks_and_sees_every_change() {
+        let names = 5 * super::super::entries::CHUNK_LEN as u32;
+        let old = hosts(names, None, None);
+        // Unchanged: every chunk comes from the old zone.
+        let again = hosts(names, None, Some(&old));
+        let (shared, chunks) = again.chunks_shared_with(&old);
+        assert!(chunks >= 5, "{chunks} chunks");
+        assert_eq!(shared, chunks);
+        assert!(same_data(&again, &old));
+        // One address changed in the middle: its chunk only is new, and the data is that
+        // of a zone built from nothing.
+        let changed = hosts(names, Some(2500), Some(&old));
+        assert_eq!(changed.chunks_shared_with(&old), (chunks - 1, chunks));
+        assert!(same_data(&changed, &hosts(names, Some(2500), None)));
+        assert!(!same_data(&changed, &old));
+        let node = changed.node(&wire("h2500.example.")).expect("h2500");
+        assert_eq!(
+            node.get(rtype::A).and_then(|s| s.rdata.first()),
+            Some(&[10, 0, 0, 99][..])
+        );
+        assert_eq!(
+            old.node(&wire("h2500.example."))
+                .and_then(|n| n.get(rtype::A))
+                .and_then(|s| s.rdata.first()),
+            Some(&[10, 0, 0, 1][..])
+        );
+        // A record for a name of an early, already shared chunk, added at the end: that
+        // chunk is copied, not changed under the old zone.
+        let mut b = ZoneBuilder::new(wire("example."));
+        b.share_with(&old);
+        b.add(&wire("example."), rtype::SOA, 3600, &soa_rdata())
+            .expect("soa");
+        b.add(&wire("example."), rtype::NS, 3600, &wire("ns.example."))
+            .expect("ns");
+        for i in 0..names {
+            b.add(
+                &wire(&format!("h{i}.example.")),
+                rtype::A,
+                300,
+                &[10, 0, 0, 1],
+            )
+            .expect("a");
+        }
+        b.add(
+            &wire("h3.example."),
+            rtype::AAAA,
+            300,
+            &[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
+        )
+        .expect("aaaa");
+        let late = b.finish().expect("zone");
+        assert!(
+            late.node(&wire("h3.example."))
+                .and_then(|n| n.get(rtype::AAAA))
+                .is_some()
+        );
+        assert!(
+            old.node(&wire("h3.example."))
+                .and_then(|n| n.get(rtype::AAAA))
+                .is_none()
+        );
+        assert_eq!(late.chunks_shared_with(&old), (chunks - 1, chunks));
     }
 }

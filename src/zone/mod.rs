@@ -12,12 +12,13 @@ use std::hash::{Hash, Hasher};
 use crate::dns::name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
 use crate::dns::wire::NegativeSoa;
 use crate::dns::{RRset, Section, Sink, name, rcode, rtype};
+use entries::Entries;
 
 /// Longest CNAME/DNAME chain followed inside one zone before giving up.
 const MAX_CHAIN: usize = 12;
 
 /// Everything stored at one owner name. An empty node is an empty non-terminal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     /// Sorted by type. A boxed slice, sized exactly: most names hold one or two RRsets,
     /// where a growing `Vec` would keep room for four.
@@ -177,9 +178,8 @@ pub struct Zone {
     origin: Box<[u8]>,
     origin_labels: usize,
     /// Every owner name with its node; `index` finds them by name. The names are stored
-    /// once, in `owners`: the table holds positions, hashed by the name at them.
-    entries: Vec<Entry>,
-    owners: Owners,
+    /// once, in `entries`: the table holds positions, hashed by the name at them.
+    entries: Entries,
     index: HashTable<u32>,
     /// Position of each wildcard (`*.x`) by the position of its parent `x`.
     wildcards: rustc_hash::FxHashMap<u32, u32>,
@@ -213,7 +213,7 @@ impl Zone {
     pub fn node(&self, name: &[u8]) -> Option<&Node> {
         self.entry_at(hash_name(name), name)
             .and_then(|i| self.entries.get(i as usize))
-            .map(|e| &e.node)
+            .map(|(_, node)| node)
     }
 
     /// The stored owner name and node for `name` (lowercase wire).
@@ -231,7 +231,7 @@ impl Zone {
 
     /// The owner name at position `i` of the entries.
     fn owner_at(&self, i: usize) -> Option<&[u8]> {
-        self.entries.get(i).map(|e| self.owners.get(e.owner))
+        self.entries.get(i).map(|(owner, _)| owner)
     }
 
     pub fn apex(&self) -> &Node {
@@ -267,7 +267,7 @@ impl Zone {
     pub fn record_count(&self) -> usize {
         self.entries
             .iter()
-            .flat_map(|e| e.node.rrsets.iter())
+            .flat_map(|(_, node)| node.rrsets.iter())
             .map(|s| s.rdata.len())
             .sum()
     }
@@ -275,28 +275,26 @@ impl Zone {
     /// All owner names with their nodes (order unspecified).
     /// Every owner and node, also those queries do not find (NSEC3 owners).
     pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.entries
-            .iter()
-            .map(|e| (self.owners.get(e.owner), &e.node))
+        self.entries.iter()
     }
 
     /// The owner and node at position `i` of [`Zone::nodes`].
     pub fn node_at(&self, i: usize) -> Option<(&[u8], &Node)> {
-        self.entries
-            .get(i)
-            .map(|e| (self.owners.get(e.owner), &e.node))
+        self.entries.get(i)
+    }
+
+    /// How many of this zone's chunks of entries it shares with `other` (a zone it was
+    /// reloaded from, or reloaded into), and how many it has.
+    pub fn chunks_shared_with(&self, other: &Zone) -> (usize, usize) {
+        (
+            self.entries.shared_with(&other.entries),
+            self.entries.len().div_ceil(entries::CHUNK_LEN),
+        )
     }
 }
 
-/// One owner name (where in [`Owners`]) and its node.
-#[derive(Debug)]
-struct Entry {
-    node: Node,
-    owner: OwnerRef,
-}
-
 /// Where an owner name (or a canonical key) is in [`Owners`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct OwnerRef {
     at: u32,
     len: u16,
@@ -304,7 +302,7 @@ struct OwnerRef {
 
 /// A zone's owner names (lowercase wire), one after another in one buffer: a name costs
 /// its own bytes, where a box per name cost about 48 more (and an allocation each).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Owners(Vec<u8>);
 
 impl Owners {
@@ -354,6 +352,7 @@ pub(crate) fn hash_name(name: &[u8]) -> u64 {
 
 mod builder;
 mod denial;
+mod entries;
 mod error;
 mod resolve;
 mod set;

@@ -123,6 +123,24 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
         without_rendering(&root.join("meridian.toml")),
         without_rendering(&dir.path().join("meridian.toml")),
     ];
+    let (mut compared, mut from_rendered) = (0usize, 0usize);
+    for (with, without) in rendered.iter().zip(plain.iter()) {
+        let (c, r) = compare_with_general_path(with, without, &QTYPES);
+        compared += c;
+        from_rendered += r;
+    }
+    eprintln!("{compared} responses compared, {from_rendered} name/type pairs rendered");
+    assert!(from_rendered > 20, "too few rendered: {from_rendered}");
+}
+
+/// Asks `with` and `without` (the same data, without rendered answers) every direct name
+/// with each of `qtypes`, several ways: the responses must be the same bytes. Returns the
+/// responses compared and the name/type pairs that had a rendered answer.
+fn compare_with_general_path(
+    with: &Snapshot,
+    without: &Snapshot,
+    qtypes: &[u16],
+) -> (usize, usize) {
     let health = HealthView::all_up();
     let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
     let london = Some((IpAddr::V4(Ipv4Addr::new(81, 2, 69, 0)), 24));
@@ -130,7 +148,7 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
     let (mut compared, mut from_rendered) = (0usize, 0usize);
     let mut a = vec![0u8; MAX_MESSAGE];
     let mut b = vec![0u8; MAX_MESSAGE];
-    for (with, without) in rendered.iter().zip(plain.iter()) {
+    {
         let (answers, bytes) = with.static_answers.size();
         assert!(answers > 0 && bytes > 0, "nothing was rendered");
         let names: Vec<Vec<u8>> = with
@@ -143,7 +161,7 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
             .collect();
         assert!(names.len() > 5, "too few direct names: {}", names.len());
         for name in &names {
-            for qtype in QTYPES {
+            for &qtype in qtypes {
                 if let Some((zone, meridian::zone::Found::Exact(d))) =
                     with.zones.lookup(name, qtype)
                     && with
@@ -193,8 +211,7 @@ fn rendered_answers_are_byte_identical_to_the_general_path() {
             }
         }
     }
-    eprintln!("{compared} responses compared, {from_rendered} name/type pairs rendered");
-    assert!(from_rendered > 20, "too few rendered: {from_rendered}");
+    (compared, from_rendered)
 }
 
 #[test]
@@ -481,4 +498,89 @@ fn zones_rendered_on_several_threads_answer_like_the_general_path() {
     }
     // Every name's own types and its NODATA (CNAMEs: their three) came from the rendering.
     assert!(from_rendered >= names.len() * 3, "rendered {from_rendered}");
+}
+
+/// A zone of 6000 hosts with serial `serial`; host `changed` has another address.
+fn hosts_zone(serial: u32, changed: u32) -> String {
+    let mut z = format!(
+        "$ORIGIN hosts.test.\n$TTL 300\n@ IN SOA ns1 hostmaster {serial} 3600 600 86400 30\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    );
+    for i in 0..6000u32 {
+        let last = if i == changed { 200 } else { i % 200 };
+        z.push_str(&format!("h{i} IN A 10.0.{}.{last}\n", i / 200));
+        if i % 3 == 0 {
+            z.push_str(&format!("h{i} IN TXT \"host {i}\"\n"));
+        }
+    }
+    z
+}
+
+#[test]
+fn a_reload_keeps_the_blocks_that_render_the_same_and_renders_what_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
+    let zone = dir.path().join("zones/hosts.test.zone");
+    std::fs::write(&zone, hosts_zone(1, u32::MAX)).expect("zone");
+    let first = load(&config);
+    // The serial bumped (the apex's block renders anew) and one host changed (its block).
+    std::fs::write(&zone, hosts_zone(2, 1500)).expect("zone");
+    let second = match meridian::config::reload(&config, &first) {
+        Ok(loaded) => loaded.snapshot,
+        Err(e) => panic!("reload: {e:?}"),
+    };
+    let (kept, blocks) = second
+        .static_answers
+        .blocks_shared_with(&first.static_answers);
+    assert!(blocks >= 6, "{blocks} blocks");
+    assert_eq!(
+        kept,
+        blocks - 2,
+        "all but the apex's and h1500's block kept"
+    );
+    let (zones_kept, chunks) = second.zones.zones()[0].chunks_shared_with(&first.zones.zones()[0]);
+    assert_eq!(
+        zones_kept,
+        chunks - 2,
+        "all but the apex's and h1500's chunk kept"
+    );
+    // The answers, kept or rendered anew, are those of the new data.
+    let mut without = load(&config);
+    without.static_answers = StaticAnswers::default();
+    let (compared, from_rendered) = compare_with_general_path(
+        &second,
+        &without,
+        &[rtype::A, rtype::TXT, rtype::SOA, rtype::MX],
+    );
+    assert!(
+        from_rendered > 20_000,
+        "{from_rendered} rendered of {compared}"
+    );
+    let name = crate::common::wire_name("h1500.hosts.test");
+    let Some((zi, meridian::zone::Found::Exact(d))) = second.zones.lookup(&name, rtype::A) else {
+        panic!("h1500 not found");
+    };
+    let a = second
+        .static_answers
+        .get(zi, d.entry, name.len(), rtype::A)
+        .expect("rendered");
+    assert!(
+        a.body.ends_with(&[10, 0, 7, 200]),
+        "the new address: {:?}",
+        a.body
+    );
+    // The old snapshot still answers with the old data.
+    let Some((zi, meridian::zone::Found::Exact(d))) = first.zones.lookup(&name, rtype::A) else {
+        panic!("h1500 not found");
+    };
+    let a = first
+        .static_answers
+        .get(zi, d.entry, name.len(), rtype::A)
+        .expect("rendered");
+    assert!(
+        a.body.ends_with(&[10, 0, 7, 100]),
+        "the old address: {:?}",
+        a.body
+    );
 }
