@@ -16,10 +16,6 @@ pub unsafe trait ZeroValid: Copy {}
 unsafe impl ZeroValid for u8 {}
 // SAFETY: as above.
 unsafe impl ZeroValid for u64 {}
-// SAFETY: as above.
-unsafe impl ZeroValid for u32 {}
-// SAFETY: an array of zero-valid items is zero-valid.
-unsafe impl<T: ZeroValid, const N: usize> ZeroValid for [T; N] {}
 
 /// A fixed-length slice of zeroed `T` in its own mapping.
 pub struct ZeroedPages<T: ZeroValid> {
@@ -89,59 +85,6 @@ impl<T: ZeroValid + std::fmt::Debug> std::fmt::Debug for ZeroedPages<T> {
     }
 }
 
-/// A growable run of `T` in a mapping reserved at its largest size up front: only the
-/// pages written become resident, it never moves or copies as it grows, and dropping it
-/// gives every page back to the kernel (a malloc arena of a thread that has ended may keep
-/// freed memory resident).
-pub struct PagesVec<T: ZeroValid> {
-    pages: ZeroedPages<T>,
-    len: usize,
-}
-
-impl<T: ZeroValid> PagesVec<T> {
-    /// Room for at most `limit` items (address space only, until written).
-    pub fn with_limit(limit: usize) -> Self {
-        Self {
-            pages: ZeroedPages::new(limit),
-            len: 0,
-        }
-    }
-
-    /// Appends `items`; false (and nothing appended) when they do not fit.
-    pub fn extend_from_slice(&mut self, items: &[T]) -> bool {
-        let end = self.len + items.len();
-        let Some(room) = self.pages.get_mut(self.len..end) else {
-            return false;
-        };
-        room.copy_from_slice(items);
-        self.len = end;
-        true
-    }
-
-    pub fn push(&mut self, item: T) -> bool {
-        self.extend_from_slice(&[item])
-    }
-}
-
-impl<T: ZeroValid> std::ops::Deref for PagesVec<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        &self.pages[..self.len]
-    }
-}
-
-impl<T: ZeroValid> std::ops::DerefMut for PagesVec<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.pages[..self.len]
-    }
-}
-
-impl<T: ZeroValid> std::fmt::Debug for PagesVec<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PagesVec({} of {} items)", self.len, self.pages.len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,24 +97,5 @@ mod tests {
         p[99_999] = 7;
         p[0] = 3;
         assert_eq!((p[0], p[99_999], p[50_000]), (3, 7, 0));
-    }
-
-    #[test]
-    fn a_pages_vec_grows_to_its_limit_and_no_further() {
-        let mut v: PagesVec<u8> = PagesVec::with_limit(10_000);
-        assert!(v.is_empty());
-        for i in 0..1000u32 {
-            assert!(v.extend_from_slice(&i.to_be_bytes()[..2]));
-        }
-        assert_eq!(v.len(), 2000);
-        assert_eq!(&v[2..4], &1u32.to_be_bytes()[..2]);
-        assert!(v.extend_from_slice(&[9; 8000]));
-        assert!(!v.push(1), "full");
-        assert!(!v.extend_from_slice(&[1, 2]));
-        assert_eq!(v.len(), 10_000);
-        if let Some(last) = v.last_mut() {
-            *last = 5;
-        }
-        assert_eq!(v[9_999], 5);
     }
 }

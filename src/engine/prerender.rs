@@ -34,10 +34,10 @@ const NONE: u32 = u32::MAX;
 /// `first` of an entry whose only answer is its zone's NODATA for its name length.
 const SHARED_NODATA_ONLY: u32 = u32::MAX - 1;
 
-/// log2 of the entries whose answers are kept together in one [`Block`]: the unit a reload
-/// shares with the snapshot it replaces.
-const BLOCK_BITS: u32 = 10;
-const BLOCK_LEN: usize = 1 << BLOCK_BITS;
+/// A [`Block`] holds the answers of one chunk of a zone's entries (the unit a reload shares):
+/// an entry's position is its chunk's number shifted by this, and its place in the chunk.
+const BLOCK_BITS: u32 = crate::zone::CHUNK_BITS;
+const IN_BLOCK: usize = (1 << BLOCK_BITS) - 1;
 
 /// Threads that render at most.
 const MAX_THREADS: usize = 8;
@@ -75,8 +75,8 @@ pub struct StaticAnswer<'a> {
 /// Every rendered answer of one snapshot.
 #[derive(Debug, Default)]
 pub struct StaticAnswers {
-    /// Per zone, per run of [`BLOCK_LEN`] entries: their answers. Shared with the snapshot a
-    /// reload replaces wherever they came out the same.
+    /// Per zone, per chunk of its entries: their answers. Shared with the snapshot a reload
+    /// replaces wherever they came out the same.
     blocks: Vec<Vec<Arc<Block>>>,
     /// Each zone's NODATA answers for names of one length.
     shared: SharedNodata,
@@ -84,7 +84,7 @@ pub struct StaticAnswers {
     build_time: std::time::Duration,
 }
 
-/// The answers of [`BLOCK_LEN`] consecutive entries of a zone (fewer in its last block).
+/// The answers of the entries of one chunk of a zone's entries.
 #[derive(Debug, Default, PartialEq)]
 struct Block {
     /// Per entry: the index of its first answer in `answers`, NONE or SHARED_NODATA_ONLY.
@@ -214,8 +214,9 @@ impl StaticAnswers {
     ///
     /// The zones' shared NODATA answers are chosen first; then the blocks of names are
     /// shared out over the cores, in runs. `previous` is the serving snapshot's answers and
-    /// zones, on a reload: a block that renders the same as the one at its place there is
-    /// taken from it, so the two snapshots hold it once.
+    /// zones, on a reload: a block whose chunk of the zone is the serving zone's too (see
+    /// `zone::entries`) and that renders the same as its block there is taken from it, so
+    /// the two snapshots hold it once.
     pub fn build(zones: &ZoneSet, dnssec: bool, previous: Option<(&Self, &ZoneSet)>) -> Self {
         let started = std::time::Instant::now();
         let shared = SharedNodata::choose(zones, dnssec);
@@ -230,10 +231,15 @@ impl StaticAnswers {
                     .zones()
                     .iter()
                     .position(|z| z.origin() == zone.origin())?;
-                answers.blocks.get(at)
+                let kept = zone.chunks_kept_from(old_zones.zones().get(at)?);
+                Some((answers.blocks.get(at)?, kept))
             });
-            for k in 0..zone.entry_count().div_ceil(BLOCK_LEN) {
-                jobs.push((zi, k, old.and_then(|o| o.get(k))));
+            for k in 0..zone.chunk_count() {
+                let block = old.as_ref().and_then(|(blocks, kept)| {
+                    let j = (*kept.get(k)?)?;
+                    blocks.get(j)
+                });
+                jobs.push((zi, k, block));
             }
         }
         let total: usize = zones.zones().iter().map(|z| z.entry_count()).sum();
@@ -313,7 +319,10 @@ impl SharedNodata {
                 continue;
             }
             tries.fill(0);
-            for (entry, owner, node) in zones.direct_entries_in(zi, 0..zone.entry_count()) {
+            for (entry, owner, node) in zone
+                .entries()
+                .filter(|&(e, owner, _)| zones.is_direct(zi, e, owner))
+            {
                 let Some(tried) = tries.get_mut(owner.len()) else {
                     continue;
                 };
@@ -383,11 +392,8 @@ impl SharedNodata {
             let Some(zone) = zones.zones().get(zi) else {
                 continue;
             };
-            let range = k * BLOCK_LEN..(k + 1) * BLOCK_LEN;
-            block
-                .first
-                .resize(range.len().min(zone.entry_count() - k * BLOCK_LEN), NONE);
-            for (entry, owner, node) in zones.direct_entries_in(zi, range) {
+            block.first.resize(zone.chunk_entries(k).count(), NONE);
+            for (entry, owner, node) in zones.direct_entries_in_chunk(zi, k) {
                 if node.dynamic().is_some() || spent + block.bytes.len() >= budget {
                     continue;
                 }
@@ -399,7 +405,7 @@ impl SharedNodata {
                     (&mut buf, &mut types),
                     &mut block,
                 );
-                if let Some(slot) = block.first.get_mut(entry as usize % BLOCK_LEN) {
+                if let Some(slot) = block.first.get_mut(entry as usize & IN_BLOCK) {
                     *slot = first;
                 }
             }
@@ -497,7 +503,7 @@ impl StaticAnswers {
     ) -> Option<StaticAnswer<'_>> {
         let entry = entry as usize;
         let block = self.blocks.get(zone)?.get(entry >> BLOCK_BITS)?;
-        let first = *block.first.get(entry & (BLOCK_LEN - 1))?;
+        let first = *block.first.get(entry & IN_BLOCK)?;
         if first == NONE || qtype == rtype::ANY {
             return None;
         }

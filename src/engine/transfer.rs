@@ -288,19 +288,18 @@ fn journal_chain(
     Some((journal.clone(), journal.chain(client, ours)?))
 }
 
-/// The owners a transfer walks, as positions in [`Zone::nodes`]: the apex first, then every
+/// The owners a transfer walks, as positions in [`Zone::entries`]: the apex first, then every
 /// other name with records in canonical-ish (byte) order. A dynamic name has records only
 /// in a signed zone: its default answer, signed, and its NSEC (what a secondary serves).
 fn transfer_order(zone: &Zone) -> Vec<u32> {
     let mut owners: Vec<(&[u8], u32)> = zone
-        .nodes()
-        .enumerate()
-        .filter(|(_, (name, n))| !n.rrsets.is_empty() && *name != zone.origin())
-        .map(|(i, (name, _))| (name, i as u32))
+        .entries()
+        .filter(|(_, name, n)| !n.rrsets.is_empty() && *name != zone.origin())
+        .map(|(i, name, _)| (name, i))
         .collect();
     owners.sort_unstable();
-    let apex = zone.nodes().position(|(name, _)| name == zone.origin());
-    apex.map(|a| a as u32)
+    let apex = zone.entries().find(|(_, name, _)| *name == zone.origin());
+    apex.map(|(a, _, _)| a)
         .into_iter()
         .chain(owners.into_iter().map(|(_, i)| i))
         .collect()

@@ -62,7 +62,9 @@ impl Nodes {
         let i = match found {
             hash_table::Entry::Occupied(o) => *o.get(),
             hash_table::Entry::Vacant(v) => {
-                let i = entries.push(owner).ok_or(ZoneError::TooManyNames)?;
+                let i = entries
+                    .push(owner, hash_name(owner))
+                    .ok_or(ZoneError::TooManyNames)?;
                 v.insert(i);
                 i
             }
@@ -71,7 +73,7 @@ impl Nodes {
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.entries.iter()
+        self.entries.iter().map(|(_, owner, node)| (owner, node))
     }
 
     /// Room for `names` more (growing a big table as it fills rehashes it several times).
@@ -360,7 +362,7 @@ impl ZoneBuilder {
         // previous zone's are taken from it.
         entries.seal();
         // Names that hold only NSEC3 records leave the index (they stay in `entries`).
-        if entries.iter().any(|(_, node)| node.nsec3_only()) {
+        if entries.iter().any(|(_, _, node)| node.nsec3_only()) {
             index.retain(|&mut i| {
                 !entries
                     .get(i as usize)
@@ -369,28 +371,28 @@ impl ZoneBuilder {
         }
         // Each wildcard by the position of its parent (the closest encloser it answers for).
         let mut wildcards = FxHashMap::default();
-        for (i, (owner, node)) in entries.iter().enumerate() {
+        for (i, owner, node) in entries.iter() {
             if let Some(encloser) = owner.strip_prefix(b"\x01*")
                 && !node.nsec3_only()
                 && let Some(&at) = index.find(hash_name(encloser), |&j: &u32| {
                     entries.owner(j as usize) == encloser
                 })
             {
-                wildcards.insert(at, i as u32);
+                wildcards.insert(at, i);
             }
         }
         let signed = entries
             .iter()
-            .any(|(owner, node)| owner == &self.origin[..] && node.get(rtype::RRSIG).is_some());
+            .any(|(_, owner, node)| owner == &self.origin[..] && node.get(rtype::RRSIG).is_some());
         // The names with an NSEC, in canonical order: sorted by their canonical keys.
         let mut key = [0u8; name::CANONICAL_KEY_MAX];
         let mut unsorted = Owners::default();
         let mut keyed: Vec<(OwnerRef, u32)> = Vec::new();
-        for (i, (owner, node)) in entries.iter().enumerate() {
+        for (i, owner, node) in entries.iter() {
             if node.get(rtype::NSEC).is_some() {
                 let len = name::canonical_key(owner, &mut key);
                 let at = unsorted.push(&key[..len]).ok_or(ZoneError::TooManyNames)?;
-                keyed.push((at, i as u32));
+                keyed.push((at, i));
             }
         }
         keyed.sort_unstable_by(|a, b| unsorted.get(a.0).cmp(unsorted.get(b.0)));
@@ -511,15 +513,16 @@ mod tests {
         assert_eq!(zone.record_count(), 5);
         assert_eq!(zone.entry_count(), 6);
         // Every position the index gives back names the name asked for.
-        for (i, (owner, _)) in zone.nodes().enumerate() {
+        for (i, owner, _) in zone.entries() {
             if owner != &wire("hashed.example.")[..] {
-                assert_eq!(zone.entry_at(hash_name(owner), owner), Some(i as u32));
+                assert_eq!(zone.entry_at(hash_name(owner), owner), Some(i));
             }
         }
     }
 
-    /// A zone of `names` hosts (an A record each), with `changed`'s address different.
-    fn hosts(names: u32, changed: Option<u32>, share: Option<&Zone>) -> Zone {
+    /// A zone of `names` hosts (an A record each), with `changed`'s address different and
+    /// a name `new` more after host `added`.
+    fn hosts(names: u32, changed: Option<u32>, added: Option<u32>, share: Option<&Zone>) -> Zone {
         let mut b = ZoneBuilder::new(wire("example."));
         if let Some(previous) = share {
             b.share_with(previous);
@@ -537,6 +540,10 @@ mod tests {
                 &[10, 0, 0, last],
             )
             .expect("a");
+            if Some(i) == added {
+                b.add(&wire("new.example."), rtype::A, 300, &[10, 0, 0, 2])
+                    .expect("new");
+            }
         }
         b.finish().expect("zone")
     }
@@ -547,19 +554,26 @@ mod tests {
 
     #[test]
     fn a_reload_shares_the_unchanged_chunks_and_sees_every_change() {
-        let names = 5 * super::super::entries::CHUNK_LEN as u32;
-        let old = hosts(names, None, None);
+        let names = 8000;
+        let old = hosts(names, None, None, None);
         // Unchanged: every chunk comes from the old zone.
-        let again = hosts(names, None, Some(&old));
+        let again = hosts(names, None, None, Some(&old));
         let (shared, chunks) = again.chunks_shared_with(&old);
         assert!(chunks >= 5, "{chunks} chunks");
         assert_eq!(shared, chunks);
         assert!(same_data(&again, &old));
         // One address changed in the middle: its chunk only is new, and the data is that
         // of a zone built from nothing.
-        let changed = hosts(names, Some(2500), Some(&old));
+        let changed = hosts(names, Some(2500), None, Some(&old));
         assert_eq!(changed.chunks_shared_with(&old), (chunks - 1, chunks));
-        assert!(same_data(&changed, &hosts(names, Some(2500), None)));
+        assert!(same_data(&changed, &hosts(names, Some(2500), None, None)));
+        // A name added early: its chunk is new, the chunks after it are still the old ones
+        // (their boundaries follow the names, not their count).
+        let added = hosts(names, None, Some(100), Some(&old));
+        assert_eq!(added.chunks_shared_with(&old), (chunks - 1, chunks));
+        assert!(same_data(&added, &hosts(names, None, Some(100), None)));
+        assert!(added.node(&wire("new.example.")).is_some());
+        assert!(old.node(&wire("new.example.")).is_none());
         assert!(!same_data(&changed, &old));
         let node = changed.node(&wire("h2500.example.")).expect("h2500");
         assert_eq!(

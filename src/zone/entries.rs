@@ -3,21 +3,35 @@
 //!
 //! A reload of a big zone whose file changed in a few places builds the new zone beside the
 //! old one: with one buffer each, the memory doubled for the time of the reload. Here the
-//! entries sit in chunks of [`CHUNK_LEN`], each behind an `Arc`; as the builder fills a
-//! chunk and moves on, it compares it with the previous zone's chunk at the same place and,
-//! when they are equal, drops its own and takes the old one. Only the chunks that changed
-//! cost memory twice. A chunk written to again after that is copied first (`Arc::make_mut`):
-//! the result is the same as without sharing, only bigger.
+//! entries sit in chunks, each behind an `Arc`; as the builder completes a chunk, it
+//! compares it with the previous zone's chunk that began with the same name and, when they
+//! are equal, drops its own and takes the old one. Only the chunks that changed cost memory
+//! twice. A chunk written to again after that is copied first: the result is the same as
+//! without sharing, only bigger.
+//!
+//! A chunk ends after a name whose hash has its top [`BOUNDARY_BITS`] bits zero (about one
+//! in 1024), or when full: the boundaries depend on the names, not on how many came before,
+//! so a name added or removed early in the file changes one chunk, not every one after it.
+//! A position is the chunk's number and the entry's place in it, so positions have gaps.
 
 use std::sync::Arc;
 
-use super::{Node, OwnerRef, Owners};
+use rustc_hash::FxHashMap;
 
-/// log2 of the entries per chunk: 1024 entries (about 40 KB, and their names) are few enough
-/// that one changed record costs little, many enough that the chunk table is small.
-const CHUNK_BITS: u32 = 10;
-pub(super) const CHUNK_LEN: usize = 1 << CHUNK_BITS;
+use super::{Node, OwnerRef, Owners, hash_name};
+
+/// log2 of the most entries a chunk holds (4096: about 160 KB, and their names).
+pub const CHUNK_BITS: u32 = 12;
+const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const IN_CHUNK: usize = CHUNK_LEN - 1;
+/// A name whose hash has this many top bits zero ends its chunk: 1024 entries on average,
+/// few enough that one changed record costs little.
+const BOUNDARY_BITS: u32 = 10;
+
+/// Whether the name with this hash ends its chunk.
+fn ends_chunk(hash: u64) -> bool {
+    hash >> (64 - BOUNDARY_BITS) == 0
+}
 
 /// One owner name (where in its chunk's [`Owners`]) and its node.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,14 +110,17 @@ impl Slot {
     }
 }
 
-/// Every entry of a zone, by position (its place in the order the names came).
+/// Every entry of a zone, by position (its chunk, and its place there in the order the
+/// names came).
 #[derive(Debug, Default)]
 pub(super) struct Entries {
     chunks: Vec<Slot>,
     len: usize,
-    /// The previous zone's chunks, while building for a reload: a complete chunk equal to the
-    /// one at its place is taken from here.
-    previous: Vec<Option<Arc<Chunk>>>,
+    /// The last chunk takes no more names (its last name ends it, or it is full).
+    last_ended: bool,
+    /// The previous zone's chunks by the hash of their first name, while building for a
+    /// reload: a complete chunk equal to the one with its first name is taken from here.
+    previous: FxHashMap<u64, Arc<Chunk>>,
     /// Chunks below this were compared already.
     sealed: usize,
 }
@@ -134,27 +151,34 @@ impl Entries {
             .map(|e| &mut e.node)
     }
 
-    /// Appends `owner` with an empty node; its position, or `None` past 4G names or a chunk's
-    /// 4 GiB of names.
-    pub(super) fn push(&mut self, owner: &[u8]) -> Option<u32> {
-        let position = u32::try_from(self.len).ok()?;
-        if self.len & IN_CHUNK == 0 {
+    /// Appends `owner` (whose hash is `hash`) with an empty node; its position, or `None`
+    /// past 2^31 positions or a chunk's 4 GiB of names.
+    pub(super) fn push(&mut self, owner: &[u8], hash: u64) -> Option<u32> {
+        if self.chunks.is_empty() || self.last_ended {
             // A new chunk: the one before the last is complete in any file that keeps a
             // name's records together (a later record for it copies it back).
             if let Some(complete) = self.chunks.len().checked_sub(1) {
                 self.seal_below(complete);
             }
             self.chunks.push(Slot::Own(Box::new(Chunk {
-                entries: Vec::with_capacity(CHUNK_LEN),
+                entries: Vec::with_capacity(1 << BOUNDARY_BITS),
                 owners: Owners::default(),
             })));
+            self.last_ended = false;
         }
+        let k = self.chunks.len() - 1;
         let chunk = self.chunks.last_mut()?.make_mut();
+        let position = k
+            .checked_shl(CHUNK_BITS)
+            .map(|p| p | chunk.entries.len())
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|&p| p < 1 << 31)?;
         let owner = chunk.owners.push(owner)?;
         chunk.entries.push(Entry {
             node: Node::default(),
             owner,
         });
+        self.last_ended = ends_chunk(hash) || chunk.entries.len() == CHUNK_LEN;
         self.len += 1;
         Some(position)
     }
@@ -165,7 +189,10 @@ impl Entries {
         self.previous = previous
             .chunks
             .iter()
-            .map(|c| c.shared().cloned())
+            .filter_map(|c| {
+                let first = c.entries.first()?;
+                Some((hash_name(c.owners.get(first.owner)), c.shared()?.clone()))
+            })
             .collect();
     }
 
@@ -173,7 +200,7 @@ impl Entries {
     pub(super) fn seal(&mut self) {
         self.sealed = 0;
         self.seal_below(self.chunks.len());
-        self.previous = Vec::new();
+        self.previous = FxHashMap::default();
         for chunk in &mut self.chunks {
             chunk.share();
         }
@@ -185,7 +212,8 @@ impl Entries {
             let Some(chunk) = self.chunks.get_mut(k) else {
                 break;
             };
-            let old = self.previous.get(k).and_then(Option::as_ref);
+            let first = chunk.entries.first().map(|e| chunk.owners.get(e.owner));
+            let old = first.and_then(|f| self.previous.get(&hash_name(f)));
             if old.is_some_and(|old| chunk.ptr_eq(old)) {
                 continue;
             }
@@ -197,22 +225,38 @@ impl Entries {
         self.sealed = self.sealed.max(end);
     }
 
-    /// How many chunks are the same as the previous zone's (for the logs and tests).
-    pub(super) fn shared_with(&self, other: &Entries) -> usize {
+    /// For each chunk, the number of the same chunk in `other` (shared with it), if any.
+    pub(super) fn shared_with(&self, other: &Entries) -> Vec<Option<usize>> {
+        let theirs: FxHashMap<*const Chunk, usize> = other
+            .chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| Some((Arc::as_ptr(c.shared()?), k)))
+            .collect();
         self.chunks
             .iter()
-            .zip(&other.chunks)
-            .filter(|(a, b)| b.shared().is_some_and(|b| a.ptr_eq(b)))
-            .count()
+            .map(|c| theirs.get(&Arc::as_ptr(c.shared()?)).copied())
+            .collect()
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
-        self.chunks.iter().flat_map(|chunk| {
-            chunk
-                .entries
-                .iter()
-                .map(|e| (chunk.owners.get(e.owner), &e.node))
-        })
+    pub(super) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The entries of chunk `k`: position, owner name and node.
+    pub(super) fn chunk(&self, k: usize) -> impl Iterator<Item = (u32, &[u8], &Node)> {
+        let chunk = self.chunks.get(k);
+        let base = k << CHUNK_BITS;
+        chunk
+            .into_iter()
+            .flat_map(|c| c.entries.iter().map(move |e| (c, e)))
+            .enumerate()
+            .map(move |(i, (c, e))| ((base | i) as u32, c.owners.get(e.owner), &e.node))
+    }
+
+    /// Every entry: position, owner name and node.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &[u8], &Node)> {
+        (0..self.chunks.len()).flat_map(|k| self.chunk(k))
     }
 
     /// Calls `change` on every node for which `wants` says yes (only those chunks are

@@ -259,7 +259,8 @@ impl Zone {
             .get_or_init(|| builder::fingerprint(self.nodes()))
     }
 
-    /// Number of owner names (entries) in the zone; entry indexes are below it.
+    /// Number of owner names (entries) in the zone. Their positions have gaps: see
+    /// [`Zone::entries`].
     pub fn entry_count(&self) -> usize {
         self.entries.len()
     }
@@ -267,7 +268,7 @@ impl Zone {
     pub fn record_count(&self) -> usize {
         self.entries
             .iter()
-            .flat_map(|(_, node)| node.rrsets.iter())
+            .flat_map(|(_, _, node)| node.rrsets.iter())
             .map(|s| s.rdata.len())
             .sum()
     }
@@ -275,21 +276,40 @@ impl Zone {
     /// All owner names with their nodes (order unspecified).
     /// Every owner and node, also those queries do not find (NSEC3 owners).
     pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.entries.iter().map(|(_, owner, node)| (owner, node))
+    }
+
+    /// [`Zone::nodes`] with each one's position (the number [`Zone::node_at`] takes).
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &[u8], &Node)> {
         self.entries.iter()
     }
 
-    /// The owner and node at position `i` of [`Zone::nodes`].
+    /// The owner and node at position `i` (see [`Zone::entries`]).
     pub fn node_at(&self, i: usize) -> Option<(&[u8], &Node)> {
         self.entries.get(i)
     }
 
-    /// How many of this zone's chunks of entries it shares with `other` (a zone it was
-    /// reloaded from, or reloaded into), and how many it has.
+    /// The entries are kept in this many chunks (see [`Zone::chunk_entries`]).
+    pub fn chunk_count(&self) -> usize {
+        self.entries.chunk_count()
+    }
+
+    /// The entries of chunk `k`: their positions are `k << CHUNK_BITS` and up.
+    pub fn chunk_entries(&self, k: usize) -> impl Iterator<Item = (u32, &[u8], &Node)> {
+        self.entries.chunk(k)
+    }
+
+    /// For each chunk of entries, the number of the same chunk in `other` (a zone it was
+    /// reloaded from, or reloaded into; shared in memory), if it is one of its.
+    pub fn chunks_kept_from(&self, other: &Zone) -> Vec<Option<usize>> {
+        self.entries.shared_with(&other.entries)
+    }
+
+    /// How many of this zone's chunks of entries it shares with `other`, and how many it
+    /// has.
     pub fn chunks_shared_with(&self, other: &Zone) -> (usize, usize) {
-        (
-            self.entries.shared_with(&other.entries),
-            self.entries.len().div_ceil(entries::CHUNK_LEN),
-        )
+        let kept = self.chunks_kept_from(other);
+        (kept.iter().flatten().count(), kept.len())
     }
 }
 
@@ -358,5 +378,6 @@ mod resolve;
 mod set;
 
 pub use builder::ZoneBuilder;
+pub use entries::CHUNK_BITS;
 pub use error::ZoneError;
 pub use set::{Direct, Found, ZoneSet};

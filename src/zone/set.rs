@@ -96,8 +96,8 @@ impl ZoneSet {
         // The names left out here go in marked afterwards.
         let mut others: Vec<(u32, u32)> = Vec::new();
         for (zi, zone) in self.zones.iter().enumerate() {
-            for (ei, (owner, node)) in zone.nodes().enumerate() {
-                let at = (zi as u32, ei as u32);
+            for (ei, owner, node) in zone.entries() {
+                let at = (zi as u32, ei);
                 if self.answers_directly(zi, zone, owner, node) {
                     direct.insert_unique(hash_name(owner), at, |&(z, e)| {
                         self.entry_name(z, e).map_or(0, hash_name)
@@ -209,26 +209,25 @@ impl ZoneSet {
     /// index, owner, node), in zone and entry order (memory order: a walk over a big zone
     /// stays cache-friendly).
     pub fn direct_entries(&self) -> impl Iterator<Item = (usize, u32, &[u8], &Node)> {
-        (0..self.zones.len()).flat_map(move |zi| {
-            self.direct_entries_in(zi, 0..usize::MAX)
-                .map(move |(entry, owner, node)| (zi, entry, owner, node))
+        self.zones.iter().enumerate().flat_map(move |(zi, zone)| {
+            zone.entries()
+                .filter(move |&(e, owner, _)| self.is_direct(zi, e, owner))
+                .map(move |(e, owner, node)| (zi, e, owner, node))
         })
     }
 
-    /// [`ZoneSet::direct_entries`] of zone `zi` among its entries at positions `range`
-    /// (so that several threads can share a zone's entries out).
-    pub fn direct_entries_in(
+    /// [`ZoneSet::direct_entries`] of zone `zi` in its chunk `k` (see
+    /// [`Zone::chunk_entries`]: several threads share a zone's chunks out).
+    pub fn direct_entries_in_chunk(
         &self,
         zi: usize,
-        range: std::ops::Range<usize>,
+        k: usize,
     ) -> impl Iterator<Item = (u32, &[u8], &Node)> {
-        let zone = self.zones.get(zi);
-        let count = zone.map_or(0, Zone::entry_count);
-        (range.start.min(count)..range.end.min(count)).filter_map(move |i| {
-            let (owner, node) = zone?.node_at(i)?;
-            let e = u32::try_from(i).ok()?;
-            self.is_direct(zi, e, owner).then_some((e, owner, node))
-        })
+        self.zones
+            .get(zi)
+            .into_iter()
+            .flat_map(move |zone| zone.chunk_entries(k))
+            .filter(move |&(e, owner, _)| self.is_direct(zi, e, owner))
     }
 
     /// Whether entry `entry` (named `owner`) of zone `zi` is found with one hash lookup.
