@@ -354,6 +354,11 @@ impl ZoneBuilder {
             .nodes
             .get(&self.origin)
             .is_some_and(|n| n.get(rtype::DNAME).is_some());
+        let apex_at = self
+            .nodes
+            .position(&self.origin)
+            .and_then(|p| u32::try_from(p).ok())
+            .ok_or(ZoneError::EmptyApex)?;
         let Nodes {
             mut entries,
             mut index,
@@ -413,6 +418,7 @@ impl ZoneBuilder {
             origin_labels,
             entries,
             index,
+            apex_at,
             apex_dname,
             negative_ttl,
             negative_soa,

@@ -181,6 +181,8 @@ pub struct Zone {
     /// once, in `entries`: the table holds positions, hashed by the name at them.
     entries: Entries,
     index: HashTable<u32>,
+    /// Position of the apex: every negative answer reads its SOA (no hash lookup for it).
+    apex_at: u32,
     /// Position of each wildcard (`*.x`) by the position of its parent `x`.
     wildcards: rustc_hash::FxHashMap<u32, u32>,
     /// A DNAME at the apex redirects every name below it (known at load: no lookup per query).
@@ -237,7 +239,9 @@ impl Zone {
     pub fn apex(&self) -> &Node {
         // A zone is only built with an SOA at its apex (checked in ZoneBuilder::finish).
         static EMPTY_NODE: std::sync::LazyLock<Node> = std::sync::LazyLock::new(Node::default);
-        self.node(&self.origin).unwrap_or_else(|| &EMPTY_NODE)
+        self.entries
+            .get(self.apex_at as usize)
+            .map_or_else(|| &*EMPTY_NODE, |(_, node)| node)
     }
 
     pub fn soa(&self) -> Option<&RRset> {
