@@ -20,8 +20,8 @@ use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_n
 /// Distinct records of one database seen during a walk, decoded once each.
 #[derive(Default)]
 struct RecordCache {
-    /// Record index by data-section offset (u32 both: a City database's map stays small).
-    by_offset: rustc_hash::FxHashMap<u32, u32>,
+    /// Record index by data-section offset.
+    by_offset: super::offsets::OffsetMap,
     /// Records decoded so far (the next one's index).
     decoded: u32,
     /// Decoded records not yet handed to the table builder, in index order.
@@ -86,7 +86,7 @@ fn walk_to(
     cache: &RefCell<RecordCache>,
     tx: &std::sync::mpsc::SyncSender<Batch>,
 ) {
-    let networks = match walk(db, v6, fields, cache) {
+    let networks = match walk(db, v6) {
         Ok(networks) => networks,
         Err(e) => {
             let _ = tx.send(Batch {
@@ -98,10 +98,22 @@ fn walk_to(
         }
     };
     let mut items = Vec::with_capacity(BATCH);
-    for item in networks {
-        let failed = item.is_err();
-        items.push(item);
-        if items.len() == BATCH || failed {
+    let mut raw = Vec::with_capacity(BATCH);
+    let mut last = None;
+    let mut networks = networks.peekable();
+    while networks.peek().is_some() {
+        raw.clear();
+        raw.extend(networks.by_ref().take(BATCH));
+        resolve(
+            &raw,
+            db,
+            fields,
+            &mut cache.borrow_mut(),
+            &mut last,
+            &mut items,
+        );
+        let failed = items.last().is_some_and(Result::is_err);
+        if items.len() >= BATCH || failed {
             let locations = std::mem::take(&mut cache.borrow_mut().fresh);
             let items = std::mem::replace(&mut items, Vec::with_capacity(BATCH));
             // The builder stopped (an error elsewhere): so does the walk.
@@ -181,7 +193,15 @@ impl Ids {
     }
 }
 
-type Walk<'a> = Box<dyn Iterator<Item = Result<Item, GeoError>> + 'a>;
+type Walk<'a> = Box<dyn Iterator<Item = Result<Raw<'a>, GeoError>> + 'a>;
+
+/// One network of a walk: where it is, and its record's offset, not yet an index.
+struct Raw<'a> {
+    start: u128,
+    len: u8,
+    offset: Option<u32>,
+    result: maxminddb::LookupResult<'a, Vec<u8>>,
+}
 
 /// Streams one database's networks of one family in address order as (start, len, record
 /// index), decoding each distinct record into `cache` the first time it is seen.
@@ -189,12 +209,7 @@ type Walk<'a> = Box<dyn Iterator<Item = Result<Item, GeoError>> + 'a>;
 /// IPv6 is walked as the blocks around `::/96`, so the IPv4 subtree of an IPv6 database is
 /// walked once (as IPv4), not twice. Aliased ranges (`::ffff:0:0/96`, 6to4, Teredo) are
 /// skipped by the reader; they become gaps, and the table answers them from the IPv4 side.
-fn walk<'a>(
-    db: &'a GeoDb,
-    v6: bool,
-    fields: Fields,
-    cache: &'a RefCell<RecordCache>,
-) -> Result<Walk<'a>, GeoError> {
+fn walk(db: &GeoDb, v6: bool) -> Result<Walk<'_>, GeoError> {
     let bad = |e: String| GeoError::new(db.path(), e);
     let roots: Vec<(IpNetwork, u128, u8)> = if !v6 {
         let root = Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).map_err(|e| bad(e.to_string()))?;
@@ -222,7 +237,6 @@ fn walk<'a>(
             .map_err(|e| bad(format!("walking the tree: {e}")))?;
         iters.push(iter.map(move |res| (res, root_start, root_len)));
     }
-    let mut last: Option<(usize, usize)> = None;
     Ok(Box::new(iters.into_iter().flatten().map(
         move |(res, root_start, root_len)| {
             let result = res.map_err(|e| bad(format!("walking the tree: {e}")))?;
@@ -241,32 +255,77 @@ fn walk<'a>(
             } else {
                 (start, len)
             };
-            let record = match result.offset() {
+            let offset = match result.offset() {
                 None => None,
-                // Neighbouring networks often share a record.
-                Some(offset) if last.is_some_and(|(o, _)| o == offset) => last.map(|(_, i)| i),
-                Some(offset) => {
-                    let mut cache = cache.borrow_mut();
-                    let key = u32::try_from(offset)
-                        .map_err(|_| bad(format!("record offset {offset} past 4 GiB")))?;
-                    let i = match cache.by_offset.get(&key) {
-                        Some(&i) => i as usize,
-                        None => {
-                            let loc = db.decode(&result, fields)?;
+                Some(offset) => Some(
+                    u32::try_from(offset)
+                        .map_err(|_| bad(format!("record offset {offset} past 4 GiB")))?,
+                ),
+            };
+            Ok(Raw {
+                start,
+                len,
+                offset,
+                result,
+            })
+        },
+    )))
+}
+
+/// Adds the networks of `raw` to `items` with their record indices, decoding each record
+/// the first time it is seen (into `cache`). The records' slots are prefetched a few
+/// networks ahead: a City database's map is larger than the caches, and its misses then
+/// overlap instead of coming one after another.
+fn resolve(
+    raw: &[Result<Raw<'_>, GeoError>],
+    db: &GeoDb,
+    fields: Fields,
+    cache: &mut RecordCache,
+    last: &mut Option<(u32, usize)>,
+    items: &mut Vec<Result<Item, GeoError>>,
+) {
+    const AHEAD: usize = 8;
+    for (i, network) in raw.iter().enumerate() {
+        if let Some(Ok(Raw {
+            offset: Some(o), ..
+        })) = raw.get(i + AHEAD)
+        {
+            cache.by_offset.prefetch(*o);
+        }
+        let network = match network {
+            Ok(n) => n,
+            Err(e) => {
+                items.push(Err(e.clone()));
+                return;
+            }
+        };
+        let record = match network.offset {
+            None => None,
+            // Neighbouring networks often share a record.
+            Some(offset) if last.is_some_and(|(o, _)| o == offset) => last.map(|(_, i)| i),
+            Some(offset) => {
+                let i = match cache.by_offset.get(offset) {
+                    Some(i) => i as usize,
+                    None => match db.decode(&network.result, fields) {
+                        Ok(loc) => {
                             let i = cache.decoded;
                             cache.decoded += 1;
                             cache.fresh.push(loc);
-                            cache.by_offset.insert(key, i);
+                            cache.by_offset.insert(offset, i);
                             i as usize
                         }
-                    };
-                    last = Some((offset, i));
-                    Some(i)
-                }
-            };
-            Ok((start, len, record))
-        },
-    )))
+                        Err(e) => {
+                            items.push(Err(e));
+                            return;
+                        }
+                    },
+                };
+                *last = Some((offset, i));
+                Some(i)
+            }
+        };
+        items.push(Ok((network.start, network.len, record)));
+    }
 }
 
 /// Walks all `sources` once, classifies every network with `classify`, lets `overrides`

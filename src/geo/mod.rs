@@ -16,6 +16,7 @@ mod db;
 mod distance;
 mod error;
 mod location;
+mod offsets;
 mod table;
 #[cfg(feature = "test-support")]
 pub mod writer;
