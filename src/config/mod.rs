@@ -627,13 +627,7 @@ pub fn load_zone(
         return Err((errors, warnings));
     }
     match builder.finish() {
-        Ok(zone) => {
-            if let Some(serving) = serving {
-                let (shared, chunks) = zone.chunks_shared_with(serving);
-                tracing::info!(zone = %origin, shared, chunks, "reloaded: chunks of names kept from the serving zone");
-            }
-            Ok((zone, warnings))
-        }
+        Ok(zone) => Ok((zone, warnings)),
         Err(e) => {
             errors.push(Diagnostic {
                 file: path.to_path_buf(),

@@ -249,3 +249,143 @@ order = ["a", "b"]
     assert_eq!(metric(api, zone_metric), zone_before + 60);
     assert_eq!(metric(api, name_metric), name_before + 40);
 }
+
+/// A zone of 20,000 hosts (an A record each, a TXT for every third), with serial `serial`;
+/// host `changed` at another address, host `removed` left out, and a name `early` after
+/// host 10 when `early` is set. Far from host 7000 (another chunk), a CNAME and an MX lead
+/// to it: their answers change with its address though their own records do not.
+fn hosts_zone(serial: u32, changed: Option<u32>, removed: Option<u32>, early: bool) -> String {
+    let mut z = format!(
+        "$ORIGIN big.test.\n$TTL 300\n@ IN SOA ns1 hostmaster {serial} 3600 600 86400 30\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    );
+    for i in 0..20_000u32 {
+        if Some(i) != removed {
+            let last = if Some(i) == changed { 250 } else { i % 200 };
+            z.push_str(&format!(
+                "h{i} IN A 10.{}.{}.{last}\n",
+                i / 40_000,
+                i / 200 % 200
+            ));
+            if i % 3 == 0 {
+                z.push_str(&format!("h{i} IN TXT \"host {i}\"\n"));
+            }
+        }
+        if i == 12_000 {
+            z.push_str("alias IN CNAME h7000\nmail IN MX 10 h7000\n");
+        }
+        if early && i == 10 {
+            z.push_str("early IN A 192.0.2.99\n");
+        }
+    }
+    z
+}
+
+fn host_address(i: u32, changed: bool) -> String {
+    let last = if changed { 250 } else { i % 200 };
+    format!("10.{}.{}.{last}", i / 40_000, i / 200 % 200)
+}
+
+#[test]
+fn a_reload_of_a_big_zone_answers_every_edit_and_keeps_what_did_not_change() {
+    let s = Server::start(&[("big.test.zone", &hosts_zone(1, None, None, false))], "");
+    let api = s.api.expect("api address");
+    let path = s.dir.path().join("zones/big.test.zone");
+    let a = |name: &str| answers(&s.udp(name, RecordType::A));
+    assert_eq!(
+        a("h7000.big.test."),
+        vec![format!(
+            "h7000.big.test. 300 IN A {}",
+            host_address(7000, false)
+        )]
+    );
+    // A name added early, one address changed, one name removed, the serial bumped.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, hosts_zone(2, Some(7000), Some(15_000), true)).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    let (code, body) = http_post(api, "/reload", "");
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("reload status");
+    let count = |key: &str| {
+        status[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {body}"))
+    };
+    // About 20 chunks of names: the edits renew a few, the rest are the serving zone's.
+    assert!(count("chunks") >= 10, "{body}");
+    assert!(count("chunks_kept") >= count("chunks") - 4, "{body}");
+    assert!(count("chunks_kept") < count("chunks"), "{body}");
+    assert!(
+        count("rendered_blocks_kept") >= count("rendered_blocks") - 4,
+        "{body}"
+    );
+    assert!(
+        count("rendered_blocks_kept") < count("rendered_blocks"),
+        "{body}"
+    );
+    // Every edit is answered, over UDP and TCP.
+    assert_eq!(
+        a("early.big.test."),
+        vec!["early.big.test. 300 IN A 192.0.2.99"]
+    );
+    assert_eq!(
+        a("h7000.big.test."),
+        vec![format!(
+            "h7000.big.test. 300 IN A {}",
+            host_address(7000, true)
+        )]
+    );
+    let gone = s.udp("h15000.big.test.", RecordType::A);
+    assert_eq!(
+        gone.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+    // Answers that depend on the changed host from unchanged names (rendered again, not kept).
+    let alias = a("alias.big.test.");
+    assert_eq!(alias.len(), 2, "{alias:?}");
+    assert!(alias[1].ends_with(&host_address(7000, true)), "{alias:?}");
+    let mx = s.udp("mail.big.test.", RecordType::MX);
+    let glue: Vec<String> = mx.additionals.iter().map(|r| r.to_string()).collect();
+    assert!(
+        glue.iter().any(|g| g.contains(&host_address(7000, true))),
+        "{glue:?}"
+    );
+    let soa = answers(&s.tcp("big.test.", RecordType::SOA)).join(" ");
+    assert!(soa.contains(" 2 3600 600 86400 30"), "{soa}");
+    // And the names that did not change answer as before, kept or not.
+    for i in (0..20_000u32)
+        .step_by(97)
+        .filter(|&i| i != 7000 && i != 15_000)
+    {
+        let name = format!("h{i}.big.test.");
+        assert_eq!(
+            a(&name),
+            vec![format!("{name} 300 IN A {}", host_address(i, false))]
+        );
+    }
+    let txt = answers(&s.udp("h9999.big.test.", RecordType::TXT));
+    assert_eq!(txt, vec!["h9999.big.test. 300 IN TXT host 9999"]);
+    // Back to the first content: the edits are undone.
+    std::fs::write(&tmp, hosts_zone(3, None, None, false)).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    let (code, body) = http_post(api, "/reload", "");
+    assert_eq!(code, 200, "{body}");
+    let early = s.udp("early.big.test.", RecordType::A);
+    assert_eq!(
+        early.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+    assert_eq!(
+        a("h7000.big.test."),
+        vec![format!(
+            "h7000.big.test. 300 IN A {}",
+            host_address(7000, false)
+        )]
+    );
+    assert_eq!(
+        a("h15000.big.test."),
+        vec![format!(
+            "h15000.big.test. 300 IN A {}",
+            host_address(15_000, false)
+        )]
+    );
+}
