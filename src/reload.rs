@@ -43,6 +43,24 @@ pub struct LastReload {
     pub rendered_blocks: usize,
 }
 
+/// A warning for each zone whose content changed from `old` while its SOA serial did not.
+fn unchanged_serials(new: &crate::engine::Snapshot, old: &crate::engine::Snapshot) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for z in new.zones.zones() {
+        let Some(prev) = old.zones.zones().iter().find(|p| p.origin() == z.origin()) else {
+            continue;
+        };
+        if prev.serial() == z.serial() && prev.fingerprint() != z.fingerprint() {
+            warnings.push(format!(
+                "zone {}: content changed but the SOA serial is still {}; secondaries will not notice",
+                name::to_text(z.origin()),
+                z.serial()
+            ));
+        }
+    }
+    warnings
+}
+
 /// How much of `old` a new snapshot shares: its zones' chunks of names, then its blocks of
 /// rendered answers, each as (kept, all).
 fn shared_with_old(
@@ -129,19 +147,7 @@ impl Reloader {
                 let mut warnings: Vec<String> =
                     loaded.warnings.iter().map(ToString::to_string).collect();
                 let old = self.snapshot.load_full();
-                for z in loaded.snapshot.zones.zones() {
-                    let Some(prev) = old.zones.zones().iter().find(|p| p.origin() == z.origin())
-                    else {
-                        continue;
-                    };
-                    if prev.serial() == z.serial() && prev.fingerprint() != z.fingerprint() {
-                        warnings.push(format!(
-                            "zone {}: content changed but the SOA serial is still {}; secondaries will not notice",
-                            name::to_text(z.origin()),
-                            z.serial()
-                        ));
-                    }
-                }
+                warnings.extend(unchanged_serials(&loaded.snapshot, &old));
                 for w in &warnings {
                     tracing::warn!("{w}");
                 }
