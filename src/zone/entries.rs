@@ -277,3 +277,37 @@ impl Entries {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_at_a_boundary_name_or_when_full() {
+        let mut entries = Entries::default();
+        let never = u64::MAX;
+        let boundary = 1u64 << (64 - BOUNDARY_BITS - 1);
+        assert!(ends_chunk(boundary) && !ends_chunk(never));
+        let mut positions = Vec::new();
+        for i in 0..5000u32 {
+            // Name 10 ends the first chunk; no other name does.
+            let hash = if i == 10 { boundary } else { never };
+            let name = format!("n{i}");
+            positions.push(entries.push(name.as_bytes(), hash).expect("room"));
+        }
+        assert_eq!(entries.len(), 5000);
+        // 0..=10 in chunk 0; 11.. fill chunk 1 to 4096 names; the rest start chunk 2.
+        assert_eq!(positions[10], 10);
+        assert_eq!(positions[11], 1 << CHUNK_BITS);
+        assert_eq!(positions[11 + 4095], (1 << CHUNK_BITS) | 4095);
+        assert_eq!(positions[11 + 4096], 2 << CHUNK_BITS);
+        entries.seal();
+        assert_eq!(entries.chunk_count(), 3);
+        for (i, &p) in positions.iter().enumerate() {
+            assert_eq!(entries.owner(p as usize), format!("n{i}").as_bytes());
+        }
+        let walked: Vec<u32> = entries.iter().map(|(p, _, _)| p).collect();
+        assert_eq!(walked, positions);
+        assert!(entries.get(11).is_none(), "a gap after the first chunk");
+    }
+}
