@@ -242,10 +242,11 @@ mod tests {
         let drops = Arc::new(AtomicU64::new(0));
         let published = Arc::new(Published::new(tracked(0, &drops)));
         let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicU64::new(0));
         let readers: Vec<_> = (0..3)
             .map(|_| {
                 let mut reader = published.reader();
-                let stop = stop.clone();
+                let (stop, started) = (stop.clone(), started.clone());
                 std::thread::spawn(move || {
                     let (mut pins, mut last) = (0u64, 0u64);
                     while !stop.load(Ordering::Relaxed) && pins < 5_000_000 {
@@ -253,12 +254,25 @@ mod tests {
                         assert!(value.alive.load(Ordering::SeqCst), "a freed value");
                         assert!(value.number >= last, "went back");
                         last = value.number;
+                        if pins == 0 {
+                            started.fetch_add(1, Ordering::SeqCst);
+                        }
                         pins += 1;
                     }
                     pins
                 })
             })
             .collect();
+        // The replacements start once every reader is reading: on a busy machine a thread
+        // may otherwise first run after the writer is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while started.load(Ordering::SeqCst) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the readers did not start"
+            );
+            std::thread::yield_now();
+        }
         for i in 1..=2_000u64 {
             drop(published.store(Arc::new(tracked(i, &drops))));
         }
