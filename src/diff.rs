@@ -247,9 +247,7 @@ fn static_changes(old: &Snapshot, new: &Snapshot) -> Vec<(String, StaticChanges)
     for z in new.zones.zones() {
         let before = old
             .zones
-            .zones()
-            .iter()
-            .find(|o| o.origin() == z.origin())
+            .by_origin(z.origin())
             .map(rrsets)
             .unwrap_or_default();
         let after = rrsets(z);

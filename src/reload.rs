@@ -47,7 +47,7 @@ pub struct LastReload {
 fn unchanged_serials(new: &crate::engine::Snapshot, old: &crate::engine::Snapshot) -> Vec<String> {
     let mut warnings = Vec::new();
     for z in new.zones.zones() {
-        let Some(prev) = old.zones.zones().iter().find(|p| p.origin() == z.origin()) else {
+        let Some(prev) = old.zones.by_origin(z.origin()) else {
             continue;
         };
         if prev.serial() == z.serial() && prev.fingerprint() != z.fingerprint() {
@@ -71,9 +71,7 @@ fn shared_with_old(
     for zone in new.zones.zones() {
         let (kept, all) = old
             .zones
-            .zones()
-            .iter()
-            .find(|o| o.origin() == zone.origin())
+            .by_origin(zone.origin())
             .map_or((0, zone.chunk_count()), |o| zone.chunks_shared_with(o));
         chunks = (chunks.0 + kept, chunks.1 + all);
     }

@@ -437,7 +437,7 @@ fn load_zones(
     for (origin, path, dynamic) in sources {
         let sign = signing.filter(|(d, _)| dnssec::signs_zone(d, &origin.to_string()));
         let wire = wire_lower(&origin);
-        let serving = previous.and_then(|p| p.zones().iter().find(|z| z.origin() == wire));
+        let serving = previous.and_then(|p| p.by_origin(&wire));
         match load_zone(
             (&origin, serving),
             &path,

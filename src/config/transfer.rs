@@ -209,7 +209,7 @@ pub fn build(
                 continue;
             }
         };
-        let Some(zone) = zones.zones().iter().find(|z| z.origin() == &origin[..]) else {
+        let Some(zone) = zones.by_origin(&origin) else {
             errors.push((
                 at,
                 format!("transfer: zone {} is not served here", to_text(&origin)),

@@ -227,10 +227,7 @@ impl StaticAnswers {
                 continue;
             }
             let old = previous.and_then(|(answers, old_zones)| {
-                let at = old_zones
-                    .zones()
-                    .iter()
-                    .position(|z| z.origin() == zone.origin())?;
+                let at = old_zones.position_of(zone.origin())?;
                 let kept = zone.chunks_kept_from(old_zones.zones().get(at)?);
                 Some((answers.blocks.get(at)?, kept))
             });
@@ -319,10 +316,7 @@ impl SharedNodata {
                 continue;
             }
             tries.fill(0);
-            for (entry, owner, node) in zone
-                .entries()
-                .filter(|&(e, owner, _)| zones.is_direct(zi, e, owner))
-            {
+            for (entry, owner, node) in zones.direct_entries_of(zi) {
                 let Some(tried) = tries.get_mut(owner.len()) else {
                     continue;
                 };

@@ -65,7 +65,7 @@ impl Snapshot {
             let Some(keep) = self.transfer.zone(origin).map(|p| p.history) else {
                 continue;
             };
-            let Some(prev) = old.zones.zones().iter().find(|z| z.origin() == origin) else {
+            let Some(prev) = old.zones.by_origin(origin) else {
                 continue;
             };
             let carried = old.journals.get(origin).cloned().unwrap_or_default();
@@ -89,11 +89,7 @@ impl Snapshot {
     /// datacenter, is still there: a reload does not restart them.
     pub fn adopt_counters(&mut self, old: &Snapshot) {
         for (z, slot) in self.zones.zones().iter().zip(self.zone_queries.iter_mut()) {
-            let prev = old
-                .zones
-                .zones()
-                .iter()
-                .position(|p| p.origin() == z.origin());
+            let prev = old.zones.position_of(z.origin());
             if let Some(c) = prev.and_then(|i| old.zone_queries.get(i)) {
                 *slot = c.clone();
             }

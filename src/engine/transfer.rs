@@ -210,11 +210,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
 
     let mut key = [0u8; MAX_NAME_LEN];
     let key = lower_into(query.qname, &mut key);
-    let zone_index = snapshot
-        .zones
-        .zones()
-        .iter()
-        .position(|z| z.origin() == key);
+    let zone_index = snapshot.zones.position_of(key);
     let (Some(zone_index), class::IN) = (zone_index, query.qclass) else {
         return refuse("not a zone served here", signer.as_mut());
     };

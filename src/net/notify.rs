@@ -54,12 +54,12 @@ pub fn send_changed(old: Option<&Snapshot>, new: &Arc<Snapshot>) {
         if policy.notify.is_empty() {
             continue;
         }
-        let Some(zone) = new.zones.zones().iter().find(|z| z.origin() == origin) else {
+        let Some(zone) = new.zones.by_origin(origin) else {
             continue;
         };
         let serial = zone.serial();
         let unchanged = old
-            .and_then(|o| o.zones.zones().iter().find(|z| z.origin() == origin))
+            .and_then(|o| o.zones.by_origin(origin))
             .is_some_and(|z| z.serial() == serial);
         if unchanged {
             continue;

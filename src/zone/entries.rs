@@ -104,10 +104,6 @@ impl Slot {
             Slot::Own(_) => None,
         }
     }
-
-    fn ptr_eq(&self, other: &Arc<Chunk>) -> bool {
-        matches!(self, Slot::Shared(chunk) if Arc::ptr_eq(chunk, other))
-    }
 }
 
 /// Every entry of a zone, by position (its chunk, and its place there in the order the
@@ -214,7 +210,7 @@ impl Entries {
             };
             let first = chunk.entries.first().map(|e| chunk.owners.get(e.owner));
             let old = first.and_then(|f| self.previous.get(&hash_name(f)));
-            if old.is_some_and(|old| chunk.ptr_eq(old)) {
+            if old.is_some_and(|old| chunk.shared().is_some_and(|c| Arc::ptr_eq(c, old))) {
                 continue;
             }
             chunk.make_mut().shrink();
@@ -245,13 +241,11 @@ impl Entries {
 
     /// The entries of chunk `k`: position, owner name and node.
     pub(super) fn chunk(&self, k: usize) -> impl Iterator<Item = (u32, &[u8], &Node)> {
-        let chunk = self.chunks.get(k);
         let base = k << CHUNK_BITS;
-        chunk
-            .into_iter()
-            .flat_map(|c| c.entries.iter().map(move |e| (c, e)))
-            .enumerate()
-            .map(move |(i, (c, e))| ((base | i) as u32, c.owners.get(e.owner), &e.node))
+        self.chunks.get(k).into_iter().flat_map(move |c| {
+            let place = c.entries.iter().enumerate();
+            place.map(move |(i, e)| ((base | i) as u32, c.owners.get(e.owner), &e.node))
+        })
     }
 
     /// Every entry: position, owner name and node.

@@ -209,11 +209,16 @@ impl ZoneSet {
     /// index, owner, node), in zone and entry order (memory order: a walk over a big zone
     /// stays cache-friendly).
     pub fn direct_entries(&self) -> impl Iterator<Item = (usize, u32, &[u8], &Node)> {
-        self.zones.iter().enumerate().flat_map(move |(zi, zone)| {
-            zone.entries()
-                .filter(move |&(e, owner, _)| self.is_direct(zi, e, owner))
+        (0..self.zones.len()).flat_map(move |zi| {
+            self.direct_entries_of(zi)
                 .map(move |(e, owner, node)| (zi, e, owner, node))
         })
+    }
+
+    /// [`ZoneSet::direct_entries`] of zone `zi`.
+    pub fn direct_entries_of(&self, zi: usize) -> impl Iterator<Item = (u32, &[u8], &Node)> {
+        let chunks = self.zones.get(zi).map_or(0, Zone::chunk_count);
+        (0..chunks).flat_map(move |k| self.direct_entries_in_chunk(zi, k))
     }
 
     /// [`ZoneSet::direct_entries`] of zone `zi` in its chunk `k` (see
@@ -242,6 +247,16 @@ impl ZoneSet {
 
     pub fn zones(&self) -> &[Zone] {
         &self.zones
+    }
+
+    /// The index of the zone whose origin is `origin` (lowercase wire), if served here.
+    pub fn position_of(&self, origin: &[u8]) -> Option<usize> {
+        self.zones.iter().position(|z| z.origin() == origin)
+    }
+
+    /// The zone whose origin is `origin` (lowercase wire), if served here.
+    pub fn by_origin(&self, origin: &[u8]) -> Option<&Zone> {
+        self.zones.get(self.position_of(origin)?)
     }
 
     /// The most specific zone containing `qname` (lowercase wire). A DS question at a zone
