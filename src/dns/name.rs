@@ -164,32 +164,93 @@ fn lower8(x: u64) -> u64 {
 }
 
 /// Copies `src` (at most [`MAX_NAME_LEN`] bytes are used) into `dst` lowercased, eight bytes
-/// at a time; returns the copy. The query path's one way to make a lookup key.
+/// at a time; returns the copy.
 #[inline]
 pub fn lower_into<'d>(src: &[u8], dst: &'d mut [u8; MAX_NAME_LEN]) -> &'d [u8] {
+    // The hash is dropped; inlined, the compiler drops its computation too.
+    lower_hash_into(src, dst).0
+}
+
+/// [`lower_into`], and in the same pass the [`name_hash`] of the lowercased name: the query
+/// path lowercases its question once and keys both the answer cache and the zone lookup by
+/// this hash.
+#[inline]
+pub fn lower_hash_into<'d>(src: &[u8], dst: &'d mut [u8; MAX_NAME_LEN]) -> (&'d [u8], u64) {
     let len = src.len().min(MAX_NAME_LEN);
     let src = &src[..len];
     if len < 8 {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = s.to_ascii_lowercase();
         }
-        return &dst[..len];
+        return (&dst[..len], hash_short(&dst[..len]));
     }
-    let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&src[at..at + 8]);
-        lower8(u64::from_le_bytes(w)).to_le_bytes()
-    };
-    let mut at = 0usize;
-    while at + 8 <= len {
-        dst[at..at + 8].copy_from_slice(&word(at));
-        at += 8;
+    // Whole words, then the last eight bytes again (lowercasing twice changes nothing).
+    let mut h = len as u64;
+    for (d, s) in dst[..len].chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        let lower = lower8(word_at(s));
+        d.copy_from_slice(&lower.to_le_bytes());
+        h = hash_mix(h, lower);
     }
-    // The tail: the last eight bytes again (lowercasing twice changes nothing).
-    if at < len {
-        dst[len - 8..len].copy_from_slice(&word(len - 8));
+    if !len.is_multiple_of(8) {
+        let lower = lower8(word_at(&src[len - 8..]));
+        dst[len - 8..len].copy_from_slice(&lower.to_le_bytes());
+        h = hash_mix(h, lower);
     }
-    &dst[..len]
+    (&dst[..len], hash_finish(h))
+}
+
+/// The hash by which the zone tables and the answer cache find a lowercase wire name: its
+/// eight-byte words (the last one overlapping the one before when the length is not a
+/// multiple of eight), each folded in with a multiply. Written here rather than taken from
+/// `rustc-hash` so that [`lower_hash_into`] computes it while lowercasing, without reading
+/// the name again.
+#[inline]
+pub fn name_hash(name: &[u8]) -> u64 {
+    if name.len() < 8 {
+        return hash_short(name);
+    }
+    let len = name.len();
+    let mut h = len as u64;
+    for s in name.chunks_exact(8) {
+        h = hash_mix(h, word_at(s));
+    }
+    if !len.is_multiple_of(8) {
+        h = hash_mix(h, word_at(&name[len - 8..]));
+    }
+    hash_finish(h)
+}
+
+/// The first eight bytes of `bytes` (which has at least eight) as a little-endian word.
+#[inline(always)]
+fn word_at(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// [`name_hash`] of a name shorter than eight bytes: its bytes as one word.
+#[inline]
+fn hash_short(name: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = name.len().min(8);
+    w[..n].copy_from_slice(&name[..n]);
+    hash_finish(hash_mix(name.len() as u64, u64::from_le_bytes(w)))
+}
+
+const HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One word into the hash; the rotation brings the product's well-mixed high bits down,
+/// so the next multiply spreads them over the whole word again.
+#[inline]
+fn hash_mix(h: u64, w: u64) -> u64 {
+    (h ^ w).wrapping_mul(HASH_K).rotate_left(29)
+}
+
+/// Low bits and the top seven (hashbrown's bucket index and tag) both from the whole word.
+#[inline]
+fn hash_finish(h: u64) -> u64 {
+    let v = h.wrapping_mul(HASH_K);
+    v ^ (v >> 29) ^ (v >> 47)
 }
 
 /// Offsets of each label start in a valid wire name, the root label included.
@@ -474,6 +535,47 @@ mod tests {
             b"\x03www\x07example\x03com\x00"
         );
         assert_eq!(lower_into(&[0u8; 300], &mut dst).len(), MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn the_hash_made_while_lowercasing_is_the_hash_of_the_lowercase_name() {
+        let names: [&[u8]; 6] = [
+            b"\x00",
+            b"\x01A\x00",
+            b"\x03WwW\x00",
+            b"\x03WwW\x07ExAmPlE\x03CoM\x00",
+            b"\x08ABCDEFGH\x00",
+            &[0x3f; 255],
+        ];
+        let mut dst = [0u8; MAX_NAME_LEN];
+        let mut seen = std::collections::HashSet::new();
+        for name in names {
+            let (lower, hash) = lower_hash_into(name, &mut dst);
+            assert_eq!(lower, &name.to_ascii_lowercase()[..]);
+            assert_eq!(hash, name_hash(&name.to_ascii_lowercase()), "{name:?}");
+            assert!(seen.insert(hash), "two of the names share a hash");
+        }
+        // Names that differ in one byte anywhere (the tail word overlaps) hash apart, and
+        // the length counts: a name and the same bytes with a zero after them differ.
+        let base = b"\x05hello\x05world\x03xyz\x00".to_vec();
+        let mut hashes = std::collections::HashSet::new();
+        for i in 0..base.len() {
+            let mut changed = base.clone();
+            changed[i] ^= 0x40;
+            assert!(hashes.insert(name_hash(&changed)), "byte {i}");
+        }
+        assert_ne!(name_hash(b"\x01a"), name_hash(b"\x01a\x00"));
+        // Spread: 4,096 sequential names fill the low 10 bits' 1,024 buckets evenly enough.
+        let mut buckets = [0u32; 1024];
+        for i in 0..4096u32 {
+            let name = format!("\x05h{i:04}\x07example\x00");
+            buckets[(name_hash(name.as_bytes()) & 1023) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| n <= 16),
+            "{:?}",
+            buckets.iter().max()
+        );
     }
     use std::str::FromStr;
 

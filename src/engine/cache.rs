@@ -119,15 +119,18 @@ pub struct Key<'a> {
     ecs: Option<IpAddr>,
     /// (snapshot serial, health view version).
     now: (u64, u64),
+    /// The name's [`name_hash`](crate::dns::name::name_hash).
+    name_hash: u64,
     /// Hash of name and type, low bit set: the slot tag.
     tag: u64,
 }
 
 impl<'a> Key<'a> {
-    /// `name` lowercased; `serial` of the snapshot answered from, `health` the view used.
+    /// `name` lowercased and its [`crate::dns::name::name_hash`]; `serial` of the snapshot answered from,
+    /// `health` the view used.
     #[inline]
     pub fn new(
-        name: &'a [u8],
+        (name, name_hash): (&'a [u8], u64),
         qtype: u16,
         source: IpAddr,
         ecs: Option<IpAddr>,
@@ -140,7 +143,8 @@ impl<'a> Key<'a> {
             source,
             ecs,
             now: (serial, health.version()),
-            tag: hash(name, qtype, 0) | 1,
+            name_hash,
+            tag: hash(name_hash, qtype, 0) | 1,
         }
     }
 
@@ -149,7 +153,7 @@ impl<'a> Key<'a> {
     #[inline]
     pub fn with_dnssec(mut self) -> Self {
         self.now.0 ^= 1 << 63;
-        self.tag = hash(self.name, self.qtype, 1) | 1;
+        self.tag = hash(self.name_hash, self.qtype, 1) | 1;
         self
     }
 
@@ -236,14 +240,12 @@ impl std::fmt::Debug for AnswerCache {
     }
 }
 
-fn hash(name: &[u8], qtype: u16, extra: u64) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(name);
-    h.write_u16(qtype);
-    h.write_u64(extra);
-    // FxHash's low bits are weak: fold the high ones in.
-    let v = h.finish();
+/// The tag of (name, type, DO apart or not) from the name's hash: the type goes in at the
+/// low end, so the multiply carries it into every higher bit, and the fold brings the high
+/// bits down again.
+fn hash(name_hash: u64, qtype: u16, extra: u64) -> u64 {
+    let v = (name_hash.rotate_left(17) ^ u64::from(qtype) ^ (extra << 16))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     v ^ (v >> 29) ^ (v >> 47)
 }
 
@@ -463,7 +465,7 @@ mod tests {
         health: &HealthView,
     ) -> Key<'a> {
         Key::new(
-            name,
+            (name, crate::dns::name::name_hash(name)),
             qtype,
             IpAddr::from(source),
             ecs.map(IpAddr::from),

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::cache::{self, AnswerCache};
 use super::{Counting, Request, Snapshot};
-use crate::dns::name::{MAX_NAME_LEN, lower_into};
+use crate::dns::name::{MAX_NAME_LEN, lower_hash_into};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
 use crate::dns::{HEADER_LEN, Transport, class, rcode, rtype};
 use crate::health::HealthView;
@@ -150,7 +150,7 @@ pub(super) fn answer(
         w.reserve_opt(opt);
     }
     let mut key = [0u8; MAX_NAME_LEN];
-    let key = lower_into(query.qname, &mut key);
+    let (key, key_hash) = lower_hash_into(query.qname, &mut key);
     if !screen(snapshot, query, request.transport, key, &mut w, &mut opt) {
         return Some(w.finish(opt.as_ref()));
     }
@@ -165,7 +165,7 @@ pub(super) fn answer(
         cache,
         request,
         query,
-        key,
+        (key, key_hash),
         subnet,
         &mut w,
         opt.as_mut(),
@@ -252,7 +252,7 @@ fn lookup(
     cache: Option<&mut AnswerCache>,
     request: &Request<'_>,
     query: &wire::Query<'_>,
-    key: &[u8],
+    (key, key_hash): (&[u8], u64),
     subnet: Option<(IpAddr, u8)>,
     w: &mut Writer<'_>,
     opt: Option<&mut OptOut<'_>>,
@@ -266,7 +266,7 @@ fn lookup(
         Some(c) => {
             let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
             let k = cache::Key::new(
-                key,
+                (key, key_hash),
                 query.qtype,
                 request.source,
                 ecs,
@@ -290,7 +290,7 @@ fn lookup(
         w.set_authoritative(hit.authoritative);
         return ecs_scope(hit.scope, opt, subnet);
     }
-    let Some((zone_index, found)) = snapshot.zones.lookup(key, query.qtype) else {
+    let Some((zone_index, found)) = snapshot.zones.lookup_hashed(key, key_hash, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
         return None;

@@ -6,7 +6,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 
 use super::entries::Entries;
-use super::{NegativeSoa, Node, OwnerRef, Owners, Zone, ZoneError, hash_name, soa_field};
+use super::{NegativeSoa, Node, OwnerRef, Owners, Zone, ZoneError, name_hash, soa_field};
 use crate::dns::name::{self, is_subdomain};
 use crate::dns::{RRset, RdataList, rtype};
 
@@ -33,7 +33,7 @@ impl Nodes {
     fn position(&self, owner: &[u8]) -> Option<usize> {
         let entries = &self.entries;
         self.index
-            .find(hash_name(owner), |&i| entries.owner(i as usize) == owner)
+            .find(name_hash(owner), |&i| entries.owner(i as usize) == owner)
             .map(|&i| i as usize)
     }
 
@@ -55,15 +55,15 @@ impl Nodes {
     fn node_mut(&mut self, owner: &[u8]) -> Result<&mut Node, ZoneError> {
         let entries = &mut self.entries;
         let found = self.index.entry(
-            hash_name(owner),
+            name_hash(owner),
             |&i| entries.owner(i as usize) == owner,
-            |&i| hash_name(entries.owner(i as usize)),
+            |&i| name_hash(entries.owner(i as usize)),
         );
         let i = match found {
             hash_table::Entry::Occupied(o) => *o.get(),
             hash_table::Entry::Vacant(v) => {
                 let i = entries
-                    .push(owner, hash_name(owner))
+                    .push(owner, name_hash(owner))
                     .ok_or(ZoneError::TooManyNames)?;
                 v.insert(i);
                 i
@@ -80,7 +80,7 @@ impl Nodes {
     fn reserve(&mut self, names: usize) {
         let entries = &self.entries;
         self.index
-            .reserve(names, |&i| hash_name(entries.owner(i as usize)));
+            .reserve(names, |&i| name_hash(entries.owner(i as usize)));
     }
 }
 
@@ -379,7 +379,7 @@ impl ZoneBuilder {
         for (i, owner, node) in entries.iter() {
             if let Some(encloser) = owner.strip_prefix(b"\x01*")
                 && !node.nsec3_only()
-                && let Some(&at) = index.find(hash_name(encloser), |&j: &u32| {
+                && let Some(&at) = index.find(name_hash(encloser), |&j: &u32| {
                     entries.owner(j as usize) == encloser
                 })
             {
@@ -521,7 +521,7 @@ mod tests {
         // Every position the index gives back names the name asked for.
         for (i, owner, _) in zone.entries() {
             if owner != &wire("hashed.example.")[..] {
-                assert_eq!(zone.entry_at(hash_name(owner), owner), Some(i));
+                assert_eq!(zone.entry_at(name_hash(owner), owner), Some(i));
             }
         }
     }

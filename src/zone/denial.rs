@@ -127,7 +127,7 @@ impl Zone {
     /// its own) the NSEC that covers it.
     pub(super) fn add_nodata_proof<S: Sink>(&self, node: &Node, key: &[u8], sink: &mut S) {
         if node.get(rtype::NSEC).is_some()
-            && let Some(i) = self.entry_at(hash_name(key), key)
+            && let Some(i) = self.entry_at(name_hash(key), key)
         {
             self.add_nsec_at(i, sink);
         } else {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{Node, OwnerRef, Owners, hash_name};
+use super::{Node, OwnerRef, Owners, name_hash};
 
 /// log2 of the most entries a chunk holds (4096: about 160 KB, and their names).
 pub const CHUNK_BITS: u32 = 12;
@@ -187,7 +187,7 @@ impl Entries {
             .iter()
             .filter_map(|c| {
                 let first = c.entries.first()?;
-                Some((hash_name(c.owners.get(first.owner)), c.shared()?.clone()))
+                Some((name_hash(c.owners.get(first.owner)), c.shared()?.clone()))
             })
             .collect();
     }
@@ -209,7 +209,7 @@ impl Entries {
                 break;
             };
             let first = chunk.entries.first().map(|e| chunk.owners.get(e.owner));
-            let old = first.and_then(|f| self.previous.get(&hash_name(f)));
+            let old = first.and_then(|f| self.previous.get(&name_hash(f)));
             if old.is_some_and(|old| chunk.shared().is_some_and(|c| Arc::ptr_eq(c, old))) {
                 continue;
             }

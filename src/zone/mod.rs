@@ -6,10 +6,8 @@
 //! slices of the query's own name and never allocates.
 
 use hashbrown::HashTable;
-use rustc_hash::FxHasher;
-use std::hash::{Hash, Hasher};
 
-use crate::dns::name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets};
+use crate::dns::name::{MAX_LABELS, MAX_NAME_LEN, is_subdomain, label_offsets, name_hash};
 use crate::dns::wire::NegativeSoa;
 use crate::dns::{RRset, Section, Sink, name, rcode, rtype};
 use entries::Entries;
@@ -213,14 +211,14 @@ impl Zone {
     }
 
     pub fn node(&self, name: &[u8]) -> Option<&Node> {
-        self.entry_at(hash_name(name), name)
+        self.entry_at(name_hash(name), name)
             .and_then(|i| self.entries.get(i as usize))
             .map(|(_, node)| node)
     }
 
     /// The stored owner name and node for `name` (lowercase wire).
     fn entry(&self, name: &[u8]) -> Option<(&[u8], &Node)> {
-        self.entry_at(hash_name(name), name)
+        self.entry_at(name_hash(name), name)
             .and_then(|i| self.node_at(i as usize))
     }
 
@@ -366,12 +364,6 @@ pub fn rdata_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
     };
     let end = name::end_uncompressed(rdata, start)?;
     rdata.get(start..end)
-}
-
-pub(crate) fn hash_name(name: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    name.hash(&mut h);
-    h.finish()
 }
 
 mod builder;

@@ -67,15 +67,15 @@ impl ZoneSet {
         mut out: Outcome,
     ) -> Outcome {
         let mut visited = [0u64; MAX_CHAIN];
-        visited[0] = hash_name(key);
+        visited[0] = name_hash(key);
         for hop in 1..MAX_CHAIN {
             // Follow the chain only inside this zone, and never around a loop.
             let mut lower = [0u8; MAX_NAME_LEN];
             let lower = name::lower_into(&cur[..cur_len], &mut lower);
-            if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&hash_name(lower)) {
+            if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&name_hash(lower)) {
                 return out;
             }
-            visited[hop] = hash_name(lower);
+            visited[hop] = name_hash(lower);
             let name = cur;
             let step = zone.step(lower, qtype);
             match self.step_answer(

@@ -4,7 +4,7 @@
 use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 
-use super::{Node, Zone, ZoneError, hash_name};
+use super::{Node, Zone, ZoneError, name_hash};
 use crate::dns::name::{self, MAX_LABELS, label_offsets};
 use crate::dns::rtype;
 
@@ -99,8 +99,8 @@ impl ZoneSet {
             for (ei, owner, node) in zone.entries() {
                 let at = (zi as u32, ei);
                 if self.answers_directly(zi, zone, owner, node) {
-                    direct.insert_unique(hash_name(owner), at, |&(z, e)| {
-                        self.entry_name(z, e).map_or(0, hash_name)
+                    direct.insert_unique(name_hash(owner), at, |&(z, e)| {
+                        self.entry_name(z, e).map_or(0, name_hash)
                     });
                 } else {
                     others.push(at);
@@ -113,13 +113,13 @@ impl ZoneSet {
             let Some(owner) = self.entry_name(zi, ei).filter(|_| ei < SEARCH) else {
                 continue;
             };
-            let hash = hash_name(owner);
+            let hash = name_hash(owner);
             let known = direct
                 .find(hash, |&(z, e)| self.entry_name(z, e) == Some(owner))
                 .is_some();
             if !known {
                 direct.insert_unique(hash, (zi, ei | SEARCH), |&(z, e)| {
-                    self.entry_name(z, e).map_or(0, hash_name)
+                    self.entry_name(z, e).map_or(0, name_hash)
                 });
             }
         }
@@ -163,6 +163,18 @@ impl ZoneSet {
     /// [`ZoneSet::resolve`]. An absent name costs one hash lookup per label up to its
     /// closest encloser, and one for the wildcard there.
     pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Found<'_>)> {
+        self.lookup_hashed(key, name_hash(key), qtype)
+    }
+
+    /// [`ZoneSet::lookup`] with `key`'s [`name_hash`] known already (the query path gets
+    /// it while lowercasing).
+    #[inline]
+    pub fn lookup_hashed(
+        &self,
+        key: &[u8],
+        key_hash: u64,
+        qtype: u16,
+    ) -> Option<(usize, Found<'_>)> {
         // DS belongs to the parent side of a cut: the general search knows that.
         if qtype == rtype::DS {
             return self.find_index(key, qtype).map(|i| (i, Found::Search));
@@ -170,7 +182,8 @@ impl ZoneSet {
         let mut at = 0usize;
         while at < key.len() {
             let suffix = &key[at..];
-            let hit = self.direct.find(hash_name(suffix), |&(z, e)| {
+            let hash = if at == 0 { key_hash } else { name_hash(suffix) };
+            let hit = self.direct.find(hash, |&(z, e)| {
                 self.entry_name(z, e).is_some_and(|owner| owner == suffix)
             });
             if let Some(&(z, e)) = hit {
@@ -241,7 +254,7 @@ impl ZoneSet {
             return false;
         };
         self.direct
-            .find(hash_name(owner), |&hit| hit == (z, entry))
+            .find(name_hash(owner), |&hit| hit == (z, entry))
             .is_some()
     }
 
