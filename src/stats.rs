@@ -211,22 +211,66 @@ impl Stats {
     /// Responses with rcode `rcode` (0-15).
     #[inline]
     pub fn rcode(&self, rcode: usize) -> Option<Field<'_>> {
-        match rcode {
-            0 => Some(self.field(NOERROR)),
-            3 => Some(self.field(NXDOMAIN)),
-            1..16 => Some(self.field(RCODE + rcode)),
-            _ => None,
-        }
+        rcode_field(rcode).map(|i| self.field(i))
     }
     /// Queries of type [`QTYPES`]`[index]`, or "other" at `QTYPES.len()`.
     #[inline]
     pub fn qtype(&self, index: usize) -> Option<Field<'_>> {
-        match index {
-            INDEX_A => Some(self.field(QTYPE_A)),
-            INDEX_AAAA => Some(self.field(QTYPE_AAAA)),
-            i if i <= QTYPES.len() => Some(self.field(QTYPE + i)),
-            _ => None,
+        qtype_field(index).map(|i| self.field(i))
+    }
+
+    /// Counts one finished response in this thread's block, which is looked up once: its
+    /// rcode (0-15), its type (an index into [`QTYPES`], see [`qtype_index`]), whether it
+    /// was truncated, and for a query with ECS the scope answered (`Some(None)`: none).
+    #[inline]
+    pub fn count_response(
+        &self,
+        rcode: usize,
+        qtype_index: usize,
+        truncated: bool,
+        ecs: Option<Option<u8>>,
+    ) {
+        let Some(Block(block)) = self.blocks.get(slot()) else {
+            return;
+        };
+        let inc = |field: Option<usize>, n: u64| {
+            if let Some(c) = field.and_then(|i| block.get(i)) {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        inc(rcode_field(rcode), 1);
+        inc(qtype_field(qtype_index), 1);
+        if truncated {
+            inc(Some(TRUNCATED), 1);
         }
+        if let Some(scope) = ecs {
+            inc(Some(ECS), 1);
+            if let Some(s) = scope {
+                inc(Some(ECS_SCOPE_SUM), u64::from(s));
+            }
+        }
+    }
+}
+
+/// Where the count of responses with rcode `rcode` (0-15) sits in a block.
+#[inline]
+fn rcode_field(rcode: usize) -> Option<usize> {
+    match rcode {
+        0 => Some(NOERROR),
+        3 => Some(NXDOMAIN),
+        1..16 => Some(RCODE + rcode),
+        _ => None,
+    }
+}
+
+/// Where the count of queries of type [`QTYPES`]`[index]` (or "other") sits in a block.
+#[inline]
+fn qtype_field(index: usize) -> Option<usize> {
+    match index {
+        INDEX_A => Some(QTYPE_A),
+        INDEX_AAAA => Some(QTYPE_AAAA),
+        i if i <= QTYPES.len() => Some(QTYPE + i),
+        _ => None,
     }
 }
 
@@ -262,6 +306,29 @@ pub fn qtype_index(qtype: u16) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_counts_in_its_rcode_type_truncation_and_ecs_fields() {
+        let stats = Stats::default();
+        set_thread_slot(2);
+        stats.count_response(3, qtype_index(28), false, None);
+        stats.count_response(0, qtype_index(1), true, Some(Some(24)));
+        stats.count_response(5, qtype_index(999), false, Some(None));
+        stats.count_response(0, qtype_index(15), false, Some(Some(16)));
+        let get = |f: Option<Field<'_>>| f.map(|f| f.get());
+        assert_eq!(get(stats.rcode(3)), Some(1));
+        assert_eq!(get(stats.rcode(0)), Some(2));
+        assert_eq!(get(stats.rcode(5)), Some(1));
+        assert_eq!(get(stats.rcode(1)), Some(0));
+        assert_eq!(get(stats.qtype(qtype_index(28))), Some(1));
+        assert_eq!(get(stats.qtype(qtype_index(1))), Some(1));
+        assert_eq!(get(stats.qtype(qtype_index(15))), Some(1));
+        assert_eq!(get(stats.qtype(QTYPES.len())), Some(1), "other");
+        assert_eq!(stats.truncated().get(), 1);
+        assert_eq!(stats.ecs().get(), 3);
+        assert_eq!(stats.ecs_scope_sum().get(), 40);
+        assert_eq!(stats.udp().get(), 0);
+    }
 
     #[test]
     fn slots_sum_across_threads() {

@@ -23,25 +23,16 @@ fn count(
     if counting == Counting::Nothing {
         return len;
     }
-    let stats = &*STATS;
     let flags = response
         .get(2..4)
         .map_or(0, |f| u16::from_be_bytes([f[0], f[1]]));
-    if let Some(c) = stats.rcode(usize::from(flags & 0xF)) {
-        c.inc();
-    }
-    if let Some(c) = stats.qtype(qtype_index(query.qtype)) {
-        c.inc();
-    }
-    if flags & 0x0200 != 0 {
-        stats.truncated().inc();
-    }
-    if query.edns.is_some_and(|e| e.ecs.is_some()) {
-        stats.ecs().inc();
-        if let Some(s) = ecs_scope {
-            stats.ecs_scope_sum().add(u64::from(s));
-        }
-    }
+    let ecs = query.edns.is_some_and(|e| e.ecs.is_some());
+    STATS.count_response(
+        usize::from(flags & 0xF),
+        qtype_index(query.qtype),
+        flags & 0x0200 != 0,
+        ecs.then_some(ecs_scope),
+    );
     len
 }
 
