@@ -31,6 +31,14 @@ pub struct ZoneSet {
 /// in the table, it stops the walk up from a name that does not exist.
 const SEARCH: u32 = 1 << 31;
 
+/// Flags kept beside the zone index of a direct entry (zone indexes stay far below 2^29),
+/// so that an absent name below the entry is settled without reading its node: a wildcard
+/// is directly below the entry (`*.entry`) ...
+const WILDCARD_BELOW: u32 = 1 << 29;
+/// ... or the entry owns a DNAME (names below it are redirected, the search answers).
+const DNAME_HERE: u32 = 1 << 30;
+const ZONE_FLAGS: u32 = WILDCARD_BELOW | DNAME_HERE;
+
 /// A name found by one hash lookup: its node, and its position in the zone (which keys
 /// anything precomputed per name, such as the server's pre-rendered answers).
 #[derive(Debug, Clone, Copy)]
@@ -96,10 +104,20 @@ impl ZoneSet {
         // The names left out here go in marked afterwards.
         let mut others: Vec<(u32, u32)> = Vec::new();
         for (zi, zone) in self.zones.iter().enumerate() {
+            let Some(z) = u32::try_from(zi).ok().filter(|&z| z < WILDCARD_BELOW) else {
+                break;
+            };
             for (ei, owner, node) in zone.entries() {
-                let at = (zi as u32, ei);
+                let at = (z, ei);
                 if self.answers_directly(zi, zone, owner, node) {
-                    direct.insert_unique(name_hash(owner), at, |&(z, e)| {
+                    let mut flags = 0;
+                    if zone.wildcards.contains_key(&ei) {
+                        flags |= WILDCARD_BELOW;
+                    }
+                    if node.has_dname() {
+                        flags |= DNAME_HERE;
+                    }
+                    direct.insert_unique(name_hash(owner), (z | flags, ei), |&(z, e)| {
                         self.entry_name(z, e).map_or(0, name_hash)
                     });
                 } else {
@@ -153,7 +171,7 @@ impl ZoneSet {
 
     fn entry_name(&self, zone: u32, entry: u32) -> Option<&[u8]> {
         self.zones
-            .get(zone as usize)
+            .get((zone & !ZONE_FLAGS) as usize)
             .and_then(|z| z.owner_at((entry & !SEARCH) as usize))
     }
 
@@ -199,23 +217,26 @@ impl ZoneSet {
     /// suffix of `key` in it, tells about `key`.
     fn found(&self, key: &[u8], at: usize, z: u32, e: u32) -> Option<(usize, Found<'_>)> {
         let search = || self.find_index(key, rtype::A).map(|i| (i, Found::Search));
-        let Some(zone) = self.zones.get(z as usize) else {
+        let zi = (z & !ZONE_FLAGS) as usize;
+        let Some(zone) = self.zones.get(zi).filter(|_| e & SEARCH == 0) else {
             return search();
         };
-        let Some((_, node)) = zone.node_at((e & !SEARCH) as usize) else {
-            return search();
-        };
-        if e & SEARCH != 0 {
-            return search();
-        }
         if at == 0 {
-            return Some((z as usize, Found::Exact(Direct { entry: e, node })));
+            return match zone.node_at(e as usize) {
+                Some((_, node)) => Some((zi, Found::Exact(Direct { entry: e, node }))),
+                None => search(),
+            };
         }
         // Below a DNAME (at the apex too) the name is redirected, not absent.
-        if node.get(rtype::DNAME).is_some() {
+        if z & DNAME_HERE != 0 {
             return search();
         }
-        Some((z as usize, Found::Absent(zone.wildcard_at(e))))
+        let wildcard = if z & WILDCARD_BELOW != 0 {
+            zone.wildcard_at(e)
+        } else {
+            None
+        };
+        Some((zi, Found::Absent(wildcard)))
     }
 
     /// Every name [`ZoneSet::lookup`] answers with one hash lookup: (zone index, entry
@@ -254,7 +275,9 @@ impl ZoneSet {
             return false;
         };
         self.direct
-            .find(name_hash(owner), |&hit| hit == (z, entry))
+            .find(name_hash(owner), |&(hz, he)| {
+                (hz & !ZONE_FLAGS, he) == (z, entry)
+            })
             .is_some()
     }
 
