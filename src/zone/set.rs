@@ -202,7 +202,8 @@ impl ZoneSet {
             let suffix = &key[at..];
             let hash = if at == 0 { key_hash } else { name_hash(suffix) };
             let hit = self.direct.find(hash, |&(z, e)| {
-                self.entry_name(z, e).is_some_and(|owner| owner == suffix)
+                self.entry_name(z, e)
+                    .is_some_and(|owner| name::same_bytes(owner, suffix))
             });
             if let Some(&(z, e)) = hit {
                 return self.found(key, at, z, e);
