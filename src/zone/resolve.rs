@@ -33,7 +33,11 @@ impl ZoneSet {
         let first = match found {
             Found::Exact(direct) => Step::Node(direct.node),
             Found::Absent(Some((owner, node))) => Step::Wildcard(node, owner),
-            Found::Absent(None) => Step::NxDomain,
+            // Settled here: no chain to follow (a random-name flood comes this way).
+            Found::Absent(None) => {
+                zone.nxdomain(key, sink, &mut out);
+                return out;
+            }
             Found::Search => zone.step(key, qtype),
         };
         let mut cur = [0u8; MAX_NAME_LEN];
@@ -207,16 +211,24 @@ impl ZoneSet {
                 })
             }
             Step::NxDomain => {
-                out.rcode = rcode::NXDOMAIN;
-                out.nonexistent = true;
-                zone.add_negative_soa(sink);
-                if dnssec {
-                    match sink.compact_denial(key, zone.negative_ttl) {
-                        Some(co) => out.rcode = if co { rcode::NXDOMAIN } else { rcode::NOERROR },
-                        None => zone.add_nxdomain_proof(key, sink),
-                    }
-                }
+                zone.nxdomain(key, sink, out);
                 None
+            }
+        }
+    }
+}
+
+impl Zone {
+    /// The answer for `key`, which does not exist and has no wildcard: the SOA, and the
+    /// proof that the name is absent for a DO query to a signed zone.
+    fn nxdomain<S: Sink>(&self, key: &[u8], sink: &mut S, out: &mut Outcome) {
+        out.rcode = rcode::NXDOMAIN;
+        out.nonexistent = true;
+        self.add_negative_soa(sink);
+        if sink.dnssec_ok() && self.signed {
+            match sink.compact_denial(key, self.negative_ttl) {
+                Some(co) => out.rcode = if co { rcode::NXDOMAIN } else { rcode::NOERROR },
+                None => self.add_nxdomain_proof(key, sink),
             }
         }
     }
