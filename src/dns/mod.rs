@@ -87,4 +87,28 @@ pub trait Sink {
         ttl: u32,
         rdatas: impl Iterator<Item = &'r [u8]>,
     ) -> bool;
+    /// Where the answer records written next begin, for [`Sink::answers_since`]. `None`:
+    /// this sink does not hand back what it wrote (the default), or `owner` is not the
+    /// question's name, or something beyond the answer section was written already.
+    fn answer_mark(&self, _owner: &[u8]) -> Option<AnswerMark> {
+        None
+    }
+    /// The answer records written since `mark` and how many, when nothing else was written
+    /// and every one of them is owned by the question's name, written as a pointer to it:
+    /// bytes [`Sink::replay_answers`] may copy into the answer to the same question.
+    fn answers_since(&self, _mark: AnswerMark) -> Option<(&[u8], u16)> {
+        None
+    }
+    /// Appends `count` answer records kept from [`Sink::answers_since`] for `owner`, when
+    /// `owner` is the question's name and they fit; `false` changes nothing.
+    fn replay_answers(&mut self, _owner: &[u8], _bytes: &[u8], _count: u16) -> bool {
+        false
+    }
+}
+
+/// A position in a message being written, from [`Sink::answer_mark`].
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerMark {
+    pub len: usize,
+    pub answers: u16,
 }

@@ -336,7 +336,8 @@ fn lookup(
             entropy: request.entropy,
         },
         counting != Counting::Nothing,
-    );
+    )
+    .keeping_answers(snapshot.serial);
     let outcome = resolve(
         snapshot,
         zone,

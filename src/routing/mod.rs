@@ -8,17 +8,22 @@
 //! query costs one longest-prefix lookup and the table's network is the ECS scope.
 
 pub mod build;
+mod memo;
+mod router;
 mod sets;
 mod write;
+
+pub use memo::replayed_on_this_thread;
+pub use router::Router;
 use std::net::IpAddr;
 use std::ops::Range;
 
-use crate::dns::{Section, Sink, rtype};
+use crate::dns::{Sink, rtype};
 use crate::geo::{GeoRecipe, NetTable};
 use crate::health::quorum::QuorumRule;
 use crate::health::{CheckSpec, HealthView};
 use crate::stats::Counter;
-use crate::zone::{Dynamic, DynamicOutcome};
+use crate::zone::DynamicOutcome;
 
 /// Most datacenters one answer may draw from.
 pub const MAX_DATACENTERS: usize = 8;
@@ -646,100 +651,6 @@ struct Pick<'h> {
     entropy: u64,
     health: &'h HealthView,
     open: bool,
-}
-
-/// The routing room seen from the zone lookup for one query: it remembers the narrowest
-/// ECS scope any dynamic decision in the answer needed.
-pub struct Router<'a> {
-    pub routing: &'a Routing,
-    pub health: &'a HealthView,
-    pub client: Client,
-    /// `None` until a dynamic name answered.
-    pub scope: Option<u8>,
-    /// Count answers per name and datacenter (not for `explain`).
-    pub counted: bool,
-    /// What the last dynamic answer depended on, and how many dynamic names answered.
-    pub basis: Option<Basis<'a>>,
-    pub answered: u8,
-}
-
-impl<'a> Router<'a> {
-    pub fn new(
-        routing: &'a Routing,
-        health: &'a HealthView,
-        client: Client,
-        counted: bool,
-    ) -> Self {
-        Self {
-            routing,
-            health,
-            client,
-            scope: None,
-            counted,
-            basis: None,
-            answered: 0,
-        }
-    }
-}
-
-impl Dynamic for Router<'_> {
-    fn nodata_proof<S: Sink>(
-        &mut self,
-        index: u32,
-        owner: &[u8],
-        qtype: u16,
-        sink: &mut S,
-    ) -> bool {
-        let Some(name) = self.routing.names.get(index as usize) else {
-            return false;
-        };
-        let serves = name.serves_cname
-            || (qtype == rtype::A && name.serves_a)
-            || (qtype == rtype::AAAA && name.serves_aaaa);
-        // Its own name only: under a wildcard the name asked for needs proofs of its own.
-        let Some(empty) = name
-            .empty_nsec
-            .as_ref()
-            .filter(|_| serves && *owner == *name.owner)
-        else {
-            return false;
-        };
-        if sink.record(
-            Section::Authority,
-            owner,
-            rtype::NSEC,
-            empty.ttl,
-            &empty.rdata,
-        ) {
-            for sig in &empty.sigs {
-                sink.record(Section::Authority, owner, rtype::RRSIG, empty.ttl, sig);
-            }
-        }
-        true
-    }
-
-    fn answer<S: Sink>(
-        &mut self,
-        index: u32,
-        owner: &[u8],
-        qtype: u16,
-        sink: &mut S,
-    ) -> DynamicOutcome<'_> {
-        let (outcome, basis) = self.routing.answer(
-            index,
-            owner,
-            qtype,
-            &self.client,
-            self.health,
-            self.counted,
-            sink,
-        );
-        let scope = basis.scope;
-        self.scope = Some(self.scope.map_or(scope, |s| s.max(scope)));
-        self.basis = Some(basis);
-        self.answered = self.answered.saturating_add(1);
-        outcome
-    }
 }
 
 impl Routing {

@@ -376,3 +376,104 @@ fn ecs_source_prefix_zero_locates_by_source_with_scope_zero() {
         );
     }
 }
+
+/// The raw response to `name`/`qtype` from `source` with an ECS option, under `health`.
+fn raw_ecs(kit: &Kit, name: &str, qtype: u16, ecs: (IpAddr, u8), health: &HealthView) -> Vec<u8> {
+    let query = build_query(0x5150, &wire_name(name), qtype, true, Some(ecs));
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let source = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    let request = Request::new(&query, source, Transport::Udp);
+    let n = engine::answer(&kit.snapshot, health, None, &request, &mut buf).expect("a response");
+    buf.truncate(n);
+    buf
+}
+
+/// Geo orders of two datacenters, endpoints of both families, a shorter TTL when the first
+/// choice is down: answers that change with the health view.
+const GEO_TWO_DEEP: &str = r#"
+[datacenters]
+one = {}
+two = {}
+three = {}
+
+[pools.web]
+endpoints = [
+  { id = "one-1", datacenter = "one", address = "198.51.100.1" },
+  { id = "one-6", datacenter = "one", address = "2001:db8:f::1" },
+  { id = "two-1", datacenter = "two", address = "198.51.100.2" },
+  { id = "two-2", datacenter = "two", address = "198.51.100.22" },
+  { id = "two-6", datacenter = "two", address = "2001:db8:f::2" },
+  { id = "three-1", datacenter = "three", address = "198.51.100.3" },
+]
+
+[geo_maps.nets]
+default = ["one", "two"]
+nets = { "198.51.100.0/24" = ["two", "three"], "2001:db8:2::/48" = ["three", "one"] }
+
+[names.geo]
+pool = "web"
+policy = "geo"
+map = "nets"
+ttl = 20
+degraded_ttl = 5
+"#;
+
+/// Table-driven answers are kept per thread by (name, type, the order the client's network
+/// maps to) and copied for other networks of that order. Every answer must be the one a
+/// thread that kept nothing gives, byte for byte (records, TTL, ECS scope), also after the
+/// health changes and changes back; and the kept answers must be used.
+#[test]
+fn kept_table_answers_are_the_answers_a_fresh_thread_gives() {
+    let kit = Kit::new(ZONE, Some(GEO_TWO_DEEP));
+    let v4 = |a, b, c| IpAddr::V4(Ipv4Addr::new(a, b, c, 0));
+    let v6 = |s: &str| s.parse::<IpAddr>().expect("an address");
+    // Networks of three orders, each order asked from several of them.
+    let networks = [
+        (v4(198, 51, 100), 24),
+        (v4(10, 1, 2), 24),
+        (v4(192, 0, 2), 24),
+        (v4(198, 51, 100), 25),
+        (v6("2001:db8:2::"), 48),
+        (v6("2001:db8:2:1::"), 64),
+        (v6("2001:db8:9::"), 48),
+        (v4(172, 16, 0), 16),
+    ];
+    let fresh = |qtype: u16, ecs: (IpAddr, u8), health: &HealthView| {
+        std::thread::scope(|s| {
+            s.spawn(|| raw_ecs(&kit, "geo.example.test.", qtype, ecs, health))
+                .join()
+                .expect("the fresh thread answers")
+        })
+    };
+    let all_up = HealthView::all_up();
+    let two_down = kit.health_without(&["two-1", "two-2", "two-6"]);
+    let one_down = kit.health_without(&["one-1", "one-6"]);
+    let before = meridian::routing::replayed_on_this_thread();
+    let mut asked = 0u64;
+    let mut by_health = Vec::new();
+    for health in [&all_up, &two_down, &one_down, &all_up] {
+        let mut answers = Vec::new();
+        for _round in 0..2 {
+            for &ecs in &networks {
+                for qtype in [rtype::A, rtype::AAAA] {
+                    let got = raw_ecs(&kit, "geo.example.test.", qtype, ecs, health);
+                    assert_eq!(got, fresh(qtype, ecs, health), "{ecs:?} type {qtype}");
+                    answers.push(got);
+                    asked += 1;
+                }
+            }
+        }
+        by_health.push(answers);
+    }
+    // Each health change changed answers, and changing back gave the first ones again.
+    assert_ne!(by_health[0], by_health[1]);
+    assert_ne!(by_health[1], by_health[2]);
+    assert_eq!(by_health[0], by_health[3]);
+    // Three orders, two types: at most six answers per health view are decided afresh (and
+    // fewer answer at all: `three` has no IPv6 endpoint); the rest are copied.
+    let replayed = meridian::routing::replayed_on_this_thread() - before;
+    assert!(
+        replayed >= asked - 4 * 6 - 4 * 8,
+        "{replayed} of {asked} answers copied from kept ones"
+    );
+}

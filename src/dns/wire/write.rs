@@ -4,7 +4,7 @@
 
 use super::super::edns_option::{COOKIE as OPT_COOKIE, ECS as OPT_ECS, NSID as OPT_NSID};
 use super::super::name::{MAX_LABELS, end_uncompressed};
-use super::super::{HEADER_LEN, RRset, Section, Sink, class, rtype};
+use super::super::{AnswerMark, HEADER_LEN, RRset, Section, Sink, class, rtype};
 use super::{ClientSubnet, Query};
 
 /// What goes into the OPT record of a response.
@@ -308,6 +308,27 @@ impl<'b> Writer<'b> {
             at += l + 1;
             i += l + 1;
         }
+    }
+
+    /// Whether `name` is the question's name (ignoring case): the same slice, or equal.
+    fn is_question_name(&self, name: &[u8]) -> bool {
+        let qlen = self.qname_len;
+        if qlen <= 1 || name.len() != qlen {
+            return false;
+        }
+        name.as_ptr() as usize == self.qname_source
+            || self
+                .buf
+                .get(HEADER_LEN..HEADER_LEN + qlen)
+                .is_some_and(|q| eq_fold(q, name))
+    }
+
+    /// Nothing written yet beyond the answer section, and no record left out.
+    fn answers_only(&self) -> bool {
+        self.counts[1] == 0
+            && self.counts[2] == 0
+            && !self.truncated
+            && self.section == Section::Answer
     }
 
     /// Where the question name has `name` as its tail on a label boundary (ignoring case).
@@ -708,5 +729,40 @@ impl Sink for Writer<'_> {
         rdatas: impl Iterator<Item = &'r [u8]>,
     ) -> bool {
         self.write_set(section, owner, rtype, class::IN, ttl, rdatas)
+    }
+
+    fn answer_mark(&self, owner: &[u8]) -> Option<AnswerMark> {
+        (self.answers_only() && self.is_question_name(owner)).then_some(AnswerMark {
+            len: self.len,
+            answers: self.counts[0],
+        })
+    }
+
+    fn answers_since(&self, mark: AnswerMark) -> Option<(&[u8], u16)> {
+        if !self.answers_only() {
+            return None;
+        }
+        let bytes = self.buf.get(mark.len..self.len)?;
+        let count = self.counts[0].checked_sub(mark.answers)?;
+        // Every record owned by a pointer to the question's name (offset 12), so that the
+        // bytes mean the same after any question of that name.
+        let mut at = 0usize;
+        for _ in 0..count {
+            let fixed = bytes.get(at..at + 12)?;
+            if fixed[..2] != [0xC0, HEADER_LEN as u8] {
+                return None;
+            }
+            at += 12 + usize::from(u16::from_be_bytes([fixed[10], fixed[11]]));
+        }
+        (at == bytes.len()).then_some((bytes, count))
+    }
+
+    fn replay_answers(&mut self, owner: &[u8], bytes: &[u8], count: u16) -> bool {
+        if !self.answers_only() || !self.is_question_name(owner) || !self.put(bytes) {
+            return false;
+        }
+        self.counts[0] = self.counts[0].saturating_add(count);
+        self.section = Section::Answer;
+        true
     }
 }
