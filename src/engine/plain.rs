@@ -305,11 +305,9 @@ fn lookup(
     } else {
         &snapshot.static_answers
     };
-    if let Some(d) = found.exact()
-        && let Some(r) = rendered.get(zone_index, d.entry, key.len(), query.qtype)
-        && w.append_rendered(r.body, r.counts)
-    {
-        if let Some((cache, cache_key)) = cache {
+    if let Some((r, own)) = append_static(rendered, zone_index, found, key.len(), query.qtype, w) {
+        // A wildcard's answer is not kept: it is copied as cheaply as from the cache.
+        if own && let Some((cache, cache_key)) = cache {
             cache.put(
                 &cache_key,
                 &cache::Fill {
@@ -353,6 +351,27 @@ fn lookup(
         keep(cache, &cache_key, w, &outcome, &router, zone_counter);
     }
     ecs_scope(router.scope, opt, subnet)
+}
+
+/// Copies the pre-rendered answer for what the lookup found into `w`, if there is one: a
+/// static name's own (`true`), or, for a name that does not exist, its wildcard's when that
+/// holds nothing but the name asked (`false`: the same bytes answer every such name).
+#[inline(always)]
+fn append_static<'r>(
+    rendered: &'r super::prerender::StaticAnswers,
+    zone_index: usize,
+    found: crate::zone::Found<'_>,
+    key_len: usize,
+    qtype: u16,
+    w: &mut Writer<'_>,
+) -> Option<(super::prerender::StaticAnswer<'r>, bool)> {
+    let (entry, own) = match found {
+        crate::zone::Found::Exact(d) => (d.entry, true),
+        crate::zone::Found::Absent(Some(wild)) => (wild.entry, false),
+        _ => return None,
+    };
+    let r = rendered.get(zone_index, entry, key_len, qtype)?;
+    ((own || r.any_name) && w.append_rendered(r.body, r.counts)).then_some((r, own))
 }
 
 /// The zone lookup; through compact denial's writer for a DO query (`signed`) to a zone

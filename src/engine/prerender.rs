@@ -20,7 +20,7 @@
 //! types other than A/AAAA behind a CNAME, names below a cut or DNAME, wildcards, NXDOMAIN.
 
 use crate::dns::wire::Writer;
-use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, class, rtype};
+use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, class, rcode, rtype};
 use std::sync::Arc;
 
 use crate::zone::{Dynamic, DynamicOutcome, ZoneSet};
@@ -51,6 +51,9 @@ const LAST: u8 = 1;
 const AUTHORITATIVE: u8 = 2;
 /// On the last answer of a run: other types get the zone's NODATA for the name's length.
 const THEN_SHARED_NODATA: u8 = 4;
+/// Answer records only, each owned by the question's name, nothing compressed against the
+/// rest of the name: a wildcard's answer that serves every name the wildcard answers for.
+const ANY_NAME: u8 = 8;
 
 /// One rendered response body: 16 bytes besides the body itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +73,8 @@ pub struct StaticAnswer<'a> {
     pub counts: [u16; 3],
     pub rcode: u8,
     pub authoritative: bool,
+    /// The body answers a question of any name (see `ANY_NAME`).
+    pub any_name: bool,
 }
 
 /// Every rendered answer of one snapshot.
@@ -182,6 +187,13 @@ fn render(
         return None;
     }
     let (body, counts) = w.complete_body()?;
+    // Not with signatures: a wildcard's signed answer needs the proof that the name asked
+    // does not exist.
+    let any_name = !dnssec
+        && outcome.rcode == rcode::NOERROR
+        && counts[0] > 0
+        && counts[1..] == [0, 0]
+        && crate::dns::wire::owned_by_question(body, counts[0]);
     let body = HEADER_LEN + qlen..HEADER_LEN + qlen + body.len();
     let rendered = Rendered {
         qtype,
@@ -189,7 +201,7 @@ fn render(
             AUTHORITATIVE
         } else {
             0
-        },
+        } | if any_name { ANY_NAME } else { 0 },
         rcode: outcome.rcode,
         counts,
         len: u16::try_from(body.len()).ok()?,
@@ -481,6 +493,7 @@ impl Rendered {
             counts: self.counts,
             rcode: self.rcode,
             authoritative: self.flags & AUTHORITATIVE != 0,
+            any_name: self.flags & ANY_NAME != 0,
         })
     }
 }

@@ -376,4 +376,4 @@ mod set;
 pub use builder::ZoneBuilder;
 pub use entries::CHUNK_BITS;
 pub use error::ZoneError;
-pub use set::{Direct, Found, ZoneSet};
+pub use set::{Direct, Found, Wildcard, ZoneSet};

@@ -32,7 +32,7 @@ impl ZoneSet {
         // that answers for it; the walk down from the apex otherwise.
         let first = match found {
             Found::Exact(direct) => Step::Node(direct.node),
-            Found::Absent(Some((owner, node))) => Step::Wildcard(node, owner),
+            Found::Absent(Some(w)) => Step::Wildcard(w.node, w.owner),
             // Settled here: no chain to follow (a random-name flood comes this way).
             Found::Absent(None) => {
                 zone.nxdomain(key, sink, &mut out);
@@ -310,10 +310,11 @@ impl Zone {
     }
 
     /// The wildcard directly below the name at position `encloser` of the entries: its
-    /// owner and node.
-    pub(super) fn wildcard_at(&self, encloser: u32) -> Option<(&[u8], &Node)> {
-        let at = *self.wildcards.get(&encloser)?;
-        self.node_at(at as usize)
+    /// position, owner and node.
+    pub(super) fn wildcard_at(&self, encloser: u32) -> Option<super::Wildcard<'_>> {
+        let entry = *self.wildcards.get(&encloser)?;
+        let (owner, node) = self.node_at(entry as usize)?;
+        Some(super::Wildcard { entry, owner, node })
     }
 
     /// The wildcard directly below `encloser` (`*.encloser`): its owner and node.

@@ -47,6 +47,16 @@ pub struct Direct<'z> {
     pub node: &'z Node,
 }
 
+/// The wildcard that answers for a name that does not exist: its position in the zone
+/// (which keys its pre-rendered answers, the same bytes for any name it answers when they
+/// hold nothing but the name), its owner (`*.encloser`) and node.
+#[derive(Debug, Clone, Copy)]
+pub struct Wildcard<'z> {
+    pub entry: u32,
+    pub owner: &'z [u8],
+    pub node: &'z Node,
+}
+
 /// What [`ZoneSet::lookup`] settled about a name, to be passed on to [`ZoneSet::resolve`].
 #[derive(Debug, Clone, Copy)]
 pub enum Found<'z> {
@@ -54,7 +64,7 @@ pub enum Found<'z> {
     Exact(Direct<'z>),
     /// The name does not exist, and neither a cut nor a DNAME is above it: the wildcard
     /// at its closest encloser answers (its owner and node), or none does (NXDOMAIN).
-    Absent(Option<(&'z [u8], &'z Node)>),
+    Absent(Option<Wildcard<'z>>),
     /// Only the walk down from the apex settles it.
     Search,
 }

@@ -574,3 +574,82 @@ fn a_reload_keeps_the_blocks_that_render_the_same_and_renders_what_changed() {
     let old = rendered_a(&first);
     assert!(old.ends_with(&[10, 0, 7, 100]), "the old address: {old:?}");
 }
+
+/// Wildcards of every kind: address records only (answered from the wildcard's rendered
+/// answer, whatever the name), and ones whose answers hold other names or a chain (answered
+/// per query).
+const WILDCARD_ZONE: &str = "\
+$ORIGIN wild.test.
+$TTL 60
+@        IN SOA ns1 hostmaster 3 3600 600 86400 30
+         IN NS  ns1
+ns1      IN A   192.0.2.1
+www      IN A   192.0.2.10
+*        IN A   192.0.2.50
+*.web    IN A   192.0.2.11
+         IN A   192.0.2.12
+         IN AAAA 2001:db8::11
+         IN TXT \"web wildcard\"
+*.mail   IN MX  10 mx.mail
+mx.mail  IN A   192.0.2.25
+*.alias  IN CNAME www
+*.away   IN CNAME elsewhere.example.org.
+*.deep.a.b IN TXT \"deep\"
+";
+
+/// A name that does not exist, under a wildcard: the response is the same bytes whether it
+/// came from the wildcard's rendered answer or was written per query, for labels of every
+/// length, in mixed case, below the wildcard by one label or several, with and without EDNS.
+#[test]
+fn wildcard_answers_from_the_rendered_ones_are_byte_identical_to_the_general_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("wild.test.zone"), WILDCARD_ZONE).expect("zone");
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        "[[zone]]\norigin = \"wild.test.\"\nfile = \"wild.test.zone\"\n",
+    )
+    .expect("config");
+    let (with, without) = (load(&config), without_rendering(&config));
+    let health = HealthView::all_up();
+    let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+    let (mut a, mut b) = (vec![0u8; MAX_MESSAGE], vec![0u8; MAX_MESSAGE]);
+    let mut seed = 11u64;
+    let (mut compared, mut any_name) = (0usize, 0usize);
+    let labels = ["x", "host-17", &"l".repeat(63), "a.b.c", "Mixed.Case"];
+    for parent in ["", "web.", "mail.", "alias.", "away.", "deep.a.b."] {
+        for label in labels {
+            let text = format!("{label}.{parent}wild.test.");
+            let name = crate::common::wire_name(&text);
+            for &qtype in &QTYPES {
+                if let Some((zone, meridian::zone::Found::Absent(Some(w)))) =
+                    with.zones.lookup(&name.to_ascii_lowercase(), qtype)
+                    && with
+                        .static_answers
+                        .get(zone, w.entry, name.len(), qtype)
+                        .is_some_and(|r| r.any_name)
+                {
+                    any_name += 1;
+                }
+                for edns in [false, true] {
+                    let qname = mixed_case(&name, &mut seed);
+                    let query = build_query(0x2b2b, &qname, qtype, edns, None);
+                    let request = Request::new(&query, source, Transport::Udp);
+                    let la = engine::answer(&with, &health, None, &request, &mut a);
+                    let lb = engine::answer(&without, &health, None, &request, &mut b);
+                    let (Some(la), Some(lb)) = (la, lb) else {
+                        panic!("no answer for {text} type {qtype}");
+                    };
+                    assert_eq!(a[..la], b[..lb], "{text} type {qtype} edns {edns}");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{compared} responses compared, {any_name} from a wildcard's rendered answer");
+    // A, AAAA and TXT under `*.web`, A under `*`, TXT under `*.deep.a.b`, for each label.
+    assert!(
+        any_name >= labels.len() * 5,
+        "{any_name} answered from a wildcard's rendered answer"
+    );
+}

@@ -620,6 +620,28 @@ impl Writer<'_> {
     }
 }
 
+/// Whether `body` holds exactly `count` records, each owned by a pointer to the question's
+/// name (offset 12) and with RDATA written as it is (no name the writer compresses): then
+/// the same bytes answer, after the question, any question of any name.
+pub fn owned_by_question(body: &[u8], count: u16) -> bool {
+    let mut at = 0usize;
+    for _ in 0..count {
+        let Some(fixed) = body.get(at..at + 12) else {
+            return false;
+        };
+        let rtype = u16::from_be_bytes([fixed[2], fixed[3]]);
+        let compressed = matches!(
+            rtype,
+            rtype::NS | rtype::CNAME | rtype::PTR | rtype::MX | rtype::SOA
+        );
+        if fixed[..2] != [0xC0, HEADER_LEN as u8] || compressed {
+            return false;
+        }
+        at += 12 + usize::from(u16::from_be_bytes([fixed[10], fixed[11]]));
+    }
+    at == body.len()
+}
+
 /// A zone's SOA record as negative answers carry it, rendered once at load: owner, type,
 /// class, TTL, RDLENGTH and RDATA. The owner and each RDATA name under the origin end in a
 /// pointer that the writer sets to where the origin sits in the question.
@@ -744,17 +766,7 @@ impl Sink for Writer<'_> {
         }
         let bytes = self.buf.get(mark.len..self.len)?;
         let count = self.counts[0].checked_sub(mark.answers)?;
-        // Every record owned by a pointer to the question's name (offset 12), so that the
-        // bytes mean the same after any question of that name.
-        let mut at = 0usize;
-        for _ in 0..count {
-            let fixed = bytes.get(at..at + 12)?;
-            if fixed[..2] != [0xC0, HEADER_LEN as u8] {
-                return None;
-            }
-            at += 12 + usize::from(u16::from_be_bytes([fixed[10], fixed[11]]));
-        }
-        (at == bytes.len()).then_some((bytes, count))
+        owned_by_question(bytes, count).then_some((bytes, count))
     }
 
     fn replay_answers(&mut self, owner: &[u8], bytes: &[u8], count: u16) -> bool {
