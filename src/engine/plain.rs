@@ -306,8 +306,11 @@ fn lookup(
         &snapshot.static_answers
     };
     if let Some((r, own)) = append_static(rendered, zone_index, found, key.len(), query.qtype, w) {
-        // A wildcard's answer is not kept: it is copied as cheaply as from the cache.
-        if own && let Some((cache, cache_key)) = cache {
+        // A wildcard's answer goes in the second time its name is asked, as on the general
+        // path: a flood of random names below a wildcard does not push the hot entries out.
+        if let Some((cache, cache_key)) = cache
+            && (own || cache.seen_before(&cache_key))
+        {
             cache.put(
                 &cache_key,
                 &cache::Fill {

@@ -217,54 +217,76 @@ fn hits_count_in_the_zone_and_name_counters() {
     assert_eq!(name_total() - name_before, 50);
 }
 
-/// Admission: a flood of nonexistent names, each asked once, stores nothing (it would push
-/// the hot entries out); a nonexistent name asked again is stored, as is an existing name.
-#[test]
-fn nxdomain_answers_are_cached_only_when_asked_again() {
+/// Admission: `flood(i)` for 20 values of `i`, names each asked once (answered with
+/// `rcode`), stores nothing (they would push the hot entries out); `again`, asked twice, is
+/// stored the second time and hit the third. Returns the server and its API address.
+fn flood_stores_nothing_and_twice_stores(
+    zone: &str,
+    flood: &dyn Fn(u16) -> String,
+    again: &str,
+    rcode: u8,
+) -> (crate::common::Server, std::net::SocketAddr) {
     use crate::common::{Server, metric, udp_raw};
-    let s = Server::start(
-        &[(
-            "example.com.zone",
-            "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n",
-        )],
-        "",
-    );
+    let s = Server::start(&[("example.com.zone", zone)], "");
     let api = s.api.expect("api");
-    let stored = |api| metric(api, "meridian_answer_cache_total{result=\"stored\"}");
-    let before = stored(api);
+    let cache = |result: &str| {
+        metric(
+            api,
+            &format!("meridian_answer_cache_total{{result=\"{result}\"}}"),
+        )
+    };
+    let before = cache("stored");
     for i in 0..20 {
-        let q = build_query(
-            i,
-            &wire(&format!("x{i}.example.com.")),
-            rtype::A,
-            true,
-            None,
-        );
+        let q = build_query(i, &wire(&flood(i)), rtype::A, true, None);
         let r = udp_raw(s.addr, &q).expect("answer");
-        assert_eq!(r[3] & 0x0f, 3, "NXDOMAIN");
+        assert_eq!(r[3] & 0x0f, rcode, "{}", flood(i));
     }
-    assert_eq!(
-        stored(api),
-        before,
-        "NXDOMAIN answers asked once were cached"
-    );
-    // Asked again (from one socket, so one thread sees both): stored the second time.
-    let q = build_query(98, &wire("again.example.com."), rtype::A, true, None);
+    assert_eq!(cache("stored"), before, "names asked once were cached");
+    // Asked again (from one socket, so one thread sees every ask): stored the second time.
+    let q = build_query(98, &wire(again), rtype::A, true, None);
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
         .expect("timeout");
-    for _ in 0..2 {
+    let hits = cache("hit");
+    for _ in 0..3 {
         sock.send_to(&q, s.addr).expect("send");
         let mut buf = [0u8; 512];
         sock.recv_from(&mut buf).expect("answer");
+        assert_eq!(buf[3] & 0x0f, rcode, "{again}");
     }
-    assert_eq!(stored(api), before + 1, "an NXDOMAIN asked twice is stored");
+    assert_eq!(cache("stored"), before + 1, "{again} asked twice is stored");
+    assert_eq!(
+        cache("hit"),
+        hits + 1,
+        "{again} asked a third time is a hit"
+    );
+    (s, api)
+}
+
+/// A flood of nonexistent names stores nothing; one asked again is stored, as is an
+/// existing name.
+#[test]
+fn nxdomain_answers_are_cached_only_when_asked_again() {
+    use crate::common::{metric, udp_raw};
+    let zone = "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+    let flood = |i| format!("x{i}.example.com.");
+    let (s, api) = flood_stores_nothing_and_twice_stores(zone, &flood, "again.example.com.", 3);
+    let stored = |api| metric(api, "meridian_answer_cache_total{result=\"stored\"}");
     let before = stored(api);
     let q = build_query(99, &wire("ns1.example.com."), rtype::A, true, None);
     for _ in 0..3 {
         assert!(udp_raw(s.addr, &q).is_some());
     }
     assert!(stored(api) > before, "a positive answer is cached");
+}
+
+/// The same for random labels under a wildcard, whose answer is the wildcard's rendered
+/// one: a flood stores nothing, a name asked again is stored and then hit.
+#[test]
+fn wildcard_answers_are_cached_only_when_asked_again() {
+    let zone = "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n*.wild A 192.0.2.9\n";
+    let flood = |i| format!("r{i}.wild.example.com.");
+    flood_stores_nothing_and_twice_stores(zone, &flood, "again.wild.example.com.", 0);
 }
 
 /// Admission for a dynamic name's networks: a flood of ECS networks, each asking once,
