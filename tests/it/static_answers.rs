@@ -463,9 +463,6 @@ fn zones_rendered_on_several_threads_answer_like_the_general_path() {
     std::fs::write(&config, "zones_dir = \"zones\"\n").expect("config");
     let with = load(&config);
     let without = without_rendering(&config);
-    let health = HealthView::all_up();
-    let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
-    let (mut a, mut b) = (vec![0u8; MAX_MESSAGE], vec![0u8; MAX_MESSAGE]);
     let mut from_rendered = 0;
     for text in &names {
         let wire = crate::common::wire_name(text);
@@ -487,13 +484,7 @@ fn zones_rendered_on_several_threads_answer_like_the_general_path() {
                 from_rendered += 1;
             }
             let query = build_query(0x4242, &wire, qtype, true, None);
-            let request = Request::new(&query, source, Transport::Udp);
-            let la = engine::answer(&with, &health, None, &request, &mut a);
-            let lb = engine::answer(&without, &health, None, &request, &mut b);
-            let (Some(la), Some(lb)) = (la, lb) else {
-                panic!("no answer for {text} type {qtype}");
-            };
-            assert_eq!(a[..la], b[..lb], "{text} type {qtype}");
+            assert_same_answer(&with, &without, &query, &format!("{text} type {qtype}"));
         }
     }
     // Every name's own types and its NODATA (CNAMEs: their three) came from the rendering.
@@ -611,9 +602,6 @@ fn wildcard_answers_from_the_rendered_ones_are_byte_identical_to_the_general_pat
     )
     .expect("config");
     let (with, without) = (load(&config), without_rendering(&config));
-    let health = HealthView::all_up();
-    let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
-    let (mut a, mut b) = (vec![0u8; MAX_MESSAGE], vec![0u8; MAX_MESSAGE]);
     let mut seed = 11u64;
     let (mut compared, mut any_name) = (0usize, 0usize);
     let labels = ["x", "host-17", &"l".repeat(63), "a.b.c", "Mixed.Case"];
@@ -634,13 +622,8 @@ fn wildcard_answers_from_the_rendered_ones_are_byte_identical_to_the_general_pat
                 for edns in [false, true] {
                     let qname = mixed_case(&name, &mut seed);
                     let query = build_query(0x2b2b, &qname, qtype, edns, None);
-                    let request = Request::new(&query, source, Transport::Udp);
-                    let la = engine::answer(&with, &health, None, &request, &mut a);
-                    let lb = engine::answer(&without, &health, None, &request, &mut b);
-                    let (Some(la), Some(lb)) = (la, lb) else {
-                        panic!("no answer for {text} type {qtype}");
-                    };
-                    assert_eq!(a[..la], b[..lb], "{text} type {qtype} edns {edns}");
+                    let what = format!("{text} type {qtype} edns {edns}");
+                    assert_same_answer(&with, &without, &query, &what);
                     compared += 1;
                 }
             }
@@ -652,4 +635,19 @@ fn wildcard_answers_from_the_rendered_ones_are_byte_identical_to_the_general_pat
         any_name >= labels.len() * 5,
         "{any_name} answered from a wildcard's rendered answer"
     );
+}
+
+/// Asks `with` and `without` (the same data, rendered and not) `query`, all up, over UDP:
+/// the responses must be the same bytes. `what` names the question when they are not.
+fn assert_same_answer(with: &Snapshot, without: &Snapshot, query: &[u8], what: &str) {
+    let health = HealthView::all_up();
+    let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+    let (mut a, mut b) = (vec![0u8; MAX_MESSAGE], vec![0u8; MAX_MESSAGE]);
+    let request = Request::new(query, source, Transport::Udp);
+    let la = engine::answer(with, &health, None, &request, &mut a);
+    let lb = engine::answer(without, &health, None, &request, &mut b);
+    let (Some(la), Some(lb)) = (la, lb) else {
+        panic!("no answer for {what}");
+    };
+    assert_eq!(a[..la], b[..lb], "{what}");
 }
