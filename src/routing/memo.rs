@@ -12,7 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::{Basis, Client, Policy, Routing};
+use super::{Basis, Client, DynamicName, Policy, Routing};
 use crate::dns::{AnswerMark, Sink, rtype};
 use crate::health::HealthView;
 use crate::zone::DynamicOutcome;
@@ -83,7 +83,9 @@ impl Routing {
         counted: bool,
         sink: &mut S,
     ) -> (DynamicOutcome<'_>, Basis<'_>) {
-        let Some((key, scope)) = self.memo_key(serial, index, qtype, client, health, sink) else {
+        let Some((key, name, mut basis)) =
+            self.memo_key(serial, index, qtype, client, health, sink)
+        else {
             return self.answer(index, owner, qtype, client, health, counted, sink);
         };
         let replayed = MEMO.with_borrow(|memo| {
@@ -94,20 +96,10 @@ impl Routing {
         });
         if let Some(counter) = replayed {
             REPLAYED.set(REPLAYED.get().wrapping_add(1));
-            let Some(name) = self.names.get(index as usize) else {
-                return (DynamicOutcome::NoData, Basis::fixed());
-            };
-            let counter = name.answers.get(counter as usize).map(|c| &**c);
-            if counted && let Some(c) = counter {
+            basis.counter = name.answers.get(counter as usize).map(|c| &**c);
+            if counted && let Some(c) = basis.counter {
                 c.inc();
             }
-            let basis = Basis {
-                scope,
-                addr: Self::locate(name, client).0,
-                from_ecs: Self::ecs_of(name, client).is_some(),
-                random: false,
-                counter,
-            };
             return (DynamicOutcome::Answered, basis);
         }
         let mark = sink.answer_mark(owner);
@@ -118,8 +110,9 @@ impl Routing {
         (outcome, basis)
     }
 
-    /// The key an answer of dynamic name `index` is kept under, and its ECS scope; `None`
-    /// when the answer is not kept (not table-driven, random, a CNAME, or signed).
+    /// The key an answer of dynamic name `index` is kept under, the name, and what the
+    /// answer depends on (all but its counter); `None` when the answer is not kept (not
+    /// table-driven, random, a CNAME, or signed).
     fn memo_key<S: Sink>(
         &self,
         serial: u64,
@@ -128,7 +121,7 @@ impl Routing {
         client: &Client,
         health: &HealthView,
         sink: &S,
-    ) -> Option<(MemoKey, u8)> {
+    ) -> Option<(MemoKey, &DynamicName, Basis<'_>)> {
         let name = self.names.get(index as usize)?;
         let Policy::Table { table, .. } = name.policy else {
             return None;
@@ -141,10 +134,8 @@ impl Routing {
         if !serves || name.serves_cname || name.draws_at_random() || sink.dnssec_ok() {
             return None;
         }
-        let (order, scope) = self
-            .tables
-            .get(table as usize)?
-            .lookup(Self::locate(name, client).0);
+        let addr = Self::locate(name, client).0;
+        let (order, scope) = self.tables.get(table as usize)?.lookup(addr);
         let key = MemoKey {
             serial,
             health_version: health.version(),
@@ -152,7 +143,14 @@ impl Routing {
             order: *order,
             qtype,
         };
-        Some((key, scope))
+        let basis = Basis {
+            scope,
+            addr,
+            from_ecs: Self::ecs_of(name, client).is_some(),
+            random: false,
+            counter: None,
+        };
+        Some((key, name, basis))
     }
 
     /// Keeps the records written since `mark` under `key`, when they fit.

@@ -75,11 +75,11 @@ impl ZoneSet {
         for hop in 1..MAX_CHAIN {
             // Follow the chain only inside this zone, and never around a loop.
             let mut lower = [0u8; MAX_NAME_LEN];
-            let lower = name::lower_into(&cur[..cur_len], &mut lower);
-            if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&name_hash(lower)) {
+            let (lower, hash) = name::lower_hash_into(&cur[..cur_len], &mut lower);
+            if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&hash) {
                 return out;
             }
-            visited[hop] = name_hash(lower);
+            visited[hop] = hash;
             let name = cur;
             let step = zone.step(lower, qtype);
             match self.step_answer(

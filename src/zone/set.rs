@@ -63,7 +63,7 @@ pub enum Found<'z> {
     /// The name's own node.
     Exact(Direct<'z>),
     /// The name does not exist, and neither a cut nor a DNAME is above it: the wildcard
-    /// at its closest encloser answers (its owner and node), or none does (NXDOMAIN).
+    /// at its closest encloser answers, or none does (NXDOMAIN).
     Absent(Option<Wildcard<'z>>),
     /// Only the walk down from the apex settles it.
     Search,

@@ -310,17 +310,24 @@ impl<'b> Writer<'b> {
         }
     }
 
+    /// Whether `name` is the very slice of the request the question name was copied from
+    /// (the usual answer owner): the question's name, known without a comparison.
+    fn is_question_slice(&self, name: &[u8]) -> bool {
+        name.as_ptr() as usize == self.qname_source
+            && name.len() == self.qname_len
+            && self.qname_len > 1
+    }
+
     /// Whether `name` is the question's name (ignoring case): the same slice, or equal.
     fn is_question_name(&self, name: &[u8]) -> bool {
         let qlen = self.qname_len;
-        if qlen <= 1 || name.len() != qlen {
-            return false;
-        }
-        name.as_ptr() as usize == self.qname_source
-            || self
-                .buf
-                .get(HEADER_LEN..HEADER_LEN + qlen)
-                .is_some_and(|q| eq_fold(q, name))
+        self.is_question_slice(name)
+            || (qlen > 1
+                && name.len() == qlen
+                && self
+                    .buf
+                    .get(HEADER_LEN..HEADER_LEN + qlen)
+                    .is_some_and(|q| eq_fold(q, name)))
     }
 
     /// Nothing written yet beyond the answer section, and no record left out.
@@ -352,10 +359,7 @@ impl<'b> Writer<'b> {
     /// Writes `name` (uncompressed wire form) compressed against earlier names.
     fn write_name(&mut self, name: &[u8]) -> bool {
         // The common case: the question name or one of its ancestors (the zone apex).
-        let same_slice = name.as_ptr() as usize == self.qname_source
-            && name.len() == self.qname_len
-            && self.qname_len > 1;
-        let at_question = if same_slice {
+        let at_question = if self.is_question_slice(name) {
             Some(HEADER_LEN as u16)
         } else {
             self.in_question(name)
