@@ -8,13 +8,12 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
-use maxminddb::WithinOptions;
 
 use super::cidr::{self, GapFill, Item, Merger};
 use super::db::{Fields, GeoDb, GeoSources};
 use super::error::GeoError;
 use super::location::Location;
+use super::mmdb::{TreeNet, TreeWalk};
 use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_net};
 
 /// Distinct records of one database seen during a walk, decoded once each.
@@ -107,7 +106,7 @@ fn walk_to(
         resolve(
             &raw,
             db,
-            fields,
+            (v6, fields),
             &mut cache.borrow_mut(),
             &mut last,
             &mut items,
@@ -193,83 +192,36 @@ impl Ids {
     }
 }
 
-type Walk<'a> = Box<dyn Iterator<Item = Result<Raw<'a>, GeoError>> + 'a>;
-
-/// One network of a walk: where it is, and its record's offset, not yet an index.
-struct Raw<'a> {
-    start: u128,
-    len: u8,
-    offset: Option<u32>,
-    result: maxminddb::LookupResult<'a, Vec<u8>>,
-}
-
-/// Streams one database's networks of one family in address order as (start, len, record
-/// index), decoding each distinct record into `cache` the first time it is seen.
+/// Streams one database's networks of one family in address order, with their records'
+/// data offsets (see [`Layout::walk`]).
 ///
 /// IPv6 is walked as the blocks around `::/96`, so the IPv4 subtree of an IPv6 database is
-/// walked once (as IPv4), not twice. Aliased ranges (`::ffff:0:0/96`, 6to4, Teredo) are
-/// skipped by the reader; they become gaps, and the table answers them from the IPv4 side.
-fn walk(db: &GeoDb, v6: bool) -> Result<Walk<'_>, GeoError> {
-    let bad = |e: String| GeoError::new(db.path(), e);
-    let roots: Vec<(IpNetwork, u128, u8)> = if !v6 {
-        let root = Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).map_err(|e| bad(e.to_string()))?;
-        vec![(IpNetwork::V4(root), 0, 0)]
-    } else if db.ip_version() == 4 {
+/// walked once (as IPv4), not twice. Aliased ranges (`::ffff:0:0/96`, 6to4, Teredo) yield
+/// nothing; they become gaps, and the table answers them from the IPv4 side.
+fn walk(db: &GeoDb, v6: bool) -> Result<TreeWalk<'_>, GeoError> {
+    // An IPv4 database has no IPv6 networks: no IPv6 roots to walk.
+    let roots = if !v6 || db.ip_version() == 4 {
         Vec::new()
     } else {
         let compat = V4Alias::COMPAT;
-        let mut roots = Vec::new();
-        for (start, len, inside) in cidr::partition(128, vec![(compat.prefix, compat.len, 0)]) {
-            if inside.is_none() {
-                let net =
-                    Ipv6Network::new(Ipv6Addr::from(start), len).map_err(|e| bad(e.to_string()))?;
-                roots.push((IpNetwork::V6(net), start, len));
-            }
-        }
-        roots
+        cidr::partition(128, vec![(compat.prefix, compat.len, 0)])
+            .into_iter()
+            .filter(|(_, _, inside)| inside.is_none())
+            .map(|(start, len, _)| (start, len))
+            .collect()
     };
-    let opts = WithinOptions::default().include_networks_without_data();
-    let mut iters = Vec::with_capacity(roots.len());
-    for (root, root_start, root_len) in roots {
-        let iter = db
-            .reader()
-            .within(root, opts)
-            .map_err(|e| bad(format!("walking the tree: {e}")))?;
-        iters.push(iter.map(move |res| (res, root_start, root_len)));
+    db.layout()?
+        .walk(v6, roots)
+        .map_err(|e| GeoError::new(db.path(), format!("walking the tree: {e}")))
+}
+
+/// A network of a walk as the table builder sees it, `start/len` printed in its family.
+fn network_text(net: &TreeNet, v6: bool) -> String {
+    if v6 {
+        format!("{}/{}", Ipv6Addr::from(net.start), net.len)
+    } else {
+        format!("{}/{}", Ipv4Addr::from(net.start as u32), net.len)
     }
-    Ok(Box::new(iters.into_iter().flatten().map(
-        move |(res, root_start, root_len)| {
-            let result = res.map_err(|e| bad(format!("walking the tree: {e}")))?;
-            let (start, len) = match result.network() {
-                Ok(IpNetwork::V4(n)) if !v6 => (u128::from(u32::from(n.network())), n.prefix()),
-                Ok(IpNetwork::V6(n)) if v6 => (u128::from(n.network()), n.prefix()),
-                // An IPv6 database without an IPv4 subtree: one IPv6 record covers all of
-                // IPv4.
-                Ok(IpNetwork::V6(_)) => (0, 0),
-                Ok(IpNetwork::V4(n)) => return Err(bad(format!("IPv4 network {n} in IPv6 walk"))),
-                Err(e) => return Err(bad(format!("bad network: {e}"))),
-            };
-            // A record found above the walked block covers the whole block.
-            let (start, len) = if len < root_len {
-                (root_start, root_len)
-            } else {
-                (start, len)
-            };
-            let offset = match result.offset() {
-                None => None,
-                Some(offset) => Some(
-                    u32::try_from(offset)
-                        .map_err(|_| bad(format!("record offset {offset} past 4 GiB")))?,
-                ),
-            };
-            Ok(Raw {
-                start,
-                len,
-                offset,
-                result,
-            })
-        },
-    )))
 }
 
 /// Adds the networks of `raw` to `items` with their record indices, decoding each record
@@ -277,17 +229,17 @@ fn walk(db: &GeoDb, v6: bool) -> Result<Walk<'_>, GeoError> {
 /// networks ahead: a City database's map is larger than the caches, and its misses then
 /// overlap instead of coming one after another.
 fn resolve(
-    raw: &[Result<Raw<'_>, GeoError>],
+    raw: &[Result<TreeNet, String>],
     db: &GeoDb,
-    fields: Fields,
+    (v6, fields): (bool, Fields),
     cache: &mut RecordCache,
     last: &mut Option<(u32, usize)>,
     items: &mut Vec<Result<Item, GeoError>>,
 ) {
     const AHEAD: usize = 8;
     for (i, network) in raw.iter().enumerate() {
-        if let Some(Ok(Raw {
-            offset: Some(o), ..
+        if let Some(Ok(TreeNet {
+            record: Some(o), ..
         })) = raw.get(i + AHEAD)
         {
             cache.by_offset.prefetch(*o);
@@ -295,18 +247,21 @@ fn resolve(
         let network = match network {
             Ok(n) => n,
             Err(e) => {
-                items.push(Err(e.clone()));
+                items.push(Err(GeoError::new(
+                    db.path(),
+                    format!("walking the tree: {e}"),
+                )));
                 return;
             }
         };
-        let record = match network.offset {
+        let record = match network.record {
             None => None,
             // Neighbouring networks often share a record.
             Some(offset) if last.is_some_and(|(o, _)| o == offset) => last.map(|(_, i)| i),
             Some(offset) => {
                 let i = match cache.by_offset.get(offset) {
                     Some(i) => i as usize,
-                    None => match db.decode(&network.result, fields) {
+                    None => match db.decode_at(offset, fields) {
                         Ok(loc) => {
                             let i = cache.decoded;
                             cache.decoded += 1;
@@ -315,7 +270,7 @@ fn resolve(
                             i as usize
                         }
                         Err(e) => {
-                            items.push(Err(e));
+                            items.push(Err(e.at(db.path(), &network_text(network, v6))));
                             return;
                         }
                     },

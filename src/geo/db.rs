@@ -7,15 +7,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use maxminddb::{LookupResult, PathElement, Reader};
-use serde::Deserialize;
+use maxminddb::{LookupResult, Reader};
 
 use super::cidr;
 use super::error::GeoError;
 use super::location::{
-    CompiledPaths, ContinentCode, CountryCode, FieldPath, GeoFieldPaths, Location, Segment,
-    SubdivisionCode,
+    CompiledPaths, ContinentCode, CountryCode, FieldPath, GeoFieldPaths, Location, SubdivisionCode,
 };
+use super::mmdb::{self, Data, Layout, Scalar};
 use super::table::V4Alias;
 
 /// The fields of a [`Location`] a table is built from; the others are not decoded (most of
@@ -48,8 +47,23 @@ impl std::ops::BitOr for Fields {
 /// One opened MaxMind DB (City, Country, ASN, or any database with configured field paths).
 pub struct GeoDb {
     path: PathBuf,
-    reader: Reader<Vec<u8>>,
+    reader: Reader<FileBytes>,
+    /// The file, shared with the reader: table builds read its tree and data directly.
+    bytes: FileBytes,
+    /// Where the data section lies in `bytes`.
+    data: std::ops::Range<usize>,
     paths: CompiledPaths,
+}
+
+/// A database file's bytes, shared between the reader and the direct reads of
+/// [`mmdb`](super::mmdb).
+#[derive(Clone)]
+struct FileBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -78,9 +92,15 @@ impl GeoDb {
     ) -> Result<Self, GeoError> {
         let path = name.as_ref().to_path_buf();
         let paths = fields.compile(&path)?;
-        let reader = Reader::from_source(bytes)
-            .map_err(|e| GeoError::new(&path, format!("not a valid MaxMind DB: {e}")))?;
-        let version = reader.metadata().ip_version;
+        let bytes = FileBytes(Arc::new(bytes));
+        let invalid = |e: &dyn std::fmt::Display| {
+            GeoError::new(&path, format!("not a valid MaxMind DB: {e}"))
+        };
+        let reader = Reader::from_source(bytes.clone()).map_err(|e| invalid(&e))?;
+        let meta = reader.metadata();
+        let data = mmdb::data_section(bytes.as_ref(), meta.node_count, meta.record_size)
+            .map_err(|e| invalid(&e))?;
+        let version = meta.ip_version;
         if version != 4 && version != 6 {
             return Err(GeoError::new(
                 &path,
@@ -90,6 +110,8 @@ impl GeoDb {
         Ok(Self {
             path,
             reader,
+            bytes,
+            data,
             paths,
         })
     }
@@ -109,8 +131,16 @@ impl GeoDb {
         self.reader.metadata().ip_version
     }
 
-    pub(crate) fn reader(&self) -> &Reader<Vec<u8>> {
-        &self.reader
+    /// The search tree and data section, for a walk.
+    pub(crate) fn layout(&self) -> Result<Layout<'_>, GeoError> {
+        let meta = self.reader.metadata();
+        Layout::new(
+            self.bytes.as_ref(),
+            meta.node_count,
+            meta.record_size,
+            meta.ip_version,
+        )
+        .map_err(|e| GeoError::new(&self.path, format!("not a valid MaxMind DB: {e}")))
     }
 
     /// Locates `ip`. `prefix_len` is the length of the database network the answer came
@@ -174,34 +204,70 @@ impl GeoDb {
         GeoError::new(&self.path, format!("lookup of {ip}: {e}"))
     }
 
-    /// Decodes the configured fields of one record that `fields` asks for, the others left
-    /// `None` (prefix_len left at 0). Malformed or out-of-range values become `None`; values
-    /// of the wrong type are errors, since they mean the field paths do not fit this
-    /// database.
-    pub(crate) fn decode<'a>(
-        &'a self,
-        result: &LookupResult<'a, Vec<u8>>,
+    /// Decodes the configured fields of one lookup's record that `fields` asks for; see
+    /// [`GeoDb::decode_at`].
+    fn decode(
+        &self,
+        result: &LookupResult<'_, FileBytes>,
         fields: Fields,
     ) -> Result<Location, GeoError> {
-        if !result.has_data() {
+        let Some(offset) = result.offset() else {
             return Ok(Location::default());
-        }
+        };
+        let offset = u32::try_from(offset)
+            .map_err(|_| GeoError::new(&self.path, format!("record offset {offset} past 4 GiB")))?;
+        self.decode_at(offset, fields).map_err(|e| {
+            let at = result
+                .network()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
+            e.at(&self.path, &at)
+        })
+    }
+
+    /// Decodes the configured fields that `fields` asks for of the record at `offset` in the
+    /// data section, the others left `None` (prefix_len left at 0). Malformed or
+    /// out-of-range codes and coordinates become `None`. A value of the wrong kind (not a
+    /// string for a code or name, not a number for a coordinate, not an integer that fits a
+    /// u32 for the ASN) is an error, since it means the field paths do not fit this
+    /// database; any stored number type is read as a number.
+    pub(crate) fn decode_at(&self, offset: u32, fields: Fields) -> Result<Location, FieldError> {
+        let data = Data::new(
+            self.bytes
+                .as_ref()
+                .get(self.data.clone())
+                .unwrap_or_default(),
+        );
         let p = &self.paths;
-        let want = |field: Fields, path: &'a FieldPath| fields.has(field).then_some(path);
-        let continent: Option<&str> =
-            self.field(result, want(Fields::CONTINENT, &p.continent), "continent")?;
-        let country: Option<&str> =
-            self.field(result, want(Fields::COUNTRY, &p.country), "country")?;
-        let subdivision: Option<&str> = self.field(
-            result,
-            want(Fields::SUBDIVISION, &p.subdivision),
-            "subdivision",
-        )?;
-        let city: Option<&str> = self.field(result, want(Fields::CITY, &p.city), "city")?;
-        let lat: Option<f64> = self.field(result, want(Fields::COORDS, &p.latitude), "latitude")?;
-        let lon: Option<f64> =
-            self.field(result, want(Fields::COORDS, &p.longitude), "longitude")?;
-        let asn: Option<u32> = self.field(result, want(Fields::ASN, &p.asn), "asn")?;
+        let field = |field: Fields, path: &FieldPath, name: &'static str| {
+            self.field(data, offset, fields.has(field).then_some(path))
+                .map_err(|reason| FieldError { name, reason })
+        };
+        let text = |f, path, name| {
+            field(f, path, name)?
+                .map(|v: Scalar<'_>| v.into_str())
+                .transpose()
+                .map_err(|reason| FieldError { name, reason })
+        };
+        let number = |f, path, name| {
+            field(f, path, name)?
+                .map(Scalar::into_f64)
+                .transpose()
+                .map_err(|reason| FieldError { name, reason })
+        };
+        let continent = text(Fields::CONTINENT, &p.continent, "continent")?;
+        let country = text(Fields::COUNTRY, &p.country, "country")?;
+        let subdivision = text(Fields::SUBDIVISION, &p.subdivision, "subdivision")?;
+        let city = text(Fields::CITY, &p.city, "city")?;
+        let lat = number(Fields::COORDS, &p.latitude, "latitude")?;
+        let lon = number(Fields::COORDS, &p.longitude, "longitude")?;
+        let asn = field(Fields::ASN, &p.asn, "asn")?
+            .map(Scalar::into_u32)
+            .transpose()
+            .map_err(|reason| FieldError {
+                name: "asn",
+                reason,
+            })?;
         let coords = match (lat, lon) {
             (Some(lat), Some(lon))
                 if lat.is_finite()
@@ -224,39 +290,17 @@ impl GeoDb {
         })
     }
 
-    fn field<'a, T: Deserialize<'a>>(
+    fn field<'a>(
         &self,
-        result: &LookupResult<'a, Vec<u8>>,
-        path: Option<&'a FieldPath>,
-        name: &str,
-    ) -> Result<Option<T>, GeoError> {
+        data: Data<'a>,
+        offset: u32,
+        path: Option<&FieldPath>,
+    ) -> Result<Option<Scalar<'a>>, String> {
         // Not asked for, or not in this database.
-        let Some(path) = path.filter(|p| !p.0.is_empty()) else {
-            return Ok(None);
-        };
-        let element = |s: &'a Segment| match s {
-            Segment::Key(k) => PathElement::Key(k),
-            Segment::Index(i) => PathElement::Index(*i),
-        };
-        // On the stack: a table build decodes a few fields of every distinct record.
-        let mut short: [PathElement<'_>; 8] = std::array::from_fn(|_| PathElement::Index(0));
-        let long: Vec<PathElement<'_>>;
-        let elements = if path.0.len() <= short.len() {
-            for (slot, s) in short.iter_mut().zip(&path.0) {
-                *slot = element(s);
-            }
-            &short[..path.0.len()]
-        } else {
-            long = path.0.iter().map(element).collect();
-            &long[..]
-        };
-        result.decode_path(elements).map_err(|e| {
-            let at = result
-                .network()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "?".into());
-            GeoError::new(&self.path, format!("record for {at}: field {name}: {e}"))
-        })
+        match path.filter(|p| !p.0.is_empty()) {
+            None => Ok(None),
+            Some(path) => data.find(offset, &path.0),
+        }
     }
 
     /// Whether this database answers `alias` from its IPv4 subtree (MaxMind's writers alias
@@ -280,6 +324,23 @@ impl GeoDb {
 /// The tree depth of a lookup result, without the reader's panicking edge cases.
 fn network_len<S: AsRef<[u8]>>(result: &LookupResult<'_, S>) -> u8 {
     result.network().map(|n| n.prefix()).unwrap_or(0)
+}
+
+/// A record's field that could not be read: which field, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldError {
+    name: &'static str,
+    reason: String,
+}
+
+impl FieldError {
+    /// The error for the record of network `at` in database `path`.
+    pub(crate) fn at(&self, path: &Path, at: &dyn std::fmt::Display) -> GeoError {
+        GeoError::new(
+            path,
+            format!("record for {at}: field {}: {}", self.name, self.reason),
+        )
+    }
 }
 
 /// Several databases answering together, e.g. City + ASN: each field comes from the first

@@ -16,6 +16,9 @@ mod db;
 mod distance;
 mod error;
 mod location;
+mod mmdb;
+#[cfg(all(test, feature = "test-support"))]
+mod mmdb_tests;
 mod offsets;
 mod table;
 #[cfg(feature = "test-support")]
