@@ -13,41 +13,34 @@ use super::cidr::{self, GapFill, Item, Merger};
 use super::db::{Fields, GeoDb, GeoSources};
 use super::error::GeoError;
 use super::location::Location;
-use super::mmdb::{TreeNet, TreeWalk};
+use super::mmdb::TreeWalk;
 use super::table::{Blocks, NetTable, Slot, V4Alias, alias_partition, normalize_net};
-
-/// Distinct records of one database seen during a walk, decoded once each.
-#[derive(Default)]
-struct RecordCache {
-    /// Record index by data-section offset.
-    by_offset: super::offsets::OffsetMap,
-    /// Records decoded so far (the next one's index).
-    decoded: u32,
-    /// Decoded records not yet handed to the table builder, in index order.
-    fresh: Vec<Location>,
-}
 
 /// Networks per message from a walking thread: the channel's cost per network stays small
 /// and the messages in flight stay a few hundred KiB.
 const BATCH: usize = 4096;
 
-/// A run of one database's networks, with the records first seen in it.
+/// How many networks ahead the builder warms the slot it will look a record up in: a City
+/// database's map is larger than the caches, and the misses then overlap instead of coming
+/// one after another.
+const AHEAD: usize = 8;
+
+/// A run of one database's networks.
 struct Batch {
     items: Vec<Result<Item, GeoError>>,
-    locations: Vec<Location>,
     /// The walk's last batch.
     done: bool,
 }
 
-/// One database's networks of one family, walked (and their records decoded) on a thread of
-/// its own while the caller gap-fills, sweeps, classifies and merges: the two halves of a
-/// table build take about the same time, so a large database loads in a little over half.
-/// Records arrive in `locations` before the networks that use them.
+/// One database's networks of one family, walked on a thread of its own while the caller
+/// gap-fills, sweeps, decodes, classifies and merges. Each network's payload is its
+/// record's data-section offset (`None`: no data).
 struct Walker<'a> {
     batches: std::sync::mpsc::Receiver<Batch>,
     current: std::vec::IntoIter<Result<Item, GeoError>>,
-    locations: &'a RefCell<Vec<Location>>,
     done: bool,
+    /// The ids the caller looks records up in, when this is the only database.
+    ids: Option<&'a RefCell<Ids>>,
 }
 
 impl<'a> Walker<'a> {
@@ -55,83 +48,54 @@ impl<'a> Walker<'a> {
         scope: &'scope std::thread::Scope<'scope, 'a>,
         db: &'a GeoDb,
         v6: bool,
-        fields: Fields,
-        records: &'a std::sync::Mutex<RecordCache>,
-        locations: &'a RefCell<Vec<Location>>,
+        ids: Option<&'a RefCell<Ids>>,
     ) -> Self {
         let (tx, batches) = std::sync::mpsc::sync_channel(4);
-        scope.spawn(move || {
-            // Held for the whole walk: the other family's walk of this database starts
-            // after it and goes on with the same record indices.
-            let mut kept = records.lock().unwrap_or_else(|e| e.into_inner());
-            let cache = RefCell::new(std::mem::take(&mut *kept));
-            walk_to(db, v6, fields, &cache, &tx);
-            *kept = cache.into_inner();
-        });
+        scope.spawn(move || walk_to(db, v6, &tx));
         Self {
             batches,
             current: Vec::new().into_iter(),
-            locations,
             done: false,
+            ids,
         }
     }
 }
 
 /// Sends the walk's networks in batches until it ends, fails or the builder stops.
-fn walk_to(
-    db: &GeoDb,
-    v6: bool,
-    fields: Fields,
-    cache: &RefCell<RecordCache>,
-    tx: &std::sync::mpsc::SyncSender<Batch>,
-) {
+fn walk_to(db: &GeoDb, v6: bool, tx: &std::sync::mpsc::SyncSender<Batch>) {
     let networks = match walk(db, v6) {
         Ok(networks) => networks,
         Err(e) => {
             let _ = tx.send(Batch {
                 items: vec![Err(e)],
-                locations: Vec::new(),
                 done: true,
             });
             return;
         }
     };
     let mut items = Vec::with_capacity(BATCH);
-    let mut raw = Vec::with_capacity(BATCH);
-    let mut last = None;
-    let mut networks = networks.peekable();
-    while networks.peek().is_some() {
-        raw.clear();
-        raw.extend(networks.by_ref().take(BATCH));
-        resolve(
-            &raw,
-            db,
-            (v6, fields),
-            &mut cache.borrow_mut(),
-            &mut last,
-            &mut items,
-        );
-        let failed = items.last().is_some_and(Result::is_err);
+    for network in networks {
+        let item = network
+            .map(|n| (n.start, n.len, n.record.map(|o| o as usize)))
+            .map_err(|e| GeoError::new(db.path(), format!("walking the tree: {e}")));
+        let failed = item.is_err();
+        items.push(item);
         if items.len() >= BATCH || failed {
-            let locations = std::mem::take(&mut cache.borrow_mut().fresh);
             let items = std::mem::replace(&mut items, Vec::with_capacity(BATCH));
             // The builder stopped (an error elsewhere): so does the walk.
-            let batch = Batch {
-                items,
-                locations,
-                done: failed,
-            };
-            if tx.send(batch).is_err() || failed {
+            if tx
+                .send(Batch {
+                    items,
+                    done: failed,
+                })
+                .is_err()
+                || failed
+            {
                 return;
             }
         }
     }
-    let locations = std::mem::take(&mut cache.borrow_mut().fresh);
-    let _ = tx.send(Batch {
-        items,
-        locations,
-        done: true,
-    });
+    let _ = tx.send(Batch { items, done: true });
 }
 
 impl Iterator for Walker<'_> {
@@ -139,6 +103,11 @@ impl Iterator for Walker<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if let Some(ids) = self.ids
+                && let Some(Ok((_, _, Some(offset)))) = self.current.as_slice().get(AHEAD)
+            {
+                ids.borrow().by_offset.prefetch(*offset as u32);
+            }
             if let Some(item) = self.current.next() {
                 return Some(item);
             }
@@ -153,42 +122,60 @@ impl Iterator for Walker<'_> {
                     "a database walk stopped before its end",
                 )));
             };
-            self.locations.borrow_mut().extend(batch.locations);
             self.current = batch.items.into_iter();
             self.done = batch.done;
         }
     }
 }
 
-/// Ids per distinct combination of records (one record index per database).
+/// Ids by the records a network has (one data offset per database).
 #[derive(Default)]
 struct Ids {
+    /// With one database, by its record's offset: one probe of a flat map per network,
+    /// where a hash map of boxed keys misses the CPU cache more than once.
+    by_offset: super::offsets::OffsetMap,
     by_records: HashMap<Box<[Option<usize>]>, u32>,
-    /// The same for one database, by its record index: one array read per network, where
-    /// a hash map of a City database's ~240,000 records misses the CPU cache on every probe.
-    by_record: Vec<u32>,
 }
 
 impl Ids {
     fn get(&self, records: &[Option<usize>]) -> Option<u32> {
         match records {
-            [Some(r)] => self.by_record.get(*r).copied().filter(|&id| id != u32::MAX),
+            [Some(offset)] => self.by_offset.get(*offset as u32),
             _ => self.by_records.get(records).copied(),
         }
     }
 
     fn insert(&mut self, records: &[Option<usize>], id: u32) {
         match records {
-            [Some(r)] => {
-                if self.by_record.len() <= *r {
-                    self.by_record.resize(r + 1, u32::MAX);
-                }
-                self.by_record[*r] = id;
-            }
+            [Some(offset)] => self.by_offset.insert(*offset as u32, id),
             _ => {
                 self.by_records.insert(records.into(), id);
             }
         }
+    }
+}
+
+/// Decoded records of one database, by offset, for combinations with other databases'
+/// records (with one database, each record is decoded once anyway: its id is kept).
+#[derive(Default)]
+struct Decoded(HashMap<u32, Location>);
+
+impl Decoded {
+    fn get(
+        &mut self,
+        db: &GeoDb,
+        offset: u32,
+        fields: Fields,
+        keep: bool,
+    ) -> Result<Location, super::db::FieldError> {
+        if let Some(loc) = self.0.get(&offset) {
+            return Ok(loc.clone());
+        }
+        let loc = db.decode_at(offset, fields)?;
+        if keep {
+            self.0.insert(offset, loc.clone());
+        }
+        Ok(loc)
     }
 }
 
@@ -215,71 +202,12 @@ fn walk(db: &GeoDb, v6: bool) -> Result<TreeWalk<'_>, GeoError> {
         .map_err(|e| GeoError::new(db.path(), format!("walking the tree: {e}")))
 }
 
-/// A network of a walk as the table builder sees it, `start/len` printed in its family.
-fn network_text(net: &TreeNet, v6: bool) -> String {
+/// A block of the sweep, `start/len` printed in its family.
+fn network_text(start: u128, len: u8, v6: bool) -> String {
     if v6 {
-        format!("{}/{}", Ipv6Addr::from(net.start), net.len)
+        format!("{}/{}", Ipv6Addr::from(start), len)
     } else {
-        format!("{}/{}", Ipv4Addr::from(net.start as u32), net.len)
-    }
-}
-
-/// Adds the networks of `raw` to `items` with their record indices, decoding each record
-/// the first time it is seen (into `cache`). The records' slots are prefetched a few
-/// networks ahead: a City database's map is larger than the caches, and its misses then
-/// overlap instead of coming one after another.
-fn resolve(
-    raw: &[Result<TreeNet, String>],
-    db: &GeoDb,
-    (v6, fields): (bool, Fields),
-    cache: &mut RecordCache,
-    last: &mut Option<(u32, usize)>,
-    items: &mut Vec<Result<Item, GeoError>>,
-) {
-    const AHEAD: usize = 8;
-    for (i, network) in raw.iter().enumerate() {
-        if let Some(Ok(TreeNet {
-            record: Some(o), ..
-        })) = raw.get(i + AHEAD)
-        {
-            cache.by_offset.prefetch(*o);
-        }
-        let network = match network {
-            Ok(n) => n,
-            Err(e) => {
-                items.push(Err(GeoError::new(
-                    db.path(),
-                    format!("walking the tree: {e}"),
-                )));
-                return;
-            }
-        };
-        let record = match network.record {
-            None => None,
-            // Neighbouring networks often share a record.
-            Some(offset) if last.is_some_and(|(o, _)| o == offset) => last.map(|(_, i)| i),
-            Some(offset) => {
-                let i = match cache.by_offset.get(offset) {
-                    Some(i) => i as usize,
-                    None => match db.decode_at(offset, fields) {
-                        Ok(loc) => {
-                            let i = cache.decoded;
-                            cache.decoded += 1;
-                            cache.fresh.push(loc);
-                            cache.by_offset.insert(offset, i);
-                            i as usize
-                        }
-                        Err(e) => {
-                            items.push(Err(e.at(db.path(), &network_text(network, v6))));
-                            return;
-                        }
-                    },
-                };
-                *last = Some((offset, i));
-                Some(i)
-            }
-        };
-        items.push(Ok((network.start, network.len, record)));
+        format!("{}/{}", Ipv4Addr::from(start as u32), len)
     }
 }
 
@@ -318,10 +246,8 @@ pub fn build_table(
         }
     }
 
-    let records: Vec<std::sync::Mutex<RecordCache>> =
-        dbs.iter().map(|_| Default::default()).collect();
-    let locations: Vec<RefCell<Vec<Location>>> = dbs.iter().map(|_| RefCell::default()).collect();
-    let mut ids = Ids::default();
+    let ids = RefCell::new(Ids::default());
+    let mut decoded: Vec<Decoded> = dbs.iter().map(|_| Decoded::default()).collect();
     let mut db_networks = 0;
 
     std::thread::scope(|scope| {
@@ -329,8 +255,9 @@ pub fn build_table(
             |v6: bool, emit: &mut dyn FnMut(u128, u8, Slot<u32>)| -> Result<usize, GeoError> {
                 let width = if v6 { 128 } else { 32 };
                 let mut walks = Vec::with_capacity(dbs.len());
-                for ((db, records), locations) in dbs.iter().zip(&records).zip(&locations) {
-                    let walker = Walker::spawn(scope, db, v6, fields, records, locations);
+                let one_db = (dbs.len() == 1).then_some(&ids);
+                for db in dbs {
+                    let walker = Walker::spawn(scope, db, v6, one_db);
                     walks.push(GapFill::new(walker, width, db.path()));
                 }
                 let alias_parts = if v6 {
@@ -364,23 +291,25 @@ pub fn build_table(
                         Slot::Value(overrides.get(i).map_or(unknown, |o| o.1))
                     } else if records.iter().all(Option::is_none) {
                         Slot::Value(unknown)
-                    } else if let Some(id) = ids.get(records) {
+                    } else if let Some(id) = ids.borrow().get(records) {
                         Slot::Value(id)
                     } else {
+                        let keep = n_dbs > 1;
                         let mut loc: Option<Location> = None;
-                        for (known, record) in locations.iter().zip(records) {
-                            let known = known.borrow();
-                            let part = record
-                                .and_then(|r| known.get(r))
-                                .cloned()
-                                .unwrap_or_default();
+                        for ((db, decoded), record) in dbs.iter().zip(&mut decoded).zip(records) {
+                            let part = match record {
+                                None => Location::default(),
+                                Some(offset) => decoded
+                                    .get(db, *offset as u32, fields, keep)
+                                    .map_err(|e| e.at(db.path(), &network_text(start, len, v6)))?,
+                            };
                             match loc.as_mut() {
                                 None => loc = Some(part),
                                 Some(l) => l.merge_from(&part),
                             }
                         }
                         let id = classify(&loc.unwrap_or_default());
-                        ids.insert(records, id);
+                        ids.borrow_mut().insert(records, id);
                         Slot::Value(id)
                     };
                     merger.push(start, len, slot, &mut |s, l, v| emit(s, l, v));
