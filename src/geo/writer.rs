@@ -225,6 +225,65 @@ pub fn build_demo_db(csv: &Path, mmdb: &Path) -> Result<usize, GeoError> {
     Ok(rows.len())
 }
 
+/// Continent, country and subdivision of the synthetic places, with rough coordinates.
+const REGIONS: [(&str, &str, &str, f64, f64); 12] = [
+    ("EU", "GB", "ENG", 51.5, -0.1),
+    ("EU", "DE", "HE", 50.1, 8.7),
+    ("EU", "FR", "IDF", 48.9, 2.4),
+    ("NA", "US", "CA", 37.4, -121.9),
+    ("NA", "US", "NY", 40.7, -74.0),
+    ("NA", "US", "TX", 32.8, -96.8),
+    ("NA", "CA", "ON", 43.7, -79.4),
+    ("AS", "SG", "01", 1.35, 103.8),
+    ("AS", "JP", "13", 35.7, 139.7),
+    ("OC", "AU", "NSW", -33.9, 151.2),
+    ("SA", "BR", "SP", -23.5, -46.6),
+    ("AF", "ZA", "GT", -26.2, 28.0),
+];
+const PLACES_PER_REGION: usize = 20;
+
+/// `networks` rows shaped like GeoLite2-City's (for `examples/synth-city.rs` and the table
+/// build benchmark): three quarters IPv4 /24s from 1.0.0.0 up (one in 64 left out, as
+/// unallocated space), one quarter IPv6 /48s under 2a00::/12, each at one of 240 places on
+/// every continent picked at random (fixed seed), with a city name, coordinates and an ASN.
+/// Neighbours rarely share a place, so tables built from them are larger than from real
+/// data: an upper bound.
+pub fn synthetic_city_rows(networks: usize) -> Vec<CityRow> {
+    let mut seed = 0x5eed_u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let v4 = networks * 3 / 4;
+    let mut rows = Vec::with_capacity(networks);
+    for i in 0..networks {
+        let network = if i < v4 {
+            let n = (i + i / 63) as u32;
+            let addr = std::net::Ipv4Addr::from((1u32 << 24).wrapping_add(n << 8));
+            IpNet::V4(ipnet::Ipv4Net::new(addr, 24).unwrap_or_default())
+        } else {
+            let n = (i - v4) as u128;
+            let addr = std::net::Ipv6Addr::from((0x2a00u128 << 112) + (n << 80));
+            IpNet::V6(ipnet::Ipv6Net::new(addr, 48).unwrap_or_default())
+        };
+        let region = next() % REGIONS.len();
+        let place = next() % PLACES_PER_REGION;
+        let (continent, country, subdivision, lat, lon) = REGIONS[region];
+        rows.push(
+            CityRow::new(network)
+                .continent(continent)
+                .country(country)
+                .subdivision(subdivision)
+                .city(&format!("{country} City {place}"))
+                .coords(lat + place as f64 * 0.05, lon + place as f64 * 0.05)
+                .asn(64_512 + (next() % 1000) as u32),
+        );
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
