@@ -134,20 +134,33 @@ struct Ids {
     /// With one database, by its record's offset: one probe of a flat map per network,
     /// where a hash map of boxed keys misses the CPU cache more than once.
     by_offset: super::offsets::OffsetMap,
+    /// The record met last and its id: neighbouring networks often share a record (in real
+    /// data more than in the synthetic file).
+    last: std::cell::Cell<Option<(usize, u32)>>,
     by_records: HashMap<Box<[Option<usize>]>, u32>,
 }
 
 impl Ids {
     fn get(&self, records: &[Option<usize>]) -> Option<u32> {
         match records {
-            [Some(offset)] => self.by_offset.get(*offset as u32),
+            [Some(offset)] => match self.last.get() {
+                Some((last, id)) if last == *offset => Some(id),
+                _ => {
+                    let id = self.by_offset.get(*offset as u32)?;
+                    self.last.set(Some((*offset, id)));
+                    Some(id)
+                }
+            },
             _ => self.by_records.get(records).copied(),
         }
     }
 
     fn insert(&mut self, records: &[Option<usize>], id: u32) {
         match records {
-            [Some(offset)] => self.by_offset.insert(*offset as u32, id),
+            [Some(offset)] => {
+                self.by_offset.insert(*offset as u32, id);
+                self.last.set(Some((*offset, id)));
+            }
             _ => {
                 self.by_records.insert(records.into(), id);
             }

@@ -1,19 +1,19 @@
-//! Record index by data-section offset, for the walk of a database: looked up once per
+//! A value (a record's id in a table build) by data-section offset: looked up once per
 //! network, so it must be cheap when it is larger than the CPU caches (a City database has
 //! hundreds of thousands of records, and neighbouring networks rarely share one).
 //!
 //! hashbrown's map missed the cache on nearly every probe, one probe at a time (a third of a
 //! City database's load on one core). Here a slot is 8 bytes (the offset + 1, 0 when empty,
-//! and the index), found by linear probing from a multiplicative hash, and
-//! [`OffsetMap::prefetch`] asks for a slot ahead of its lookup: the walk resolves a batch of
-//! networks at a time, prefetching a few ahead, so the misses overlap.
+//! and the value), found by linear probing from a multiplicative hash, and
+//! [`OffsetMap::prefetch`] asks for a slot ahead of its lookup: the table builder warms the
+//! slot of the network a few ahead of the one it looks up, so the misses overlap.
 
 /// Slots free at least this share of the time (1/2): probes stay short.
 const MAX_LOAD_SHIFT: u32 = 1;
 
 #[derive(Debug)]
 pub(super) struct OffsetMap {
-    /// [offset + 1, index]; [0, _] is empty.
+    /// [offset + 1, value]; [0, _] is empty.
     slots: Vec<[u32; 2]>,
     /// log2 of `slots.len()`.
     bits: u32,
@@ -68,27 +68,27 @@ impl OffsetMap {
         }
     }
 
-    /// Sets `offset`'s index (an offset of u32::MAX is not kept).
-    pub(super) fn insert(&mut self, offset: u32, index: u32) {
+    /// Sets `offset`'s value (an offset of u32::MAX is not kept).
+    pub(super) fn insert(&mut self, offset: u32, value: u32) {
         let Some(key) = offset.checked_add(1) else {
             return;
         };
         if (self.len + 1) << MAX_LOAD_SHIFT > self.slots.len() {
             self.grow();
         }
-        if self.put(key, index) {
+        if self.put(key, value) {
             self.len += 1;
         }
     }
 
     /// Puts `key` in its slot; true when it was not there.
-    fn put(&mut self, key: u32, index: u32) -> bool {
+    fn put(&mut self, key: u32, value: u32) -> bool {
         let mask = self.slots.len() - 1;
         let mut i = self.home(key);
         while let Some(slot) = self.slots.get_mut(i) {
             if slot[0] == key || slot[0] == 0 {
                 let new = slot[0] == 0;
-                *slot = [key, index];
+                *slot = [key, value];
                 return new;
             }
             i = (i + 1) & mask;
@@ -99,8 +99,8 @@ impl OffsetMap {
     fn grow(&mut self) {
         self.bits += 1;
         let old = std::mem::replace(&mut self.slots, vec![[0, 0]; 1 << self.bits]);
-        for [key, index] in old.into_iter().filter(|s| s[0] != 0) {
-            self.put(key, index);
+        for [key, value] in old.into_iter().filter(|s| s[0] != 0) {
+            self.put(key, value);
         }
     }
 }
