@@ -203,12 +203,7 @@ fn walk(db: &GeoDb, v6: bool) -> Result<TreeWalk<'_>, GeoError> {
     let roots = if !v6 || db.ip_version() == 4 {
         Vec::new()
     } else {
-        let compat = V4Alias::COMPAT;
-        cidr::partition(128, vec![(compat.prefix, compat.len, 0)])
-            .into_iter()
-            .filter(|(_, _, inside)| inside.is_none())
-            .map(|(start, len, _)| (start, len))
-            .collect()
+        cidr::outside(128, V4Alias::COMPAT.prefix, V4Alias::COMPAT.len)
     };
     db.layout()?
         .walk(v6, roots)

@@ -142,6 +142,16 @@ pub(crate) fn partition(width: u8, mut nets: Vec<(u128, u8, usize)>) -> Vec<Item
     out
 }
 
+/// The widest aligned blocks covering the `width`-bit space outside the block
+/// `start/len`, in address order.
+pub(crate) fn outside(width: u8, start: u128, len: u8) -> Vec<(u128, u8)> {
+    partition(width, vec![(start, len, 0)])
+        .into_iter()
+        .filter(|(_, _, inside)| inside.is_none())
+        .map(|(start, len, _)| (start, len))
+        .collect()
+}
+
 fn partition_rec(
     width: u8,
     start: u128,

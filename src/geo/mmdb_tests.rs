@@ -142,11 +142,9 @@ fn crate_walk(reader: &Reader<Vec<u8>>, v6: bool) -> Vec<TreeNet> {
     } else if reader.metadata().ip_version == 4 {
         Vec::new()
     } else {
-        let compat = V4Alias::COMPAT;
-        cidr::partition(128, vec![(compat.prefix, compat.len, 0)])
+        v6_roots()
             .into_iter()
-            .filter(|(_, _, inside)| inside.is_none())
-            .map(|(start, len, _)| {
+            .map(|(start, len)| {
                 let net = Ipv6Network::new(Ipv6Addr::from(start), len).unwrap();
                 (IpNetwork::V6(net), start, len)
             })
@@ -176,11 +174,7 @@ fn crate_walk(reader: &Reader<Vec<u8>>, v6: bool) -> Vec<TreeNet> {
 
 /// IPv6 outside `::/96`, as blocks.
 fn v6_roots() -> Vec<(u128, u8)> {
-    cidr::partition(128, vec![(0, 96, 0)])
-        .into_iter()
-        .filter(|(_, _, inside)| inside.is_none())
-        .map(|(start, len, _)| (start, len))
-        .collect()
+    cidr::outside(128, V4Alias::COMPAT.prefix, V4Alias::COMPAT.len)
 }
 
 fn our_walk(file: &[u8], reader: &Reader<Vec<u8>>, v6: bool) -> Result<Vec<TreeNet>, String> {
