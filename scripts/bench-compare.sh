@@ -11,7 +11,10 @@
 #     zeroed after start-up (callgrind_control -z) and dumped after the load (-d), at a low
 #     rate (valgrind is slow);
 #   - resident memory after the CPU run (VmRSS) and its peak (VmHWM);
-#   - start to ready: from starting each server to its first answer, and its peak RSS by then.
+#   - start to ready: from starting each server to its first answer, and its peak RSS by then;
+#   - reloads: of unchanged zones, and after the database changed (meridian: touched, then
+#     POST /reload; both: a fresh copy renamed over it, timed until the log says the new
+#     data serves, with the CPU the reload used).
 # Figures only: nothing here passes or fails. Everything listens on 127.0.0.1 and stops by
 # itself (every load is bounded in count and time; servers are killed on exit).
 #
