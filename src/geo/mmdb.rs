@@ -11,7 +11,7 @@
 
 use super::location::Segment;
 
-/// Where a database file ends its metadata marker, as the format defines it.
+/// The marker the format puts before a database file's metadata.
 const METADATA_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
 /// Zero bytes between the search tree and the data section.
 const DATA_SEPARATOR: usize = 16;
@@ -47,7 +47,9 @@ pub(crate) fn data_section(
     let tree_len = (node_count as usize)
         .checked_mul(usize::from(record_bits) / 4)
         .ok_or("search tree size overflows")?;
-    let start = tree_len + DATA_SEPARATOR;
+    let start = tree_len
+        .checked_add(DATA_SEPARATOR)
+        .ok_or("search tree size overflows")?;
     if start > marker {
         return Err("the search tree runs into the metadata".into());
     }
@@ -109,7 +111,10 @@ impl<'a> Layout<'a> {
             at: node,
         };
         let at = node.checked_mul(bytes).ok_or(past)?;
-        let n = self.tree.get(at..at + bytes).ok_or(past)?;
+        let n = self
+            .tree
+            .get(at..at.checked_add(bytes).ok_or(past)?)
+            .ok_or(past)?;
         let be = |b: &[u8]| b.iter().fold(0usize, |v, &x| v << 8 | usize::from(x));
         Ok(match (self.record_bits, right) {
             (24, false) => be(&n[0..3]),
