@@ -178,7 +178,7 @@ impl TreeWalk<'_> {
     /// covers the whole block and is yielded as the block.
     fn descend(&self, start: u128, len: u8) -> Result<usize, String> {
         let mut node = self.start_node;
-        for depth in 0..len {
+        for depth in 0..len.min(self.width) {
             if node >= self.layout.node_count {
                 break;
             }
