@@ -205,7 +205,7 @@ fn walk(db: &GeoDb, v6: bool) -> Result<TreeWalk<'_>, GeoError> {
     } else {
         cidr::outside(128, V4Alias::COMPAT.prefix, V4Alias::COMPAT.len)
     };
-    db.layout()?
+    db.layout()
         .walk(v6, roots)
         .map_err(|e| GeoError::new(db.path(), format!("walking the tree: {e}")))
 }

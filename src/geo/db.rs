@@ -131,16 +131,16 @@ impl GeoDb {
         self.reader.metadata().ip_version
     }
 
-    /// The search tree and data section, for a walk.
-    pub(crate) fn layout(&self) -> Result<Layout<'_>, GeoError> {
+    /// The search tree and data section, for a walk (the data section as found at open).
+    pub(crate) fn layout(&self) -> Layout<'_> {
         let meta = self.reader.metadata();
-        Layout::new(
+        Layout::with_data(
             self.bytes.as_ref(),
+            self.data.clone(),
             meta.node_count,
             meta.record_size,
             meta.ip_version,
         )
-        .map_err(|e| GeoError::new(&self.path, format!("not a valid MaxMind DB: {e}")))
     }
 
     /// Locates `ip`. `prefix_len` is the length of the database network the answer came

@@ -78,7 +78,8 @@ pub(crate) struct TreeNet {
 
 impl<'a> Layout<'a> {
     /// Finds the tree and the data section of `file` for the metadata's node count and
-    /// record size.
+    /// record size (the server keeps the data section found at open: [`Layout::with_data`]).
+    #[cfg(test)]
     pub(crate) fn new(
         file: &'a [u8],
         node_count: u32,
@@ -86,14 +87,32 @@ impl<'a> Layout<'a> {
         ip_version: u16,
     ) -> Result<Self, String> {
         let data = data_section(file, node_count, record_bits)?;
-        let node_count = node_count as usize;
-        Ok(Self {
-            tree: &file[..data.start - DATA_SEPARATOR],
+        Ok(Self::with_data(
+            file,
+            data,
             node_count,
             record_bits,
-            data: &file[data],
             ip_version,
-        })
+        ))
+    }
+
+    /// The same, for a data section already found by [`data_section`] (which also checked
+    /// the record size and that the range lies in `file`).
+    pub(crate) fn with_data(
+        file: &'a [u8],
+        data: std::ops::Range<usize>,
+        node_count: u32,
+        record_bits: u16,
+        ip_version: u16,
+    ) -> Self {
+        let tree_end = data.start.saturating_sub(DATA_SEPARATOR);
+        Self {
+            tree: file.get(..tree_end).unwrap_or_default(),
+            node_count: node_count as usize,
+            record_bits,
+            data: file.get(data).unwrap_or_default(),
+            ip_version,
+        }
     }
 
     /// The data section.
