@@ -209,8 +209,9 @@ async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys) {
 }
 
 /// One lease's life: grant, publish, then load and watch the votes, keeping the lease
-/// alive; a broken watch (a member died) is loaded and watched again on the same lease.
-/// Returns when the lease is lost or the store cannot be read (the caller starts over).
+/// alive; a broken watch (a member died) is loaded and watched again on the same lease,
+/// tried at every tick until the store answers. Returns when the lease cannot be granted
+/// or is lost, or this instance's presence cannot be written (the caller starts over).
 async fn session(
     monitor: &Monitor,
     link: &Link,
@@ -234,7 +235,18 @@ async fn session(
     // Votes that could not be written yet (the store did not answer): tried every tick.
     let mut unpublished = false;
     loop {
-        let mut watch = resync(monitor, link, store, keys).await?;
+        let mut watch = match resync(monitor, link, store, keys).await {
+            Ok(watch) => watch,
+            Err(e) => {
+                // Likely an election: keep the lease alive and read again at the next tick,
+                // rather than start over with a new lease once the store is back.
+                tracing::debug!("cluster store: reading the votes: {e}; again at the next tick");
+                ticks.tick().await;
+                keep_alive(link, store, lease, ttl).await?;
+                monitor.cluster_tick();
+                continue;
+            }
+        };
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
@@ -313,9 +325,11 @@ async fn keep_alive(link: &Link, store: &Etcd, lease: i64, ttl: i64) -> Result<(
     }
 }
 
-/// A quarter of the fallback time: how often the mode is re-evaluated at least.
+/// An eighth of the fallback time: how often the lease is refreshed and the mode
+/// re-evaluated at least. Each refresh that answers proves the store alive, so when it
+/// goes away (a leader dies) nearly the whole fallback time is left for it to come back.
 fn fallback_tick(link: &Link) -> Duration {
-    (lock(&link.fleet).fallback_after / 4).max(Duration::from_millis(100))
+    (lock(&link.fleet).fallback_after / 8).max(Duration::from_millis(100))
 }
 
 /// The checker loop recorded a probe recently enough that this instance's votes still

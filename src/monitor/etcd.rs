@@ -12,12 +12,14 @@
 //! `{"error":{..}}` that ends the stream.
 //!
 //! Every call tries the endpoints in turn, starting with the last one that answered; an
-//! endpoint that cannot be reached, does not answer within the timeout or answers with a
-//! server error (5xx: no leader, request timed out) is skipped, so a call fails only when
-//! none answered. Retried requests are idempotent (put, delete, keepalive, revoke), except
-//! a grant, whose lease then expires unused. Watches require a leader: a member cut off
-//! from the quorum cancels them (after about three election timeouts) instead of letting
-//! them hang silently.
+//! endpoint that cannot be reached or answers with a server error (5xx: no leader, request
+//! timed out) is skipped at once, and one that has not answered within the timeout gets
+//! the next one started beside it (it stays in flight: a member waiting out an election
+//! answers as soon as there is a leader). A call fails only when none answered, within
+//! n × timeout for n endpoints. Requests sent to several members are idempotent (put,
+//! delete, keepalive, revoke), except a grant, whose extra lease then expires unused.
+//! Watches require a leader: a member cut off from the quorum cancels them (after about
+//! three election timeouts) instead of letting them hang silently.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use data_encoding::BASE64;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
@@ -96,19 +99,11 @@ enum Failure {
     Stop(EtcdError),
 }
 
-impl Failure {
-    fn into_error(self) -> EtcdError {
-        match self {
-            Failure::Next(reason) => EtcdError::Unreachable(reason),
-            Failure::Stop(e) => e,
-        }
-    }
-}
-
 impl Etcd {
     /// `endpoints`: client URLs like "http://127.0.0.1:2379"; each call tries them in turn,
-    /// starting with the last that worked; `timeout` bounds each HTTP request (not a watch
-    /// stream, only its creation).
+    /// starting with the last that worked; `timeout` is how long a try goes unanswered
+    /// before the next endpoint is tried too, and n × timeout bounds a whole call (a watch
+    /// stream's creation, not the stream).
     pub fn new(endpoints: Vec<String>, timeout: std::time::Duration) -> Result<Self, EtcdError> {
         if endpoints.is_empty() {
             return Err(EtcdError::Config("no endpoint".into()));
@@ -263,16 +258,8 @@ impl Etcd {
             create["start_revision"] = json!(start_revision.to_string());
         }
         let body = json!({ "create_request": create }).to_string().into_bytes();
-        let (start, mut failures) = (self.preferred(), Vec::new());
-        for i in self.order(start) {
-            let endpoint = &self.inner.endpoints[i];
-            let tried = self.open_watch(endpoint, &body, start_revision);
-            let result = tokio::time::timeout(self.inner.timeout, tried).await;
-            if let Some(answer) = self.outcome(i, start, result, &mut failures) {
-                return answer;
-            }
-        }
-        Err(EtcdError::Unreachable(failures.join("; ")))
+        self.first_answer(|i| self.open_watch(&self.inner.endpoints[i], &body, start_revision))
+            .await
     }
 
     /// Starts a watch on one endpoint and reads its first message, which must be the
@@ -303,8 +290,9 @@ impl Etcd {
         WatchStream::start(endpoint, response, start_revision).await
     }
 
-    /// POSTs `body` to `path` on each endpoint in turn until one answers; `parse` turns a
-    /// success body into the result (an error from it counts as that endpoint failing).
+    /// POSTs `body` to `path` on the endpoints until one answers (see [`Self::first_answer`]);
+    /// `parse` turns a success body into the result (an error from it counts as that
+    /// endpoint failing).
     async fn post<T>(
         &self,
         path: &str,
@@ -312,16 +300,8 @@ impl Etcd {
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, EtcdError> {
         let body = body.to_string().into_bytes();
-        let (start, mut failures) = (self.preferred(), Vec::new());
-        for i in self.order(start) {
-            let endpoint = &self.inner.endpoints[i];
-            let tried = self.attempt(endpoint, path, &body, &parse);
-            let result = tokio::time::timeout(self.inner.timeout, tried).await;
-            if let Some(answer) = self.outcome(i, start, result, &mut failures) {
-                return answer;
-            }
-        }
-        Err(EtcdError::Unreachable(failures.join("; ")))
+        self.first_answer(|i| self.attempt(&self.inner.endpoints[i], path, &body, &parse))
+            .await
     }
 
     /// The endpoint to try first: the last that answered.
@@ -329,38 +309,78 @@ impl Etcd {
         self.inner.preferred.load(Ordering::Relaxed) % self.inner.endpoints.len()
     }
 
-    /// Every endpoint once, from `start` (a plain loop, not an async closure: the futures
-    /// stay `Send` for any lifetime, so callers can run inside spawned tasks).
-    fn order(&self, start: usize) -> impl Iterator<Item = usize> + use<> {
-        let n = self.inner.endpoints.len();
-        (start..n).chain(0..start)
-    }
-
-    /// What one endpoint's try (bounded by the timeout) means: `Some` answer to return (the
-    /// endpoint becomes the preferred one), or `None` to try the next, its reason kept.
-    fn outcome<T>(
-        &self,
-        i: usize,
-        start: usize,
-        result: Result<Result<T, Failure>, tokio::time::error::Elapsed>,
-        failures: &mut Vec<String>,
-    ) -> Option<Result<T, EtcdError>> {
+    /// Runs `try_at(i)` on the endpoints, from the preferred one on, and returns the first
+    /// answer. The next endpoint starts when every try so far has failed, or when the last
+    /// one started has gone the timeout without an answer. A slow try is not given up
+    /// then: it stays in flight, because a member waiting for a new leader answers as soon
+    /// as there is one, and abandoning it would waste the election's end. The call ends at
+    /// the first answer, at etcd's refusal, when every endpoint has failed, or n × timeout
+    /// after it began (n endpoints), the same bound as trying them one after the other.
+    async fn first_answer<T, Fut>(&self, try_at: impl Fn(usize) -> Fut) -> Result<T, EtcdError>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
         let inner = &self.inner;
-        let endpoint = &inner.endpoints[i];
-        let failure = match result {
-            Ok(Err(Failure::Next(reason))) => reason,
-            Err(_) => format!("no answer within {:?}", inner.timeout),
-            Ok(answer) => {
-                if i != start {
-                    inner.preferred.store(i, Ordering::Relaxed);
-                    tracing::info!(endpoint = %endpoint, "etcd: now using this endpoint");
-                }
-                return Some(answer.map_err(Failure::into_error));
+        let n = inner.endpoints.len();
+        let first = self.preferred();
+        // Every endpoint once, from `first` (a plain loop rather than an async closure,
+        // so the futures stay `Send` and callers can run in spawned tasks).
+        let order: Vec<usize> = (first..n).chain(0..first).collect();
+        let began = tokio::time::Instant::now();
+        let deadline = began
+            + inner
+                .timeout
+                .saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+        let mut running = FuturesUnordered::new();
+        // (endpoint, when its try started, why it failed)
+        let mut tried: Vec<(usize, tokio::time::Instant, Option<String>)> = Vec::new();
+        let mut next_due = began;
+        loop {
+            let now = tokio::time::Instant::now();
+            let more = tried.len() < n;
+            if more && (running.is_empty() || now >= next_due) {
+                let i = order[tried.len()];
+                let attempt = try_at(i);
+                running.push(async move { (i, attempt.await) });
+                tried.push((i, now, None));
+                next_due = now + inner.timeout;
+                continue;
             }
-        };
-        tracing::debug!(endpoint = %endpoint, "etcd: {failure}");
-        failures.push(format!("{endpoint}: {failure}"));
-        None
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some((i, result)) = running.next() => match result {
+                    Ok(answer) => {
+                        if i != first {
+                            inner.preferred.store(i, Ordering::Relaxed);
+                            tracing::info!(endpoint = %inner.endpoints[i], "etcd: now using this endpoint");
+                        }
+                        return Ok(answer);
+                    }
+                    Err(Failure::Stop(e)) => return Err(e),
+                    Err(Failure::Next(reason)) => {
+                        tracing::debug!(endpoint = %inner.endpoints[i], "etcd: {reason}");
+                        if let Some(t) = tried.iter_mut().find(|t| t.0 == i) {
+                            t.2 = Some(reason);
+                        }
+                    }
+                },
+                () = tokio::time::sleep_until(next_due), if more => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let failures: Vec<String> = tried
+            .into_iter()
+            .map(|(i, started, reason)| {
+                let reason = reason.unwrap_or_else(|| {
+                    let waited = deadline.saturating_duration_since(started);
+                    format!("no answer within {} ms", waited.as_millis())
+                });
+                format!("{}: {reason}", inner.endpoints[i])
+            })
+            .collect();
+        Err(EtcdError::Unreachable(failures.join("; ")))
     }
 
     async fn attempt<T>(

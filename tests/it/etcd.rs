@@ -1,6 +1,7 @@
 //! The etcd client (`meridian::monitor::etcd`) against real etcd members: keys and values
 //! through the JSON gateway, leases that expire or are kept, ordered watches, failover when
-//! the leader dies, a member without quorum, and endpoints that do not answer.
+//! the leader dies, a member without quorum, a member slower than the timeout, and endpoints
+//! that do not answer.
 
 use std::time::{Duration, Instant};
 
@@ -511,6 +512,59 @@ async fn stopped_cluster_fails_within_the_timeout() {
     );
     cluster.restart(0);
     assert_eq!(keys(&etcd, "/m/s/").await, ["/m/s/a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_member_stays_in_flight_beside_the_next() {
+    if !require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let mut cluster = EtcdCluster::start(1);
+    // The member first, then an endpoint that takes connections but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoints = vec![
+        cluster.endpoint(0),
+        format!("http://{}", silent.local_addr().expect("addr")),
+    ];
+    let etcd = client(endpoints, 300);
+    etcd.put("/m/slow/a", b"1", None).await.expect("put");
+
+    // The member freezes for 450 ms: longer than the timeout, shorter than the 600 ms of
+    // both endpoints. The second is tried beside it after 300 ms; the first still answers.
+    cluster.pause(0);
+    let t = Instant::now();
+    let read = tokio::spawn({
+        let etcd = etcd.clone();
+        async move { etcd.get_prefix("/m/slow/").await }
+    });
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    cluster.resume(0);
+    let result = read.await.expect("read task");
+    let took = t.elapsed();
+    match result {
+        Ok((_, kvs)) => assert_eq!(kvs, vec![("/m/slow/a".to_string(), b"1".to_vec())]),
+        Err(e) => panic!("the frozen member's answer was given up: {e} (after {took:?})"),
+    }
+    assert!(
+        took >= Duration::from_millis(450),
+        "answered after {took:?}"
+    );
+
+    // Frozen for longer than both endpoints' time: the call fails after 2 × timeout.
+    cluster.pause(0);
+    let t = Instant::now();
+    let result = etcd.get_prefix("/m/slow/").await;
+    let took = t.elapsed();
+    cluster.resume(0);
+    match result {
+        Err(EtcdError::Unreachable(reason)) => assert!(reason.contains("within"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_millis(1500),
+        "failed after {took:?}"
+    );
+    assert_eq!(keys(&etcd, "/m/slow/").await, ["/m/slow/a"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! A real etcd cluster for tests: 1 or 3 members of the `etcd` binary as child processes on
-//! free loopback ports, data in a temporary directory, fast raft timings (50 ms heartbeat,
+//! free loopback ports, data in a temporary directory (in memory when there is room), fast raft timings (50 ms heartbeat,
 //! 500 ms election timeout) and a watch progress notification every second. Members can be
 //! killed, restarted, paused and resumed; all are killed when the cluster is dropped (on a
 //! panic too).
@@ -52,7 +52,7 @@ impl EtcdCluster {
     }
 
     fn spawn(n: usize) -> EtcdCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = data_dir();
         let mut ports = Vec::new();
         // Below the ephemeral range: a restarted member binds its ports again.
         while ports.len() < 2 * n {
@@ -115,7 +115,8 @@ impl EtcdCluster {
             .args(["--initial-cluster-token", &token])
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
             .args(["--experimental-watch-progress-notify-interval", "1s"])
-            .args(["--logger", "zap", "--log-level", "warn"])
+            // Info: elections and leader changes, for a failure message.
+            .args(["--logger", "zap", "--log-level", "info"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("etcd log file"))
             .stderr(log);
@@ -299,6 +300,29 @@ impl EtcdCluster {
         }
         out
     }
+
+    /// Every member's elections, leader changes and slow disk or apply warnings, in
+    /// order, for a failure message about an election.
+    pub fn raft_events(&self) -> String {
+        const MARKS: [&str; 6] = [
+            "election",
+            "leader",
+            "candidate",
+            "fdatasync",
+            "took too long",
+            "peer became",
+        ];
+        let mut out = String::new();
+        for i in 0..self.members.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            out.push_str(&format!("--- etcd member {i}: raft events\n"));
+            for line in text.lines().filter(|l| MARKS.iter().any(|m| l.contains(m))) {
+                out.push_str(line.get(..300).unwrap_or(line));
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 impl Drop for EtcdCluster {
@@ -307,6 +331,33 @@ impl Drop for EtcdCluster {
             self.kill(i);
         }
     }
+}
+
+/// The members' data directory: in /dev/shm when it has room, so that an fsync (which
+/// etcd does for every vote of an election) never waits behind other tests' disk writes;
+/// a temporary directory otherwise. The WAL preallocates 64 MB per member.
+fn data_dir() -> tempfile::TempDir {
+    const ROOM: u64 = 2 << 30;
+    let shm = std::path::Path::new("/dev/shm");
+    if free_bytes(shm).is_some_and(|free| free >= ROOM)
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("meridian-etcd-")
+            .tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs(3) fills the zeroed struct; `c` is a valid NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn signal(child: &Child, sig: libc::c_int) {

@@ -202,6 +202,72 @@ fn spread(t: &[Duration]) -> Duration {
 /// of the first probe, the store's trip, plus 1 s of slack for a loaded CI machine.
 const VOTE_BOUND: Duration = Duration::from_millis(1250 + 500 + 250 + 1000);
 
+/// The longest etcd election after which no instance may have gone local: the fallback
+/// time (2 s) less a keepalive tick (250 ms) and 500 ms of slack for a loaded machine.
+const TIMELY_ELECTION: Duration = Duration::from_millis(1250);
+
+/// What the fleet did while etcd elected a new leader.
+#[derive(Debug)]
+struct Election {
+    /// When a surviving member first said it leads (sampled every ~50 ms).
+    elected_after: Option<Duration>,
+    answered: usize,
+    asked: usize,
+    /// Samples of an instance in local mode.
+    local: usize,
+}
+
+/// The lease each instance's presence key is on (m1, m2, m3), read from the leader.
+fn vantage_leases(store: &EtcdCluster) -> Vec<String> {
+    let leader = store.wait_leader();
+    ["m1", "m2", "m3"]
+        .iter()
+        .map(|name| {
+            let key = data_encoding::BASE64
+                .encode(format!("/meridian/test/v1/vantage/{name}").as_bytes());
+            let body = format!(r#"{{"key":"{key}"}}"#);
+            let (code, text) = store
+                .post(leader, "/v3/kv/range", &body)
+                .expect("etcd range answer");
+            assert_eq!(code, 200, "{text}");
+            let v: Value = serde_json::from_str(&text).expect("range JSON");
+            let lease = v["kvs"][0]["lease"].as_str().unwrap_or_default();
+            assert!(!lease.is_empty(), "{name} has no presence key: {text}");
+            lease.to_string()
+        })
+        .collect()
+}
+
+/// Kills the etcd leader and, for 3 s, asks every instance for `api.example.com` (which
+/// must answer 198.51.100.12) and its mode, every 50 ms. Returns the member killed.
+fn kill_the_leader(store: &mut EtcdCluster, fleet: &[Instance]) -> (usize, Election) {
+    let leader = store.wait_leader();
+    store.kill(leader);
+    let since = Instant::now();
+    let mut run = Election {
+        elected_after: None,
+        answered: 0,
+        asked: 0,
+        local: 0,
+    };
+    while since.elapsed() < Duration::from_secs(3) {
+        if run.elected_after.is_none() && store.leader().is_some() {
+            run.elected_after = Some(since.elapsed());
+        }
+        for i in fleet {
+            run.asked += 1;
+            if i.answer("api.example.com.").as_deref() == Some("198.51.100.12") {
+                run.answered += 1;
+            }
+            if i.mode() != "shared" {
+                run.local += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (leader, run)
+}
+
 #[test]
 fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
     let _heavy = crate::common::heavy();
@@ -330,31 +396,49 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
     assert!(spread(&flips) <= Duration::from_millis(250), "{flips:?}");
 
     // The etcd leader dies: a new one is elected; no instance stops answering or goes
-    // local, and a vote cast after it still reaches everyone.
-    let leader = store.wait_leader();
-    store.kill(leader);
-    let since = Instant::now();
-    let (mut answered, mut asked, mut local) = (0, 0, 0);
-    while since.elapsed() < Duration::from_secs(3) {
-        for i in &fleet {
-            asked += 1;
-            if i.answer("api.example.com.").as_deref() == Some("198.51.100.12") {
-                answered += 1;
-            }
-            if i.mode() != "shared" {
-                local += 1;
-            }
+    // local, and a vote cast after it still reaches everyone. How long the election takes
+    // is etcd's business (its timeout is 500 ms here; a loaded machine can stretch it, and
+    // one longer than the fallback time must send instances local): a run whose election
+    // took longer than TIMELY_ELECTION is reported and the leader killed again, three
+    // times at most.
+    let mut elections = Vec::new();
+    loop {
+        let leases = vantage_leases(&store);
+        let (killed, run) = kill_the_leader(&mut store, &fleet);
+        println!("leader killed: {run:?}");
+        assert_eq!(
+            run.answered, run.asked,
+            "every query answered through the election"
+        );
+        let took = run.elected_after;
+        store.restart(killed);
+        elections.push(took);
+        if took.is_some_and(|t| t <= TIMELY_ELECTION) {
+            assert_eq!(
+                run.local,
+                0,
+                "an instance went local for an election of {took:?}\n{}",
+                store.raft_events()
+            );
+            // Each instance kept its session through it: the same lease, not a new one.
+            assert_eq!(vantage_leases(&store), leases, "leases before and after");
+            break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            elections.len() < 3,
+            "etcd took over {TIMELY_ELECTION:?} to elect a leader three times: {elections:?}\n{}",
+            store.raft_events()
+        );
     }
-    println!("leader killed: {answered}/{asked} answered, {local} samples in local mode");
-    assert_eq!(answered, asked, "every query answered through the election");
-    assert_eq!(local, 0, "no instance went local for a leader election");
-    store.restart(leader);
+    fleet[2].set("w1", false);
+    wait_until(
+        "m3's vote after the election to reach m1",
+        Duration::from_secs(5),
+        || fleet[0].votes("example.com/web/w1").get("m3") == Some(&false),
+    );
 
     // The store loses its quorum: every instance decides alone within two intervals of its
     // fastest check (plus slack), and never stops answering; m3 now fails over alone.
-    fleet[2].set("w1", false);
     let leader = store.wait_leader();
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     store.kill(others[0]);
