@@ -323,8 +323,7 @@ impl Etcd {
         let inner = &self.inner;
         let n = inner.endpoints.len();
         let first = self.preferred();
-        // Every endpoint once, from `first` (a plain loop rather than an async closure,
-        // so the futures stay `Send` and callers can run in spawned tasks).
+        // Every endpoint once, from `first`.
         let order: Vec<usize> = (first..n).chain(0..first).collect();
         let began = tokio::time::Instant::now();
         let deadline = began
