@@ -308,8 +308,8 @@ pub fn failover_line(
 }
 
 /// With a `[cluster]`: the bound when the votes decide (a vote's trip through the store
-/// added), and when the store is gone (the instance notices after two intervals of its
-/// fastest check, and decides alone).
+/// added), and when the store is gone (the instance notices after the fallback time, and
+/// decides alone).
 pub fn cluster_failover_lines(
     routing: &crate::routing::Routing,
     dn: &crate::routing::DynamicName,
@@ -322,14 +322,8 @@ pub fn cluster_failover_lines(
     let detect = c.timing.detection_bound().as_secs_f64();
     let ttl = f64::from(dn.ttl);
     let budget = cluster.store_latency_budget_secs;
-    let fastest = routing
-        .checks
-        .iter()
-        .map(|c| c.timing.interval)
-        .min()
-        .unwrap_or(std::time::Duration::from_secs(1));
-    let fallback = (fastest * 2)
-        .max(crate::monitor::FALLBACK_FLOOR)
+    let fallback = cluster
+        .fallback_after(routing.fastest_interval())
         .as_secs_f64();
     vec![
         format!(

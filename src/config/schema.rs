@@ -422,6 +422,19 @@ pub struct ClusterConfig {
     /// for the bound `meridian check` prints (default 0.25 s).
     #[serde(default = "default_store_budget")]
     pub store_latency_budget_secs: f64,
+    /// Seconds the store may be silent before this instance decides alone (and must answer
+    /// again before it rejoins); default: see [`ClusterConfig::fallback_after`].
+    #[serde(default)]
+    pub fallback_secs: Option<f64>,
+}
+
+/// The shortest default time the store may be silent before an instance decides alone.
+pub const FALLBACK_FLOOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Two intervals of the fastest check, at least [`FALLBACK_FLOOR`]: the fallback time when
+/// none is configured (the lease's time is derived from it too).
+pub fn default_fallback(fastest_interval: std::time::Duration) -> std::time::Duration {
+    (fastest_interval * 2).max(FALLBACK_FLOOR)
 }
 
 fn default_cluster_name() -> String {
@@ -474,7 +487,24 @@ impl ClusterConfig {
         if !(0.0..=60.0).contains(&self.store_latency_budget_secs) {
             return Err("cluster.store_latency_budget_secs must be between 0 and 60".into());
         }
+        if self
+            .fallback_secs
+            .is_some_and(|f| !(0.5..=600.0).contains(&f))
+        {
+            return Err("cluster.fallback_secs must be between 0.5 and 600".into());
+        }
         Ok(())
+    }
+
+    /// How long the store may be silent before this instance decides alone, and how long
+    /// it must answer again before it rejoins: `fallback_secs` if set, else
+    /// [`default_fallback`] (which rides out the elections of an etcd whose election
+    /// timeout is 500 ms; etcd's default of 1 s wants about 3 s).
+    pub fn fallback_after(&self, fastest_interval: std::time::Duration) -> std::time::Duration {
+        match self.fallback_secs {
+            Some(secs) => std::time::Duration::from_secs_f64(secs),
+            None => default_fallback(fastest_interval),
+        }
     }
 }
 

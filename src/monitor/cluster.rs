@@ -166,26 +166,28 @@ pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, Etc
         config.endpoints.clone(),
         Duration::from_secs_f64(config.timeout_secs),
     )?;
-    let fallback = monitor.fallback_after();
+    let fastest = monitor.fastest_interval();
+    let fallback = config.fallback_after(fastest);
+    let ttl = lease_ttl(crate::config::default_fallback(fastest));
     let link = Arc::new(Link {
         fleet: std::sync::Mutex::new(Fleet::new(config.instance_name(), fallback)),
         dirty: Notify::new(),
         last_probe: std::sync::Mutex::new(Instant::now()),
     });
     let keys = Keys::new(&config.name, &config.instance_name());
-    tokio::spawn(run(monitor.clone(), link.clone(), store, keys));
+    tokio::spawn(run(monitor.clone(), link.clone(), store, keys, ttl));
     Ok(link)
 }
 
-/// Lease time: three intervals of the fastest check, at least 2 s (etcd's minimum).
+/// Lease time: 1.5 × the default fallback time, so three intervals of the fastest check
+/// and at least 3 s (above etcd's 2 s minimum), whatever fallback is configured: a stopped
+/// instance's votes expire as soon.
 fn lease_ttl(fallback: Duration) -> i64 {
     let interval = fallback.as_secs_f64() / 2.0;
     ((3.0 * interval).ceil() as i64).max(2)
 }
 
-async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys) {
-    let fallback = lock(&link.fleet).fallback_after;
-    let ttl = lease_ttl(fallback);
+async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys, ttl: i64) {
     let mut backoff = Duration::from_millis(100);
     let mut last_warned: Option<Instant> = None;
     loop {

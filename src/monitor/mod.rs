@@ -74,9 +74,6 @@ impl Overrides {
     }
 }
 
-/// The shortest time the store may be silent before an instance decides alone.
-pub const FALLBACK_FLOOR: Duration = Duration::from_secs(2);
-
 /// The monitor's shared state.
 struct Inner {
     snapshot: SharedSnapshot,
@@ -214,19 +211,11 @@ impl Monitor {
         crate::config::dnssec::signed_view(snapshot, view, None)
     }
 
-    /// How long the store may be silent before this instance decides alone, and how long
-    /// it must answer again before it rejoins: two intervals of the fastest check, and at
-    /// least 2 s, so that an etcd leader election (about a second) sends nobody local.
-    pub fn fallback_after(&self) -> Duration {
+    /// The interval of the fastest check (1 s when there is none): the store's fallback
+    /// time and the lease's are derived from it.
+    pub fn fastest_interval(&self) -> Duration {
         let snap = self.inner.snapshot.load();
-        let fastest = snap
-            .routing
-            .checks
-            .iter()
-            .map(|c| c.timing.interval)
-            .min()
-            .unwrap_or(Duration::from_secs(1));
-        (fastest * 2).max(FALLBACK_FLOOR)
+        snap.routing.fastest_interval()
     }
 
     /// This instance's vote on every endpoint it checks, by endpoint key.

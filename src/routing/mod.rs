@@ -682,6 +682,16 @@ impl Routing {
             .max_by_key(|c| c.timing.detection_bound())
     }
 
+    /// The interval of the fastest check (1 s when nothing is checked): a fleet's
+    /// fallback time and lease time derive from it.
+    pub fn fastest_interval(&self) -> std::time::Duration {
+        self.checks
+            .iter()
+            .map(|c| c.timing.interval)
+            .min()
+            .unwrap_or(std::time::Duration::from_secs(1))
+    }
+
     /// The datacenter each slot of `name.answers` counts, in order ("all-down" last).
     pub fn answer_slots<'r>(&'r self, name: &DynamicName) -> impl Iterator<Item = &'r str> {
         let groups = self

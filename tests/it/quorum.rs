@@ -70,11 +70,16 @@ struct Instance {
 
 impl Instance {
     fn start(name: &str, store: &[String], dynamic: &str) -> Instance {
+        Self::start_with(name, store, dynamic, "")
+    }
+
+    /// `cluster_extra`: more `[cluster]` settings, one per line.
+    fn start_with(name: &str, store: &[String], dynamic: &str, cluster_extra: &str) -> Instance {
         let endpoints: Vec<String> = store.iter().map(|e| format!("\"{e}\"")).collect();
         let server = Server::start(
             &[("example.com.zone", ZONE), ("example.com.toml", dynamic)],
             &format!(
-                "[cluster]\nname = \"test\"\ninstance = \"{name}\"\nendpoints = [{}]\ntimeout_secs = 0.5\n",
+                "[cluster]\nname = \"test\"\ninstance = \"{name}\"\nendpoints = [{}]\ntimeout_secs = 0.5\n{cluster_extra}",
                 endpoints.join(", ")
             ),
         );
@@ -536,7 +541,7 @@ fn a_stopped_instance_loses_its_votes_and_rejoins() {
         "each instance wrote its 4 votes: {before:?}"
     );
 
-    // SIGSTOP: m3 is wedged; its lease (3 intervals, at least 2 s) expires and its votes go.
+    // SIGSTOP: m3 is wedged; its lease (3 intervals, at least 3 s) expires and its votes go.
     let pid = fleet[2].server.pid().to_string();
     let stop = std::process::Command::new("kill")
         .args(["-STOP", &pid])
@@ -609,6 +614,13 @@ fn check_prints_the_bound_with_and_without_the_store() {
         out.contains("store gone: 3.0 s = max(detection 1.2 s, fallback 2.0 s) + TTL 1 s"),
         "{out}"
     );
+    // A fallback time set for an etcd with slower elections.
+    let (ok, out) = check(&dynamic(1, 2), &format!("{CLUSTER}fallback_secs = 5\n"));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("store gone: 6.0 s = max(detection 1.2 s, fallback 5.0 s) + TTL 1 s"),
+        "{out}"
+    );
     // Without a [cluster], no such lines.
     let (ok, out) = check(&dynamic(1, 2), "");
     assert!(ok && !out.contains("with the store"), "{out}");
@@ -633,6 +645,67 @@ fn bad_votes_and_cluster_settings_are_reported() {
         "[cluster]\nendpoints = [\"http://127.0.0.1:2379\"]\ninstance = \"a/b\"\n",
     );
     assert!(!ok && out.contains("cluster.instance"), "{out}");
+    let (ok, out) = check(&dynamic(1, 2), &format!("{CLUSTER}fallback_secs = 0.1\n"));
+    assert!(
+        !ok && out.contains("cluster.fallback_secs must be between 0.5 and 600"),
+        "{out}"
+    );
+}
+
+/// `fallback_secs` set above the default (2 s here): a store silent for 2.5 s (its only
+/// member frozen) sends nobody local; silent for longer, the instance decides alone, and
+/// rejoins once the store has answered for that long again.
+#[test]
+fn a_configured_fallback_time_rides_out_a_longer_silence() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let mut store = EtcdCluster::start(1);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let inst = Instance::start_with(
+        "patient",
+        &store.endpoints(),
+        &dynamic(port, port),
+        "fallback_secs = 4\n",
+    );
+    wait_until("the instance to join", Duration::from_secs(20), || {
+        inst.mode() == "shared"
+    });
+    store.pause(0);
+    let since = Instant::now();
+    let mut local = 0;
+    while since.elapsed() < Duration::from_millis(2500) {
+        if inst.mode() != "shared" {
+            local += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    store.resume(0);
+    assert_eq!(
+        local, 0,
+        "samples in local mode while the store was silent 2.5 s"
+    );
+    // The store answers again; then silent for good: alone after the 4 s (and a tick).
+    std::thread::sleep(Duration::from_secs(1));
+    store.pause(0);
+    let since = Instant::now();
+    wait_until(
+        "the instance to decide alone",
+        Duration::from_secs(8),
+        || inst.mode() == "local",
+    );
+    let alone_after = since.elapsed();
+    store.resume(0);
+    println!("alone {alone_after:?} after the store went silent");
+    assert!(alone_after >= Duration::from_secs(3), "{alone_after:?}");
+    assert_eq!(
+        inst.answer("www.example.com.").as_deref(),
+        Some("198.51.100.1")
+    );
+    wait_until("the instance to rejoin", Duration::from_secs(12), || {
+        inst.mode() == "shared"
+    });
 }
 
 /// Starting with the store down works: the instance answers from its own checks at once,
