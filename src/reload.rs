@@ -170,6 +170,10 @@ impl Reloader {
                 crate::net::notify::send_changed(Some(&old), &new);
                 tokio::spawn(retire(old, pinned));
                 self.monitor.reconcile();
+                for w in self.monitor.reload_cluster(loaded.cluster.as_ref()) {
+                    tracing::warn!("{w}");
+                    warnings.push(w);
+                }
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut l) = self.stats.last.lock() {
                     *l = LastReload {

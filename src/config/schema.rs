@@ -404,7 +404,7 @@ impl QueryLogConfig {
 }
 
 /// `[cluster]`: the etcd cluster the instances share their checks' results through.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// etcd client URLs, e.g. "http://10.0.0.1:2379"; tried in turn.

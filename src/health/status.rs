@@ -74,6 +74,9 @@ pub struct ClusterStatus {
     /// Milliseconds since the store last answered (none: never).
     pub store_answered_ms_ago: Option<u64>,
     pub store_latency_ms: Option<f64>,
+    /// How long the store may be silent before this instance decides alone.
+    #[serde(default)]
+    pub fallback_ms: u64,
     /// Votes this instance wrote since it started.
     pub votes_written: u64,
     /// The other instances with live votes.

@@ -132,6 +132,8 @@ impl Fleet {
 
 /// The shared state between the monitor and the task that talks to the store.
 pub struct Link {
+    /// The settings the link was started with (a reload changes only the fallback time).
+    pub config: ClusterConfig,
     pub fleet: std::sync::Mutex<Fleet>,
     /// Woken when this instance's own votes may have changed.
     pub dirty: Notify,
@@ -170,6 +172,7 @@ pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, Etc
     let fallback = config.fallback_after(fastest);
     let ttl = lease_ttl(crate::config::default_fallback(fastest));
     let link = Arc::new(Link {
+        config: config.clone(),
         fleet: std::sync::Mutex::new(Fleet::new(config.instance_name(), fallback)),
         dirty: Notify::new(),
         last_probe: std::sync::Mutex::new(Instant::now()),
@@ -252,6 +255,11 @@ async fn session(
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    // A reload may have changed the fallback time: the refresh follows it.
+                    let wanted = period.min(fallback_tick(link));
+                    if wanted != ticks.period() {
+                        ticks = tokio::time::interval_at(tokio::time::Instant::now() + wanted, wanted);
+                    }
                     keep_alive(link, store, lease, ttl).await?;
                     if unpublished {
                         unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)

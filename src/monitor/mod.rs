@@ -211,6 +211,45 @@ impl Monitor {
         crate::config::dnssec::signed_view(snapshot, view, None)
     }
 
+    /// After a reload (the new snapshot stored): the fallback time follows the new checks
+    /// and `fallback_secs`; any other change of `[cluster]`, or its coming or going, takes
+    /// effect at the next start, which the returned warnings say.
+    pub fn reload_cluster(&self, config: Option<&crate::config::ClusterConfig>) -> Vec<String> {
+        let link = self.inner.link.get();
+        let (link, new) = match (link, config) {
+            (None, None) => return Vec::new(),
+            (None, Some(_)) => {
+                return vec![
+                    "[cluster] added: this instance joins the fleet at the next start".into(),
+                ];
+            }
+            (Some(_), None) => {
+                return vec![
+                    "[cluster] removed: this instance leaves the fleet at the next start".into(),
+                ];
+            }
+            (Some(link), Some(new)) => (link, new),
+        };
+        lock(&link.fleet).fallback_after = new.fallback_after(self.fastest_interval());
+        let old = &link.config;
+        let changed: Vec<&str> = [
+            ("endpoints", old.endpoints != new.endpoints),
+            ("name", old.name != new.name),
+            ("instance", old.instance_name() != new.instance_name()),
+            ("timeout_secs", old.timeout_secs != new.timeout_secs),
+        ]
+        .into_iter()
+        .filter_map(|(what, differs)| differs.then_some(what))
+        .collect();
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "[cluster] {} changed: takes effect at the next start",
+            changed.join(", ")
+        )]
+    }
+
     /// The interval of the fastest check (1 s when there is none): the store's fallback
     /// time and the lease's are derived from it.
     pub fn fastest_interval(&self) -> Duration {
@@ -584,6 +623,7 @@ fn cluster_status(
         mode: if fleet.shared { "shared" } else { "local" }.into(),
         store_answered_ms_ago: fleet.store_ok.map(|t| t.elapsed().as_millis() as u64),
         store_latency_ms: fleet.store_latency.map(|d| d.as_secs_f64() * 1000.0),
+        fallback_ms: fleet.fallback_after.as_millis() as u64,
         votes_written: fleet.puts,
         instances,
         votes_ignored,

@@ -672,6 +672,7 @@ fn a_configured_fallback_time_rides_out_a_longer_silence() {
     wait_until("the instance to join", Duration::from_secs(20), || {
         inst.mode() == "shared"
     });
+    assert_eq!(inst.status()["cluster"]["fallback_ms"], 4000);
     store.pause(0);
     let since = Instant::now();
     let mut local = 0;
@@ -706,6 +707,23 @@ fn a_configured_fallback_time_rides_out_a_longer_silence() {
     wait_until("the instance to rejoin", Duration::from_secs(12), || {
         inst.mode() == "shared"
     });
+
+    // A reload applies a new fallback time at once; the client's settings wait for a
+    // restart, and the reload says so.
+    let config = std::fs::read_to_string(&inst.server.config).expect("config");
+    let changed = config
+        .replace("fallback_secs = 4", "fallback_secs = 6")
+        .replace("timeout_secs = 0.5", "timeout_secs = 0.7");
+    assert_ne!(changed, config);
+    std::fs::write(&inst.server.config, changed).expect("write config");
+    let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("[cluster] timeout_secs changed: takes effect at the next start"),
+        "{body}"
+    );
+    assert_eq!(inst.status()["cluster"]["fallback_ms"], 6000);
+    assert_eq!(inst.mode(), "shared");
 }
 
 /// Starting with the store down works: the instance answers from its own checks at once,
