@@ -1,8 +1,8 @@
 //! A real etcd cluster for tests: 1 or 3 members of the `etcd` binary as child processes on
-//! free loopback ports, data in a temporary directory (in memory when there is room), fast raft timings (50 ms heartbeat,
-//! 500 ms election timeout) and a watch progress notification every second. Members can be
-//! killed, restarted, paused and resumed; all are killed when the cluster is dropped (on a
-//! panic too).
+//! free loopback ports, data in a temporary directory (in memory when there is room), fast
+//! raft timings (50 ms heartbeat, 500 ms election timeout; or others) and a watch progress
+//! notification every second. Members can be killed, restarted, paused and resumed; all are
+//! killed when the cluster is dropped (on a panic too).
 //!
 //! Every test that starts one calls `crate::common::require_tool("etcd", "etcd-server")`
 //! first and returns when it says false.
@@ -24,6 +24,8 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     /// `--initial-cluster`: every member's name and peer URL.
     initial_cluster: String,
+    /// Raft timings, ms: heartbeat interval and election timeout.
+    timings: (u32, u32),
 }
 
 struct Member {
@@ -39,10 +41,16 @@ impl EtcdCluster {
     /// elected). Tries three times with fresh ports (a port can be taken between choosing
     /// and binding it); fails the test, with the members' logs, if none works.
     pub fn start(n: usize) -> EtcdCluster {
+        Self::start_tuned(n, 50, 500)
+    }
+
+    /// [`Self::start`] with other raft timings: heartbeat interval and election timeout in
+    /// ms (etcd's defaults are 100 and 1000).
+    pub fn start_tuned(n: usize, heartbeat_ms: u32, election_ms: u32) -> EtcdCluster {
         assert!(n >= 1, "a cluster has members");
         let mut why = String::new();
         for _ in 0..3 {
-            let mut cluster = Self::spawn(n);
+            let mut cluster = Self::spawn(n, (heartbeat_ms, election_ms));
             match cluster.wait_healthy(START_DEADLINE) {
                 Ok(()) => return cluster,
                 Err(e) => why = format!("{e}\n{}", cluster.logs()),
@@ -51,7 +59,7 @@ impl EtcdCluster {
         panic!("etcd cluster of {n} did not start:\n{why}");
     }
 
-    fn spawn(n: usize) -> EtcdCluster {
+    fn spawn(n: usize, timings: (u32, u32)) -> EtcdCluster {
         let dir = data_dir();
         let mut ports = Vec::new();
         // Below the ephemeral range: a restarted member binds its ports again.
@@ -79,6 +87,7 @@ impl EtcdCluster {
             dir,
             members,
             initial_cluster,
+            timings,
         };
         for i in 0..n {
             cluster.spawn_member(i);
@@ -113,7 +122,8 @@ impl EtcdCluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &token])
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--heartbeat-interval", &self.timings.0.to_string()])
+            .args(["--election-timeout", &self.timings.1.to_string()])
             .args(["--experimental-watch-progress-notify-interval", "1s"])
             // Info: elections and leader changes, for a failure message.
             .args(["--logger", "zap", "--log-level", "info"])
@@ -158,6 +168,11 @@ impl EtcdCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The raft election timeout the members run with.
+    pub fn election_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.timings.1))
     }
 
     /// The members' client URLs, in member order.

@@ -143,12 +143,17 @@ impl Instance {
 /// Three instances m1, m2, m3 on `store`, and the two TCP backends their `api` checks
 /// probe (open while the listeners live).
 fn start_fleet(store: &EtcdCluster) -> (Vec<Instance>, [TcpListener; 2]) {
+    start_fleet_with(store, "")
+}
+
+/// [`start_fleet`] with more `[cluster]` settings.
+fn start_fleet_with(store: &EtcdCluster, cluster_extra: &str) -> (Vec<Instance>, [TcpListener; 2]) {
     let listeners = [(); 2].map(|_| TcpListener::bind("127.0.0.1:0").expect("listener"));
     let port = |l: &TcpListener| l.local_addr().map(|a: SocketAddr| a.port()).expect("port");
     let dynamic = dynamic(port(&listeners[0]), port(&listeners[1]));
     let fleet = ["m1", "m2", "m3"]
         .iter()
-        .map(|n| Instance::start(n, &store.endpoints(), &dynamic))
+        .map(|n| Instance::start_with(n, &store.endpoints(), &dynamic, cluster_extra))
         .collect();
     (fleet, listeners)
 }
@@ -243,9 +248,14 @@ fn vantage_leases(store: &EtcdCluster) -> Vec<String> {
         .collect()
 }
 
-/// Kills the etcd leader and, for 3 s, asks every instance for `api.example.com` (which
-/// must answer 198.51.100.12) and its mode, every 50 ms. Returns the member killed.
-fn kill_the_leader(store: &mut EtcdCluster, fleet: &[Instance]) -> (usize, Election) {
+/// Kills the etcd leader and, for twice the election timeout plus 2 s, asks every
+/// instance for `api.example.com` (which must answer `api_answer`) and its mode, every
+/// 50 ms. Returns the member killed.
+fn kill_the_leader(
+    store: &mut EtcdCluster,
+    fleet: &[Instance],
+    api_answer: &str,
+) -> (usize, Election) {
     let leader = store.wait_leader();
     store.kill(leader);
     let since = Instant::now();
@@ -255,13 +265,14 @@ fn kill_the_leader(store: &mut EtcdCluster, fleet: &[Instance]) -> (usize, Elect
         asked: 0,
         local: 0,
     };
-    while since.elapsed() < Duration::from_secs(3) {
+    let window = store.election_timeout() * 2 + Duration::from_secs(2);
+    while since.elapsed() < window {
         if run.elected_after.is_none() && store.leader().is_some() {
             run.elected_after = Some(since.elapsed());
         }
         for i in fleet {
             run.asked += 1;
-            if i.answer("api.example.com.").as_deref() == Some("198.51.100.12") {
+            if i.answer("api.example.com.").as_deref() == Some(api_answer) {
                 run.answered += 1;
             }
             if i.mode() != "shared" {
@@ -271,6 +282,49 @@ fn kill_the_leader(store: &mut EtcdCluster, fleet: &[Instance]) -> (usize, Elect
         std::thread::sleep(Duration::from_millis(50));
     }
     (leader, run)
+}
+
+/// Kills the etcd leader under the fleet and checks that every query is answered
+/// (`api.example.com` with `api_answer`), no instance goes local and each keeps its lease.
+/// How long the election takes is etcd's business (a loaded machine can stretch it, and
+/// one longer than the fallback time must send instances local): a run whose election
+/// took longer than `timely` is reported and the leader killed again, three times at most.
+/// Returns how long each election took.
+fn ride_out_an_election(
+    store: &mut EtcdCluster,
+    fleet: &[Instance],
+    api_answer: &str,
+    timely: Duration,
+) -> Vec<Option<Duration>> {
+    let mut elections = Vec::new();
+    loop {
+        let leases = vantage_leases(store);
+        let (killed, run) = kill_the_leader(store, fleet, api_answer);
+        println!("leader killed: {run:?}");
+        assert_eq!(
+            run.answered, run.asked,
+            "every query answered through the election"
+        );
+        let took = run.elected_after;
+        store.restart(killed);
+        elections.push(took);
+        if took.is_some_and(|t| t <= timely) {
+            assert_eq!(
+                run.local,
+                0,
+                "an instance went local for an election of {took:?}\n{}",
+                store.raft_events()
+            );
+            // Each instance kept its session through it: the same lease, not a new one.
+            assert_eq!(vantage_leases(store), leases, "leases before and after");
+            return elections;
+        }
+        assert!(
+            elections.len() < 3,
+            "etcd took over {timely:?} to elect a leader three times: {elections:?}\n{}",
+            store.raft_events()
+        );
+    }
 }
 
 #[test]
@@ -401,40 +455,9 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
     assert!(spread(&flips) <= Duration::from_millis(250), "{flips:?}");
 
     // The etcd leader dies: a new one is elected; no instance stops answering or goes
-    // local, and a vote cast after it still reaches everyone. How long the election takes
-    // is etcd's business (its timeout is 500 ms here; a loaded machine can stretch it, and
-    // one longer than the fallback time must send instances local): a run whose election
-    // took longer than TIMELY_ELECTION is reported and the leader killed again, three
-    // times at most.
-    let mut elections = Vec::new();
-    loop {
-        let leases = vantage_leases(&store);
-        let (killed, run) = kill_the_leader(&mut store, &fleet);
-        println!("leader killed: {run:?}");
-        assert_eq!(
-            run.answered, run.asked,
-            "every query answered through the election"
-        );
-        let took = run.elected_after;
-        store.restart(killed);
-        elections.push(took);
-        if took.is_some_and(|t| t <= TIMELY_ELECTION) {
-            assert_eq!(
-                run.local,
-                0,
-                "an instance went local for an election of {took:?}\n{}",
-                store.raft_events()
-            );
-            // Each instance kept its session through it: the same lease, not a new one.
-            assert_eq!(vantage_leases(&store), leases, "leases before and after");
-            break;
-        }
-        assert!(
-            elections.len() < 3,
-            "etcd took over {TIMELY_ELECTION:?} to elect a leader three times: {elections:?}\n{}",
-            store.raft_events()
-        );
-    }
+    // local or loses its lease, and a vote cast after it still reaches everyone.
+    let elections = ride_out_an_election(&mut store, &fleet, "198.51.100.12", TIMELY_ELECTION);
+    println!("elections: {elections:?}");
     fleet[2].set("w1", false);
     wait_until(
         "m3's vote after the election to reach m1",
@@ -493,6 +516,34 @@ fn a_fleet_decides_by_quorum_and_falls_back_to_its_own_checks() {
         "198.51.100.1",
         Duration::from_secs(2),
     );
+}
+
+/// etcd's default raft timing (100 ms heartbeat, 1 s election timeout: an election takes
+/// 1 to 2 s) with the README's advice for it, `fallback_secs = 3`: the leader's death sends
+/// nobody local and costs no instance its lease.
+#[test]
+fn etcds_default_timing_with_the_advised_fallback_rides_out_an_election() {
+    let _heavy = crate::common::heavy();
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let mut store = EtcdCluster::start_tuned(3, 100, 1000);
+    let (fleet, _listeners) = start_fleet_with(&store, "fallback_secs = 3\n");
+    wait_until("every instance to join", Duration::from_secs(20), || {
+        fleet.iter().all(|i| {
+            i.mode() == "shared"
+                && i.votes("example.com/api/a1").len() == 3
+                && i.answer("api.example.com.").as_deref() == Some("198.51.100.11")
+        })
+    });
+    // The fallback time (3 s) less a refresh tick (375 ms) and 0.5 s of slack.
+    let elections = ride_out_an_election(
+        &mut store,
+        &fleet,
+        "198.51.100.11",
+        Duration::from_millis(2125),
+    );
+    println!("elections under etcd's default timing: {elections:?}");
 }
 
 #[test]
