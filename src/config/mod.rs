@@ -97,13 +97,16 @@ fn load_with(
     };
     let text = std::fs::read_to_string(config_path)
         .map_err(|e| vec![diag(0, format!("cannot read: {e}"))])?;
-    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+    let mut file: ConfigFile = toml::from_str(&text).map_err(|e| {
         let line = toml_line(&text, e.span());
         // toml's messages can span lines ("invalid array\nexpected `]`"): keep one line.
         let message = e.message().trim().replace('\n', ": ");
         vec![diag(line, message)]
     })?;
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    if let Some(c) = file.cluster.as_mut() {
+        c.resolve_paths(base);
+    }
     let mut errors: Vec<Diagnostic> = settings_errors(&file)
         .into_iter()
         .map(|m| diag(0, m))
@@ -266,6 +269,8 @@ fn settings_errors(file: &ConfigFile) -> Vec<String> {
         errors.push(e);
     }
     if let Some(Err(e)) = file.cluster.as_ref().map(ClusterConfig::validate) {
+        errors.push(e);
+    } else if let Some(Err(e)) = file.cluster.as_ref().map(ClusterConfig::tls) {
         errors.push(e);
     }
     if let Some(Err(e)) = file.query_log.as_ref().map(|q| q.validate()) {

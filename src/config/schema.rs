@@ -426,6 +426,25 @@ pub struct ClusterConfig {
     /// again before it rejoins); default: see [`ClusterConfig::fallback_after`].
     #[serde(default)]
     pub fallback_secs: Option<f64>,
+    /// For https endpoints: the PEM file of the CA that signed the members' certificates,
+    /// then the only one trusted (default: the system's roots). Relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This instance's client certificate and its key (PEM), for etcd's
+    /// `--client-cert-auth`. Relative to the config file.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// The contents of a `[cluster]`'s TLS files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterTls {
+    /// The CA certificate(s) to trust alone.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate followed by its key.
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 /// The shortest default time the store may be silent before an instance decides alone.
@@ -493,7 +512,55 @@ impl ClusterConfig {
         {
             return Err("cluster.fallback_secs must be between 0.5 and 600".into());
         }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("cluster.cert_file and cluster.key_file go together".into());
+        }
         Ok(())
+    }
+
+    /// The TLS files' paths taken relative to `base` (the config file's directory).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for p in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
+            .into_iter()
+            .flatten()
+        {
+            *p = base.join(&*p);
+        }
+    }
+
+    /// Reads the TLS files, each checked to hold what it should (the client parses them
+    /// fully when it is built): an error names the setting and the file.
+    pub fn tls(&self) -> Result<ClusterTls, String> {
+        const CERT: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        let read = |what: &str, path: &PathBuf, marker: &[u8], kind: &str| {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cluster.{what} {}: {e}", path.display()))?;
+            if bytes.windows(marker.len()).any(|w| w == marker) {
+                Ok(bytes)
+            } else {
+                Err(format!(
+                    "cluster.{what} {}: no PEM {kind} in it",
+                    path.display()
+                ))
+            }
+        };
+        let ca_pem = match &self.ca_file {
+            Some(p) => Some(read("ca_file", p, CERT, "certificate")?),
+            None => None,
+        };
+        let identity_pem = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read("cert_file", cert, CERT, "certificate")?;
+                pem.push(b'\n');
+                pem.extend(read("key_file", key, b"PRIVATE KEY-----", "private key")?);
+                Some(pem)
+            }
+            _ => None,
+        };
+        Ok(ClusterTls {
+            ca_pem,
+            identity_pem,
+        })
     }
 
     /// How long the store may be silent before this instance decides alone, and how long

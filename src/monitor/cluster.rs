@@ -164,9 +164,11 @@ impl Keys {
 /// Starts the task that publishes and watches votes; returns the link the monitor decides
 /// with. Must run inside tokio.
 pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, EtcdError> {
-    let store = Etcd::new(
+    let tls = config.tls().map_err(EtcdError::Config)?;
+    let store = Etcd::with_tls(
         config.endpoints.clone(),
         Duration::from_secs_f64(config.timeout_secs),
+        &tls,
     )?;
     let fastest = monitor.fastest_interval();
     let fallback = config.fallback_after(fastest);

@@ -105,6 +105,16 @@ impl Etcd {
     /// before the next endpoint is tried too, and n × timeout bounds a whole call (a watch
     /// stream's creation, not the stream).
     pub fn new(endpoints: Vec<String>, timeout: std::time::Duration) -> Result<Self, EtcdError> {
+        Self::with_tls(endpoints, timeout, &crate::config::ClusterTls::default())
+    }
+
+    /// [`Self::new`] for https endpoints with a private CA (`tls.ca_pem`, then the only
+    /// one trusted) and a client certificate (`tls.identity_pem`: certificate, then key).
+    pub fn with_tls(
+        endpoints: Vec<String>,
+        timeout: std::time::Duration,
+        tls: &crate::config::ClusterTls,
+    ) -> Result<Self, EtcdError> {
         if endpoints.is_empty() {
             return Err(EtcdError::Config("no endpoint".into()));
         }
@@ -124,13 +134,25 @@ impl Etcd {
         }
         // reqwest's client carries a TLS configuration even for plain HTTP.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
             .no_proxy()
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_keepalive(Duration::from_secs(30));
+        if let Some(pem) = &tls.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| EtcdError::Config(format!("CA file: {}", error_chain(&e))))?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some(pem) = &tls.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| {
+                EtcdError::Config(format!("client certificate: {}", error_chain(&e)))
+            })?;
+            builder = builder.identity(identity);
+        }
+        let http = builder
             .build()
-            .map_err(|e| EtcdError::Config(format!("http client: {e}")))?;
+            .map_err(|e| EtcdError::Config(format!("http client: {}", error_chain(&e))))?;
         Ok(Etcd {
             inner: Arc::new(Inner {
                 endpoints: clean,

@@ -237,6 +237,9 @@ impl Monitor {
             ("name", old.name != new.name),
             ("instance", old.instance_name() != new.instance_name()),
             ("timeout_secs", old.timeout_secs != new.timeout_secs),
+            ("ca_file", old.ca_file != new.ca_file),
+            ("cert_file", old.cert_file != new.cert_file),
+            ("key_file", old.key_file != new.key_file),
         ]
         .into_iter()
         .filter_map(|(what, differs)| differs.then_some(what))

@@ -1,14 +1,15 @@
 //! The etcd client (`meridian::monitor::etcd`) against real etcd members: keys and values
 //! through the JSON gateway, leases that expire or are kept, ordered watches, failover when
-//! the leader dies, a member without quorum, a member slower than the timeout, and endpoints
-//! that do not answer.
+//! the leader dies, a member without quorum, a member slower than the timeout, endpoints
+//! that do not answer, and TLS with a private CA and a client certificate.
 
 use std::time::{Duration, Instant};
 
+use meridian::config::ClusterTls;
 use meridian::monitor::etcd::{Etcd, EtcdError, WatchBatch, WatchEvent, WatchStream};
 
 use crate::common::{require_tool, stable_port};
-use crate::etcd_cluster::EtcdCluster;
+use crate::etcd_cluster::{EtcdCluster, TlsMember};
 
 fn client(endpoints: Vec<String>, timeout_ms: u64) -> Etcd {
     Etcd::new(endpoints, Duration::from_millis(timeout_ms)).expect("etcd client")
@@ -565,6 +566,92 @@ async fn a_slow_member_stays_in_flight_beside_the_next() {
         "failed after {took:?}"
     );
     assert_eq!(keys(&etcd, "/m/slow/").await, ["/m/slow/a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca_and_a_client_certificate() {
+    if !require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let member = TlsMember::start();
+    let read = |name: &str| std::fs::read(member.file(name)).expect("PEM file");
+    let mut identity = read("client.pem");
+    identity.extend(read("client-key.pem"));
+    let full = ClusterTls {
+        ca_pem: Some(read("ca.pem")),
+        identity_pem: Some(identity),
+    };
+    let etcd = Etcd::with_tls(vec![member.endpoint.clone()], Duration::from_secs(1), &full)
+        .expect("TLS client");
+    // Started when a put goes through (at most 20 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let revision = loop {
+        match etcd.put("/m/tls/a", b"1", None).await {
+            Ok(r) => break r,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no put over TLS: {e}\n{}", member.log()),
+        }
+    };
+    assert!(revision > 0);
+    assert_eq!(keys(&etcd, "/m/tls/").await, ["/m/tls/a"]);
+    let mut watch = etcd
+        .watch_prefix("/m/tls/", revision + 1)
+        .await
+        .expect("watch over TLS");
+    etcd.put("/m/tls/b", b"2", None).await.expect("put");
+    let events = collect_events(&mut watch, 1, Duration::from_secs(5)).await;
+    assert_eq!(events, vec![put_event("/m/tls/b", b"2")]);
+
+    // The system's roots do not know the private CA: refused, and the reason says why.
+    let no_ca = ClusterTls {
+        ca_pem: None,
+        ..full.clone()
+    };
+    let etcd = Etcd::with_tls(
+        vec![member.endpoint.clone()],
+        Duration::from_secs(1),
+        &no_ca,
+    )
+    .expect("client");
+    match etcd.get_prefix("/m/tls/").await {
+        Err(EtcdError::Unreachable(reason)) => {
+            assert!(reason.to_lowercase().contains("certificate"), "{reason}")
+        }
+        other => panic!("a server certificate from an unknown CA: {other:?}"),
+    }
+    // Without a client certificate, etcd refuses the connection.
+    let no_identity = ClusterTls {
+        identity_pem: None,
+        ..full.clone()
+    };
+    let etcd = Etcd::with_tls(
+        vec![member.endpoint.clone()],
+        Duration::from_secs(1),
+        &no_identity,
+    )
+    .expect("client");
+    assert!(matches!(
+        etcd.get_prefix("/m/tls/").await,
+        Err(EtcdError::Unreachable(_))
+    ));
+    // PEM that is not a certificate is refused when the client is built.
+    let garbage = ClusterTls {
+        ca_pem: Some(
+            b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        identity_pem: None,
+    };
+    assert!(matches!(
+        Etcd::with_tls(
+            vec![member.endpoint.clone()],
+            Duration::from_secs(1),
+            &garbage
+        ),
+        Err(EtcdError::Config(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

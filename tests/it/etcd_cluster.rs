@@ -381,3 +381,117 @@ fn signal(child: &Child, sig: libc::c_int) {
         unsafe { libc::kill(pid, sig) };
     }
 }
+
+/// One etcd member that speaks only TLS to its clients and asks each for a certificate
+/// signed by its CA (`--client-cert-auth`). The CA, the member's certificate (for
+/// 127.0.0.1) and a client's are made fresh, as PEM files in its directory. Killed when
+/// dropped.
+pub struct TlsMember {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub endpoint: String,
+}
+
+impl TlsMember {
+    pub fn start() -> TlsMember {
+        let dir = data_dir();
+        write_certs(dir.path());
+        let (client_port, peer_port) = (stable_port(), stable_port());
+        let endpoint = format!("https://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let file = |name: &str| dir.path().join(name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file("etcd.log"))
+            .expect("etcd log file");
+        let mut cmd = Command::new(tool_path("etcd"));
+        cmd.args(["--name", "tls0"])
+            .arg("--data-dir")
+            .arg(file("data"))
+            .args(["--listen-client-urls", &endpoint])
+            .args(["--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("tls0={peer}")])
+            .arg("--cert-file")
+            .arg(file("server.pem"))
+            .arg("--key-file")
+            .arg(file("server-key.pem"))
+            .arg("--trusted-ca-file")
+            .arg(file("ca.pem"))
+            .arg("--client-cert-auth")
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("etcd log file"))
+            .stderr(log);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ETCD_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd.spawn().expect("start etcd");
+        TlsMember {
+            dir,
+            child: Some(child),
+            endpoint,
+        }
+    }
+
+    /// A PEM file written by [`Self::start`]: ca.pem, client.pem, client-key.pem.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The member's log, for a failure message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.file("etcd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TlsMember {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it.
+fn write_certs(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "meridian test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>, usages: Vec<ExtendedKeyUsagePurpose>, stem: &str| {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(names).expect("params");
+        params.extended_key_usages = usages;
+        params.distinguished_name.push(DnType::CommonName, stem);
+        let cert = params.signed_by(&key, &issuer).expect("certificate");
+        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).expect("write certificate");
+        std::fs::write(dir.join(format!("{stem}-key.pem")), key.serialize_pem())
+            .expect("write key");
+    };
+    // etcd's JSON gateway dials the member's own gRPC with the member's certificate, so
+    // with --client-cert-auth that certificate must be good for client auth too.
+    leaf(
+        vec!["127.0.0.1".into(), "localhost".into()],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        "server",
+    );
+    leaf(vec![], vec![ExtendedKeyUsagePurpose::ClientAuth], "client");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
+}

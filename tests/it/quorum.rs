@@ -701,6 +701,68 @@ fn bad_votes_and_cluster_settings_are_reported() {
         !ok && out.contains("cluster.fallback_secs must be between 0.5 and 600"),
         "{out}"
     );
+    let (ok, out) = check(
+        &dynamic(1, 2),
+        &format!("{CLUSTER}ca_file = \"no-such-ca.pem\"\n"),
+    );
+    assert!(
+        !ok && out.contains("cluster.ca_file") && out.contains("no-such-ca.pem"),
+        "{out}"
+    );
+    let (ok, out) = check(&dynamic(1, 2), &format!("{CLUSTER}cert_file = \"c.pem\"\n"));
+    assert!(
+        !ok && out.contains("cluster.cert_file and cluster.key_file go together"),
+        "{out}"
+    );
+    let (ok, out) = check(
+        &dynamic(1, 2),
+        &format!("{CLUSTER}ca_file = \"zones/example.com.zone\"\n"),
+    );
+    assert!(!ok && out.contains("no PEM certificate"), "{out}");
+}
+
+/// An instance reaches an etcd that speaks only TLS and asks for a client certificate,
+/// with `ca_file`, `cert_file` and `key_file`: it joins, and its vote is in the store.
+#[test]
+fn an_instance_joins_over_tls_with_a_client_certificate() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let member = crate::etcd_cluster::TlsMember::start();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let tls = format!(
+        "ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        member.file("ca.pem").display(),
+        member.file("client.pem").display(),
+        member.file("client-key.pem").display()
+    );
+    let inst = Instance::start_with(
+        "secure",
+        std::slice::from_ref(&member.endpoint),
+        &dynamic(port, port),
+        &tls,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while inst.mode() != "shared" || inst.status()["cluster"]["votes_written"].as_u64() < Some(4) {
+        assert!(
+            Instant::now() < deadline,
+            "no join over TLS: {}\n{}",
+            inst.status(),
+            member.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A CA alone (for a store that asks no client certificate) is a valid setting too.
+    let (ok, out) = check(
+        &dynamic(1, 2),
+        &format!(
+            "[cluster]\nendpoints = [\"{}\"]\ninstance = \"m1\"\nca_file = \"{}\"\n",
+            member.endpoint,
+            member.file("ca.pem").display()
+        ),
+    );
+    assert!(ok, "{out}");
 }
 
 /// `fallback_secs` set above the default (2 s here): a store silent for 2.5 s (its only
