@@ -126,18 +126,8 @@ impl EtcdCluster {
             .args(["--election-timeout", &self.timings.1.to_string()])
             .args(["--experimental-watch-progress-notify-interval", "1s"])
             // Info: elections and leader changes, for a failure message.
-            .args(["--logger", "zap", "--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("etcd log file"))
-            .stderr(log);
-        // Flags only: no ETCD_* variable of the caller's environment.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCD_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd.spawn().expect("start etcd");
-        self.members[i].child = Some(child);
+            .args(["--logger", "zap", "--log-level", "info"]);
+        self.members[i].child = Some(spawn_etcd(cmd, log));
         self.members[i].paused = false;
     }
 
@@ -375,6 +365,20 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// Starts `cmd` (etcd with its flags) logging to `log`, flags only: no ETCD_* variable of
+/// the caller's environment.
+fn spawn_etcd(mut cmd: Command, log: std::fs::File) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("etcd log file"))
+        .stderr(log);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ETCD_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn().expect("start etcd")
+}
+
 fn signal(child: &Child, sig: libc::c_int) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
@@ -422,19 +426,10 @@ impl TlsMember {
             .arg(file("ca.pem"))
             .arg("--client-cert-auth")
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .args(["--logger", "zap", "--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("etcd log file"))
-            .stderr(log);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCD_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd.spawn().expect("start etcd");
+            .args(["--logger", "zap", "--log-level", "warn"]);
         TlsMember {
             dir,
-            child: Some(child),
+            child: Some(spawn_etcd(cmd, log)),
             endpoint,
         }
     }
