@@ -213,8 +213,8 @@ fn spread(t: &[Duration]) -> Duration {
 const VOTE_BOUND: Duration = Duration::from_millis(1250 + 500 + 250 + 1000);
 
 /// The longest etcd election after which no instance may have gone local: the fallback
-/// time (2 s) less a keepalive tick (250 ms) and 500 ms of slack for a loaded machine.
-const TIMELY_ELECTION: Duration = Duration::from_millis(1250);
+/// time (2 s) less a keepalive tick (250 ms) and 750 ms of slack for a loaded machine.
+const TIMELY_ELECTION: Duration = Duration::from_millis(1000);
 
 /// What the fleet did while etcd elected a new leader.
 #[derive(Debug)]
@@ -536,12 +536,12 @@ fn etcds_default_timing_with_the_advised_fallback_rides_out_an_election() {
                 && i.answer("api.example.com.").as_deref() == Some("198.51.100.11")
         })
     });
-    // The fallback time (3 s) less a refresh tick (375 ms) and 0.5 s of slack.
+    // The fallback time (3 s) less a refresh tick (375 ms) and 0.75 s of slack.
     let elections = ride_out_an_election(
         &mut store,
         &fleet,
         "198.51.100.11",
-        Duration::from_millis(2125),
+        Duration::from_millis(1875),
     );
     println!("elections under etcd's default timing: {elections:?}");
 }
