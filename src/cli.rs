@@ -60,6 +60,12 @@ pub fn serve(
 pub fn check(config_path: &Path) -> ExitCode {
     match config::load_to_inspect(config_path) {
         Ok(loaded) => {
+            if let Some(e) = cluster_client_error(loaded.cluster.as_ref()) {
+                println!("error: {}: {e}", config_path.display());
+                println!("1 error(s)");
+                std::mem::forget(loaded);
+                return ExitCode::FAILURE;
+            }
             for w in &loaded.warnings {
                 println!("warning: {w}");
             }
@@ -98,6 +104,21 @@ pub fn check(config_path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Why the etcd client of `[cluster]` cannot be built (its TLS files read, but not usable:
+/// a certificate or key that does not parse), as the server would find at start.
+fn cluster_client_error(cluster: Option<&crate::config::ClusterConfig>) -> Option<String> {
+    let c = cluster?;
+    let built = c.tls().and_then(|tls| {
+        crate::monitor::etcd::Etcd::with_tls(
+            c.endpoints.clone(),
+            std::time::Duration::from_secs_f64(c.timeout_secs),
+            &tls,
+        )
+        .map_err(|e| format!("cluster: {e}"))
+    });
+    built.err()
 }
 
 /// `meridian explain`: what would be answered to this client, and why.

@@ -628,7 +628,13 @@ fn a_stopped_instance_loses_its_votes_and_rejoins() {
 /// `meridian check` on example.com with `dynamic` and `extra` in meridian.toml: whether it
 /// passed, and what it printed on stdout and stderr.
 fn check(dynamic: &str, extra: &str) -> (bool, String) {
+    check_with_file(dynamic, extra, ("unused", ""))
+}
+
+/// [`check`] with one more file beside the config: (name, contents).
+fn check_with_file(dynamic: &str, extra: &str, file: (&str, &str)) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(file.0), file.1).expect("file");
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
     std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
     std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
@@ -719,6 +725,17 @@ fn bad_votes_and_cluster_settings_are_reported() {
         &format!("{CLUSTER}ca_file = \"zones/example.com.zone\"\n"),
     );
     assert!(!ok && out.contains("no PEM certificate"), "{out}");
+    // The markers are there, but not a certificate: the client the server would build
+    // refuses it, and so does `check`.
+    let (ok, out) = check_with_file(
+        &dynamic(1, 2),
+        &format!("{CLUSTER}ca_file = \"bad-ca.pem\"\n"),
+        (
+            "bad-ca.pem",
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        ),
+    );
+    assert!(!ok && out.contains("cluster: etcd client"), "{out}");
 }
 
 /// An instance reaches an etcd that speaks only TLS and asks for a client certificate,
