@@ -109,16 +109,8 @@ pub fn check(config_path: &Path) -> ExitCode {
 /// Why the etcd client of `[cluster]` cannot be built (its TLS files read, but not usable:
 /// a certificate or key that does not parse), as the server would find at start.
 fn cluster_client_error(cluster: Option<&crate::config::ClusterConfig>) -> Option<String> {
-    let c = cluster?;
-    let built = c.tls().and_then(|tls| {
-        crate::monitor::etcd::Etcd::with_tls(
-            c.endpoints.clone(),
-            std::time::Duration::from_secs_f64(c.timeout_secs),
-            &tls,
-        )
-        .map_err(|e| format!("cluster: {e}"))
-    });
-    built.err()
+    let error = crate::monitor::cluster::client(cluster?).err()?;
+    Some(format!("cluster: {error}"))
 }
 
 /// `meridian explain`: what would be answered to this client, and why.

@@ -404,7 +404,7 @@ impl QueryLogConfig {
 }
 
 /// `[cluster]`: the etcd cluster the instances share their checks' results through.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// etcd client URLs, e.g. "http://10.0.0.1:2379"; tried in turn.
@@ -439,7 +439,7 @@ pub struct ClusterConfig {
 }
 
 /// The contents of a `[cluster]`'s TLS files.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct ClusterTls {
     /// The CA certificate(s) to trust alone.
     pub ca_pem: Option<Vec<u8>>,
@@ -448,11 +448,11 @@ pub struct ClusterTls {
 }
 
 /// The shortest default time the store may be silent before an instance decides alone.
-pub const FALLBACK_FLOOR: std::time::Duration = std::time::Duration::from_secs(2);
+const FALLBACK_FLOOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Two intervals of the fastest check, at least [`FALLBACK_FLOOR`]: the fallback time when
-/// none is configured (the lease's time is derived from it too).
-pub fn default_fallback(fastest_interval: std::time::Duration) -> std::time::Duration {
+/// none is configured.
+fn default_fallback(fastest_interval: std::time::Duration) -> std::time::Duration {
     (fastest_interval * 2).max(FALLBACK_FLOOR)
 }
 

@@ -164,15 +164,10 @@ impl Keys {
 /// Starts the task that publishes and watches votes; returns the link the monitor decides
 /// with. Must run inside tokio.
 pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, EtcdError> {
-    let tls = config.tls().map_err(EtcdError::Config)?;
-    let store = Etcd::with_tls(
-        config.endpoints.clone(),
-        Duration::from_secs_f64(config.timeout_secs),
-        &tls,
-    )?;
+    let store = client(config)?;
     let fastest = monitor.fastest_interval();
     let fallback = config.fallback_after(fastest);
-    let ttl = lease_ttl(crate::config::default_fallback(fastest));
+    let ttl = lease_ttl(fastest);
     let link = Arc::new(Link {
         config: config.clone(),
         fleet: std::sync::Mutex::new(Fleet::new(config.instance_name(), fallback)),
@@ -184,12 +179,21 @@ pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, Etc
     Ok(link)
 }
 
-/// Lease time: 1.5 × the default fallback time, so three intervals of the fastest check
-/// and at least 3 s (above etcd's 2 s minimum), whatever fallback is configured: a stopped
-/// instance's votes expire as soon.
-fn lease_ttl(fallback: Duration) -> i64 {
-    let interval = fallback.as_secs_f64() / 2.0;
-    ((3.0 * interval).ceil() as i64).max(2)
+/// The etcd client `config` describes (its TLS files read again): what the cluster task
+/// talks through, and what `meridian check` builds to find an unusable file.
+pub fn client(config: &ClusterConfig) -> Result<Etcd, EtcdError> {
+    let tls = config.tls().map_err(EtcdError::Config)?;
+    Etcd::with_tls(
+        config.endpoints.clone(),
+        Duration::from_secs_f64(config.timeout_secs),
+        &tls,
+    )
+}
+
+/// Lease time: three intervals of the fastest check, and at least 3 s (above etcd's 2 s
+/// minimum), whatever fallback is configured: a stopped instance's votes expire as soon.
+fn lease_ttl(fastest_interval: Duration) -> i64 {
+    (3.0 * fastest_interval.as_secs_f64().max(1.0)).ceil() as i64
 }
 
 async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys, ttl: i64) {
@@ -241,54 +245,61 @@ async fn session(
     let mut ticks = tokio::time::interval(period.min(fallback_tick(link)));
     // Votes that could not be written yet (the store did not answer): tried every tick.
     let mut unpublished = false;
+    let mut watch: Option<WatchStream> = None;
     loop {
-        let mut watch = match resync(monitor, link, store, keys).await {
-            Ok(watch) => watch,
-            Err(e) => {
-                // Likely an election: keep the lease alive and read again at the next tick,
-                // rather than start over with a new lease once the store is back.
-                tracing::debug!("cluster store: reading the votes: {e}; again at the next tick");
-                ticks.tick().await;
-                keep_alive(link, store, lease, ttl).await?;
-                monitor.cluster_tick();
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {
-                    // A reload may have changed the fallback time: the refresh follows it.
-                    let wanted = period.min(fallback_tick(link));
-                    if wanted != ticks.period() {
-                        ticks = tokio::time::interval_at(tokio::time::Instant::now() + wanted, wanted);
-                    }
-                    keep_alive(link, store, lease, ttl).await?;
-                    if unpublished {
-                        unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)
-                            .await
-                            .is_err();
-                    }
-                    monitor.cluster_tick();
+        if watch.is_none() {
+            // At the start, and after the watch broke (its member died): read every vote and
+            // watch again, on the same lease. A store that does not answer (an election) is
+            // tried again after the next tick, the lease kept alive meanwhile, rather than
+            // started over with a new lease once it is back.
+            match resync(monitor, link, store, keys).await {
+                Ok(w) => watch = Some(w),
+                Err(e) => {
+                    tracing::debug!("cluster store: reading the votes: {e}; again at the next tick")
                 }
-                batch = watch.next() => match batch {
-                    Ok(Some(batch)) => {
-                        apply_batch(link, keys, batch);
-                        monitor.cluster_tick();
-                        monitor.publish();
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!("cluster store: watch: {e}; reading the votes again");
-                        break;
-                    }
-                },
-                _ = link.dirty.notified() => {
+            }
+        }
+        tokio::select! {
+            _ = ticks.tick() => {
+                // A reload may have changed the fallback time: the refresh follows it.
+                let wanted = period.min(fallback_tick(link));
+                if wanted != ticks.period() {
+                    ticks = tokio::time::interval_at(tokio::time::Instant::now() + wanted, wanted);
+                }
+                keep_alive(link, store, lease, ttl).await?;
+                if unpublished {
                     unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)
                         .await
                         .is_err();
                 }
+                monitor.cluster_tick();
+            }
+            batch = next_batch(watch.as_mut()) => match batch {
+                Ok(Some(batch)) => {
+                    apply_batch(link, keys, batch);
+                    monitor.cluster_tick();
+                    monitor.publish();
+                }
+                Ok(None) => watch = None,
+                Err(e) => {
+                    tracing::debug!("cluster store: watch: {e}; reading the votes again");
+                    watch = None;
+                }
+            },
+            _ = link.dirty.notified() => {
+                unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)
+                    .await
+                    .is_err();
             }
         }
+    }
+}
+
+/// The watch's next batch; never, while there is no watch.
+async fn next_batch(watch: Option<&mut WatchStream>) -> Result<Option<WatchBatch>, EtcdError> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -345,8 +345,6 @@ impl Etcd {
         let inner = &self.inner;
         let n = inner.endpoints.len();
         let first = self.preferred();
-        // Every endpoint once, from `first`.
-        let order: Vec<usize> = (first..n).chain(0..first).collect();
         let began = tokio::time::Instant::now();
         let deadline = began
             + inner
@@ -360,7 +358,8 @@ impl Etcd {
             let now = tokio::time::Instant::now();
             let more = tried.len() < n;
             if more && (running.is_empty() || now >= next_due) {
-                let i = order[tried.len()];
+                // Every endpoint once, from `first`.
+                let i = (first + tried.len()) % n;
                 let attempt = try_at(i);
                 running.push(async move { (i, attempt.await) });
                 tried.push((i, now, None));
