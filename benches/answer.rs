@@ -4,7 +4,8 @@
 //! `answer_from` on one reused response buffer, as the UDP loop does. Criterion's time per
 //! iteration is the time per query (ns/query); the throughput line is queries per second.
 //!
-//! The `cache` group goes through the answer cache: one repeated question, and three kinds of
+//! The `cache` group goes through the answer cache: one repeated question (a whole response
+//! replayed), the same question with other bytes each time (a slot hit), and three kinds of
 //! questions that all differ (cache misses).
 //!
 //!     cargo bench --bench answer
@@ -184,15 +185,24 @@ fn bench(c: &mut Criterion) {
     };
     let mut workloads: Vec<(&str, Vec<Vec<u8>>)> = Vec::new();
     let www = wire("www.example.com.");
+    let london = Some((IpAddr::V4(Ipv4Addr::new(81, 2, 69, 0)), 24));
     workloads.push((
         "hit: geo A, one ECS /24",
-        vec![build_query(
-            7,
-            &www,
-            rtype::A,
-            true,
-            Some((IpAddr::V4(Ipv4Addr::new(81, 2, 69, 0)), 24)),
-        )],
+        vec![build_query(7, &www, rtype::A, true, london)],
+    ));
+    // The same question with ever other bytes (here the EDNS payload size; a resolver that
+    // randomizes the case of names, 0x20, does the same): answered from the slot, never
+    // from the whole responses kept by the query's bytes.
+    workloads.push((
+        "hit: geo A, one ECS /24, other bytes each time",
+        (0..4096u16)
+            .map(|i| {
+                let mut q = build_query(7, &www, rtype::A, true, london);
+                let size_at = 12 + www.len() + 4 + 3;
+                q[size_at..size_at + 2].copy_from_slice(&(1232 + i).to_be_bytes());
+                q
+            })
+            .collect(),
     ));
     workloads.push((
         "miss: geo A, random ECS /24",

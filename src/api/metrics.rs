@@ -66,15 +66,17 @@ fn query_metrics(reg: &mut Registry, state: &ApiState) {
             vec![(Vec::new(), q.dropped.load(Relaxed))],
         );
     }
-    let (hits, misses, stores) = crate::engine::cache::totals();
+    let (hits, misses, stores, whole) = crate::engine::cache::totals();
     total(
         "answer_cache_total",
-        "UDP answer cache lookups by result (hit, miss), and answers stored",
+        "UDP answer cache lookups by result (hit, miss), answers stored, and hits answered with \
+         the response kept whole for the same query bytes (whole, also counted as hit)",
         reg,
         vec![
             (l("result", "hit"), hits),
             (l("result", "miss"), misses),
             (l("result", "stored"), stores),
+            (l("result", "whole"), whole),
         ],
     );
     total(

@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::packet::{PacketCache, Replayed, SourceNet, Whole};
 use crate::health::HealthView;
 use crate::pages::{ZeroValid, ZeroedPages};
 
@@ -86,19 +87,22 @@ pub struct CacheStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub stores: AtomicU64,
+    /// Hits answered with the kept response whole (`engine::packet`), also in `hits`.
+    pub whole: AtomicU64,
 }
 
 /// Every thread's [`CacheStats`], registered once per thread at start.
 static REGISTRY: std::sync::Mutex<Vec<Arc<CacheStats>>> = std::sync::Mutex::new(Vec::new());
 
-/// Sums of every thread's cache counts: (hits, misses, stores).
-pub fn totals() -> (u64, u64, u64) {
+/// Sums of every thread's cache counts: (hits, misses, stores, whole-response hits).
+pub fn totals() -> (u64, u64, u64, u64) {
     let list = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    list.iter().fold((0, 0, 0), |(h, m, s), c| {
+    list.iter().fold((0, 0, 0, 0), |(h, m, s, w), c| {
         (
             h + c.hits.load(Ordering::Relaxed),
             m + c.misses.load(Ordering::Relaxed),
             s + c.stores.load(Ordering::Relaxed),
+            w + c.whole.load(Ordering::Relaxed),
         )
     })
 }
@@ -185,6 +189,9 @@ pub struct Hit<'a> {
     pub scope: Option<u8>,
     /// For [`count_hit`].
     pub counters: [usize; 2],
+    /// The network of packet sources the answer holds for, when it was decided by the
+    /// packet's source address (`None`: by the ECS address, or for everyone).
+    pub source: Option<SourceNet>,
 }
 
 /// Counts a hit in the per-zone and per-name counters its slot names.
@@ -229,6 +236,8 @@ pub struct AnswerCache {
     /// set, so a long flood does not open it for good.
     seen: Box<[u64; SEEN_WORDS]>,
     seen_set: usize,
+    /// Whole responses, in front of the slots.
+    packets: PacketCache,
 }
 
 /// 64 Ki bits (8 KiB) per thread.
@@ -250,7 +259,7 @@ fn hash(name_hash: u64, qtype: u16, extra: u64) -> u64 {
 }
 
 /// The address as 16 bytes (IPv4 in the first 4) masked to `bits`: one 128-bit mask.
-fn masked(addr: IpAddr, bits: u8) -> [u8; 16] {
+pub(super) fn masked(addr: IpAddr, bits: u8) -> [u8; 16] {
     let (value, width) = match addr {
         IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
         IpAddr::V6(a) => (u128::from(a), 128),
@@ -286,11 +295,13 @@ impl AnswerCache {
             stats,
             seen: Box::new([0; SEEN_WORDS]),
             seen_set: 0,
+            packets: PacketCache::new(n),
         })
     }
 
     /// Whether `key`'s (name, type) was offered before (since the filter was last cleared);
     /// marks it as seen.
+    #[inline]
     pub fn seen_before(&mut self, key: &Key<'_>) -> bool {
         self.seen(key.tag)
     }
@@ -361,6 +372,47 @@ impl AnswerCache {
             authoritative: slot.flags & FLAG_AUTHORITATIVE != 0,
             scope: (slot.scope != NO_SCOPE).then_some(slot.scope),
             counters: slot.counters,
+            // Decided by the ECS address: that is in the query's bytes.
+            source: (slot.bits != ANY_CLIENT && slot.flags & FLAG_FROM_ECS == 0).then_some(
+                SourceNet {
+                    net: slot.net,
+                    bits: slot.bits,
+                    v6: slot.flags & FLAG_V6 != 0,
+                },
+            ),
+        }
+    }
+
+    /// The response kept whole for the query `query` (tagged `tag`, see
+    /// [`PacketCache::tag`]) from `source`, copied into `response` with the query's ID.
+    /// `now`: (snapshot serial, health view version).
+    #[inline]
+    pub fn replay(
+        &mut self,
+        query: &[u8],
+        tag: u64,
+        source: IpAddr,
+        now: (u64, u64),
+        response: &mut [u8],
+    ) -> Option<Replayed> {
+        let r = self.packets.replay(query, tag, source, now, response)?;
+        bump(&self.stats.hits);
+        bump(&self.stats.whole);
+        Some(r)
+    }
+
+    /// Keeps `response`, answered to `query` from a slot, whole: the second time these
+    /// bytes are answered so (the admission filter).
+    pub fn keep_whole(
+        &mut self,
+        query: &[u8],
+        tag: u64,
+        response: &[u8],
+        now: (u64, u64),
+        whole: &Whole,
+    ) {
+        if self.seen(tag) {
+            self.packets.keep(query, tag, response, now, whole);
         }
     }
 

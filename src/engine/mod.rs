@@ -9,7 +9,10 @@
 //! inputs and the engine is tested in memory (`tests/it/engine.rs`).
 //!
 //! ```text
-//!  bytes ─► dns::wire::parse_query ─► screening (class, type, EDNS version)
+//!  bytes ─► packet cache (UDP: the same bytes answered before) ─► response, unparsed
+//!             │ miss
+//!             ▼
+//!           dns::wire::parse_query ─► screening (class, type, EDNS version)
 //!                │ TSIG?                    │
 //!                ▼                          ▼
 //!           signed.rs ──► plain.rs ─► answer cache ─► pre-rendered ─► zone::resolve
@@ -23,6 +26,7 @@ pub mod cache;
 mod compact;
 pub mod cookies;
 pub mod journal;
+pub mod packet;
 mod plain;
 pub mod prerender;
 pub mod rrl;
@@ -119,6 +123,21 @@ pub fn answer(
             Transport::Tcp => STATS.tcp().inc(),
         }
     }
+    let mut cache = cache;
+    // The same bytes as a query answered before from the cache: its response, unparsed.
+    let packet_tag = match cache.as_deref_mut() {
+        Some(c) if request.transport == Transport::Udp => {
+            let tag = packet::PacketCache::tag(request.bytes);
+            let now = (snapshot.serial, health.version());
+            if let Some(tag) = tag
+                && let Some(r) = c.replay(request.bytes, tag, request.source, now, response)
+            {
+                return Some(plain::count_replayed(&r, response, request.counting));
+            }
+            tag
+        }
+        _ => None,
+    };
     // Borrowed out of the result rather than moved: the query is ~80 bytes.
     let parsed = parse_query(request.bytes);
     let query = match &parsed {
@@ -128,6 +147,8 @@ pub fn answer(
     match query.tsig {
         // Signed (TSIG): verified, answered and signed on a path of its own.
         Some(at) => signed::answer(snapshot, health, request, query, at, response),
-        None => plain::answer(snapshot, health, cache, request, query, response),
+        None => plain::answer(
+            snapshot, health, cache, packet_tag, request, query, response,
+        ),
     }
 }

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::cache::{self, AnswerCache};
+use super::packet::{Replayed, SourceNet, Whole};
 use super::{Counting, Request, Snapshot};
 use crate::dns::name::{MAX_NAME_LEN, lower_hash_into};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
@@ -12,12 +13,13 @@ use crate::health::HealthView;
 use crate::routing::{Client, Router};
 use crate::stats::{STATS, qtype_index};
 
-/// Counts a finished response in the server-wide statistics; returns its length.
+/// Counts a finished response in the server-wide statistics; returns its length. `ecs`:
+/// `None` without an ECS option in the query, else the scope answered (if any).
 fn count(
     len: usize,
     response: &[u8],
-    query: &wire::Query<'_>,
-    ecs_scope: Option<u8>,
+    qtype_index: usize,
+    ecs: Option<Option<u8>>,
     counting: Counting,
 ) -> usize {
     if counting == Counting::Nothing {
@@ -26,14 +28,24 @@ fn count(
     let flags = response
         .get(2..4)
         .map_or(0, |f| u16::from_be_bytes([f[0], f[1]]));
-    let ecs = query.edns.is_some_and(|e| e.ecs.is_some());
     STATS.count_response(
         usize::from(flags & 0xF),
-        qtype_index(query.qtype),
+        qtype_index,
         flags & 0x0200 != 0,
-        ecs.then_some(ecs_scope),
+        ecs,
     );
     len
+}
+
+/// Counts a response the packet cache copied whole, as [`count`] and a cache hit do;
+/// returns its length.
+#[inline(always)]
+pub(super) fn count_replayed(r: &Replayed, response: &[u8], counting: Counting) -> usize {
+    if counting != Counting::Nothing {
+        // SAFETY: found under the serial of the snapshot the caller answers from and holds.
+        unsafe { cache::count_hit(r.counters) };
+    }
+    count(r.len, response, usize::from(r.qtype_index), r.ecs, counting)
 }
 
 /// The address and source prefix of an ECS option.
@@ -108,7 +120,8 @@ pub(super) fn reply_to_malformed(
 pub(super) fn answer(
     snapshot: &Snapshot,
     health: &HealthView,
-    cache: Option<&mut AnswerCache>,
+    mut cache: Option<&mut AnswerCache>,
+    packet_tag: Option<u64>,
     request: &Request<'_>,
     query: &wire::Query<'_>,
     response: &mut [u8],
@@ -150,10 +163,10 @@ pub(super) fn answer(
         _ => None,
     };
     // The writer is lent, not moved: moving it (about 150 bytes) costs a memcpy per query.
-    let scope = lookup(
+    let (scope, from_cache) = lookup(
         snapshot,
         health,
-        cache,
+        cache.as_deref_mut(),
         request,
         query,
         (key, key_hash),
@@ -162,7 +175,24 @@ pub(super) fn answer(
         opt.as_mut(),
     );
     let len = w.finish(opt.as_ref());
-    Some(count(len, response, query, scope, request.counting))
+    let qtype_index = qtype_index(query.qtype);
+    let ecs = query.edns.is_some_and(|e| e.ecs.is_some()).then_some(scope);
+    let len = count(len, response, qtype_index, ecs, request.counting);
+    // Answered from a slot: the response may be kept whole for the same bytes. Not with a
+    // COOKIE option, whose server cookie is made per query.
+    if let (Some(cache), Some(tag), Some((source, counters))) = (cache, packet_tag, from_cache)
+        && query.edns.is_none_or(|e| e.cookie_len == 0)
+    {
+        let whole = Whole {
+            source,
+            counters,
+            qtype_index: qtype_index as u8,
+            ecs,
+        };
+        let now = (snapshot.serial, health.version());
+        cache.keep_whole(request.bytes, tag, &response[..len], now, &whole);
+    }
+    Some(len)
 }
 
 /// Screening before any lookup: the EDNS version, meta types and classes. `false`: the
@@ -233,8 +263,13 @@ fn screen(
     }
 }
 
+/// An answer copied from the answer cache: the source network it holds for (`None`: any)
+/// and the counters it counts in.
+type FromCache = (Option<SourceNet>, [usize; 2]);
+
 /// The answer cache, then the pre-rendered answers, then the zone lookup (with routing);
-/// fills the cache. Returns the ECS scope answered (set in `opt`); the caller finishes.
+/// fills the cache. Returns the ECS scope answered (set in `opt`), and for an answer copied
+/// from the cache the source network it holds for and its counters; the caller finishes.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn lookup(
@@ -247,7 +282,7 @@ fn lookup(
     subnet: Option<(IpAddr, u8)>,
     w: &mut Writer<'_>,
     opt: Option<&mut OptOut<'_>>,
-) -> Option<u8> {
+) -> (Option<u8>, Option<FromCache>) {
     let counting = request.counting;
     // A DO query where some zone is signed: its answers (with signatures) are cached apart,
     // and the pre-rendered answers (without) are not for it.
@@ -279,16 +314,17 @@ fn lookup(
         }
         w.set_rcode(hit.rcode);
         w.set_authoritative(hit.authoritative);
-        return ecs_scope(hit.scope, opt, subnet);
+        let from_cache = (hit.source, hit.counters);
+        return (ecs_scope(hit.scope, opt, subnet), Some(from_cache));
     }
     let Some((zone_index, found)) = snapshot.zones.lookup_hashed(key, key_hash, query.qtype) else {
         // Not ours, and we never recurse.
         w.set_rcode(rcode::REFUSED);
-        return None;
+        return (None, None);
     };
     let Some(zone) = snapshot.zones.zones().get(zone_index) else {
         w.set_rcode(rcode::SERVFAIL);
-        return None;
+        return (None, None);
     };
     let zone_counter = snapshot.zone_queries.get(zone_index);
     if counting != Counting::Nothing
@@ -326,7 +362,7 @@ fn lookup(
         }
         w.set_rcode(r.rcode);
         w.set_authoritative(r.authoritative);
-        return None;
+        return (None, None);
     }
     let mut router = Router::new(
         &snapshot.routing,
@@ -353,7 +389,7 @@ fn lookup(
     if let Some((cache, cache_key)) = cache {
         keep(cache, &cache_key, w, &outcome, &router, zone_counter);
     }
-    ecs_scope(router.scope, opt, subnet)
+    (ecs_scope(router.scope, opt, subnet), None)
 }
 
 /// Copies the pre-rendered answer for what the lookup found into `w`, if there is one: a

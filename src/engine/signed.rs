@@ -33,7 +33,7 @@ pub(super) fn answer(
             %source,
             "TSIG verification failed"
         );
-        let w = Writer::answering(response, query, request, 512);
+        let mut w = Writer::answering(response, query, request, 512);
         let len = w.finish(None);
         if response.len() < len + error_len(&verified) {
             return Some(len);
@@ -60,7 +60,15 @@ pub(super) fn answer(
         ..*original
     };
     let n = match wire::parse_query(&stripped) {
-        Ok(q) => plain::answer(snapshot, health, None, &inner, &q, &mut response[..cap]),
+        Ok(q) => plain::answer(
+            snapshot,
+            health,
+            None,
+            None,
+            &inner,
+            &q,
+            &mut response[..cap],
+        ),
         Err(e) => plain::reply_to_malformed(&e, &inner, &mut response[..cap]),
     }?;
     Some(signer.sign(response, n, now))

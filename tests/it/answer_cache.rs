@@ -38,40 +38,38 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
 
-/// Answers `query` three ways: uncached, then cached twice (a miss that may store, then
-/// maybe a hit).
-fn three_ways(
+/// Answers `query` uncached, then through `cache` four times, each time with another ID (a
+/// miss that may store, maybe a hit from a slot that may keep the response whole, then maybe
+/// replays of it). Returns the uncached answer and the cached ones with the uncached ID put
+/// back, which must be the same bytes.
+fn cached_and_not(
     snapshot: &Snapshot,
     health: &HealthView,
     cache: &mut AnswerCache,
     query: &[u8],
     source: IpAddr,
-) -> [Vec<u8>; 3] {
+) -> (Vec<u8>, [Vec<u8>; 4]) {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut run = |cached: Option<&mut AnswerCache>| -> Vec<u8> {
+    let mut query = query.to_vec();
+    let mut run = |cached: Option<&mut AnswerCache>, query: &[u8]| -> Vec<u8> {
+        let request = Request::new(query, source, Transport::Udp);
         let n = match cached {
-            Some(c) => engine::answer(
-                snapshot,
-                health,
-                Some(c),
-                &Request::new(query, source, Transport::Udp),
-                &mut buf,
-            ),
-            None => engine::answer(
-                snapshot,
-                health,
-                None,
-                &Request::new(query, source, Transport::Udp),
-                &mut buf,
-            ),
+            Some(c) => engine::answer(snapshot, health, Some(c), &request, &mut buf),
+            None => engine::answer(snapshot, health, None, &request, &mut buf),
         }
         .expect("an answer");
         buf[..n].to_vec()
     };
-    let plain = run(None);
-    let first = run(Some(cache));
-    let second = run(Some(cache));
-    [plain, first, second]
+    let plain = run(None, &query);
+    let id = [query[0], query[1]];
+    let cached = std::array::from_fn(|i| {
+        query[..2].copy_from_slice(&(0x1000 + i as u16).to_be_bytes());
+        let mut answer = run(Some(&mut *cache), &query);
+        assert_eq!(answer[..2], query[..2], "the ID of ask {i}");
+        answer[..2].copy_from_slice(&id);
+        answer
+    });
+    (plain, cached)
 }
 
 #[test]
@@ -135,10 +133,11 @@ fn cached_answers_are_byte_identical_to_the_uncached_path() {
                         let mut query =
                             build_query(0x4321, &mixed_case(name, &mut seed), qtype, edns, ecs);
                         query[2] |= 0x01; // RD, copied to the response
-                        let [plain, first, second] =
-                            three_ways(&snapshot, health, &mut cache, &query, source);
-                        assert_eq!(first, plain, "first {query:?} from {source}");
-                        assert_eq!(second, plain, "second {query:?} from {source}");
+                        let (plain, cached) =
+                            cached_and_not(&snapshot, health, &mut cache, &query, source);
+                        for (i, answer) in cached.iter().enumerate() {
+                            assert_eq!(*answer, plain, "ask {i} of {query:?} from {source}");
+                        }
                         compared += 1;
                     }
                 }
@@ -146,21 +145,69 @@ fn cached_answers_are_byte_identical_to_the_uncached_path() {
         }
     }
     let stats = cache.stats();
-    let (hits, misses, stores) = (
+    let (hits, misses, stores, whole) = (
         stats.hits.load(Ordering::Relaxed),
         stats.misses.load(Ordering::Relaxed),
         stats.stores.load(Ordering::Relaxed),
+        stats.whole.load(Ordering::Relaxed),
     );
     eprintln!(
-        "{compared} compared, {random} random; cache {hits} hits, {misses} misses, {stores} stored"
+        "{compared} compared, {random} random; cache {hits} hits ({whole} whole), {misses} misses, {stores} stored"
     );
     assert!(compared > 2000, "too few compared: {compared}");
-    // Most second asks hit; every health view change starts over.
-    assert!(hits > compared as u64 / 2, "too few hits: {hits}");
+    // Most later asks hit; every health view change starts over. A response is kept whole
+    // the second time a slot answers its bytes, so the fourth ask replays it.
+    assert!(hits > compared as u64 * 2, "too few hits: {hits}");
+    assert!(whole > compared as u64 / 2, "too few whole: {whole}");
     assert!(
         stores > 100 && misses > stores,
         "stores {stores}, misses {misses}"
     );
+}
+
+/// A response kept whole is replayed only to sources in the network its answer was decided
+/// for: the same query bytes from London, Tokyo and an IPv6 source, each asked twice in a
+/// row (the second ask from the first of them replays), get their own answers.
+#[test]
+fn whole_responses_hold_for_their_source_network_only() {
+    let snapshot = shipped();
+    let health = HealthView::all_up();
+    let mut cache = AnswerCache::new(1024).expect("cache");
+    let query = build_query(5, &wire("www.example.com."), rtype::A, true, None);
+    let sources = [
+        v4(81, 2, 69, 7),
+        v4(1, 0, 16, 1),
+        IpAddr::V6("2a00:23c0::1".parse().expect("v6")),
+    ];
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut plain = Vec::new();
+    for &source in &sources {
+        let request = Request::new(&query, source, Transport::Udp);
+        let n = engine::answer(&snapshot, &health, None, &request, &mut buf).expect("answer");
+        plain.push(buf[..n].to_vec());
+    }
+    assert_ne!(plain[0], plain[1], "London and Tokyo get the same answer");
+    for round in 0..6 {
+        for (source, expected) in sources.iter().zip(&plain) {
+            for _ in 0..2 {
+                let request = Request::new(&query, *source, Transport::Udp);
+                let n = engine::answer(&snapshot, &health, Some(&mut cache), &request, &mut buf)
+                    .expect("answer");
+                assert_eq!(buf[..n], expected[..], "round {round} from {source}");
+            }
+        }
+    }
+    let whole = cache.stats().whole.load(Ordering::Relaxed);
+    assert!(whole >= 6, "{whole} whole responses replayed");
+    // The health changed (every datacenter down): the response kept last (for the last
+    // source) is stale.
+    let down = HealthView::new(vec![false; 64], vec![false; 64], snapshot.generation);
+    let request = Request::new(&query, sources[2], Transport::Udp);
+    let n = engine::answer(&snapshot, &down, None, &request, &mut buf).expect("answer");
+    let expected = buf[..n].to_vec();
+    assert_ne!(expected, plain[2], "the health change changes nothing");
+    let n = engine::answer(&snapshot, &down, Some(&mut cache), &request, &mut buf).expect("answer");
+    assert_eq!(buf[..n], expected[..], "replayed after the health changed");
 }
 
 #[test]
