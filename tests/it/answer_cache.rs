@@ -397,3 +397,44 @@ fn an_ecs_network_flood_does_not_push_out_the_hot_answers() {
     );
     assert_eq!(after_hits, hits + 3, "and hit on its third question");
 }
+
+/// Over real sockets: a query asked four times from one socket gets the same answer with its
+/// own ID each time, the fourth a whole response replayed (`result="whole"`); the same query
+/// with a COOKIE option never is (its server cookie is made per query).
+#[test]
+fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
+    use crate::common::{Server, metric};
+    let zone = "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+    let s = Server::start(&[("example.com.zone", zone)], "");
+    let api = s.api.expect("api");
+    let whole = || metric(api, "meridian_answer_cache_total{result=\"whole\"}");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    let mut ask_four_times = |query: &[u8]| -> Vec<Vec<u8>> {
+        let mut query = query.to_vec();
+        (0..4u16)
+            .map(|i| {
+                query[..2].copy_from_slice(&(0x5000 + i).to_be_bytes());
+                sock.send_to(&query, s.addr).expect("send");
+                let mut buf = [0u8; 1232];
+                let (n, _) = sock.recv_from(&mut buf).expect("answer");
+                assert_eq!(buf[..2], query[..2], "the ID of ask {i}");
+                buf[2..n].to_vec()
+            })
+            .collect()
+    };
+    let before = whole();
+    let plain = build_query(1, &wire("ns1.example.com."), rtype::A, true, None);
+    let answers = ask_four_times(&plain);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(whole(), before + 1, "the fourth ask replayed whole");
+    // The COOKIE option (code 10) with an 8-byte client cookie.
+    let mut with_cookie = plain.clone();
+    let n = with_cookie.len();
+    with_cookie[n - 2..].copy_from_slice(&12u16.to_be_bytes());
+    with_cookie.extend_from_slice(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let answers = ask_four_times(&with_cookie);
+    assert!(answers.iter().all(|a| a.len() > 30), "{answers:?}");
+    assert_eq!(whole(), before + 1, "a query with a cookie replayed whole");
+}
