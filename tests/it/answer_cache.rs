@@ -411,7 +411,7 @@ fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
         .expect("timeout");
-    let mut ask_four_times = |query: &[u8]| -> Vec<Vec<u8>> {
+    let ask_four_times = |query: &[u8]| -> Vec<Vec<u8>> {
         let mut query = query.to_vec();
         (0..4u16)
             .map(|i| {
