@@ -162,7 +162,7 @@ pub(super) fn answer(
         Some(ecs) if snapshot.ecs => ecs_address(&ecs),
         _ => None,
     };
-    // The writer is lent, not moved: moving it (about 150 bytes) costs a memcpy per query.
+    // The writer is lent, not moved: moving it (about 170 bytes) costs a memcpy per query.
     let (scope, from_cache) = lookup(
         snapshot,
         health,
