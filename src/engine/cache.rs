@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::packet::{PacketCache, Replayed, SourceNet, Whole};
+use super::packet::{Counted, PacketCache, SourceNet, Whole};
 use crate::health::HealthView;
 use crate::pages::{ZeroValid, ZeroedPages};
 
@@ -394,7 +394,7 @@ impl AnswerCache {
         source: IpAddr,
         now: (u64, u64),
         response: &mut [u8],
-    ) -> Option<Replayed> {
+    ) -> Option<(usize, Counted)> {
         let r = self.packets.replay(query, tag, source, now, response)?;
         bump(&self.stats.hits);
         bump(&self.stats.whole);

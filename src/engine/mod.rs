@@ -107,7 +107,7 @@ impl<'a> Request<'a> {
 pub fn answer(
     snapshot: &Snapshot,
     health: &HealthView,
-    cache: Option<&mut AnswerCache>,
+    mut cache: Option<&mut AnswerCache>,
     request: &Request<'_>,
     response: &mut [u8],
 ) -> Option<usize> {
@@ -123,7 +123,6 @@ pub fn answer(
             Transport::Tcp => STATS.tcp().inc(),
         }
     }
-    let mut cache = cache;
     // The same bytes as a query answered before from the cache: its response, unparsed.
     let packet_tag = match cache.as_deref_mut() {
         Some(c) if request.transport == Transport::Udp => {
@@ -132,7 +131,7 @@ pub fn answer(
             if let Some(tag) = tag
                 && let Some(r) = c.replay(request.bytes, tag, request.source, now, response)
             {
-                return Some(plain::count_replayed(&r, response, request.counting));
+                return Some(plain::count_replayed(r, response, request.counting));
             }
             tag
         }

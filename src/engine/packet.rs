@@ -75,24 +75,22 @@ impl SourceNet {
     }
 }
 
-/// What a response kept whole depends on besides its query's bytes, and what it counts in.
-#[derive(Debug, Clone, Copy)]
-pub struct Whole {
-    /// `None`: any source gets it.
-    pub source: Option<SourceNet>,
+/// What a response kept whole counts in when it is replayed, as the answer it copies did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    /// This thread's slots of the zone and name counters (see [`super::cache::count_hit`]).
     pub counters: [usize; 2],
     pub qtype_index: u8,
     /// The ECS statistic: `None` without an ECS option; else the scope answered, if any.
     pub ecs: Option<Option<u8>>,
 }
 
-/// A response copied out, and what it counts in.
+/// A response to keep whole: the source network it holds for (`None`: any source) and
+/// what it counts in.
 #[derive(Debug, Clone, Copy)]
-pub struct Replayed {
-    pub len: usize,
-    pub counters: [usize; 2],
-    pub qtype_index: u8,
-    pub ecs: Option<Option<u8>>,
+pub struct Whole {
+    pub source: Option<SourceNet>,
+    pub counted: Counted,
 }
 
 /// One UDP thread's whole responses.
@@ -122,7 +120,8 @@ impl PacketCache {
     }
 
     /// Copies the response kept for `query` (tagged `tag`) from `source` into `response`,
-    /// with the query's ID. `now`: (snapshot serial, health view version).
+    /// with the query's ID; returns its length and what it counts in. `now`: (snapshot
+    /// serial, health view version).
     #[inline]
     pub fn replay(
         &self,
@@ -131,7 +130,7 @@ impl PacketCache {
         source: IpAddr,
         now: (u64, u64),
         response: &mut [u8],
-    ) -> Option<Replayed> {
+    ) -> Option<(usize, Counted)> {
         let slot = &self.slots[tag as usize & self.mask];
         let rest = &query[2..];
         if slot.tag != tag
@@ -155,8 +154,7 @@ impl PacketCache {
         let out = response.get_mut(..len)?;
         out.copy_from_slice(&slot.response[..len]);
         out[..2].copy_from_slice(&query[..2]);
-        Some(Replayed {
-            len,
+        let counted = Counted {
             counters: slot.counters,
             qtype_index: slot.qtype_index,
             ecs: match slot.ecs {
@@ -164,7 +162,8 @@ impl PacketCache {
                 ECS_NO_SCOPE => Some(None),
                 s => Some(Some(s)),
             },
-        })
+        };
+        Some((len, counted))
     }
 
     /// Keeps `response` as the answer to `query` (tagged `tag`) under `now`.
@@ -189,9 +188,9 @@ impl PacketCache {
         slot.query[..rest.len()].copy_from_slice(rest);
         slot.response_len = response.len() as u16;
         slot.response[..response.len()].copy_from_slice(response);
-        slot.counters = whole.counters;
-        slot.qtype_index = whole.qtype_index;
-        slot.ecs = match whole.ecs {
+        slot.counters = whole.counted.counters;
+        slot.qtype_index = whole.counted.qtype_index;
+        slot.ecs = match whole.counted.ecs {
             None => ECS_NONE,
             Some(None) => ECS_NO_SCOPE,
             // A scope is at most 128, below both markers.
@@ -219,9 +218,11 @@ mod tests {
     fn whole(source: Option<SourceNet>) -> Whole {
         Whole {
             source,
-            counters: [0, 0],
-            qtype_index: 1,
-            ecs: Some(Some(24)),
+            counted: Counted {
+                counters: [0, 0],
+                qtype_index: 1,
+                ecs: Some(Some(24)),
+            },
         }
     }
 
@@ -236,9 +237,9 @@ mod tests {
         c.keep(query, tag, b"\x12\x34\x81\x80rest", (1, 1), &whole(None));
         let mut again = *query;
         again[..2].copy_from_slice(b"\xab\xcd");
-        let r = c.replay(&again, tag, from, (1, 1), &mut out).expect("kept");
-        assert_eq!(&out[..r.len], b"\xab\xcd\x81\x80rest");
-        assert_eq!(r.ecs, Some(Some(24)));
+        let (len, counted) = c.replay(&again, tag, from, (1, 1), &mut out).expect("kept");
+        assert_eq!(&out[..len], b"\xab\xcd\x81\x80rest");
+        assert_eq!(counted, whole(None).counted);
         // Other data or health: stale. Other bytes: another tag, or compared apart.
         assert!(c.replay(query, tag, from, (2, 1), &mut out).is_none());
         assert!(c.replay(query, tag, from, (1, 2), &mut out).is_none());

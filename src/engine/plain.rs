@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::cache::{self, AnswerCache};
-use super::packet::{Replayed, SourceNet, Whole};
+use super::packet::{Counted, SourceNet, Whole};
 use super::{Counting, Request, Snapshot};
 use crate::dns::name::{MAX_NAME_LEN, lower_hash_into};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
@@ -40,12 +40,17 @@ fn count(
 /// Counts a response the packet cache copied whole, as [`count`] and a cache hit do;
 /// returns its length.
 #[inline(always)]
-pub(super) fn count_replayed(r: &Replayed, response: &[u8], counting: Counting) -> usize {
+pub(super) fn count_replayed(
+    (len, counted): (usize, Counted),
+    response: &[u8],
+    counting: Counting,
+) -> usize {
     if counting != Counting::Nothing {
         // SAFETY: found under the serial of the snapshot the caller answers from and holds.
-        unsafe { cache::count_hit(r.counters) };
+        unsafe { cache::count_hit(counted.counters) };
     }
-    count(r.len, response, usize::from(r.qtype_index), r.ecs, counting)
+    let qtype_index = usize::from(counted.qtype_index);
+    count(len, response, qtype_index, counted.ecs, counting)
 }
 
 /// The address and source prefix of an ECS option.
@@ -185,9 +190,11 @@ pub(super) fn answer(
     {
         let whole = Whole {
             source,
-            counters,
-            qtype_index: qtype_index as u8,
-            ecs,
+            counted: Counted {
+                counters,
+                qtype_index: qtype_index as u8,
+                ecs,
+            },
         };
         let now = (snapshot.serial, health.version());
         cache.keep_whole(request.bytes, tag, &response[..len], now, &whole);
