@@ -436,6 +436,30 @@ pub struct ClusterConfig {
     pub cert_file: Option<PathBuf>,
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// An etcd user (etcd's `auth enable`), with `password_file`: this instance
+    /// authenticates as it and sends its token with every request.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The file holding `user`'s password (trailing newlines dropped), kept out of the
+    /// config file. Relative to the config file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// An etcd user and its password, from `[cluster]`'s `user` and `password_file`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    // The password stays out of logs and error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The contents of a `[cluster]`'s TLS files.
@@ -515,15 +539,24 @@ impl ClusterConfig {
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err("cluster.cert_file and cluster.key_file go together".into());
         }
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err("cluster.user and cluster.password_file go together".into());
+        }
+        if self.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            return Err("cluster.user is empty".into());
+        }
         Ok(())
     }
 
-    /// The TLS files' paths taken relative to `base` (the config file's directory).
+    /// The TLS and password files' paths, relative to `base` (the config file's directory).
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        for p in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
-            .into_iter()
-            .flatten()
-        {
+        let files = [
+            &mut self.ca_file,
+            &mut self.cert_file,
+            &mut self.key_file,
+            &mut self.password_file,
+        ];
+        for p in files.into_iter().flatten() {
             *p = base.join(&*p);
         }
     }
@@ -561,6 +594,27 @@ impl ClusterConfig {
             ca_pem,
             identity_pem,
         })
+    }
+
+    /// Reads `password_file`: the login to authenticate with, if `user` is set. An error
+    /// names the setting and the file.
+    pub fn login(&self) -> Result<Option<Login>, String> {
+        let (Some(user), Some(path)) = (&self.user, &self.password_file) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cluster.password_file {}: {e}", path.display()))?;
+        let password = text.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(format!(
+                "cluster.password_file {}: no password in it",
+                path.display()
+            ));
+        }
+        Ok(Some(Login {
+            user: user.clone(),
+            password: password.to_string(),
+        }))
     }
 
     /// How long the store may be silent before this instance decides alone, and how long

@@ -83,6 +83,10 @@ pub struct ClusterStatus {
     pub instances: Vec<String>,
     /// Votes left out for another definition of their check, over every endpoint.
     pub votes_ignored: u64,
+    /// Why the last session with the store failed (a refused login, no endpoint
+    /// answering), until the store answers again.
+    #[serde(default)]
+    pub store_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

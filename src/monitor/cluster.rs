@@ -71,6 +71,8 @@ pub struct Fleet {
     pub puts: u64,
     /// When the store counts as gone, and how long it must be back before rejoining.
     pub fallback_after: Duration,
+    /// Why the last session with the store ended, until it answers again.
+    pub store_error: Option<String>,
 }
 
 impl Fleet {
@@ -84,6 +86,7 @@ impl Fleet {
             store_latency: None,
             puts: 0,
             fallback_after,
+            store_error: None,
         }
     }
 
@@ -107,6 +110,7 @@ impl Fleet {
             self.healthy_since = Some(now);
         }
         self.store_ok = Some(now);
+        self.store_error = None;
     }
 
     /// The votes on `endpoint`: this instance's own (`own`) and every other live one;
@@ -179,14 +183,16 @@ pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, Etc
     Ok(link)
 }
 
-/// The etcd client `config` describes (its TLS files read again): what the cluster task
+/// The etcd client `config` describes (its TLS and password files read again): what the cluster task
 /// talks through, and what `meridian check` builds to find an unusable file.
 pub fn client(config: &ClusterConfig) -> Result<Etcd, EtcdError> {
     let tls = config.tls().map_err(EtcdError::Config)?;
-    Etcd::with_tls(
+    let login = config.login().map_err(EtcdError::Config)?;
+    Etcd::with_login(
         config.endpoints.clone(),
         Duration::from_secs_f64(config.timeout_secs),
         &tls,
+        login,
     )
 }
 
@@ -203,6 +209,9 @@ async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys, ttl: i6
         match session(&monitor, &link, &store, &keys, ttl).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
+                if let Ok(mut fleet) = link.fleet.lock() {
+                    fleet.store_error = Some(e.to_string());
+                }
                 // Once, then at most every 30 s while the store stays away.
                 if last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
                     tracing::warn!("cluster store: {e}");
@@ -213,7 +222,11 @@ async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys, ttl: i6
                 // Decide alone as soon as the store is gone for the fallback time.
                 monitor.cluster_tick();
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // etcd refusing the request (a wrong password, a missing permission) is
+                // not mended by asking every second: every 5 s, each a bcrypt check there.
+                let refused = matches!(e, SessionError::Store(EtcdError::Status { .. }));
+                let most = Duration::from_secs(if refused { 5 } else { 1 });
+                backoff = (backoff * 2).min(most);
             }
         }
     }

@@ -20,9 +20,17 @@
 //! delete, keepalive, revoke), except a grant, whose extra lease then expires unused.
 //! Watches require a leader: a member cut off from the quorum cancels them (after about
 //! three election timeouts) instead of letting them hang silently.
+//!
+//! With a login (etcd's `auth enable`), the client authenticates before its first call and
+//! sends the token with every request (the gateway passes `Authorization` on as gRPC
+//! metadata). A token etcd no longer takes (expired, or issued before any change to users,
+//! roles or permissions: "revision of auth store is old") is replaced by authenticating
+//! again, once per call. A cluster without authentication enabled is spoken to without a
+//! token, so the login can be configured before `auth enable`.
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -31,7 +39,10 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
+mod auth;
 mod watch;
+
+use auth::{Token, with_token};
 
 pub use watch::{WatchBatch, WatchEvent, WatchStream};
 
@@ -82,6 +93,9 @@ struct Inner {
     timeout: Duration,
     /// Index of the endpoint that answered last: where each call starts.
     preferred: AtomicUsize,
+    login: Option<crate::config::Login>,
+    /// The token of the last authentication (with a login).
+    token: Mutex<Token>,
 }
 
 impl fmt::Debug for Etcd {
@@ -114,6 +128,16 @@ impl Etcd {
         endpoints: Vec<String>,
         timeout: std::time::Duration,
         tls: &crate::config::ClusterTls,
+    ) -> Result<Self, EtcdError> {
+        Self::with_login(endpoints, timeout, tls, None)
+    }
+
+    /// [`Self::with_tls`], authenticating as `login` (an etcd user) when given.
+    pub fn with_login(
+        endpoints: Vec<String>,
+        timeout: std::time::Duration,
+        tls: &crate::config::ClusterTls,
+        login: Option<crate::config::Login>,
     ) -> Result<Self, EtcdError> {
         if endpoints.is_empty() {
             return Err(EtcdError::Config("no endpoint".into()));
@@ -159,6 +183,8 @@ impl Etcd {
                 http,
                 timeout,
                 preferred: AtomicUsize::new(0),
+                login,
+                token: Mutex::new(Token::Unknown),
             }),
         })
     }
@@ -280,8 +306,17 @@ impl Etcd {
             create["start_revision"] = json!(start_revision.to_string());
         }
         let body = json!({ "create_request": create }).to_string().into_bytes();
-        self.first_answer(|i| self.open_watch(&self.inner.endpoints[i], &body, start_revision))
-            .await
+        self.authorized(|token| {
+            let body = &body;
+            async move {
+                self.first_answer(|i| {
+                    let endpoint = &self.inner.endpoints[i];
+                    self.open_watch(endpoint, body, start_revision, token.as_deref())
+                })
+                .await
+            }
+        })
+        .await
     }
 
     /// Starts a watch on one endpoint and reads its first message, which must be the
@@ -291,15 +326,17 @@ impl Etcd {
         endpoint: &str,
         body: &[u8],
         start_revision: i64,
+        token: Option<&str>,
     ) -> Result<WatchStream, Failure> {
-        let response = self
+        let request = self
             .inner
             .http
             .post(format!("{endpoint}/v3/watch"))
             .header("content-type", "application/json")
             // grpc-gateway passes Grpc-Metadata-* headers on as gRPC metadata; etcd's
             // "hasleader: true" makes the watch fail while the member has no leader.
-            .header("grpc-metadata-hasleader", "true")
+            .header("grpc-metadata-hasleader", "true");
+        let response = with_token(request, token)
             .body(body.to_vec())
             .send()
             .await
@@ -322,8 +359,17 @@ impl Etcd {
         parse: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, EtcdError> {
         let body = body.to_string().into_bytes();
-        self.first_answer(|i| self.attempt(&self.inner.endpoints[i], path, &body, &parse))
-            .await
+        self.authorized(|token| {
+            let (body, parse) = (&body, &parse);
+            async move {
+                self.first_answer(|i| {
+                    let endpoint = &self.inner.endpoints[i];
+                    self.attempt(endpoint, path, body, token.as_deref(), parse)
+                })
+                .await
+            }
+        })
+        .await
     }
 
     /// The endpoint to try first: the last that answered.
@@ -408,13 +454,15 @@ impl Etcd {
         endpoint: &str,
         path: &str,
         body: &[u8],
+        token: Option<&str>,
         parse: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, Failure> {
-        let response = self
+        let request = self
             .inner
             .http
             .post(format!("{endpoint}{path}"))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        let response = with_token(request, token)
             .body(body.to_vec())
             .send()
             .await

@@ -630,6 +630,7 @@ fn cluster_status(
         votes_written: fleet.puts,
         instances,
         votes_ignored,
+        store_error: fleet.store_error.clone(),
     }
 }
 

@@ -266,6 +266,19 @@ impl EtcdCluster {
     /// POSTs the JSON `body` to `path` on member `i` (HTTP/1.0, 2 s to answer): the status
     /// and the body, or None if it could not be reached or did not answer.
     pub fn post(&self, i: usize, path: &str, body: &str) -> Option<(u16, String)> {
+        self.post_as(i, path, body, None)
+    }
+
+    /// [`Self::post`] with an auth token (from [`Self::enable_auth`] or etcd's
+    /// /v3/auth/authenticate) in the header etcd's gateway reads.
+    pub fn post_as(
+        &self,
+        i: usize,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> Option<(u16, String)> {
+        let auth = token.map_or(String::new(), |t| format!("Authorization: {t}\r\n"));
         let addr = ([127, 0, 0, 1], self.members[i].client_port).into();
         let timeout = Duration::from_secs(2);
         let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
@@ -273,7 +286,7 @@ impl EtcdCluster {
         s.set_write_timeout(Some(timeout)).ok()?;
         let request = format!(
             "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
+             {auth}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         s.write_all(request.as_bytes()).ok()?;
@@ -283,6 +296,58 @@ impl EtcdCluster {
         let (head, body) = raw.split_once("\r\n\r\n")?;
         let code = head.split_whitespace().nth(1)?.parse().ok()?;
         Some((code, body.to_string()))
+    }
+
+    /// Turns authentication on (etcd's `auth enable`) through member 0: a root user, and
+    /// `user` with `password`, allowed to read and write the keys under `prefix` and
+    /// nothing else. Returns a token of root's.
+    pub fn enable_auth(&self, user: &str, password: &str, prefix: &str) -> String {
+        let b64 = |b: &[u8]| data_encoding::BASE64.encode(b);
+        let mut end = prefix.as_bytes().to_vec();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let root = r#"{"name":"root","password":"root-secret"}"#;
+        let perm = format!(
+            r#"{{"name":"fleet","perm":{{"permType":"READWRITE","key":"{}","range_end":"{}"}}}}"#,
+            b64(prefix.as_bytes()),
+            b64(&end)
+        );
+        let steps = [
+            ("/v3/auth/user/add", root.to_string()),
+            (
+                "/v3/auth/user/grant",
+                r#"{"user":"root","role":"root"}"#.into(),
+            ),
+            ("/v3/auth/role/add", r#"{"name":"fleet"}"#.into()),
+            ("/v3/auth/role/grant", perm),
+            (
+                "/v3/auth/user/add",
+                format!(r#"{{"name":"{user}","password":"{password}"}}"#),
+            ),
+            (
+                "/v3/auth/user/grant",
+                format!(r#"{{"user":"{user}","role":"fleet"}}"#),
+            ),
+            ("/v3/auth/enable", "{}".into()),
+        ];
+        for (path, body) in steps {
+            match self.post(0, path, &body) {
+                Some((200, _)) => {}
+                other => panic!("{path} {body}: {other:?}\n{}", self.logs()),
+            }
+        }
+        self.token(root)
+    }
+
+    /// A token from /v3/auth/authenticate for the JSON `login` (name, password).
+    pub fn token(&self, login: &str) -> String {
+        let (code, body) = self
+            .post(0, "/v3/auth/authenticate", login)
+            .expect("authenticate");
+        assert_eq!(code, 200, "authenticate {login}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        v["token"].as_str().expect("a token").to_string()
     }
 
     fn log_path(&self, i: usize) -> PathBuf {

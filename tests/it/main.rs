@@ -18,6 +18,7 @@ mod dnssec_resolver;
 mod dnstap;
 mod engine;
 mod etcd;
+mod etcd_auth;
 mod etcd_cluster;
 mod explain_api;
 mod gdnsd_compare;

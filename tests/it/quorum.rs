@@ -736,6 +736,79 @@ fn bad_votes_and_cluster_settings_are_reported() {
         ),
     );
     assert!(!ok && out.contains("cluster: etcd client"), "{out}");
+    let (ok, out) = check(&dynamic(1, 2), &format!("{CLUSTER}user = \"meridian\"\n"));
+    assert!(
+        !ok && out.contains("cluster.user and cluster.password_file go together"),
+        "{out}"
+    );
+    let login = "user = \"meridian\"\npassword_file = \"etcd-password\"\n";
+    let (ok, out) = check(&dynamic(1, 2), &format!("{CLUSTER}{login}"));
+    assert!(
+        !ok && out.contains("cluster.password_file") && out.contains("etcd-password"),
+        "{out}"
+    );
+    let (ok, out) = check_with_file(
+        &dynamic(1, 2),
+        &format!("{CLUSTER}{login}"),
+        ("etcd-password", "\n"),
+    );
+    assert!(!ok && out.contains("no password in it"), "{out}");
+    let (ok, out) = check_with_file(
+        &dynamic(1, 2),
+        &format!("{CLUSTER}{login}"),
+        ("etcd-password", "s3cret\n"),
+    );
+    assert!(ok, "{out}");
+}
+
+/// Instances log in as an etcd user allowed only the fleet's keys (etcd's `auth enable`):
+/// the two with the right password share votes; the one with a wrong password decides
+/// alone, still answers, and says why in /status.
+#[test]
+fn a_fleet_shares_votes_as_an_etcd_user() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let store = EtcdCluster::start(1);
+    store.enable_auth("meridian", "fleet-secret", "/meridian/test/");
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let path = secrets.path().join(name);
+        std::fs::write(&path, text).expect("password file");
+        path
+    };
+    let (right, wrong) = (write("right", "fleet-secret\n"), write("wrong", "guess\n"));
+    let login = |p: &PathBuf| format!("user = \"meridian\"\npassword_file = \"{}\"\n", p.display());
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let dynamic = dynamic(port, port);
+    let endpoints = store.endpoints();
+    let fleet: Vec<Instance> = ["m1", "m2"]
+        .iter()
+        .map(|n| Instance::start_with(n, &endpoints, &dynamic, &login(&right)))
+        .collect();
+    let outsider = Instance::start_with("m3", &endpoints, &dynamic, &login(&wrong));
+    wait_until(
+        "m1 and m2 to share each other's votes",
+        Duration::from_secs(20),
+        || {
+            fleet
+                .iter()
+                .all(|i| i.mode() == "shared" && i.votes("example.com/web/w1").len() == 2)
+        },
+    );
+    wait_until("m3's refusal in /status", Duration::from_secs(10), || {
+        outsider.status()["cluster"]["store_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("authentication failed"))
+    });
+    assert_eq!(outsider.mode(), "local");
+    assert!(!fleet[0].votes("example.com/web/w1").contains_key("m3"));
+    assert!(fleet[0].status()["cluster"]["store_error"].is_null());
+    assert!(
+        outsider.answer("www.example.com.").is_some(),
+        "m3 stopped answering"
+    );
 }
 
 /// An instance reaches an etcd that speaks only TLS and asks for a client certificate,
