@@ -463,7 +463,7 @@ impl std::fmt::Debug for Login {
 }
 
 /// The contents of a `[cluster]`'s TLS files.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterTls {
     /// The CA certificate(s) to trust alone.
     pub ca_pem: Option<Vec<u8>>,

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use tokio::sync::Notify;
 
 use super::etcd::{Etcd, EtcdError, WatchBatch, WatchEvent, WatchStream};
 use super::{Monitor, lock};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, ClusterTls, Login};
 use crate::health::quorum::Tally;
 
 /// Why a session with the store ended.
@@ -136,8 +137,18 @@ impl Fleet {
 
 /// The shared state between the monitor and the task that talks to the store.
 pub struct Link {
-    /// The settings the link was started with (a reload changes only the fallback time).
+    /// The settings the link was started with: the fleet's and this instance's names hold
+    /// until a restart; a reload sets the fallback time and the connection (below).
     pub config: ClusterConfig,
+    /// The client sessions talk through and what it was built from (see
+    /// [`Link::reconnect_with`]).
+    store: std::sync::Mutex<(Connection, Etcd)>,
+    /// Bumped when a session should end and a new one start: a new client, a new lease
+    /// time.
+    generation: AtomicU64,
+    reconnect: Notify,
+    /// The lease time of the running session (0: none yet).
+    lease_ttl: AtomicI64,
     pub fleet: std::sync::Mutex<Fleet>,
     /// Woken when this instance's own votes may have changed.
     pub dirty: Notify,
@@ -168,44 +179,97 @@ impl Keys {
 /// Starts the task that publishes and watches votes; returns the link the monitor decides
 /// with. Must run inside tokio.
 pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, EtcdError> {
-    let store = client(config)?;
-    let fastest = monitor.fastest_interval();
-    let fallback = config.fallback_after(fastest);
-    let ttl = lease_ttl(fastest);
+    let connection = Connection::of(config)?;
+    let store = connection.client()?;
+    let fallback = config.fallback_after(monitor.fastest_interval());
     let link = Arc::new(Link {
         config: config.clone(),
+        store: std::sync::Mutex::new((connection, store)),
+        generation: AtomicU64::new(0),
+        reconnect: Notify::new(),
+        lease_ttl: AtomicI64::new(0),
         fleet: std::sync::Mutex::new(Fleet::new(config.instance_name(), fallback)),
         dirty: Notify::new(),
         last_probe: std::sync::Mutex::new(Instant::now()),
     });
     let keys = Keys::new(&config.name, &config.instance_name());
-    tokio::spawn(run(monitor.clone(), link.clone(), store, keys, ttl));
+    tokio::spawn(run(monitor.clone(), link.clone(), keys));
     Ok(link)
 }
 
-/// The etcd client `config` describes (its TLS and password files read again): what the cluster task
-/// talks through, and what `meridian check` builds to find an unusable file.
+/// The etcd client `config` describes (its TLS and password files read again): what the
+/// cluster task talks through, and what `meridian check` builds to find an unusable file.
 pub fn client(config: &ClusterConfig) -> Result<Etcd, EtcdError> {
-    let tls = config.tls().map_err(EtcdError::Config)?;
-    let login = config.login().map_err(EtcdError::Config)?;
-    Etcd::with_login(
-        config.endpoints.clone(),
-        Duration::from_secs_f64(config.timeout_secs),
-        &tls,
-        login,
-    )
+    Connection::of(config)?.client()
+}
+
+/// What the client to the store is built from, the files' contents included: a reload
+/// that changes any of it (a rotated certificate or password, another member list)
+/// reconnects with a new client.
+#[derive(Clone, PartialEq)]
+struct Connection {
+    endpoints: Vec<String>,
+    timeout_secs: f64,
+    tls: ClusterTls,
+    login: Option<Login>,
+}
+
+impl Connection {
+    fn of(config: &ClusterConfig) -> Result<Self, EtcdError> {
+        Ok(Self {
+            endpoints: config.endpoints.clone(),
+            timeout_secs: config.timeout_secs,
+            tls: config.tls().map_err(EtcdError::Config)?,
+            login: config.login().map_err(EtcdError::Config)?,
+        })
+    }
+
+    fn client(&self) -> Result<Etcd, EtcdError> {
+        Etcd::with_login(
+            self.endpoints.clone(),
+            Duration::from_secs_f64(self.timeout_secs),
+            &self.tls,
+            self.login.clone(),
+        )
+    }
+}
+
+impl Link {
+    /// A reload's `[cluster]`: when its connection differs from the one in use (files
+    /// read again) or the lease time `ttl` from the running session's, the session ends
+    /// and a new one starts, with a new client and lease. Its votes are put again on the
+    /// new lease, so the fleet keeps seeing them; the old lease expires unused. `Ok(true)`
+    /// when it reconnects; an error (a file that does not parse) keeps the client in use.
+    pub fn reconnect_with(&self, config: &ClusterConfig, ttl: i64) -> Result<bool, EtcdError> {
+        let wanted = Connection::of(config)?;
+        let same_client = lock(&self.store).0 == wanted;
+        let running_ttl = self.lease_ttl.load(Ordering::Relaxed);
+        if same_client && (running_ttl == 0 || running_ttl == ttl) {
+            return Ok(false);
+        }
+        if !same_client {
+            let client = wanted.client()?;
+            *lock(&self.store) = (wanted, client);
+        }
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.reconnect.notify_one();
+        Ok(true)
+    }
 }
 
 /// Lease time: three intervals of the fastest check, and at least 3 s (above etcd's 2 s
 /// minimum), whatever fallback is configured: a stopped instance's votes expire as soon.
-fn lease_ttl(fastest_interval: Duration) -> i64 {
+pub fn lease_ttl(fastest_interval: Duration) -> i64 {
     (3.0 * fastest_interval.as_secs_f64().max(1.0)).ceil() as i64
 }
 
-async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys, ttl: i64) {
+async fn run(monitor: Monitor, link: Arc<Link>, keys: Keys) {
     let mut backoff = Duration::from_millis(100);
     let mut last_warned: Option<Instant> = None;
     loop {
+        // The client and the lease time as they are now: a reload may have changed them.
+        let store = lock(&link.store).1.clone();
+        let ttl = lease_ttl(monitor.fastest_interval());
         match session(&monitor, &link, &store, &keys, ttl).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
@@ -235,7 +299,8 @@ async fn run(monitor: Monitor, link: Arc<Link>, store: Etcd, keys: Keys, ttl: i6
 /// One lease's life: grant, publish, then load and watch the votes, keeping the lease
 /// alive; a broken watch (a member died) is loaded and watched again on the same lease,
 /// tried at every tick until the store answers. Returns when the lease cannot be granted
-/// or is lost, or this instance's presence cannot be written (the caller starts over).
+/// or is lost, or this instance's presence cannot be written, or when a reload asks for a
+/// new one (the caller starts over).
 async fn session(
     monitor: &Monitor,
     link: &Link,
@@ -243,7 +308,9 @@ async fn session(
     keys: &Keys,
     ttl: i64,
 ) -> Result<(), SessionError> {
+    let generation = link.generation.load(Ordering::Relaxed);
     let lease = store.grant(ttl).await?;
+    link.lease_ttl.store(ttl, Ordering::Relaxed);
     let started = unix_ms();
     store
         .put(
@@ -303,6 +370,13 @@ async fn session(
                 unpublished = publish_votes(monitor, link, store, keys, lease, &mut published)
                     .await
                     .is_err();
+            }
+            // A wake-up left from before this session began changes nothing.
+            _ = link.reconnect.notified() => {
+                if link.generation.load(Ordering::Relaxed) != generation {
+                    tracing::info!("cluster store: reconnecting with the reloaded settings");
+                    return Ok(());
+                }
             }
         }
     }

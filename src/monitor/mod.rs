@@ -212,8 +212,10 @@ impl Monitor {
     }
 
     /// After a reload (the new snapshot stored): the fallback time follows the new checks
-    /// and `fallback_secs`; any other change of `[cluster]`, or its coming or going, takes
-    /// effect at the next start, which the returned warnings say.
+    /// and `fallback_secs`; a new connection (endpoints, timeout, the TLS and password
+    /// files and their contents) or lease time starts a new session with the store
+    /// ([`cluster::Link::reconnect_with`]). A change of the names, or `[cluster]` coming or
+    /// going, takes effect at the next start, which the returned warnings say.
     pub fn reload_cluster(&self, config: Option<&crate::config::ClusterConfig>) -> Vec<String> {
         let link = self.inner.link.get();
         let (link, new) = match (link, config) {
@@ -230,27 +232,29 @@ impl Monitor {
             }
             (Some(link), Some(new)) => (link, new),
         };
-        lock(&link.fleet).fallback_after = new.fallback_after(self.fastest_interval());
+        let fastest = self.fastest_interval();
+        lock(&link.fleet).fallback_after = new.fallback_after(fastest);
+        let mut warnings = Vec::new();
+        match link.reconnect_with(new, cluster::lease_ttl(fastest)) {
+            Ok(true) => tracing::info!("[cluster] reconnecting to the store"),
+            Ok(false) => {}
+            Err(e) => warnings.push(format!("[cluster] kept the store's client as it was: {e}")),
+        }
         let old = &link.config;
         let changed: Vec<&str> = [
-            ("endpoints", old.endpoints != new.endpoints),
             ("name", old.name != new.name),
             ("instance", old.instance_name() != new.instance_name()),
-            ("timeout_secs", old.timeout_secs != new.timeout_secs),
-            ("ca_file", old.ca_file != new.ca_file),
-            ("cert_file", old.cert_file != new.cert_file),
-            ("key_file", old.key_file != new.key_file),
         ]
         .into_iter()
         .filter_map(|(what, differs)| differs.then_some(what))
         .collect();
-        if changed.is_empty() {
-            return Vec::new();
+        if !changed.is_empty() {
+            warnings.push(format!(
+                "[cluster] {} changed: takes effect at the next start",
+                changed.join(", ")
+            ));
         }
-        vec![format!(
-            "[cluster] {} changed: takes effect at the next start",
-            changed.join(", ")
-        )]
+        warnings
     }
 
     /// The interval of the fastest check (1 s when there is none): the store's fallback

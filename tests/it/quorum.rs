@@ -911,18 +911,18 @@ fn a_configured_fallback_time_rides_out_a_longer_silence() {
         inst.mode() == "shared"
     });
 
-    // A reload applies a new fallback time at once; the client's settings wait for a
+    // A reload applies a new fallback time at once; the fleet's name waits for a
     // restart, and the reload says so.
     let config = std::fs::read_to_string(&inst.server.config).expect("config");
     let changed = config
         .replace("fallback_secs = 4", "fallback_secs = 6")
-        .replace("timeout_secs = 0.5", "timeout_secs = 0.7");
+        .replace("name = \"test\"", "name = \"renamed\"");
     assert_ne!(changed, config);
     std::fs::write(&inst.server.config, changed).expect("write config");
     let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
     assert_eq!(code, 200, "{body}");
     assert!(
-        body.contains("[cluster] timeout_secs changed: takes effect at the next start"),
+        body.contains("[cluster] name changed: takes effect at the next start"),
         "{body}"
     );
     assert_eq!(inst.status()["cluster"]["fallback_ms"], 6000);
@@ -955,4 +955,117 @@ fn an_instance_starts_and_answers_with_the_store_down() {
     let st = inst.status();
     assert_eq!(st["cluster"]["mode"], "local", "{st}");
     assert_eq!(st["cluster"]["votes_written"], 0, "{st}");
+}
+
+/// The store's connection follows a reload, without a restart: a password mended in its
+/// file (the same path), then another store's endpoints. A file that no longer reads keeps
+/// the client in use, and the reload says why.
+#[test]
+fn a_reload_takes_a_mended_password_and_other_endpoints() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let first = EtcdCluster::start(1);
+    first.enable_auth("meridian", "fleet-secret", "/meridian/test/");
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let password = secrets.path().join("etcd-password");
+    std::fs::write(&password, "guess\n").expect("password file");
+    let login = format!(
+        "user = \"meridian\"\npassword_file = \"{}\"\n",
+        password.display()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let inst = Instance::start_with("m1", &first.endpoints(), &dynamic(port, port), &login);
+    let store_error = |inst: &Instance| {
+        inst.status()["cluster"]["store_error"]
+            .as_str()
+            .map(str::to_string)
+    };
+    wait_until("the refusal in /status", Duration::from_secs(10), || {
+        store_error(&inst).is_some_and(|e| e.contains("authentication failed"))
+    });
+    assert_eq!(inst.mode(), "local");
+    let reload = || {
+        let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+
+    // The password mended in place: the reload reads it and the instance joins.
+    std::fs::write(&password, "fleet-secret\n").expect("password file");
+    let body = reload();
+    assert!(!body.contains("[cluster]"), "{body}");
+    wait_until("the instance to join", Duration::from_secs(15), || {
+        let st = inst.status();
+        st["cluster"]["mode"] == "shared"
+            && st["cluster"]["store_error"].is_null()
+            && st["cluster"]["votes_written"].as_u64() >= Some(4)
+    });
+
+    // Another store (no authentication there: the login goes unused): the instance moves
+    // to it, its presence and votes written there.
+    let second = EtcdCluster::start(1);
+    let config = std::fs::read_to_string(&inst.server.config).expect("config");
+    let moved = config.replace(&first.endpoints()[0], &second.endpoints()[0]);
+    assert_ne!(moved, config);
+    std::fs::write(&inst.server.config, moved).expect("write config");
+    let body = reload();
+    assert!(!body.contains("[cluster]"), "{body}");
+    let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
+    let range = format!(
+        r#"{{"key":"{}","range_end":"{}"}}"#,
+        b64("/meridian/test/v1/"),
+        b64("/meridian/test/v10")
+    );
+    let keys_in_second = || -> Vec<String> {
+        let Some((200, body)) = second.post(0, "/v3/kv/range", &range) else {
+            return Vec::new();
+        };
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let kvs = v["kvs"].as_array().cloned().unwrap_or_default();
+        kvs.iter()
+            .filter_map(|kv| {
+                data_encoding::BASE64
+                    .decode(kv["key"].as_str()?.as_bytes())
+                    .ok()
+            })
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect()
+    };
+    wait_until(
+        "m1's presence and votes in the second store",
+        Duration::from_secs(15),
+        || {
+            let keys = keys_in_second();
+            keys.contains(&"/meridian/test/v1/vantage/m1".to_string())
+                && keys
+                    .iter()
+                    .filter(|k| k.starts_with("/meridian/test/v1/health/"))
+                    .count()
+                    >= 4
+        },
+    );
+    wait_until(
+        "shared mode on the second store",
+        Duration::from_secs(15),
+        || inst.mode() == "shared",
+    );
+
+    // A password file that no longer holds a password: the client in use stays.
+    std::fs::write(&password, "\n").expect("password file");
+    let body = reload();
+    assert!(
+        body.contains("[cluster] kept the store's client as it was")
+            && body.contains("no password in it"),
+        "{body}"
+    );
+    let written = inst.status()["cluster"]["votes_written"].as_u64();
+    inst.set("w1", false);
+    wait_until(
+        "a vote written after the refused reload",
+        Duration::from_secs(10),
+        || inst.status()["cluster"]["votes_written"].as_u64() > written,
+    );
+    assert_eq!(inst.mode(), "shared");
 }
