@@ -5,7 +5,8 @@
 //! iteration is the time per query (ns/query); the throughput line is queries per second.
 //!
 //! The `cache` group goes through the answer cache: one repeated question (a whole response
-//! replayed), the same question with other bytes each time (a slot hit), and three kinds of
+//! replayed), the same question with its name in another case each time (replayed with that
+//! spelling), the same question with other bytes each time (a slot hit), and three kinds of
 //! questions that all differ (cache misses).
 //!
 //!     cargo bench --bench answer
@@ -190,9 +191,29 @@ fn bench(c: &mut Criterion) {
         "hit: geo A, one ECS /24",
         vec![build_query(7, &www, rtype::A, true, london)],
     ));
-    // The same question with ever other bytes (here the EDNS payload size; a resolver that
-    // randomizes the case of names, 0x20, does the same): answered from the slot, never
-    // from the whole responses kept by the query's bytes.
+    // The name in another case each time (a resolver that randomizes it, 0x20): a whole
+    // response replayed with the query's spelling put into its question.
+    workloads.push((
+        "hit: geo A, one ECS /24, name in another case each time",
+        (0..4096u64)
+            .map(|i| {
+                let name: Vec<u8> = www
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &b)| {
+                        if (i >> (j % 12)) & 1 == 1 {
+                            b.to_ascii_uppercase()
+                        } else {
+                            b
+                        }
+                    })
+                    .collect();
+                build_query(7, &name, rtype::A, true, london)
+            })
+            .collect(),
+    ));
+    // The same question with ever other bytes (here the EDNS payload size): answered from
+    // the slot, never from the whole responses kept by the query's bytes.
     workloads.push((
         "hit: geo A, one ECS /24, other bytes each time",
         (0..4096u16)

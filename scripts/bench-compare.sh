@@ -662,10 +662,11 @@ if ((CG_QUERIES > 0)); then
 fi
 
 # The miss paths: (key, name, what varies), and for reference one static name asked again and
-# again (no miss: the fixed cost of a query when one is outstanding). The echo floor answers
+# again (no miss: the fixed cost of a query when one is outstanding), also with its letters in
+# a random case each time (as a 0x20 resolver asks). The echo floor answers
 # every workload (its figure is the cost of receiving and sending one packet); Knot has no
 # geo, so it skips the geo workload.
-MISS_WORKLOADS=("geo-random-ecs geo0.$ZONE subnet" "wildcard-random-label wild.$ZONE label" "nxdomain-random $ZONE label" "one-static-name host1.$ZONE none")
+MISS_WORKLOADS=("geo-random-ecs geo0.$ZONE subnet" "wildcard-random-label wild.$ZONE label" "nxdomain-random $ZONE label" "one-static-name host1.$ZONE none" "one-static-name-0x20 host1.$ZONE case")
 declare -A MISS=()
 if ((CG_MISS_QUERIES > 0)); then
     for w in "${MISS_WORKLOADS[@]}"; do
@@ -721,7 +722,7 @@ for s in $SERVERS; do
 done
 if ((CG_MISS_QUERIES > 0)); then
     echo
-    echo "Cache misses: $CG_MISS_QUERIES queries each, every one different (meridian probe --vary), one outstanding, under callgrind; one-static-name asks one name every time (the fixed cost with one query outstanding); the echo floor only receives and sends."
+    echo "Cache misses: $CG_MISS_QUERIES queries each, every one different (meridian probe --vary), one outstanding, under callgrind; one-static-name asks one name every time (the fixed cost with one query outstanding), one-static-name-0x20 the same name in a random case each time; the echo floor only receives and sends."
     echo
     echo "| workload | $(for s in "${servers[@]}"; do printf '%s instructions/query | ' "$s"; done)meridian / gdnsd |"
     echo "|---|$(for s in "${servers[@]}"; do printf -- '---|'; done)---|"

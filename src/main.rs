@@ -93,9 +93,10 @@ enum Command {
         /// Send EDNS Client Subnet ADDR/PREFIX.
         #[arg(long)]
         subnet: Option<String>,
-        /// Vary every query so no cache helps: "subnet" (a random /24 as ECS) or "label"
-        /// (a random label in front of NAME).
-        #[arg(long, value_parser = ["subnet", "label"])]
+        /// Vary every query: "subnet" (a random /24 as ECS) or "label" (a random label in
+        /// front of NAME), so no cache helps; or "case" (NAME's letters in a random case, as
+        /// a 0x20 resolver asks).
+        #[arg(long, value_parser = ["subnet", "label", "case"])]
         vary: Option<String>,
         /// Only the summary, no line per query.
         #[arg(long)]
@@ -184,6 +185,7 @@ fn main() -> ExitCode {
             let vary = match vary.as_deref() {
                 Some("subnet") => meridian::probe::Vary::Subnet,
                 Some("label") => meridian::probe::Vary::Label,
+                Some("case") => meridian::probe::Vary::Case,
                 _ => meridian::probe::Vary::Nothing,
             };
             let plan = (name, rtype, subnet, vary, quiet, dnssec);

@@ -50,6 +50,9 @@ pub enum Vary {
     Subnet,
     /// A random 12-letter label in front of the name in every query.
     Label,
+    /// The name's letters in a random case in every query, as a resolver that randomizes
+    /// it (0x20) asks: the same question in other bytes.
+    Case,
 }
 
 /// Why a probe could not run.
@@ -133,6 +136,17 @@ fn next_query(
             name.extend((0..12).map(|i| b'a' + ((rng >> (i * 5)) % 26) as u8));
             name.extend_from_slice(key);
             qname_len = name.len();
+            build_query(id, &name, rtype, true, ecs)
+        }
+        Vary::Case => {
+            let name: Vec<u8> = key
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| match (rng >> (i % 64)) & 1 {
+                    1 => b.to_ascii_uppercase(),
+                    _ => b.to_ascii_lowercase(),
+                })
+                .collect();
             build_query(id, &name, rtype, true, ecs)
         }
     };
@@ -291,4 +305,31 @@ fn report(
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_varied_case_spells_the_same_name_otherwise() {
+        let plan = ProbePlan {
+            server: SocketAddr::from(([127, 0, 0, 1], 53)),
+            name: "www.example.com".into(),
+            rtype: "A".into(),
+            subnet: None,
+            interval: Duration::from_millis(1),
+            timeout: Duration::from_millis(1),
+            count: 1,
+            vary: Vary::Case,
+            quiet: true,
+            dnssec: false,
+        };
+        let key = b"\x03www\x07example\x03com\x00";
+        let one = next_query(&plan, key, 1, None, 7, 0x5555_5555_5555_5555);
+        let other = next_query(&plan, key, 1, None, 7, 0x2aaa_aaaa_aaaa_aaaa);
+        assert_ne!(one, other);
+        assert!(one.eq_ignore_ascii_case(&other));
+        assert!(one[12..12 + key.len()].eq_ignore_ascii_case(key));
+    }
 }

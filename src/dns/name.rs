@@ -277,6 +277,26 @@ fn hash_finish(h: u64) -> u64 {
     v ^ (v >> 29) ^ (v >> 47)
 }
 
+/// ASCII case-insensitive equality, 8 bytes at a time: names are nearly always in the same
+/// case on both sides, so the per-byte folding only runs on chunks that differ.
+pub fn eq_fold(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if x != y && !x.eq_ignore_ascii_case(y) {
+            return false;
+        }
+    }
+    let (x, y) = (ca.remainder(), cb.remainder());
+    x == y || x.eq_ignore_ascii_case(y)
+}
+
 /// Offsets of each label start in a valid wire name, the root label included.
 /// Returns how many were written into `offsets`.
 pub fn label_offsets(wire: &[u8], offsets: &mut [u8; MAX_LABELS]) -> usize {

@@ -1,23 +1,28 @@
 //! Whole responses kept per UDP thread, keyed by the query's bytes after its ID: the front of
-//! the answer cache. A query whose bytes (flags, counts, question in its own case, OPT with
-//! its options) are the same as an earlier one's gets that one's response with its own ID,
-//! without being parsed: the same bytes would parse the same way and be answered the same.
+//! the answer cache. A query whose bytes (flags, counts, question, OPT with its options) are
+//! the same as an earlier one's gets that one's response with its own ID, without being
+//! parsed: the same bytes would parse the same way and be answered the same. The name's
+//! letters may differ in case (resolvers that randomize it, "0x20", as Google Public DNS
+//! does): the response then gets the query's spelling in its question, which is the only
+//! place a kept response spells the name (answers point at the question; the answer cache
+//! keeps nothing that spells it elsewhere), so it is the response the query would get.
 //!
 //! What else a response depends on is held to as in the answer cache, from whose hits alone
 //! it is filled: the snapshot serial and the health view version in every slot; for an
 //! answer decided by the packet's source address (not by the ECS address, which is in the
 //! bytes), that network. Queries with a COOKIE option (the server cookie is made per query)
-//! or TSIG never come here. A response is kept the second time its bytes are answered from
-//! the answer cache (the admission filter), so a resolver that randomizes the case of its
-//! names (0x20) does not copy every answer in.
+//! or TSIG never come here. A response is kept the second time its bytes (in any case) are
+//! answered from the answer cache: the admission filter, so that questions asked once do not
+//! copy every answer in.
 //!
 //! Layout: 512-byte slots, direct-mapped, in an anonymous mapping: untouched slots cost
 //! nothing.
 
+use std::hash::Hasher;
 use std::net::IpAddr;
 
-use std::hash::Hasher;
-
+use crate::dns::HEADER_LEN;
+use crate::dns::name::eq_fold;
 use crate::pages::{ZeroValid, ZeroedPages};
 
 /// Longest query kept, in bytes after the ID: a 60-byte name with an ECS option for IPv6.
@@ -47,7 +52,8 @@ struct PacketSlot {
     /// (`ECS_NONE`: no ECS option in the query; `ECS_NO_SCOPE`: one, answered without scope).
     qtype_index: u8,
     ecs: u8,
-    _pad: u8,
+    /// The question name's length (0: compare the query's bytes exactly).
+    name_len: u8,
     query: [u8; QUERY_MAX],
     response: [u8; RESPONSE_MAX],
 }
@@ -85,12 +91,27 @@ pub struct Counted {
     pub ecs: Option<Option<u8>>,
 }
 
-/// A response to keep whole: the source network it holds for (`None`: any source) and
-/// what it counts in.
+/// A response to keep whole: the source network it holds for (`None`: any source), what
+/// it counts in, and the length of the question name (in the query and the response alike,
+/// right after the header).
 #[derive(Debug, Clone, Copy)]
 pub struct Whole {
     pub source: Option<SourceNet>,
     pub counted: Counted,
+    pub name_len: usize,
+}
+
+/// The bit that tells an ASCII letter's case, set in every byte hashed: the tag is the same
+/// for the name in any case. Other bytes lose that bit for the hash only; the comparison
+/// is exact for every byte but the name's letters.
+const CASE: u64 = 0x2020_2020_2020_2020;
+
+/// Eight bytes of `bytes` (at least eight) from `at`, little-endian.
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// One UDP thread's whole responses.
@@ -109,13 +130,23 @@ impl PacketCache {
         }
     }
 
-    /// The tag of a query: the hash of its bytes after the ID, low bit set. FxHash's byte
-    /// hash takes 16 bytes per multiply: every query pays for it, also the ones that miss.
+    /// The tag of a query: the hash of its bytes after the ID with the case bit set in
+    /// each, low bit set; `None` for a query too long to keep or too short to be one. An
+    /// add and a multiply per eight bytes (FxHash's word step, the last word overlapping
+    /// the one before): every query pays for it, also the ones that miss.
     #[inline]
     pub fn tag(query: &[u8]) -> Option<u64> {
-        let rest = query.get(2..).filter(|r| r.len() <= QUERY_MAX)?;
+        let rest = query
+            .get(2..)
+            .filter(|r| (HEADER_LEN - 2..=QUERY_MAX).contains(&r.len()))?;
         let mut h = rustc_hash::FxHasher::default();
-        h.write(rest);
+        let mut words = rest.chunks_exact(8);
+        for w in &mut words {
+            h.write_u64(word(w, 0) | CASE);
+        }
+        if !words.remainder().is_empty() {
+            h.write_u64(word(rest, rest.len() - 8) | CASE);
+        }
         Some(h.finish() | 1)
     }
 
@@ -132,14 +163,29 @@ impl PacketCache {
         response: &mut [u8],
     ) -> Option<(usize, Counted)> {
         let slot = &self.slots[tag as usize & self.mask];
-        let rest = &query[2..];
+        let rest = query.get(2..)?;
         if slot.tag != tag
             || (slot.serial, slot.health) != now
             || usize::from(slot.query_len) != rest.len()
-            || slot.query[..rest.len()] != *rest
         {
             return None;
         }
+        let kept = &slot.query[..rest.len()];
+        // The same bytes; else the same but for the case of the name's letters, whose
+        // spelling then goes into the response's question.
+        let respell = if kept == rest {
+            None
+        } else {
+            let name = HEADER_LEN - 2..HEADER_LEN - 2 + usize::from(slot.name_len);
+            let same = slot.name_len > 0
+                && kept.get(..name.start) == rest.get(..name.start)
+                && kept.get(name.end..) == rest.get(name.end..)
+                && eq_fold(kept.get(name.clone())?, rest.get(name.clone())?);
+            if !same {
+                return None;
+            }
+            rest.get(name)
+        };
         if slot.bits != ANY_SOURCE {
             let net = SourceNet {
                 net: slot.net,
@@ -154,6 +200,10 @@ impl PacketCache {
         let out = response.get_mut(..len)?;
         out.copy_from_slice(&slot.response[..len]);
         out[..2].copy_from_slice(&query[..2]);
+        if let Some(name) = respell {
+            out.get_mut(HEADER_LEN..HEADER_LEN + name.len())?
+                .copy_from_slice(name);
+        }
         let counted = Counted {
             counters: slot.counters,
             qtype_index: slot.qtype_index,
@@ -183,6 +233,12 @@ impl PacketCache {
         }
         let slot = &mut self.slots[tag as usize & self.mask];
         slot.tag = tag;
+        // A name too long to say in a byte, or longer than what follows the header, is
+        // compared exactly (never by the name alone).
+        slot.name_len = u8::try_from(whole.name_len)
+            .ok()
+            .filter(|&n| usize::from(n) + HEADER_LEN <= query.len().min(response.len()))
+            .unwrap_or(0);
         (slot.serial, slot.health) = now;
         slot.query_len = rest.len() as u8;
         slot.query[..rest.len()].copy_from_slice(rest);
@@ -223,37 +279,80 @@ mod tests {
                 qtype_index: 1,
                 ecs: Some(Some(24)),
             },
+            name_len: 5,
         }
+    }
+
+    const QUERY: &[u8; 21] =
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01";
+    const RESPONSE: &[u8; 25] =
+        b"\x12\x34\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01rest";
+
+    /// `bytes` with `at` replaced by `with`.
+    fn with<const N: usize>(bytes: &[u8; N], at: usize, with: &[u8]) -> [u8; N] {
+        let mut b = *bytes;
+        b[at..at + with.len()].copy_from_slice(with);
+        b
     }
 
     #[test]
     fn replays_the_same_bytes_with_the_new_id_only() {
         let mut c = PacketCache::new(64);
-        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01";
-        let tag = PacketCache::tag(query).expect("short enough");
+        let tag = PacketCache::tag(QUERY).expect("short enough");
         let from = IpAddr::from([10, 0, 0, 1]);
         let mut out = [0u8; 64];
-        assert!(c.replay(query, tag, from, (1, 1), &mut out).is_none());
-        c.keep(query, tag, b"\x12\x34\x81\x80rest", (1, 1), &whole(None));
-        let mut again = *query;
-        again[..2].copy_from_slice(b"\xab\xcd");
+        assert!(c.replay(QUERY, tag, from, (1, 1), &mut out).is_none());
+        c.keep(QUERY, tag, RESPONSE, (1, 1), &whole(None));
+        let again = with(QUERY, 0, b"\xab\xcd");
         let (len, counted) = c.replay(&again, tag, from, (1, 1), &mut out).expect("kept");
-        assert_eq!(&out[..len], b"\xab\xcd\x81\x80rest");
+        assert_eq!(out[..len], with(RESPONSE, 0, b"\xab\xcd"));
         assert_eq!(counted, whole(None).counted);
-        // Other data or health: stale. Other bytes: another tag, or compared apart.
-        assert!(c.replay(query, tag, from, (2, 1), &mut out).is_none());
-        assert!(c.replay(query, tag, from, (1, 2), &mut out).is_none());
-        let mut upper = *query;
-        upper[13] = b'W';
-        assert!(c.replay(&upper, tag, from, (1, 1), &mut out).is_none());
+        // Other data or health: stale.
+        assert!(c.replay(QUERY, tag, from, (2, 1), &mut out).is_none());
+        assert!(c.replay(QUERY, tag, from, (1, 2), &mut out).is_none());
         let long = [0u8; QUERY_MAX + 3];
         assert!(PacketCache::tag(&long).is_none());
+        assert!(PacketCache::tag(&QUERY[..11]).is_none());
+    }
+
+    #[test]
+    fn the_name_in_another_case_gets_its_own_spelling_back() {
+        let mut c = PacketCache::new(64);
+        let tag = PacketCache::tag(QUERY).expect("short enough");
+        let from = IpAddr::from([10, 0, 0, 1]);
+        let mut out = [0u8; 64];
+        c.keep(QUERY, tag, RESPONSE, (1, 1), &whole(None));
+        let mixed = with(QUERY, 13, b"wW");
+        assert_eq!(PacketCache::tag(&mixed), Some(tag));
+        let (len, _) = c.replay(&mixed, tag, from, (1, 1), &mut out).expect("kept");
+        assert_eq!(out[..len], with(RESPONSE, 13, b"wW"));
+        // The case bit outside the name (here the class, 0x21): hashed alike, but other
+        // bytes, so not replayed.
+        let class = with(QUERY, 20, b"\x21");
+        assert_eq!(PacketCache::tag(&class), Some(tag));
+        assert!(c.replay(&class, tag, from, (1, 1), &mut out).is_none());
+        // Another name of the same length: not replayed.
+        let other = with(QUERY, 13, b"wwx");
+        let other_tag = PacketCache::tag(&other).expect("tag");
+        assert!(
+            c.replay(&other, other_tag, from, (1, 1), &mut out)
+                .is_none()
+        );
+        assert!(c.replay(&other, tag, from, (1, 1), &mut out).is_none());
+        // Kept without the name's length: exact bytes only.
+        let exact_only = Whole {
+            name_len: 0,
+            ..whole(None)
+        };
+        c.keep(QUERY, tag, RESPONSE, (1, 1), &exact_only);
+        assert!(c.replay(&mixed, tag, from, (1, 1), &mut out).is_none());
+        assert!(c.replay(QUERY, tag, from, (1, 1), &mut out).is_some());
     }
 
     #[test]
     fn an_answer_by_source_holds_in_its_network_only() {
         let mut c = PacketCache::new(64);
-        let query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03geo\x00\x00\x01\x00\x01";
+        let query = &with(QUERY, 13, b"geo");
         let tag = PacketCache::tag(query).expect("short enough");
         let near = IpAddr::from([81, 2, 69, 7]);
         let net = SourceNet {

@@ -195,6 +195,7 @@ pub(super) fn answer(
                 qtype_index: qtype_index as u8,
                 ecs,
             },
+            name_len: query.qname.len(),
         };
         let now = (snapshot.serial, health.version());
         cache.keep_whole(request.bytes, tag, &response[..len], now, &whole);

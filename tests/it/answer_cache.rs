@@ -38,19 +38,19 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
 
-/// Answers `query` uncached, then through `cache` four times, each time with another ID (a
-/// miss that may store, maybe a hit from a slot that may keep the response whole, then maybe
-/// replays of it). Returns the uncached answer and the cached ones with the uncached ID put
-/// back, which must be the same bytes.
+/// Asks `query` four times, each time with another ID and, from the second on, its name
+/// (`name`, lowercase) in another case drawn from `seed` (a miss that may store, maybe a
+/// hit from a slot that may keep the response whole, then maybe replays of it): each answer
+/// through `cache` must be the same bytes as the uncached answer to the same query.
 fn cached_and_not(
     snapshot: &Snapshot,
     health: &HealthView,
     cache: &mut AnswerCache,
     query: &[u8],
     source: IpAddr,
-) -> (Vec<u8>, [Vec<u8>; 4]) {
+    (name, seed): (&[u8], &mut u64),
+) {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut query = query.to_vec();
     let mut run = |cached: Option<&mut AnswerCache>, query: &[u8]| -> Vec<u8> {
         let request = Request::new(query, source, Transport::Udp);
         let n = match cached {
@@ -60,16 +60,18 @@ fn cached_and_not(
         .expect("an answer");
         buf[..n].to_vec()
     };
-    let plain = run(None, &query);
-    let id = [query[0], query[1]];
-    let cached = std::array::from_fn(|i| {
-        query[..2].copy_from_slice(&(0x1000 + i as u16).to_be_bytes());
-        let mut answer = run(Some(&mut *cache), &query);
-        assert_eq!(answer[..2], query[..2], "the ID of ask {i}");
-        answer[..2].copy_from_slice(&id);
-        answer
-    });
-    (plain, cached)
+    let mut query = query.to_vec();
+    for ask in 0..4u16 {
+        // Each ask with its own ID, and from the second on with the name in a case of its
+        // own (a 0x20 resolver): the fourth is replayed whole from the third's.
+        query[..2].copy_from_slice(&(0x1000 + ask).to_be_bytes());
+        if ask > 0 {
+            query[12..12 + name.len()].copy_from_slice(&mixed_case(name, seed));
+        }
+        let plain = run(None, &query);
+        let answer = run(Some(&mut *cache), &query);
+        assert_eq!(answer, plain, "ask {ask} of {query:?} from {source}");
+    }
 }
 
 #[test]
@@ -133,11 +135,8 @@ fn cached_answers_are_byte_identical_to_the_uncached_path() {
                         let mut query =
                             build_query(0x4321, &mixed_case(name, &mut seed), qtype, edns, ecs);
                         query[2] |= 0x01; // RD, copied to the response
-                        let (plain, cached) =
-                            cached_and_not(&snapshot, health, &mut cache, &query, source);
-                        for (i, answer) in cached.iter().enumerate() {
-                            assert_eq!(*answer, plain, "ask {i} of {query:?} from {source}");
-                        }
+                        let name = (name.as_slice(), &mut seed);
+                        cached_and_not(&snapshot, health, &mut cache, &query, source, name);
                         compared += 1;
                     }
                 }
@@ -399,8 +398,9 @@ fn an_ecs_network_flood_does_not_push_out_the_hot_answers() {
 }
 
 /// Over real sockets: a query asked four times from one socket gets the same answer with its
-/// own ID each time, the fourth a whole response replayed (`result="whole"`); the same query
-/// with a COOKIE option never is (its server cookie is made per query).
+/// own ID each time, the fourth a whole response replayed (`result="whole"`); the same name
+/// in other cases is replayed whole at once, with its own spelling; the same query with a
+/// COOKIE option never is (its server cookie is made per query).
 #[test]
 fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
     use crate::common::{Server, metric};
@@ -426,9 +426,22 @@ fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
     };
     let before = whole();
     let plain = build_query(1, &wire("ns1.example.com."), rtype::A, true, None);
-    let answers = ask_four_times(&plain);
-    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let first = ask_four_times(&plain);
+    assert!(first.iter().all(|a| *a == first[0]), "{first:?}");
     assert_eq!(whole(), before + 1, "the fourth ask replayed whole");
+    // The name in other cases (a 0x20 resolver): replayed whole from the first ask on,
+    // each with its own spelling in the question and the rest as before.
+    for spelling in ["nS1.ExamplE.com.", "NS1.EXAMPLE.COM."] {
+        let mixed = build_query(1, &wire(spelling), rtype::A, true, None);
+        let answers = ask_four_times(&mixed);
+        for a in &answers {
+            // After the ID: flags and counts (10 bytes), the 17-byte name, then the rest.
+            assert_eq!(a[10..27], mixed[12..29], "the question as asked");
+            assert_eq!(a[..10], first[0][..10]);
+            assert_eq!(a[27..], first[0][27..]);
+        }
+    }
+    assert_eq!(whole(), before + 9, "asked in other cases, replayed whole");
     // The COOKIE option (code 10) with an 8-byte client cookie.
     let mut with_cookie = plain.clone();
     let n = with_cookie.len();
@@ -436,5 +449,5 @@ fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
     with_cookie.extend_from_slice(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
     let answers = ask_four_times(&with_cookie);
     assert!(answers.iter().all(|a| a.len() > 30), "{answers:?}");
-    assert_eq!(whole(), before + 1, "a query with a cookie replayed whole");
+    assert_eq!(whole(), before + 9, "a query with a cookie replayed whole");
 }

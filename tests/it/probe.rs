@@ -145,4 +145,23 @@ fn varied_queries_for_cache_miss_loads() {
         summary.starts_with("sent 10 answered 10 lost 0"),
         "{summary}"
     );
+    // The name in a random case each time (a 0x20 resolver): the same answer every time,
+    // from the cache after the first, and replayed whole from the fourth on at most.
+    let whole = || crate::common::metric(api, "meridian_answer_cache_total{result=\"whole\"}");
+    let before = (hits(), whole());
+    let (lines, _) = probe(&[&addr, "www.example.com", "--vary", "case", "--count", "10"]);
+    assert_eq!(lines.len(), 10);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[2] == "NOERROR" && l[4] == lines[0][4]),
+        "{lines:?}"
+    );
+    assert!(hits() >= before.0 + 9, "hits {} after {}", hits(), before.0);
+    assert!(
+        whole() >= before.1 + 7,
+        "whole {} after {}",
+        whole(),
+        before.1
+    );
 }

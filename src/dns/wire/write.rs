@@ -3,7 +3,7 @@
 //! set does not fit, and the OPT record (NSID, ECS, COOKIE). No allocation.
 
 use super::super::edns_option::{COOKIE as OPT_COOKIE, ECS as OPT_ECS, NSID as OPT_NSID};
-use super::super::name::{MAX_LABELS, end_uncompressed};
+use super::super::name::{MAX_LABELS, end_uncompressed, eq_fold};
 use super::super::{AnswerMark, HEADER_LEN, RRset, Section, Sink, class, rtype};
 use super::{ClientSubnet, Query};
 
@@ -562,26 +562,6 @@ impl<'b> Writer<'b> {
             std::iter::once(&rdata[..=n]),
         )
     }
-}
-
-/// ASCII case-insensitive equality, 8 bytes at a time: names are nearly always in the same
-/// case on both sides, so the per-byte folding only runs on chunks that differ.
-fn eq_fold(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a == b {
-        return true;
-    }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if x != y && !x.eq_ignore_ascii_case(y) {
-            return false;
-        }
-    }
-    let (x, y) = (ca.remainder(), cb.remainder());
-    x == y || x.eq_ignore_ascii_case(y)
 }
 
 impl Writer<'_> {
