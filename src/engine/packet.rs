@@ -18,7 +18,6 @@
 //! Layout: 512-byte slots, direct-mapped, in an anonymous mapping: untouched slots cost
 //! nothing.
 
-use std::hash::Hasher;
 use std::net::IpAddr;
 
 use crate::dns::HEADER_LEN;
@@ -106,6 +105,17 @@ pub struct Whole {
 /// is exact for every byte but the name's letters.
 const CASE: u64 = 0x2020_2020_2020_2020;
 
+/// An odd constant with its bits spread (the fractional part of the golden ratio).
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The 128-bit product of `a` and `b`, its halves xored: the high half carries every bit
+/// of the inputs into the low one.
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
 /// Eight bytes of `bytes` (at least eight) from `at`, little-endian.
 #[inline(always)]
 fn word(bytes: &[u8], at: usize) -> u64 {
@@ -131,23 +141,25 @@ impl PacketCache {
     }
 
     /// The tag of a query: the hash of its bytes after the ID with the case bit set in
-    /// each, low bit set; `None` for a query too long to keep or too short to be one. An
-    /// add and a multiply per eight bytes (FxHash's word step, the last word overlapping
-    /// the one before): every query pays for it, also the ones that miss.
+    /// each, low bit set; `None` for a query too long to keep or too short to be one. One
+    /// multiply per eight bytes (the last word overlapping the one before), its 128-bit
+    /// product folded in half so that every byte reaches every bit: the slot index and the
+    /// admission filter take different bits of it. Every query pays for it, also the ones
+    /// that miss.
     #[inline]
     pub fn tag(query: &[u8]) -> Option<u64> {
         let rest = query
             .get(2..)
             .filter(|r| (HEADER_LEN - 2..=QUERY_MAX).contains(&r.len()))?;
-        let mut h = rustc_hash::FxHasher::default();
+        let mut h = rest.len() as u64;
         let mut words = rest.chunks_exact(8);
         for w in &mut words {
-            h.write_u64(word(w, 0) | CASE);
+            h = folded_multiply(h ^ (word(w, 0) | CASE), MIX);
         }
         if !words.remainder().is_empty() {
-            h.write_u64(word(rest, rest.len() - 8) | CASE);
+            h = folded_multiply(h ^ (word(rest, rest.len() - 8) | CASE), MIX);
         }
-        Some(h.finish() | 1)
+        Some(h | 1)
     }
 
     /// Copies the response kept for `query` (tagged `tag`) from `source` into `response`,
