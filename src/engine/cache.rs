@@ -161,9 +161,9 @@ impl<'a> Key<'a> {
         self
     }
 
-    /// The slot of (name, type).
+    /// The slot of (name, type): the tag's bits above the lowest, which is always set.
     fn first(&self, mask: usize) -> usize {
-        self.tag as usize & mask
+        (self.tag >> 1) as usize & mask
     }
 
     /// The slot of (name, type, client /24 or /48), for other networks of a dynamic name.
@@ -524,6 +524,22 @@ mod tests {
             serial,
             health,
         )
+    }
+
+    /// Every slot can be a name's first: the tag's lowest bit, always set, is not part of
+    /// the index (it was, and only the odd slots were ever first).
+    #[test]
+    fn first_slots_cover_the_even_ones_too() {
+        let health = HealthView::all_up();
+        let firsts: std::collections::HashSet<usize> = (0..400u32)
+            .map(|i| {
+                let name = format!("\x04h{i:03}\x00");
+                key(name.as_bytes(), 1, [10, 0, 0, 1], None, 1, &health).first(255)
+            })
+            .collect();
+        assert!(firsts.iter().any(|f| f % 2 == 0), "{firsts:?}");
+        // 400 names in 256 slots: about 203 used at random.
+        assert!(firsts.len() > 180, "{} slots", firsts.len());
     }
 
     fn fill<'a>(body: &'a [u8], client: Option<(IpAddr, bool, u8)>) -> Fill<'a> {
