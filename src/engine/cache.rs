@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::packet::{Counted, PacketCache, SourceNet, Whole};
+use super::packet::{Counted, PacketCache, SourceNet, Whole, slot_index};
 use crate::health::HealthView;
 use crate::pages::{ZeroValid, ZeroedPages};
 
@@ -161,9 +161,9 @@ impl<'a> Key<'a> {
         self
     }
 
-    /// The slot of (name, type): the tag's bits above the lowest, which is always set.
+    /// The slot of (name, type).
     fn first(&self, mask: usize) -> usize {
-        (self.tag >> 1) as usize & mask
+        slot_index(self.tag, mask)
     }
 
     /// The slot of (name, type, client /24 or /48), for other networks of a dynamic name.

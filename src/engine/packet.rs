@@ -105,9 +105,10 @@ pub struct Whole {
 /// is exact for every byte but the name's letters.
 const CASE: u64 = 0x2020_2020_2020_2020;
 
-/// The slot of `tag`: its bits above the lowest, which is always set (an empty slot's tag is
-/// 0), so that every slot is used.
-fn slot_index(tag: u64, mask: usize) -> usize {
+/// The slot of `tag`, here and in the answer cache: its bits above the lowest, which every
+/// tag has set (an empty slot's tag is 0), so that every slot is used.
+#[inline]
+pub(super) fn slot_index(tag: u64, mask: usize) -> usize {
     (tag >> 1) as usize & mask
 }
 

@@ -242,15 +242,17 @@ impl Link {
     /// when it reconnects; an error (a file that does not parse) keeps the client in use.
     pub fn reconnect_with(&self, config: &ClusterConfig, ttl: i64) -> Result<bool, EtcdError> {
         let wanted = Connection::of(config)?;
-        let same_client = lock(&self.store).0 == wanted;
+        let mut store = lock(&self.store);
+        let same_client = store.0 == wanted;
         let running_ttl = self.lease_ttl.load(Ordering::Relaxed);
         if same_client && (running_ttl == 0 || running_ttl == ttl) {
             return Ok(false);
         }
         if !same_client {
             let client = wanted.client()?;
-            *lock(&self.store) = (wanted, client);
+            *store = (wanted, client);
         }
+        drop(store);
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.reconnect.notify_one();
         Ok(true)
@@ -273,9 +275,7 @@ async fn run(monitor: Monitor, link: Arc<Link>, keys: Keys) {
         match session(&monitor, &link, &store, &keys, ttl).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
-                if let Ok(mut fleet) = link.fleet.lock() {
-                    fleet.store_error = Some(e.to_string());
-                }
+                lock(&link.fleet).store_error = Some(e.to_string());
                 // Once, then at most every 30 s while the store stays away.
                 if last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
                     tracing::warn!("cluster store: {e}");

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Etcd, EtcdError, parse};
+use crate::monitor::lock;
 
 /// What to send etcd to be authenticated.
 #[derive(Clone)]
@@ -47,12 +48,7 @@ impl Etcd {
         let Some(login) = &self.inner.login else {
             return Ok(None);
         };
-        let known = self
-            .inner
-            .token
-            .lock()
-            .map(|t| t.clone())
-            .unwrap_or(Token::Unknown);
+        let known = lock(&self.inner.token).clone();
         match known {
             Token::Issued(t) if !fresh => return Ok(Some(t)),
             Token::NotEnabled if !fresh => return Ok(None),
@@ -87,9 +83,7 @@ impl Etcd {
             }
             Err(e) => return Err(e),
         };
-        if let Ok(mut t) = self.inner.token.lock() {
-            *t = token.clone();
-        }
+        *lock(&self.inner.token) = token.clone();
         Ok(match token {
             Token::Issued(t) => Some(t),
             _ => None,
