@@ -14,12 +14,17 @@
 //! - the client, for a dynamic answer: the network the decision was the same for (the
 //!   located address within the ECS scope), whether it was located by its ECS address, and
 //!   whether the query carried one. Answers drawn at random, and answers through more than
-//!   one dynamic name, are not kept.
+//!   one dynamic name, are not kept;
+//! - except for a table-driven name (geo, nearest, latency) whose answer is a function of
+//!   the order its table maps the client's network to ([`Decided`]): that is kept by the
+//!   order, and a query from any network is located in the table again (one lookup) and
+//!   answered from its order's slot, with the scope of its own network. A flood of ever new
+//!   ECS networks is then answered from the cache, not decided afresh.
 //!
-//! Layout: a slot is 512 bytes, aligned (a hit reads its header, name and body lines);
-//! direct-mapped. A name's client-independent answer, or its first decided network, lives
-//! in the slot of (name, type); other networks of a dynamic name in the slot of (name, type,
-//! client /24 or /48). The table is an anonymous mapping: untouched slots cost nothing.
+//! Layout: a slot is 1024 bytes, aligned (a hit reads its header, name and body lines);
+//! direct-mapped. A name's client-independent answer, or its first decided network or
+//! order, lives in the slot of (name, type); other networks of a dynamic name in the slot of
+//! (name, type, client /24 or /48), other orders in the slot of (name, type, order). The table is an anonymous mapping: untouched slots cost nothing.
 //!
 //! Per query: no allocation, no lock; the counters are the thread's own (atomics written with
 //! plain loads and stores, read by /metrics).
@@ -31,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::packet::{Counted, PacketCache, SourceNet, Whole, slot_index};
 use crate::health::HealthView;
 use crate::pages::{ZeroValid, ZeroedPages};
+use crate::routing::{Decided, Located, Routing};
 
 /// Longest (lowercased, wire-form) question name kept.
 pub const NAME_MAX: usize = 96;
@@ -43,6 +49,9 @@ pub const DEFAULT_SLOTS: usize = 2048;
 const NO_SCOPE: u8 = u8::MAX;
 /// `Slot::bits`: valid for every client.
 const ANY_CLIENT: u8 = u8::MAX;
+/// `Slot::bits`: valid for clients whose network the name's table maps to the order held in
+/// `Slot::net` ([`decided_net`]).
+const DECIDED: u8 = u8::MAX - 1;
 
 const FLAG_AUTHORITATIVE: u8 = 1;
 /// Located by the ECS address (else the source address).
@@ -59,7 +68,8 @@ struct Slot {
     /// [`crate::engine::Snapshot::serial`] of the snapshot the slot was filled from.
     serial: u64,
     health: u64,
-    /// The client network (IPv4 in the first 4 bytes), zero past `bits`.
+    /// The client network (IPv4 in the first 4 bytes), zero past `bits`; with `bits` at
+    /// [`DECIDED`], the dynamic name and order instead.
     net: [u8; 16],
     /// This thread's slots of the per-zone and per-name counters a hit counts in
     /// (addresses; 0: none), owned by the snapshot of `serial`.
@@ -175,9 +185,27 @@ impl<'a> Key<'a> {
     /// one multiply with the high bits folded down.
     fn second_hash(&self) -> u64 {
         let client = self.ecs.unwrap_or(self.source);
-        let v = (self.tag ^ bucket(client)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        v ^ (v >> 29) ^ (v >> 47)
+        spread(self.tag ^ bucket(client))
     }
+
+    /// Hash of (name, type, order), for a table-driven name's other orders.
+    fn order_hash(&self, order: u32) -> u64 {
+        spread(self.tag ^ (u64::from(order) << 1 | 1 << 62))
+    }
+}
+
+/// One multiply, the high bits folded down.
+fn spread(v: u64) -> u64 {
+    let v = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    v ^ (v >> 29) ^ (v >> 47)
+}
+
+/// How a slot of [`DECIDED`] holds what decided its answer.
+fn decided_net(d: Decided) -> [u8; 16] {
+    let mut net = [0; 16];
+    net[..4].copy_from_slice(&d.name.to_le_bytes());
+    net[4..8].copy_from_slice(&d.order.to_le_bytes());
+    net
 }
 
 /// A kept answer, as the answer path uses it.
@@ -223,6 +251,8 @@ pub struct Fill<'a> {
     /// For a dynamic answer: the address it was located by, from ECS or not, and the
     /// prefix over which the decision holds; its per-name counter.
     pub client: Option<(IpAddr, bool, u8)>,
+    /// For a table-driven answer: the order it holds for, whatever the network.
+    pub decided: Option<Decided>,
 }
 
 /// One UDP thread's cache.
@@ -345,6 +375,7 @@ impl AnswerCache {
 
     fn matches(slot: &Slot, key: &Key<'_>) -> bool {
         if !Self::current(slot, key)
+            || slot.bits == DECIDED
             || slot.qtype != key.qtype
             || usize::from(slot.name_len) != key.name.len()
         {
@@ -364,22 +395,62 @@ impl AnswerCache {
         slot.name.get(..key.name.len()) == Some(key.name)
     }
 
-    fn hit(slot: &Slot) -> Hit<'_> {
+    /// A slot of [`DECIDED`] for `want`, of `key`'s name and type.
+    fn matches_decided(slot: &Slot, key: &Key<'_>, want: Decided) -> bool {
+        Self::current(slot, key)
+            && slot.bits == DECIDED
+            && slot.qtype == key.qtype
+            && slot.net == decided_net(want)
+            && slot.name.get(..usize::from(slot.name_len)) == Some(key.name)
+    }
+
+    /// For a table-driven name whose first slot (`first`) holds an answer decided by an
+    /// order: locates the client in the name's table, and finds the slot of its order.
+    fn decided(&self, first: usize, key: &Key<'_>, routing: &Routing) -> Option<(usize, Located)> {
+        let held = &self.slots[first].net;
+        let name = u32::from_le_bytes([held[0], held[1], held[2], held[3]]);
+        let at = routing.order_of(name, key.source, key.ecs)?;
+        let want = Decided {
+            name,
+            order: at.order,
+        };
+        let index = if *held == decided_net(want) {
+            first
+        } else {
+            key.order_hash(at.order) as usize & self.mask
+        };
+        Self::matches_decided(&self.slots[index], key, want).then_some((index, at))
+    }
+
+    /// `at`: where the client stands, for a slot of [`DECIDED`].
+    fn hit(slot: &Slot, at: Option<Located>) -> Hit<'_> {
+        let (scope, source) = match at {
+            // Decided by the ECS address: that is in the query's bytes.
+            Some(at) => (
+                Some(at.scope),
+                (!at.from_ecs).then(|| SourceNet {
+                    net: masked(at.addr, at.scope),
+                    bits: at.scope,
+                    v6: at.addr.is_ipv6(),
+                }),
+            ),
+            None => (
+                (slot.scope != NO_SCOPE).then_some(slot.scope),
+                (slot.bits != ANY_CLIENT && slot.flags & FLAG_FROM_ECS == 0).then_some(SourceNet {
+                    net: slot.net,
+                    bits: slot.bits,
+                    v6: slot.flags & FLAG_V6 != 0,
+                }),
+            ),
+        };
         Hit {
             body: &slot.body[..usize::from(slot.body_len).min(BODY_MAX)],
             counts: slot.counts,
             rcode: slot.rcode,
             authoritative: slot.flags & FLAG_AUTHORITATIVE != 0,
-            scope: (slot.scope != NO_SCOPE).then_some(slot.scope),
+            scope,
             counters: slot.counters,
-            // Decided by the ECS address: that is in the query's bytes.
-            source: (slot.bits != ANY_CLIENT && slot.flags & FLAG_FROM_ECS == 0).then_some(
-                SourceNet {
-                    net: slot.net,
-                    bits: slot.bits,
-                    v6: slot.flags & FLAG_V6 != 0,
-                },
-            ),
+            source,
         }
     }
 
@@ -416,25 +487,35 @@ impl AnswerCache {
         }
     }
 
-    /// The kept answer for `key`, counted as a hit or miss.
-    pub fn get(&mut self, key: &Key<'_>) -> Option<Hit<'_>> {
+    /// The kept answer for `key`, counted as a hit or miss. `routing`: the snapshot's, in
+    /// whose tables a table-driven name's client is located.
+    pub fn get(&mut self, key: &Key<'_>, routing: &Routing) -> Option<Hit<'_>> {
         if key.name.len() > NAME_MAX {
             return None;
         }
         let first = key.first(self.mask);
-        let found = if Self::matches(&self.slots[first], key) {
-            Some(first)
-        } else if self.slots[first].tag == key.tag && self.slots[first].bits != ANY_CLIENT {
+        let slot = &self.slots[first];
+        // Another name's slot (the usual miss) is told apart by the tag alone.
+        let found = if slot.tag != key.tag {
+            None
+        } else if slot.bits == DECIDED {
+            Self::current(slot, key)
+                .then(|| self.decided(first, key, routing))
+                .flatten()
+                .map(|(i, at)| (i, Some(at)))
+        } else if Self::matches(slot, key) {
+            Some((first, None))
+        } else if slot.bits != ANY_CLIENT {
             // The name's answer depends on the client: other networks sit in their bucket.
             let second = key.second(self.mask);
-            Self::matches(&self.slots[second], key).then_some(second)
+            Self::matches(&self.slots[second], key).then_some((second, None))
         } else {
             None
         };
         match found {
-            Some(i) => {
+            Some((i, at)) => {
                 bump(&self.stats.hits);
-                Some(Self::hit(&self.slots[i]))
+                Some(Self::hit(&self.slots[i], at))
             }
             None => {
                 bump(&self.stats.misses);
@@ -453,7 +534,10 @@ impl AnswerCache {
         // each the second time it asks: a flood of queries from (or with ECS options of)
         // ever new networks would otherwise push the hot entries out.
         let index = if fill.client.is_some() && Self::current(&self.slots[first], key) {
-            let hash = key.second_hash();
+            let hash = match fill.decided {
+                Some(d) => key.order_hash(d.order),
+                None => key.second_hash(),
+            };
             if !self.seen(hash) {
                 return;
             }
@@ -483,12 +567,16 @@ impl AnswerCache {
         if key.ecs.is_some() {
             flags |= FLAG_HAD_ECS;
         }
-        match fill.client {
-            None => {
+        match (fill.decided, fill.client) {
+            (Some(d), _) => {
+                slot.bits = DECIDED;
+                slot.net = decided_net(d);
+            }
+            (None, None) => {
                 slot.bits = ANY_CLIENT;
                 slot.net = [0; 16];
             }
-            Some((addr, from_ecs, bits)) => {
+            (None, Some((addr, from_ecs, bits))) => {
                 if from_ecs {
                     flags |= FLAG_FROM_ECS;
                 }
@@ -551,6 +639,7 @@ mod tests {
             counters: [None, None],
             scope: client.map(|c| c.2),
             client,
+            decided: None,
         }
     }
 
@@ -573,18 +662,36 @@ mod tests {
         let h = HealthView::all_up();
         let www = b"\x03www\x07example\x00";
         let k = key(www, 1, [10, 0, 0, 1], None, 1, &h);
-        assert!(c.get(&k).is_none());
+        assert!(c.get(&k, &Routing::default()).is_none());
         c.put(&k, &fill(b"body", None));
         let other = key(www, 1, [192, 0, 2, 1], Some([81, 2, 69, 0]), 1, &h);
         assert_eq!(
-            c.get(&other).map(|h| h.body.to_vec()),
+            c.get(&other, &Routing::default()).map(|h| h.body.to_vec()),
             Some(b"body".to_vec())
         );
         // Another type, another name, another snapshot: misses.
-        assert!(c.get(&key(www, 28, [10, 0, 0, 1], None, 1, &h)).is_none());
+        assert!(
+            c.get(
+                &key(www, 28, [10, 0, 0, 1], None, 1, &h),
+                &Routing::default()
+            )
+            .is_none()
+        );
         let wwx = b"\x03wwx\x07example\x00";
-        assert!(c.get(&key(wwx, 1, [10, 0, 0, 1], None, 1, &h)).is_none());
-        assert!(c.get(&key(www, 1, [10, 0, 0, 1], None, 2, &h)).is_none());
+        assert!(
+            c.get(
+                &key(wwx, 1, [10, 0, 0, 1], None, 1, &h),
+                &Routing::default()
+            )
+            .is_none()
+        );
+        assert!(
+            c.get(
+                &key(www, 1, [10, 0, 0, 1], None, 2, &h),
+                &Routing::default()
+            )
+            .is_none()
+        );
         let (hits, misses, stores) = (
             c.stats().hits.load(Ordering::Relaxed),
             c.stats().misses.load(Ordering::Relaxed),
@@ -600,12 +707,15 @@ mod tests {
         let after = HealthView::new(vec![false], vec![true], 1);
         let name = b"\x03www\x00";
         let k = key(name, 1, [10, 0, 0, 1], None, 1, &before);
-        assert!(c.get(&k).is_none());
+        assert!(c.get(&k, &Routing::default()).is_none());
         c.put(&k, &fill(b"x", None));
-        assert!(c.get(&k).is_some());
+        assert!(c.get(&k, &Routing::default()).is_some());
         assert!(
-            c.get(&key(name, 1, [10, 0, 0, 1], None, 1, &after))
-                .is_none()
+            c.get(
+                &key(name, 1, [10, 0, 0, 1], None, 1, &after),
+                &Routing::default()
+            )
+            .is_none()
         );
     }
 
@@ -616,7 +726,7 @@ mod tests {
         let name = b"\x03geo\x00";
         let at = |source: [u8; 4], ecs: Option<[u8; 4]>| key(name, 1, source, ecs, 1, &h);
         let london = at([127, 0, 0, 1], Some([81, 2, 69, 0]));
-        assert!(c.get(&london).is_none());
+        assert!(c.get(&london, &Routing::default()).is_none());
         c.put(
             &london,
             &fill(b"lon", Some((IpAddr::from([81, 2, 69, 0]), true, 16))),
@@ -624,22 +734,31 @@ mod tests {
         // Same /16 by ECS: hit. Another network: miss, then kept beside it the second time
         // it asks (admission).
         let near = at([127, 0, 0, 9], Some([81, 2, 1, 0]));
-        assert_eq!(c.get(&near).map(|h| h.body.to_vec()), Some(b"lon".to_vec()));
+        assert_eq!(
+            c.get(&near, &Routing::default()).map(|h| h.body.to_vec()),
+            Some(b"lon".to_vec())
+        );
         let tokyo = at([127, 0, 0, 1], Some([1, 0, 16, 0]));
         let tokyo_fill = fill(b"tyo", Some((IpAddr::from([1, 0, 16, 0]), true, 24)));
-        assert!(c.get(&tokyo).is_none());
+        assert!(c.get(&tokyo, &Routing::default()).is_none());
         c.put(&tokyo, &tokyo_fill);
-        assert!(c.get(&tokyo).is_none(), "kept the first time");
+        assert!(
+            c.get(&tokyo, &Routing::default()).is_none(),
+            "kept the first time"
+        );
         c.put(&tokyo, &tokyo_fill);
         assert_eq!(
-            c.get(&tokyo).map(|h| h.body.to_vec()),
+            c.get(&tokyo, &Routing::default()).map(|h| h.body.to_vec()),
             Some(b"tyo".to_vec())
         );
         assert_eq!(
-            c.get(&london).map(|h| h.body.to_vec()),
+            c.get(&london, &Routing::default()).map(|h| h.body.to_vec()),
             Some(b"lon".to_vec())
         );
         // Without ECS the answer was decided by ECS: not valid for a source-located query.
-        assert!(c.get(&at([81, 2, 69, 1], None)).is_none());
+        assert!(
+            c.get(&at([81, 2, 69, 1], None), &Routing::default())
+                .is_none()
+        );
     }
 }

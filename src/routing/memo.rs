@@ -1,8 +1,10 @@
 //! Answers of table-driven names (geo, nearest, latency) kept per thread by what decided
 //! them: the name, the type, and the order the client's network maps to. Every network that
 //! maps to one order gets the same records (for one health view), so a flood of ever new
-//! ECS networks, which the answer cache cannot help (it keeps answers per network), costs
-//! the table lookup and a copy instead of the decision, the pick and the writing.
+//! ECS networks costs the table lookup and a copy instead of the decision, the pick and the
+//! writing. The UDP answer cache keys these answers by the order as well (through
+//! [`Basis::decided`]); this serves what it does not: TCP, a server with the cache off, and
+//! an order's answer while the cache's admission filter has not yet let it in.
 //!
 //! Kept answers are keyed by the snapshot's serial and the health view's version as well,
 //! so a reload or a change of health is never answered from what was kept before. Only
@@ -12,7 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::{Basis, Client, DynamicName, Policy, Routing};
+use super::{Basis, Client, Decided, DynamicName, Routing};
 use crate::dns::{AnswerMark, Sink, rtype};
 use crate::health::HealthView;
 use crate::zone::DynamicOutcome;
@@ -103,7 +105,12 @@ impl Routing {
             return (DynamicOutcome::Answered, basis);
         }
         let mark = sink.answer_mark(owner);
-        let (outcome, basis) = self.answer(index, owner, qtype, client, health, counted, sink);
+        let (outcome, mut basis) = self.answer(index, owner, qtype, client, health, counted, sink);
+        // Decided by the order as the kept answers are: the answer cache may key it so.
+        basis.decided = Some(Decided {
+            name: index,
+            order: key.order,
+        });
         if let (DynamicOutcome::Answered, Some(mark)) = (&outcome, mark) {
             self.keep(key, mark, &basis, sink);
         }
@@ -123,9 +130,6 @@ impl Routing {
         sink: &S,
     ) -> Option<(MemoKey, &DynamicName, Basis<'_>)> {
         let name = self.names.get(index as usize)?;
-        let Policy::Table { table, .. } = name.policy else {
-            return None;
-        };
         let serves = match qtype {
             rtype::A => name.serves_a,
             rtype::AAAA => name.serves_aaaa,
@@ -134,21 +138,25 @@ impl Routing {
         if !serves || name.serves_cname || name.draws_at_random() || sink.dnssec_ok() {
             return None;
         }
-        let addr = Self::locate(name, client).0;
-        let (order, scope) = self.tables.get(table as usize)?.lookup(addr);
+        let ecs = client.subnet.filter(|&(_, prefix)| prefix > 0);
+        let at = self.order_of(index, client.source, ecs.map(|(a, _)| a))?;
         let key = MemoKey {
             serial,
             health_version: health.version(),
             name: index,
-            order: *order,
+            order: at.order,
             qtype,
         };
         let basis = Basis {
-            scope,
-            addr,
-            from_ecs: Self::ecs_of(name, client).is_some(),
+            scope: at.scope,
+            addr: at.addr,
+            from_ecs: at.from_ecs,
             random: false,
             counter: None,
+            decided: Some(Decided {
+                name: index,
+                order: at.order,
+            }),
         };
         Some((key, name, basis))
     }

@@ -277,6 +277,29 @@ impl Routing {
             .filter(|&(_, prefix)| !name.ignore_ecs && prefix > 0)
     }
 
+    /// Where a client (its packet's source, its usable ECS address) stands in the table of
+    /// dynamic name `index`: the order its network maps to and over which prefix. `None`
+    /// unless the name is table-driven. Both the per-thread kept answers and the answer
+    /// cache key table-driven answers by this order, so they locate alike through here.
+    #[inline]
+    pub fn order_of(&self, index: u32, source: IpAddr, ecs: Option<IpAddr>) -> Option<Located> {
+        let name = self.names.get(index as usize)?;
+        let Policy::Table { table, .. } = name.policy else {
+            return None;
+        };
+        let (addr, from_ecs) = match ecs {
+            Some(a) if !name.ignore_ecs => (a, true),
+            _ => (source, false),
+        };
+        let (order, scope) = self.tables.get(table as usize)?.lookup(addr);
+        Some(Located {
+            order: *order,
+            scope,
+            addr,
+            from_ecs,
+        })
+    }
+
     /// The address a name locates its client by, and how many bits of it are known.
     fn locate(name: &DynamicName, client: &Client) -> (IpAddr, u8) {
         Self::ecs_of(name, client).unwrap_or((
@@ -540,6 +563,7 @@ impl Routing {
             from_ecs: Self::ecs_of(name, client).is_some(),
             random: name.draws_at_random(),
             counter: answers.map(|c| &**c),
+            decided: None,
         };
         let client_key = match &name.policy {
             Policy::Weighted { sticky: true, .. } => {
@@ -627,6 +651,28 @@ pub struct Basis<'a> {
     pub random: bool,
     /// The per-name, per-datacenter counter it counted in.
     pub counter: Option<&'a Counter>,
+    /// Set when the answer is the same for every client whose network maps to the same
+    /// order of the name's table (for one snapshot and health view): what decided it.
+    pub decided: Option<Decided>,
+}
+
+/// A table-driven answer's inputs beside the snapshot and the health view: the dynamic name
+/// and the order (in [`Routing::orders`]) the client's network maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub name: u32,
+    pub order: u32,
+}
+
+/// Where a client stands in a table-driven name's table ([`Routing::order_of`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Located {
+    pub order: u32,
+    /// The prefix of `addr` over which the table maps to `order`.
+    pub scope: u8,
+    pub addr: IpAddr,
+    /// `addr` is the ECS address (else the packet's source).
+    pub from_ecs: bool,
 }
 
 impl Basis<'_> {
@@ -638,6 +684,7 @@ impl Basis<'_> {
             from_ecs: false,
             random: false,
             counter: None,
+            decided: None,
         }
     }
 }
