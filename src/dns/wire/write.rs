@@ -248,7 +248,12 @@ impl<'b> Writer<'b> {
                 ecs.scope_prefix,
             ]);
             option[8..].copy_from_slice(&ecs.addr);
-            b[p..p + 8 + n].copy_from_slice(&option[..8 + n]);
+            // All 24 bytes when they fit (two moves; what lies past the option is written
+            // over next or lies past the message), not a `memcpy` call of 8 + n.
+            match b.get_mut(p..p + option.len()) {
+                Some(room) => room.copy_from_slice(&option),
+                None => b[p..p + 8 + n].copy_from_slice(&option[..8 + n]),
+            }
             p += 8 + n;
         }
         if let Some(cookie) = &opt.cookie {
