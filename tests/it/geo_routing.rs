@@ -232,6 +232,98 @@ ignore_ecs = true
     assert_eq!(dcs(&r), BTreeSet::from(["fra"]));
 }
 
+/// The answer cache keeps a geo name's answer by the order its map gives the client's
+/// network: networks never asked before (each /24 or /56 below once) are answered from it,
+/// each with the datacenter and the fitted scope of its own network, as the first asks were.
+#[test]
+fn networks_never_seen_get_their_own_scope_from_the_cache() {
+    let s = geo_server(
+        r#"
+[geo_maps.world]
+default = ["fra"]
+nets = { "10.4.128.0/17" = ["lon"] }
+[geo_maps.world.map]
+"EU" = ["fra", "lon"]
+"EU/GB" = ["lon", "fra"]
+"NA" = ["nyc", "sjc"]
+"NA/US/CA" = ["sjc", "nyc"]
+"AS64500" = ["sin"]
+
+[names.www]
+pool = "web"
+policy = "geo"
+map = "world"
+ttl = 30
+"#,
+        &[],
+    );
+    let api = s.api.expect("api");
+    let hits = || metric(api, "meridian_answer_cache_total{result=\"hit\"}");
+    // (networks, datacenter, scope): each network asked once, rows interleaved.
+    let rows: &[(&[&str], &str, u8)] = &[
+        (
+            &["10.1.2.0", "10.1.3.0", "10.1.99.0", "10.1.250.0"],
+            "lon",
+            16,
+        ),
+        (
+            &["10.2.9.0", "10.2.10.0", "10.2.200.0", "10.2.0.0"],
+            "fra",
+            16,
+        ),
+        (&["10.3.1.0", "10.3.2.0", "10.3.3.0", "10.3.4.0"], "sjc", 16),
+        (
+            &["10.4.1.0", "10.4.2.0", "10.4.127.0", "10.4.64.0"],
+            "nyc",
+            17,
+        ),
+        (
+            &["10.4.200.0", "10.4.129.0", "10.4.255.0", "10.4.128.0"],
+            "lon",
+            17,
+        ),
+        (&["10.6.0.0", "10.6.1.0", "10.6.2.0", "10.6.3.0"], "sin", 16),
+        (
+            &["172.16.5.0", "200.1.2.0", "150.0.0.0", "130.9.9.0"],
+            "fra",
+            1,
+        ),
+        (
+            &[
+                "2001:db8:3::",
+                "2001:db8:3:100::",
+                "2001:db8:3:200::",
+                "2001:db8:3:ff00::",
+            ],
+            "sjc",
+            48,
+        ),
+    ];
+    let before = hits();
+    let mut asked = 0u64;
+    for round in 0..4 {
+        for &(networks, dc, scope) in rows {
+            let client = networks[round];
+            let (qtype, prefix) = if client.contains(':') {
+                (AAAA, 56)
+            } else {
+                (A, 24)
+            };
+            let r = ask(&s, "www.example.com", qtype, Some((client, prefix)));
+            assert_eq!(dcs(&r), BTreeSet::from([dc]), "{client}: {:?}", r.values);
+            assert_eq!(r.scope, Some(scope), "scope for {client}/{prefix}");
+            asked += 1;
+        }
+    }
+    // Each order is stored the second time it is offered and hit from the third on.
+    let hit = hits() - before;
+    eprintln!("{hit} of {asked} answered from the cache");
+    assert!(
+        hit >= asked - 2 * rows.len() as u64,
+        "{hit} of {asked} answered from the cache"
+    );
+}
+
 #[test]
 fn nearest_picks_the_closest_datacenter() {
     let s = geo_server(
