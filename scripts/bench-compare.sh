@@ -28,7 +28,8 @@
 # 10000, 0 skips them), CG_RATE (default 2000), SERVERS (default
 # "echo meridian gdnsd knot"), MMDB (default geoip/demo-city.mmdb), ECS_RUNS ("0 1 miss":
 # without ECS, with it, and the miss mix: every query a name never asked before, half of them
-# nonexistent, half random labels under the wildcard, fresh names each round),
+# nonexistent, half random labels under the wildcard, fresh names each round; also
+# "cookie": the mixed stream with a client cookie in every query),
 # ALT_CONFIG (TOML appended to the alt server's meridian.toml, \n for newlines: the cost of
 # a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
@@ -60,6 +61,9 @@ START_CORES=${START_CORES:-1}
 # ECS option for "with ECS" runs: family 1, source /24, scope 0, 81.2.69.0 (London in the
 # demo database).
 ECS_OPT="8:00011800510245"
+# A client cookie alone (code 10, 8 bytes): what a resolver sends on first contact, and
+# dnsperf sends the same one every time.
+COOKIE_OPT="10:0102030405060708"
 
 # ---------------------------------------------------------------------------------------
 # Tools
@@ -399,6 +403,7 @@ user_sys_ticks() {
 perf_args() {
     # dnsperf options for a run with ECS ($1 = 1) or without.
     if [ "$1" = 1 ]; then echo "-E $ECS_OPT"; fi
+    if [ "$1" = cookie ]; then echo "-E $COOKIE_OPT"; fi
     if [ "$DNSSEC" = 1 ]; then echo "-D"; fi
 }
 
@@ -698,7 +703,7 @@ for ecs in $ECS_RUNS; do
         [ "$s" = echo ] && label="echo floor"
         [ "$s" = knot ] && label="knot (static only)"
         [ "$s" = alt ] && label="meridian ($(basename "$ALT_MERIDIAN"))"
-        case $ecs in 1) what=yes ;; miss) what="miss mix" ;; *) what=no ;; esac
+        case $ecs in 1) what=yes ;; miss) what="miss mix" ;; cookie) what="no, client cookie" ;; *) what=no ;; esac
         echo "| $label | $what | ${CPU[$k]:--} | $(quartiles "${CPUS[$k]:-}") | ${RATIO[$k]:--} | $(quartiles "${RATIOS[$k]:-}") | ${IR[$k]:--} | $(ratio "${IR[$k]:-}" "${IR[gdnsd.$ecs]:-}" 3) | ${RSS[$s]:--} | ${HWM[$s]:--} |"
     done
 done

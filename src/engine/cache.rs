@@ -33,7 +33,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::packet::{Counted, PacketCache, SourceNet, Whole, slot_index};
+use super::packet::{Counted, PacketCache, SourceNet, Whole, WholeCookie, slot_index};
 use crate::health::HealthView;
 use crate::pages::{ZeroValid, ZeroedPages};
 use crate::routing::{Decided, Located, Routing};
@@ -465,7 +465,7 @@ impl AnswerCache {
         source: IpAddr,
         now: (u64, u64),
         response: &mut [u8],
-    ) -> Option<(usize, Counted)> {
+    ) -> Option<(usize, Counted, WholeCookie)> {
         let r = self.packets.replay(query, tag, source, now, response)?;
         bump(&self.stats.hits);
         bump(&self.stats.whole);

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use siphasher::sip::SipHasher24;
 
 use super::Request;
+use super::packet::WholeCookie;
 use crate::dns::wire::{self, OptOut, Writer};
 use crate::dns::{HEADER_LEN, rcode};
 
@@ -163,6 +164,38 @@ pub(super) fn answer(
     };
     counter.fetch_add(1, Relaxed);
     opt.cookie = Some(response_cookie(secrets, client, request));
+}
+
+/// Makes the server cookie of a response replayed whole (`engine::packet`) for `request`:
+/// the response ends with its COOKIE option (the client cookie, which the query's bytes
+/// matched, and the server cookie made for the query it was kept from), and the query with
+/// its own ([`WholeCookie`]). Checks and counts the query's cookie as [`answer`] does.
+/// `false` (nothing written) when cookies are off.
+pub(super) fn refresh_replayed(
+    secrets: Option<&CookieSecrets>,
+    request: &Request<'_>,
+    kind: WholeCookie,
+    response: &mut [u8],
+) -> bool {
+    let (Some(secrets), Some(at)) = (secrets, response.len().checked_sub(24)) else {
+        return false;
+    };
+    let (head, server_out) = response.split_at_mut(at + 8);
+    let client = &head[at..];
+    let q = request.bytes;
+    let server_in = match kind {
+        WholeCookie::WithServer => q.get(q.len().saturating_sub(16)..).unwrap_or(&[]),
+        _ => &[],
+    };
+    let counter = match check(secrets, client, server_in, request.source, request.now) {
+        CookieState::Valid => &VALID,
+        CookieState::Invalid => &INVALID,
+        _ => &CLIENT_ONLY,
+    };
+    counter.fetch_add(1, Relaxed);
+    let made = server_cookie(&secrets.current, client, request.source, request.now as u32);
+    server_out.copy_from_slice(&made);
+    true
 }
 
 fn response_cookie(secrets: &CookieSecrets, client: &[u8], request: &Request<'_>) -> [u8; 24] {

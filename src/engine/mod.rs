@@ -129,9 +129,21 @@ pub fn answer(
             let tag = packet::PacketCache::tag(request.bytes);
             let now = (snapshot.serial, health.version());
             if let Some(tag) = tag
-                && let Some(r) = c.replay(request.bytes, tag, request.source, now, response)
+                && let Some((len, counted, cookie)) =
+                    c.replay(request.bytes, tag, request.source, now, response)
+                && (cookie == packet::WholeCookie::None
+                    || cookies::refresh_replayed(
+                        snapshot.cookies.as_ref(),
+                        request,
+                        cookie,
+                        &mut response[..len],
+                    ))
             {
-                return Some(plain::count_replayed(r, response, request.counting));
+                return Some(plain::count_replayed(
+                    (len, counted),
+                    response,
+                    request.counting,
+                ));
             }
             tag
         }

@@ -10,8 +10,11 @@
 //! What else a response depends on is held to as in the answer cache, from whose hits alone
 //! it is filled: the snapshot serial and the health view version in every slot; for an
 //! answer decided by the packet's source address (not by the ECS address, which is in the
-//! bytes), that network. Queries with a COOKIE option (the server cookie is made per query)
-//! or TSIG never come here. A response is kept the second time its bytes (in any case) are
+//! bytes), that network. A query whose COOKIE option ends it (as resolvers send it) is kept
+//! with the server cookie, which a client echoes from our last answer, left out of the tag
+//! and the comparison; its replay gets a server cookie made for it ([`WholeCookie`],
+//! `engine::cookies::refresh_replayed`). A query with its COOKIE elsewhere, or TSIG, never
+//! comes here. A response is kept the second time its bytes (in any case) are
 //! answered from the answer cache: the admission filter, so that questions asked once do not
 //! copy every answer in.
 //!
@@ -24,8 +27,9 @@ use crate::dns::HEADER_LEN;
 use crate::dns::name::eq_fold;
 use crate::pages::{ZeroValid, ZeroedPages};
 
-/// Longest query kept, in bytes after the ID: a 60-byte name with an ECS option for IPv6.
-pub const QUERY_MAX: usize = 110;
+/// Longest query kept, in bytes after the ID: a 60-byte name with an ECS option for IPv6,
+/// or a 60-byte name with a client and a server cookie.
+pub const QUERY_MAX: usize = 109;
 /// Longest response kept.
 pub const RESPONSE_MAX: usize = 338;
 
@@ -53,6 +57,7 @@ struct PacketSlot {
     ecs: u8,
     /// The question name's length (0: compare the query's bytes exactly).
     name_len: u8,
+    cookie: WholeCookie,
     query: [u8; QUERY_MAX],
     response: [u8; RESPONSE_MAX],
 }
@@ -60,7 +65,8 @@ struct PacketSlot {
 const ECS_NONE: u8 = u8::MAX;
 const ECS_NO_SCOPE: u8 = u8::MAX - 1;
 
-// SAFETY: integers and arrays of them only.
+// SAFETY: integers and arrays of them, and a `WholeCookie` (a `u8` enum whose zero is
+// `WholeCookie::None`).
 unsafe impl ZeroValid for PacketSlot {}
 
 const _: () = assert!(size_of::<PacketSlot>() == 512);
@@ -91,13 +97,44 @@ pub struct Counted {
 }
 
 /// A response to keep whole: the source network it holds for (`None`: any source), what
-/// it counts in, and the length of the question name (in the query and the response alike,
-/// right after the header).
+/// it counts in, the length of the question name (in the query and the response alike,
+/// right after the header), and the query's cookie.
 #[derive(Debug, Clone, Copy)]
 pub struct Whole {
     pub source: Option<SourceNet>,
     pub counted: Counted,
     pub name_len: usize,
+    pub cookie: WholeCookie,
+}
+
+/// The COOKIE option of a query kept whole, which then ends both the query and the response
+/// (a client cookie and our server cookie, 24 bytes): the replay's server cookie is made
+/// for the query replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WholeCookie {
+    /// No cookie in the response: the bytes are replayed as kept.
+    None = 0,
+    /// The query ends with a client cookie alone (8 bytes).
+    ClientOnly = 1,
+    /// The query ends with a client cookie and a 16-byte server cookie, which the tag and
+    /// the comparison leave out: it changes as our answers give the client new ones.
+    WithServer = 2,
+}
+
+/// A COOKIE option of a client and a 16-byte server cookie (code 10, length 24), as the
+/// start of a query's last 28 bytes.
+const COOKIE_WITH_SERVER: [u8; 4] = [0, 10, 0, 24];
+
+/// The bytes after the ID that the tag hashes: without the last 16 when the query ends with
+/// a client and a server cookie.
+#[inline(always)]
+fn tagged(rest: &[u8]) -> &[u8] {
+    let len = rest.len();
+    match rest.get(len.wrapping_sub(28)..len.wrapping_sub(24)) {
+        Some(option) if option == COOKIE_WITH_SERVER => &rest[..len - 16],
+        _ => rest,
+    }
 }
 
 /// The bit that tells an ASCII letter's case, set in every byte hashed: the tag is the same
@@ -132,12 +169,24 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 }
 
 impl PacketSlot {
+    /// What of `rest` (a query's bytes after the ID) must equal the kept query's: all of it,
+    /// but the server cookie at its end when the kept one had one.
+    #[inline(always)]
+    fn compared<'q>(&self, rest: &'q [u8]) -> &'q [u8] {
+        if self.cookie == WholeCookie::WithServer {
+            &rest[..rest.len().saturating_sub(16)]
+        } else {
+            rest
+        }
+    }
+
     /// Whether `rest` (a query's bytes after the ID, as long as the kept query's) differs
     /// from the kept query only in the case of the name's letters. Off the path of the
     /// same bytes asked again.
     #[cold]
     #[inline(never)]
     fn same_but_for_case(&self, rest: &[u8]) -> bool {
+        let rest = self.compared(rest);
         let kept = &self.query[..rest.len().min(QUERY_MAX)];
         let name = HEADER_LEN - 2..HEADER_LEN - 2 + usize::from(self.name_len);
         self.name_len > 0
@@ -178,6 +227,7 @@ impl PacketCache {
             .get(2..)
             .filter(|r| (HEADER_LEN - 2..=QUERY_MAX).contains(&r.len()))?;
         let len = rest.len();
+        let rest = tagged(rest);
         // `| CASE` makes each word's low byte differ from MIX's (0x15): never a zero factor.
         let pair = |h: u64, x: &[u8], y: &[u8]| {
             folded_multiply(h ^ (word(x, 0) | CASE), (word(y, 0) | CASE) ^ MIX)
@@ -189,15 +239,15 @@ impl PacketCache {
         }
         if !chunks.remainder().is_empty() {
             // The last sixteen bytes again (or, under sixteen, the first eight and the last).
-            let tail = &rest[len.saturating_sub(16)..];
+            let tail = &rest[rest.len().saturating_sub(16)..];
             h = pair(h, tail, &tail[tail.len() - 8..]);
         }
         Some(h | 1)
     }
 
     /// Copies the response kept for `query` (tagged `tag`) from `source` into `response`,
-    /// with the query's ID; returns its length and what it counts in. `now`: (snapshot
-    /// serial, health view version).
+    /// with the query's ID; returns its length, what it counts in, and whether its server
+    /// cookie is still to be made. `now`: (snapshot serial, health view version).
     #[inline]
     pub fn replay(
         &self,
@@ -206,7 +256,7 @@ impl PacketCache {
         source: IpAddr,
         now: (u64, u64),
         response: &mut [u8],
-    ) -> Option<(usize, Counted)> {
+    ) -> Option<(usize, Counted, WholeCookie)> {
         let slot = &self.slots[slot_index(tag, self.mask)];
         let rest = query.get(2..)?;
         if slot.tag != tag
@@ -217,7 +267,8 @@ impl PacketCache {
         }
         // The same bytes; else the same but for the case of the name's letters, whose
         // spelling then goes into the response's question.
-        let respell = slot.query[..rest.len()] != *rest;
+        let compared = slot.compared(rest);
+        let respell = slot.query[..compared.len()] != *compared;
         if respell && !slot.same_but_for_case(rest) {
             return None;
         }
@@ -248,7 +299,7 @@ impl PacketCache {
                 s => Some(Some(s)),
             },
         };
-        Some((len, counted))
+        Some((len, counted, slot.cookie))
     }
 
     /// Keeps `response` as the answer to `query` (tagged `tag`) under `now`.
@@ -280,6 +331,7 @@ impl PacketCache {
         slot.response_len = response.len() as u16;
         slot.response[..response.len()].copy_from_slice(response);
         slot.counters = whole.counted.counters;
+        slot.cookie = whole.cookie;
         slot.qtype_index = whole.counted.qtype_index;
         slot.ecs = match whole.counted.ecs {
             None => ECS_NONE,
@@ -314,6 +366,7 @@ mod tests {
                 qtype_index: 1,
                 ecs: Some(Some(24)),
             },
+            cookie: WholeCookie::None,
             name_len: 5,
         }
     }
@@ -339,7 +392,8 @@ mod tests {
         assert!(c.replay(QUERY, tag, from, (1, 1), &mut out).is_none());
         c.keep(QUERY, tag, RESPONSE, (1, 1), &whole(None));
         let again = with(QUERY, 0, b"\xab\xcd");
-        let (len, counted) = c.replay(&again, tag, from, (1, 1), &mut out).expect("kept");
+        let (len, counted, cookie) = c.replay(&again, tag, from, (1, 1), &mut out).expect("kept");
+        assert_eq!(cookie, WholeCookie::None);
         assert_eq!(out[..len], with(RESPONSE, 0, b"\xab\xcd"));
         assert_eq!(counted, whole(None).counted);
         // Other data or health: stale.
@@ -359,7 +413,7 @@ mod tests {
         c.keep(QUERY, tag, RESPONSE, (1, 1), &whole(None));
         let mixed = with(QUERY, 13, b"wW");
         assert_eq!(PacketCache::tag(&mixed), Some(tag));
-        let (len, _) = c.replay(&mixed, tag, from, (1, 1), &mut out).expect("kept");
+        let (len, ..) = c.replay(&mixed, tag, from, (1, 1), &mut out).expect("kept");
         assert_eq!(out[..len], with(RESPONSE, 13, b"wW"));
         // The case bit outside the name (here the class, 0x21): hashed alike, but other
         // bytes, so not replayed.
@@ -382,6 +436,59 @@ mod tests {
         c.keep(QUERY, tag, RESPONSE, (1, 1), &exact_only);
         assert!(c.replay(&mixed, tag, from, (1, 1), &mut out).is_none());
         assert!(c.replay(QUERY, tag, from, (1, 1), &mut out).is_some());
+    }
+
+    /// `QUERY` (or `RESPONSE`) with an OPT record that ends with a COOKIE option of
+    /// `client` and `server`.
+    fn with_cookie(message: &[u8], client: &[u8; 8], server: &[u8; 16]) -> Vec<u8> {
+        let mut m = message.to_vec();
+        m[11] = 1; // ARCOUNT
+        // Root, type OPT, class (UDP size) 1232, TTL 0, RDLENGTH 28.
+        m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 28]);
+        m.extend_from_slice(&COOKIE_WITH_SERVER);
+        m.extend_from_slice(client);
+        m.extend_from_slice(server);
+        m
+    }
+
+    /// A query that ends with a client and a server cookie: the server cookie (its last 16
+    /// bytes) is left out of the tag and the comparison, the client cookie is not, and the
+    /// replay says the server cookie is still to be made. A query kept without a cookie
+    /// (whose bytes only look like one) is compared in full.
+    #[test]
+    fn a_server_cookie_at_the_end_is_left_out() {
+        let mut c = PacketCache::new(64);
+        let from = IpAddr::from([10, 0, 0, 1]);
+        let mut out = [0u8; 128];
+        let query = with_cookie(QUERY, b"client-1", b"server-cookie-01");
+        let echoed_later = with_cookie(QUERY, b"client-1", b"server-cookie-02");
+        let other_client = with_cookie(QUERY, b"client-2", b"server-cookie-01");
+        let tag = PacketCache::tag(&query).expect("short enough");
+        assert_eq!(PacketCache::tag(&echoed_later), Some(tag));
+        assert_ne!(PacketCache::tag(&other_client), Some(tag));
+        let response = with_cookie(RESPONSE, b"client-1", b"made-for-query-1");
+        let kept = Whole {
+            cookie: WholeCookie::WithServer,
+            ..whole(None)
+        };
+        c.keep(&query, tag, &response, (1, 1), &kept);
+        let (len, _, cookie) = c
+            .replay(&echoed_later, tag, from, (1, 1), &mut out)
+            .expect("kept");
+        assert_eq!(cookie, WholeCookie::WithServer);
+        assert_eq!(out[2..len], response[2..]);
+        assert!(
+            c.replay(&other_client, tag, from, (1, 1), &mut out)
+                .is_none()
+        );
+        // Kept as bytes without a cookie: the last 16 bytes count.
+        c.keep(&query, tag, &response, (1, 1), &whole(None));
+        assert!(
+            c.replay(&echoed_later, tag, from, (1, 1), &mut out)
+                .is_none()
+        );
+        let (.., cookie) = c.replay(&query, tag, from, (1, 1), &mut out).expect("kept");
+        assert_eq!(cookie, WholeCookie::None);
     }
 
     /// Names that differ in a byte or two (host1, host2...) spread over the slots about as

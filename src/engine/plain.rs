@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::cache::{self, AnswerCache};
-use super::packet::{Counted, SourceNet, Whole};
+use super::packet::{Counted, SourceNet, Whole, WholeCookie};
 use super::{Counting, Request, Snapshot};
 use crate::dns::name::{MAX_NAME_LEN, lower_hash_into};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
@@ -185,10 +185,15 @@ pub(super) fn answer(
     let qtype_index = qtype_index(query.qtype);
     let ecs = query.edns.is_some_and(|e| e.ecs.is_some()).then_some(scope);
     let len = count(len, response, qtype_index, ecs, request.counting);
-    // Answered from a slot: the response may be kept whole for the same bytes. Not with a
-    // COOKIE option, whose server cookie is made per query.
+    // Answered from a slot: the response may be kept whole for the same bytes (with a
+    // COOKIE option, one that ends the query and the response).
     if let (Some(cache), Some(tag), Some((source, counters))) = (cache, packet_tag, from_cache)
-        && query.edns.is_none_or(|e| e.cookie_len == 0)
+        && let Some(cookie) = whole_cookie(
+            snapshot.cookies.is_some(),
+            request.bytes,
+            query,
+            &response[..len],
+        )
     {
         let whole = Whole {
             source,
@@ -198,11 +203,41 @@ pub(super) fn answer(
                 ecs,
             },
             name_len: query.qname.len(),
+            cookie,
         };
         let now = (snapshot.serial, health.version());
         cache.keep_whole(request.bytes, tag, &response[..len], now, &whole);
     }
     Some(len)
+}
+
+/// How a response to `query` (whose bytes are `bytes`) may be kept whole as far as cookies
+/// go: without a COOKIE option in the response, as it is; with one, when the query's option
+/// ends the query (a client cookie alone, or with a 16-byte server cookie) and the response's
+/// ends the response, so that the replay can make the server cookie; else not at all.
+/// `cookies_on`: the server answers cookies.
+#[inline(always)]
+fn whole_cookie(
+    cookies_on: bool,
+    bytes: &[u8],
+    query: &wire::Query<'_>,
+    response: &[u8],
+) -> Option<WholeCookie> {
+    let Some(edns) = query.edns.filter(|e| e.cookie_len != 0) else {
+        return Some(WholeCookie::None);
+    };
+    let n = response.len();
+    let answered = n >= 28 && response[n - 28..n - 24] == [0, 10, 0, 24];
+    if !answered {
+        // Cookies off: the response does not depend on the option.
+        return (!cookies_on).then_some(WholeCookie::None);
+    }
+    let ends_query = usize::from(edns.cookie_at) + usize::from(edns.cookie_len) == bytes.len();
+    match edns.cookie_len {
+        8 if ends_query => Some(WholeCookie::ClientOnly),
+        24 if ends_query => Some(WholeCookie::WithServer),
+        _ => None,
+    }
 }
 
 /// Screening before any lookup: the EDNS version, meta types and classes. `false`: the

@@ -523,10 +523,10 @@ fn an_ecs_network_flood_does_not_push_out_the_hot_answers() {
 
 /// Over real sockets: a query asked four times from one socket gets the same answer with its
 /// own ID each time, the fourth a whole response replayed (`result="whole"`); the same name
-/// in other cases is replayed whole at once, with its own spelling; the same query with a
-/// COOKIE option never is (its server cookie is made per query).
+/// in other cases is replayed whole at once, with its own spelling. With a COOKIE option
+/// (see the next test), each replay carries a server cookie made for it.
 #[test]
-fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
+fn a_repeated_query_is_replayed_whole() {
     use crate::common::{Server, metric};
     let zone = "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n";
     let s = Server::start(&[("example.com.zone", zone)], "");
@@ -566,12 +566,89 @@ fn a_repeated_query_is_replayed_whole_unless_it_carries_a_cookie() {
         }
     }
     assert_eq!(whole(), before + 9, "asked in other cases, replayed whole");
-    // The COOKIE option (code 10) with an 8-byte client cookie.
-    let mut with_cookie = plain.clone();
-    let n = with_cookie.len();
-    with_cookie[n - 2..].copy_from_slice(&12u16.to_be_bytes());
-    with_cookie.extend_from_slice(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
-    let answers = ask_four_times(&with_cookie);
-    assert!(answers.iter().all(|a| a.len() > 30), "{answers:?}");
-    assert_eq!(whole(), before + 9, "a query with a cookie replayed whole");
+}
+
+/// The cookie of a response replayed whole is made for its query: a client cookie alone
+/// asked four times (the fourth replayed) gets the client cookie back with a server cookie
+/// that is valid from that address; the same bytes from another address are replayed with
+/// a server cookie of that address's own; and a resolver that echoes each server cookie it
+/// got (as BIND does) is replayed whole while every cookie it sends checks as valid.
+#[test]
+fn whole_responses_carry_a_cookie_made_for_their_query() {
+    use crate::common::{Server, metric};
+    let zone = "$ORIGIN example.com.\n$TTL 60\n@ SOA ns1 hm 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+    // One UDP thread: both client addresses reach the same caches.
+    let s = Server::start_files(&[("zones/example.com.zone", zone.as_bytes())], 1, "");
+    let api = s.api.expect("api");
+    let whole = || metric(api, "meridian_answer_cache_total{result=\"whole\"}");
+    let valid = || metric(api, "meridian_cookies_total{outcome=\"valid\"}");
+    let client = *b"\x01\x02\x03\x04\x05\x06\x07\x08";
+    // The query with a COOKIE option (code 10) of the client cookie and `server`.
+    let query = |id: u16, server: &[u8]| {
+        let mut q = build_query(id, &wire("ns1.example.com."), rtype::A, true, None);
+        let n = q.len();
+        let rdlen = 4 + client.len() + server.len();
+        q[n - 2..].copy_from_slice(&(rdlen as u16).to_be_bytes());
+        q.extend_from_slice(&[0, 10, 0, rdlen as u8 - 4]);
+        q.extend_from_slice(&client);
+        q.extend_from_slice(server);
+        q
+    };
+    let socket = |ip: &str| {
+        let sock = std::net::UdpSocket::bind(format!("{ip}:0")).expect("bind");
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        sock
+    };
+    // The answer to `q` from `sock`, and the server cookie it ends with.
+    let ask = |sock: &std::net::UdpSocket, q: &[u8]| -> (Vec<u8>, Vec<u8>) {
+        sock.send_to(q, s.addr).expect("send");
+        let mut buf = [0u8; 1232];
+        let (n, _) = sock.recv_from(&mut buf).expect("answer");
+        assert_eq!(buf[..2], q[..2], "the ID");
+        assert_eq!(buf[n - 28..n - 16], [&[0, 10, 0, 24][..], &client].concat());
+        (buf[..n - 16].to_vec(), buf[n - 16..n].to_vec())
+    };
+    let (one, two) = (socket("127.0.0.1"), socket("127.0.0.2"));
+    let before = whole();
+    let mut first = Vec::new();
+    for i in 0..4 {
+        let (answer, server) = ask(&one, &query(i, &[]));
+        if i == 0 {
+            first = answer.clone();
+        }
+        assert_eq!(answer[2..], first[2..], "ask {i}");
+        // Sent back from the same address, it checks as valid.
+        let checked = valid();
+        ask(&one, &query(100 + i, &server));
+        assert_eq!(valid(), checked + 1, "the server cookie of ask {i}");
+    }
+    assert!(
+        whole() > before,
+        "a query with a client cookie replayed whole"
+    );
+    // The same bytes from 127.0.0.2: replayed, with a cookie for that address.
+    let replayed = whole();
+    let (answer, for_two) = ask(&two, &query(3, &[]));
+    assert_eq!(answer[2..], first[2..]);
+    assert_eq!(whole(), replayed + 1, "replayed to another address");
+    let (_, for_one) = ask(&one, &query(3, &[]));
+    assert_ne!(
+        for_two, for_one,
+        "the server cookie does not depend on the address"
+    );
+    // A resolver that echoes the last server cookie it got: replayed whole, each cookie
+    // it sends valid.
+    let (checked, replayed) = (valid(), whole());
+    let mut server = for_two;
+    for i in 0..6 {
+        let (answer, next) = ask(&two, &query(200 + i, &server));
+        assert_eq!(answer[2..], first[2..], "echoing ask {i}");
+        server = next;
+    }
+    assert_eq!(valid(), checked + 6, "every echoed cookie valid");
+    assert!(
+        whole() >= replayed + 4,
+        "an echoing resolver replayed whole"
+    );
 }

@@ -218,6 +218,12 @@ impl EtcdCluster {
     pub fn pause(&mut self, i: usize) {
         if let Some(child) = &self.members[i].child {
             signal(child, libc::SIGSTOP);
+            // kill(2) returns before every thread has stopped: one that is running may
+            // still answer a request sent right after. Wait until all of them are stopped.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !all_threads_stopped(child.id()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
             self.members[i].paused = true;
         }
     }
@@ -442,6 +448,21 @@ fn spawn_etcd(mut cmd: Command, log: std::fs::File) -> Child {
         }
     }
     cmd.spawn().expect("start etcd")
+}
+
+/// Whether every thread of process `pid` is stopped (state T in /proc/PID/task/*/stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name's closing parenthesis.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
 }
 
 fn signal(child: &Child, sig: libc::c_int) {
