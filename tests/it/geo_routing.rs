@@ -161,14 +161,8 @@ fn ask(s: &Server, name: &str, qtype: u16, client: Option<(&str, u8)>) -> Reply 
     Reply { msg, values, scope }
 }
 
-fn dcs(r: &Reply) -> BTreeSet<&'static str> {
-    r.values.iter().map(|v| dc_of(v)).collect()
-}
-
-#[test]
-fn geo_map_most_specific_key_wins_with_fitted_scopes() {
-    let s = geo_server(
-        r#"
+/// A geo map by continent, country, state and ASN with a CIDR override, and `www` on it.
+const WORLD_AND_WWW: &str = r#"
 [geo_maps.world]
 default = ["fra"]
 nets = { "10.4.128.0/17" = ["lon"] }
@@ -184,13 +178,24 @@ pool = "web"
 policy = "geo"
 map = "world"
 ttl = 30
+"#;
 
+fn dcs(r: &Reply) -> BTreeSet<&'static str> {
+    r.values.iter().map(|v| dc_of(v)).collect()
+}
+
+#[test]
+fn geo_map_most_specific_key_wins_with_fitted_scopes() {
+    let s = geo_server(
+        &format!(
+            r#"{WORLD_AND_WWW}
 [names.local]
 pool = "web"
 policy = "geo"
 map = "world"
 ignore_ecs = true
-"#,
+"#
+        ),
         &[],
     );
     let cases: &[(&str, u8, &str, u8)] = &[
@@ -237,26 +242,7 @@ ignore_ecs = true
 /// each with the datacenter and the fitted scope of its own network, as the first asks were.
 #[test]
 fn networks_never_seen_get_their_own_scope_from_the_cache() {
-    let s = geo_server(
-        r#"
-[geo_maps.world]
-default = ["fra"]
-nets = { "10.4.128.0/17" = ["lon"] }
-[geo_maps.world.map]
-"EU" = ["fra", "lon"]
-"EU/GB" = ["lon", "fra"]
-"NA" = ["nyc", "sjc"]
-"NA/US/CA" = ["sjc", "nyc"]
-"AS64500" = ["sin"]
-
-[names.www]
-pool = "web"
-policy = "geo"
-map = "world"
-ttl = 30
-"#,
-        &[],
-    );
+    let s = geo_server(WORLD_AND_WWW, &[]);
     let api = s.api.expect("api");
     let hits = || metric(api, "meridian_answer_cache_total{result=\"hit\"}");
     // (networks, datacenter, scope): each network asked once, rows interleaved.
