@@ -24,7 +24,8 @@
 //! Layout: a slot is 1024 bytes, aligned (a hit reads its header, name and body lines);
 //! direct-mapped. A name's client-independent answer, or its first decided network or
 //! order, lives in the slot of (name, type); other networks of a dynamic name in the slot of
-//! (name, type, client /24 or /48), other orders in the slot of (name, type, order). The table is an anonymous mapping: untouched slots cost nothing.
+//! (name, type, client /24 or /48), other orders in the slot of (name, type, order). The
+//! table is an anonymous mapping: untouched slots cost nothing.
 //!
 //! Per query: no allocation, no lock; the counters are the thread's own (atomics written with
 //! plain loads and stores, read by /metrics).
@@ -596,6 +597,11 @@ impl AnswerCache {
 mod tests {
     use super::*;
 
+    /// The kept answer for `k`, with no dynamic names (the slots here are not table-driven).
+    fn get<'c>(c: &'c mut AnswerCache, k: &Key<'_>) -> Option<Hit<'c>> {
+        c.get(k, &Routing::default())
+    }
+
     fn key<'a>(
         name: &'a [u8],
         qtype: u16,
@@ -662,36 +668,18 @@ mod tests {
         let h = HealthView::all_up();
         let www = b"\x03www\x07example\x00";
         let k = key(www, 1, [10, 0, 0, 1], None, 1, &h);
-        assert!(c.get(&k, &Routing::default()).is_none());
+        assert!(get(&mut c, &k).is_none());
         c.put(&k, &fill(b"body", None));
         let other = key(www, 1, [192, 0, 2, 1], Some([81, 2, 69, 0]), 1, &h);
         assert_eq!(
-            c.get(&other, &Routing::default()).map(|h| h.body.to_vec()),
+            get(&mut c, &other).map(|h| h.body.to_vec()),
             Some(b"body".to_vec())
         );
         // Another type, another name, another snapshot: misses.
-        assert!(
-            c.get(
-                &key(www, 28, [10, 0, 0, 1], None, 1, &h),
-                &Routing::default()
-            )
-            .is_none()
-        );
+        assert!(get(&mut c, &key(www, 28, [10, 0, 0, 1], None, 1, &h)).is_none());
         let wwx = b"\x03wwx\x07example\x00";
-        assert!(
-            c.get(
-                &key(wwx, 1, [10, 0, 0, 1], None, 1, &h),
-                &Routing::default()
-            )
-            .is_none()
-        );
-        assert!(
-            c.get(
-                &key(www, 1, [10, 0, 0, 1], None, 2, &h),
-                &Routing::default()
-            )
-            .is_none()
-        );
+        assert!(get(&mut c, &key(wwx, 1, [10, 0, 0, 1], None, 1, &h)).is_none());
+        assert!(get(&mut c, &key(www, 1, [10, 0, 0, 1], None, 2, &h)).is_none());
         let (hits, misses, stores) = (
             c.stats().hits.load(Ordering::Relaxed),
             c.stats().misses.load(Ordering::Relaxed),
@@ -707,16 +695,10 @@ mod tests {
         let after = HealthView::new(vec![false], vec![true], 1);
         let name = b"\x03www\x00";
         let k = key(name, 1, [10, 0, 0, 1], None, 1, &before);
-        assert!(c.get(&k, &Routing::default()).is_none());
+        assert!(get(&mut c, &k).is_none());
         c.put(&k, &fill(b"x", None));
-        assert!(c.get(&k, &Routing::default()).is_some());
-        assert!(
-            c.get(
-                &key(name, 1, [10, 0, 0, 1], None, 1, &after),
-                &Routing::default()
-            )
-            .is_none()
-        );
+        assert!(get(&mut c, &k).is_some());
+        assert!(get(&mut c, &key(name, 1, [10, 0, 0, 1], None, 1, &after)).is_none());
     }
 
     #[test]
@@ -726,7 +708,7 @@ mod tests {
         let name = b"\x03geo\x00";
         let at = |source: [u8; 4], ecs: Option<[u8; 4]>| key(name, 1, source, ecs, 1, &h);
         let london = at([127, 0, 0, 1], Some([81, 2, 69, 0]));
-        assert!(c.get(&london, &Routing::default()).is_none());
+        assert!(get(&mut c, &london).is_none());
         c.put(
             &london,
             &fill(b"lon", Some((IpAddr::from([81, 2, 69, 0]), true, 16))),
@@ -735,30 +717,24 @@ mod tests {
         // it asks (admission).
         let near = at([127, 0, 0, 9], Some([81, 2, 1, 0]));
         assert_eq!(
-            c.get(&near, &Routing::default()).map(|h| h.body.to_vec()),
+            get(&mut c, &near).map(|h| h.body.to_vec()),
             Some(b"lon".to_vec())
         );
         let tokyo = at([127, 0, 0, 1], Some([1, 0, 16, 0]));
         let tokyo_fill = fill(b"tyo", Some((IpAddr::from([1, 0, 16, 0]), true, 24)));
-        assert!(c.get(&tokyo, &Routing::default()).is_none());
+        assert!(get(&mut c, &tokyo).is_none());
         c.put(&tokyo, &tokyo_fill);
-        assert!(
-            c.get(&tokyo, &Routing::default()).is_none(),
-            "kept the first time"
-        );
+        assert!(get(&mut c, &tokyo).is_none(), "kept the first time");
         c.put(&tokyo, &tokyo_fill);
         assert_eq!(
-            c.get(&tokyo, &Routing::default()).map(|h| h.body.to_vec()),
+            get(&mut c, &tokyo).map(|h| h.body.to_vec()),
             Some(b"tyo".to_vec())
         );
         assert_eq!(
-            c.get(&london, &Routing::default()).map(|h| h.body.to_vec()),
+            get(&mut c, &london).map(|h| h.body.to_vec()),
             Some(b"lon".to_vec())
         );
         // Without ECS the answer was decided by ECS: not valid for a source-located query.
-        assert!(
-            c.get(&at([81, 2, 69, 1], None), &Routing::default())
-                .is_none()
-        );
+        assert!(get(&mut c, &at([81, 2, 69, 1], None)).is_none());
     }
 }
