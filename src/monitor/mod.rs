@@ -214,16 +214,24 @@ impl Monitor {
     /// After a reload (the new snapshot stored): the fallback time follows the new checks
     /// and `fallback_secs`; a new connection (endpoints, timeout, the TLS and password
     /// files and their contents) or lease time starts a new session with the store
-    /// ([`cluster::Link::reconnect_with`]). A change of the names, or `[cluster]` coming or
+    /// ([`cluster::Link::reconnect_with`]). Without a link (`[cluster]` added, or its client
+    /// not buildable at start) one is started now. A change of the names, or `[cluster]`
     /// going, takes effect at the next start, which the returned warnings say.
     pub fn reload_cluster(&self, config: Option<&crate::config::ClusterConfig>) -> Vec<String> {
         let link = self.inner.link.get();
         let (link, new) = match (link, config) {
             (None, None) => return Vec::new(),
-            (None, Some(_)) => {
-                return vec![
-                    "[cluster] added: this instance joins the fleet at the next start".into(),
-                ];
+            // No link: `[cluster]` was added, or its client could not be built at start (a
+            // TLS or password file that did not read). Joining needs nothing from the start.
+            (None, Some(new)) => {
+                return match cluster::start(self, new) {
+                    Ok(link) => {
+                        let _ = self.inner.link.set(link);
+                        tracing::info!("[cluster] joining the fleet's store");
+                        Vec::new()
+                    }
+                    Err(e) => vec![format!("[cluster] cannot start: {e}; deciding alone")],
+                };
             }
             (Some(_), None) => {
                 return vec![

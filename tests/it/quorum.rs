@@ -960,6 +960,46 @@ fn an_instance_starts_and_answers_with_the_store_down() {
 /// The store's connection follows a reload, without a restart: a password mended in its
 /// file (the same path), then another store's endpoints. A file that no longer reads keeps
 /// the client in use, and the reload says why.
+/// An instance whose store client could not be built at start (its password file not
+/// there yet) answers alone, and a reload that still cannot build it says why; once the file
+/// is there, a reload joins the fleet without a restart.
+#[test]
+fn a_reload_starts_the_store_link_that_could_not_start() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let store = EtcdCluster::start(1);
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let password = secrets.path().join("etcd-password");
+    let login = format!(
+        "user = \"meridian\"\npassword_file = \"{}\"\n",
+        password.display()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let inst = Instance::start_with("m1", &store.endpoints(), &dynamic(port, port), &login);
+    assert!(inst.answer("www.example.com.").is_some(), "answers alone");
+    assert!(inst.status()["cluster"].is_null(), "{}", inst.status());
+    let reload = || {
+        let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let body = reload();
+    assert!(
+        body.contains("[cluster] cannot start") && body.contains("etcd-password"),
+        "{body}"
+    );
+    // Authentication is not enabled in this store: any password does.
+    std::fs::write(&password, "fleet-secret\n").expect("password file");
+    let body = reload();
+    assert!(!body.contains("[cluster]"), "{body}");
+    wait_until("the instance to join", Duration::from_secs(15), || {
+        let st = inst.status();
+        st["cluster"]["mode"] == "shared" && st["cluster"]["votes_written"].as_u64() >= Some(4)
+    });
+}
+
 #[test]
 fn a_reload_takes_a_mended_password_and_other_endpoints() {
     if !crate::common::require_tool("etcd", "etcd-server") {
