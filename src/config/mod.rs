@@ -112,6 +112,13 @@ fn load_with(
         .map(|m| diag(0, m))
         .collect();
     let mut warnings = Vec::new();
+    if let Some(m) = file
+        .cluster
+        .as_ref()
+        .and_then(ClusterConfig::password_file_exposed)
+    {
+        warnings.push(diag(0, m));
+    }
 
     // GeoIP first: dynamic names compile their tables against it.
     let recipe = geo_recipe(&file.geoip, base);

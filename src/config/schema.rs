@@ -617,6 +617,26 @@ impl ClusterConfig {
         }))
     }
 
+    /// Why `password_file` should not be readable as it is (by its group or by others, as
+    /// ssh says of a private key), for the load's warnings; `None` when it is not, or does
+    /// not read (the client's start says why).
+    pub fn password_file_exposed(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.password_file.as_ref()?;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "cluster.password_file {}: readable by {} (mode {mode:o}); chmod 600 it",
+                path.display(),
+                if mode & 0o007 != 0 {
+                    "every user"
+                } else {
+                    "its group"
+                },
+            )
+        })
+    }
+
     /// How long the store may be silent before this instance decides alone, and how long
     /// it must answer again before it rejoins: `fallback_secs` if set, else
     /// [`default_fallback`] (which rides out the elections of an etcd whose election

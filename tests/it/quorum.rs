@@ -633,8 +633,23 @@ fn check(dynamic: &str, extra: &str) -> (bool, String) {
 
 /// [`check`] with one more file beside the config: (name, contents).
 fn check_with_file(dynamic: &str, extra: &str, file: (&str, &str)) -> (bool, String) {
+    check_with_file_mode(dynamic, extra, file, None)
+}
+
+/// [`check_with_file`], the file's permissions set to `mode`.
+fn check_with_file_mode(
+    dynamic: &str,
+    extra: &str,
+    file: (&str, &str),
+    mode: Option<u32>,
+) -> (bool, String) {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join(file.0), file.1).expect("file");
+    if let Some(mode) = mode {
+        let perms = std::fs::Permissions::from_mode(mode);
+        std::fs::set_permissions(dir.path().join(file.0), perms).expect("chmod");
+    }
     std::fs::create_dir(dir.path().join("zones")).expect("zones");
     std::fs::write(dir.path().join("zones/example.com.zone"), ZONE).expect("zone");
     std::fs::write(dir.path().join("zones/example.com.toml"), dynamic).expect("dynamic");
@@ -753,12 +768,21 @@ fn bad_votes_and_cluster_settings_are_reported() {
         ("etcd-password", "\n"),
     );
     assert!(!ok && out.contains("no password in it"), "{out}");
-    let (ok, out) = check_with_file(
-        &dynamic(1, 2),
-        &format!("{CLUSTER}{login}"),
-        ("etcd-password", "s3cret\n"),
+    // A password file others may read: a warning, not an error; none once it is 600.
+    let secret = ("etcd-password", "s3cret\n");
+    let cluster = format!("{CLUSTER}{login}");
+    let (ok, out) = check_with_file_mode(&dynamic(1, 2), &cluster, secret, Some(0o644));
+    assert!(
+        ok && out.contains("etcd-password: readable by every user (mode 644); chmod 600 it"),
+        "{out}"
     );
-    assert!(ok, "{out}");
+    let (ok, out) = check_with_file_mode(&dynamic(1, 2), &cluster, secret, Some(0o640));
+    assert!(
+        ok && out.contains("readable by its group (mode 640)"),
+        "{out}"
+    );
+    let (ok, out) = check_with_file_mode(&dynamic(1, 2), &cluster, secret, Some(0o600));
+    assert!(ok && !out.contains("readable by"), "{out}");
 }
 
 /// Instances log in as an etcd user allowed only the fleet's keys (etcd's `auth enable`):
