@@ -984,6 +984,27 @@ fn an_instance_starts_and_answers_with_the_store_down() {
 /// The store's connection follows a reload, without a restart: a password mended in its
 /// file (the same path), then another store's endpoints. A file that no longer reads keeps
 /// the client in use, and the reload says why.
+/// Instance m1 on `store`, logging in as etcd user `meridian` with the password in the file
+/// returned (holding `initial`, or not written yet); what else must live as long.
+fn logging_in(
+    store: &EtcdCluster,
+    initial: Option<&str>,
+) -> (Instance, PathBuf, (tempfile::TempDir, TcpListener)) {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let password = secrets.path().join("etcd-password");
+    if let Some(text) = initial {
+        std::fs::write(&password, text).expect("password file");
+    }
+    let login = format!(
+        "user = \"meridian\"\npassword_file = \"{}\"\n",
+        password.display()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let inst = Instance::start_with("m1", &store.endpoints(), &dynamic(port, port), &login);
+    (inst, password, (secrets, listener))
+}
+
 /// An instance whose store client could not be built at start (its password file not
 /// there yet) answers alone, and a reload that still cannot build it says why; once the file
 /// is there, a reload joins the fleet without a restart.
@@ -993,15 +1014,7 @@ fn a_reload_starts_the_store_link_that_could_not_start() {
         return;
     }
     let store = EtcdCluster::start(1);
-    let secrets = tempfile::tempdir().expect("temp dir");
-    let password = secrets.path().join("etcd-password");
-    let login = format!(
-        "user = \"meridian\"\npassword_file = \"{}\"\n",
-        password.display()
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("address").port();
-    let inst = Instance::start_with("m1", &store.endpoints(), &dynamic(port, port), &login);
+    let (inst, password, _keep) = logging_in(&store, None);
     assert!(inst.answer("www.example.com.").is_some(), "answers alone");
     assert!(inst.status()["cluster"].is_null(), "{}", inst.status());
     let reload = || {
@@ -1031,16 +1044,7 @@ fn a_reload_takes_a_mended_password_and_other_endpoints() {
     }
     let first = EtcdCluster::start(1);
     first.enable_auth("meridian", "fleet-secret", "/meridian/test/");
-    let secrets = tempfile::tempdir().expect("temp dir");
-    let password = secrets.path().join("etcd-password");
-    std::fs::write(&password, "guess\n").expect("password file");
-    let login = format!(
-        "user = \"meridian\"\npassword_file = \"{}\"\n",
-        password.display()
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("address").port();
-    let inst = Instance::start_with("m1", &first.endpoints(), &dynamic(port, port), &login);
+    let (inst, password, _keep) = logging_in(&first, Some("guess\n"));
     let store_error = |inst: &Instance| {
         inst.status()["cluster"]["store_error"]
             .as_str()
