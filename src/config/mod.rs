@@ -107,18 +107,10 @@ fn load_with(
     if let Some(c) = file.cluster.as_mut() {
         c.resolve_paths(base);
     }
-    let mut errors: Vec<Diagnostic> = settings_errors(&file)
-        .into_iter()
-        .map(|m| diag(0, m))
-        .collect();
-    let mut warnings = Vec::new();
-    if let Some(m) = file
-        .cluster
-        .as_ref()
-        .and_then(ClusterConfig::password_file_exposed)
-    {
-        warnings.push(diag(0, m));
-    }
+    let [mut errors, mut warnings] = settings_diagnostics(&file).map(|list| {
+        let diagnostics = list.into_iter().map(|m| diag(0, m));
+        diagnostics.collect::<Vec<Diagnostic>>()
+    });
 
     // GeoIP first: dynamic names compile their tables against it.
     let recipe = geo_recipe(&file.geoip, base);
@@ -259,6 +251,16 @@ fn transfer_settings(
 fn process_cookie_secret() -> [u8; 16] {
     static SECRET: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
     *SECRET.get_or_init(rand::random)
+}
+
+/// What the settings alone say, whatever the zones say: errors, then warnings (a password
+/// file others may read is said, not refused).
+fn settings_diagnostics(file: &ConfigFile) -> [Vec<String>; 2] {
+    let exposed = file
+        .cluster
+        .as_ref()
+        .and_then(ClusterConfig::password_file_exposed);
+    [settings_errors(file), exposed.into_iter().collect()]
 }
 
 /// Settings that are wrong on their own, whatever the zones say.
