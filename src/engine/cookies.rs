@@ -130,13 +130,21 @@ pub fn state(
     }
 }
 
+/// Whether `message` ends with a COOKIE option of a client cookie and a 16-byte server
+/// cookie (code 10, length 24): a response that carries one (the writer puts COOKIE last in
+/// the OPT record, and OPT last in the message), or a query sent so (as resolvers do).
+#[inline(always)]
+pub(super) fn ends_with_cookie(message: &[u8]) -> bool {
+    let n = message.len();
+    n >= 28 && message[n - 28..n - 24] == [0, 10, 0, 24]
+}
+
 /// Whether the query behind `response` proved its source with a valid server cookie: for
 /// the UDP shell's rate limiting. Only a response that carries a cookie (the writer puts
 /// the COOKIE option last in the OPT record, and OPT last in the message) has its query
 /// parsed and checked again; every other response costs one comparison.
 pub fn verified(secrets: Option<&CookieSecrets>, request: &Request<'_>, response: &[u8]) -> bool {
-    let n = response.len();
-    if secrets.is_none() || n < 28 || response[n - 28..n - 24] != [0, 10, 0, 24] {
+    if secrets.is_none() || !ends_with_cookie(response) {
         return false;
     }
     wire::parse_query(request.bytes)
@@ -157,13 +165,19 @@ pub(super) fn answer(
     let (Some(secrets), Some((client, server))) = (secrets, edns.cookie(request.bytes)) else {
         return;
     };
+    check_and_count(secrets, client, server, request);
+    opt.cookie = Some(response_cookie(secrets, client, request));
+}
+
+/// [`check`]s the cookie of `request` (`client`, and `server`, empty when none) and counts
+/// the outcome for /metrics.
+fn check_and_count(secrets: &CookieSecrets, client: &[u8], server: &[u8], request: &Request<'_>) {
     let counter = match check(secrets, client, server, request.source, request.now) {
         CookieState::Valid => &VALID,
         CookieState::Invalid => &INVALID,
         _ => &CLIENT_ONLY,
     };
     counter.fetch_add(1, Relaxed);
-    opt.cookie = Some(response_cookie(secrets, client, request));
 }
 
 /// Makes the server cookie of a response replayed whole (`engine::packet`) for `request`:
@@ -187,12 +201,7 @@ pub(super) fn refresh_replayed(
         WholeCookie::WithServer => q.get(q.len().saturating_sub(16)..).unwrap_or(&[]),
         _ => &[],
     };
-    let counter = match check(secrets, client, server_in, request.source, request.now) {
-        CookieState::Valid => &VALID,
-        CookieState::Invalid => &INVALID,
-        _ => &CLIENT_ONLY,
-    };
-    counter.fetch_add(1, Relaxed);
+    check_and_count(secrets, client, server_in, request);
     let made = server_cookie(&secrets.current, client, request.source, request.now as u32);
     server_out.copy_from_slice(&made);
     true

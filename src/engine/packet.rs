@@ -122,18 +122,14 @@ pub enum WholeCookie {
     WithServer = 2,
 }
 
-/// A COOKIE option of a client and a 16-byte server cookie (code 10, length 24), as the
-/// start of a query's last 28 bytes.
-const COOKIE_WITH_SERVER: [u8; 4] = [0, 10, 0, 24];
-
 /// The bytes after the ID that the tag hashes: without the last 16 when the query ends with
 /// a client and a server cookie.
 #[inline(always)]
 fn tagged(rest: &[u8]) -> &[u8] {
-    let len = rest.len();
-    match rest.get(len.wrapping_sub(28)..len.wrapping_sub(24)) {
-        Some(option) if option == COOKIE_WITH_SERVER => &rest[..len - 16],
-        _ => rest,
+    if super::cookies::ends_with_cookie(rest) {
+        &rest[..rest.len() - 16]
+    } else {
+        rest
     }
 }
 
@@ -445,7 +441,7 @@ mod tests {
         m[11] = 1; // ARCOUNT
         // Root, type OPT, class (UDP size) 1232, TTL 0, RDLENGTH 28.
         m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 28]);
-        m.extend_from_slice(&COOKIE_WITH_SERVER);
+        m.extend_from_slice(&[0, 10, 0, 24]); // COOKIE, 24 bytes
         m.extend_from_slice(client);
         m.extend_from_slice(server);
         m

@@ -226,9 +226,7 @@ fn whole_cookie(
     let Some(edns) = query.edns.filter(|e| e.cookie_len != 0) else {
         return Some(WholeCookie::None);
     };
-    let n = response.len();
-    let answered = n >= 28 && response[n - 28..n - 24] == [0, 10, 0, 24];
-    if !answered {
+    if !super::cookies::ends_with_cookie(response) {
         // Cookies off: the response does not depend on the option.
         return (!cookies_on).then_some(WholeCookie::None);
     }
