@@ -384,25 +384,31 @@ fn lookup(
     } else {
         &snapshot.static_answers
     };
+    // A name that does not exist, no wildcard: NXDOMAIN with the zone's SOA, whose origin
+    // the lookup found at the end of the name (a random-subdomain flood comes this way).
+    if matches!(found, crate::zone::Found::Absent(None))
+        && !signed
+        && w.negative_soa_below_question(zone.origin().len(), zone.negative_soa())
+    {
+        w.set_rcode(rcode::NXDOMAIN);
+        w.set_authoritative(true);
+        if let Some((cache, cache_key)) = cache
+            && cache.seen_before(&cache_key)
+            && let Some((body, counts)) = w.complete_body()
+        {
+            let fill = fill_static(body, counts, rcode::NXDOMAIN, true, zone_counter);
+            cache.put(&cache_key, &fill);
+        }
+        return (None, None);
+    }
     if let Some((r, own)) = append_static(rendered, zone_index, found, key.len(), query.qtype, w) {
         // A wildcard's answer goes in the second time its name is asked, as on the general
         // path: a flood of random names below a wildcard does not push the hot entries out.
         if let Some((cache, cache_key)) = cache
             && (own || cache.seen_before(&cache_key))
         {
-            cache.put(
-                &cache_key,
-                &cache::Fill {
-                    body: r.body,
-                    counts: r.counts,
-                    rcode: r.rcode,
-                    authoritative: r.authoritative,
-                    counters: [zone_counter.map(|c| c.mine()), None],
-                    scope: None,
-                    client: None,
-                    decided: None,
-                },
-            );
+            let fill = fill_static(r.body, r.counts, r.rcode, r.authoritative, zone_counter);
+            cache.put(&cache_key, &fill);
         }
         w.set_rcode(r.rcode);
         w.set_authoritative(r.authoritative);
@@ -434,6 +440,27 @@ fn lookup(
         keep(cache, &cache_key, w, &outcome, &router, zone_counter);
     }
     (ecs_scope(router.scope, opt, subnet), None)
+}
+
+/// What the answer cache keeps of an answer that depends on nothing but the question.
+#[inline(always)]
+fn fill_static<'b>(
+    body: &'b [u8],
+    counts: [u16; 3],
+    rcode: u8,
+    authoritative: bool,
+    zone_counter: Option<&'b std::sync::Arc<crate::stats::Counter>>,
+) -> cache::Fill<'b> {
+    cache::Fill {
+        body,
+        counts,
+        rcode,
+        authoritative,
+        counters: [zone_counter.map(|c| c.mine()), None],
+        scope: None,
+        client: None,
+        decided: None,
+    }
 }
 
 /// Copies the pre-rendered answer for what the lookup found into `w`, if there is one: a

@@ -242,6 +242,11 @@ impl Zone {
             .map_or_else(|| &*EMPTY_NODE, |(_, node)| node)
     }
 
+    /// The SOA record of this zone's negative answers, rendered at load.
+    pub fn negative_soa(&self) -> &NegativeSoa {
+        &self.negative_soa
+    }
+
     pub fn soa(&self) -> Option<&RRset> {
         self.apex().get(rtype::SOA)
     }

@@ -590,9 +590,26 @@ impl Writer<'_> {
     /// suffix. Declines (false) when the response holds more than the question or the
     /// record does not fit.
     fn fast_negative_soa(&mut self, origin: &[u8], rendered: &NegativeSoa) -> bool {
-        let Some(origin_at) = self.origin_in_question(origin) else {
+        self.origin_in_question(origin)
+            .is_some_and(|at| self.put_negative_soa(at, rendered))
+    }
+
+    /// [`Writer::fast_negative_soa`] when the caller knows that the question name's last
+    /// `origin_len` bytes are the zone's origin, whole labels (the zone lookup matched that
+    /// suffix): no walk, no comparison. Declines (false) as that one does.
+    pub fn negative_soa_below_question(
+        &mut self,
+        origin_len: usize,
+        rendered: &NegativeSoa,
+    ) -> bool {
+        if self.counts != [0, 0, 0] || self.qname_len < origin_len {
             return false;
-        };
+        }
+        self.put_negative_soa(HEADER_LEN + self.qname_len - origin_len, rendered)
+    }
+
+    /// Writes `rendered` with its owner and RDATA pointers set to `origin_at`.
+    fn put_negative_soa(&mut self, origin_at: usize, rendered: &NegativeSoa) -> bool {
         let (start, bytes) = (self.len, &rendered.bytes[..]);
         if !self.put(bytes) {
             return false;
