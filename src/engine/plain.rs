@@ -378,40 +378,34 @@ fn lookup(
     // Signatures go in for DO queries to a signed zone (elsewhere DO changes nothing).
     let signed = dnssec && zone.is_signed();
     w.set_dnssec(signed);
-    // A static name answered before: header, question, one copy (with signatures for DO).
-    let rendered = if signed {
-        &snapshot.static_answers_dnssec
-    } else {
-        &snapshot.static_answers
-    };
-    // A name that does not exist, no wildcard: NXDOMAIN with the zone's SOA, whose origin
-    // the lookup found at the end of the name (a random-subdomain flood comes this way).
-    if matches!(found, crate::zone::Found::Absent(None))
-        && !signed
-        && w.negative_soa_below_question(zone.origin().len(), zone.negative_soa())
-    {
-        w.set_rcode(rcode::NXDOMAIN);
-        w.set_authoritative(true);
-        if let Some((cache, cache_key)) = cache
-            && cache.seen_before(&cache_key)
-            && let Some((body, counts)) = w.complete_body()
-        {
-            let fill = fill_static(body, counts, rcode::NXDOMAIN, true, zone_counter);
-            cache.put(&cache_key, &fill);
-        }
-        return (None, None);
-    }
-    if let Some((r, own)) = append_static(rendered, zone_index, found, key.len(), query.qtype, w) {
-        // A wildcard's answer goes in the second time its name is asked, as on the general
-        // path: a flood of random names below a wildcard does not push the hot entries out.
+    if let Some((rcode, authoritative, own)) = answer_at_once(
+        snapshot,
+        (zone_index, zone),
+        found,
+        (key.len(), query.qtype),
+        signed,
+        w,
+    ) {
+        w.set_rcode(rcode);
+        w.set_authoritative(authoritative);
+        // An NXDOMAIN or a wildcard's answer goes in the second time its name is asked, as
+        // on the general path: a flood of random names does not push the hot entries out.
         if let Some((cache, cache_key)) = cache
             && (own || cache.seen_before(&cache_key))
+            && let Some((body, counts)) = w.complete_body()
         {
-            let fill = fill_static(r.body, r.counts, r.rcode, r.authoritative, zone_counter);
+            let fill = cache::Fill {
+                body,
+                counts,
+                rcode,
+                authoritative,
+                counters: [zone_counter.map(|c| c.mine()), None],
+                scope: None,
+                client: None,
+                decided: None,
+            };
             cache.put(&cache_key, &fill);
         }
-        w.set_rcode(r.rcode);
-        w.set_authoritative(r.authoritative);
         return (None, None);
     }
     let mut router = Router::new(
@@ -442,25 +436,36 @@ fn lookup(
     (ecs_scope(router.scope, opt, subnet), None)
 }
 
-/// What the answer cache keeps of an answer that depends on nothing but the question.
+/// The answers that need neither routing nor the general resolve, written into `w`: a
+/// static name's pre-rendered one (with signatures when `signed`), a wildcard's that
+/// holds nothing but the name asked, and NXDOMAIN without a wildcard. Returns the rcode,
+/// whether authoritative, and whether the answer is the name's own (not the wildcard's or
+/// the zone's for any absent name).
 #[inline(always)]
-fn fill_static<'b>(
-    body: &'b [u8],
-    counts: [u16; 3],
-    rcode: u8,
-    authoritative: bool,
-    zone_counter: Option<&'b std::sync::Arc<crate::stats::Counter>>,
-) -> cache::Fill<'b> {
-    cache::Fill {
-        body,
-        counts,
-        rcode,
-        authoritative,
-        counters: [zone_counter.map(|c| c.mine()), None],
-        scope: None,
-        client: None,
-        decided: None,
+fn answer_at_once(
+    snapshot: &Snapshot,
+    (zone_index, zone): (usize, &crate::zone::Zone),
+    found: crate::zone::Found<'_>,
+    (key_len, qtype): (usize, u16),
+    signed: bool,
+    w: &mut Writer<'_>,
+) -> Option<(u8, bool, bool)> {
+    // A name that does not exist, no wildcard: the zone's SOA, whose origin the lookup
+    // found at the end of the name (a random-subdomain flood comes this way).
+    if matches!(found, crate::zone::Found::Absent(None))
+        && !signed
+        && w.negative_soa_below_question(zone.origin().len(), zone.negative_soa())
+    {
+        return Some((rcode::NXDOMAIN, true, false));
     }
+    // A static name answered before: header, question, one copy (with signatures for DO).
+    let rendered = if signed {
+        &snapshot.static_answers_dnssec
+    } else {
+        &snapshot.static_answers
+    };
+    let (r, own) = append_static(rendered, zone_index, found, key_len, qtype, w)?;
+    Some((r.rcode, r.authoritative, own))
 }
 
 /// Copies the pre-rendered answer for what the lookup found into `w`, if there is one: a
