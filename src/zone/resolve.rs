@@ -32,11 +32,15 @@ impl ZoneSet {
         // that answers for it; the walk down from the apex otherwise.
         let first = match found {
             Found::Exact(direct) => Step::Node(direct.node),
-            Found::Absent(Some(w)) => Step::Wildcard(w.node, w.owner),
-            // Settled here: no chain to follow (a random-name flood comes this way).
-            Found::Absent(None) => {
-                zone.nxdomain(key, sink, &mut out);
-                return out;
+            Found::Absent(wildcard) => {
+                match wildcard.and_then(|w| zone.node_at(w.entry as usize)) {
+                    Some((owner, node)) => Step::Wildcard(node, owner),
+                    // Settled here: no chain to follow (a random-name flood comes this way).
+                    None => {
+                        zone.nxdomain(key, sink, &mut out);
+                        return out;
+                    }
+                }
             }
             Found::Search => zone.step(key, qtype),
         };
@@ -310,11 +314,10 @@ impl Zone {
     }
 
     /// The wildcard directly below the name at position `encloser` of the entries: its
-    /// position, owner and node.
-    pub(super) fn wildcard_at(&self, encloser: u32) -> Option<super::Wildcard<'_>> {
+    /// position.
+    pub(super) fn wildcard_at(&self, encloser: u32) -> Option<super::Wildcard> {
         let entry = *self.wildcards.get(&encloser)?;
-        let (owner, node) = self.node_at(entry as usize)?;
-        Some(super::Wildcard { entry, owner, node })
+        Some(super::Wildcard { entry })
     }
 
     /// The wildcard directly below `encloser` (`*.encloser`): its owner and node.

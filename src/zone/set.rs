@@ -49,12 +49,11 @@ pub struct Direct<'z> {
 
 /// The wildcard that answers for a name that does not exist: its position in the zone
 /// (which keys its pre-rendered answers, the same bytes for any name it answers when they
-/// hold nothing but the name), its owner (`*.encloser`) and node.
+/// hold nothing but the name). Its owner and node are read only when the answer is not
+/// pre-rendered ([`super::Zone::node_at`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Wildcard<'z> {
+pub struct Wildcard {
     pub entry: u32,
-    pub owner: &'z [u8],
-    pub node: &'z Node,
 }
 
 /// What [`ZoneSet::lookup`] settled about a name, to be passed on to [`ZoneSet::resolve`].
@@ -64,7 +63,7 @@ pub enum Found<'z> {
     Exact(Direct<'z>),
     /// The name does not exist, and neither a cut nor a DNAME is above it: the wildcard
     /// at its closest encloser answers, or none does (NXDOMAIN).
-    Absent(Option<Wildcard<'z>>),
+    Absent(Option<Wildcard>),
     /// Only the walk down from the apex settles it.
     Search,
 }
