@@ -26,6 +26,8 @@ pub struct EtcdCluster {
     initial_cluster: String,
     /// Raft timings, ms: heartbeat interval and election timeout.
     timings: (u32, u32),
+    /// `--auth-token`, when not etcd's default (simple tokens).
+    auth_token: Option<String>,
 }
 
 struct Member {
@@ -47,10 +49,21 @@ impl EtcdCluster {
     /// [`Self::start`] with other raft timings: heartbeat interval and election timeout in
     /// ms (etcd's defaults are 100 and 1000).
     pub fn start_tuned(n: usize, heartbeat_ms: u32, election_ms: u32) -> EtcdCluster {
+        Self::start_with(n, (heartbeat_ms, election_ms), None)
+    }
+
+    /// One member that issues JWT tokens (HS256, with a random key) valid for `ttl`, as
+    /// etcd recommends for production: unlike its simple tokens, which live as long as they
+    /// are used, each expires at its time.
+    pub fn start_with_jwt(ttl: Duration) -> EtcdCluster {
+        Self::start_with(1, (50, 500), Some(ttl))
+    }
+
+    fn start_with(n: usize, timings: (u32, u32), jwt_ttl: Option<Duration>) -> EtcdCluster {
         assert!(n >= 1, "a cluster has members");
         let mut why = String::new();
         for _ in 0..3 {
-            let mut cluster = Self::spawn(n, (heartbeat_ms, election_ms));
+            let mut cluster = Self::spawn(n, timings, jwt_ttl);
             match cluster.wait_healthy(START_DEADLINE) {
                 Ok(()) => return cluster,
                 Err(e) => why = format!("{e}\n{}", cluster.logs()),
@@ -59,8 +72,21 @@ impl EtcdCluster {
         panic!("etcd cluster of {n} did not start:\n{why}");
     }
 
-    fn spawn(n: usize, timings: (u32, u32)) -> EtcdCluster {
+    fn spawn(n: usize, timings: (u32, u32), jwt_ttl: Option<Duration>) -> EtcdCluster {
         let dir = data_dir();
+        let auth_token = jwt_ttl.map(|ttl| {
+            let key = dir.path().join("jwt.key");
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut r| r.read_exact(&mut bytes))
+                .expect("random bytes for the JWT key");
+            std::fs::write(&key, bytes).expect("JWT key file");
+            format!(
+                "jwt,sign-method=HS256,priv-key={},ttl={}ms",
+                key.display(),
+                ttl.as_millis()
+            )
+        });
         let mut ports = Vec::new();
         // Below the ephemeral range: a restarted member binds its ports again.
         while ports.len() < 2 * n {
@@ -88,6 +114,7 @@ impl EtcdCluster {
             members,
             initial_cluster,
             timings,
+            auth_token,
         };
         for i in 0..n {
             cluster.spawn_member(i);
@@ -125,6 +152,11 @@ impl EtcdCluster {
             .args(["--heartbeat-interval", &self.timings.0.to_string()])
             .args(["--election-timeout", &self.timings.1.to_string()])
             .args(["--experimental-watch-progress-notify-interval", "1s"])
+            .args(
+                self.auth_token
+                    .iter()
+                    .flat_map(|t| ["--auth-token", t.as_str()]),
+            )
             // Info: elections and leader changes, for a failure message.
             .args(["--logger", "zap", "--log-level", "info"]);
         self.members[i].child = Some(spawn_etcd(cmd, log));
