@@ -154,6 +154,9 @@ pub struct Link {
     pub dirty: Notify,
     /// When the checker loop last recorded a probe (the lease lives only while it runs).
     pub last_probe: std::sync::Mutex<Instant>,
+    /// A reload took `[cluster]` away or renamed this instance: the session revokes its
+    /// lease and the task ends.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 struct Keys {
@@ -191,6 +194,7 @@ pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, Etc
         fleet: std::sync::Mutex::new(Fleet::new(config.instance_name(), fallback)),
         dirty: Notify::new(),
         last_probe: std::sync::Mutex::new(Instant::now()),
+        leaving: std::sync::atomic::AtomicBool::new(false),
     });
     let keys = Keys::new(&config.name, &config.instance_name());
     tokio::spawn(run(monitor.clone(), link.clone(), keys));
@@ -259,6 +263,20 @@ impl Link {
     }
 }
 
+impl Link {
+    /// Ends the session (revoking its lease, so that the store deletes this instance's
+    /// presence and votes at once) and the task that runs it.
+    pub fn leave(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.reconnect.notify_one();
+    }
+
+    fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+}
+
 /// Lease time: three intervals of the fastest check, and at least 3 s (above etcd's 2 s
 /// minimum), whatever fallback is configured: a stopped instance's votes expire as soon.
 pub fn lease_ttl(fastest_interval: Duration) -> i64 {
@@ -269,6 +287,10 @@ async fn run(monitor: Monitor, link: Arc<Link>, keys: Keys) {
     let mut backoff = Duration::from_millis(100);
     let mut last_warned: Option<Instant> = None;
     loop {
+        if link.is_leaving() {
+            tracing::info!("cluster store: left");
+            return;
+        }
         // The client and the lease time as they are now: a reload may have changed them.
         let store = lock(&link.store).1.clone();
         let ttl = lease_ttl(monitor.fastest_interval());
@@ -373,6 +395,13 @@ async fn session(
             }
             // A wake-up left from before this session began changes nothing.
             _ = link.reconnect.notified() => {
+                if link.is_leaving() {
+                    // Other instances stop counting this one's votes now, not at expiry.
+                    if let Err(e) = store.revoke(lease).await {
+                        tracing::warn!("cluster store: revoking the lease on leaving: {e}; its votes expire with it");
+                    }
+                    return Ok(());
+                }
                 if link.generation.load(Ordering::Relaxed) != generation {
                     tracing::info!("cluster store: reconnecting with the reloaded settings");
                     return Ok(());

@@ -82,8 +82,8 @@ struct Inner {
     tasks: Mutex<HashMap<CheckSpec, JoinHandle<()>>>,
     overrides: Mutex<Overrides>,
     state_file: Option<PathBuf>,
-    /// The fleet's votes, with a `[cluster]`.
-    link: std::sync::OnceLock<Arc<cluster::Link>>,
+    /// The fleet's votes, with a `[cluster]`; replaced or taken away by a reload.
+    link: arc_swap::ArcSwapOption<cluster::Link>,
     history: Mutex<history::History>,
 }
 
@@ -117,15 +117,13 @@ impl Monitor {
                 tasks: Mutex::new(HashMap::new()),
                 overrides: Mutex::new(overrides),
                 state_file,
-                link: std::sync::OnceLock::new(),
+                link: arc_swap::ArcSwapOption::empty(),
                 history: Mutex::new(history::History::new()),
             }),
         };
         if let Some(c) = cluster {
             match cluster::start(&m, c) {
-                Ok(link) => {
-                    let _ = m.inner.link.set(link);
-                }
+                Ok(link) => m.inner.link.store(Some(link)),
                 // The config was validated; a client that cannot be built leaves the
                 // instance deciding alone, which is what it would do without the store.
                 Err(e) => tracing::error!("cluster: cannot start: {e}; deciding alone"),
@@ -169,7 +167,7 @@ impl Monitor {
                 }
             }
         }
-        if let Some(link) = self.inner.link.get() {
+        if let Some(link) = self.inner.link.load_full() {
             link.dirty.notify_one();
         }
         self.publish();
@@ -181,7 +179,8 @@ impl Monitor {
         // Built and stored under the state lock, so concurrent publishers cannot reorder.
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
-        let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
+        let link = self.inner.link.load_full();
+        let fleet = link.as_deref().map(|l| lock(&l.fleet));
         let view = view_for(&snap, &states, &overrides, fleet.as_deref());
         // A signed zone's dynamic answers under this view are signed before it goes live.
         let view = crate::config::dnssec::signed_view(&snap, view, Some(&self.inner.view.load()));
@@ -206,7 +205,8 @@ impl Monitor {
     pub fn view_for(&self, snapshot: &crate::engine::Snapshot) -> HealthView {
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
-        let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
+        let link = self.inner.link.load_full();
+        let fleet = link.as_deref().map(|l| lock(&l.fleet));
         let view = view_for(snapshot, &states, &overrides, fleet.as_deref());
         crate::config::dnssec::signed_view(snapshot, view, None)
     }
@@ -215,28 +215,26 @@ impl Monitor {
     /// and `fallback_secs`; a new connection (endpoints, timeout, the TLS and password
     /// files and their contents) or lease time starts a new session with the store
     /// ([`cluster::Link::reconnect_with`]). Without a link (`[cluster]` added, or its client
-    /// not buildable at start) one is started now. A change of the names, or `[cluster]`
-    /// going, takes effect at the next start, which the returned warnings say.
+    /// not buildable at start) one is started now. `[cluster]` taken away leaves the fleet
+    /// (the lease revoked: the others stop counting this instance's votes at once), and
+    /// another fleet `name` or `instance` leaves as the old one and joins as the new.
     pub fn reload_cluster(&self, config: Option<&crate::config::ClusterConfig>) -> Vec<String> {
-        let link = self.inner.link.get();
-        let (link, new) = match (link, config) {
+        let (link, new) = match (self.inner.link.load_full(), config) {
             (None, None) => return Vec::new(),
             // No link: `[cluster]` was added, or its client could not be built at start (a
             // TLS or password file that did not read). Joining needs nothing from the start.
-            (None, Some(new)) => {
-                return match cluster::start(self, new) {
-                    Ok(link) => {
-                        let _ = self.inner.link.set(link);
-                        tracing::info!("[cluster] joining the fleet's store");
-                        Vec::new()
-                    }
-                    Err(e) => vec![format!("[cluster] cannot start: {e}; deciding alone")],
-                };
+            (None, Some(new)) => return self.join(new),
+            (Some(link), None) => {
+                self.leave(&link, "[cluster] removed");
+                return Vec::new();
             }
-            (Some(_), None) => {
-                return vec![
-                    "[cluster] removed: this instance leaves the fleet at the next start".into(),
-                ];
+            // Another fleet or another name in it: leave as the old one, join as the new.
+            (Some(link), Some(new))
+                if link.config.name != new.name
+                    || link.config.instance_name() != new.instance_name() =>
+            {
+                self.leave(&link, "[cluster] name or instance changed");
+                return self.join(new);
             }
             (Some(link), Some(new)) => (link, new),
         };
@@ -248,21 +246,35 @@ impl Monitor {
             Ok(false) => {}
             Err(e) => warnings.push(format!("[cluster] kept the store's client as it was: {e}")),
         }
-        let old = &link.config;
-        let changed: Vec<&str> = [
-            ("name", old.name != new.name),
-            ("instance", old.instance_name() != new.instance_name()),
-        ]
-        .into_iter()
-        .filter_map(|(what, differs)| differs.then_some(what))
-        .collect();
-        if !changed.is_empty() {
-            warnings.push(format!(
-                "[cluster] {} changed: takes effect at the next start",
-                changed.join(", ")
-            ));
-        }
         warnings
+    }
+
+    /// Starts the link to the store `config` names; the reload's warning when it cannot.
+    fn join(&self, config: &crate::config::ClusterConfig) -> Vec<String> {
+        match cluster::start(self, config) {
+            Ok(link) => {
+                self.inner.link.store(Some(link));
+                tracing::info!(
+                    instance = %config.instance_name(),
+                    "[cluster] joining the fleet's store"
+                );
+                Vec::new()
+            }
+            Err(e) => vec![format!("[cluster] cannot start: {e}; deciding alone")],
+        }
+    }
+
+    /// Ends the link: its session revokes its lease (the store deletes this instance's
+    /// presence and votes at once, rather than when the lease runs out), and the view is
+    /// decided by this instance's own checks from now on.
+    fn leave(&self, link: &cluster::Link, why: &str) {
+        link.leave();
+        self.inner.link.store(None);
+        tracing::info!(
+            instance = %link.config.instance_name(),
+            "{why}: leaving the fleet's store; deciding alone"
+        );
+        self.publish();
     }
 
     /// The interval of the fastest check (1 s when there is none): the store's fallback
@@ -305,7 +317,7 @@ impl Monitor {
     /// Re-evaluates whether this instance decides by the votes or alone; on a change,
     /// says so and publishes a new view.
     pub fn cluster_tick(&self) {
-        let Some(link) = self.inner.link.get() else {
+        let Some(link) = self.inner.link.load_full() else {
             return;
         };
         let changed = lock(&link.fleet).update_mode(std::time::Instant::now());
@@ -390,7 +402,8 @@ impl Monitor {
         let routing = &snap.routing;
         let states = lock(&self.inner.states);
         let overrides = lock(&self.inner.overrides);
-        let fleet = self.inner.link.get().map(|l| lock(&l.fleet));
+        let link = self.inner.link.load_full();
+        let fleet = link.as_deref().map(|l| lock(&l.fleet));
         let fleet = fleet.as_deref();
         let history = lock(&self.inner.history);
         let now = std::time::SystemTime::now();
@@ -492,7 +505,7 @@ impl Monitor {
     }
 
     fn record(&self, spec: &CheckSpec, result: ProbeResult) {
-        if let Some(link) = self.inner.link.get() {
+        if let Some(link) = self.inner.link.load_full() {
             *lock(&link.last_probe) = std::time::Instant::now();
         }
         let (transition, first) = {
@@ -508,7 +521,7 @@ impl Monitor {
         };
         if first
             && transition.is_none()
-            && let Some(link) = self.inner.link.get()
+            && let Some(link) = self.inner.link.load_full()
         {
             // The first result is worth a vote's write even without a change of state.
             link.dirty.notify_one();
@@ -531,7 +544,7 @@ impl Monitor {
             } else {
                 tracing::warn!(check = %spec.describe(), endpoints = ?endpoints, reason = %t.reason, "DOWN");
             }
-            if let Some(link) = self.inner.link.get() {
+            if let Some(link) = self.inner.link.load_full() {
                 link.dirty.notify_one();
             }
             self.publish();

@@ -935,8 +935,8 @@ fn a_configured_fallback_time_rides_out_a_longer_silence() {
         inst.mode() == "shared"
     });
 
-    // A reload applies a new fallback time at once; the fleet's name waits for a
-    // restart, and the reload says so.
+    // A reload applies a new fallback time at once; with another fleet name the instance
+    // leaves this fleet and joins that one, on the same store, without a restart.
     let config = std::fs::read_to_string(&inst.server.config).expect("config");
     let changed = config
         .replace("fallback_secs = 4", "fallback_secs = 6")
@@ -945,12 +945,137 @@ fn a_configured_fallback_time_rides_out_a_longer_silence() {
     std::fs::write(&inst.server.config, changed).expect("write config");
     let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
     assert_eq!(code, 200, "{body}");
-    assert!(
-        body.contains("[cluster] name changed: takes effect at the next start"),
-        "{body}"
+    assert!(!body.contains("[cluster]"), "{body}");
+    wait_until(
+        "the instance in the renamed fleet",
+        Duration::from_secs(12),
+        || {
+            let st = inst.status();
+            st["cluster"]["mode"] == "shared" && st["cluster"]["fallback_ms"] == 6000
+        },
     );
-    assert_eq!(inst.status()["cluster"]["fallback_ms"], 6000);
-    assert_eq!(inst.mode(), "shared");
+    let me = inst.status()["cluster"]["instance"]
+        .as_str()
+        .map(str::to_string);
+    let keys = store_keys(&store, "/meridian/");
+    assert!(
+        me.is_some_and(|me| keys.contains(&format!("/meridian/renamed/v1/vantage/{me}")))
+            && !keys.iter().any(|k| k.starts_with("/meridian/test/")),
+        "not moved to the renamed fleet: {keys:?}"
+    );
+}
+
+/// The keys under `prefix` in `store` (member 0).
+fn store_keys(store: &EtcdCluster, prefix: &str) -> Vec<String> {
+    let b64 = |s: &[u8]| data_encoding::BASE64.encode(s);
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let range = format!(
+        r#"{{"key":"{}","range_end":"{}"}}"#,
+        b64(prefix.as_bytes()),
+        b64(&end)
+    );
+    let Some((200, body)) = store.post(0, "/v3/kv/range", &range) else {
+        return Vec::new();
+    };
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    v["kvs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|kv| {
+            data_encoding::BASE64
+                .decode(kv["key"].as_str()?.as_bytes())
+                .ok()
+        })
+        .map(|k| String::from_utf8_lossy(&k).into_owned())
+        .collect()
+}
+
+/// An instance renamed by a reload leaves the fleet at once (its lease revoked: checks
+/// every 5 s give a lease of 15 s, so votes that vanish within 8 s were not left to expire)
+/// and votes under its new name; with `[cluster]` taken away it leaves and decides alone.
+#[test]
+fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
+    if !crate::common::require_tool("etcd", "etcd-server") {
+        return;
+    }
+    let store = EtcdCluster::start(1);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let slow = dynamic(port, port).replace("interval = 0.5", "interval = 5");
+    assert_ne!(slow, dynamic(port, port));
+    let m1 = Instance::start("m1", &store.endpoints(), &slow);
+    let m2 = Instance::start("m2", &store.endpoints(), &slow);
+    let voters =
+        |inst: &Instance| -> Vec<String> { inst.votes("example.com/web/w1").into_keys().collect() };
+    wait_until(
+        "both instances to see both votes",
+        Duration::from_secs(30),
+        || voters(&m1) == ["m1", "m2"] && voters(&m2) == ["m1", "m2"],
+    );
+    let reload_with = |inst: &Instance, edit: &dyn Fn(&str) -> String| {
+        let config = std::fs::read_to_string(&inst.server.config).expect("config");
+        let edited = edit(&config);
+        assert_ne!(edited, config);
+        std::fs::write(&inst.server.config, edited).expect("write config");
+        let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
+        assert_eq!(code, 200, "{body}");
+        assert!(!body.contains("[cluster]"), "{body}");
+        Instant::now()
+    };
+
+    // Renamed: m1 stops counting m2 at once, and counts m2b.
+    let since = reload_with(&m2, &|c| {
+        c.replace("instance = \"m2\"", "instance = \"m2b\"")
+    });
+    wait_until("m1 to count m2b and not m2", Duration::from_secs(8), || {
+        voters(&m1) == ["m1", "m2b"]
+    });
+    println!(
+        "renamed: m2's vote gone from m1's view after {:?}",
+        since.elapsed()
+    );
+    assert!(
+        !store_keys(&store, "/meridian/test/v1/")
+            .iter()
+            .any(|k| k.ends_with("/m2"))
+    );
+    assert_eq!(m2.status()["cluster"]["instance"], "m2b");
+
+    // `[cluster]` removed: m2b leaves, and m2 decides by its own checks.
+    let since = reload_with(&m2, &|c| {
+        c[..c.find("[cluster]").unwrap_or(c.len())].to_string()
+    });
+    wait_until(
+        "m1 to count its own vote alone",
+        Duration::from_secs(8),
+        || voters(&m1) == ["m1"],
+    );
+    println!(
+        "removed: m2b's vote gone from m1's view after {:?}",
+        since.elapsed()
+    );
+    let st = m2.status();
+    assert!(st["cluster"].is_null(), "{st}");
+    let decided: Vec<&str> = st["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["decided_by"].as_str())
+        .collect();
+    assert_eq!(decided, ["own check"; 4], "{st}");
+    assert_eq!(
+        m2.answer("www.example.com.").as_deref(),
+        Some("198.51.100.1")
+    );
+    // m1 stays in the fleet (of one now) and decides by the votes once the store has
+    // answered for its fallback time (10 s with these checks).
+    wait_until("m1 to decide by the votes", Duration::from_secs(20), || {
+        m1.mode() == "shared"
+    });
 }
 
 /// Starting with the store down works: the instance answers from its own checks at once,
@@ -1080,27 +1205,7 @@ fn a_reload_takes_a_mended_password_and_other_endpoints() {
     std::fs::write(&inst.server.config, moved).expect("write config");
     let body = reload();
     assert!(!body.contains("[cluster]"), "{body}");
-    let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
-    let range = format!(
-        r#"{{"key":"{}","range_end":"{}"}}"#,
-        b64("/meridian/test/v1/"),
-        b64("/meridian/test/v10")
-    );
-    let keys_in_second = || -> Vec<String> {
-        let Some((200, body)) = second.post(0, "/v3/kv/range", &range) else {
-            return Vec::new();
-        };
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let kvs = v["kvs"].as_array().cloned().unwrap_or_default();
-        kvs.iter()
-            .filter_map(|kv| {
-                data_encoding::BASE64
-                    .decode(kv["key"].as_str()?.as_bytes())
-                    .ok()
-            })
-            .map(|k| String::from_utf8_lossy(&k).into_owned())
-            .collect()
-    };
+    let keys_in_second = || store_keys(&second, "/meridian/test/v1/");
     wait_until(
         "m1's presence and votes in the second store",
         Duration::from_secs(15),
