@@ -120,6 +120,10 @@ pub fn run(config_path: PathBuf, loaded: Loaded) -> std::io::Result<()> {
         // Graceful stop: no new TCP connections, open ones finish the query in hand.
         tracing::info!(open_tcp = tcp_state.open(), "shutting down");
         let _ = shutdown_tx.send(true);
+        // Out of the fleet first: the others stop counting this instance's votes now.
+        if let Some(link) = monitor.leave_fleet() {
+            link.wait_left(std::time::Duration::from_secs(1)).await;
+        }
         let grace = std::time::Duration::from_secs(server.shutdown_grace_secs);
         let deadline = tokio::time::Instant::now() + grace;
         while tcp_state.open() > 0 && tokio::time::Instant::now() < deadline {

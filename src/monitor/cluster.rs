@@ -157,6 +157,8 @@ pub struct Link {
     /// A reload took `[cluster]` away or renamed this instance: the session revokes its
     /// lease and the task ends.
     leaving: std::sync::atomic::AtomicBool,
+    /// The task ended after [`Link::leave`] (its lease revoked, or that tried).
+    left: std::sync::atomic::AtomicBool,
 }
 
 struct Keys {
@@ -195,6 +197,7 @@ pub fn start(monitor: &Monitor, config: &ClusterConfig) -> Result<Arc<Link>, Etc
         dirty: Notify::new(),
         last_probe: std::sync::Mutex::new(Instant::now()),
         leaving: std::sync::atomic::AtomicBool::new(false),
+        left: std::sync::atomic::AtomicBool::new(false),
     });
     let keys = Keys::new(&config.name, &config.instance_name());
     tokio::spawn(run(monitor.clone(), link.clone(), keys));
@@ -275,6 +278,14 @@ impl Link {
     fn is_leaving(&self) -> bool {
         self.leaving.load(Ordering::Relaxed)
     }
+
+    /// Waits, at most `within`, until the task has ended after [`Link::leave`].
+    pub async fn wait_left(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.left.load(Ordering::Acquire) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Lease time: three intervals of the fastest check, and at least 3 s (above etcd's 2 s
@@ -289,6 +300,7 @@ async fn run(monitor: Monitor, link: Arc<Link>, keys: Keys) {
     loop {
         if link.is_leaving() {
             tracing::info!("cluster store: left");
+            link.left.store(true, Ordering::Release);
             return;
         }
         // The client and the lease time as they are now: a reload may have changed them.

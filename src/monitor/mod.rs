@@ -264,6 +264,15 @@ impl Monitor {
         }
     }
 
+    /// Leaves the fleet as the process stops: the store deletes this instance's votes now,
+    /// not when its lease runs out. The view stays as it is for the last answers. Returns
+    /// the link, whose task the caller may wait for ([`cluster::Link::wait_left`]).
+    pub fn leave_fleet(&self) -> Option<Arc<cluster::Link>> {
+        let link = self.inner.link.swap(None)?;
+        link.leave();
+        Some(link)
+    }
+
     /// Ends the link: its session revokes its lease (the store deletes this instance's
     /// presence and votes at once, rather than when the lease runs out), and the view is
     /// decided by this instance's own checks from now on.

@@ -996,7 +996,8 @@ fn store_keys(store: &EtcdCluster, prefix: &str) -> Vec<String> {
 
 /// An instance renamed by a reload leaves the fleet at once (its lease revoked: checks
 /// every 5 s give a lease of 15 s, so votes that vanish within 8 s were not left to expire)
-/// and votes under its new name; with `[cluster]` taken away it leaves and decides alone.
+/// and votes under its new name; with `[cluster]` taken away it leaves and decides alone;
+/// stopped, it leaves on its way out.
 #[test]
 fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
     if !crate::common::require_tool("etcd", "etcd-server") {
@@ -1009,12 +1010,17 @@ fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
     assert_ne!(slow, dynamic(port, port));
     let m1 = Instance::start("m1", &store.endpoints(), &slow);
     let m2 = Instance::start("m2", &store.endpoints(), &slow);
+    let m3 = Instance::start("m3", &store.endpoints(), &slow);
     let voters =
         |inst: &Instance| -> Vec<String> { inst.votes("example.com/web/w1").into_keys().collect() };
     wait_until(
-        "both instances to see both votes",
+        "every instance to see every vote",
         Duration::from_secs(30),
-        || voters(&m1) == ["m1", "m2"] && voters(&m2) == ["m1", "m2"],
+        || {
+            [&m1, &m2, &m3]
+                .iter()
+                .all(|i| voters(i) == ["m1", "m2", "m3"])
+        },
     );
     let reload_with = |inst: &Instance, edit: &dyn Fn(&str) -> String| {
         let config = std::fs::read_to_string(&inst.server.config).expect("config");
@@ -1032,7 +1038,7 @@ fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
         c.replace("instance = \"m2\"", "instance = \"m2b\"")
     });
     wait_until("m1 to count m2b and not m2", Duration::from_secs(8), || {
-        voters(&m1) == ["m1", "m2b"]
+        voters(&m1) == ["m1", "m2b", "m3"]
     });
     println!(
         "renamed: m2's vote gone from m1's view after {:?}",
@@ -1049,11 +1055,9 @@ fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
     let since = reload_with(&m2, &|c| {
         c[..c.find("[cluster]").unwrap_or(c.len())].to_string()
     });
-    wait_until(
-        "m1 to count its own vote alone",
-        Duration::from_secs(8),
-        || voters(&m1) == ["m1"],
-    );
+    wait_until("m1 to count m2b no more", Duration::from_secs(8), || {
+        voters(&m1) == ["m1", "m3"]
+    });
     println!(
         "removed: m2b's vote gone from m1's view after {:?}",
         since.elapsed()
@@ -1071,6 +1075,23 @@ fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
         m2.answer("www.example.com.").as_deref(),
         Some("198.51.100.1")
     );
+    // Stopped (SIGTERM), m3 leaves on its way out, as a reload would.
+    let pid = m3.server.pid().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(term.is_ok_and(|s| s.success()));
+    let since = Instant::now();
+    wait_until(
+        "m1 to count its own vote alone",
+        Duration::from_secs(8),
+        || voters(&m1) == ["m1"],
+    );
+    println!(
+        "stopped: m3's vote gone from m1's view after {:?}",
+        since.elapsed()
+    );
+
     // m1 stays in the fleet (of one now) and decides by the votes once the store has
     // answered for its fallback time (10 s with these checks).
     wait_until("m1 to decide by the votes", Duration::from_secs(20), || {
