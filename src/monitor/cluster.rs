@@ -138,7 +138,8 @@ impl Fleet {
 /// The shared state between the monitor and the task that talks to the store.
 pub struct Link {
     /// The settings the link was started with: the fleet's and this instance's names hold
-    /// until a restart; a reload sets the fallback time and the connection (below).
+    /// for the link's life (a reload that changes them starts a new link); a reload sets the
+    /// fallback time and the connection (below).
     pub config: ClusterConfig,
     /// The client sessions talk through and what it was built from (see
     /// [`Link::reconnect_with`]).
@@ -264,9 +265,7 @@ impl Link {
         self.reconnect.notify_one();
         Ok(true)
     }
-}
 
-impl Link {
     /// Ends the session (revoking its lease, so that the store deletes this instance's
     /// presence and votes at once) and the task that runs it.
     pub fn leave(&self) {
