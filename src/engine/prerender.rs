@@ -16,8 +16,14 @@
 //! name length, and a name whose NODATA differs from it (its name is the SOA's MNAME, which
 //! then compresses whole) keeps its own.
 //!
+//! A wildcard's own answers are rendered at its position; a name below it uses them when
+//! they hold nothing but answer records owned by the name asked (`ANY_NAME`). NXDOMAIN is
+//! not rendered here: the zone keeps its SOA rendered (`NegativeSoa`), and the engine copies
+//! that.
+//!
 //! Not rendered (the general path answers): dynamic names and CNAMEs that lead to one, ANY,
-//! types other than A/AAAA behind a CNAME, names below a cut or DNAME, wildcards, NXDOMAIN.
+//! types other than A/AAAA behind a CNAME, names below a cut or DNAME, and names below a
+//! wildcard whose answer is more than that (MX, CNAME, or signed).
 
 use crate::dns::wire::Writer;
 use crate::dns::{HEADER_LEN, MAX_MESSAGE, Sink, class, rcode, rtype};
