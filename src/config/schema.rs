@@ -639,7 +639,7 @@ impl ClusterConfig {
 
     /// How long the store may be silent before this instance decides alone, and how long
     /// it must answer again before it rejoins: `fallback_secs` if set, else
-    /// [`default_fallback`] (which rides out the elections of an etcd whose election
+    /// `default_fallback` (which rides out the elections of an etcd whose election
     /// timeout is 500 ms; etcd's default of 1 s wants about 3 s).
     pub fn fallback_after(&self, fastest_interval: std::time::Duration) -> std::time::Duration {
         match self.fallback_secs {

@@ -594,9 +594,11 @@ impl Writer<'_> {
             .is_some_and(|at| self.put_negative_soa(at, rendered))
     }
 
-    /// [`Writer::fast_negative_soa`] when the caller knows that the question name's last
-    /// `origin_len` bytes are the zone's origin, whole labels (the zone lookup matched that
-    /// suffix): no walk, no comparison. Declines (false) as that one does.
+    /// The negative answer's SOA from its rendering at load, as `Sink::negative_soa` writes
+    /// it, when the caller knows that the question name's last `origin_len` bytes are the
+    /// zone's origin, whole labels (the zone lookup matched that suffix): no walk, no
+    /// comparison. Declines (false) when the response holds more than the question or the
+    /// record does not fit.
     pub fn negative_soa_below_question(
         &mut self,
         origin_len: usize,
