@@ -107,6 +107,22 @@ impl Instance {
         m.answers.first().map(|r| r.data.to_string())
     }
 
+    /// `POST /reload`: its reply, which must say 200.
+    fn reload(&self) -> String {
+        let (code, body) = crate::common::http_post(self.server.api.expect("api"), "/reload", "");
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    /// Rewrites this instance's config with `edit` (which must change it), then reloads.
+    fn edit_and_reload(&self, edit: impl Fn(&str) -> String) -> String {
+        let config = std::fs::read_to_string(&self.server.config).expect("config");
+        let edited = edit(&config);
+        assert_ne!(edited, config);
+        std::fs::write(&self.server.config, edited).expect("write config");
+        self.reload()
+    }
+
     fn status(&self) -> Value {
         let (code, body) = http_get(self.server.api.expect("api"), "/status");
         assert_eq!(code, 200, "{body}");
@@ -937,14 +953,10 @@ fn a_configured_fallback_time_rides_out_a_longer_silence() {
 
     // A reload applies a new fallback time at once; with another fleet name the instance
     // leaves this fleet and joins that one, on the same store, without a restart.
-    let config = std::fs::read_to_string(&inst.server.config).expect("config");
-    let changed = config
-        .replace("fallback_secs = 4", "fallback_secs = 6")
-        .replace("name = \"test\"", "name = \"renamed\"");
-    assert_ne!(changed, config);
-    std::fs::write(&inst.server.config, changed).expect("write config");
-    let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
-    assert_eq!(code, 200, "{body}");
+    let body = inst.edit_and_reload(|c| {
+        c.replace("fallback_secs = 4", "fallback_secs = 6")
+            .replace("name = \"test\"", "name = \"renamed\"")
+    });
     assert!(!body.contains("[cluster]"), "{body}");
     wait_until(
         "the instance in the renamed fleet",
@@ -1023,12 +1035,7 @@ fn a_reload_leaves_the_fleet_at_once_and_joins_under_another_name() {
         },
     );
     let reload_with = |inst: &Instance, edit: &dyn Fn(&str) -> String| {
-        let config = std::fs::read_to_string(&inst.server.config).expect("config");
-        let edited = edit(&config);
-        assert_ne!(edited, config);
-        std::fs::write(&inst.server.config, edited).expect("write config");
-        let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
-        assert_eq!(code, 200, "{body}");
+        let body = inst.edit_and_reload(edit);
         assert!(!body.contains("[cluster]"), "{body}");
         Instant::now()
     };
@@ -1163,19 +1170,14 @@ fn a_reload_starts_the_store_link_that_could_not_start() {
     let (inst, password, _keep) = logging_in(&store, None);
     assert!(inst.answer("www.example.com.").is_some(), "answers alone");
     assert!(inst.status()["cluster"].is_null(), "{}", inst.status());
-    let reload = || {
-        let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
-        assert_eq!(code, 200, "{body}");
-        body
-    };
-    let body = reload();
+    let body = inst.reload();
     assert!(
         body.contains("[cluster] cannot start") && body.contains("etcd-password"),
         "{body}"
     );
     // Authentication is not enabled in this store: any password does.
     std::fs::write(&password, "fleet-secret\n").expect("password file");
-    let body = reload();
+    let body = inst.reload();
     assert!(!body.contains("[cluster]"), "{body}");
     wait_until("the instance to join", Duration::from_secs(15), || {
         let st = inst.status();
@@ -1200,15 +1202,10 @@ fn a_reload_takes_a_mended_password_and_other_endpoints() {
         store_error(&inst).is_some_and(|e| e.contains("authentication failed"))
     });
     assert_eq!(inst.mode(), "local");
-    let reload = || {
-        let (code, body) = crate::common::http_post(inst.server.api.expect("api"), "/reload", "");
-        assert_eq!(code, 200, "{body}");
-        body
-    };
 
     // The password mended in place: the reload reads it and the instance joins.
     std::fs::write(&password, "fleet-secret\n").expect("password file");
-    let body = reload();
+    let body = inst.reload();
     assert!(!body.contains("[cluster]"), "{body}");
     wait_until("the instance to join", Duration::from_secs(15), || {
         let st = inst.status();
@@ -1220,11 +1217,7 @@ fn a_reload_takes_a_mended_password_and_other_endpoints() {
     // Another store (no authentication there: the login goes unused): the instance moves
     // to it, its presence and votes written there.
     let second = EtcdCluster::start(1);
-    let config = std::fs::read_to_string(&inst.server.config).expect("config");
-    let moved = config.replace(&first.endpoints()[0], &second.endpoints()[0]);
-    assert_ne!(moved, config);
-    std::fs::write(&inst.server.config, moved).expect("write config");
-    let body = reload();
+    let body = inst.edit_and_reload(|c| c.replace(&first.endpoints()[0], &second.endpoints()[0]));
     assert!(!body.contains("[cluster]"), "{body}");
     let keys_in_second = || store_keys(&second, "/meridian/test/v1/");
     wait_until(
@@ -1248,7 +1241,7 @@ fn a_reload_takes_a_mended_password_and_other_endpoints() {
 
     // A password file that no longer holds a password: the client in use stays.
     std::fs::write(&password, "\n").expect("password file");
-    let body = reload();
+    let body = inst.reload();
     assert!(
         body.contains("[cluster] kept the store's client as it was")
             && body.contains("no password in it"),
