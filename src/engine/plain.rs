@@ -458,35 +458,25 @@ fn answer_at_once(
     {
         return Some((rcode::NXDOMAIN, true, false));
     }
-    // A static name answered before: header, question, one copy (with signatures for DO).
+    // A static name answered before: header, question, one copy (with signatures for DO);
+    // or, for a name that does not exist, its wildcard's when that holds nothing but the
+    // name asked (the same bytes answer every such name).
     let rendered = if signed {
         &snapshot.static_answers_dnssec
     } else {
         &snapshot.static_answers
     };
-    let (r, own) = append_static(rendered, zone_index, found, key_len, qtype, w)?;
-    Some((r.rcode, r.authoritative, own))
-}
-
-/// Copies the pre-rendered answer for what the lookup found into `w`, if there is one: a
-/// static name's own (`true`), or, for a name that does not exist, its wildcard's when that
-/// holds nothing but the name asked (`false`: the same bytes answer every such name).
-#[inline(always)]
-fn append_static<'r>(
-    rendered: &'r super::prerender::StaticAnswers,
-    zone_index: usize,
-    found: crate::zone::Found<'_>,
-    key_len: usize,
-    qtype: u16,
-    w: &mut Writer<'_>,
-) -> Option<(super::prerender::StaticAnswer<'r>, bool)> {
     let (entry, own) = match found {
         crate::zone::Found::Exact(d) => (d.entry, true),
         crate::zone::Found::Absent(Some(wild)) => (wild.entry, false),
         _ => return None,
     };
     let r = rendered.get(zone_index, entry, key_len, qtype)?;
-    ((own || r.any_name) && w.append_rendered(r.body, r.counts)).then_some((r, own))
+    ((own || r.any_name) && w.append_rendered(r.body, r.counts)).then_some((
+        r.rcode,
+        r.authoritative,
+        own,
+    ))
 }
 
 /// The zone lookup; through compact denial's writer for a DO query (`signed`) to a zone

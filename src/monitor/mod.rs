@@ -224,8 +224,8 @@ impl Monitor {
             // No link: `[cluster]` was added, or its client could not be built at start (a
             // TLS or password file that did not read). Joining needs nothing from the start.
             (None, Some(new)) => return self.join(new),
-            (Some(link), None) => {
-                self.leave(&link, "[cluster] removed");
+            (Some(_), None) => {
+                self.leave("[cluster] removed");
                 return Vec::new();
             }
             // Another fleet or another name in it: leave as the old one, join as the new.
@@ -233,7 +233,7 @@ impl Monitor {
                 if link.config.name != new.name
                     || link.config.instance_name() != new.instance_name() =>
             {
-                self.leave(&link, "[cluster] name or instance changed");
+                self.leave("[cluster] name or instance changed");
                 return self.join(new);
             }
             (Some(link), Some(new)) => (link, new),
@@ -276,14 +276,14 @@ impl Monitor {
     /// Ends the link: its session revokes its lease (the store deletes this instance's
     /// presence and votes at once, rather than when the lease runs out), and the view is
     /// decided by this instance's own checks from now on.
-    fn leave(&self, link: &cluster::Link, why: &str) {
-        link.leave();
-        self.inner.link.store(None);
-        tracing::info!(
-            instance = %link.config.instance_name(),
-            "{why}: leaving the fleet's store; deciding alone"
-        );
-        self.publish();
+    fn leave(&self, why: &str) {
+        if let Some(link) = self.leave_fleet() {
+            tracing::info!(
+                instance = %link.config.instance_name(),
+                "{why}: leaving the fleet's store; deciding alone"
+            );
+            self.publish();
+        }
     }
 
     /// The interval of the fastest check (1 s when there is none): the store's fallback
