@@ -134,19 +134,18 @@ pub struct Key<'a> {
     ecs: Option<IpAddr>,
     /// (snapshot serial, health view version).
     now: (u64, u64),
-    /// The name's [`name_hash`](crate::dns::name::name_hash).
-    name_hash: u64,
     /// Hash of name and type, low bit set: the slot tag.
     tag: u64,
 }
 
 impl<'a> Key<'a> {
     /// `name` lowercased and its [`crate::dns::name::name_hash`]; `serial` of the snapshot answered from,
-    /// `health` the view used.
+    /// `health` the view used. `dnssec`: asked with DO where some zone is signed, so that
+    /// its answer (with signatures) is kept apart from the one without.
     #[inline]
     pub fn new(
         (name, name_hash): (&'a [u8], u64),
-        qtype: u16,
+        (qtype, dnssec): (u16, bool),
         source: IpAddr,
         ecs: Option<IpAddr>,
         serial: u64,
@@ -157,19 +156,9 @@ impl<'a> Key<'a> {
             qtype,
             source,
             ecs,
-            now: (serial, health.version()),
-            name_hash,
-            tag: hash(name_hash, qtype, 0) | 1,
+            now: (serial ^ (u64::from(dnssec) << 63), health.version()),
+            tag: hash(name_hash, qtype, u64::from(dnssec)) | 1,
         }
-    }
-
-    /// The key of the same question asked with DO where some zone is signed: its answer
-    /// (with signatures) is kept apart from the one without.
-    #[inline]
-    pub fn with_dnssec(mut self) -> Self {
-        self.now.0 ^= 1 << 63;
-        self.tag = hash(self.name_hash, self.qtype, 1) | 1;
-        self
     }
 
     /// The slot of (name, type).
@@ -612,7 +601,7 @@ mod tests {
     ) -> Key<'a> {
         Key::new(
             (name, crate::dns::name::name_hash(name)),
-            qtype,
+            (qtype, false),
             IpAddr::from(source),
             ecs.map(IpAddr::from),
             serial,

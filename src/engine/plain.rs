@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::cache::{self, AnswerCache};
 use super::packet::{Counted, SourceNet, Whole, WholeCookie};
 use super::{Counting, Request, Snapshot};
-use crate::dns::name::{MAX_NAME_LEN, lower_hash_into};
+use crate::dns::name::{lower_hash_into, name_buf};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
 use crate::dns::{HEADER_LEN, Transport, class, rcode, rtype};
 use crate::health::HealthView;
@@ -160,7 +160,7 @@ pub(super) fn answer(
     if let Some(opt) = &opt {
         w.reserve_opt(opt);
     }
-    let mut key = [0u8; MAX_NAME_LEN];
+    let mut key = name_buf();
     let (key, key_hash) = lower_hash_into(query.qname, &mut key);
     if !screen(snapshot, query, request.transport, key, &mut w, &mut opt) {
         return Some(w.finish(opt.as_ref()));
@@ -336,13 +336,13 @@ fn lookup(
             let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
             let k = cache::Key::new(
                 (key, key_hash),
-                query.qtype,
+                (query.qtype, dnssec),
                 request.source,
                 ecs,
                 snapshot.serial,
                 health,
             );
-            Some((c, if dnssec { k.with_dnssec() } else { k }))
+            Some((c, k))
         }
         None => None,
     };
@@ -390,8 +390,8 @@ fn lookup(
         w.set_authoritative(authoritative);
         // An NXDOMAIN or a wildcard's answer goes in the second time its name is asked, as
         // on the general path: a flood of random names does not push the hot entries out.
-        if let Some((cache, cache_key)) = cache
-            && (own || cache.seen_before(&cache_key))
+        if let Some((cache, cache_key)) = &mut cache
+            && (own || cache.seen_before(cache_key))
             && let Some((body, counts)) = w.complete_body()
         {
             let fill = cache::Fill {
@@ -404,7 +404,7 @@ fn lookup(
                 client: None,
                 decided: None,
             };
-            cache.put(&cache_key, &fill);
+            cache.put(cache_key, &fill);
         }
         return (None, None);
     }
@@ -430,8 +430,8 @@ fn lookup(
     );
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
-    if let Some((cache, cache_key)) = cache {
-        keep(cache, &cache_key, w, &outcome, &router, zone_counter);
+    if let Some((cache, cache_key)) = &mut cache {
+        keep(cache, cache_key, w, &outcome, &router, zone_counter);
     }
     (ecs_scope(router.scope, opt, subnet), None)
 }

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHasher;
 use serde::Deserialize;
 
-use crate::dns::name::{MAX_NAME_LEN, end_uncompressed, lower_into};
+use crate::dns::name::{end_uncompressed, lower_into, name_buf};
 use crate::dns::{HEADER_LEN, u16_at};
 use crate::pages::{ZeroValid, ZeroedPages};
 
@@ -247,7 +247,7 @@ impl RateLimiter {
             Some(end) => (&request[HEADER_LEN..end], u16_at(request, end).unwrap_or(0)),
             None => (&[][..], 0),
         };
-        let mut key = [0u8; MAX_NAME_LEN];
+        let mut key = name_buf();
         let key = lower_into(qname, &mut key);
         let rcode = response.get(3).map_or(0, |f| f & 0x0F);
         self.check(now, source, kind_of(rcode), key, qtype)

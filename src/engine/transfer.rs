@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use super::Snapshot;
 use super::journal::{Change, Journal};
-use crate::dns::name::{MAX_NAME_LEN, end_compressed, lower_into, to_text};
+use crate::dns::name::{end_compressed, lower_into, name_buf, to_text};
 use crate::dns::tsig::{self, Signer, TsigKey};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
 use crate::dns::{HEADER_LEN, MAX_MESSAGE, class, rcode, rtype};
@@ -208,7 +208,7 @@ pub fn start(snapshot: &Snapshot, request: &[u8], peer: IpAddr, now: u64) -> Sta
         Start::One(reply.empty(rcode::REFUSED, signer, now))
     };
 
-    let mut key = [0u8; MAX_NAME_LEN];
+    let mut key = name_buf();
     let key = lower_into(query.qname, &mut key);
     let zone_index = snapshot.zones.position_of(key);
     let (Some(zone_index), class::IN) = (zone_index, query.qclass) else {

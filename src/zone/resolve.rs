@@ -78,7 +78,7 @@ impl ZoneSet {
         visited[0] = name_hash(key);
         for hop in 1..MAX_CHAIN {
             // Follow the chain only inside this zone, and never around a loop.
-            let mut lower = [0u8; MAX_NAME_LEN];
+            let mut lower = name::name_buf();
             let (lower, hash) = name::lower_hash_into(&cur[..cur_len], &mut lower);
             if !is_subdomain(lower, &zone.origin) || visited[..hop].contains(&hash) {
                 return out;
@@ -419,7 +419,7 @@ impl Zone {
             let Some(target) = rdata_target(set.rtype, rd) else {
                 continue;
             };
-            let mut key = [0u8; MAX_NAME_LEN];
+            let mut key = name::name_buf();
             let key = name::lower_into(target, &mut key);
             if !is_subdomain(key, &self.origin) {
                 continue;

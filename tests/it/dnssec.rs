@@ -418,6 +418,29 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
         ("x.deep.a.b.signed.test", "A", negative),
         ("ns1.signed.test", "DS", negative),
     ];
+    // Asked without DO until the answer is kept (the answer cache, then the whole
+    // response), then with DO: signatures, which the kept answers do not hold; then
+    // without DO again: none. Static, nonexistent, wildcard and dynamic names.
+    for (name, qtype) in [
+        ("www.signed.test.", 1),
+        ("nope.signed.test.", 1),
+        ("anything.wild.signed.test.", 16),
+        ("dyn.signed.test.", 1),
+    ] {
+        for _ in 0..4 {
+            let plain = edns_query(&server, name, qtype, false);
+            assert_eq!(rrsig_count(&plain), 0, "{name} without DO");
+        }
+        assert!(
+            rrsig_count(&edns_query(&server, name, qtype, true)) > 0,
+            "{name} with DO after answers without it"
+        );
+        assert_eq!(
+            rrsig_count(&edns_query(&server, name, qtype, false)),
+            0,
+            "{name} without DO after an answer with it"
+        );
+    }
     // Twice: the second time from the answer cache, which keeps DO answers apart.
     for (name, rtype, verdict) in questions.iter().chain(questions.iter()) {
         let out = delv(&server, &anchor, "signed.test", name, rtype);
@@ -630,6 +653,26 @@ fn rcode_and_nsec_owners(bytes: &[u8]) -> (u16, Vec<String>) {
         .map(|r| r.name.to_string())
         .collect();
     (u16::from(m.metadata.response_code), owners)
+}
+
+/// A query with EDNS for `name` `qtype`, with DO when `dnssec`, raw over UDP.
+fn edns_query(server: &Server, name: &str, qtype: u16, dnssec: bool) -> Vec<u8> {
+    let wire = crate::common::wire_name(name);
+    let mut q = meridian::dns::wire::build_query(0x5152, &wire, qtype, true, None);
+    if dnssec {
+        q[12 + wire.len() + 4 + 7] |= 0x80;
+    }
+    crate::common::udp_raw(server.addr, &q).expect("an answer")
+}
+
+/// How many RRSIG records a response holds, in any section.
+fn rrsig_count(bytes: &[u8]) -> usize {
+    let m = hickory_proto::op::Message::from_vec(bytes).expect("response parses");
+    m.answers
+        .iter()
+        .chain(&m.authorities)
+        .filter(|r| u16::from(r.record_type()) == 46)
+        .count()
 }
 
 /// A DO query (with CO when `co`) for `name` `qtype`, raw over UDP.
