@@ -462,8 +462,16 @@ impl AnswerCache {
         Some(r)
     }
 
-    /// Keeps `response`, answered to `query` from a slot, whole: the second time these
-    /// bytes are answered so (the admission filter).
+    /// Whether a response to the query tagged `tag` may be kept whole now: the second time
+    /// these bytes are answered from a slot (the admission filter). Asked before the caller
+    /// gathers what [`AnswerCache::keep_whole`] needs: most such queries are first asks.
+    #[inline(always)]
+    pub fn admits_whole(&mut self, tag: u64) -> bool {
+        self.seen(tag)
+    }
+
+    /// Keeps `response`, answered to `query` from a slot, whole (after
+    /// [`AnswerCache::admits_whole`]).
     pub fn keep_whole(
         &mut self,
         query: &[u8],
@@ -472,9 +480,7 @@ impl AnswerCache {
         now: (u64, u64),
         whole: &Whole,
     ) {
-        if self.seen(tag) {
-            self.packets.keep(query, tag, response, now, whole);
-        }
+        self.packets.keep(query, tag, response, now, whole);
     }
 
     /// The kept answer for `key`, counted as a hit or miss. `routing`: the snapshot's, in

@@ -194,6 +194,7 @@ pub(super) fn answer(
             query,
             &response[..len],
         )
+        && cache.admits_whole(tag)
     {
         let whole = Whole {
             source,

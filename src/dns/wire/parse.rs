@@ -240,8 +240,7 @@ fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
     if addr_bytes.len() != needed {
         return None;
     }
-    let mut addr = [0u8; 16];
-    addr[..needed].copy_from_slice(addr_bytes);
+    let addr = address_bytes(addr_bytes);
     // Bits beyond the source prefix must be zero.
     if source_prefix % 8 != 0 {
         let last = addr[needed - 1];
@@ -256,6 +255,28 @@ fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
         scope_prefix,
         addr,
     })
+}
+
+/// The (at most 16) bytes of an ECS address, zero-padded to 16. With moves of fixed size
+/// that overlap, not a `memcpy` call: that, and saving registers around it, cost ~40
+/// instructions for the 3 bytes of a /24.
+#[inline(always)]
+fn address_bytes(src: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = src.len().min(16);
+    if n >= 8 {
+        out[..8].copy_from_slice(&src[..8]);
+        out[n - 8..n].copy_from_slice(&src[n - 8..n]);
+    } else if n >= 4 {
+        out[..4].copy_from_slice(&src[..4]);
+        out[n - 4..n].copy_from_slice(&src[n - 4..n]);
+    } else if n > 0 {
+        // One to three bytes: the first, the middle and the last cover them.
+        out[0] = src[0];
+        out[n / 2] = src[n / 2];
+        out[n - 1] = src[n - 1];
+    }
+    out
 }
 
 /// Cuts a response down to header and question with TC set: what rate limiting "slips"
@@ -323,4 +344,20 @@ pub fn build_query(
         q.extend_from_slice(&options);
     }
     q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_bytes;
+
+    /// Every length an ECS address can have, each byte distinct: the same as a plain copy.
+    #[test]
+    fn address_bytes_copies_every_length_and_pads_with_zeros() {
+        let src: Vec<u8> = (1..=16).collect();
+        for n in 0..=16 {
+            let mut want = [0u8; 16];
+            want[..n].copy_from_slice(&src[..n]);
+            assert_eq!(address_bytes(&src[..n]), want, "{n} bytes");
+        }
+    }
 }
