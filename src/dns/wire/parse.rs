@@ -150,7 +150,12 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
             if !in_additional || edns.is_some() || buf[name_start] != 0 {
                 return Err(formerr);
             }
-            edns = Some(parse_opt(class, ttl_hi, ttl_lo, rdata, rdata_start).ok_or(formerr)?);
+            let found = edns.insert(Edns::without_options(class, ttl_hi, ttl_lo));
+            // Most OPT records carry no option: those need no call. The options are
+            // written in place: returning the record cost two copies of it.
+            if !rdata.is_empty() {
+                parse_opt(found, rdata, rdata_start).ok_or(formerr)?;
+            }
         } else if rr_type == rtype::TSIG {
             // Only as the very last record (RFC 8945 §5.1).
             if i + 1 != total || i < ancount as usize + nscount as usize {
@@ -175,24 +180,26 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
     })
 }
 
-/// The OPT record's RDATA (at `rdata_start` in the message); `None`: FORMERR.
-fn parse_opt(
-    class: u16,
-    ttl_hi: u16,
-    ttl_lo: u16,
-    rdata: &[u8],
-    rdata_start: usize,
-) -> Option<Edns> {
-    let mut edns = Edns {
-        udp_size: class,
-        version: (ttl_hi & 0xFF) as u8,
-        dnssec_ok: ttl_lo & 0x8000 != 0,
-        compact_ok: ttl_lo & 0x4000 != 0,
-        nsid: false,
-        ecs: None,
-        cookie_at: 0,
-        cookie_len: 0,
-    };
+impl Edns {
+    /// What an OPT record's class and TTL say: size, version, DO and CO.
+    #[inline(always)]
+    fn without_options(class: u16, ttl_hi: u16, ttl_lo: u16) -> Self {
+        Edns {
+            udp_size: class,
+            version: (ttl_hi & 0xFF) as u8,
+            dnssec_ok: ttl_lo & 0x8000 != 0,
+            compact_ok: ttl_lo & 0x4000 != 0,
+            nsid: false,
+            ecs: None,
+            cookie_at: 0,
+            cookie_len: 0,
+        }
+    }
+}
+
+/// The options of an OPT record (`rdata`, at `rdata_start` in the message) added to `edns`;
+/// `None`: FORMERR.
+fn parse_opt(edns: &mut Edns, rdata: &[u8], rdata_start: usize) -> Option<()> {
     let mut pos = 0usize;
     while pos < rdata.len() {
         let code = u16_at(rdata, pos)?;
@@ -219,7 +226,7 @@ fn parse_opt(
             _ => {}
         }
     }
-    Some(edns)
+    Some(())
 }
 
 /// RFC 7871 §6: anything inconsistent is a FORMERR.
