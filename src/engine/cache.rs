@@ -123,6 +123,18 @@ fn bump(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
+/// Which of a name's answers a query asks for beyond its type and client: kept apart, as
+/// they differ. Where no zone is signed, DO changes nothing and every query is `Plain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Plain = 0,
+    /// DO: signatures and denial proofs.
+    Dnssec = 1,
+    /// DO and CO: as `Dnssec`, and compact denial answers NXDOMAIN (RFC 9824 §4), not
+    /// NOERROR.
+    DnssecCompact = 2,
+}
+
 /// The question, the client and the data answered from, as the cache sees them.
 #[derive(Clone, Copy)]
 pub struct Key<'a> {
@@ -140,12 +152,12 @@ pub struct Key<'a> {
 
 impl<'a> Key<'a> {
     /// `name` lowercased and its [`crate::dns::name::name_hash`]; `serial` of the snapshot answered from,
-    /// `health` the view used. `dnssec`: asked with DO where some zone is signed, so that
-    /// its answer (with signatures) is kept apart from the one without.
+    /// `health` the view used. `flavour`: with DO (and CO) where some zone is signed, so
+    /// that such answers are kept apart from the others.
     #[inline]
     pub fn new(
         (name, name_hash): (&'a [u8], u64),
-        (qtype, dnssec): (u16, bool),
+        (qtype, flavour): (u16, Flavour),
         source: IpAddr,
         ecs: Option<IpAddr>,
         serial: u64,
@@ -156,8 +168,8 @@ impl<'a> Key<'a> {
             qtype,
             source,
             ecs,
-            now: (serial ^ (u64::from(dnssec) << 63), health.version()),
-            tag: hash(name_hash, qtype, u64::from(dnssec)) | 1,
+            now: (serial ^ ((flavour as u64) << 62), health.version()),
+            tag: hash(name_hash, qtype, flavour as u64) | 1,
         }
     }
 
@@ -607,7 +619,7 @@ mod tests {
     ) -> Key<'a> {
         Key::new(
             (name, crate::dns::name::name_hash(name)),
-            (qtype, false),
+            (qtype, Flavour::Plain),
             IpAddr::from(source),
             ecs.map(IpAddr::from),
             serial,

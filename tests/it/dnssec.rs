@@ -759,4 +759,24 @@ fn compact_denial_validates_follows_co_and_keeps_to_its_budget() {
         compact >= 1 && chain >= 2,
         "compact {compact}, chain {chain}"
     );
+
+    // Back to the default budget (the flood above spent this second's): the same name asked
+    // without CO until its answer is kept, then with CO, which must still get NXDOMAIN, then
+    // without CO again: NOERROR.
+    std::fs::write(&config, format!("{text}denial = \"compact\"\n")).expect("config");
+    let (code, body) = crate::common::http_post(server.api.expect("api"), "/reload", "");
+    assert_eq!(code, 200, "{body}");
+    let kept = "kept.signed.test.";
+    for _ in 0..4 {
+        let (rcode, owners) = rcode_and_nsec_owners(&do_query(&server, kept, 1, false));
+        assert_eq!((rcode, owners), (0, vec![kept.to_string()]), "without CO");
+    }
+    let (rcode, owners) = rcode_and_nsec_owners(&do_query(&server, kept, 1, true));
+    assert_eq!(
+        (rcode, owners),
+        (3, vec![kept.to_string()]),
+        "CO after answers without it"
+    );
+    let (rcode, _) = rcode_and_nsec_owners(&do_query(&server, kept, 1, false));
+    assert_eq!(rcode, 0, "without CO after an answer with it");
 }
