@@ -135,6 +135,18 @@ pub enum Flavour {
     DnssecCompact = 2,
 }
 
+impl Flavour {
+    /// `dnssec`: DO where some zone is signed; `edns`: the query's, for its CO bit.
+    #[inline]
+    pub fn of(dnssec: bool, edns: Option<crate::dns::wire::Edns>) -> Self {
+        match (dnssec, edns.is_some_and(|e| e.compact_ok)) {
+            (false, _) => Flavour::Plain,
+            (true, false) => Flavour::Dnssec,
+            (true, true) => Flavour::DnssecCompact,
+        }
+    }
+}
+
 /// The question, the client and the data answered from, as the cache sees them.
 #[derive(Clone, Copy)]
 pub struct Key<'a> {

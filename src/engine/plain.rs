@@ -334,15 +334,10 @@ fn lookup(
     // The cache and this query's key into it (hashed only when there is a cache).
     let mut cache = match cache {
         Some(c) => {
-            let flavour = match query.edns {
-                Some(e) if dnssec && e.compact_ok => cache::Flavour::DnssecCompact,
-                _ if dnssec => cache::Flavour::Dnssec,
-                _ => cache::Flavour::Plain,
-            };
             let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
             let k = cache::Key::new(
                 (key, key_hash),
-                (query.qtype, flavour),
+                (query.qtype, cache::Flavour::of(dnssec, query.edns)),
                 request.source,
                 ecs,
                 snapshot.serial,
