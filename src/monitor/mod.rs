@@ -264,9 +264,10 @@ impl Monitor {
         }
     }
 
-    /// Leaves the fleet as the process stops: the store deletes this instance's votes now,
-    /// not when its lease runs out. The view stays as it is for the last answers. Returns
-    /// the link, whose task the caller may wait for ([`cluster::Link::wait_left`]).
+    /// Leaves the fleet: the store deletes this instance's votes now, not when its lease
+    /// runs out. The view is not republished (at a stop it serves the last answers; a reload
+    /// republishes through `leave`). Returns the link, whose task the caller may wait for
+    /// ([`cluster::Link::wait_left`]).
     pub fn leave_fleet(&self) -> Option<Arc<cluster::Link>> {
         let link = self.inner.link.swap(None)?;
         link.leave();

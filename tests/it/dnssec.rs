@@ -428,15 +428,15 @@ fn delv_validates_every_kind_of_static_answer_and_rejects_a_wrong_anchor() {
         ("dyn.signed.test.", 1),
     ] {
         for _ in 0..4 {
-            let plain = edns_query(&server, name, qtype, false);
+            let plain = edns_query(&server, name, qtype, false, false);
             assert_eq!(rrsig_count(&plain), 0, "{name} without DO");
         }
         assert!(
-            rrsig_count(&edns_query(&server, name, qtype, true)) > 0,
+            rrsig_count(&edns_query(&server, name, qtype, true, false)) > 0,
             "{name} with DO after answers without it"
         );
         assert_eq!(
-            rrsig_count(&edns_query(&server, name, qtype, false)),
+            rrsig_count(&edns_query(&server, name, qtype, false, false)),
             0,
             "{name} without DO after an answer with it"
         );
@@ -655,13 +655,18 @@ fn rcode_and_nsec_owners(bytes: &[u8]) -> (u16, Vec<String>) {
     (u16::from(m.metadata.response_code), owners)
 }
 
-/// A query with EDNS for `name` `qtype`, with DO when `dnssec`, raw over UDP.
-fn edns_query(server: &Server, name: &str, qtype: u16, dnssec: bool) -> Vec<u8> {
+/// A query with EDNS for `name` `qtype`, raw over UDP: with DO when `dnssec`, and CO as
+/// well when `co`.
+fn edns_query(server: &Server, name: &str, qtype: u16, dnssec: bool, co: bool) -> Vec<u8> {
     let wire = crate::common::wire_name(name);
-    let mut q = meridian::dns::wire::build_query(0x5152, &wire, qtype, true, None);
-    if dnssec {
-        q[12 + wire.len() + 4 + 7] |= 0x80;
-    }
+    let mut q = meridian::dns::wire::build_query(0x5151, &wire, qtype, true, None);
+    // The OPT record's TTL ends with the DO and CO bits (root name, type, class, TTL).
+    let flags = match (dnssec, co) {
+        (false, _) => 0,
+        (true, false) => 0x80,
+        (true, true) => 0xC0,
+    };
+    q[12 + wire.len() + 4 + 7] |= flags;
     crate::common::udp_raw(server.addr, &q).expect("an answer")
 }
 
@@ -677,10 +682,7 @@ fn rrsig_count(bytes: &[u8]) -> usize {
 
 /// A DO query (with CO when `co`) for `name` `qtype`, raw over UDP.
 fn do_query(server: &Server, name: &str, qtype: u16, co: bool) -> Vec<u8> {
-    let wire = crate::common::wire_name(name);
-    let mut q = meridian::dns::wire::build_query(0x5151, &wire, qtype, true, None);
-    q[12 + wire.len() + 4 + 7] |= 0x80 | if co { 0x40 } else { 0 };
-    crate::common::udp_raw(server.addr, &q).expect("an answer")
+    edns_query(server, name, qtype, true, co)
 }
 
 /// Compact denial (RFC 9824): a nonexistent name gets NOERROR and one NSEC of its own
