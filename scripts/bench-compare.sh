@@ -32,7 +32,8 @@
 # "cookie": the mixed stream with a client cookie in every query),
 # ALT_CONFIG (TOML appended to the alt server's meridian.toml, \n for newlines: the cost of
 # a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
-# CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), ROUNDS
+# CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), CG_ARGS
+# (more valgrind options, e.g. --dump-instr=yes for costs per instruction), ROUNDS
 # (CPU runs per server, interleaved; the table shows medians and quartiles, default 25), ALT_MERIDIAN (a
 # second meridian binary, measured as server "alt" with the same configuration: A/B tests),
 # START_CORES (1, the default: each server starts pinned to core 1, as it then runs; all:
@@ -552,7 +553,7 @@ callgrind_start() {
     configure "$name" "$port"
     rm -f "$WORK"/cg."$name".*
     # shellcheck disable=SC2046
-    taskset -c 1 valgrind --tool=callgrind \
+    taskset -c 1 valgrind --tool=callgrind ${CG_ARGS:-} \
         --callgrind-out-file="$WORK/cg.$name.%p" $(start_cmd "$name" "$port") \
         >"$WORK/$name.cg.log" 2>&1 &
     CG_PID=$!

@@ -79,11 +79,12 @@ fn ecs_scope(
     opt: Option<&mut OptOut<'_>>,
     subnet: Option<(IpAddr, u8)>,
 ) -> Option<u8> {
-    let (scope, ecs) = (scope?, opt?.ecs.as_mut()?);
+    let (scope, opt) = (scope?, opt?);
+    let ecs = opt.ecs?;
     match subnet {
         Some((_, source_prefix)) if source_prefix > 0 => {
-            ecs.scope_prefix = scope.min(if ecs.family == 1 { 32 } else { 128 });
-            Some(ecs.scope_prefix)
+            opt.ecs_scope = scope.min(if ecs.family == 1 { 32 } else { 128 });
+            Some(opt.ecs_scope)
         }
         _ => None,
     }
@@ -136,7 +137,7 @@ pub(super) fn answer(
     let max_size = query.max_response(request.transport, snapshot.max_udp_payload);
     let mut w = Writer::answering(response, query, request.bytes, max_size);
     w.set_checking_disabled(query.checking_disabled);
-    let mut opt = query.edns.map(|e| OptOut {
+    let mut opt = query.edns.as_ref().map(|e| OptOut {
         udp_size: snapshot.max_udp_payload,
         extended_rcode: 0,
         dnssec_ok: e.dnssec_ok,
@@ -146,10 +147,8 @@ pub(super) fn answer(
             None
         },
         // Static data does not depend on the client: scope 0 (RFC 7871 §7.2.1).
-        ecs: e.ecs.map(|mut s| {
-            s.scope_prefix = 0;
-            s
-        }),
+        ecs: e.ecs.as_ref(),
+        ecs_scope: 0,
         cookie: None,
     });
     if let (Some(opt), Some(edns)) = (opt.as_mut(), query.edns.as_ref())
