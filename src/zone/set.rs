@@ -22,6 +22,10 @@ pub struct ZoneSet {
     /// Every other existing name is here too, marked [`SEARCH`], so that the walk up from
     /// an absent name stops at its closest encloser.
     direct: HashTable<(u32, u32)>,
+    /// The zones' apexes with their entries in `direct`, by origin length: the closest
+    /// encloser of a random-subdomain flood's names is an apex, found by comparing the
+    /// suffix with the few origins of its length instead of hashing it and probing.
+    apexes: Apexes,
     /// Some zone is signed: DO queries cannot share answers with the others.
     any_signed: bool,
 }
@@ -38,6 +42,27 @@ const WILDCARD_BELOW: u32 = 1 << 29;
 /// ... or the entry owns a DNAME (names below it are redirected, the search answers).
 const DNAME_HERE: u32 = 1 << 30;
 const ZONE_FLAGS: u32 = WILDCARD_BELOW | DNAME_HERE;
+
+/// Zone apexes by origin length, where one origin alone has that length.
+#[derive(Debug)]
+struct Apexes {
+    by_len: Box<[Option<Apex>]>,
+}
+
+impl Default for Apexes {
+    fn default() -> Self {
+        Self {
+            by_len: (0..256).map(|_| None).collect(),
+        }
+    }
+}
+
+/// A zone's origin and its apex's entry in the direct table.
+#[derive(Debug)]
+struct Apex {
+    origin: Box<[u8]>,
+    entry: (u32, u32),
+}
 
 /// A name found by one hash lookup: its node, and its position in the zone (which keys
 /// anything precomputed per name, such as the server's pre-rendered answers).
@@ -95,15 +120,53 @@ impl ZoneSet {
             by_origin,
             origin_lens,
             direct: HashTable::new(),
+            apexes: Apexes::default(),
             any_signed,
         };
         set.direct = set.direct_names();
+        set.apexes = set.apexes();
         Ok(set)
     }
 
     /// Some zone is signed.
     pub fn any_signed(&self) -> bool {
         self.any_signed
+    }
+
+    /// Every zone's apex with its entry in the direct table (as a probe for the origin
+    /// finds it), for the lengths that only one origin has.
+    fn apexes(&self) -> Apexes {
+        let mut count = [0u32; 256];
+        for zone in &self.zones {
+            count[zone.origin().len().min(255)] += 1;
+        }
+        let mut apexes = Apexes::default();
+        for zone in &self.zones {
+            let origin = zone.origin();
+            let len = origin.len().min(255);
+            let Some(&(z, e)) = self.direct.find(name_hash(origin), |&(z, e)| {
+                self.entry_name(z, e) == Some(origin)
+            }) else {
+                continue;
+            };
+            if count[len] == 1 && apexes.by_len[len].is_none() {
+                apexes.by_len[len] = Some(Apex {
+                    origin: origin.into(),
+                    entry: (z, e),
+                });
+            }
+        }
+        apexes
+    }
+
+    /// The direct entry of `suffix` when it is a zone's apex, found without hashing when no
+    /// other origin has its length (else `None`, and the probe decides). Not inlined: in
+    /// the walk's loop it made the probes spill registers (+25 instructions on a
+    /// wildcard's walk, where it is never called).
+    #[inline(never)]
+    fn apex_entry(&self, suffix: &[u8]) -> Option<(u32, u32)> {
+        let apex = self.apexes.by_len.get(suffix.len())?.as_ref()?;
+        name::same_bytes(&apex.origin, suffix).then_some(apex.entry)
     }
 
     /// The table behind [`ZoneSet::lookup`].
@@ -209,6 +272,15 @@ impl ZoneSet {
         let mut at = 0usize;
         while at < key.len() {
             let suffix = &key[at..];
+            // Below the name itself (which the probe finds at once), the one length test
+            // leaves most suffixes that are no origin to the probe; an apex is compared.
+            let len = suffix.len().min(255);
+            if at > 0
+                && self.origin_lens[len / 64] & (1 << (len % 64)) != 0
+                && let Some((z, e)) = self.apex_entry(suffix)
+            {
+                return self.found(key, at, z, e);
+            }
             let hash = if at == 0 { key_hash } else { name_hash(suffix) };
             let hit = self.direct.find(hash, |&(z, e)| {
                 self.entry_name(z, e)

@@ -77,6 +77,11 @@ fn the_direct_table_settles_names_as_the_walk_from_the_apex_does() {
         }
     }
     names.push(b"\x03not\x04ours\x00".to_vec());
+    // As long as an origin, and below one that is: apexes are found by comparing a
+    // suffix with the origins of its length.
+    names.push(b"\x07example\x03net\x00".to_vec());
+    names.push(b"\x02zz\x07example\x03net\x00".to_vec());
+    names.push(b"\x02zz\x05chile\x07example\x03com\x00".to_vec());
     let (mut absent, mut exact, mut search) = (0, 0, 0);
     for name in &names {
         for qtype in QTYPES {
