@@ -336,7 +336,7 @@ fn lookup(
             let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
             let k = cache::Key::new(
                 (key, key_hash),
-                (query.qtype, cache::Flavour::of(dnssec, query.edns)),
+                (query.qtype, cache::Flavour::of(dnssec, query.edns.as_ref())),
                 request.source,
                 ecs,
                 snapshot.serial,

@@ -11,7 +11,6 @@ pub struct ClientSubnet {
     /// 1 = IPv4, 2 = IPv6.
     pub family: u16,
     pub source_prefix: u8,
-    pub scope_prefix: u8,
     /// Address bytes, zero beyond the source prefix.
     pub addr: [u8; 16],
 }
@@ -256,10 +255,10 @@ fn parse_ecs(data: &[u8], into: &mut Option<ClientSubnet>) -> Option<()> {
             return None;
         }
     }
+    // A query's scope is always 0 (checked above): only the response's is kept (`OptOut`).
     let subnet = into.insert(ClientSubnet {
         family,
         source_prefix,
-        scope_prefix,
         addr: [0; 16],
     });
     copy_address(addr_bytes, &mut subnet.addr);
