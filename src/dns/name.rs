@@ -246,21 +246,21 @@ fn lower16(s: &[u8]) -> [u8; 16] {
     out
 }
 
-/// [`lower_into`], and the [`name_hash`] of the lowercased name: the query path lowercases
-/// its question once and keys both the answer cache and the zone lookup by this hash. The
-/// hash reads the copy just written (in the first-level cache); computing it in the same
-/// pass tied the lowercasing to eight bytes at a time.
+/// [`lower_into`], and the [`name_hash`] of the name (the same in any case): the CNAME chain
+/// lowercases each target it follows and looks it up by this hash.
 #[inline]
 pub fn lower_hash_into<'d>(src: &[u8], dst: &'d mut NameBuf) -> (&'d [u8], u64) {
     let lower = lower_into(src, dst);
     (lower, name_hash(lower))
 }
 
-/// The hash by which the zone tables and the answer cache find a lowercase wire name: its
-/// eight-byte words (the last one overlapping the one before when the length is not a
-/// multiple of eight), each folded in with a multiply. Written here rather than taken from
-/// `rustc-hash` so that [`lower_hash_into`] computes it while lowercasing, without reading
-/// the name again.
+/// The hash by which the zone tables and the answer cache find a wire name, blind to case:
+/// its eight-byte words (the last one overlapping the one before when the length is not a
+/// multiple of eight), each with every byte's 0x20 bit set (what tells an ASCII letter's
+/// case) and folded in with a multiply. A name in any case hashes as its lowercase form
+/// does, so the query path hashes its question as it came, without a lowercase copy; names
+/// that differ elsewhere in that bit collide, and every table compares what it finds.
+/// Written here rather than taken from `rustc-hash` for the case bit and the short names.
 #[inline]
 pub fn name_hash(name: &[u8]) -> u64 {
     if name.len() < 8 {
@@ -269,13 +269,16 @@ pub fn name_hash(name: &[u8]) -> u64 {
     let len = name.len();
     let mut h = len as u64;
     for s in name.chunks_exact(8) {
-        h = hash_mix(h, word_at(s));
+        h = hash_mix(h, word_at(s) | CASE_BITS);
     }
     if !len.is_multiple_of(8) {
-        h = hash_mix(h, word_at(&name[len - 8..]));
+        h = hash_mix(h, word_at(&name[len - 8..]) | CASE_BITS);
     }
     hash_finish(h)
 }
+
+/// The bit that tells an ASCII letter's case, in every byte of a word.
+const CASE_BITS: u64 = 0x2020_2020_2020_2020;
 
 /// Whether two names are the same bytes, compared eight at a time: the zone tables compare
 /// each probe with the name they hold, and for names this short a call to `memcmp` costs
@@ -315,7 +318,7 @@ fn word_at(bytes: &[u8]) -> u64 {
 /// [`name_hash`] of a name shorter than eight bytes: its bytes as one word.
 #[inline]
 fn hash_short(name: &[u8]) -> u64 {
-    hash_finish(hash_mix(name.len() as u64, short_word(name)))
+    hash_finish(hash_mix(name.len() as u64, short_word(name) | CASE_BITS))
 }
 
 const HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -334,6 +337,19 @@ fn hash_finish(h: u64) -> u64 {
     v ^ (v >> 29) ^ (v >> 47)
 }
 
+/// Whether a stored lowercase name and a name as a query spelled it are the same name: the
+/// same bytes (a question asked in lowercase, nearly always) settle it inline; else
+/// [`eq_fold`], out of line so that the probes that call this stay small.
+#[inline(always)]
+pub fn same_name_as_asked(stored: &[u8], asked: &[u8]) -> bool {
+    same_bytes(stored, asked) || eq_fold_out_of_line(stored, asked)
+}
+
+#[inline(never)]
+fn eq_fold_out_of_line(a: &[u8], b: &[u8]) -> bool {
+    eq_fold(a, b)
+}
+
 /// ASCII case-insensitive equality (RFC 4343), sixteen or eight bytes at a time, each block
 /// folded to lower case (the last overlapping the one before): no call, no per-byte loop.
 #[inline]
@@ -344,12 +360,18 @@ pub fn eq_fold(a: &[u8], b: &[u8]) -> bool {
     }
     // Sixteen bytes at a time (SSE2 on x86-64): a question in a random case (0x20) is
     // compared with the one kept whole, and two words of `lower8` each cost twice as much.
+    // Blocks that are the same bytes (nearly always: the zone tables and the answer cache
+    // compare lowercase names with questions, mostly asked in lowercase) skip the fold.
     if len >= 16 {
+        let block = |x: &[u8], y: &[u8]| {
+            (word_at(x) == word_at(y) && word_at(&x[8..]) == word_at(&y[8..]))
+                || lower16(x) == lower16(y)
+        };
         return a
             .chunks_exact(16)
             .zip(b.chunks_exact(16))
-            .all(|(x, y)| lower16(x) == lower16(y))
-            && lower16(&a[len - 16..]) == lower16(&b[len - 16..]);
+            .all(|(x, y)| block(x, y))
+            && block(&a[len - 16..], &b[len - 16..]);
     }
     // Words that are the same bytes (nearly always: both sides spelled alike) skip the fold.
     let same = |x: u64, y: u64| x == y || lower8(x) == lower8(y);
@@ -571,223 +593,5 @@ pub fn to_text(wire: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eq_fold_is_ascii_case_insensitive_equality() {
-        // Every byte beside every byte, in strings of every length to 40 (the byte in each
-        // position): the fold by words and by 16-byte blocks agrees with the standard
-        // library's.
-        let mut seed = 7u64;
-        for len in 0..40usize {
-            for _ in 0..400 {
-                let a: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                        (seed >> 56) as u8
-                    })
-                    .collect();
-                let mut b = a.clone();
-                if len > 0 {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    let at = (seed >> 40) as usize % len;
-                    b[at] = (seed >> 24) as u8;
-                    if seed & 1 == 0 {
-                        b[at] = a[at] ^ 0x20;
-                    }
-                }
-                assert_eq!(eq_fold(&a, &b), a.eq_ignore_ascii_case(&b), "{a:?} {b:?}");
-                let upper = a.to_ascii_uppercase();
-                assert!(eq_fold(&a, &upper));
-            }
-        }
-        assert!(!eq_fold(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn owner_fast_path_matches_the_general_way() {
-        let origin: Name = "Example.COM.".parse().unwrap();
-        let origin_wire = wire_lower(&origin);
-        let long_label = "a".repeat(63);
-        let too_long_label = "a".repeat(64);
-        let near_max = format!("{l}.{l}.{l}.{m}", l = long_label, m = "b".repeat(49));
-        let over_max = format!("{l}.{l}.{l}.{m}", l = long_label, m = "b".repeat(50));
-        let cases = [
-            "@",
-            "www",
-            "WWW",
-            "a.b.c",
-            "Mail.Example.COM.",
-            "x.",
-            ".",
-            "a..b",
-            ".a",
-            r"a\.b",
-            r"\065bc",
-            "ünï",
-            "*",
-            "*.wild",
-            "_sip._tcp",
-            &long_label,
-            &too_long_label,
-            &near_max,
-            &over_max,
-            "trailing.dot.",
-            "a\\",
-            "",
-        ];
-        for text in cases {
-            let general = from_text(text, &origin).map(|n| wire_lower(&n));
-            let mut out = [0u8; MAX_NAME_LEN];
-            match owner_to_wire_lower(text, &origin_wire, &mut out) {
-                // Taken: exactly the general way's bytes.
-                Some(n) => assert_eq!(Ok(out[..n].to_vec()), general, "{text:?}"),
-                // Declined: only what the general way must word (an escape, an error, the root,
-                // the empty name).
-                None => assert!(
-                    text.contains('\\') || general.is_err() || text == "." || text.is_empty(),
-                    "{text:?} declined but fine: {general:?}"
-                ),
-            }
-        }
-    }
-
-    #[test]
-    fn lower_into_matches_std_for_every_byte() {
-        // Every byte value in every position of a 16-byte block, an 8-byte word and a tail.
-        for len in [1usize, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 255] {
-            for b in 0..=255u8 {
-                let src: Vec<u8> = (0..len)
-                    .map(|i| b.wrapping_add((i as u8).wrapping_mul(37)))
-                    .collect();
-                let mut dst = name_buf();
-                let got = lower_into(&src, &mut dst);
-                assert_eq!(got, &src.to_ascii_lowercase()[..], "len {len} byte {b}");
-            }
-        }
-        let mut dst = name_buf();
-        assert_eq!(
-            lower_into(b"\x03WwW\x07ExAmPlE\x03CoM\x00", &mut dst),
-            b"\x03www\x07example\x03com\x00"
-        );
-        assert_eq!(lower_into(&[0u8; 300], &mut dst).len(), MAX_NAME_LEN);
-    }
-
-    #[test]
-    fn same_bytes_is_slice_equality() {
-        let names: Vec<Vec<u8>> = (0..40usize)
-            .map(|len| (0..len).map(|i| (i * 7 + len) as u8).collect())
-            .collect();
-        for a in &names {
-            assert!(same_bytes(a, a));
-            for b in &names {
-                assert_eq!(same_bytes(a, b), a == b);
-            }
-            // One byte changed anywhere, the tail words included.
-            for i in 0..a.len() {
-                let mut c = a.clone();
-                c[i] ^= 1;
-                assert!(!same_bytes(a, &c), "len {} byte {i}", a.len());
-            }
-        }
-    }
-
-    #[test]
-    fn the_hash_made_while_lowercasing_is_the_hash_of_the_lowercase_name() {
-        let names: [&[u8]; 6] = [
-            b"\x00",
-            b"\x01A\x00",
-            b"\x03WwW\x00",
-            b"\x03WwW\x07ExAmPlE\x03CoM\x00",
-            b"\x08ABCDEFGH\x00",
-            &[0x3f; 255],
-        ];
-        let mut dst = name_buf();
-        let mut seen = std::collections::HashSet::new();
-        for name in names {
-            let (lower, hash) = lower_hash_into(name, &mut dst);
-            assert_eq!(lower, &name.to_ascii_lowercase()[..]);
-            assert_eq!(hash, name_hash(&name.to_ascii_lowercase()), "{name:?}");
-            assert!(seen.insert(hash), "two of the names share a hash");
-        }
-        // Names that differ in one byte anywhere (the tail word overlaps) hash apart, and
-        // the length counts: a name and the same bytes with a zero after them differ.
-        let base = b"\x05hello\x05world\x03xyz\x00".to_vec();
-        let mut hashes = std::collections::HashSet::new();
-        for i in 0..base.len() {
-            let mut changed = base.clone();
-            changed[i] ^= 0x40;
-            assert!(hashes.insert(name_hash(&changed)), "byte {i}");
-        }
-        assert_ne!(name_hash(b"\x01a"), name_hash(b"\x01a\x00"));
-        // Spread: 4,096 sequential names fill the low 10 bits' 1,024 buckets evenly enough.
-        let mut buckets = [0u32; 1024];
-        for i in 0..4096u32 {
-            let name = format!("\x05h{i:04}\x07example\x00");
-            buckets[(name_hash(name.as_bytes()) & 1023) as usize] += 1;
-        }
-        assert!(
-            buckets.iter().all(|&n| n <= 16),
-            "{:?}",
-            buckets.iter().max()
-        );
-    }
-    use std::str::FromStr;
-
-    fn w(s: &str) -> Vec<u8> {
-        wire_lower(&Name::from_str(s).expect("test name"))
-    }
-
-    #[test]
-    fn subdomain_respects_label_boundaries() {
-        assert!(is_subdomain(&w("a.example.com."), &w("example.com.")));
-        assert!(is_subdomain(&w("example.com."), &w("example.com.")));
-        assert!(!is_subdomain(&w("badexample.com."), &w("example.com.")));
-        assert!(is_subdomain(&w("x.y."), &w(".")));
-    }
-
-    #[test]
-    fn lowercases_and_round_trips_text() {
-        assert_eq!(to_text(&w("WWW.Example.COM.")), "www.example.com.");
-        assert_eq!(to_text(&[0]), ".");
-        assert_eq!(label_count(&w("a.b.c.")), 3);
-        assert_eq!(parent(&w("a.b.")), Some(&w("b.")[..]));
-        assert_eq!(parent(&[0]), None);
-    }
-}
-
-#[cfg(test)]
-mod canonical_tests {
-    use super::*;
-
-    /// Keys order names as `canonical_cmp` does, escapes and case included.
-    #[test]
-    fn canonical_keys_sort_like_canonical_cmp() {
-        let names: Vec<Vec<u8>> = vec![
-            b"\x07example\x00".to_vec(),
-            b"\x01a\x07example\x00".to_vec(),
-            b"\x08yljkjljk\x01a\x07example\x00".to_vec(),
-            b"\x01Z\x01a\x07example\x00".to_vec(),
-            b"\x04zABC\x01a\x07EXAMPLE\x00".to_vec(),
-            b"\x01z\x07example\x00".to_vec(),
-            b"\x01\x01\x01z\x07example\x00".to_vec(),
-            b"\x01\x00\x01z\x07example\x00".to_vec(),
-            b"\x02\x00\x00\x01z\x07example\x00".to_vec(),
-            b"\x01*\x01z\x07example\x00".to_vec(),
-            b"\x01\xc8\x01z\x07example\x00".to_vec(),
-            b"\x02ab\x07example\x00".to_vec(),
-            b"\x01a\x01b\x07example\x00".to_vec(),
-        ];
-        let key = |n: &[u8]| {
-            let mut k = [0u8; CANONICAL_KEY_MAX];
-            let len = canonical_key(n, &mut k);
-            k[..len].to_vec()
-        };
-        for a in &names {
-            for b in &names {
-                assert_eq!(key(a).cmp(&key(b)), canonical_cmp(a, b), "{a:?} {b:?}");
-            }
-        }
-    }
-}
+#[path = "name_tests.rs"]
+mod tests;

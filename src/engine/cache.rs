@@ -6,9 +6,10 @@
 //! What a body depends on, and how each is held to:
 //! - the snapshot and the health view: its serial and [`HealthView::version`] are in every
 //!   slot; a reload or any change of health makes every slot stale at once;
-//! - the question: the lowercased name (compared in full), the type; class IN only. Names
-//!   in the body are pointers to the question or zone data, never the query's own spelling,
-//!   except for a CNAME synthesized from a DNAME: such answers are not kept;
+//! - the question: the name, kept lowercased and compared in full ignoring case, the type;
+//!   class IN only. Names in the body are pointers to the question or zone data, never the
+//!   query's own spelling, except for a CNAME synthesized from a DNAME: such answers are not
+//!   kept;
 //! - room: only complete bodies are kept (nothing truncated, no additional record left out),
 //!   and a body that does not fit the next client's size goes the general way;
 //! - the client, for a dynamic answer: the network the decision was the same for (the
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::packet::{Counted, PacketCache, SourceNet, Whole, WholeCookie, slot_index};
+use crate::dns::name::same_name_as_asked;
 use crate::health::HealthView;
 use crate::pages::{ZeroValid, ZeroedPages};
 use crate::routing::{Decided, Located, Routing};
@@ -151,7 +153,8 @@ impl Flavour {
 /// The question, the client and the data answered from, as the cache sees them.
 #[derive(Clone, Copy)]
 pub struct Key<'a> {
-    /// Lowercased wire-form question name.
+    /// The question name in wire form, as asked (any case): slots hold it lowercased and
+    /// compare ignoring case.
     name: &'a [u8],
     qtype: u16,
     source: IpAddr,
@@ -164,7 +167,7 @@ pub struct Key<'a> {
 }
 
 impl<'a> Key<'a> {
-    /// `name` lowercased and its [`crate::dns::name::name_hash`]; `serial` of the snapshot answered from,
+    /// `name` as asked and its [`crate::dns::name::name_hash`]; `serial` of the snapshot answered from,
     /// `health` the view used. `flavour`: with DO (and CO) where some zone is signed, so
     /// that such answers are kept apart from the others.
     #[inline]
@@ -407,7 +410,9 @@ impl AnswerCache {
                 return false;
             }
         }
-        slot.name.get(..key.name.len()) == Some(key.name)
+        slot.name
+            .get(..key.name.len())
+            .is_some_and(|n| same_name_as_asked(n, key.name))
     }
 
     /// A slot of [`DECIDED`] for `want`, of `key`'s name and type.
@@ -416,7 +421,10 @@ impl AnswerCache {
             && slot.bits == DECIDED
             && slot.qtype == key.qtype
             && slot.net == decided_net(want)
-            && slot.name.get(..usize::from(slot.name_len)) == Some(key.name)
+            && slot
+                .name
+                .get(..usize::from(slot.name_len))
+                .is_some_and(|n| same_name_as_asked(n, key.name))
     }
 
     /// For a table-driven name whose first slot (`first`) holds an answer decided by an
@@ -571,7 +579,9 @@ impl AnswerCache {
         (slot.serial, slot.health) = key.now;
         slot.qtype = key.qtype;
         slot.name_len = key.name.len() as u8;
-        slot.name[..key.name.len()].copy_from_slice(key.name);
+        for (kept, &asked) in slot.name.iter_mut().zip(key.name) {
+            *kept = asked.to_ascii_lowercase();
+        }
         slot.body[..fill.body.len()].copy_from_slice(fill.body);
         slot.body_len = fill.body.len() as u16;
         slot.counts = fill.counts;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::cache::{self, AnswerCache};
 use super::packet::{Counted, SourceNet, Whole, WholeCookie};
 use super::{Counting, Request, Snapshot};
-use crate::dns::name::{lower_hash_into, name_buf};
+use crate::dns::name::{eq_fold, lower_into, name_buf, name_hash};
 use crate::dns::wire::{self, OptOut, ParseError, Writer};
 use crate::dns::{HEADER_LEN, Transport, class, rcode, rtype};
 use crate::health::HealthView;
@@ -159,8 +159,9 @@ pub(super) fn answer(
     if let Some(opt) = &opt {
         w.reserve_opt(opt);
     }
-    let mut key = name_buf();
-    let (key, key_hash) = lower_hash_into(query.qname, &mut key);
+    // The question as it came: the hash is blind to case and the caches and the zone lookup
+    // compare ignoring it; only the general resolve gets a lowercase copy.
+    let (key, key_hash) = (query.qname, name_hash(query.qname));
     if !screen(snapshot, query, request.transport, key, &mut w, &mut opt) {
         return Some(w.finish(opt.as_ref()));
     }
@@ -290,7 +291,7 @@ fn screen(
             match snapshot.identity.as_deref() {
                 Some(id)
                     if matches!(query.qtype, rtype::TXT | rtype::ANY)
-                        && (key == ID_SERVER || key == HOSTNAME_BIND) =>
+                        && (eq_fold(key, ID_SERVER) || eq_fold(key, HOSTNAME_BIND)) =>
                 {
                     w.chaos_txt(query.qname, id);
                     w.set_authoritative(true);
@@ -500,6 +501,9 @@ fn resolve(
         None
     };
     let (qname, qtype) = (query.qname, query.qtype);
+    // The general resolve compares names as they are stored: lowercase.
+    let mut lower = name_buf();
+    let key = lower_into(key, &mut lower);
     match compact {
         Some(signer) => {
             let mut sink = super::compact::CompactSink {

@@ -166,7 +166,7 @@ impl ZoneSet {
     #[inline(never)]
     fn apex_entry(&self, suffix: &[u8]) -> Option<(u32, u32)> {
         let apex = self.apexes.by_len.get(suffix.len())?.as_ref()?;
-        name::same_bytes(&apex.origin, suffix).then_some(apex.entry)
+        name::same_name_as_asked(&apex.origin, suffix).then_some(apex.entry)
     }
 
     /// The table behind [`ZoneSet::lookup`].
@@ -247,17 +247,18 @@ impl ZoneSet {
             .and_then(|z| z.owner_at((entry & !SEARCH) as usize))
     }
 
-    /// The zone that answers `key` (lowercase wire), as an index into
+    /// The zone that answers `key` (wire form, in any case), as an index into
     /// [`ZoneSet::zones`], and what the direct table settles about the name: its node, or
     /// that it does not exist (with the wildcard that answers instead). Pass both to
-    /// [`ZoneSet::resolve`]. An absent name costs one hash lookup per label up to its
-    /// closest encloser, and one for the wildcard there.
+    /// [`ZoneSet::resolve`] (with the name lowercased). An absent name costs one hash lookup
+    /// per label up to its closest encloser, and one for the wildcard there.
     pub fn lookup(&self, key: &[u8], qtype: u16) -> Option<(usize, Found<'_>)> {
         self.lookup_hashed(key, name_hash(key), qtype)
     }
 
-    /// [`ZoneSet::lookup`] with `key`'s [`name_hash`] known already (the query path gets
-    /// it while lowercasing).
+    /// [`ZoneSet::lookup`] with `key`'s [`name_hash`] known already. `key` may be in any
+    /// case: the hash is blind to it and the names found are compared ignoring it, so the
+    /// query path looks its question up as it came, without lowercasing it first.
     #[inline]
     pub fn lookup_hashed(
         &self,
@@ -267,7 +268,7 @@ impl ZoneSet {
     ) -> Option<(usize, Found<'_>)> {
         // DS belongs to the parent side of a cut: the general search knows that.
         if qtype == rtype::DS {
-            return self.find_index(key, qtype).map(|i| (i, Found::Search));
+            return self.search(key, qtype);
         }
         let mut at = 0usize;
         while at < key.len() {
@@ -284,7 +285,7 @@ impl ZoneSet {
             let hash = if at == 0 { key_hash } else { name_hash(suffix) };
             let hit = self.direct.find(hash, |&(z, e)| {
                 self.entry_name(z, e)
-                    .is_some_and(|owner| name::same_bytes(owner, suffix))
+                    .is_some_and(|owner| name::same_name_as_asked(owner, suffix))
             });
             if let Some(&(z, e)) = hit {
                 return self.found(key, at, z, e);
@@ -295,10 +296,19 @@ impl ZoneSet {
         None
     }
 
+    /// The zone of `key` (any case) by its origin, for the general search.
+    #[cold]
+    #[inline(never)]
+    fn search(&self, key: &[u8], qtype: u16) -> Option<(usize, Found<'_>)> {
+        let mut lower = name::name_buf();
+        let lower = name::lower_into(key, &mut lower);
+        self.find_index(lower, qtype).map(|i| (i, Found::Search))
+    }
+
     /// What the direct table's entry (zone `z`, entry `e`) for `key[at..]`, the longest
     /// suffix of `key` in it, tells about `key`.
     fn found(&self, key: &[u8], at: usize, z: u32, e: u32) -> Option<(usize, Found<'_>)> {
-        let search = || self.find_index(key, rtype::A).map(|i| (i, Found::Search));
+        let search = || self.search(key, rtype::A);
         let zi = (z & !ZONE_FLAGS) as usize;
         let Some(zone) = self.zones.get(zi).filter(|_| e & SEARCH == 0) else {
             return search();
