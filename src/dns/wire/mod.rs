@@ -7,9 +7,51 @@ mod write;
 pub use parse::*;
 pub use write::*;
 
+/// Copies `src` into `dst` (the same length). Up to 64 bytes (a rendered answer, a negative
+/// SOA) with moves of fixed size that overlap, no call: a `memcpy` call, and the registers
+/// saved around it, cost ~20 instructions for the ~16–60 bytes the writer copies per answer.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n != dst.len() || n > 64 {
+        dst.copy_from_slice(src);
+    } else if n >= 32 {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
+    } else if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else if n > 0 {
+        // One to three bytes: the first, the middle and the last cover them.
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every length to 80, each byte distinct, into a buffer with bytes around it: the same
+    /// as a plain copy, and nothing around it touched.
+    #[test]
+    fn copy_short_copies_every_length_and_nothing_else() {
+        let src: Vec<u8> = (1..=80).collect();
+        for n in 0..=80 {
+            let mut want = vec![0xEEu8; n + 6];
+            want[3..3 + n].copy_from_slice(&src[..n]);
+            let mut got = vec![0xEEu8; n + 6];
+            copy_short(&mut got[3..3 + n], &src[..n]);
+            assert_eq!(got, want, "{n} bytes");
+        }
+    }
     use crate::dns::{RRset, RdataList, Section, Sink};
 
     fn query(name: &[u8], qtype: u16, extra: &[u8], arcount: u16) -> Vec<u8> {

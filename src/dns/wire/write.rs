@@ -188,7 +188,7 @@ impl<'b> Writer<'b> {
         if self.counts != [0; 3] || end > self.limit {
             return false;
         }
-        self.buf[self.len..end].copy_from_slice(body);
+        super::copy_short(&mut self.buf[self.len..end], body);
         self.len = end;
         self.counts = counts;
         true
@@ -616,9 +616,12 @@ impl Writer<'_> {
     /// Writes `rendered` with its owner and RDATA pointers set to `origin_at`.
     fn put_negative_soa(&mut self, origin_at: usize, rendered: &NegativeSoa) -> bool {
         let (start, bytes) = (self.len, &rendered.bytes[..]);
-        if !self.put(bytes) {
+        let end = start + bytes.len();
+        if end > self.limit {
             return false;
         }
+        super::copy_short(&mut self.buf[start..end], bytes);
+        self.len = end;
         let pointer = (0xC000 | origin_at as u16).to_be_bytes();
         self.buf[start..start + 2].copy_from_slice(&pointer);
         for at in rendered.pointers {
