@@ -512,9 +512,11 @@ impl AnswerCache {
     /// Whether a response to the query tagged `tag` may be kept whole now: the second time
     /// these bytes are answered from a slot (the admission filter). Asked before the caller
     /// gathers what [`AnswerCache::keep_whole`] needs: most such queries are first asks.
+    /// Inlined, as [`AnswerCache::seen_before`]: a geo name asked with ever new ECS networks
+    /// asks it on every answer.
     #[inline(always)]
     pub fn admits_whole(&mut self, tag: u64) -> bool {
-        self.seen(tag)
+        self.seen_inline(tag)
     }
 
     /// Keeps `response`, answered to `query` from a slot, whole (after
