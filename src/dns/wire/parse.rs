@@ -271,18 +271,7 @@ fn parse_ecs(data: &[u8], into: &mut Option<ClientSubnet>) -> Option<()> {
 #[inline(always)]
 fn copy_address(src: &[u8], out: &mut [u8; 16]) {
     let n = src.len().min(16);
-    if n >= 8 {
-        out[..8].copy_from_slice(&src[..8]);
-        out[n - 8..n].copy_from_slice(&src[n - 8..n]);
-    } else if n >= 4 {
-        out[..4].copy_from_slice(&src[..4]);
-        out[n - 4..n].copy_from_slice(&src[n - 4..n]);
-    } else if n > 0 {
-        // One to three bytes: the first, the middle and the last cover them.
-        out[0] = src[0];
-        out[n / 2] = src[n / 2];
-        out[n - 1] = src[n - 1];
-    }
+    super::copy_short(&mut out[..n], &src[..n]);
 }
 
 /// Cuts a response down to header and question with TC set: what rate limiting "slips"
