@@ -2,7 +2,7 @@
 //! (CNAME and other data, SOA at the apex, dynamic names), then frozen into a [`Zone`].
 
 use hashbrown::{HashTable, hash_table};
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 
 use super::entries::Entries;
@@ -375,7 +375,7 @@ impl ZoneBuilder {
             });
         }
         // Each wildcard by the position of its parent (the closest encloser it answers for).
-        let mut wildcards = FxHashMap::default();
+        let mut wildcards = Vec::new();
         for (i, owner, node) in entries.iter() {
             if let Some(encloser) = owner.strip_prefix(b"\x01*")
                 && !node.nsec3_only()
@@ -383,9 +383,10 @@ impl ZoneBuilder {
                     entries.owner(j as usize) == encloser
                 })
             {
-                wildcards.insert(at, i);
+                wildcards.push((at, i));
             }
         }
+        let wildcards = super::wildcards::Wildcards::new(wildcards);
         let signed = entries
             .iter()
             .any(|(_, owner, node)| owner == &self.origin[..] && node.get(rtype::RRSIG).is_some());

@@ -182,7 +182,7 @@ pub struct Zone {
     /// Position of the apex: every negative answer reads its SOA (no hash lookup for it).
     apex_at: u32,
     /// Position of each wildcard (`*.x`) by the position of its parent `x`.
-    wildcards: rustc_hash::FxHashMap<u32, u32>,
+    wildcards: wildcards::Wildcards,
     /// A DNAME at the apex redirects every name below it (known at load: no lookup per query).
     apex_dname: bool,
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM), RFC 2308 §5.
@@ -377,6 +377,7 @@ mod entries;
 mod error;
 mod resolve;
 mod set;
+mod wildcards;
 
 pub use builder::ZoneBuilder;
 pub use entries::CHUNK_BITS;

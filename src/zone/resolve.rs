@@ -316,7 +316,7 @@ impl Zone {
     /// The wildcard directly below the name at position `encloser` of the entries: its
     /// position.
     pub(super) fn wildcard_at(&self, encloser: u32) -> Option<super::Wildcard> {
-        let entry = *self.wildcards.get(&encloser)?;
+        let entry = self.wildcards.get(encloser)?;
         Some(super::Wildcard { entry })
     }
 

@@ -183,7 +183,7 @@ impl ZoneSet {
                 let at = (z, ei);
                 if self.answers_directly(zi, zone, owner, node) {
                     let mut flags = 0;
-                    if zone.wildcards.contains_key(&ei) {
+                    if zone.wildcards.get(ei).is_some() {
                         flags |= WILDCARD_BELOW;
                     }
                     if node.has_dname() {
