@@ -352,17 +352,12 @@ impl AnswerCache {
     /// and the call cost as much as the test.
     #[inline(always)]
     pub fn seen_before(&mut self, key: &Key<'_>) -> bool {
-        self.seen_inline(key.tag)
+        self.seen(key.tag)
     }
 
     /// Whether `hash` was marked before; marks it.
-    #[inline(never)]
-    fn seen(&mut self, hash: u64) -> bool {
-        self.seen_inline(hash)
-    }
-
     #[inline(always)]
-    fn seen_inline(&mut self, hash: u64) -> bool {
+    fn seen(&mut self, hash: u64) -> bool {
         let bit = (hash >> 20) as usize % (SEEN_WORDS * 64);
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
         if self.seen[word] & mask != 0 {
@@ -516,7 +511,7 @@ impl AnswerCache {
     /// asks it on every answer.
     #[inline(always)]
     pub fn admits_whole(&mut self, tag: u64) -> bool {
-        self.seen_inline(tag)
+        self.seen(tag)
     }
 
     /// Keeps `response`, answered to `query` from a slot, whole (after

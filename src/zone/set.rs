@@ -149,7 +149,7 @@ impl ZoneSet {
             }) else {
                 continue;
             };
-            if count[len] == 1 && apexes.by_len[len].is_none() {
+            if count[len] == 1 {
                 apexes.by_len[len] = Some(Apex {
                     origin: origin.into(),
                     entry: (z, e),
