@@ -156,6 +156,18 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// `h` with the sixteen bytes of `bytes` at `at` (under sixteen in all: the first eight and
+/// the last eight) mixed in: two words multiplied, the product folded.
+#[inline(always)]
+fn window(h: u64, bytes: &[u8], at: usize) -> u64 {
+    let second = (at + 8).min(bytes.len() - 8);
+    // `| CASE` makes each word's low byte differ from MIX's (0x15): never a zero factor.
+    folded_multiply(
+        h ^ (word(bytes, at) | CASE),
+        (word(bytes, second) | CASE) ^ MIX,
+    )
+}
+
 /// Eight bytes of `bytes` (at least eight) from `at`, little-endian.
 #[inline(always)]
 fn word(bytes: &[u8], at: usize) -> u64 {
@@ -216,7 +228,8 @@ impl PacketCache {
     /// multiply per sixteen bytes (the last sixteen overlapping the ones before), two words
     /// of the query multiplied and the 128-bit product folded in half, so that every byte
     /// reaches every bit: the slot index and the admission filter take different bits of
-    /// it. Every query pays for it, also the ones that miss.
+    /// it. Every query pays for it, also the ones that miss: up to 64 bytes the windows
+    /// are fixed (0, 16, len − 32, len − 16), without a loop, ~20 instructions fewer.
     #[inline]
     pub fn tag(query: &[u8]) -> Option<u64> {
         let rest = query
@@ -224,19 +237,24 @@ impl PacketCache {
             .filter(|r| (HEADER_LEN - 2..=QUERY_MAX).contains(&r.len()))?;
         let len = rest.len();
         let rest = tagged(rest);
-        // `| CASE` makes each word's low byte differ from MIX's (0x15): never a zero factor.
-        let pair = |h: u64, x: &[u8], y: &[u8]| {
-            folded_multiply(h ^ (word(x, 0) | CASE), (word(y, 0) | CASE) ^ MIX)
-        };
+        let n = rest.len();
         let mut h = len as u64;
-        let mut chunks = rest.chunks_exact(16);
-        for c in &mut chunks {
-            h = pair(h, &c[..8], &c[8..]);
-        }
-        if !chunks.remainder().is_empty() {
-            // The last sixteen bytes again (or, under sixteen, the first eight and the last).
-            let tail = &rest[rest.len().saturating_sub(16)..];
-            h = pair(h, tail, &tail[tail.len() - 8..]);
+        // Up to 64 bytes (most queries without options) in fixed windows that overlap.
+        if n <= 16 {
+            h = window(h, rest, 0);
+        } else if n <= 32 {
+            h = window(window(h, rest, 0), rest, n - 16);
+        } else if n <= 64 {
+            h = window(window(h, rest, 0), rest, 16);
+            h = window(window(h, rest, n - 32), rest, n - 16);
+        } else {
+            let mut chunks = rest.chunks_exact(16);
+            for c in &mut chunks {
+                h = window(h, c, 0);
+            }
+            if !chunks.remainder().is_empty() {
+                h = window(h, rest, n - 16);
+            }
         }
         Some(h | 1)
     }
@@ -485,6 +503,25 @@ mod tests {
         );
         let (.., cookie) = c.replay(&query, tag, from, (1, 1), &mut out).expect("kept");
         assert_eq!(cookie, WholeCookie::None);
+    }
+
+    /// Every byte after the ID reaches the tag, at every length a query may have: the
+    /// windows over the bytes (fixed up to 64, a loop beyond) leave none out.
+    #[test]
+    fn every_byte_after_the_id_changes_the_tag() {
+        for len in HEADER_LEN..=QUERY_MAX + 2 {
+            let query: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let tag = PacketCache::tag(&query).expect("short enough");
+            for at in 2..len {
+                let mut changed = query.clone();
+                changed[at] ^= 0x40;
+                assert_ne!(
+                    PacketCache::tag(&changed),
+                    Some(tag),
+                    "length {len}, byte {at}"
+                );
+            }
+        }
     }
 
     /// Names that differ in a byte or two (host1, host2...) spread over the slots about as
