@@ -508,11 +508,10 @@ pub fn end_uncompressed(buf: &[u8], mut pos: usize) -> Option<usize> {
             return None;
         }
         pos += len + 1;
-        if pos - start > MAX_NAME_LEN {
-            return None;
-        }
     }
-    if pos > buf.len() {
+    // The length once, at the end: every label moves on by at least two bytes, and the
+    // buffer's end stops the loop.
+    if pos > buf.len() || pos - start > MAX_NAME_LEN {
         return None;
     }
     Some(pos)

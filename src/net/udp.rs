@@ -80,18 +80,20 @@ impl Batch {
             h.msg_name = (&raw mut b_ref.addrs[i]).cast();
             h.msg_iov = &raw mut b_ref.recv_iov[i];
             h.msg_iovlen = 1;
+            b_ref.ready_to_receive(i);
         }
         b
     }
 
-    /// Resets the value-result fields the kernel wrote in the last `recvmmsg` (only the
-    /// first `used` headers were written).
-    fn prepare_receive(&mut self, used: usize) {
-        for h in &mut self.recv_hdrs[..used] {
-            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
-        }
+    /// Resets the value-result fields the kernel writes at a `recvmmsg` in header `i`:
+    /// once at the start, and then as each datagram is read, so that no loop over the
+    /// batch runs for it (one datagram at a time paid ~20 instructions for that loop).
+    #[inline(always)]
+    fn ready_to_receive(&mut self, i: usize) {
+        let h = &mut self.recv_hdrs[i];
+        h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_hdr.msg_flags = 0;
+        h.msg_len = 0;
     }
 }
 
@@ -134,11 +136,8 @@ pub fn serve(
     let mut b = Batch::new();
     let started = std::time::Instant::now();
     let mut entropy = super::clock::entropy_seed();
-    let mut used = BATCH;
     let (mut snapshots, mut views) = (shared.reader(), health.reader());
     loop {
-        b.prepare_receive(used);
-        used = 0;
         // The raw system call: glibc's wrapper is a thread cancellation point, which costs
         // two extra calls per batch and buys nothing here.
         // SAFETY: recv_hdrs holds BATCH valid headers whose buffers live in `b`.
@@ -160,7 +159,6 @@ pub fn serve(
             continue;
         }
         let got = (got as usize).min(BATCH);
-        used = got;
 
         if super::settings::version() != version {
             let s = settings.load();
@@ -182,6 +180,8 @@ pub fn serve(
         let mut out = 0usize;
         for i in 0..got {
             let len = (b.recv_hdrs[i].msg_len as usize).min(REQUEST_BUF);
+            let peer_len = b.recv_hdrs[i].msg_hdr.msg_namelen;
+            b.ready_to_receive(i);
             let Some(source) = peer_ip(&b.addrs[i]) else {
                 continue;
             };
@@ -223,7 +223,7 @@ pub fn serve(
             };
             let h = &mut b.send_hdrs[out].msg_hdr;
             h.msg_name = (&raw mut b.addrs[i]).cast();
-            h.msg_namelen = b.recv_hdrs[i].msg_hdr.msg_namelen;
+            h.msg_namelen = peer_len;
             h.msg_iov = &raw mut b.send_iov[out];
             h.msg_iovlen = 1;
             out += 1;
