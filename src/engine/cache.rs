@@ -185,7 +185,7 @@ impl<'a> Key<'a> {
             source,
             ecs,
             now: (serial ^ ((flavour as u64) << 62), health.version()),
-            tag: hash(name_hash, qtype, flavour as u64) | 1,
+            tag: tag_of(name_hash, qtype, flavour),
         }
     }
 
@@ -297,6 +297,16 @@ impl std::fmt::Debug for AnswerCache {
     }
 }
 
+/// The slot tag of a question: (name, type, flavour) from the name's [`name_hash`], low bit
+/// set. What [`Key::tag`] holds; the query path has it before it builds a key, which the
+/// usual miss does not need.
+///
+/// [`name_hash`]: crate::dns::name::name_hash
+#[inline]
+pub fn tag_of(name_hash: u64, qtype: u16, flavour: Flavour) -> u64 {
+    hash(name_hash, qtype, flavour as u64) | 1
+}
+
 /// The tag of (name, type, DO apart or not) from the name's hash: the type goes in at the
 /// low end, so the multiply carries it into every higher bit, and the fold brings the high
 /// bits down again.
@@ -347,12 +357,12 @@ impl AnswerCache {
         })
     }
 
-    /// Whether `key`'s (name, type) was offered before (since the filter was last cleared);
-    /// marks it as seen. Inlined: every NXDOMAIN and wildcard answer not yet kept asks it,
-    /// and the call cost as much as the test.
+    /// Whether the (name, type) tagged `tag` ([`tag_of`]) was offered before (since the
+    /// filter was last cleared); marks it as seen. Inlined: every NXDOMAIN and wildcard
+    /// answer not yet kept asks it, and the call cost as much as the test.
     #[inline(always)]
-    pub fn seen_before(&mut self, key: &Key<'_>) -> bool {
-        self.seen(key.tag)
+    pub fn seen_before(&mut self, tag: u64) -> bool {
+        self.seen(tag)
     }
 
     /// Whether `hash` was marked before; marks it.
@@ -527,17 +537,23 @@ impl AnswerCache {
         self.packets.keep(query, tag, response, now, whole);
     }
 
-    /// The kept answer for `key`, counted as a hit or miss. `routing`: the snapshot's, in
-    /// whose tables a table-driven name's client is located. Another name's slot (the usual
-    /// miss: a random name, a new one) is told apart by the tag alone, inline: the call
-    /// cost more than the test.
+    /// The kept answer for the question tagged `tag` ([`tag_of`]), whose key `key` makes,
+    /// counted as a hit or miss. `routing`: the snapshot's, in whose tables a table-driven
+    /// name's client is located. Another name's slot (the usual miss: a random name, a new
+    /// one) is told apart by the tag alone, inline, before the key is built: the call and
+    /// the key cost more than the test.
     #[inline(always)]
-    pub fn get(&mut self, key: &Key<'_>, routing: &Routing) -> Option<Hit<'_>> {
-        if self.slots[key.first(self.mask)].tag != key.tag {
+    pub fn get<'k>(
+        &mut self,
+        tag: u64,
+        key: impl FnOnce() -> Key<'k>,
+        routing: &Routing,
+    ) -> Option<Hit<'_>> {
+        if self.slots[slot_index(tag, self.mask)].tag != tag {
             bump(&self.stats.misses);
             return None;
         }
-        self.get_tagged(key, routing)
+        self.get_tagged(&key(), routing)
     }
 
     /// [`AnswerCache::get`] once the (name, type) slot's tag is `key`'s.
@@ -652,7 +668,7 @@ mod tests {
 
     /// The kept answer for `k`, with no dynamic names (the slots here are not table-driven).
     fn get<'c>(c: &'c mut AnswerCache, k: &Key<'_>) -> Option<Hit<'c>> {
-        c.get(k, &Routing::default())
+        c.get(k.tag, || *k, &Routing::default())
     }
 
     fn key<'a>(

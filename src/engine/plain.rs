@@ -331,24 +331,23 @@ fn lookup(
     // A DO query where some zone is signed: its answers (with signatures) are cached apart,
     // and the pre-rendered answers (without) are not for it.
     let dnssec = query.edns.is_some_and(|e| e.dnssec_ok) && snapshot.zones.any_signed();
-    // The cache and this query's key into it (hashed only when there is a cache).
-    let mut cache = match cache {
-        Some(c) => {
-            let ecs = subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a));
-            let k = cache::Key::new(
-                (key, key_hash),
-                (query.qtype, cache::Flavour::of(dnssec, query.edns.as_ref())),
-                request.source,
-                ecs,
-                snapshot.serial,
-                health,
-            );
-            Some((c, k))
-        }
-        None => None,
+    // The cache and this query's tag in it (hashed only when there is a cache); its key is
+    // built only when a slot holds the tag or an answer goes in: the usual miss (a name
+    // asked for the first time) needs the tag alone.
+    let flavour = cache::Flavour::of(dnssec, query.edns.as_ref());
+    let cache_key = || {
+        cache::Key::new(
+            (key, key_hash),
+            (query.qtype, flavour),
+            request.source,
+            subnet.and_then(|(a, prefix)| (prefix > 0).then_some(a)),
+            snapshot.serial,
+            health,
+        )
     };
-    if let Some((cache, cache_key)) = &mut cache
-        && let Some(hit) = cache.get(cache_key, &snapshot.routing)
+    let mut cache = cache.map(|c| (c, cache::tag_of(key_hash, query.qtype, flavour)));
+    if let Some((cache, tag)) = &mut cache
+        && let Some(hit) = cache.get(*tag, cache_key, &snapshot.routing)
         && w.append_rendered(hit.body, hit.counts)
     {
         if counting != Counting::Nothing {
@@ -391,8 +390,8 @@ fn lookup(
         w.set_authoritative(authoritative);
         // An NXDOMAIN or a wildcard's answer goes in the second time its name is asked, as
         // on the general path: a flood of random names does not push the hot entries out.
-        if let Some((cache, cache_key)) = &mut cache
-            && (own || cache.seen_before(cache_key))
+        if let Some((cache, tag)) = &mut cache
+            && (own || cache.seen_before(*tag))
             && let Some((body, counts)) = w.complete_body()
         {
             let fill = cache::Fill {
@@ -405,7 +404,7 @@ fn lookup(
                 client: None,
                 decided: None,
             };
-            cache.put(cache_key, &fill);
+            cache.put(&cache_key(), &fill);
         }
         return (None, None);
     }
@@ -431,8 +430,8 @@ fn lookup(
     );
     w.set_rcode(outcome.rcode);
     w.set_authoritative(outcome.authoritative);
-    if let Some((cache, cache_key)) = &mut cache {
-        keep(cache, cache_key, w, &outcome, &router, zone_counter);
+    if let Some((cache, tag)) = &mut cache {
+        keep(cache, (*tag, cache_key), w, &outcome, &router, zone_counter);
     }
     (ecs_scope(router.scope, opt, subnet), None)
 }
@@ -526,9 +525,9 @@ fn resolve(
 /// bytes: complete, not drawn at random, through at most one dynamic name, and not
 /// spelling the query's case (a DNAME synthesis).
 #[inline(always)]
-fn keep(
+fn keep<'k>(
     cache: &mut AnswerCache,
-    key: &cache::Key,
+    (tag, key): (u64, impl FnOnce() -> cache::Key<'k>),
     w: &Writer<'_>,
     outcome: &crate::zone::Outcome,
     router: &Router<'_>,
@@ -539,14 +538,14 @@ fn keep(
     }
     // Admission: an NXDOMAIN or a wildcard answer goes in the second time its name is asked.
     // A random-subdomain flood asks each name once, and would push the hot entries out.
-    if (outcome.nonexistent || outcome.wildcard) && !cache.seen_before(key) {
+    if (outcome.nonexistent || outcome.wildcard) && !cache.seen_before(tag) {
         return;
     }
     let Some((body, counts)) = w.complete_body() else {
         return;
     };
     cache.put(
-        key,
+        &key(),
         &cache::Fill {
             body,
             counts,
