@@ -250,6 +250,14 @@ fn screen(
     w: &mut Writer<'_>,
     opt: &mut Option<OptOut<'_>>,
 ) -> bool {
+    // Nearly every query: class IN, a data type below the meta range, EDNS version 0 or none.
+    if query.qclass == class::IN
+        && query.qtype < 128
+        && query.qtype != rtype::OPT
+        && query.edns.is_none_or(|e| e.version == 0)
+    {
+        return true;
+    }
     if query.edns.is_some_and(|e| e.version > 0) {
         // BADVERS (16) lives in the OPT record's extended rcode bits (RFC 6891 §6.1.3).
         if let Some(o) = opt {
