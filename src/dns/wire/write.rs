@@ -617,19 +617,18 @@ impl Writer<'_> {
     fn put_negative_soa(&mut self, origin_at: usize, rendered: &NegativeSoa) -> bool {
         let (start, bytes) = (self.len, &rendered.bytes[..]);
         let end = start + bytes.len();
-        if end > self.limit {
+        let Some(out) = self.buf.get_mut(start..end).filter(|_| end <= self.limit) else {
             return false;
-        }
-        super::copy_short(&mut self.buf[start..end], bytes);
-        self.len = end;
+        };
+        super::copy_short(out, bytes);
         let pointer = (0xC000 | origin_at as u16).to_be_bytes();
-        self.buf[start..start + 2].copy_from_slice(&pointer);
-        for at in rendered.pointers {
-            if at != 0 {
-                let at = start + usize::from(at);
-                self.buf[at..at + 2].copy_from_slice(&pointer);
+        // Positions inside the record just written: one bounds check each, no overflow.
+        for at in [0, rendered.pointers[0], rendered.pointers[1]] {
+            if let Some(p) = out.get_mut(usize::from(at)..usize::from(at) + 2) {
+                p.copy_from_slice(&pointer);
             }
         }
+        self.len = end;
         self.section = Section::Authority;
         self.counts[1] += 1;
         true
