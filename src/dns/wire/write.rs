@@ -210,9 +210,13 @@ impl<'b> Writer<'b> {
                 arcount += 1;
             }
         }
-        self.buf[6..8].copy_from_slice(&self.counts[0].to_be_bytes());
-        self.buf[8..10].copy_from_slice(&self.counts[1].to_be_bytes());
-        self.buf[10..12].copy_from_slice(&arcount.to_be_bytes());
+        // The three counts at once: one bounds check, not three.
+        let [a0, a1] = self.counts[0].to_be_bytes();
+        let [n0, n1] = self.counts[1].to_be_bytes();
+        let [r0, r1] = arcount.to_be_bytes();
+        if let Some(counts) = self.buf.get_mut(6..HEADER_LEN) {
+            counts.copy_from_slice(&[a0, a1, n0, n1, r0, r1]);
+        }
         self.len
     }
 
