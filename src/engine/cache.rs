@@ -556,7 +556,9 @@ impl AnswerCache {
         self.get_tagged(&key(), routing)
     }
 
-    /// [`AnswerCache::get`] once the (name, type) slot's tag is `key`'s.
+    /// [`AnswerCache::get`] once the (name, type) slot's tag is `key`'s. It finds the slot
+    /// and tests the tag again (a shift and a compare) rather than taking them from `get`:
+    /// passed in, they cost geo answers 13 instructions more (code placement, measured).
     #[inline(never)]
     fn get_tagged(&mut self, key: &Key<'_>, routing: &Routing) -> Option<Hit<'_>> {
         if key.name.len() > NAME_MAX {

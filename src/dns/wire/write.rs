@@ -626,7 +626,8 @@ impl Writer<'_> {
         };
         super::copy_short(out, bytes);
         let pointer = (0xC000 | origin_at as u16).to_be_bytes();
-        // Positions inside the record just written: one bounds check each, no overflow.
+        // Owner and RDATA pointers in the record's own slice (no overflow check); a name
+        // written whole (position 0) just writes the owner's pointer again.
         for at in [0, rendered.pointers[0], rendered.pointers[1]] {
             if let Some(p) = out.get_mut(usize::from(at)..usize::from(at) + 2) {
                 p.copy_from_slice(&pointer);
