@@ -90,6 +90,67 @@ mod tests {
         assert_eq!(&s.addr[..3], &[192, 0, 2]);
     }
 
+    /// The lone OPT record (read at once) and the same OPT after another additional record
+    /// (the walk over records) give the same EDNS, or both FORMERR: with and without options,
+    /// DO and a version, and with its length one short or one long.
+    #[test]
+    fn a_lone_opt_reads_as_the_walk_reads_it() {
+        let a_record = [0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1];
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let mut opts = vec![
+            opt_with(&[]),
+            opt_with(&ecs),
+            opt_with(&cookie),
+            opt_with(&[0, 3, 0, 0]),
+        ];
+        let mut flagged = opt_with(&ecs);
+        flagged[5..9].copy_from_slice(&[0, 1, 0x80, 0]); // version 1, DO
+        opts.push(flagged);
+        let mut long = opt_with(&ecs);
+        long[10] += 1;
+        let mut short = opt_with(&ecs);
+        short[10] -= 1;
+        let mut unknown = opt_with(&[0, 99, 0, 1]); // an option longer than the record
+        unknown[10] = 4;
+        opts.extend([long, short, unknown]);
+        for opt in &opts {
+            let alone = query(NAME, 1, opt, 1);
+            let walked = query(NAME, 1, &[&a_record[..], opt].concat(), 2);
+            let (alone, walked) = (parse_query(&alone), parse_query(&walked));
+            match (&alone, &walked) {
+                (Ok(a), Ok(w)) => {
+                    let (Some(mut a), Some(mut w)) = (a.edns, w.edns) else {
+                        panic!("no EDNS read from {opt:?}");
+                    };
+                    // The cookie's position differs by the record in front of it.
+                    assert_eq!(a.cookie_at + (w.cookie_len > 0) as u16 * 16, w.cookie_at);
+                    (a.cookie_at, w.cookie_at) = (0, 0);
+                    assert_eq!(a, w, "{opt:?}");
+                }
+                (Err(a), Err(w)) => assert!(
+                    matches!(
+                        (a, w),
+                        (
+                            ParseError::Reply { rcode: 1, .. },
+                            ParseError::Reply { rcode: 1, .. }
+                        )
+                    ),
+                    "{opt:?}"
+                ),
+                _ => panic!("{opt:?}: alone {alone:?}, walked {walked:?}"),
+            }
+        }
+        // A record that is not OPT, or an OPT not owned by the root, is not read at once.
+        let mut not_root = opt_with(&[]);
+        not_root[0] = 1;
+        not_root.insert(1, b'x');
+        assert!(parse_query(&query(NAME, 1, &not_root, 1)).is_err());
+        let plain = query(NAME, 1, &a_record, 1);
+        let p = parse_query(&plain).expect("an A record in additional");
+        assert!(p.edns.is_none());
+    }
+
     #[test]
     fn rejects_malformed_ecs() {
         for bad in [

@@ -129,7 +129,31 @@ pub fn parse_query(buf: &[u8]) -> Result<Query<'_>, ParseError> {
     let mut pos = question_end;
     let mut edns = None;
     let mut tsig = None;
-    let total = ancount as usize + nscount as usize + arcount as usize;
+    // The usual query with EDNS: one record after the question, an OPT owned by the root,
+    // read at once, without the walk over records below (its name, position and section
+    // tests).
+    if (ancount, nscount, arcount) == (0, 0, 1)
+        && let Some(fixed) = buf.get(question_end..question_end + 11)
+        && fixed[0] == 0
+        && u16::from_be_bytes([fixed[1], fixed[2]]) == rtype::OPT
+    {
+        let field = |i: usize| u16::from_be_bytes([fixed[i], fixed[i + 1]]);
+        let rdata_start = question_end + 11;
+        let rdata = buf.get(rdata_start..).ok_or(formerr)?;
+        if rdata.len() != usize::from(field(9)) {
+            return Err(formerr);
+        }
+        let found = edns.insert(Edns::without_options(field(3), field(5), field(7)));
+        if !rdata.is_empty() {
+            parse_opt(found, rdata, rdata_start).ok_or(formerr)?;
+        }
+        pos = buf.len();
+    }
+    let total = if edns.is_some() {
+        0
+    } else {
+        ancount as usize + nscount as usize + arcount as usize
+    };
     for i in 0..total {
         let name_start = pos;
         pos = end_compressed(buf, pos).ok_or(formerr)?;
