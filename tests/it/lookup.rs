@@ -125,3 +125,75 @@ fn the_direct_table_settles_names_as_the_walk_from_the_apex_does() {
         "{absent} {exact} {search}"
     );
 }
+
+/// One zone for each origin length from 3 to 44 bytes (one origin alone per length, so
+/// each is found by comparing the suffix with it, inline for 8 to 32 bytes): a name below
+/// each is settled in its zone, in any case; with any one letter of the origin changed, in
+/// no zone (every byte of the origin counts in the comparison).
+#[test]
+fn apexes_of_every_length_are_found_by_every_byte() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones");
+    let mut origins = Vec::new();
+    for len in 3..=44usize {
+        // Two labels (`q` and `n..` of the rest), wire length `len`: 2 + 1 + (len - 5) + 1 + 1.
+        let origin = if len >= 6 {
+            format!(
+                "q.{}.",
+                "n".repeat(len - 5)
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| if i % 7 == 3 { 'm' } else { c })
+                    .collect::<String>()
+            )
+        } else {
+            format!("{}.", "p".repeat(len - 2))
+        };
+        let text = format!(
+            "$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns.{origin} host.{origin} 1 7200 3600 1209600 300\n@ IN NS ns.{origin}\nns IN A 192.0.2.1\n"
+        );
+        std::fs::write(dir.path().join("zones").join(format!("{origin}zone")), text).expect("zone");
+        origins.push(origin);
+    }
+    std::fs::write(dir.path().join("meridian.toml"), "zones_dir = \"zones\"\n").expect("toml");
+    let snapshot = crate::common::load_snapshot(&dir.path().join("meridian.toml"));
+    let zones = &snapshot.zones;
+    assert_eq!(zones.zones().len(), origins.len(), "every zone loaded");
+    let mut seed = 5u64;
+    for origin in &origins {
+        let wire = crate::common::wire_name(origin);
+        let zone = zones
+            .zones()
+            .iter()
+            .position(|z| z.origin() == &wire[..])
+            .expect("the zone of the origin");
+        let mut below = b"\x06random".to_vec();
+        below.extend_from_slice(&wire);
+        for asked in [below.clone(), crate::common::mixed_case(&below, &mut seed)] {
+            let found = zones.lookup(&asked, rtype::A);
+            assert!(
+                matches!(found, Some((z, Found::Absent(None))) if z == zone),
+                "{} asked as {}: {found:?}",
+                origin,
+                meridian::dns::name::to_text(&asked)
+            );
+        }
+        for at in 7..below.len() {
+            if !below[at].is_ascii_lowercase() {
+                continue;
+            }
+            let mut changed = below.clone();
+            changed[at] = if changed[at] == b'z' {
+                b'y'
+            } else {
+                changed[at] + 1
+            };
+            let found = zones.lookup(&changed, rtype::A);
+            assert!(
+                found.is_none(),
+                "{origin} changed at byte {at} ({}): {found:?}",
+                meridian::dns::name::to_text(&changed)
+            );
+        }
+    }
+}
