@@ -2,41 +2,15 @@
 //! compression (owner names and RFC 1035 RDATA names), whole-RRset rollback and TC when a
 //! set does not fit, and the OPT record (NSID, ECS, COOKIE). No allocation.
 
-use super::super::edns_option::{COOKIE as OPT_COOKIE, ECS as OPT_ECS, NSID as OPT_NSID};
 use super::super::name::{MAX_LABELS, end_uncompressed, eq_fold};
 use super::super::{AnswerMark, HEADER_LEN, RRset, Section, Sink, class, rtype};
-use super::{ClientSubnet, Query};
+use super::Query;
 
-/// What goes into the OPT record of a response.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OptOut<'a> {
-    pub udp_size: u16,
-    pub extended_rcode: u8,
-    pub dnssec_ok: bool,
-    pub nsid: Option<&'a [u8]>,
-    /// The query's ECS option, echoed with `ecs_scope` as its scope. Borrowed: a copy of it
-    /// for every query with EDNS cost ~20 instructions even when it was absent.
-    pub ecs: Option<&'a ClientSubnet>,
-    pub ecs_scope: u8,
-    /// The client cookie echoed and our server cookie (RFC 7873, RFC 9018).
-    pub cookie: Option<[u8; 24]>,
-}
-
-impl OptOut<'_> {
-    fn wire_len(&self) -> usize {
-        let mut n = 11;
-        if self.cookie.is_some() {
-            n += 4 + 24;
-        }
-        if let Some(id) = self.nsid {
-            n += 4 + id.len();
-        }
-        if let Some(ecs) = self.ecs {
-            n += 8 + (ecs.source_prefix as usize).div_ceil(8);
-        }
-        n
-    }
-}
+// The OPT record of a response and the writer's end: in a file of their own (a child
+// module, so that they reach the writer's fields).
+#[path = "opt_out.rs"]
+mod opt_out;
+pub use opt_out::OptOut;
 
 /// Most names remembered for compression; later ones are written in full.
 const MAX_COMPRESS: usize = 48;
@@ -192,84 +166,6 @@ impl<'b> Writer<'b> {
         self.len = end;
         self.counts = counts;
         true
-    }
-
-    /// Writes the counts, TC and the OPT record; returns the message length.
-    /// Takes the writer by reference: moving it (about 170 bytes) into the call cost a
-    /// `memcpy` per query. Nothing is written after it.
-    pub fn finish(&mut self, opt: Option<&OptOut<'_>>) -> usize {
-        if self.truncated {
-            self.buf[2] |= 0x02;
-        }
-        let mut arcount = self.counts[2];
-        if let Some(opt) = opt {
-            // Room was reserved by reserve_opt; fall back to dropping it only if the
-            // buffer itself is too small (never for our own buffers).
-            if self.len + opt.wire_len() <= self.buf.len() {
-                self.write_opt(opt);
-                arcount += 1;
-            }
-        }
-        // The three counts at once: one bounds check, not three.
-        let [a0, a1] = self.counts[0].to_be_bytes();
-        let [n0, n1] = self.counts[1].to_be_bytes();
-        let [r0, r1] = arcount.to_be_bytes();
-        if let Some(counts) = self.buf.get_mut(6..HEADER_LEN) {
-            counts.copy_from_slice(&[a0, a1, n0, n1, r0, r1]);
-        }
-        self.len
-    }
-
-    fn write_opt(&mut self, opt: &OptOut<'_>) {
-        // Built in registers and stored with one copy per part: fewer bounds checks.
-        let rdlen = (opt.wire_len() - 11) as u16;
-        let [t0, t1] = rtype::OPT.to_be_bytes();
-        let [s0, s1] = opt.udp_size.to_be_bytes();
-        let [r0, r1] = rdlen.to_be_bytes();
-        let dnssec = if opt.dnssec_ok { 0x80 } else { 0 };
-        let fixed = [0, t0, t1, s0, s1, opt.extended_rcode, 0, dnssec, 0, r0, r1];
-        let mut p = self.len;
-        let b = &mut *self.buf;
-        b[p..p + 11].copy_from_slice(&fixed);
-        p += 11;
-        if let Some(id) = opt.nsid {
-            b[p..p + 2].copy_from_slice(&OPT_NSID.to_be_bytes());
-            b[p + 2..p + 4].copy_from_slice(&(id.len() as u16).to_be_bytes());
-            b[p + 4..p + 4 + id.len()].copy_from_slice(id);
-            p += 4 + id.len();
-        }
-        if let Some(ecs) = opt.ecs {
-            let n = (ecs.source_prefix as usize).div_ceil(8).min(16);
-            let [c0, c1] = OPT_ECS.to_be_bytes();
-            let [l0, l1] = ((4 + n) as u16).to_be_bytes();
-            let [f0, f1] = ecs.family.to_be_bytes();
-            let mut option = [0u8; 24];
-            option[..8].copy_from_slice(&[
-                c0,
-                c1,
-                l0,
-                l1,
-                f0,
-                f1,
-                ecs.source_prefix,
-                opt.ecs_scope,
-            ]);
-            option[8..].copy_from_slice(&ecs.addr);
-            // All 24 bytes when they fit (two moves; what lies past the option is written
-            // over next or lies past the message), not a `memcpy` call of 8 + n.
-            match b.get_mut(p..p + option.len()) {
-                Some(room) => room.copy_from_slice(&option),
-                None => b[p..p + 8 + n].copy_from_slice(&option[..8 + n]),
-            }
-            p += 8 + n;
-        }
-        if let Some(cookie) = &opt.cookie {
-            b[p..p + 2].copy_from_slice(&OPT_COOKIE.to_be_bytes());
-            b[p + 2..p + 4].copy_from_slice(&24u16.to_be_bytes());
-            b[p + 4..p + 28].copy_from_slice(cookie);
-            p += 28;
-        }
-        self.len = p;
     }
 
     /// Remembers every label start of a name written at `at` for later compression.
