@@ -513,14 +513,37 @@ impl Writer<'_> {
         self.put_negative_soa(HEADER_LEN + self.qname_len - origin_len, rendered)
     }
 
-    /// Writes `rendered` with its owner and RDATA pointers set to `origin_at`.
+    /// Writes `rendered` with its owner and RDATA pointers set to `origin_at`. A record of
+    /// up to 64 bytes (nearly all) is copied without a call, so that this function saves no
+    /// registers (that cost ~15 instructions); a longer one goes to `put_long_negative_soa`.
     fn put_negative_soa(&mut self, origin_at: usize, rendered: &NegativeSoa) -> bool {
+        if rendered.bytes.len() > 64 {
+            return self.put_long_negative_soa(origin_at, rendered);
+        }
+        self.put_negative_soa_by(origin_at, rendered, super::copy_short)
+    }
+
+    /// [`Writer::put_negative_soa`] for a record of more than 64 bytes.
+    #[cold]
+    #[inline(never)]
+    fn put_long_negative_soa(&mut self, origin_at: usize, rendered: &NegativeSoa) -> bool {
+        self.put_negative_soa_by(origin_at, rendered, <[u8]>::copy_from_slice)
+    }
+
+    /// [`Writer::put_negative_soa`], its bytes copied by `copy`.
+    #[inline(always)]
+    fn put_negative_soa_by(
+        &mut self,
+        origin_at: usize,
+        rendered: &NegativeSoa,
+        copy: fn(&mut [u8], &[u8]),
+    ) -> bool {
         let (start, bytes) = (self.len, &rendered.bytes[..]);
         let end = start + bytes.len();
         let Some(out) = self.buf.get_mut(start..end).filter(|_| end <= self.limit) else {
             return false;
         };
-        super::copy_short(out, bytes);
+        copy(out, bytes);
         let pointer = (0xC000 | origin_at as u16).to_be_bytes();
         // Owner and RDATA pointers in the record's own slice (no overflow check); a name
         // written whole (position 0) just writes the owner's pointer again.
@@ -692,5 +715,56 @@ impl Sink for Writer<'_> {
         self.counts[0] = self.counts[0].saturating_add(count);
         self.section = Section::Answer;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::name::read_lower;
+
+    /// The negative SOA from its rendering, of up to 64 bytes (copied inline) and longer (the
+    /// other copy), its names under the zone (pointers) or not (whole): read back, the same
+    /// owner, names and the rest of the RDATA.
+    #[test]
+    fn a_rendered_negative_soa_reads_back_as_the_record() {
+        let origin = b"\x07example\x03com\x00";
+        let long = b"\x1enameservers-of-a-long-provider\x07example\x03net\x00";
+        let names: [(&[u8], &[u8]); 3] = [
+            (
+                b"\x03ns1\x07example\x03com\x00",
+                b"\x0ahostmaster\x07example\x03com\x00",
+            ),
+            (long, b"\x0ahostmaster\x07example\x03net\x00"),
+            (b"\x03ns1\x07example\x03com\x00", long),
+        ];
+        let mut lengths = Vec::new();
+        for (mname, rname) in names {
+            let tail: Vec<u8> = (1..=20).collect();
+            let rdata = [mname, rname, &tail[..]].concat();
+            let rendered = NegativeSoa::new(origin, &rdata, 300).expect("renders");
+            lengths.push(rendered.bytes.len());
+            let question = [&b"\x01x"[..], origin, &[0, 1, 0, 1]].concat();
+            let mut buf = [0u8; 512];
+            let mut w = Writer::new(&mut buf, 1, 0, false, &question, 512);
+            assert!(w.negative_soa_below_question(origin.len(), &rendered));
+            let len = w.finish(None);
+            let msg = &buf[..len];
+            assert_eq!(&msg[6..12], &[0, 0, 0, 1, 0, 0], "one authority record");
+            let at = HEADER_LEN + question.len();
+            let (owner, at) = read_lower(msg, at).expect("owner");
+            assert_eq!(owner, origin);
+            assert_eq!(&msg[at..at + 8], &[0, 6, 0, 1, 0, 0, 1, 44], "SOA IN 300");
+            let rdlen = usize::from(u16::from_be_bytes([msg[at + 8], msg[at + 9]]));
+            assert_eq!(at + 10 + rdlen, len, "the RDATA ends the message");
+            let (m, at) = read_lower(msg, at + 10).expect("MNAME");
+            let (r, at) = read_lower(msg, at).expect("RNAME");
+            assert_eq!((&m[..], &r[..]), (mname, rname));
+            assert_eq!(&msg[at..], &tail[..]);
+        }
+        assert!(
+            lengths[0] <= 64 && lengths[1] > 64 && lengths[2] > 64,
+            "{lengths:?}"
+        );
     }
 }
