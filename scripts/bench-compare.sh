@@ -33,7 +33,10 @@
 # ALT_CONFIG (TOML appended to the alt server's meridian.toml, \n for newlines: the cost of
 # a feature, e.g. '[query_log]\nformat = "dnstap"\npath = "/tmp/t.dnstap"\nsample = 10'),
 # CG_KEEP (a directory: keep the callgrind profiles there for callgrind_annotate), CG_ARGS
-# (more valgrind options, e.g. --dump-instr=yes for costs per instruction), ROUNDS
+# (more valgrind options, e.g. --dump-instr=yes for costs per instruction, or
+# '--collect-atstart=no --toggle-collect=*net*udp*serve*' to count the UDP threads only:
+# without the background threads, a binary measured twice gives the same miss figures, for
+# exact A/B runs), ROUNDS
 # (CPU runs per server, interleaved; the table shows medians and quartiles, default 25), ALT_MERIDIAN (a
 # second meridian binary, measured as server "alt" with the same configuration: A/B tests),
 # START_CORES (1, the default: each server starts pinned to core 1, as it then runs; all:
